@@ -1,0 +1,93 @@
+//! The per-domain action contracts, read from `contracts/schemas/domains/*.json`.
+//!
+//! Every engine of a domain serves exactly these actions with exactly these schemas; an
+//! engine only adds its own config schema and capabilities.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::descriptor::ActionDescriptor;
+
+const DOMAIN_FILES: [(&str, &str); 4] = [
+    ("db", include_str!("../schemas/domains/db.json")),
+    ("cache", include_str!("../schemas/domains/cache.json")),
+    ("storage", include_str!("../schemas/domains/storage.json")),
+    ("bus", include_str!("../schemas/domains/bus.json")),
+];
+
+#[derive(Deserialize)]
+struct DomainFile {
+    #[serde(rename = "$defs", default)]
+    defs: Map<String, Value>,
+    actions: Vec<ActionDescriptor>,
+}
+
+/// The actions of a domain, each schema self-contained (shared `$defs` inlined) so it can be
+/// compiled alone and embedded in the OpenAPI document as is.
+///
+/// Panics on an unknown domain or a malformed file: both are build-time facts, and the
+/// `every_domain_file_loads` test fails first.
+pub fn actions(domain: &str) -> Vec<ActionDescriptor> {
+    let (_, text) = DOMAIN_FILES
+        .iter()
+        .find(|(name, _)| *name == domain)
+        .unwrap_or_else(|| panic!("no contract file for domain {domain:?}"));
+    let file: DomainFile = serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("contracts/schemas/domains/{domain}.json: {e}"));
+    file.actions
+        .into_iter()
+        .map(|mut action| {
+            action.params = inline_refs(&action.params, &file.defs);
+            action.result = inline_refs(&action.result, &file.defs);
+            action
+        })
+        .collect()
+}
+
+/// The domains that have a contract file.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    DOMAIN_FILES.iter().map(|(name, _)| *name)
+}
+
+fn inline_refs(schema: &Value, defs: &Map<String, Value>) -> Value {
+    match schema {
+        Value::Object(obj) => {
+            if let Some(Value::String(reference)) = obj.get("$ref") {
+                if let Some(target) = reference.strip_prefix("#/$defs/").and_then(|n| defs.get(n)) {
+                    return inline_refs(target, defs);
+                }
+            }
+            Value::Object(
+                obj.iter()
+                    .map(|(k, v)| (k.clone(), inline_refs(v, defs)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| inline_refs(v, defs)).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::ActionValidators;
+
+    #[test]
+    fn every_domain_file_loads_and_compiles_without_dangling_refs() {
+        for domain in names() {
+            let actions = actions(domain);
+            assert!(!actions.is_empty(), "{domain} has no actions");
+            for action in &actions {
+                let text = serde_json::to_string(&action.params).unwrap()
+                    + &serde_json::to_string(&action.result).unwrap();
+                assert!(
+                    !text.contains("$ref"),
+                    "{domain}/{} keeps a $ref",
+                    action.name
+                );
+                ActionValidators::compile(domain, action).unwrap();
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The OpenAPI 3.1 document of the whole HTTP surface, built from provider descriptors.
+//!
+//! The runtime serves what this function returns, and `contracts/openapi.json` is a snapshot of
+//! it for the built-in providers; a test fails when the two drift, so the published file is
+//! always what the code serves.
+
+use serde_json::{Map, Value, json};
+
+use crate::descriptor::ProviderDescriptor;
+
+/// Major.minor of the HTTP contract. Additive changes bump minor; anything else bumps major.
+pub const CONTRACT_VERSION: &str = "1.0.0";
+
+/// Schemas shared by every route, keyed by component name.
+pub fn components() -> Map<String, Value> {
+    serde_json::from_str(include_str!("../schemas/components.json"))
+        .expect("contracts/schemas/components.json is valid JSON")
+}
+
+pub fn document(providers: &[ProviderDescriptor]) -> Value {
+    let mut paths = Map::new();
+    paths.insert("/openapi.json".into(), json!({"get": {
+        "operationId": "getOpenApi", "summary": "This document.", "security": [],
+        "responses": {"200": {"description": "The OpenAPI document.", "content": {"application/json": {"schema": {"type": "object"}}}}}
+    }}));
+    paths.insert("/providers".into(), json!({"get": {
+        "operationId": "listProviders", "summary": "The catalog: every provider with its status for the caller's tenant.",
+        "responses": ok_or_problem("Catalog")
+    }}));
+    paths.insert("/providers/{domain}/{name}".into(), json!({
+        "parameters": path_params(),
+        "get": {"operationId": "describeProvider", "summary": "A provider's descriptor, status and the tenant's current config.",
+                "responses": ok_or_problem("ProviderDetail")}
+    }));
+    paths.insert("/providers/{domain}/{name}/health".into(), json!({
+        "parameters": path_params(),
+        "get": {"operationId": "providerHealth", "summary": "Health with dependencies.", "responses": ok_or_problem("ProviderHealth")}
+    }));
+    paths.insert("/providers/{domain}/{name}/configure".into(), json!({
+        "parameters": path_params(),
+        "post": {"operationId": "configureProvider", "summary": "Set the tenant's config; a new version, swapped in without dropping calls.",
+                 "requestBody": body_ref("ConfigureRequest"), "responses": ok_or_problem("ConfigureResponse")}
+    }));
+    for verb in ["start", "stop"] {
+        paths.insert(format!("/providers/{{domain}}/{{name}}/{verb}"), json!({
+            "parameters": path_params(),
+            "post": {"operationId": format!("{verb}Provider"), "summary": format!("Lifecycle: {verb} the provider for the tenant."),
+                     "responses": ok_or_problem("LifecycleResponse")}
+        }));
+    }
+    for provider in providers {
+        for action in &provider.actions {
+            let path = format!(
+                "/providers/{}/{}/{}",
+                provider.domain, provider.name, action.name
+            );
+            let request = json!({
+                "type": "object", "additionalProperties": false, "required": ["params"],
+                "properties": {"params": action.params, "metadata": {"type": "object"}}
+            });
+            let response = json!({
+                "type": "object", "required": ["data", "meta"], "additionalProperties": false,
+                "properties": {"data": action.result, "meta": {"$ref": "#/components/schemas/InvokeResponse/properties/meta"}}
+            });
+            let mut responses = ok_or_problem_inline(response);
+            responses.insert(
+                "400".into(),
+                problem_response("Params violate the action's schema (params_invalid)."),
+            );
+            paths.insert(path, json!({"post": {
+                "operationId": format!("{}_{}_{}", provider.domain, provider.name, action.name),
+                "summary": action.summary,
+                "tags": [format!("{}/{}", provider.domain, provider.name)],
+                "parameters": [
+                    {"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string"}},
+                    {"name": "X-Tenant-Id", "in": "header", "required": false, "schema": {"type": "string"},
+                     "description": "Must equal the credentials' tenant when given."}
+                ],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": request}}},
+                "responses": responses
+            }}));
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Switchyard provider API",
+            "version": CONTRACT_VERSION,
+            "description": "Every capability as a provider behind one contract: /providers/{domain}/{name}/{action}. Errors are RFC 9457 problem+json with a stable code."
+        },
+        "security": [{"apiKey": []}],
+        "paths": paths,
+        "components": {
+            "schemas": components(),
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "description": "A tenant-scoped API key: Authorization: Bearer sy_..."}},
+            "responses": {"Problem": problem_response("An error, as RFC 9457 problem details.")}
+        }
+    })
+}
+
+fn path_params() -> Value {
+    json!([
+        {"name": "domain", "in": "path", "required": true, "schema": {"type": "string"}},
+        {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}
+    ])
+}
+
+fn body_ref(component: &str) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{component}")}}}})
+}
+
+fn ok_or_problem(component: &str) -> Value {
+    Value::Object(ok_or_problem_inline(
+        json!({"$ref": format!("#/components/schemas/{component}")}),
+    ))
+}
+
+fn ok_or_problem_inline(schema: Value) -> Map<String, Value> {
+    let mut responses = Map::new();
+    responses.insert(
+        "200".into(),
+        json!({"description": "Success.", "content": {"application/json": {"schema": schema}}}),
+    );
+    responses.insert(
+        "default".into(),
+        json!({"$ref": "#/components/responses/Problem"}),
+    );
+    responses
+}
+
+fn problem_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::ErrorCode;
+
+    #[test]
+    fn published_error_codes_equal_the_code_enum() {
+        let published = components()["Problem"]["properties"]["code"]["enum"].clone();
+        let ours: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(published, serde_json::json!(ours));
+    }
+
+    #[test]
+    fn a_problem_validates_against_the_published_schema() {
+        let schema = crate::schema::Compiled::new(&components()["Problem"], "Problem").unwrap();
+        let problem = crate::Problem::new(ErrorCode::ParamsInvalid, "x")
+            .with_request_id("r")
+            .with_errors(vec![crate::FieldError {
+                pointer: "/sql".into(),
+                detail: "required".into(),
+            }]);
+        assert_eq!(
+            schema.check(&serde_json::to_value(problem).unwrap()),
+            vec![]
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! RFC 9457 problem details with a stable machine-readable `code`.
+//!
+//! Clients branch on `code`, never on `title` or `detail`: the code list is part of the
+//! published contract (`schemas/problem.schema.json` lists it, and a test keeps the two equal).
+
+use serde::{Deserialize, Serialize};
+
+/// Media type of every error body, gateway and runtime alike.
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// Stable error codes. Adding a code is a minor change; renaming or removing one is breaking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    Unauthenticated,
+    TenantForbidden,
+    ScopeForbidden,
+    RouteNotFound,
+    ProviderNotFound,
+    ActionNotFound,
+    MethodNotAllowed,
+    RequestInvalid,
+    ParamsInvalid,
+    ConfigInvalid,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    ResourceNotFound,
+    Conflict,
+    StatementFailed,
+    ProviderUnavailable,
+    UpstreamUnavailable,
+    Timeout,
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in the order the published schema lists them.
+    pub const ALL: [ErrorCode; 19] = [
+        ErrorCode::Unauthenticated,
+        ErrorCode::TenantForbidden,
+        ErrorCode::ScopeForbidden,
+        ErrorCode::RouteNotFound,
+        ErrorCode::ProviderNotFound,
+        ErrorCode::ActionNotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::RequestInvalid,
+        ErrorCode::ParamsInvalid,
+        ErrorCode::ConfigInvalid,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::ResourceNotFound,
+        ErrorCode::Conflict,
+        ErrorCode::StatementFailed,
+        ErrorCode::ProviderUnavailable,
+        ErrorCode::UpstreamUnavailable,
+        ErrorCode::Timeout,
+        ErrorCode::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::TenantForbidden => "tenant_forbidden",
+            ErrorCode::ScopeForbidden => "scope_forbidden",
+            ErrorCode::RouteNotFound => "route_not_found",
+            ErrorCode::ProviderNotFound => "provider_not_found",
+            ErrorCode::ActionNotFound => "action_not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RequestInvalid => "request_invalid",
+            ErrorCode::ParamsInvalid => "params_invalid",
+            ErrorCode::ConfigInvalid => "config_invalid",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::ResourceNotFound => "resource_not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::StatementFailed => "statement_failed",
+            ErrorCode::ProviderUnavailable => "provider_unavailable",
+            ErrorCode::UpstreamUnavailable => "upstream_unavailable",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::TenantForbidden | ErrorCode::ScopeForbidden => 403,
+            ErrorCode::RouteNotFound
+            | ErrorCode::ProviderNotFound
+            | ErrorCode::ActionNotFound
+            | ErrorCode::ResourceNotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::RequestInvalid | ErrorCode::ParamsInvalid | ErrorCode::ConfigInvalid => 400,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::Conflict => 409,
+            ErrorCode::StatementFailed => 422,
+            ErrorCode::ProviderUnavailable => 503,
+            ErrorCode::UpstreamUnavailable => 502,
+            ErrorCode::Timeout => 504,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    /// Whether the same request may succeed if simply sent again later. A provider may
+    /// override this per error (a busy database is retryable, a syntax error is not).
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::ProviderUnavailable | ErrorCode::UpstreamUnavailable | ErrorCode::Timeout
+        )
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "Missing or invalid credentials",
+            ErrorCode::TenantForbidden => "Tenant does not match the credentials",
+            ErrorCode::ScopeForbidden => "Credentials lack the required scope",
+            ErrorCode::RouteNotFound => "No such route",
+            ErrorCode::ProviderNotFound => "No such provider",
+            ErrorCode::ActionNotFound => "No such action",
+            ErrorCode::MethodNotAllowed => "Method not allowed",
+            ErrorCode::RequestInvalid => "Malformed request",
+            ErrorCode::ParamsInvalid => "Params do not match the action's schema",
+            ErrorCode::ConfigInvalid => "Config does not match the provider's config schema",
+            ErrorCode::UnsupportedMediaType => "Unsupported media type",
+            ErrorCode::PayloadTooLarge => "Payload too large",
+            ErrorCode::ResourceNotFound => "Resource not found",
+            ErrorCode::Conflict => "Conflict with the current state",
+            ErrorCode::StatementFailed => "Statement failed",
+            ErrorCode::ProviderUnavailable => "Provider unavailable",
+            ErrorCode::UpstreamUnavailable => "Upstream unavailable",
+            ErrorCode::Timeout => "Timed out",
+            ErrorCode::Internal => "Internal error",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One invalid field: where (a JSON pointer into the request body's `params` or `config`) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub pointer: String,
+    pub detail: String,
+}
+
+/// An RFC 9457 problem document as every Switchyard component answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: ErrorCode,
+    pub retryable: bool,
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Problem {
+            type_uri: format!("urn:switchyard:problem:{}", code.as_str()),
+            title: code.title().to_owned(),
+            status: code.status(),
+            detail: detail.into(),
+            code,
+            retryable: code.retryable(),
+            request_id: String::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    pub fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = request_id.into();
+        self
+    }
+
+    pub fn to_body(&self) -> Vec<u8> {
+        // A struct of strings, numbers and bools always serializes.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_names_round_trip_through_serde() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, code.as_str());
+            assert_eq!(serde_json::from_value::<ErrorCode>(json).unwrap(), code);
+        }
+    }
+
+    #[test]
+    fn problem_type_and_status_follow_the_code() {
+        let p = Problem::new(ErrorCode::ParamsInvalid, "bad").with_request_id("r1");
+        assert_eq!(p.status, 400);
+        assert_eq!(p.type_uri, "urn:switchyard:problem:params_invalid");
+        assert!(!p.retryable);
+        assert!(Problem::new(ErrorCode::Timeout, "slow").retryable);
+    }
+}
