@@ -1,1 +1,21 @@
+//! The provider runtime: hosts every provider engine, one instance per tenant, behind the
+//! Switchyard contract.
+//!
+//! - [`registry`]: engines by `(domain, name)`, schemas compiled once;
+//! - [`lifecycle`]: per-tenant slots (stopped → starting → running → stopping, failed) and
+//!   hot swap on reconfigure;
+//! - [`runtime`]: the contract's operations, usable in process;
+//! - [`http`]: the same operations over HTTP, trusted only with a gateway-signed context
+//!   ([`internal_auth`]);
+//! - [`store`]: tenants, API keys and versioned provider configs.
 
+pub mod http;
+pub mod internal_auth;
+pub mod lifecycle;
+pub mod registry;
+pub mod runtime;
+pub mod store;
+
+pub use registry::Registry;
+pub use runtime::Runtime;
+pub use store::PlatformStore;

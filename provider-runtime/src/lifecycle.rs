@@ -1,0 +1,176 @@
+//! One tenant's slot for one provider: its lifecycle state and its current instance.
+//!
+//! Hot swap: a reconfigure starts the new instance *before* touching the old one, publishes it
+//! atomically, and only then waits for the old instance's in-flight calls to finish before
+//! stopping it. A call therefore always runs to completion on the instance it started on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwapOption;
+use serde::Serialize;
+use switchyard_spi::Provider;
+use tokio::sync::{OwnedRwLockReadGuard, RwLock};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub lifecycle: Lifecycle,
+    /// Why the slot failed (or was stopped); shown to the tenant's admins.
+    pub reason: Option<String>,
+}
+
+struct Instance {
+    provider: Arc<dyn Provider>,
+    /// Every call holds a read guard; draining takes the write guard.
+    in_flight: Arc<RwLock<()>>,
+}
+
+/// The right to run one call on one instance; the instance is not stopped while it lives.
+pub struct Lease {
+    pub provider: Arc<dyn Provider>,
+    _guard: OwnedRwLockReadGuard<()>,
+}
+
+pub struct Slot {
+    current: ArcSwapOption<Instance>,
+    status: std::sync::Mutex<Status>,
+    /// Serialises start, stop and swap; calls never take it.
+    transition: tokio::sync::Mutex<()>,
+    /// Set by an admin `stop`: the slot stays stopped until an admin `start`.
+    held_stopped: AtomicBool,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            current: ArcSwapOption::empty(),
+            status: std::sync::Mutex::new(Status {
+                lifecycle: Lifecycle::Stopped,
+                reason: None,
+            }),
+            transition: tokio::sync::Mutex::new(()),
+            held_stopped: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Slot {
+    pub fn status(&self) -> Status {
+        self.status.lock().map(|s| s.clone()).unwrap_or(Status {
+            lifecycle: Lifecycle::Failed,
+            reason: Some("status lock poisoned".into()),
+        })
+    }
+
+    fn set_status(&self, lifecycle: Lifecycle, reason: Option<String>) {
+        if let Ok(mut status) = self.status.lock() {
+            *status = Status { lifecycle, reason };
+        }
+    }
+
+    pub fn is_held_stopped(&self) -> bool {
+        self.held_stopped.load(Ordering::SeqCst)
+    }
+
+    /// A lease on the running instance, or `None` when there is none.
+    pub fn lease(&self) -> Option<Lease> {
+        let mut seen: Option<Arc<Instance>> = None;
+        loop {
+            let instance = self.current.load_full()?;
+            if seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &instance)) {
+                // Draining, and no successor was published: the slot is stopping.
+                return None;
+            }
+            match instance.in_flight.clone().try_read_owned() {
+                Ok(guard) => {
+                    return Some(Lease {
+                        provider: instance.provider.clone(),
+                        _guard: guard,
+                    });
+                }
+                // The instance is draining; its successor (if any) is already published.
+                Err(_) => seen = Some(instance),
+            }
+        }
+    }
+
+    /// Starts an instance with `start` unless one runs or an admin holds the slot stopped.
+    /// Returns the lease, or the reason there is none.
+    pub async fn ensure_running<F, Fut>(&self, start: F) -> Result<Lease, String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Arc<dyn Provider>, String>>,
+    {
+        if let Some(lease) = self.lease() {
+            return Ok(lease);
+        }
+        let _transition = self.transition.lock().await;
+        if let Some(lease) = self.lease() {
+            return Ok(lease);
+        }
+        if self.is_held_stopped() {
+            return Err("stopped by an admin; POST .../start to run it again".into());
+        }
+        self.set_status(Lifecycle::Starting, None);
+        match start().await {
+            Ok(provider) => {
+                self.publish(provider);
+                self.lease()
+                    .ok_or_else(|| "instance vanished right after start".into())
+            }
+            Err(reason) => {
+                self.set_status(Lifecycle::Failed, Some(reason.clone()));
+                Err(reason)
+            }
+        }
+    }
+
+    fn publish(&self, provider: Arc<dyn Provider>) -> Option<Arc<Instance>> {
+        let previous = self.current.swap(Some(Arc::new(Instance {
+            provider,
+            in_flight: Arc::new(RwLock::new(())),
+        })));
+        self.set_status(Lifecycle::Running, None);
+        previous
+    }
+
+    /// Replaces the running instance with a new, already started one, then drains and stops
+    /// the old one in the background so the caller does not wait for slow calls.
+    pub async fn swap(&self, provider: Arc<dyn Provider>) {
+        let _transition = self.transition.lock().await;
+        if let Some(old) = self.publish(provider) {
+            tokio::spawn(drain_and_stop(old));
+        }
+    }
+
+    /// Admin stop: no new call gets an instance; the current one is drained, then stopped.
+    pub async fn stop(&self) {
+        let _transition = self.transition.lock().await;
+        self.held_stopped.store(true, Ordering::SeqCst);
+        self.set_status(Lifecycle::Stopping, None);
+        if let Some(old) = self.current.swap(None) {
+            drain_and_stop(old).await;
+        }
+        self.set_status(Lifecycle::Stopped, Some("stopped by an admin".into()));
+    }
+
+    /// Admin start: lifts the hold of a previous stop.
+    pub fn release_hold(&self) {
+        self.held_stopped.store(false, Ordering::SeqCst);
+    }
+}
+
+async fn drain_and_stop(instance: Arc<Instance>) {
+    let _drained = instance.in_flight.write().await;
+    instance.provider.stop().await;
+}

@@ -1,0 +1,367 @@
+//! The runtime: hosts provider instances per tenant and answers the provider contract.
+//! The HTTP service is a thin layer over these methods, and in-process callers (business
+//! services) use them directly.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use switchyard_contracts::{ErrorCode, Problem, TenantId, openapi};
+use switchyard_spi::{CallContext, Invocation, ProviderError, StartContext};
+
+use crate::lifecycle::{Lease, Lifecycle, Slot};
+use crate::registry::Registry;
+use crate::store::{PlatformStore, StoreError};
+
+/// How long one provider call may take unless configured otherwise.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Runtime {
+    registry: Registry,
+    store: PlatformStore,
+    slots: RwLock<HashMap<(TenantId, usize), Arc<Slot>>>,
+    call_timeout: Duration,
+    openapi: Bytes,
+}
+
+impl Runtime {
+    pub fn new(registry: Registry, store: PlatformStore, call_timeout: Duration) -> Self {
+        let openapi = Bytes::from(openapi::document(&registry.descriptors()).to_string());
+        Runtime {
+            registry,
+            store,
+            slots: RwLock::new(HashMap::new()),
+            call_timeout,
+            openapi,
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The OpenAPI document for the registered providers, serialized once.
+    pub fn openapi(&self) -> Bytes {
+        self.openapi.clone()
+    }
+
+    fn find(&self, domain: &str, name: &str) -> Result<usize, Problem> {
+        self.registry.index_of(domain, name).ok_or_else(|| {
+            Problem::new(
+                ErrorCode::ProviderNotFound,
+                format!("no provider {domain}/{name}; GET /providers lists them"),
+            )
+        })
+    }
+
+    fn slot(&self, tenant: &TenantId, index: usize) -> Arc<Slot> {
+        let key = (tenant.clone(), index);
+        if let Some(slot) = self
+            .slots
+            .read()
+            .ok()
+            .and_then(|slots| slots.get(&key).cloned())
+        {
+            return slot;
+        }
+        match self.slots.write() {
+            Ok(mut slots) => slots.entry(key).or_default().clone(),
+            // A poisoned map only means another thread panicked mid-insert; a fresh slot is safe.
+            Err(_) => Arc::new(Slot::default()),
+        }
+    }
+
+    async fn start_instance(
+        &self,
+        tenant: &TenantId,
+        index: usize,
+    ) -> Result<Arc<dyn switchyard_spi::Provider>, String> {
+        let registered = self.registry.get(index);
+        let d = registered.descriptor();
+        let config = self
+            .store
+            .current_config(tenant, &d.domain, &d.name)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|c| c.values)
+            .unwrap_or_else(|| json!({}));
+        registered
+            .factory
+            .start(StartContext {
+                tenant: tenant.clone(),
+                config,
+            })
+            .await
+            .map_err(|e| e.detail)
+    }
+
+    async fn lease(&self, tenant: &TenantId, index: usize) -> Result<Lease, Problem> {
+        let slot = self.slot(tenant, index);
+        slot.ensure_running(|| self.start_instance(tenant, index))
+            .await
+            .map_err(|reason| {
+                Problem::new(
+                    ErrorCode::ProviderUnavailable,
+                    format!("{} is not running: {reason}", self.registry.get(index).id()),
+                )
+            })
+    }
+
+    /// Starts the slot if it may run, and reports its status either way.
+    async fn status_of(&self, tenant: &TenantId, index: usize) -> (Lifecycle, Option<String>) {
+        let slot = self.slot(tenant, index);
+        let _ = self.lease(tenant, index).await;
+        let status = slot.status();
+        (status.lifecycle, status.reason)
+    }
+
+    /// `GET /providers`: every provider with its status for this tenant. Listing starts the
+    /// tenant's instances (cheap, and it makes the status shown a real one).
+    pub async fn catalog(&self, tenant: &TenantId) -> Value {
+        let mut providers = Vec::new();
+        for (index, registered) in self.registry.iter() {
+            let d = registered.descriptor();
+            let (status, reason) = self.status_of(tenant, index).await;
+            let mut entry = json!({
+                "domain": d.domain, "name": d.name, "version": d.version, "summary": d.summary,
+                "status": status, "capabilities": d.capabilities,
+                "actions": d.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+            });
+            if let Some(reason) = reason {
+                entry["reason"] = json!(reason);
+            }
+            providers.push(entry);
+        }
+        json!({ "providers": providers })
+    }
+
+    pub async fn describe(
+        &self,
+        tenant: &TenantId,
+        domain: &str,
+        name: &str,
+    ) -> Result<Value, Problem> {
+        let index = self.find(domain, name)?;
+        let d = self.registry.get(index).descriptor();
+        let (status, reason) = self.status_of(tenant, index).await;
+        let config = self
+            .store
+            .current_config(tenant, domain, name)
+            .await
+            .map_err(store_problem)?;
+        let mut body = json!({
+            "domain": d.domain, "name": d.name, "version": d.version, "summary": d.summary,
+            "status": status, "capabilities": d.capabilities, "config_schema": d.config_schema,
+            "actions": d.actions,
+            "config": config.map(|c| json!({"version": c.version, "values": c.values, "updated_at": c.updated_at})),
+        });
+        if let Some(reason) = reason {
+            body["reason"] = json!(reason);
+        }
+        Ok(body)
+    }
+
+    pub async fn health(
+        &self,
+        tenant: &TenantId,
+        domain: &str,
+        name: &str,
+    ) -> Result<Value, Problem> {
+        let index = self.find(domain, name)?;
+        let provider = self.registry.get(index).id();
+        let started = Instant::now();
+        let leased = self.lease(tenant, index).await;
+        let status = self.slot(tenant, index).status();
+        let health = match leased {
+            Ok(lease) => {
+                match tokio::time::timeout(self.call_timeout, lease.provider.health()).await {
+                    Ok(health) => serde_json::to_value(health).unwrap_or_default(),
+                    Err(_) => {
+                        json!({"status": "down", "dependencies": [{"name": "health", "status": "down", "detail": "health check timed out"}]})
+                    }
+                }
+            }
+            Err(_) => json!({"status": "down", "dependencies": []}),
+        };
+        let mut body = json!({
+            "provider": provider,
+            "status": health["status"],
+            "lifecycle": status.lifecycle,
+            "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
+            "dependencies": health["dependencies"],
+        });
+        if let Some(reason) = status.reason {
+            body["reason"] = json!(reason);
+        }
+        Ok(body)
+    }
+
+    /// Validates, starts a new instance with it, persists it as the next version, then swaps it
+    /// in. A config the provider refuses to start with is not persisted, and the old instance
+    /// keeps serving.
+    pub async fn configure(
+        &self,
+        tenant: &TenantId,
+        domain: &str,
+        name: &str,
+        body: Value,
+    ) -> Result<Value, Problem> {
+        let index = self.find(domain, name)?;
+        let registered = self.registry.get(index);
+        let Some(config) = body
+            .get("config")
+            .filter(|_| body.as_object().is_some_and(|o| o.len() == 1))
+        else {
+            return Err(Problem::new(
+                ErrorCode::RequestInvalid,
+                "the body must be {\"config\": {...}}",
+            ));
+        };
+        let errors = registered.config.check(config);
+        if !errors.is_empty() {
+            return Err(Problem::new(
+                ErrorCode::ConfigInvalid,
+                format!("config for {} is invalid", registered.id()),
+            )
+            .with_errors(errors));
+        }
+        let slot = self.slot(tenant, index);
+        let fresh = if slot.is_held_stopped() {
+            None
+        } else {
+            let start = StartContext {
+                tenant: tenant.clone(),
+                config: config.clone(),
+            };
+            Some(registered.factory.start(start).await.map_err(|e| {
+                let code = if e.code == ErrorCode::ProviderUnavailable {
+                    e.code
+                } else {
+                    ErrorCode::ConfigInvalid
+                };
+                Problem::new(
+                    code,
+                    format!("{} refused the config: {}", registered.id(), e.detail),
+                )
+                .with_errors(e.errors)
+            })?)
+        };
+        let stored = self
+            .store
+            .save_config(tenant, domain, name, config)
+            .await
+            .map_err(store_problem)?;
+        if let Some(provider) = fresh {
+            slot.swap(provider).await;
+        }
+        Ok(json!({
+            "provider": registered.id(), "version": stored.version,
+            "values": stored.values, "updated_at": stored.updated_at,
+        }))
+    }
+
+    pub async fn start(
+        &self,
+        tenant: &TenantId,
+        domain: &str,
+        name: &str,
+    ) -> Result<Value, Problem> {
+        let index = self.find(domain, name)?;
+        self.slot(tenant, index).release_hold();
+        self.lifecycle_answer(tenant, index).await
+    }
+
+    pub async fn stop(
+        &self,
+        tenant: &TenantId,
+        domain: &str,
+        name: &str,
+    ) -> Result<Value, Problem> {
+        let index = self.find(domain, name)?;
+        self.slot(tenant, index).stop().await;
+        self.lifecycle_answer(tenant, index).await
+    }
+
+    async fn lifecycle_answer(&self, tenant: &TenantId, index: usize) -> Result<Value, Problem> {
+        let (status, reason) = self.status_of(tenant, index).await;
+        let mut body = json!({"provider": self.registry.get(index).id(), "status": status});
+        if let Some(reason) = reason {
+            body["reason"] = json!(reason);
+        }
+        Ok(body)
+    }
+
+    /// Runs one action: params checked against the action's schema, then the call on the
+    /// tenant's instance under the call timeout.
+    pub async fn invoke(
+        &self,
+        ctx: &CallContext,
+        domain: &str,
+        name: &str,
+        action: &str,
+        params: Value,
+        payload: Option<Bytes>,
+    ) -> Result<Value, Problem> {
+        let index = self.find(domain, name)?;
+        let registered = self.registry.get(index);
+        let validators = registered.actions.get(action).ok_or_else(|| {
+            let known: Vec<&str> = registered
+                .descriptor()
+                .actions
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect();
+            Problem::new(
+                ErrorCode::ActionNotFound,
+                format!(
+                    "{} has no action {action:?}; it has {}",
+                    registered.id(),
+                    known.join(", ")
+                ),
+            )
+        })?;
+        let errors = validators.params.check(&params);
+        if !errors.is_empty() {
+            return Err(Problem::new(
+                ErrorCode::ParamsInvalid,
+                format!("params for {}/{action} are invalid", registered.id()),
+            )
+            .with_errors(errors));
+        }
+        let lease = self.lease(&ctx.tenant, index).await?;
+        let call = Invocation {
+            action: action.to_owned(),
+            params,
+            payload,
+        };
+        match tokio::time::timeout(self.call_timeout, lease.provider.invoke(ctx, call)).await {
+            Ok(Ok(data)) => Ok(data),
+            Ok(Err(e)) => Err(provider_problem(e)),
+            Err(_) => Err(Problem::new(
+                ErrorCode::Timeout,
+                format!(
+                    "{}/{action} did not answer within {} ms",
+                    registered.id(),
+                    self.call_timeout.as_millis()
+                ),
+            )),
+        }
+    }
+}
+
+fn provider_problem(e: ProviderError) -> Problem {
+    Problem::new(e.code, e.detail)
+        .with_errors(e.errors)
+        .with_retryable(e.retryable)
+}
+
+fn store_problem(e: StoreError) -> Problem {
+    tracing::error!(error = %e, "platform store failed");
+    Problem::new(
+        ErrorCode::Internal,
+        "the platform store failed; see the server log",
+    )
+    .with_retryable(true)
+}

@@ -1,0 +1,318 @@
+//! The runtime's own behaviour, driven through its in-process API with the real cache/memory
+//! engine: lifecycle, hot swap, config persistence, validation and timeouts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use switchyard_contracts::{ErrorCode, Health, ProviderDescriptor, TenantId};
+use switchyard_provider_cache::MemoryCacheFactory;
+use switchyard_runtime::{PlatformStore, Registry, Runtime};
+use switchyard_spi::{
+    CallContext, Invocation, Provider, ProviderError, ProviderFactory, StartContext,
+};
+
+async fn runtime_at(dir: &std::path::Path, timeout: Duration) -> Arc<Runtime> {
+    let store = PlatformStore::open(dir).await.unwrap();
+    for tenant in ["acme", "globex"] {
+        let _ = store.create_tenant(&TenantId::parse(tenant).unwrap()).await;
+    }
+    let mut registry = Registry::default();
+    registry
+        .register(Arc::new(MemoryCacheFactory::new()))
+        .unwrap();
+    registry.register(Arc::new(SlowFactory::new())).unwrap();
+    Arc::new(Runtime::new(registry, store, timeout))
+}
+
+fn ctx(tenant: &str) -> CallContext {
+    CallContext {
+        tenant: TenantId::parse(tenant).unwrap(),
+        request_id: "test".into(),
+        subject: None,
+    }
+}
+
+fn acme() -> TenantId {
+    TenantId::parse("acme").unwrap()
+}
+
+#[tokio::test]
+async fn reconfiguring_under_concurrent_invokes_fails_no_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime_at(dir.path(), Duration::from_secs(5)).await;
+    let failures = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let (rt, failures, calls) = (rt.clone(), failures.clone(), calls.clone());
+        workers.push(tokio::spawn(async move {
+            for i in 0..150 {
+                let key = format!("w{w}-{i}");
+                let set = rt
+                    .invoke(
+                        &ctx("acme"),
+                        "cache",
+                        "memory",
+                        "set",
+                        json!({"key": key, "value": i}),
+                        None,
+                    )
+                    .await;
+                let get = rt
+                    .invoke(
+                        &ctx("acme"),
+                        "cache",
+                        "memory",
+                        "get",
+                        json!({"key": key}),
+                        None,
+                    )
+                    .await;
+                calls.fetch_add(2, Ordering::Relaxed);
+                if set.is_err() || get.map(|v| v["value"] != json!(i)).unwrap_or(true) {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    for version in 1..=20 {
+        let answer = rt
+            .configure(
+                &acme(),
+                "cache",
+                "memory",
+                json!({"config": {"max_value_bytes": 1000 + version}}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer["version"], version);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_eq!(calls.load(Ordering::Relaxed), 2400);
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "calls failed during hot swap"
+    );
+}
+
+#[tokio::test]
+async fn config_survives_a_restart_and_is_tenant_scoped() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let rt = runtime_at(dir.path(), Duration::from_secs(5)).await;
+        rt.configure(
+            &acme(),
+            "cache",
+            "memory",
+            json!({"config": {"default_ttl_ms": 60000}}),
+        )
+        .await
+        .unwrap();
+    }
+    let rt = runtime_at(dir.path(), Duration::from_secs(5)).await;
+    let detail = rt.describe(&acme(), "cache", "memory").await.unwrap();
+    assert_eq!(detail["config"]["version"], 1);
+    assert_eq!(detail["config"]["values"], json!({"default_ttl_ms": 60000}));
+    let other = rt
+        .describe(&TenantId::parse("globex").unwrap(), "cache", "memory")
+        .await
+        .unwrap();
+    assert_eq!(other["config"], Value::Null);
+}
+
+#[tokio::test]
+async fn an_invalid_config_is_refused_with_pointers_and_not_persisted() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime_at(dir.path(), Duration::from_secs(5)).await;
+    let err = rt
+        .configure(
+            &acme(),
+            "cache",
+            "memory",
+            json!({"config": {"max_value_bytes": 0, "colour": "red"}}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::ConfigInvalid);
+    let pointers: Vec<&str> = err.errors.iter().map(|e| e.pointer.as_str()).collect();
+    assert!(pointers.contains(&"/max_value_bytes"), "{pointers:?}");
+    assert_eq!(
+        rt.describe(&acme(), "cache", "memory").await.unwrap()["config"],
+        Value::Null
+    );
+    let err = rt
+        .configure(&acme(), "cache", "memory", json!({"max_value_bytes": 5}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::RequestInvalid);
+}
+
+#[tokio::test]
+async fn stop_refuses_calls_for_that_tenant_only_until_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime_at(dir.path(), Duration::from_secs(5)).await;
+    let get = json!({"key": "k"});
+    rt.invoke(&ctx("acme"), "cache", "memory", "get", get.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        rt.stop(&acme(), "cache", "memory").await.unwrap()["status"],
+        "stopped"
+    );
+    let err = rt
+        .invoke(&ctx("acme"), "cache", "memory", "get", get.clone(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code, err.retryable),
+        (ErrorCode::ProviderUnavailable, true)
+    );
+    rt.invoke(&ctx("globex"), "cache", "memory", "get", get.clone(), None)
+        .await
+        .unwrap();
+    let health = rt.health(&acme(), "cache", "memory").await.unwrap();
+    assert_eq!(
+        (health["status"].clone(), health["lifecycle"].clone()),
+        (json!("down"), json!("stopped"))
+    );
+    assert_eq!(
+        rt.start(&acme(), "cache", "memory").await.unwrap()["status"],
+        "running"
+    );
+    rt.invoke(&ctx("acme"), "cache", "memory", "get", get, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        rt.health(&acme(), "cache", "memory").await.unwrap()["status"],
+        "up"
+    );
+}
+
+#[tokio::test]
+async fn unknown_providers_actions_and_bad_params_get_their_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime_at(dir.path(), Duration::from_secs(5)).await;
+    let invoke = |d: &'static str, n: &'static str, a: &'static str, p: Value| {
+        let rt = rt.clone();
+        async move { rt.invoke(&ctx("acme"), d, n, a, p, None).await.unwrap_err() }
+    };
+    assert_eq!(
+        invoke("db", "oracle", "query", json!({})).await.code,
+        ErrorCode::ProviderNotFound
+    );
+    assert_eq!(
+        invoke("cache", "memory", "explode", json!({})).await.code,
+        ErrorCode::ActionNotFound
+    );
+    let err = invoke("cache", "memory", "set", json!({"key": 5})).await;
+    assert_eq!(err.code, ErrorCode::ParamsInvalid);
+    let pointers: Vec<&str> = err.errors.iter().map(|e| e.pointer.as_str()).collect();
+    assert!(
+        pointers.contains(&"/key") && pointers.contains(&"/value"),
+        "{pointers:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_call_past_the_timeout_is_answered_with_timeout_by_a_deliberately_slow_test_provider() {
+    // No real engine can be made slow on demand, so this one test uses a provider written to sleep.
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime_at(dir.path(), Duration::from_millis(100)).await;
+    let err = rt
+        .invoke(
+            &ctx("acme"),
+            "test",
+            "slow",
+            "sleep",
+            json!({"ms": 2000}),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!((err.code, err.retryable), (ErrorCode::Timeout, true));
+    rt.invoke(
+        &ctx("acme"),
+        "test",
+        "slow",
+        "sleep",
+        json!({"ms": 1}),
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_catalog_lists_every_provider_with_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime_at(dir.path(), Duration::from_secs(5)).await;
+    let catalog = rt.catalog(&acme()).await;
+    let names: Vec<String> = catalog["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}/{} {}",
+                p["domain"].as_str().unwrap(),
+                p["name"].as_str().unwrap(),
+                p["status"]
+            )
+        })
+        .collect();
+    assert_eq!(names, ["cache/memory \"running\"", "test/slow \"running\""]);
+}
+
+/// A provider whose only action sleeps for the requested time.
+struct SlowFactory(ProviderDescriptor);
+
+impl SlowFactory {
+    fn new() -> Self {
+        SlowFactory(ProviderDescriptor {
+            domain: "test".into(),
+            name: "slow".into(),
+            version: "0.0.0".into(),
+            summary: "sleeps".into(),
+            capabilities: vec![],
+            config_schema: json!({"type": "object"}),
+            actions: vec![switchyard_contracts::ActionDescriptor {
+                name: "sleep".into(),
+                summary: "sleeps".into(),
+                params: json!({"type": "object", "required": ["ms"], "properties": {"ms": {"type": "integer"}}}),
+                result: json!({"type": "object"}),
+            }],
+        })
+    }
+}
+
+#[async_trait]
+impl ProviderFactory for SlowFactory {
+    fn descriptor(&self) -> &ProviderDescriptor {
+        &self.0
+    }
+    async fn start(&self, _: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
+        Ok(Arc::new(Slow))
+    }
+}
+
+struct Slow;
+
+#[async_trait]
+impl Provider for Slow {
+    async fn invoke(&self, _: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
+        let ms = call.params["ms"].as_u64().unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(json!({}))
+    }
+    async fn health(&self) -> Health {
+        Health::from_dependencies(vec![])
+    }
+}
