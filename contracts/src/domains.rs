@@ -52,10 +52,10 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 fn inline_refs(schema: &Value, defs: &Map<String, Value>) -> Value {
     match schema {
         Value::Object(obj) => {
-            if let Some(Value::String(reference)) = obj.get("$ref") {
-                if let Some(target) = reference.strip_prefix("#/$defs/").and_then(|n| defs.get(n)) {
-                    return inline_refs(target, defs);
-                }
+            if let Some(Value::String(reference)) = obj.get("$ref")
+                && let Some(target) = reference.strip_prefix("#/$defs/").and_then(|n| defs.get(n))
+            {
+                return inline_refs(target, defs);
             }
             Value::Object(
                 obj.iter()

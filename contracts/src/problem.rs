@@ -150,32 +150,35 @@ pub struct FieldError {
 }
 
 /// An RFC 9457 problem document as every Switchyard component answers it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `type`, `title` and `status` follow from `code`, so they are written out when serializing
+/// rather than stored: a `Problem` stays small enough to travel in `Result`s cheaply.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
-    #[serde(rename = "type")]
-    pub type_uri: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
     pub code: ErrorCode,
+    pub detail: String,
     pub retryable: bool,
     pub request_id: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
 }
 
 impl Problem {
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         Problem {
-            type_uri: format!("urn:switchyard:problem:{}", code.as_str()),
-            title: code.title().to_owned(),
-            status: code.status(),
-            detail: detail.into(),
             code,
+            detail: detail.into(),
             retryable: code.retryable(),
             request_id: String::new(),
             errors: Vec::new(),
         }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+
+    pub fn type_uri(&self) -> String {
+        format!("urn:switchyard:problem:{}", self.code.as_str())
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
@@ -194,8 +197,26 @@ impl Problem {
     }
 
     pub fn to_body(&self) -> Vec<u8> {
-        // A struct of strings, numbers and bools always serializes.
+        // Strings, numbers and bools only: serializing cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+impl Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("type", &self.type_uri())?;
+        map.serialize_entry("title", self.code.title())?;
+        map.serialize_entry("status", &self.status())?;
+        map.serialize_entry("detail", &self.detail)?;
+        map.serialize_entry("code", &self.code)?;
+        map.serialize_entry("retryable", &self.retryable)?;
+        map.serialize_entry("request_id", &self.request_id)?;
+        if !self.errors.is_empty() {
+            map.serialize_entry("errors", &self.errors)?;
+        }
+        map.end()
     }
 }
 
@@ -215,9 +236,12 @@ mod tests {
     #[test]
     fn problem_type_and_status_follow_the_code() {
         let p = Problem::new(ErrorCode::ParamsInvalid, "bad").with_request_id("r1");
-        assert_eq!(p.status, 400);
-        assert_eq!(p.type_uri, "urn:switchyard:problem:params_invalid");
-        assert!(!p.retryable);
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["status"], 400);
+        assert_eq!(json["type"], "urn:switchyard:problem:params_invalid");
+        assert_eq!(json["title"], ErrorCode::ParamsInvalid.title());
+        assert_eq!(json["retryable"], false);
+        assert!(json.get("errors").is_none());
         assert!(Problem::new(ErrorCode::Timeout, "slow").retryable);
     }
 }

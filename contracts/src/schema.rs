@@ -27,25 +27,41 @@ impl Compiled {
     }
 
     /// Every violation, each with the pointer of the offending value. A missing required
-    /// property points at where it should have been, not at its parent.
+    /// property points at where it should have been, an unexpected one at itself, rather than
+    /// both at their parent object.
     pub fn check(&self, instance: &Value) -> Vec<FieldError> {
-        self.0
-            .iter_errors(instance)
-            .map(|err| {
-                let mut pointer = err.instance_path.to_string();
-                if let jsonschema::error::ValidationErrorKind::Required { property } = &err.kind {
-                    if let Some(name) = property.as_str() {
-                        pointer.push('/');
-                        pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
-                    }
+        use jsonschema::error::ValidationErrorKind as Kind;
+        let mut found = Vec::new();
+        for err in self.0.iter_errors(instance) {
+            let at = err.instance_path.to_string();
+            let detail = err.to_string();
+            match &err.kind {
+                Kind::Required { property } if property.is_string() => {
+                    let name = property.as_str().unwrap_or_default();
+                    found.push(FieldError {
+                        pointer: child(&at, name),
+                        detail,
+                    });
                 }
-                FieldError {
-                    pointer,
-                    detail: err.to_string(),
+                Kind::AdditionalProperties { unexpected } => {
+                    found.extend(unexpected.iter().map(|name| FieldError {
+                        pointer: child(&at, name),
+                        detail: format!("{name:?} is not an accepted property"),
+                    }));
                 }
-            })
-            .collect()
+                _ => found.push(FieldError {
+                    pointer: at,
+                    detail,
+                }),
+            }
+        }
+        found
     }
+}
+
+/// The pointer of property `name` under the object at `parent` (RFC 6901 escaping).
+fn child(parent: &str, name: &str) -> String {
+    format!("{parent}/{}", name.replace('~', "~0").replace('/', "~1"))
 }
 
 /// The compiled params and result schemas of one action.
@@ -87,7 +103,7 @@ mod tests {
         let pointers: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
         assert!(pointers.contains(&"/sql"), "{pointers:?}");
         assert!(pointers.contains(&"/params/1"), "{pointers:?}");
-        assert!(pointers.contains(&""), "{pointers:?}");
+        assert!(pointers.contains(&"/extra"), "{pointers:?}");
         assert!(v.check(&json!({"sql": "select 1"})).is_empty());
     }
 }

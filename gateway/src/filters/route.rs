@@ -1,0 +1,109 @@
+//! Step 2: what the path asks for, so later steps know whether to authenticate and which
+//! scope the request needs. Unknown paths end here with 404.
+
+use http::Method;
+use switchyard_contracts::{ErrorCode, Problem};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `/openapi.json`, `/healthz`: no credentials needed.
+    Public,
+    /// `GET /providers...`: catalog, descriptor, health.
+    Read,
+    /// `POST /providers/{d}/{n}/configure|start|stop`.
+    Admin,
+    /// `POST /providers/{d}/{n}/{action}`.
+    Invoke,
+}
+
+impl Route {
+    /// The scope-checked operation, or `None` for public routes.
+    pub fn operation(self) -> Option<RouteOperation> {
+        match self {
+            Route::Public => None,
+            Route::Read => Some(RouteOperation::Read),
+            Route::Admin => Some(RouteOperation::Admin),
+            Route::Invoke => Some(RouteOperation::Invoke),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteOperation {
+    Read,
+    Admin,
+    Invoke,
+}
+
+pub fn classify(method: &Method, path: &str) -> Result<Route, Problem> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let route = match segments.as_slice() {
+        ["openapi.json"] | ["healthz"] => Route::Public,
+        ["providers"] | ["providers", _, _] | ["providers", _, _, "health"] => Route::Read,
+        ["providers", _, _, "configure" | "start" | "stop"] => Route::Admin,
+        ["providers", _, _, _] => Route::Invoke,
+        _ => {
+            return Err(Problem::new(
+                ErrorCode::RouteNotFound,
+                format!("no route for {path}"),
+            ));
+        }
+    };
+    let expected = match route {
+        Route::Public | Route::Read => Method::GET,
+        Route::Admin | Route::Invoke => Method::POST,
+    };
+    if *method != expected && !(route == Route::Read && *method == Method::HEAD) {
+        return Err(Problem::new(
+            ErrorCode::MethodNotAllowed,
+            format!("use {expected} for {path}"),
+        ));
+    }
+    Ok(route)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_routes() {
+        let get = Method::GET;
+        let post = Method::POST;
+        assert_eq!(classify(&get, "/openapi.json").unwrap(), Route::Public);
+        assert_eq!(classify(&get, "/providers").unwrap(), Route::Read);
+        assert_eq!(classify(&get, "/providers/db/sqlite").unwrap(), Route::Read);
+        assert_eq!(
+            classify(&get, "/providers/db/sqlite/health").unwrap(),
+            Route::Read
+        );
+        assert_eq!(
+            classify(&post, "/providers/db/sqlite/configure").unwrap(),
+            Route::Admin
+        );
+        assert_eq!(
+            classify(&post, "/providers/db/sqlite/query").unwrap(),
+            Route::Invoke
+        );
+        assert_eq!(
+            classify(&get, "/admin").unwrap_err().code,
+            ErrorCode::RouteNotFound
+        );
+        assert_eq!(
+            classify(&get, "/providers/db/sqlite/query/x")
+                .unwrap_err()
+                .code,
+            ErrorCode::RouteNotFound
+        );
+        assert_eq!(
+            classify(&get, "/providers/db/sqlite/query")
+                .unwrap_err()
+                .code,
+            ErrorCode::MethodNotAllowed
+        );
+        assert_eq!(
+            classify(&post, "/providers").unwrap_err().code,
+            ErrorCode::MethodNotAllowed
+        );
+    }
+}

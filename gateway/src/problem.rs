@@ -1,0 +1,26 @@
+//! Writes a refusal as problem+json, the same shape the runtime uses.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use switchyard_contracts::{ErrorCode, PROBLEM_CONTENT_TYPE, Problem};
+
+pub async fn respond(
+    session: &mut Session,
+    problem: Problem,
+    request_id: &str,
+) -> pingora::Result<()> {
+    let problem = problem.with_request_id(request_id);
+    let body = Bytes::from(problem.to_body());
+    let mut header = ResponseHeader::build(problem.status(), Some(4))?;
+    header.insert_header("content-type", PROBLEM_CONTENT_TYPE)?;
+    header.insert_header("content-length", body.len().to_string())?;
+    header.insert_header("x-request-id", request_id)?;
+    if problem.code == ErrorCode::Unauthenticated {
+        header.insert_header("www-authenticate", "Bearer")?;
+    }
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body), true).await
+}

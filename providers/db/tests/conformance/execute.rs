@@ -1,0 +1,150 @@
+use serde_json::json;
+use switchyard_spi::ErrorCode;
+
+use crate::{assert_error, engines, rows};
+
+#[tokio::test]
+async fn reports_rows_affected_and_the_inserted_id() {
+    for engine in engines() {
+        let t = engine.harness.tenant("acme").await;
+        let created = t
+            .ok(
+                "execute",
+                json!({"sql": "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)"}),
+            )
+            .await;
+        assert_eq!(
+            created,
+            json!({"rows_affected": 0, "last_insert_id": null}),
+            "{}",
+            engine.name
+        );
+        for (name, id) in [("ada", 1), ("grace", 2)] {
+            let inserted = t
+                .ok(
+                    "execute",
+                    json!({"sql": "INSERT INTO people (name) VALUES (?)", "params": [name]}),
+                )
+                .await;
+            assert_eq!(
+                inserted,
+                json!({"rows_affected": 1, "last_insert_id": id}),
+                "{}",
+                engine.name
+            );
+        }
+        let updated = t
+            .ok(
+                "execute",
+                json!({"sql": "UPDATE people SET name = upper(name)"}),
+            )
+            .await;
+        assert_eq!(
+            updated,
+            json!({"rows_affected": 2, "last_insert_id": null}),
+            "{}",
+            engine.name
+        );
+        let result = t
+            .ok(
+                "query",
+                json!({"sql": "SELECT name FROM people ORDER BY id"}),
+            )
+            .await;
+        assert_eq!(
+            rows(&result),
+            &vec![json!({"name": "ADA"}), json!({"name": "GRACE"})],
+            "{}",
+            engine.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn constraint_violations_are_conflicts() {
+    for engine in engines() {
+        let t = engine.harness.tenant("acme").await;
+        for sql in [
+            "CREATE TABLE parents (id INTEGER PRIMARY KEY)",
+            "CREATE TABLE kids (id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE, \
+             age INTEGER CHECK (age >= 0), parent INTEGER REFERENCES parents (id))",
+            "INSERT INTO kids (id, code, age) VALUES (1, 'a', 3)",
+        ] {
+            t.ok("execute", json!({"sql": sql})).await;
+        }
+        for (violation, sql) in [
+            ("unique", "INSERT INTO kids (code) VALUES ('a')"),
+            ("primary key", "INSERT INTO kids (id, code) VALUES (1, 'b')"),
+            ("not null", "INSERT INTO kids (code) VALUES (NULL)"),
+            ("check", "INSERT INTO kids (code, age) VALUES ('c', -1)"),
+            (
+                "foreign key",
+                "INSERT INTO kids (code, parent) VALUES ('d', 42)",
+            ),
+        ] {
+            let err = t.err("execute", json!({"sql": sql})).await;
+            assert_eq!(
+                err.code,
+                ErrorCode::Conflict,
+                "{}: {violation}: {err:?}",
+                engine.name
+            );
+            assert!(!err.retryable, "{}: {violation}", engine.name);
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_sql_is_statement_failed_at_sql() {
+    for engine in engines() {
+        let t = engine.harness.tenant("acme").await;
+        for sql in [
+            "INSRT INTO x VALUES (1)",
+            "INSERT INTO missing_table VALUES (1)",
+        ] {
+            let err = t.err("execute", json!({"sql": sql})).await;
+            assert_error(engine.name, &err, ErrorCode::StatementFailed, Some("/sql"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn params_violating_the_schema_point_at_the_field() {
+    for engine in engines() {
+        let t = engine.harness.tenant("acme").await;
+        let cases = [
+            (json!({"params": [1]}), Some("/sql")),
+            (
+                json!({"sql": "SELECT ?", "params": [{"a": 1}]}),
+                Some("/params/0"),
+            ),
+            // Where an unexpected property points is the contract validator's business.
+            (json!({"sql": "SELECT 1", "extra": true}), None),
+        ];
+        for (params, pointer) in cases {
+            let err = t.err("execute", params).await;
+            assert_error(engine.name, &err, ErrorCode::ParamsInvalid, pointer);
+        }
+    }
+}
+
+#[tokio::test]
+async fn integers_beyond_64_bits_are_refused_not_rounded() {
+    for engine in engines() {
+        let t = engine.harness.tenant("acme").await;
+        t.ok("execute", json!({"sql": "CREATE TABLE big (n INTEGER)"}))
+            .await;
+        let err = t
+            .err(
+                "execute",
+                json!({"sql": "INSERT INTO big VALUES (?1)", "params": [u64::MAX]}),
+            )
+            .await;
+        assert_error(
+            engine.name,
+            &err,
+            ErrorCode::ParamsInvalid,
+            Some("/params/0"),
+        );
+    }
+}

@@ -1,0 +1,93 @@
+use serde_json::json;
+use switchyard_spi::ErrorCode;
+
+use crate::{assert_error, engines};
+
+const METADATA: &str = "metadata";
+
+#[tokio::test]
+async fn lists_tables_with_their_columns() {
+    for engine in engines()
+        .into_iter()
+        .filter(|e| e.harness.has_capability(METADATA))
+    {
+        let t = engine.harness.tenant("acme").await;
+        for sql in [
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer VARCHAR(40) NOT NULL, note TEXT)",
+            "CREATE TABLE customers (name TEXT, region TEXT, PRIMARY KEY (name, region)) WITHOUT ROWID",
+            "CREATE VIEW big_orders AS SELECT * FROM orders",
+        ] {
+            t.ok("execute", json!({"sql": sql})).await;
+        }
+        let result = t.ok("metadata", json!({})).await;
+        assert_eq!(
+            result,
+            json!({"tables": [
+                {"name": "customers", "columns": [
+                    {"name": "name", "type": "TEXT", "nullable": false, "primary_key": true},
+                    {"name": "region", "type": "TEXT", "nullable": false, "primary_key": true}
+                ]},
+                {"name": "orders", "columns": [
+                    {"name": "id", "type": "INTEGER", "nullable": false, "primary_key": true},
+                    {"name": "customer", "type": "VARCHAR(40)", "nullable": false, "primary_key": false},
+                    {"name": "note", "type": "TEXT", "nullable": true, "primary_key": false}
+                ]}
+            ]}),
+            "{}",
+            engine.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_table_by_name() {
+    for engine in engines()
+        .into_iter()
+        .filter(|e| e.harness.has_capability(METADATA))
+    {
+        let t = engine.harness.tenant("acme").await;
+        t.ok("execute", json!({"sql": "CREATE TABLE a (x INTEGER)"}))
+            .await;
+        t.ok("execute", json!({"sql": "CREATE TABLE b (y TEXT)"}))
+            .await;
+        let result = t.ok("metadata", json!({"table": "b"})).await;
+        assert_eq!(
+            result,
+            json!({"tables": [{"name": "b", "columns": [
+                {"name": "y", "type": "TEXT", "nullable": true, "primary_key": false}
+            ]}]}),
+            "{}",
+            engine.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_table_is_resource_not_found() {
+    for engine in engines()
+        .into_iter()
+        .filter(|e| e.harness.has_capability(METADATA))
+    {
+        let t = engine.harness.tenant("acme").await;
+        let err = t.err("metadata", json!({"table": "ghosts"})).await;
+        assert_error(engine.name, &err, ErrorCode::ResourceNotFound, None);
+        let err = t.err("metadata", json!({"table": ""})).await;
+        assert_error(engine.name, &err, ErrorCode::ParamsInvalid, Some("/table"));
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_tenant_has_no_tables() {
+    for engine in engines()
+        .into_iter()
+        .filter(|e| e.harness.has_capability(METADATA))
+    {
+        let t = engine.harness.tenant("acme").await;
+        assert_eq!(
+            t.ok("metadata", json!({})).await,
+            json!({"tables": []}),
+            "{}",
+            engine.name
+        );
+    }
+}

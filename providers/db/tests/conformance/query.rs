@@ -1,0 +1,179 @@
+use serde_json::json;
+use switchyard_spi::ErrorCode;
+
+use crate::{assert_error, count, engines, rows};
+
+#[tokio::test]
+async fn bound_values_of_every_type_come_back_as_stored() {
+    for engine in engines() {
+        let t = engine.harness.tenant("acme").await;
+        t.ok(
+            "execute",
+            json!({"sql": "CREATE TABLE items (i INTEGER, r REAL, s TEXT, n TEXT, b BLOB)"}),
+        )
+        .await;
+        t.ok(
+            "execute",
+            json!({
+                "sql": "INSERT INTO items (i, r, s, n, b) VALUES (?1, ?2, ?3, ?4, X'00FF10')",
+                "params": [9007199254740993_i64, 2.5, "héllo ✓", null]
+            }),
+        )
+        .await;
+        let result = t
+            .ok(
+                "query",
+                json!({"sql": "SELECT i, r, s, n, b FROM items WHERE i = ?", "params": [9007199254740993_i64]}),
+            )
+            .await;
+        assert_eq!(
+            rows(&result),
+            &vec![
+                json!({"i": 9007199254740993_i64, "r": 2.5, "s": "héllo ✓", "n": null, "b": "AP8Q"})
+            ],
+            "{}",
+            engine.name
+        );
+        let types: Vec<&str> = result["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            ["INTEGER", "REAL", "TEXT", "TEXT", "BLOB"],
+            "{}",
+            engine.name
+        );
+        assert_eq!(result["row_count"], 1, "{}", engine.name);
+        assert_eq!(result["truncated"], false, "{}", engine.name);
+    }
+}
+
+#[tokio::test]
+async fn booleans_bind_as_integers_and_expressions_are_typed_by_value() {
+    for engine in engines() {
+        let t = engine.harness.tenant("acme").await;
+        let result = t
+            .ok(
+                "query",
+                json!({"sql": "SELECT ? AS yes, ? AS no, ? * 2 AS twice", "params": [true, false, 1.25]}),
+            )
+            .await;
+        assert_eq!(
+            rows(&result),
+            &vec![json!({"yes": 1, "no": 0, "twice": 2.5})],
+            "{}",
+            engine.name
+        );
+        assert_eq!(
+            result["columns"][2],
+            json!({"name": "twice", "type": "REAL"}),
+            "{}",
+            engine.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_empty_result_still_describes_its_columns() {
+    for engine in engines() {
+        let t = engine.harness.tenant("acme").await;
+        t.ok(
+            "execute",
+            json!({"sql": "CREATE TABLE empty (id INTEGER, label TEXT)"}),
+        )
+        .await;
+        let result = t
+            .ok("query", json!({"sql": "SELECT id, label FROM empty"}))
+            .await;
+        assert_eq!(
+            result["columns"],
+            json!([{"name": "id", "type": "INTEGER"}, {"name": "label", "type": "TEXT"}]),
+            "{}",
+            engine.name
+        );
+        assert_eq!(result["rows"], json!([]), "{}", engine.name);
+        assert_eq!(result["row_count"], 0, "{}", engine.name);
+    }
+}
+
+#[tokio::test]
+async fn query_refuses_writes() {
+    for engine in engines() {
+        let t = engine.harness.tenant("acme").await;
+        t.ok("execute", json!({"sql": "CREATE TABLE notes (body TEXT)"}))
+            .await;
+        for sql in [
+            "INSERT INTO notes (body) VALUES ('sneaky')",
+            "DELETE FROM notes",
+            "CREATE TABLE other (x)",
+            "DROP TABLE notes",
+        ] {
+            let err = t.err("query", json!({"sql": sql})).await;
+            assert_error(engine.name, &err, ErrorCode::StatementFailed, Some("/sql"));
+        }
+        assert_eq!(count(&t, "notes").await, 0, "{}", engine.name);
+        let tables = t.ok("metadata", json!({})).await;
+        assert_eq!(
+            tables["tables"].as_array().unwrap().len(),
+            1,
+            "{}",
+            engine.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn max_rows_truncates_and_says_so() {
+    for engine in engines() {
+        let t = engine.harness.tenant("acme").await;
+        let five = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 5) SELECT x FROM n";
+        let capped = t.ok("query", json!({"sql": five, "max_rows": 3})).await;
+        assert_eq!(
+            rows(&capped),
+            &vec![json!({"x": 1}), json!({"x": 2}), json!({"x": 3})],
+            "{}",
+            engine.name
+        );
+        assert_eq!(capped["row_count"], 3, "{}", engine.name);
+        assert_eq!(capped["truncated"], true, "{}", engine.name);
+        let exact = t.ok("query", json!({"sql": five, "max_rows": 5})).await;
+        assert_eq!(exact["row_count"], 5, "{}", engine.name);
+        assert_eq!(exact["truncated"], false, "{}", engine.name);
+    }
+}
+
+#[tokio::test]
+async fn params_violating_the_schema_point_at_the_field() {
+    for engine in engines() {
+        let t = engine.harness.tenant("acme").await;
+        let cases = [
+            (json!({}), "/sql"),
+            (json!({"sql": ""}), "/sql"),
+            (json!({"sql": "SELECT ?", "params": [[1]]}), "/params/0"),
+            (json!({"sql": "SELECT 1", "max_rows": 0}), "/max_rows"),
+        ];
+        for (params, pointer) in cases {
+            let err = t.err("query", params).await;
+            assert_error(engine.name, &err, ErrorCode::ParamsInvalid, Some(pointer));
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_sql_is_statement_failed() {
+    for engine in engines() {
+        let t = engine.harness.tenant("acme").await;
+        for sql in [
+            "SELEC 1",
+            "SELECT * FROM missing_table",
+            "SELECT missing_column FROM (SELECT 1 AS x)",
+        ] {
+            let err = t.err("query", json!({"sql": sql})).await;
+            assert_error(engine.name, &err, ErrorCode::StatementFailed, Some("/sql"));
+            assert!(!err.retryable, "{}: {err:?}", engine.name);
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Runs the real `switchyard` binary for end-to-end tests: `serve` on a free loopback port
+//! with its own data directory, and the CLI for tenants and keys.
+
+#![allow(dead_code)] // each test file uses its own subset of these helpers
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path) -> Server {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("SWITCHYARD_DATA_DIR", data_dir)
+            .env("SWITCHYARD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("switchyard starts");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_owned(),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if status_of(&format!("{}/healthz", self.base)) == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("switchyard serve did not become ready at {}", self.base);
+    }
+
+    /// SIGKILL: no shutdown code runs, nothing is flushed that was not already durable.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("SIGKILL delivered");
+        self.child.wait().expect("child reaped");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The status of a plain blocking GET, or `None` while nothing answers. Readiness polling
+/// runs outside any async runtime, hence a bare socket.
+fn status_of(url: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let (host, path) = url.strip_prefix("http://")?.split_once('/')?;
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs a CLI subcommand against the data directory and returns its stdout.
+pub fn cli(data_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("SWITCHYARD_DATA_DIR", data_dir)
+        .output()
+        .expect("cli runs");
+    assert!(
+        out.status.success(),
+        "switchyard {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Creates a tenant and a key with the given scopes; returns the key.
+pub fn tenant_with_key(data_dir: &Path, tenant: &str, scopes: &str) -> String {
+    cli(data_dir, &["tenant", "create", tenant]);
+    cli(
+        data_dir,
+        &["key", "create", "--tenant", tenant, "--scopes", scopes],
+    )
+    .trim()
+    .to_owned()
+}
+
+/// An HTTP client holding one tenant's key.
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    pub base: String,
+    key: String,
+}
+
+impl Api {
+    pub fn new(server: &Server, key: &str) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: server.base.clone(),
+            key: key.to_owned(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap();
+        decode(response).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        decode(response).await
+    }
+
+    /// Invokes an action and returns `data`, panicking with the problem if it failed.
+    pub async fn ok(&self, provider: &str, action: &str, params: Value) -> Value {
+        let (status, body) = self
+            .post(
+                &format!("/providers/{provider}/{action}"),
+                serde_json::json!({"params": params}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{provider}/{action} failed: {body}");
+        body["data"].clone()
+    }
+
+    pub fn raw(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+pub async fn decode(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}

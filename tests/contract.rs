@@ -1,0 +1,119 @@
+//! The published contract is what the code serves: the committed OpenAPI document equals the
+//! generated one and the served one, and real answers validate against its schemas.
+
+mod common;
+
+use common::{Api, Server, tenant_with_key};
+use serde_json::{Value, json};
+use switchyard_contracts::openapi;
+use switchyard_contracts::schema::Compiled;
+
+const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/openapi.json");
+
+fn generated() -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    openapi::document(
+        &switchyard::builtin_registry(dir.path())
+            .unwrap()
+            .descriptors(),
+    )
+}
+
+#[test]
+fn the_committed_openapi_document_is_the_generated_one() {
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(SNAPSHOT).unwrap()).unwrap();
+    assert!(
+        committed == generated(),
+        "contracts/openapi.json drifted from the code. If the change is intended and additive, \
+         regenerate it with `cargo run -q -- openapi > contracts/openapi.json` and review the diff."
+    );
+}
+
+#[test]
+fn every_action_of_every_provider_is_a_documented_operation() {
+    let doc = generated();
+    let dir = tempfile::tempdir().unwrap();
+    for d in switchyard::builtin_registry(dir.path())
+        .unwrap()
+        .descriptors()
+    {
+        for a in &d.actions {
+            let path = format!("/providers/{}/{}/{}", d.domain, d.name, a.name);
+            assert!(
+                doc["paths"][&path]["post"].is_object(),
+                "{path} is not documented"
+            );
+        }
+    }
+}
+
+fn component(name: &str) -> Compiled {
+    Compiled::new(&openapi::components()[name], name).unwrap()
+}
+
+fn assert_valid(name: &str, body: &Value) {
+    let errors = component(name).check(body);
+    assert!(
+        errors.is_empty(),
+        "{name} answer violates its schema: {errors:?}\n{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn served_answers_validate_against_the_published_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let api = Api::new(&server, &tenant_with_key(dir.path(), "acme", "*"));
+
+    let served: Value = reqwest::get(format!("{}/openapi.json", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        served == generated(),
+        "the served OpenAPI document is not the generated one"
+    );
+
+    let (_, catalog) = api.get("/providers").await;
+    assert_valid("Catalog", &catalog);
+    for provider in catalog["providers"].as_array().unwrap() {
+        let base = format!(
+            "/providers/{}/{}",
+            provider["domain"].as_str().unwrap(),
+            provider["name"].as_str().unwrap()
+        );
+        assert_valid("ProviderDetail", &api.get(&base).await.1);
+        assert_valid(
+            "ProviderHealth",
+            &api.get(&format!("{base}/health")).await.1,
+        );
+        assert_valid(
+            "LifecycleResponse",
+            &api.post(&format!("{base}/stop"), json!({})).await.1,
+        );
+        assert_valid(
+            "LifecycleResponse",
+            &api.post(&format!("{base}/start"), json!({})).await.1,
+        );
+        assert_valid(
+            "ConfigureResponse",
+            &api.post(&format!("{base}/configure"), json!({"config": {}}))
+                .await
+                .1,
+        );
+    }
+    let (_, answer) = api
+        .post(
+            "/providers/cache/memory/get",
+            json!({"params": {"key": "k"}}),
+        )
+        .await;
+    assert_valid("InvokeResponse", &answer);
+    let (_, problem) = api
+        .post("/providers/cache/memory/get", json!({"params": {}}))
+        .await;
+    assert_valid("Problem", &problem);
+}
