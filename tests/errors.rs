@@ -111,22 +111,18 @@ async fn a_key_is_bound_to_its_tenant_and_its_scopes() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let acme = Api::new(&server, &tenant_with_key(dir.path(), "acme", "*"));
-    let reader = Api::new(
-        &server,
-        &common::cli(
-            dir.path(),
-            &[
-                "key",
-                "create",
-                "--tenant",
-                "acme",
-                "--scopes",
-                "read,invoke:cache",
-            ],
-        )
-        .trim()
-        .to_owned(),
+    let reader_key = common::cli(
+        dir.path(),
+        &[
+            "key",
+            "create",
+            "--tenant",
+            "acme",
+            "--scopes",
+            "read,invoke:cache",
+        ],
     );
+    let reader = Api::new(&server, reader_key.trim());
     let http = reqwest::Client::new();
 
     // X-Tenant-Id naming another tenant: 403, whatever the key may otherwise do.

@@ -294,7 +294,8 @@ fn json_response(
 
 pub fn problem_response(problem: Problem, request_id: &str) -> Response<Full<Bytes>> {
     let problem = problem.with_request_id(request_id);
-    let status = StatusCode::from_u16(problem.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(problem.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = json_response(status, Bytes::from(problem.to_body()), Some(request_id));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
