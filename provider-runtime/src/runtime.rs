@@ -129,9 +129,7 @@ impl Runtime {
                 "status": status, "capabilities": d.capabilities,
                 "actions": d.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
             });
-            if let Some(reason) = reason {
-                entry["reason"] = json!(reason);
-            }
+            add_reason(&mut entry, reason);
             providers.push(entry);
         }
         json!({ "providers": providers })
@@ -157,9 +155,7 @@ impl Runtime {
             "actions": d.actions,
             "config": config.map(|c| json!({"version": c.version, "values": c.values, "updated_at": c.updated_at})),
         });
-        if let Some(reason) = reason {
-            body["reason"] = json!(reason);
-        }
+        add_reason(&mut body, reason);
         Ok(body)
     }
 
@@ -192,9 +188,7 @@ impl Runtime {
             "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
             "dependencies": health["dependencies"],
         });
-        if let Some(reason) = status.reason {
-            body["reason"] = json!(reason);
-        }
+        add_reason(&mut body, status.reason);
         Ok(body)
     }
 
@@ -287,9 +281,7 @@ impl Runtime {
     async fn lifecycle_answer(&self, tenant: &TenantId, index: usize) -> Result<Value, Problem> {
         let (status, reason) = self.status_of(tenant, index).await;
         let mut body = json!({"provider": self.registry.get(index).id(), "status": status});
-        if let Some(reason) = reason {
-            body["reason"] = json!(reason);
-        }
+        add_reason(&mut body, reason);
         Ok(body)
     }
 
@@ -348,6 +340,13 @@ impl Runtime {
                 ),
             )),
         }
+    }
+}
+
+/// A status body names its reason only when there is one (failed, or stopped by an admin).
+fn add_reason(body: &mut Value, reason: Option<String>) {
+    if let Some(reason) = reason {
+        body["reason"] = json!(reason);
     }
 }
 

@@ -73,16 +73,21 @@ impl ProviderError {
         }
     }
 
-    /// A params problem the schema could not express (e.g. a storage key with a `..` segment).
-    pub fn invalid_param(pointer: &str, detail: impl Into<String>) -> Self {
+    /// An error about one field, pointed at with a JSON pointer into params or config.
+    pub fn field(code: ErrorCode, pointer: &str, detail: impl Into<String>) -> Self {
         let detail = detail.into();
         ProviderError {
             errors: vec![FieldError {
                 pointer: pointer.to_owned(),
                 detail: detail.clone(),
             }],
-            ..ProviderError::new(ErrorCode::ParamsInvalid, detail)
+            ..ProviderError::new(code, detail)
         }
+    }
+
+    /// A params problem the schema could not express (e.g. a storage key with a `..` segment).
+    pub fn invalid_param(pointer: &str, detail: impl Into<String>) -> Self {
+        ProviderError::field(ErrorCode::ParamsInvalid, pointer, detail)
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Self {

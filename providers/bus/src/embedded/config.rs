@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_spi::{ErrorCode, FieldError, ProviderError};
+use switchyard_spi::{ErrorCode, ProviderError};
 
 const MIN_RECORDS: u32 = 1;
 /// The contract's own ceiling for `max_records`: a default above it could not be asked for.
@@ -41,10 +41,11 @@ impl EmbeddedBusConfig {
     /// repeated here so that a factory started directly (tests, embedding) cannot run with an
     /// out-of-range value.
     pub(crate) fn from_value(config: Value) -> Result<Self, ProviderError> {
-        let parsed: EmbeddedBusConfig =
-            serde_json::from_value(config).map_err(|e| invalid("", e.to_string()))?;
+        let parsed: EmbeddedBusConfig = serde_json::from_value(config)
+            .map_err(|e| ProviderError::field(ErrorCode::ConfigInvalid, "", e.to_string()))?;
         if !(MIN_RECORDS..=MAX_RECORDS).contains(&parsed.default_max_records) {
-            return Err(invalid(
+            return Err(ProviderError::field(
+                ErrorCode::ConfigInvalid,
                 "/default_max_records",
                 format!(
                     "default_max_records must be between {MIN_RECORDS} and {MAX_RECORDS}, got {}",
@@ -71,16 +72,6 @@ pub(crate) fn schema() -> Value {
             }
         }
     })
-}
-
-fn invalid(pointer: &str, detail: String) -> ProviderError {
-    ProviderError {
-        errors: vec![FieldError {
-            pointer: pointer.to_owned(),
-            detail: detail.clone(),
-        }],
-        ..ProviderError::new(ErrorCode::ConfigInvalid, detail)
-    }
 }
 
 #[cfg(test)]

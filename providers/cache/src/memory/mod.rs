@@ -164,13 +164,11 @@ impl MemoryCache {
                 "value is {size} bytes; this tenant's limit is {}",
                 self.config.max_value_bytes
             );
-            return Err(ProviderError {
-                errors: vec![switchyard_spi::FieldError {
-                    pointer: pointer.into(),
-                    detail: detail.clone(),
-                }],
-                ..ProviderError::new(ErrorCode::PayloadTooLarge, detail)
-            });
+            return Err(ProviderError::field(
+                ErrorCode::PayloadTooLarge,
+                pointer,
+                detail,
+            ));
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_spi::{ErrorCode, FieldError, ProviderError};
+use switchyard_spi::{ErrorCode, ProviderError};
 
 const MAX_CONNECTIONS: (u32, u32) = (1, 32);
 const BUSY_TIMEOUT_MS: (u64, u64) = (0, 60_000);
@@ -44,8 +44,8 @@ impl SqliteConfig {
     /// Reads and range-checks a tenant's config; problems come back as `config_invalid`
     /// with a pointer per offending field.
     pub fn parse(config: Value) -> Result<Self, ProviderError> {
-        let config: SqliteConfig =
-            serde_json::from_value(config).map_err(|e| config_invalid("", e.to_string()))?;
+        let config: SqliteConfig = serde_json::from_value(config)
+            .map_err(|e| ProviderError::field(ErrorCode::ConfigInvalid, "", e.to_string()))?;
         let checks = [
             (
                 "/max_connections",
@@ -61,7 +61,9 @@ impl SqliteConfig {
             ),
         ];
         for (pointer, check) in checks {
-            check.map_err(|detail| config_invalid(pointer, detail))?;
+            check.map_err(|detail| {
+                ProviderError::field(ErrorCode::ConfigInvalid, pointer, detail)
+            })?;
         }
         Ok(config)
     }
@@ -110,16 +112,6 @@ fn in_range(value: u64, (min, max): (u64, u64)) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{value} is outside {min}..={max}"))
-    }
-}
-
-fn config_invalid(pointer: &str, detail: String) -> ProviderError {
-    ProviderError {
-        errors: vec![FieldError {
-            pointer: pointer.to_owned(),
-            detail: detail.clone(),
-        }],
-        ..ProviderError::new(ErrorCode::ConfigInvalid, detail)
     }
 }
 

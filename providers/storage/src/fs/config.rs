@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_spi::{ErrorCode, FieldError, ProviderError};
+use switchyard_spi::{ErrorCode, ProviderError};
 
 /// 64 MiB: large enough for documents and images, small enough that a whole object fits in
 /// memory, which is how `get` answers (base64 in a JSON body).
@@ -36,25 +36,16 @@ impl FsConfig {
     /// checks are repeated so a caller that skips the runtime (a test, a tool) gets the same
     /// answer instead of a provider running with a zero size limit.
     pub fn from_value(config: Value) -> Result<Self, ProviderError> {
-        let config: FsConfig =
-            serde_json::from_value(config).map_err(|e| config_invalid("", e.to_string()))?;
+        let config: FsConfig = serde_json::from_value(config)
+            .map_err(|e| ProviderError::field(ErrorCode::ConfigInvalid, "", e.to_string()))?;
         if config.max_object_bytes == 0 {
-            return Err(config_invalid(
+            return Err(ProviderError::field(
+                ErrorCode::ConfigInvalid,
                 "/max_object_bytes",
-                "max_object_bytes must be at least 1".into(),
+                "max_object_bytes must be at least 1",
             ));
         }
         Ok(config)
-    }
-}
-
-fn config_invalid(pointer: &str, detail: String) -> ProviderError {
-    ProviderError {
-        errors: vec![FieldError {
-            pointer: pointer.to_owned(),
-            detail: detail.clone(),
-        }],
-        ..ProviderError::new(ErrorCode::ConfigInvalid, detail)
     }
 }
 
