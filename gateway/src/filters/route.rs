@@ -53,7 +53,7 @@ pub fn classify(method: &Method, path: &str) -> Result<Route, Problem> {
         Route::Public | Route::Read => Method::GET,
         Route::Admin | Route::Invoke => Method::POST,
     };
-    if *method != expected && !(route == Route::Read && *method == Method::HEAD) {
+    if *method != expected {
         return Err(Problem::new(
             ErrorCode::MethodNotAllowed,
             format!("use {expected} for {path}"),
