@@ -1,11 +1,15 @@
 # Sourced by scripts/serve and scripts/test: installs the system packages the build needs on a
 # fresh Debian machine that has only the Rust toolchain. Installs nothing that is already there.
 
-ensure_build_deps() {
+ensure_build_deps() {   # --test: also the servers the test suite starts
     local missing=()
     command -v cmake >/dev/null 2>&1 || missing+=(cmake)     # pingora-core → libz-ng-sys
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     command -v cc >/dev/null 2>&1 || missing+=(gcc)
+    pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)   # pingora's TLS listener (mTLS)
+    if [ "${1:-}" = "--test" ]; then
+        command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)   # shared rate-limit tests
+    fi
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "installing build dependencies: ${missing[*]}" >&2
     local sudo=""

@@ -7,11 +7,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
+use pingora::services::background::background_service;
 use switchyard_contracts::{Scopes, TenantId, openapi};
-use switchyard_gateway::Gateway;
+use switchyard_gateway::config::GatewayConfig;
 use switchyard_gateway::filters::authenticate::Authenticator;
+use switchyard_gateway::filters::client_cert;
+use switchyard_gateway::purge::IdempotencyPurge;
+use switchyard_gateway::shutdown::{Drain, DrainOnSigterm};
+use switchyard_gateway::upstream::Upstreams;
+use switchyard_gateway::{Gateway, GatewayParts};
 use switchyard_runtime::internal_auth::InternalKey;
 use switchyard_runtime::{PlatformStore, Runtime, http};
 
@@ -45,14 +51,20 @@ enum Command {
         runtime_listen: SocketAddr,
         #[arg(long, default_value_t = 30_000)]
         call_timeout_ms: u64,
+        /// Gateway config (TOML): limits, upstream health checks, OIDC, rate limits, mTLS.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
-    /// The gateway alone, in front of a runtime started with `switchyard runtime`.
+    /// The gateway alone, in front of runtimes started with `switchyard runtime`.
     Gateway {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// Address of the runtime.
-        #[arg(long, default_value = "127.0.0.1:8081")]
-        runtime: SocketAddr,
+        /// Address of a runtime; repeat for several (health-checked, round robin, failover).
+        #[arg(long = "runtime", default_value = "127.0.0.1:8081")]
+        runtimes: Vec<SocketAddr>,
+        /// Gateway config (TOML): limits, upstream health checks, OIDC, rate limits, mTLS.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// The provider runtime alone; it accepts only gateway-signed requests.
     Runtime {
@@ -110,11 +122,20 @@ fn main() -> Result<()> {
             listen,
             runtime_listen,
             call_timeout_ms,
-        } => serve(&data_dir, &listen, runtime_listen, call_timeout_ms),
-        Command::Gateway { listen, runtime } => {
+            config,
+        } => {
+            let config = GatewayConfig::load(config.as_deref()).map_err(anyhow::Error::msg)?;
+            serve(&data_dir, &listen, runtime_listen, call_timeout_ms, config)
+        }
+        Command::Gateway {
+            listen,
+            runtimes,
+            config,
+        } => {
+            let config = GatewayConfig::load(config.as_deref()).map_err(anyhow::Error::msg)?;
             let (background, store) = background_runtime(&data_dir)?;
             let key = InternalKey::load(&data_dir)?;
-            run_gateway(&listen, runtime, store, key, background)
+            run_gateway(&listen, &runtimes, config, store, key, background)
         }
         Command::Runtime {
             listen,
@@ -224,6 +245,7 @@ fn serve(
     listen: &str,
     runtime_listen: SocketAddr,
     call_timeout_ms: u64,
+    config: GatewayConfig,
 ) -> Result<()> {
     let (background, store) = background_runtime(data_dir)?;
     let key = InternalKey::load(data_dir)?;
@@ -243,12 +265,13 @@ fn serve(
         std::future::pending(),
     ));
     tracing::info!(%runtime_addr, "runtime listening (internal)");
-    run_gateway(listen, runtime_addr, store, key, background)
+    run_gateway(listen, &[runtime_addr], config, store, key, background)
 }
 
 fn run_gateway(
     listen: &str,
-    runtime: SocketAddr,
+    runtimes: &[SocketAddr],
+    config: GatewayConfig,
     store: PlatformStore,
     key: InternalKey,
     background: tokio::runtime::Runtime,
@@ -256,22 +279,57 @@ fn run_gateway(
     if listen.parse::<SocketAddr>().is_err() {
         bail!("--listen {listen:?} is not an address like 127.0.0.1:8080");
     }
-    let conf = ServerConf {
+    let server_conf = ServerConf {
         threads: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2),
-        grace_period_seconds: Some(1),
-        graceful_shutdown_timeout_seconds: Some(5),
+        // The drain on SIGTERM already waited for requests in flight; nothing to wait for here.
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
-    let gateway = Gateway::new(runtime, Authenticator::new(store), key);
+    let (upstreams, health_checks) = Upstreams::new(
+        runtimes,
+        Duration::from_millis(config.upstreams.health_check_interval_ms),
+    )?;
+    let mut authenticator = Authenticator::new(store.clone());
+    let mtls = config.mtls.clone();
+    if let Some(mtls) = &mtls {
+        authenticator = authenticator
+            .with_client_certificates(Scopes::parse(&mtls.scopes).map_err(anyhow::Error::msg)?);
+    }
+    let drain = Drain::default();
+    let max_wait = Duration::from_millis(config.limits.drain_timeout_ms);
+    let purge = IdempotencyPurge {
+        store: store.clone(),
+        retention: Duration::from_secs(config.idempotency.retention_secs),
+    };
+    let gateway = Gateway::new(GatewayParts {
+        config,
+        upstreams,
+        authenticator,
+        store,
+        internal_key: key,
+        drain: drain.clone(),
+    })
+    .map_err(anyhow::Error::msg)?;
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, gateway);
     proxy.add_tcp(listen);
+    if let Some(mtls) = &mtls {
+        let tls = client_cert::tls_settings(mtls).map_err(anyhow::Error::msg)?;
+        proxy.add_tls_with_settings(&mtls.listen, None, tls);
+        tracing::info!(listen = %mtls.listen, "mTLS listener");
+    }
     server.add_service(proxy);
-    tracing::info!(%listen, %runtime, "gateway listening");
-    // The background runtime must outlive the server, which never returns.
-    let _keep = background;
-    server.run_forever()
+    server.add_service(health_checks);
+    server.add_service(background_service("idempotency purge", purge));
+    tracing::info!(%listen, ?runtimes, "gateway listening");
+    server.run(RunArgs {
+        shutdown_signal: Box::new(DrainOnSigterm { drain, max_wait }),
+    });
+    // The runtime (in `serve`) and the store's pool live on `background` until here.
+    drop(background);
+    Ok(())
 }

@@ -13,6 +13,8 @@ pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     Unauthenticated,
+    TokenInvalid,
+    TokenExpired,
     TenantForbidden,
     ScopeForbidden,
     RouteNotFound,
@@ -31,12 +33,18 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     Timeout,
     Internal,
+    RateLimited,
+    IdempotencyKeyReused,
+    IdempotencyInFlight,
+    ShuttingDown,
 }
 
 impl ErrorCode {
     /// Every code, in the order the published schema lists them.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::Unauthenticated,
+        ErrorCode::TokenInvalid,
+        ErrorCode::TokenExpired,
         ErrorCode::TenantForbidden,
         ErrorCode::ScopeForbidden,
         ErrorCode::RouteNotFound,
@@ -55,11 +63,17 @@ impl ErrorCode {
         ErrorCode::UpstreamUnavailable,
         ErrorCode::Timeout,
         ErrorCode::Internal,
+        ErrorCode::RateLimited,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::IdempotencyInFlight,
+        ErrorCode::ShuttingDown,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::TokenInvalid => "token_invalid",
+            ErrorCode::TokenExpired => "token_expired",
             ErrorCode::TenantForbidden => "tenant_forbidden",
             ErrorCode::ScopeForbidden => "scope_forbidden",
             ErrorCode::RouteNotFound => "route_not_found",
@@ -78,12 +92,16 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "upstream_unavailable",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::IdempotencyInFlight => "idempotency_in_flight",
+            ErrorCode::ShuttingDown => "shutting_down",
         }
     }
 
     pub fn status(self) -> u16 {
         match self {
-            ErrorCode::Unauthenticated => 401,
+            ErrorCode::Unauthenticated | ErrorCode::TokenInvalid | ErrorCode::TokenExpired => 401,
             ErrorCode::TenantForbidden | ErrorCode::ScopeForbidden => 403,
             ErrorCode::RouteNotFound
             | ErrorCode::ProviderNotFound
@@ -93,10 +111,13 @@ impl ErrorCode {
             ErrorCode::RequestInvalid | ErrorCode::ParamsInvalid | ErrorCode::ConfigInvalid => 400,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::Conflict => 409,
+            ErrorCode::Conflict | ErrorCode::IdempotencyInFlight => 409,
+            ErrorCode::IdempotencyKeyReused => 422,
+            ErrorCode::RateLimited => 429,
             ErrorCode::StatementFailed => 422,
-            ErrorCode::ProviderUnavailable => 503,
-            ErrorCode::UpstreamUnavailable => 502,
+            ErrorCode::ProviderUnavailable
+            | ErrorCode::UpstreamUnavailable
+            | ErrorCode::ShuttingDown => 503,
             ErrorCode::Timeout => 504,
             ErrorCode::Internal => 500,
         }
@@ -107,13 +128,20 @@ impl ErrorCode {
     pub fn retryable(self) -> bool {
         matches!(
             self,
-            ErrorCode::ProviderUnavailable | ErrorCode::UpstreamUnavailable | ErrorCode::Timeout
+            ErrorCode::ProviderUnavailable
+                | ErrorCode::UpstreamUnavailable
+                | ErrorCode::Timeout
+                | ErrorCode::RateLimited
+                | ErrorCode::IdempotencyInFlight
+                | ErrorCode::ShuttingDown
         )
     }
 
     pub fn title(self) -> &'static str {
         match self {
             ErrorCode::Unauthenticated => "Missing or invalid credentials",
+            ErrorCode::TokenInvalid => "The bearer token is not valid",
+            ErrorCode::TokenExpired => "The bearer token has expired",
             ErrorCode::TenantForbidden => "Tenant does not match the credentials",
             ErrorCode::ScopeForbidden => "Credentials lack the required scope",
             ErrorCode::RouteNotFound => "No such route",
@@ -132,6 +160,10 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "Upstream unavailable",
             ErrorCode::Timeout => "Timed out",
             ErrorCode::Internal => "Internal error",
+            ErrorCode::RateLimited => "Rate limit exceeded",
+            ErrorCode::IdempotencyKeyReused => "Idempotency key reused with a different request",
+            ErrorCode::IdempotencyInFlight => "A request with this idempotency key is in flight",
+            ErrorCode::ShuttingDown => "The gateway is shutting down",
         }
     }
 }

@@ -4,73 +4,303 @@
 //! refusals as problem+json with the request id:
 //!
 //! 1. [`filters::request_id`]: take the caller's `X-Request-Id` or make one;
-//! 2. [`filters::route`]: classify the path (public, catalog read, admin, invoke) or 404;
-//! 3. [`filters::authenticate`]: a tenant-scoped API key (`Authorization: Bearer sy_...`) → 401;
-//! 4. [`filters::tenant`]: the key's tenant; a disagreeing `X-Tenant-Id` → 403;
-//! 5. [`filters::authorize`]: the key's scopes allow the operation → else 403;
-//! 6. [`filters::forward`]: proxy to the runtime with the verified context signed into
-//!    internal headers (client-sent internal headers are dropped).
+//! 2. [`filters::trace_context`]: accept a valid W3C `traceparent` or start a trace;
+//! 3. [`filters::route`]: classify the path (public, catalog read, admin, invoke) or 404;
+//! 4. [`filters::body_limit`]: a declared body over the limit → 413;
+//! 5. [`filters::authenticate`]: an API key, an OIDC token or a client certificate → 401;
+//! 6. [`filters::tenant`]: the credentials' tenant; a disagreeing `X-Tenant-Id` → 403;
+//! 7. [`filters::authorize`]: the scopes allow the operation → else 403;
+//! 8. [`filters::rate_limit`]: the tenant's and the credential's budgets → else 429;
+//! 9. [`filters::idempotency`]: a POST with `Idempotency-Key` is replayed, refused (409/422)
+//!    or recorded, and its response stored;
+//! 10. [`filters::forward`]: to a healthy runtime ([`upstream`]) with the verified context
+//!     signed into internal headers (client-sent internal headers are dropped).
 
+pub mod config;
 pub mod filters;
 mod problem;
+pub mod purge;
+pub mod shutdown;
+pub mod upstream;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use switchyard_contracts::{ErrorCode, Problem};
+use switchyard_contracts::{ErrorCode, Problem, TenantId};
+use switchyard_runtime::PlatformStore;
 use switchyard_runtime::internal_auth::InternalKey;
+use switchyard_runtime::store::{Begin, StoredResponse};
 
+use config::GatewayConfig;
 use filters::authenticate::{Authenticator, Identity};
+use filters::idempotency;
+use filters::rate_limit::RateLimiter;
 use filters::route::Route;
+use filters::trace_context::TraceContext;
+use shutdown::{Drain, InFlight};
+use upstream::Upstreams;
 
 pub use filters::authenticate::KEY_CACHE_TTL;
+
+/// Seconds a client should wait before retrying when no runtime is healthy.
+const NO_UPSTREAM_RETRY_AFTER: &str = "1";
 
 /// What the filters learn about one request, in the order they learn it.
 #[derive(Default)]
 pub struct RequestCtx {
+    /// Held for the request's lifetime, so a draining shutdown waits for it.
+    in_flight: Option<InFlight>,
     pub request_id: String,
+    pub trace: Option<TraceContext>,
     pub route: Option<Route>,
     pub identity: Option<Identity>,
+    /// Body bytes seen so far, for bodies without a declared length.
+    body_bytes: usize,
+    /// The upstream this attempt goes to, and the one the previous attempt failed on.
+    upstream: Option<SocketAddr>,
+    failed_upstream: Option<SocketAddr>,
+    retries: u32,
+    no_healthy_upstream: bool,
+    /// `RateLimit-*` headers for the response, when a budget applies.
+    rate_limit_headers: Vec<(&'static str, String)>,
+    idempotency: Option<PendingIdempotency>,
 }
 
+/// A request recorded under an idempotency key, and the response being captured for it.
+struct PendingIdempotency {
+    tenant: TenantId,
+    key: String,
+    fingerprint: [u8; 32],
+    status: Option<u16>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// The largest body of a request with an `Idempotency-Key`: it is read whole to fingerprint it
+/// and re-sent from Pingora's retry buffer, which holds this much.
+const MAX_IDEMPOTENT_BODY: usize = 64 * 1024;
+
 pub struct Gateway {
-    upstream: SocketAddr,
+    config: GatewayConfig,
+    upstreams: Upstreams,
     authenticator: Authenticator,
+    rate_limiter: Option<RateLimiter>,
+    store: PlatformStore,
     internal_key: InternalKey,
+    drain: Drain,
+}
+
+/// The parts a gateway is built from; `Gateway::new` checks the config against them.
+pub struct GatewayParts {
+    pub config: GatewayConfig,
+    pub upstreams: Upstreams,
+    pub authenticator: Authenticator,
+    pub store: PlatformStore,
+    pub internal_key: InternalKey,
+    pub drain: Drain,
 }
 
 impl Gateway {
-    pub fn new(
-        upstream: SocketAddr,
-        authenticator: Authenticator,
-        internal_key: InternalKey,
-    ) -> Self {
-        Gateway {
-            upstream,
-            authenticator,
+    pub fn new(parts: GatewayParts) -> Result<Self, String> {
+        let GatewayParts {
+            config,
+            upstreams,
+            mut authenticator,
+            store,
             internal_key,
+            drain,
+        } = parts;
+        if let Some(oidc) = &config.oidc {
+            authenticator = authenticator.with_oidc(filters::oidc::OidcVerifier::new(oidc.clone()));
         }
+        let rate_limiter = config
+            .rate_limit
+            .clone()
+            .map(RateLimiter::new)
+            .transpose()?;
+        Ok(Gateway {
+            config,
+            upstreams,
+            authenticator,
+            rate_limiter,
+            store,
+            internal_key,
+            drain,
+        })
     }
 
-    async fn run_filters(&self, session: &Session, ctx: &mut RequestCtx) -> Result<(), Problem> {
+    /// Runs the filters; `Ok(Some(..))` is a stored response to replay instead of proxying.
+    async fn run_filters(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<StoredResponse>, Problem> {
         let header = session.req_header();
+        ctx.trace = Some(filters::trace_context::accept(
+            header.headers.get("traceparent"),
+            header.headers.get("tracestate"),
+        ));
         let route = filters::route::classify(&header.method, header.uri.path())?;
         ctx.route = Some(route);
+        filters::body_limit::check_declared(
+            header.headers.get("content-length"),
+            self.config.limits.max_body_bytes,
+        )?;
         let Some(operation) = route.operation() else {
-            return Ok(());
+            return Ok(None);
         };
+        let client_cert = session.digest().and_then(|d| d.ssl_digest.clone());
         let identity = self
             .authenticator
-            .authenticate(header.headers.get("authorization"))
+            .authenticate(header.headers.get("authorization"), client_cert.as_deref())
             .await?;
         filters::tenant::resolve(&identity, header.headers.get("x-tenant-id"))?;
         filters::authorize::check(&identity, operation, header.uri.path())?;
+        if let Some(limiter) = &self.rate_limiter
+            && let Some(verdict) = limiter.check(&identity.tenant, &identity.subject).await?
+        {
+            ctx.rate_limit_headers = verdict.headers();
+            if let Some(refusal) = verdict.problem() {
+                return Err(refusal);
+            }
+        }
+        let key = match header.method {
+            http::Method::POST => {
+                idempotency::parse_key(header.headers.get(idempotency::KEY_HEADER))?
+            }
+            _ => None,
+        };
+        let tenant = identity.tenant.clone();
         ctx.identity = Some(identity);
-        Ok(())
+        match key {
+            Some(key) => self.begin_idempotent(session, ctx, tenant, key).await,
+            None => Ok(None),
+        }
     }
+
+    /// Reads the body to fingerprint it, then asks the store whether to proceed, replay or refuse.
+    async fn begin_idempotent(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        tenant: TenantId,
+        key: String,
+    ) -> Result<Option<StoredResponse>, Problem> {
+        session.as_mut().enable_retry_buffering();
+        let mut body = Vec::new();
+        while let Some(chunk) = session.read_request_body().await.map_err(|e| {
+            Problem::new(
+                ErrorCode::RequestInvalid,
+                format!("could not read the body: {e}"),
+            )
+        })? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_IDEMPOTENT_BODY {
+                return Err(Problem::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!(
+                        "a request with an Idempotency-Key may carry at most {MAX_IDEMPOTENT_BODY} bytes"
+                    ),
+                ));
+            }
+        }
+        ctx.body_bytes = body.len();
+        let header = session.req_header();
+        let path = header.uri.path_and_query().map_or("/", |p| p.as_str());
+        let fingerprint = idempotency::fingerprint(header.method.as_str(), path, &body);
+        let config = &self.config.idempotency;
+        let begin = self
+            .store
+            .idempotency_begin(
+                &tenant,
+                &key,
+                &fingerprint,
+                unix_ms(),
+                config.lease_ms(),
+                config.retention_ms(),
+            )
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "idempotency record failed");
+                Problem::new(
+                    ErrorCode::Internal,
+                    "the idempotency record could not be written; retry",
+                )
+                .with_retryable(true)
+            })?;
+        match begin {
+            Begin::Proceed => {
+                ctx.idempotency = Some(PendingIdempotency {
+                    tenant,
+                    key,
+                    fingerprint,
+                    status: None,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                });
+                Ok(None)
+            }
+            Begin::Replay(stored) => Ok(Some(stored)),
+            refused => Err(idempotency::problem_for(&refused).unwrap_or_else(|| {
+                Problem::new(ErrorCode::Internal, "unexpected idempotency state")
+            })),
+        }
+    }
+
+    async fn replay(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        stored: StoredResponse,
+    ) -> pingora::Result<()> {
+        let mut header = ResponseHeader::build(stored.status, Some(stored.headers.len() + 4))?;
+        for (name, value) in &stored.headers {
+            header.insert_header(name.clone(), value)?;
+        }
+        header.insert_header("content-length", stored.body.len().to_string())?;
+        header.insert_header("x-request-id", &ctx.request_id)?;
+        header.insert_header(idempotency::REPLAYED_HEADER, "true")?;
+        session
+            .write_response_header(Box::new(header), false)
+            .await?;
+        session
+            .write_response_body(Some(Bytes::from(stored.body)), true)
+            .await
+    }
+
+    fn peer(&self, addr: SocketAddr) -> HttpPeer {
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        peer.options.connection_timeout = Some(Duration::from_secs(1));
+        peer.options.read_timeout = Some(Duration::from_millis(
+            self.config.limits.upstream_timeout_ms,
+        ));
+        peer.options.write_timeout = Some(Duration::from_millis(
+            self.config.limits.upstream_timeout_ms,
+        ));
+        peer
+    }
+
+    /// Marks the attempt failed; true when another upstream may be tried.
+    fn may_retry(&self, ctx: &mut RequestCtx) -> bool {
+        ctx.failed_upstream = ctx.upstream;
+        if ctx.retries < self.config.upstreams.retries {
+            ctx.retries += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[async_trait]
@@ -88,21 +318,100 @@ impl ProxyHttp for Gateway {
     ) -> pingora::Result<bool> {
         ctx.request_id =
             filters::request_id::assign(session.req_header().headers.get("x-request-id"));
+        ctx.in_flight = self.drain.enter();
+        if ctx.in_flight.is_none() {
+            let refusal = Problem::new(
+                ErrorCode::ShuttingDown,
+                "the gateway is shutting down; retry on another instance",
+            );
+            session.set_keepalive(None);
+            problem::respond(session, refusal, &ctx.request_id, &[]).await?;
+            return Ok(true);
+        }
         match self.run_filters(session, ctx).await {
-            Ok(()) => Ok(false),
+            Ok(None) => Ok(false),
+            Ok(Some(stored)) => {
+                self.replay(session, ctx, stored).await?;
+                Ok(true)
+            }
             Err(refusal) => {
-                problem::respond(session, refusal, &ctx.request_id).await?;
+                let mut headers = ctx.rate_limit_headers.clone();
+                if refusal.code == ErrorCode::IdempotencyInFlight {
+                    headers.push(("retry-after", "1".to_owned()));
+                }
+                problem::respond(session, refusal, &ctx.request_id, &headers).await?;
                 Ok(true)
             }
         }
     }
 
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> pingora::Result<()> {
+        ctx.body_bytes += body.as_ref().map_or(0, Bytes::len);
+        if ctx.body_bytes > self.config.limits.max_body_bytes {
+            return Err(pingora::Error::explain(
+                pingora::ErrorType::HTTPStatus(413),
+                "request body over the limit",
+            ));
+        }
+        Ok(())
+    }
+
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut Self::CTX,
+        ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
-        Ok(Box::new(HttpPeer::new(self.upstream, false, String::new())))
+        let Some(addr) = self.upstreams.select(ctx.failed_upstream) else {
+            ctx.no_healthy_upstream = true;
+            return Err(pingora::Error::explain(
+                pingora::ErrorType::ConnectNoRoute,
+                "no healthy runtime upstream",
+            ));
+        };
+        ctx.upstream = Some(addr);
+        Ok(Box::new(self.peer(addr)))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Self::CTX,
+        mut e: Box<pingora::Error>,
+    ) -> Box<pingora::Error> {
+        // Nothing reached the runtime: any request may go to another one.
+        if self.may_retry(ctx) {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<pingora::Error>,
+        ctx: &mut Self::CTX,
+        client_reused: bool,
+    ) -> Box<pingora::Error> {
+        let mut e = e.more_context(format!("runtime {peer}"));
+        // The runtime may have acted on the request: only idempotent methods are resent.
+        let resendable = session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated();
+        if resendable && self.may_retry(ctx) {
+            e.set_retry(true);
+        } else if resendable {
+            e.retry.decide_reuse(client_reused);
+        } else {
+            e.set_retry(false);
+        }
+        e
     }
 
     async fn upstream_request_filter(
@@ -121,7 +430,73 @@ impl ProxyHttp for Gateway {
         ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
         upstream_response.insert_header("x-request-id", &ctx.request_id)?;
+        for (name, value) in &ctx.rate_limit_headers {
+            upstream_response.insert_header(*name, value)?;
+        }
+        if let Some(pending) = &mut ctx.idempotency {
+            pending.status = Some(upstream_response.status.as_u16());
+            pending.headers = idempotency::storable_headers(&upstream_response.headers);
+        }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> pingora::Result<Option<Duration>> {
+        if let (Some(pending), Some(chunk)) = (&mut ctx.idempotency, body.as_ref()) {
+            // Past the storable size the body is not kept; `logging` then releases the key.
+            if pending.body.len() <= self.config.idempotency.max_stored_body_bytes {
+                pending.body.extend_from_slice(chunk);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs last, success or not: stores the response of a recorded request, or releases the
+    /// key so that a retry may proceed.
+    async fn logging(
+        &self,
+        _session: &mut Session,
+        error: Option<&pingora::Error>,
+        ctx: &mut Self::CTX,
+    ) {
+        let Some(pending) = ctx.idempotency.take() else {
+            return;
+        };
+        let stored = match (error, pending.status) {
+            (None, Some(status))
+                if self
+                    .config
+                    .idempotency
+                    .should_store(status, pending.body.len()) =>
+            {
+                let response = StoredResponse {
+                    status,
+                    headers: pending.headers,
+                    body: pending.body,
+                };
+                self.store
+                    .idempotency_complete(
+                        &pending.tenant,
+                        &pending.key,
+                        &pending.fingerprint,
+                        &response,
+                    )
+                    .await
+            }
+            _ => {
+                self.store
+                    .idempotency_release(&pending.tenant, &pending.key, &pending.fingerprint)
+                    .await
+            }
+        };
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "could not settle an idempotency record");
+        }
     }
 
     async fn fail_to_proxy(
@@ -130,28 +505,54 @@ impl ProxyHttp for Gateway {
         e: &pingora::Error,
         ctx: &mut Self::CTX,
     ) -> FailToProxy {
-        let problem = match e.esource() {
-            pingora::ErrorSource::Upstream => Some(Problem::new(
+        use pingora::ErrorType as T;
+        // The connection is not reused after a failed proxy attempt. Turning keep-alive off
+        // makes Pingora answer `Connection: close`, so a client's pool does not send its next
+        // request into a socket about to close.
+        session.set_keepalive(None);
+        let mut headers = Vec::new();
+        let problem = match (e.etype(), e.esource()) {
+            (T::HTTPStatus(413), _) => Some(filters::body_limit::too_large(
+                self.config.limits.max_body_bytes,
+            )),
+            _ if ctx.no_healthy_upstream => {
+                headers.push(("retry-after", NO_UPSTREAM_RETRY_AFTER.to_owned()));
+                Some(
+                    Problem::new(
+                        ErrorCode::UpstreamUnavailable,
+                        "no provider runtime is healthy; retry shortly",
+                    )
+                    .with_retryable(true),
+                )
+            }
+            (T::ReadTimedout | T::WriteTimedout, _) => Some(Problem::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the runtime did not answer within {} ms",
+                    self.config.limits.upstream_timeout_ms
+                ),
+            )),
+            (_, pingora::ErrorSource::Upstream) => Some(Problem::new(
                 ErrorCode::UpstreamUnavailable,
                 "the provider runtime could not be reached; retry shortly",
             )),
-            pingora::ErrorSource::Downstream => match e.etype() {
-                pingora::ErrorType::WriteError
-                | pingora::ErrorType::ReadError
-                | pingora::ErrorType::ConnectionClosed => None,
-                _ => Some(Problem::new(
-                    ErrorCode::RequestInvalid,
-                    "the request could not be read",
-                )),
-            },
+            (
+                T::WriteError | T::ReadError | T::ConnectionClosed,
+                pingora::ErrorSource::Downstream,
+            ) => None,
+            (_, pingora::ErrorSource::Downstream) => Some(Problem::new(
+                ErrorCode::RequestInvalid,
+                "the request could not be read",
+            )),
             _ => Some(Problem::new(
                 ErrorCode::Internal,
                 "the gateway failed to proxy the request",
             )),
         };
-        let error_code = problem.as_ref().map_or(0, |p| p.status());
+        let error_code = problem.as_ref().map_or(0, Problem::status);
         if let Some(problem) = problem
-            && let Err(write_error) = problem::respond(session, problem, &ctx.request_id).await
+            && let Err(write_error) =
+                problem::respond(session, problem, &ctx.request_id, &headers).await
         {
             tracing::debug!(error = %write_error, "could not write the error response");
         }

@@ -3,20 +3,24 @@
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
-use switchyard_contracts::{ErrorCode, PROBLEM_CONTENT_TYPE, Problem};
+use switchyard_contracts::{PROBLEM_CONTENT_TYPE, Problem};
 
 pub async fn respond(
     session: &mut Session,
     problem: Problem,
     request_id: &str,
+    extra_headers: &[(&'static str, String)],
 ) -> pingora::Result<()> {
     let problem = problem.with_request_id(request_id);
     let body = Bytes::from(problem.to_body());
-    let mut header = ResponseHeader::build(problem.status(), Some(4))?;
+    let mut header = ResponseHeader::build(problem.status(), Some(5 + extra_headers.len()))?;
     header.insert_header("content-type", PROBLEM_CONTENT_TYPE)?;
     header.insert_header("content-length", body.len().to_string())?;
     header.insert_header("x-request-id", request_id)?;
-    if problem.code == ErrorCode::Unauthenticated {
+    for (name, value) in extra_headers {
+        header.insert_header(*name, value)?;
+    }
+    if problem.status() == 401 {
         header.insert_header("www-authenticate", "Bearer")?;
     }
     session

@@ -71,7 +71,18 @@ pub async fn serve(
 }
 
 impl Service {
+    /// Answers one request; the W3C `traceparent` it came with is echoed, so a caller (and
+    /// the tests) can see that the trace crossed the gateway intact.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let traceparent = req.headers().get("traceparent").cloned();
+        let mut response = self.answer(req).await;
+        if let Some(traceparent) = traceparent {
+            response.headers_mut().insert("traceparent", traceparent);
+        }
+        response
+    }
+
+    async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_owned();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (req.method(), segments.as_slice()) {

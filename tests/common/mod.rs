@@ -19,23 +19,51 @@ pub struct Server {
 }
 
 impl Server {
+    /// `switchyard serve` on a free port.
     pub fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    /// `switchyard serve` with extra arguments (e.g. `--config FILE`).
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
         let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["serve", "--listen", &listen];
+        args.extend_from_slice(extra);
+        Server::spawn(data_dir, &args, port)
+    }
+
+    /// Any `switchyard` command that serves HTTP on `port`; returns once `/healthz` answers 200.
+    pub fn spawn(data_dir: &Path, args: &[&str], port: u16) -> Server {
+        let server = Server::spawn_unready(data_dir, args, port);
+        server.wait_ready();
+        server
+    }
+
+    /// Like [`Server::spawn`], returning as soon as the port accepts connections, for servers
+    /// that are expected not to be healthy.
+    pub fn spawn_unready(data_dir: &Path, args: &[&str], port: u16) -> Server {
         let child = Command::new(BIN)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
             .env("SWITCHYARD_DATA_DIR", data_dir)
             .env("SWITCHYARD_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("switchyard starts");
-        let server = Server {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "switchyard {args:?} never listened on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
             data_dir: data_dir.to_owned(),
-        };
-        server.wait_ready();
-        server
+        }
     }
 
     fn wait_ready(&self) {
@@ -46,13 +74,35 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("switchyard serve did not become ready at {}", self.base);
+        panic!("switchyard did not become ready at {}", self.base);
     }
 
     /// SIGKILL: no shutdown code runs, nothing is flushed that was not already durable.
     pub fn kill9(&mut self) {
         self.child.kill().expect("SIGKILL delivered");
         self.child.wait().expect("child reaped");
+    }
+
+    /// SIGTERM: the graceful path.
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGTERM not delivered");
+    }
+
+    /// Waits for the process to exit; true if it did within `within`.
+    pub fn exited_within(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.child.try_wait().expect("child status").is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
     }
 }
 
@@ -80,7 +130,7 @@ fn status_of(url: &str) -> Option<u16> {
     answer.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

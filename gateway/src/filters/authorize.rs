@@ -1,4 +1,4 @@
-//! Step 5: the key's scopes must allow the operation. Finer decisions (per resource, per
+//! Step 7: the key's scopes must allow the operation. Finer decisions (per resource, per
 //! attribute) belong to the policy engine, which comes after this step.
 
 use switchyard_contracts::{ErrorCode, Operation, Problem};
@@ -39,6 +39,7 @@ mod tests {
             tenant: TenantId::parse("acme").unwrap(),
             subject: "key:1".into(),
             scopes: Scopes::parse(scopes).unwrap(),
+            roles: vec![],
         }
     }
 

@@ -1,4 +1,4 @@
-//! Step 6: the request goes to the runtime carrying the verified context, signed with the
+//! Step 8: the request goes to the runtime carrying the verified context, signed with the
 //! internal key. Internal headers a client sent are removed first, so only the gateway's
 //! own context ever reaches the runtime.
 
@@ -25,6 +25,14 @@ pub fn prepare(
         upstream.remove_header(&name);
     }
     upstream.insert_header("x-request-id", &ctx.request_id)?;
+    upstream.remove_header("traceparent");
+    upstream.remove_header("tracestate");
+    if let Some(trace) = &ctx.trace {
+        upstream.insert_header("traceparent", &trace.traceparent)?;
+        if let Some(state) = &trace.tracestate {
+            upstream.insert_header("tracestate", state)?;
+        }
+    }
     if let Some(identity) = &ctx.identity {
         let verified = VerifiedContext {
             tenant: identity.tenant.to_string(),

@@ -2,7 +2,13 @@
 
 pub mod authenticate;
 pub mod authorize;
+pub mod body_limit;
+pub mod client_cert;
 pub mod forward;
+pub mod idempotency;
+pub mod oidc;
+pub mod rate_limit;
 pub mod request_id;
 pub mod route;
 pub mod tenant;
+pub mod trace_context;

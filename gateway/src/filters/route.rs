@@ -1,4 +1,4 @@
-//! Step 2: what the path asks for, so later steps know whether to authenticate and which
+//! Step 3: what the path asks for, so later steps know whether to authenticate and which
 //! scope the request needs. Unknown paths end here with 404.
 
 use http::Method;

@@ -1,4 +1,4 @@
-//! Step 4: the tenant is the one the credentials belong to. A caller may state it in
+//! Step 6: the tenant is the one the credentials belong to. A caller may state it in
 //! `X-Tenant-Id` (useful as an assertion), but never choose another one.
 
 use http::HeaderValue;
@@ -28,6 +28,7 @@ mod tests {
             tenant: TenantId::parse("acme").unwrap(),
             subject: "key:1".into(),
             scopes: Scopes::parse("*").unwrap(),
+            roles: vec![],
         };
         assert!(resolve(&identity, None).is_ok());
         assert!(resolve(&identity, Some(&HeaderValue::from_static("acme"))).is_ok());

@@ -4,6 +4,7 @@
 //! migrations at open, so an existing data directory is upgraded in place.
 
 mod configs;
+mod idempotency;
 mod keys;
 mod tenants;
 
@@ -15,6 +16,7 @@ use sqlx::sqlite::{
 };
 
 pub use configs::StoredConfig;
+pub use idempotency::{Begin, StoredResponse};
 pub use keys::{CreatedKey, VerifiedKey};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,267 @@
+//! Idempotency keys (Stripe's semantics, as in the IETF `Idempotency-Key` draft): a POST sent
+//! again with the same key replays the first response instead of running twice.
+//!
+//! The records live in the platform store (`PlatformStore::idempotency_*`), shared by every
+//! gateway instance. This module holds what the proxy needs around them: the config, parsing
+//! the header, fingerprinting the request, mapping refusals to problems, and deciding which
+//! responses are kept and which of their headers are replayed.
+
+use http::{HeaderMap, HeaderValue};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use switchyard_contracts::{ErrorCode, Problem};
+use switchyard_runtime::store::Begin;
+
+/// The request header carrying the key.
+pub const KEY_HEADER: &str = "idempotency-key";
+/// Set to `true` on a replayed response, so a client can tell a replay from a fresh run.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// Response headers kept with a stored response and replayed with it. Everything else is
+/// per-exchange (`date`, `x-request-id`, `content-length` recomputed on replay) or
+/// connection-level, and replaying it would lie about the replay.
+const STORED_HEADERS: [&str; 3] = ["content-type", "content-language", "location"];
+
+/// Idempotency settings; a missing field takes its default.
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdempotencyConfig {
+    /// How long a key is remembered; past it the key is free again and nothing replays.
+    pub retention_secs: u64,
+    /// How long a request holds its key before another request may take it over, which
+    /// covers a gateway that died mid-request. Keep it above the slowest upstream answer, or a
+    /// retry of a slow request runs concurrently with it.
+    pub lease_secs: u64,
+    /// Responses with a larger body are not stored: the record is released instead, so a
+    /// retry runs the request again rather than the store filling with large payloads.
+    pub max_stored_body_bytes: usize,
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        IdempotencyConfig {
+            retention_secs: 86_400,
+            lease_secs: 60,
+            max_stored_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl IdempotencyConfig {
+    /// The lease in the store's unit; saturates rather than wrapping on absurd configs.
+    pub fn lease_ms(&self) -> i64 {
+        secs_to_ms(self.lease_secs)
+    }
+
+    /// The retention in the store's unit; saturates rather than wrapping on absurd configs.
+    pub fn retention_ms(&self) -> i64 {
+        secs_to_ms(self.retention_secs)
+    }
+
+    /// Whether a response is kept for replay; otherwise the record is released.
+    ///
+    /// 2xx and 4xx are outcomes of the request itself and must replay. 5xx (and an upstream
+    /// that never answered) may not have run at all, so a retry must run again. 408 and 429
+    /// are 4xx but only say "not now": storing them would refuse the retry they invite.
+    pub fn should_store(&self, status: u16, body_len: usize) -> bool {
+        let outcome = (200..300).contains(&status) || (400..500).contains(&status);
+        outcome && status != 408 && status != 429 && body_len <= self.max_stored_body_bytes
+    }
+}
+
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+/// The key, if the request has one. A key must be 1 to 255 visible ASCII characters; anything
+/// else is refused rather than ignored, because silently running a request the client meant
+/// to protect is the one outcome idempotency exists to prevent. The detail does not echo the
+/// key back.
+pub fn parse_key(header: Option<&HeaderValue>) -> Result<Option<String>, Problem> {
+    let Some(value) = header else { return Ok(None) };
+    value
+        .to_str()
+        .ok()
+        .filter(|key| (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()))
+        .map(|key| Some(key.to_owned()))
+        .ok_or_else(|| {
+            Problem::new(
+                ErrorCode::RequestInvalid,
+                "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
+            )
+        })
+}
+
+/// SHA-256 of the request a key is bound to. Each part is length-prefixed, so moving bytes
+/// between method, path and body cannot produce the same fingerprint.
+pub fn fingerprint(method: &str, path_and_query: &str, body: &[u8]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in [method.as_bytes(), path_and_query.as_bytes(), body] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+/// The refusal for a key the request may not use now; `None` when it proceeds or replays.
+/// The details are fixed text: echoing the key or body would copy caller data into error
+/// logs and client error displays.
+pub fn problem_for(begin: &Begin) -> Option<Problem> {
+    match begin {
+        Begin::Proceed | Begin::Replay(_) => None,
+        Begin::InFlight => Some(Problem::new(
+            ErrorCode::IdempotencyInFlight,
+            "a request with this Idempotency-Key is still being processed; retry later",
+        )),
+        Begin::KeyReused => Some(Problem::new(
+            ErrorCode::IdempotencyKeyReused,
+            "this Idempotency-Key was used with a different method, path or body; \
+             use a new key for a new request",
+        )),
+    }
+}
+
+/// The response headers to store for replay, in order, as `(lowercase name, value)`.
+/// Values that are not visible text are skipped: they could not be replayed faithfully.
+pub fn storable_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    STORED_HEADERS
+        .iter()
+        .flat_map(|name| {
+            headers
+                .get_all(*name)
+                .iter()
+                .filter_map(move |v| Some(((*name).to_owned(), v.to_str().ok()?.to_owned())))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_runtime::store::StoredResponse;
+
+    #[test]
+    fn config_defaults_apply_to_missing_fields_and_unknown_fields_are_refused() {
+        let config: IdempotencyConfig = serde_json::from_str(r#"{"lease_secs": 5}"#).unwrap();
+        assert_eq!(
+            config,
+            IdempotencyConfig {
+                lease_secs: 5,
+                ..IdempotencyConfig::default()
+            }
+        );
+        assert_eq!(config.lease_ms(), 5_000);
+        assert_eq!(config.retention_ms(), 86_400_000);
+        assert_eq!(config.max_stored_body_bytes, 1_048_576);
+        assert!(serde_json::from_str::<IdempotencyConfig>(r#"{"lease": 5}"#).is_err());
+        let absurd = IdempotencyConfig {
+            retention_secs: u64::MAX,
+            ..IdempotencyConfig::default()
+        };
+        assert_eq!(absurd.retention_ms(), i64::MAX);
+    }
+
+    #[test]
+    fn outcomes_are_stored_and_transient_or_oversized_responses_are_not() {
+        let config = IdempotencyConfig {
+            max_stored_body_bytes: 10,
+            ..IdempotencyConfig::default()
+        };
+        for status in [200, 201, 204, 400, 404, 409, 422] {
+            assert!(config.should_store(status, 10), "{status}");
+        }
+        for status in [100, 302, 408, 429, 500, 502, 503, 504] {
+            assert!(!config.should_store(status, 0), "{status}");
+        }
+        assert!(!config.should_store(200, 11));
+    }
+
+    #[test]
+    fn keys_are_one_to_255_visible_ascii_characters() {
+        assert_eq!(parse_key(None).unwrap(), None);
+        for good in [
+            "a",
+            "8e03978e-40d5-43e8-bc93-6894a57f9324",
+            "\"quoted\"",
+            &"k".repeat(255),
+        ] {
+            let header = HeaderValue::from_str(good).unwrap();
+            assert_eq!(parse_key(Some(&header)).unwrap().as_deref(), Some(good));
+        }
+        let too_long = "k".repeat(256);
+        for bad in [
+            HeaderValue::from_static(""),
+            HeaderValue::from_static("has space"),
+            HeaderValue::from_static("tab\there"),
+            HeaderValue::from_str(&too_long).unwrap(),
+            HeaderValue::from_bytes("clé".as_bytes()).unwrap(),
+        ] {
+            let problem = parse_key(Some(&bad)).unwrap_err();
+            assert_eq!(problem.code, ErrorCode::RequestInvalid, "{bad:?}");
+            assert_eq!(problem.status(), 400);
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_covers_method_path_query_and_body_without_ambiguity() {
+        let base = fingerprint("POST", "/v1/db/x?a=1", b"{}");
+        assert_eq!(base, fingerprint("POST", "/v1/db/x?a=1", b"{}"));
+        for other in [
+            fingerprint("PUT", "/v1/db/x?a=1", b"{}"),
+            fingerprint("POST", "/v1/db/y?a=1", b"{}"),
+            fingerprint("POST", "/v1/db/x?a=2", b"{}"),
+            fingerprint("POST", "/v1/db/x?a=1", b"{ }"),
+        ] {
+            assert_ne!(base, other);
+        }
+        // The same bytes split differently between parts are different requests.
+        assert_ne!(
+            fingerprint("POST", "/ab", b""),
+            fingerprint("POST", "/a", b"b")
+        );
+    }
+
+    #[test]
+    fn only_in_flight_and_reused_keys_are_refused() {
+        let replay = Begin::Replay(StoredResponse {
+            status: 201,
+            headers: Vec::new(),
+            body: b"{}".to_vec(),
+        });
+        assert_eq!(problem_for(&Begin::Proceed), None);
+        assert_eq!(problem_for(&replay), None);
+
+        let in_flight = problem_for(&Begin::InFlight).unwrap();
+        assert_eq!(in_flight.code, ErrorCode::IdempotencyInFlight);
+        assert_eq!(in_flight.status(), 409);
+        assert!(in_flight.retryable);
+        let reused = problem_for(&Begin::KeyReused).unwrap();
+        assert_eq!(reused.code, ErrorCode::IdempotencyKeyReused);
+        assert_eq!(reused.status(), 422);
+        assert!(!reused.retryable);
+    }
+
+    #[test]
+    fn only_content_describing_headers_are_stored() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.insert("location", HeaderValue::from_static("/v1/things/7"));
+        headers.insert("x-request-id", HeaderValue::from_static("req-1"));
+        headers.insert(
+            "date",
+            HeaderValue::from_static("Tue, 01 Jul 2025 00:00:00 GMT"),
+        );
+        headers.insert("content-length", HeaderValue::from_static("2"));
+        headers.insert(
+            "content-language",
+            HeaderValue::from_bytes(b"\xff").unwrap(),
+        );
+        assert_eq!(
+            storable_headers(&headers),
+            [
+                ("content-type".to_owned(), "application/json".to_owned()),
+                ("location".to_owned(), "/v1/things/7".to_owned()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! Runtime upstreams: round robin over the healthy ones, health-checked in the background
+//! with `GET /healthz` (pingora-load-balancing).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::http::RequestHeader;
+use pingora::lb::LoadBalancer;
+use pingora::lb::health_check::HttpHealthCheck;
+use pingora::lb::selection::RoundRobin;
+use pingora::services::background::{GenBackgroundService, background_service};
+
+pub struct Upstreams {
+    balancer: Arc<LoadBalancer<RoundRobin>>,
+}
+
+impl Upstreams {
+    /// The upstreams and the background service that health-checks them; the service must be
+    /// added to the server for health to be tracked.
+    pub fn new(
+        addresses: &[SocketAddr],
+        check_every: Duration,
+    ) -> std::io::Result<(Self, GenBackgroundService<LoadBalancer<RoundRobin>>)> {
+        let mut balancer =
+            LoadBalancer::<RoundRobin>::try_from_iter(addresses.iter().map(|a| a.to_string()))?;
+        let mut check = HttpHealthCheck::new("switchyard-runtime", false);
+        let mut probe =
+            RequestHeader::build("GET", b"/healthz", None).map_err(std::io::Error::other)?;
+        probe
+            .insert_header("host", "switchyard-runtime")
+            .map_err(std::io::Error::other)?;
+        check.req = probe;
+        balancer.set_health_check(Box::new(check));
+        balancer.health_check_frequency = Some(check_every);
+        let service = background_service("runtime health checks", balancer);
+        Ok((
+            Upstreams {
+                balancer: service.task(),
+            },
+            service,
+        ))
+    }
+
+    /// A healthy upstream other than `avoid` (the one that just failed this request), if any.
+    pub fn select(&self, avoid: Option<SocketAddr>) -> Option<SocketAddr> {
+        self.balancer
+            .select_with(b"", 64, |backend, healthy| {
+                healthy && backend.addr.as_inet().copied() != avoid
+            })
+            .and_then(|backend| backend.addr.as_inet().copied())
+    }
+}

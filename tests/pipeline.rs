@@ -1,0 +1,346 @@
+//! OIDC tokens, rate limits and idempotency keys through the real gateway.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Api, Server, decode, free_port, tenant_with_key};
+use serde_json::json;
+
+fn write_config(dir: &std::path::Path, toml: &str) -> String {
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, toml).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Serves one fixed JWKS document over HTTP on a loopback port, from a thread.
+fn serve_jwks(jwks: String) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 2048];
+            let _ = stream.read(&mut request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{jwks}",
+                jwks.len()
+            );
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oidc_token_is_an_identity_and_its_tenant_claim_wins() {
+    let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+    let jwk = json!({"keys": [{"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256",
+        "n": URL_SAFE_NO_PAD.encode(rsa.n().to_vec()), "e": URL_SAFE_NO_PAD.encode(rsa.e().to_vec())}]});
+    let jwks_port = serve_jwks(jwk.to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[oidc]\nissuer = \"https://idp.test\"\naudience = \"switchyard\"\njwks_url = \"http://127.0.0.1:{jwks_port}/jwks\"\n"
+        ),
+    );
+    let server = Server::start_with(dir.path(), &["--config", &config]);
+    tenant_with_key(dir.path(), "acme", "*");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({"iss": "https://idp.test", "aud": "switchyard", "sub": "ann", "tenant": "acme",
+        "scope": "read invoke", "exp": now + 300, "iat": now});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("k1".into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&rsa.private_key_to_pem().unwrap()).unwrap();
+    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+
+    let api = Api::new(&server, &token);
+    let (status, body) = api
+        .post(
+            "/providers/cache/memory/set",
+            json!({"params": {"key": "k", "value": 1}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let http = reqwest::Client::new();
+    let response = http
+        .get(format!("{}/providers", server.base))
+        .bearer_auth(&token)
+        .header("x-tenant-id", "globex")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = decode(response).await;
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (403, Some("tenant_forbidden")),
+        "{body}"
+    );
+    let (status, body) = api.post("/providers/cache/memory/stop", json!({})).await;
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (403, Some("scope_forbidden")),
+        "{body}"
+    );
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    let (status, body) = decode(
+        http.get(format!("{}/providers", server.base))
+            .bearer_auth(tampered)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (401, Some("token_invalid")),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_quota_is_429_with_retry_after_and_ratelimit_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[rate_limit.per_tenant]\nrequests = 5\nper_seconds = 60\n",
+    );
+    let server = Server::start_with(dir.path(), &["--config", &config]);
+    let api = Api::new(&server, &tenant_with_key(dir.path(), "acme", "*"));
+    let other = Api::new(&server, &tenant_with_key(dir.path(), "globex", "*"));
+    for n in 0..5 {
+        let response = api
+            .raw()
+            .get(format!("{}/providers", server.base))
+            .bearer_auth(api.key())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "request {n}");
+        assert_eq!(
+            response.headers()["ratelimit-remaining"],
+            (4 - n).to_string()
+        );
+    }
+    let response = api
+        .raw()
+        .get(format!("{}/providers", server.base))
+        .bearer_auth(api.key())
+        .send()
+        .await
+        .unwrap();
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let (status, body) = decode(response).await;
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
+    assert_eq!(
+        other.get("/providers").await.0,
+        200,
+        "another tenant's budget is its own"
+    );
+}
+
+struct Redis(Child);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_redis() -> (Redis, u16) {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (scripts/test installs it)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Redis(child), port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_gateways_sharing_redis_enforce_one_budget() {
+    let (_redis, redis_port) = start_redis();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime_port = free_port();
+    let _runtime = Server::spawn(
+        dir.path(),
+        &["runtime", "--listen", &format!("127.0.0.1:{runtime_port}")],
+        runtime_port,
+    );
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[rate_limit]\nredis_url = \"redis://127.0.0.1:{redis_port}\"\nfail_open = false\n[rate_limit.per_tenant]\nrequests = 6\nper_seconds = 60\n"
+        ),
+    );
+    let gateways: Vec<Server> = (0..2)
+        .map(|_| {
+            let port = free_port();
+            Server::spawn(
+                dir.path(),
+                &[
+                    "gateway",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--runtime",
+                    &format!("127.0.0.1:{runtime_port}"),
+                    "--config",
+                    &config,
+                ],
+                port,
+            )
+        })
+        .collect();
+    let key = tenant_with_key(dir.path(), "acme", "*");
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        statuses.push(
+            Api::new(&gateways[n % 2], &key)
+                .get("/providers")
+                .await
+                .0
+                .as_u16(),
+        );
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 200, 429, 429],
+        "one budget across both gateways"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_hundred_concurrent_identical_requests_have_exactly_one_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let api = Api::new(&server, &tenant_with_key(dir.path(), "acme", "*"));
+    api.ok(
+        "db/sqlite",
+        "execute",
+        json!({"sql": "CREATE TABLE payments (id INTEGER PRIMARY KEY, amount TEXT)"}),
+    )
+    .await;
+    let body = json!({"params": {"sql": "INSERT INTO payments (amount) VALUES (?1)", "params": ["10.00"]}});
+    let url = format!("{}/providers/db/sqlite/execute", server.base);
+    let mut tasks = Vec::new();
+    let http = Arc::new(reqwest::Client::new());
+    for _ in 0..100 {
+        let (http, url, body, key) = (
+            http.clone(),
+            url.clone(),
+            body.clone(),
+            api.key().to_owned(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let response = http
+                .post(url)
+                .bearer_auth(key)
+                .header("idempotency-key", "pay-42")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let replayed = response.headers().get("idempotent-replayed").is_some();
+            let (status, body) = decode(response).await;
+            (status.as_u16(), replayed, body)
+        }));
+    }
+    let mut originals = 0;
+    for task in tasks {
+        let (status, replayed, body) = task.await.unwrap();
+        match (status, replayed) {
+            (200, false) => originals += 1,
+            (200, true) => assert_eq!(
+                body["data"]["rows_affected"], 1,
+                "a replay answers the original"
+            ),
+            (409, false) => assert_eq!(body["code"], "idempotency_in_flight"),
+            other => panic!("unexpected answer {other:?}: {body}"),
+        }
+    }
+    assert_eq!(originals, 1, "exactly one request ran");
+    let rows = api
+        .ok(
+            "db/sqlite",
+            "query",
+            json!({"sql": "SELECT COUNT(*) AS n FROM payments"}),
+        )
+        .await;
+    assert_eq!(
+        rows["rows"][0]["n"], 1,
+        "exactly one effect in the database"
+    );
+
+    let other_body = json!({"params": {"sql": "INSERT INTO payments (amount) VALUES (?1)", "params": ["99.00"]}});
+    let response = http
+        .post(&url)
+        .bearer_auth(api.key())
+        .header("idempotency-key", "pay-42")
+        .json(&other_body)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = decode(response).await;
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (422, Some("idempotency_key_reused")),
+        "{body}"
+    );
+    let other_tenant = Api::new(&server, &tenant_with_key(dir.path(), "globex", "*"));
+    other_tenant
+        .ok(
+            "db/sqlite",
+            "execute",
+            json!({"sql": "CREATE TABLE payments (id INTEGER PRIMARY KEY, amount TEXT)"}),
+        )
+        .await;
+    let response = http
+        .post(&url)
+        .bearer_auth(other_tenant.key())
+        .header("idempotency-key", "pay-42")
+        .json(&other_body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "the same key in another tenant is another record"
+    );
+    assert!(response.headers().get("idempotent-replayed").is_none());
+}
