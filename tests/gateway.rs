@@ -7,19 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Api, Server, decode, free_port, tenant_with_key};
+use common::{Api, Server, decode, free_port, tenant_with_key, write_config};
 use serde_json::json;
 
 /// A query that keeps db/sqlite busy for roughly `millions` × 0.2 s on a debug build.
 fn slow_query(millions: u32) -> serde_json::Value {
     let n = millions * 1_000_000;
     json!({"params": {"sql": format!("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < {n}) SELECT count(*) AS n FROM c")}})
-}
-
-fn write_config(dir: &std::path::Path, toml: &str) -> String {
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, toml).unwrap();
-    path.to_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,14 +9,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Api, Server, decode, free_port, tenant_with_key};
+use common::{Api, Server, decode, free_port, tenant_with_key, write_config};
 use serde_json::json;
-
-fn write_config(dir: &std::path::Path, toml: &str) -> String {
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, toml).unwrap();
-    path.to_str().unwrap().to_owned()
-}
 
 /// Serves one fixed JWKS document over HTTP on a loopback port, from a thread.
 fn serve_jwks(jwks: String) -> u16 {

@@ -138,6 +138,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Writes a gateway config file into the test's directory and returns its path.
+pub fn write_config(dir: &Path, toml: &str) -> String {
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, toml).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
 /// Runs a CLI subcommand against the data directory and returns its stdout.
 pub fn cli(data_dir: &Path, args: &[&str]) -> String {
     let out = Command::new(BIN)
