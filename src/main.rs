@@ -14,10 +14,12 @@ use switchyard_contracts::{Scopes, TenantId, openapi};
 use switchyard_gateway::config::GatewayConfig;
 use switchyard_gateway::filters::authenticate::Authenticator;
 use switchyard_gateway::filters::client_cert;
+use switchyard_gateway::filters::policy::{DecisionLogWriter, Policy, PolicyReloader};
 use switchyard_gateway::purge::IdempotencyPurge;
 use switchyard_gateway::shutdown::{Drain, DrainOnSigterm};
 use switchyard_gateway::upstream::Upstreams;
 use switchyard_gateway::{Gateway, GatewayParts};
+use switchyard_policy::SigningKey;
 use switchyard_runtime::internal_auth::InternalKey;
 use switchyard_runtime::{PlatformStore, Runtime, http};
 
@@ -87,6 +89,35 @@ enum Command {
     Providers,
     /// Print the OpenAPI document this build serves.
     Openapi,
+    /// Policy as code: test the Rego policies, build them into an OPA bundle.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Run the `test_*` rules of the policies with regorus.
+    Test {
+        #[arg(long, default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Build an OPA bundle (.tar.gz), optionally signed (.signatures.json).
+    Build {
+        #[arg(long, default_value = "policies")]
+        dir: PathBuf,
+        #[arg(long, default_value = "bundle.tar.gz")]
+        out: PathBuf,
+        /// Revision in the manifest; default: a hash of the sources.
+        #[arg(long)]
+        revision: Option<String>,
+        /// Private key (RS256, PEM) or shared secret (HS256) file to sign with.
+        #[arg(long)]
+        sign_key: Option<PathBuf>,
+        #[arg(long, default_value = "RS256", value_parser = ["RS256", "HS256"])]
+        sign_algorithm: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -205,12 +236,96 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
+        Command::Policy { command } => policy_command(command),
         Command::Openapi => {
             let document = openapi::document(&registry(&data_dir)?.descriptors());
             println!("{}", serde_json::to_string_pretty(&document)?);
             Ok(())
         }
     }
+}
+
+fn policy_command(command: PolicyCommand) -> Result<()> {
+    match command {
+        PolicyCommand::Test { dir } => {
+            let report = switchyard_policy::run_tests(&dir)?;
+            for (test, passed) in &report.results {
+                println!("{} {test}", if *passed { "ok    " } else { "FAILED" });
+            }
+            let failed = report.results.iter().filter(|(_, passed)| !passed).count();
+            println!(
+                "policy tests: {} passed, {failed} failed",
+                report.results.len() - failed
+            );
+            if failed > 0 || report.results.is_empty() {
+                bail!(
+                    "policy tests failed (or none were found) in {}",
+                    dir.display()
+                );
+            }
+            Ok(())
+        }
+        PolicyCommand::Build {
+            dir,
+            out,
+            revision,
+            sign_key,
+            sign_algorithm,
+        } => {
+            let revision = match revision {
+                Some(r) => r,
+                None => source_revision(&dir)?,
+            };
+            let signing = match sign_key {
+                None => None,
+                Some(path) => {
+                    let key = std::fs::read(&path).with_context(|| path.display().to_string())?;
+                    Some(if sign_algorithm == "HS256" {
+                        SigningKey::Hs256(key)
+                    } else {
+                        SigningKey::Rs256Pem(key)
+                    })
+                }
+            };
+            let bytes = switchyard_policy::build_bundle(&dir, &revision, signing.as_ref())?;
+            std::fs::write(&out, &bytes).with_context(|| out.display().to_string())?;
+            println!(
+                "{} revision {revision}{}",
+                out.display(),
+                if signing.is_some() { ", signed" } else { "" }
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A revision that changes exactly when a source file does.
+fn source_revision(dir: &Path) -> Result<String> {
+    use sha2::Digest;
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).with_context(|| next.display().to_string())? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rego" || e == "json") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut hash = sha2::Sha256::new();
+    for file in files {
+        hash.update(
+            file.strip_prefix(dir)
+                .unwrap_or(&file)
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        hash.update(std::fs::read(&file)?);
+    }
+    Ok(format!("src-{}", &hex::encode(hash.finalize())[..12]))
 }
 
 fn registry(data_dir: &Path) -> Result<switchyard_runtime::Registry> {
@@ -302,6 +417,23 @@ fn run_gateway(
     }
     let drain = Drain::default();
     let max_wait = Duration::from_millis(config.limits.drain_timeout_ms);
+    // A configured policy must load before the gateway serves: it never runs unguarded.
+    let mut policy = None;
+    if let Some(policy_config) = &config.policy {
+        let (loaded, decision_log) = background
+            .block_on(Policy::start(policy_config))
+            .map_err(anyhow::Error::msg)?;
+        server.add_service(background_service(
+            "policy reload",
+            PolicyReloader(loaded.clone()),
+        ));
+        let writer = DecisionLogWriter {
+            store: store.clone(),
+            receiver: tokio::sync::Mutex::new(Some(decision_log)),
+        };
+        server.add_service(background_service("decision log", writer));
+        policy = Some(loaded);
+    }
     let purge = IdempotencyPurge {
         store: store.clone(),
         retention: Duration::from_secs(config.idempotency.retention_secs),
@@ -310,6 +442,7 @@ fn run_gateway(
         config,
         upstreams,
         authenticator,
+        policy,
         store,
         internal_key: key,
         drain: drain.clone(),

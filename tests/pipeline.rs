@@ -2,59 +2,21 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Api, Server, decode, free_port, tenant_with_key, write_config};
+use common::{Api, Idp, Server, decode, free_port, tenant_with_key, write_config};
 use serde_json::json;
-
-/// Serves one fixed JWKS document over HTTP on a loopback port, from a thread.
-fn serve_jwks(jwks: String) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut request = [0u8; 2048];
-            let _ = stream.read(&mut request);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{jwks}",
-                jwks.len()
-            );
-        }
-    });
-    port
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oidc_token_is_an_identity_and_its_tenant_claim_wins() {
-    let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
-    let jwk = json!({"keys": [{"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256",
-        "n": URL_SAFE_NO_PAD.encode(rsa.n().to_vec()), "e": URL_SAFE_NO_PAD.encode(rsa.e().to_vec())}]});
-    let jwks_port = serve_jwks(jwk.to_string());
+    let idp = Idp::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[oidc]\nissuer = \"https://idp.test\"\naudience = \"switchyard\"\njwks_url = \"http://127.0.0.1:{jwks_port}/jwks\"\n"
-        ),
-    );
+    let config = write_config(dir.path(), &idp.oidc_config());
     let server = Server::start_with(dir.path(), &["--config", &config]);
     tenant_with_key(dir.path(), "acme", "*");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let claims = json!({"iss": "https://idp.test", "aud": "switchyard", "sub": "ann", "tenant": "acme",
-        "scope": "read invoke", "exp": now + 300, "iat": now});
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some("k1".into());
-    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&rsa.private_key_to_pem().unwrap()).unwrap();
-    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let token = idp.token("ann", "acme", "read invoke", &[]);
 
     let api = Api::new(&server, &token);
     let (status, body) = api

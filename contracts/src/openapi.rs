@@ -48,6 +48,29 @@ pub fn document(providers: &[ProviderDescriptor]) -> Value {
                      "responses": ok_or_problem("LifecycleResponse")}
         }));
     }
+    paths.insert("/policies/bundle".into(), json!({"get": {
+        "operationId": "getPolicyBundle", "summary": "The running OPA bundle, byte for byte as loaded (scope audit).",
+        "responses": {"200": {"description": "The bundle; its revision in X-Bundle-Revision.",
+                              "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}},
+                      "default": {"$ref": "#/components/responses/Problem"}}
+    }}));
+    paths.insert("/policies/revision".into(), json!({"get": {
+        "operationId": "getPolicyRevision", "summary": "The running bundle's revision (scope audit).",
+        "responses": ok_or_problem("PolicyRevision")
+    }}));
+    paths.insert("/policies/decisions".into(), json!({"get": {
+        "operationId": "listPolicyDecisions",
+        "summary": "The caller's tenant's policy decisions, newest first (scope audit).",
+        "parameters": [
+            {"name": "subject", "in": "query", "schema": {"type": "string"}},
+            {"name": "result", "in": "query", "schema": {"type": "string", "enum": ["allow", "deny"]}},
+            {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+            {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+            {"name": "cursor", "in": "query", "schema": {"type": "string"}}
+        ],
+        "responses": ok_or_problem("DecisionPage")
+    }}));
     for provider in providers {
         for action in &provider.actions {
             let path = format!(

@@ -37,11 +37,12 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     IdempotencyInFlight,
     ShuttingDown,
+    PolicyDenied,
 }
 
 impl ErrorCode {
     /// Every code, in the order the published schema lists them.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::Unauthenticated,
         ErrorCode::TokenInvalid,
         ErrorCode::TokenExpired,
@@ -67,6 +68,7 @@ impl ErrorCode {
         ErrorCode::IdempotencyKeyReused,
         ErrorCode::IdempotencyInFlight,
         ErrorCode::ShuttingDown,
+        ErrorCode::PolicyDenied,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,13 +98,14 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::IdempotencyInFlight => "idempotency_in_flight",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::PolicyDenied => "policy_denied",
         }
     }
 
     pub fn status(self) -> u16 {
         match self {
             ErrorCode::Unauthenticated | ErrorCode::TokenInvalid | ErrorCode::TokenExpired => 401,
-            ErrorCode::TenantForbidden | ErrorCode::ScopeForbidden => 403,
+            ErrorCode::TenantForbidden | ErrorCode::ScopeForbidden | ErrorCode::PolicyDenied => 403,
             ErrorCode::RouteNotFound
             | ErrorCode::ProviderNotFound
             | ErrorCode::ActionNotFound
@@ -164,6 +167,7 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => "Idempotency key reused with a different request",
             ErrorCode::IdempotencyInFlight => "A request with this idempotency key is in flight",
             ErrorCode::ShuttingDown => "The gateway is shutting down",
+            ErrorCode::PolicyDenied => "Denied by policy",
         }
     }
 }
@@ -192,6 +196,9 @@ pub struct Problem {
     pub retryable: bool,
     pub request_id: String,
     pub errors: Vec<FieldError>,
+    /// The policy decision that refused the request, for `policy_denied`; auditors find it in
+    /// the decision log.
+    pub decision_id: Option<String>,
 }
 
 impl Problem {
@@ -202,6 +209,7 @@ impl Problem {
             retryable: code.retryable(),
             request_id: String::new(),
             errors: Vec::new(),
+            decision_id: None,
         }
     }
 
@@ -220,6 +228,11 @@ impl Problem {
 
     pub fn with_retryable(mut self, retryable: bool) -> Self {
         self.retryable = retryable;
+        self
+    }
+
+    pub fn with_decision_id(mut self, decision_id: impl Into<String>) -> Self {
+        self.decision_id = Some(decision_id.into());
         self
     }
 
@@ -247,6 +260,9 @@ impl Serialize for Problem {
         map.serialize_entry("request_id", &self.request_id)?;
         if !self.errors.is_empty() {
             map.serialize_entry("errors", &self.errors)?;
+        }
+        if let Some(decision_id) = &self.decision_id {
+            map.serialize_entry("decision_id", decision_id)?;
         }
         map.end()
     }

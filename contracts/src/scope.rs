@@ -1,7 +1,8 @@
 //! API key scopes and the operation each route needs.
 //!
 //! Grammar: `*` (everything), `read` (catalog, descriptors, health), `admin` (configure,
-//! start, stop), `invoke` (any action), `invoke:<domain>` or `invoke:<domain>/<name>`.
+//! start, stop), `audit` (policy bundle, revision and decision log), `invoke` (any action),
+//! `invoke:<domain>` or `invoke:<domain>/<name>`.
 //! Scopes are coarse on purpose; fine-grained decisions belong to the policy engine.
 
 /// What a request wants to do, as the gateway classifies it from method and path.
@@ -9,6 +10,7 @@
 pub enum Operation<'a> {
     Read,
     Admin,
+    Audit,
     Invoke { domain: &'a str, name: &'a str },
 }
 
@@ -30,7 +32,7 @@ impl Scopes {
         }
         for item in &items {
             let valid = match item.as_str() {
-                "*" | "read" | "admin" | "invoke" => true,
+                "*" | "read" | "admin" | "audit" | "invoke" => true,
                 other => other.strip_prefix("invoke:").is_some_and(|target| {
                     let parts: Vec<&str> = target.split('/').collect();
                     (1..=2).contains(&parts.len()) && parts.iter().all(|p| is_segment(p))
@@ -38,7 +40,7 @@ impl Scopes {
             };
             if !valid {
                 return Err(format!(
-                    "unknown scope {item:?}: use *, read, admin, invoke, invoke:<domain> or invoke:<domain>/<name>"
+                    "unknown scope {item:?}: use *, read, admin, audit, invoke, invoke:<domain> or invoke:<domain>/<name>"
                 ));
             }
         }
@@ -48,7 +50,9 @@ impl Scopes {
     pub fn allows(&self, op: Operation<'_>) -> bool {
         self.0.iter().any(|s| match (s.as_str(), op) {
             ("*", _) => true,
-            ("read", Operation::Read) | ("admin", Operation::Admin) => true,
+            ("read", Operation::Read)
+            | ("admin", Operation::Admin)
+            | ("audit", Operation::Audit) => true,
             ("invoke", Operation::Invoke { .. }) => true,
             (scope, Operation::Invoke { domain, name }) => {
                 scope.strip_prefix("invoke:").is_some_and(|target| {
@@ -96,6 +100,8 @@ mod tests {
             name: "sqlite"
         }));
         assert!(!narrow.allows(Operation::Admin));
+        assert!(!narrow.allows(Operation::Audit));
+        assert!(Scopes::parse("audit").unwrap().allows(Operation::Audit));
         let domain = Scopes::parse("invoke:db").unwrap();
         assert!(domain.allows(Operation::Invoke {
             domain: "db",

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::filters::client_cert::MtlsConfig;
 use crate::filters::idempotency::IdempotencyConfig;
 use crate::filters::oidc::OidcConfig;
+use crate::filters::policy::PolicyConfig;
 use crate::filters::rate_limit::RateLimitConfig;
 
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +26,8 @@ pub struct GatewayConfig {
     pub rate_limit: Option<RateLimitConfig>,
     #[serde(default)]
     pub idempotency: IdempotencyConfig,
+    /// The OPA bundle that decides every request; without it, scopes alone decide.
+    pub policy: Option<PolicyConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,14 +8,21 @@
 //! 3. [`filters::route`]: classify the path (public, catalog read, admin, invoke) or 404;
 //! 4. [`filters::body_limit`]: a declared body over the limit → 413;
 //! 5. [`filters::authenticate`]: an API key, an OIDC token or a client certificate → 401;
-//! 6. [`filters::tenant`]: the credentials' tenant; a disagreeing `X-Tenant-Id` → 403;
-//! 7. [`filters::authorize`]: the scopes allow the operation → else 403;
-//! 8. [`filters::rate_limit`]: the tenant's and the credential's budgets → else 429;
-//! 9. [`filters::idempotency`]: a POST with `Idempotency-Key` is replayed, refused (409/422)
-//!    or recorded, and its response stored;
-//! 10. [`filters::forward`]: to a healthy runtime ([`upstream`]) with the verified context
+//! 6. [`filters::authorize`]: the scopes allow the operation → else 403;
+//! 7. [`filters::rate_limit`]: the tenant's and the credential's budgets → else 429;
+//! 8. [`filters::policy`]: the running OPA bundle decides, the decision is logged → else 403
+//!    `policy_denied` with its decision id (the policy sees `X-Tenant-Id` itself, so
+//!    cross-tenant attempts are decided and logged);
+//! 9. [`filters::tenant`]: the credentials' tenant; a disagreeing `X-Tenant-Id` → 403 (the
+//!    backstop when no policy is configured);
+//! 10. [`filters::idempotency`]: a POST with `Idempotency-Key` is replayed, refused (409/422)
+//!     or recorded, and its response stored;
+//! 11. [`filters::forward`]: to a healthy runtime ([`upstream`]) with the verified context
 //!     signed into internal headers (client-sent internal headers are dropped).
+//!
+//! `GET /policies/...` ([`audit`]) is answered by the gateway itself after step 9.
 
+mod audit;
 pub mod config;
 pub mod filters;
 mod problem;
@@ -38,11 +45,14 @@ use switchyard_runtime::store::{Begin, StoredResponse};
 
 use config::GatewayConfig;
 use filters::authenticate::{Authenticator, Identity};
+use filters::authorize::Target;
 use filters::idempotency;
+use filters::policy::Policy;
 use filters::rate_limit::RateLimiter;
 use filters::route::Route;
 use filters::trace_context::TraceContext;
 use shutdown::{Drain, InFlight};
+use std::sync::Arc;
 use upstream::Upstreams;
 
 pub use filters::authenticate::KEY_CACHE_TTL;
@@ -81,15 +91,24 @@ struct PendingIdempotency {
     body: Vec<u8>,
 }
 
-/// The largest body of a request with an `Idempotency-Key`: it is read whole to fingerprint it
-/// and re-sent from Pingora's retry buffer, which holds this much.
-const MAX_IDEMPOTENT_BODY: usize = 64 * 1024;
+/// The largest body the gateway reads whole before proxying (to fingerprint it for an
+/// `Idempotency-Key`, or to show its params to the policy); Pingora re-sends it from its retry
+/// buffer, which holds this much.
+const MAX_INSPECTED_BODY: usize = 64 * 1024;
+
+/// What the filters decided to do with a request that passed them.
+enum Next {
+    Proxy,
+    Replay(StoredResponse),
+    AnswerAudit,
+}
 
 pub struct Gateway {
     config: GatewayConfig,
     upstreams: Upstreams,
     authenticator: Authenticator,
     rate_limiter: Option<RateLimiter>,
+    policy: Option<Arc<Policy>>,
     store: PlatformStore,
     internal_key: InternalKey,
     drain: Drain,
@@ -100,6 +119,7 @@ pub struct GatewayParts {
     pub config: GatewayConfig,
     pub upstreams: Upstreams,
     pub authenticator: Authenticator,
+    pub policy: Option<Arc<Policy>>,
     pub store: PlatformStore,
     pub internal_key: InternalKey,
     pub drain: Drain,
@@ -111,6 +131,7 @@ impl Gateway {
             config,
             upstreams,
             mut authenticator,
+            policy,
             store,
             internal_key,
             drain,
@@ -128,18 +149,19 @@ impl Gateway {
             upstreams,
             authenticator,
             rate_limiter,
+            policy,
             store,
             internal_key,
             drain,
         })
     }
 
-    /// Runs the filters; `Ok(Some(..))` is a stored response to replay instead of proxying.
+    /// Runs the filters in order and says what to do with a request that passed them.
     async fn run_filters(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-    ) -> Result<Option<StoredResponse>, Problem> {
+    ) -> Result<Next, Problem> {
         let header = session.req_header();
         ctx.trace = Some(filters::trace_context::accept(
             header.headers.get("traceparent"),
@@ -152,14 +174,13 @@ impl Gateway {
             self.config.limits.max_body_bytes,
         )?;
         let Some(operation) = route.operation() else {
-            return Ok(None);
+            return Ok(Next::Proxy);
         };
         let client_cert = session.digest().and_then(|d| d.ssl_digest.clone());
         let identity = self
             .authenticator
             .authenticate(header.headers.get("authorization"), client_cert.as_deref())
             .await?;
-        filters::tenant::resolve(&identity, header.headers.get("x-tenant-id"))?;
         filters::authorize::check(&identity, operation, header.uri.path())?;
         if let Some(limiter) = &self.rate_limiter
             && let Some(verdict) = limiter.check(&identity.tenant, &identity.subject).await?
@@ -175,22 +196,51 @@ impl Gateway {
             }
             _ => None,
         };
+        let policy_reads_body =
+            self.policy.is_some() && matches!(route, Route::Invoke | Route::Admin);
+        let body = if key.is_some() || (policy_reads_body && !is_raw_upload(header)) {
+            Some(self.read_inspected_body(session, ctx).await?)
+        } else {
+            None
+        };
+        let header = session.req_header();
+        if let Some(policy) = &self.policy {
+            let input = policy_input(header, &identity, route, body.as_deref(), &ctx.request_id);
+            let verdict = policy
+                .decide(input, identity.tenant.as_str(), &identity.subject)
+                .await?;
+            if !verdict.allow {
+                let why = if verdict.reasons.is_empty() {
+                    "no rule allows this request".to_owned()
+                } else {
+                    verdict.reasons.join("; ")
+                };
+                return Err(Problem::new(ErrorCode::PolicyDenied, why)
+                    .with_decision_id(verdict.decision_id));
+            }
+        }
+        filters::tenant::resolve(&identity, header.headers.get("x-tenant-id"))?;
         let tenant = identity.tenant.clone();
         ctx.identity = Some(identity);
-        match key {
-            Some(key) => self.begin_idempotent(session, ctx, tenant, key).await,
-            None => Ok(None),
+        if route == Route::Audit {
+            return Ok(Next::AnswerAudit);
+        }
+        match (key, body) {
+            (Some(key), Some(body)) => {
+                self.begin_idempotent(session, ctx, tenant, key, &body)
+                    .await
+            }
+            _ => Ok(Next::Proxy),
         }
     }
 
-    /// Reads the body to fingerprint it, then asks the store whether to proceed, replay or refuse.
-    async fn begin_idempotent(
+    /// Reads the whole body (at most [`MAX_INSPECTED_BODY`]) into Pingora's retry buffer, from
+    /// which it is re-sent upstream.
+    async fn read_inspected_body(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        tenant: TenantId,
-        key: String,
-    ) -> Result<Option<StoredResponse>, Problem> {
+    ) -> Result<Vec<u8>, Problem> {
         session.as_mut().enable_retry_buffering();
         let mut body = Vec::new();
         while let Some(chunk) = session.read_request_body().await.map_err(|e| {
@@ -200,19 +250,32 @@ impl Gateway {
             )
         })? {
             body.extend_from_slice(&chunk);
-            if body.len() > MAX_IDEMPOTENT_BODY {
+            if body.len() > MAX_INSPECTED_BODY {
                 return Err(Problem::new(
                     ErrorCode::PayloadTooLarge,
                     format!(
-                        "a request with an Idempotency-Key may carry at most {MAX_IDEMPOTENT_BODY} bytes"
+                        "a body checked by policy or sent with an Idempotency-Key may carry at most {MAX_INSPECTED_BODY} bytes; \
+                         send larger objects raw (Content-Type: application/octet-stream)"
                     ),
                 ));
             }
         }
         ctx.body_bytes = body.len();
+        Ok(body)
+    }
+
+    /// Asks the store whether to proceed, replay or refuse a request with an idempotency key.
+    async fn begin_idempotent(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        tenant: TenantId,
+        key: String,
+        body: &[u8],
+    ) -> Result<Next, Problem> {
         let header = session.req_header();
         let path = header.uri.path_and_query().map_or("/", |p| p.as_str());
-        let fingerprint = idempotency::fingerprint(header.method.as_str(), path, &body);
+        let fingerprint = idempotency::fingerprint(header.method.as_str(), path, body);
         let config = &self.config.idempotency;
         let begin = self
             .store
@@ -243,12 +306,51 @@ impl Gateway {
                     headers: Vec::new(),
                     body: Vec::new(),
                 });
-                Ok(None)
+                Ok(Next::Proxy)
             }
-            Begin::Replay(stored) => Ok(Some(stored)),
+            Begin::Replay(stored) => Ok(Next::Replay(stored)),
             refused => Err(idempotency::problem_for(&refused).unwrap_or_else(|| {
                 Problem::new(ErrorCode::Internal, "unexpected idempotency state")
             })),
+        }
+    }
+
+    async fn answer_audit(&self, session: &mut Session, ctx: &RequestCtx) -> pingora::Result<()> {
+        let header = session.req_header();
+        let (path, query) = (
+            header.uri.path().to_owned(),
+            header.uri.query().map(str::to_owned),
+        );
+        let Some(identity) = &ctx.identity else {
+            return problem::respond(
+                session,
+                Problem::new(ErrorCode::Unauthenticated, "no identity"),
+                &ctx.request_id,
+                &[],
+            )
+            .await;
+        };
+        match audit::answer(
+            &path,
+            query.as_deref(),
+            &identity.tenant,
+            self.policy.as_deref(),
+            &self.store,
+        )
+        .await
+        {
+            Ok(answer) => {
+                let mut response = ResponseHeader::build(200, Some(4))?;
+                response.insert_header("content-type", answer.content_type)?;
+                response.insert_header("content-length", answer.body.len().to_string())?;
+                response.insert_header("x-request-id", &ctx.request_id)?;
+                response.insert_header("x-bundle-revision", answer.revision)?;
+                session
+                    .write_response_header(Box::new(response), false)
+                    .await?;
+                session.write_response_body(Some(answer.body), true).await
+            }
+            Err(problem) => problem::respond(session, problem, &ctx.request_id, &[]).await,
         }
     }
 
@@ -297,6 +399,68 @@ impl Gateway {
     }
 }
 
+/// A raw upload: its bytes are not inspected; the policy sees its query parameters instead.
+fn is_raw_upload(header: &RequestHeader) -> bool {
+    header
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/octet-stream"))
+}
+
+/// The policy input: who asks, for what, on which resource.
+fn policy_input(
+    header: &RequestHeader,
+    identity: &Identity,
+    route: Route,
+    body: Option<&[u8]>,
+    request_id: &str,
+) -> serde_json::Value {
+    let path = header.uri.path();
+    let target = Target::of(path);
+    let operation = match route {
+        Route::Public => "public",
+        Route::Read => "read",
+        Route::Admin => "admin",
+        Route::Invoke => "invoke",
+        Route::Audit => "audit",
+    };
+    let action = if route == Route::Audit {
+        path.trim_start_matches("/policies/")
+    } else {
+        target.action
+    };
+    let resource = match body.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok()) {
+        Some(mut envelope) => ["params", "config"]
+            .iter()
+            .find_map(|k| envelope.get_mut(*k).map(serde_json::Value::take))
+            .unwrap_or_else(|| serde_json::json!({})),
+        None => serde_json::Value::Object(
+            form_urlencoded::parse(header.uri.query().unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+                .collect(),
+        ),
+    };
+    let target_tenant = header
+        .headers
+        .get("x-tenant-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(identity.tenant.as_str());
+    serde_json::json!({
+        "tenant": identity.tenant.as_str(),
+        "subject": identity.subject,
+        "roles": identity.roles,
+        "scopes": identity.scopes.as_list(),
+        "operation": operation,
+        "domain": target.domain,
+        "provider": target.provider,
+        "action": action,
+        "resource": resource,
+        "request": {"method": header.method.as_str(), "path": path, "request_id": request_id},
+        "target_tenant": target_tenant,
+    })
+}
+
 fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -329,9 +493,13 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         match self.run_filters(session, ctx).await {
-            Ok(None) => Ok(false),
-            Ok(Some(stored)) => {
+            Ok(Next::Proxy) => Ok(false),
+            Ok(Next::Replay(stored)) => {
                 self.replay(session, ctx, stored).await?;
+                Ok(true)
+            }
+            Ok(Next::AnswerAudit) => {
+                self.answer_audit(session, ctx).await?;
                 Ok(true)
             }
             Err(refusal) => {

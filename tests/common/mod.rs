@@ -237,3 +237,63 @@ pub async fn decode(response: reqwest::Response) -> (StatusCode, Value) {
     let body = response.json::<Value>().await.unwrap_or(Value::Null);
     (status, body)
 }
+
+/// A test identity provider: an RSA key generated here, its JWKS served over HTTP on
+/// loopback, and RS256 tokens minted for any tenant, subject, scopes and roles.
+pub struct Idp {
+    pub jwks_port: u16,
+    key: jsonwebtoken::EncodingKey,
+}
+
+impl Idp {
+    pub const ISSUER: &'static str = "https://idp.test";
+    pub const AUDIENCE: &'static str = "switchyard";
+
+    pub fn start() -> Idp {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use std::io::{Read, Write};
+        let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+        let jwks = serde_json::json!({"keys": [{"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256",
+            "n": URL_SAFE_NO_PAD.encode(rsa.n().to_vec()), "e": URL_SAFE_NO_PAD.encode(rsa.e().to_vec())}]})
+        .to_string();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let jwks_port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut request = [0u8; 2048];
+                let _ = stream.read(&mut request);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{jwks}",
+                    jwks.len()
+                );
+            }
+        });
+        let key =
+            jsonwebtoken::EncodingKey::from_rsa_pem(&rsa.private_key_to_pem().unwrap()).unwrap();
+        Idp { jwks_port, key }
+    }
+
+    /// The `[oidc]` section of a gateway config trusting this IdP.
+    pub fn oidc_config(&self) -> String {
+        format!(
+            "[oidc]\nissuer = \"{}\"\naudience = \"{}\"\njwks_url = \"http://127.0.0.1:{}/jwks\"\n",
+            Idp::ISSUER,
+            Idp::AUDIENCE,
+            self.jwks_port
+        )
+    }
+
+    pub fn token(&self, subject: &str, tenant: &str, scope: &str, roles: &[&str]) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = serde_json::json!({"iss": Idp::ISSUER, "aud": Idp::AUDIENCE, "sub": subject, "tenant": tenant,
+            "scope": scope, "roles": roles, "exp": now + 600, "iat": now});
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some("k1".into());
+        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
+    }
+}

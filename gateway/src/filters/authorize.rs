@@ -6,14 +6,57 @@ use switchyard_contracts::{ErrorCode, Operation, Problem};
 use super::authenticate::Identity;
 use super::route::RouteOperation;
 
+/// What a path addresses: `/providers/{domain}/{provider}/{action}` or
+/// `/services/{domain}/{action}` (provider `service`). Empty parts where the path has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target<'a> {
+    pub domain: &'a str,
+    pub provider: &'a str,
+    pub action: &'a str,
+}
+
+impl<'a> Target<'a> {
+    pub fn of(path: &'a str) -> Self {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["services", domain, action] => Target {
+                domain,
+                provider: "service",
+                action,
+            },
+            ["providers", domain, provider, action] => Target {
+                domain,
+                provider,
+                action,
+            },
+            ["providers", domain, provider] => Target {
+                domain,
+                provider,
+                action: "describe",
+            },
+            ["providers"] => Target {
+                domain: "",
+                provider: "",
+                action: "list",
+            },
+            _ => Target {
+                domain: "",
+                provider: "",
+                action: "",
+            },
+        }
+    }
+}
+
 pub fn check(identity: &Identity, operation: RouteOperation, path: &str) -> Result<(), Problem> {
-    let mut segments = path.trim_start_matches('/').split('/').skip(1);
+    let target = Target::of(path);
     let op = match operation {
         RouteOperation::Read => Operation::Read,
         RouteOperation::Admin => Operation::Admin,
+        RouteOperation::Audit => Operation::Audit,
         RouteOperation::Invoke => Operation::Invoke {
-            domain: segments.next().unwrap_or_default(),
-            name: segments.next().unwrap_or_default(),
+            domain: target.domain,
+            name: target.provider,
         },
     };
     if identity.scopes.allows(op) {

@@ -12,8 +12,10 @@ pub enum Route {
     Read,
     /// `POST /providers/{d}/{n}/configure|start|stop`.
     Admin,
-    /// `POST /providers/{d}/{n}/{action}`.
+    /// `POST /providers/{d}/{n}/{action}`, `POST /services/{domain}/{action}`.
     Invoke,
+    /// `GET /policies/bundle|revision|decisions`: answered by the gateway itself.
+    Audit,
 }
 
 impl Route {
@@ -24,6 +26,7 @@ impl Route {
             Route::Read => Some(RouteOperation::Read),
             Route::Admin => Some(RouteOperation::Admin),
             Route::Invoke => Some(RouteOperation::Invoke),
+            Route::Audit => Some(RouteOperation::Audit),
         }
     }
 }
@@ -33,6 +36,7 @@ pub enum RouteOperation {
     Read,
     Admin,
     Invoke,
+    Audit,
 }
 
 pub fn classify(method: &Method, path: &str) -> Result<Route, Problem> {
@@ -41,7 +45,8 @@ pub fn classify(method: &Method, path: &str) -> Result<Route, Problem> {
         ["openapi.json"] | ["healthz"] => Route::Public,
         ["providers"] | ["providers", _, _] | ["providers", _, _, "health"] => Route::Read,
         ["providers", _, _, "configure" | "start" | "stop"] => Route::Admin,
-        ["providers", _, _, _] => Route::Invoke,
+        ["providers", _, _, _] | ["services", _, _] => Route::Invoke,
+        ["policies", "bundle" | "revision" | "decisions"] => Route::Audit,
         _ => {
             return Err(Problem::new(
                 ErrorCode::RouteNotFound,
@@ -50,7 +55,7 @@ pub fn classify(method: &Method, path: &str) -> Result<Route, Problem> {
         }
     };
     let expected = match route {
-        Route::Public | Route::Read => Method::GET,
+        Route::Public | Route::Read | Route::Audit => Method::GET,
         Route::Admin | Route::Invoke => Method::POST,
     };
     if *method != expected {

@@ -4,6 +4,7 @@
 //! migrations at open, so an existing data directory is upgraded in place.
 
 mod configs;
+mod decisions;
 mod idempotency;
 mod keys;
 mod tenants;
@@ -16,6 +17,7 @@ use sqlx::sqlite::{
 };
 
 pub use configs::StoredConfig;
+pub use decisions::{DecisionFilter, DecisionRecord};
 pub use idempotency::{Begin, StoredResponse};
 pub use keys::{CreatedKey, VerifiedKey};
 

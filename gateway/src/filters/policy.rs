@@ -1,0 +1,356 @@
+//! Step 9: policy as code. The running OPA bundle decides every authenticated request; each
+//! decision gets an id and is written, with the bundle revision, to the decision log.
+//!
+//! The bundle is loaded and checked (signature, compilation, its own tests) before it may serve;
+//! a reload that fails any check is refused and the previous revision keeps serving. Swapping
+//! revisions is one atomic pointer store, so no request is dropped or sees half a bundle.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use switchyard_contracts::{ErrorCode, Problem};
+use switchyard_policy::{Bundle, PolicyEngine, VerificationKey};
+use switchyard_runtime::PlatformStore;
+use switchyard_runtime::store::DecisionRecord;
+use tokio::sync::{Mutex, mpsc};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The bundle (`.tar.gz`): a file path, or an `http://` URL polled with `If-None-Match`.
+    pub bundle: String,
+    /// Public key (RS256, PEM) or shared secret (HS256) file; when set, unsigned or
+    /// mis-signed bundles are refused.
+    pub verify_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub verify_algorithm: VerifyAlgorithm,
+    /// How often the source is checked for a new revision.
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// Input fields (at any depth, case-insensitive) masked in the decision log.
+    #[serde(default = "default_masked")]
+    pub masked_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub enum VerifyAlgorithm {
+    #[default]
+    RS256,
+    HS256,
+}
+
+fn default_poll_ms() -> u64 {
+    5_000
+}
+
+fn default_masked() -> Vec<String> {
+    [
+        "password",
+        "secret",
+        "token",
+        "api_key",
+        "authorization",
+        "card_number",
+        "iban",
+        "email",
+        "phone",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// Where a bundle comes from, and the version of it last seen there.
+enum Source {
+    File(PathBuf),
+    Http {
+        url: String,
+        client: reqwest::Client,
+    },
+}
+
+pub struct Policy {
+    engine: ArcSwap<PolicyEngine>,
+    source: Source,
+    verify: Option<VerificationKey>,
+    /// sha256 of the file, or the HTTP ETag: of the running bundle, and of the last refused one
+    /// (so a bad bundle is reported once, not at every poll).
+    seen: Mutex<Seen>,
+    masked: Vec<String>,
+    log: mpsc::Sender<DecisionRecord>,
+    poll_every: Duration,
+}
+
+#[derive(Default)]
+struct Seen {
+    running: Option<String>,
+    refused: Option<String>,
+}
+
+/// The verdict on one request.
+pub struct Verdict {
+    pub decision_id: String,
+    pub allow: bool,
+    pub reasons: Vec<String>,
+}
+
+impl Policy {
+    /// Loads the first bundle; a gateway with a policy configured never starts without one.
+    /// Returns the policy and the receiving end of its decision log.
+    pub async fn start(
+        config: &PolicyConfig,
+    ) -> Result<(Arc<Policy>, mpsc::Receiver<DecisionRecord>), String> {
+        let verify = match &config.verify_key_file {
+            None => None,
+            Some(path) => {
+                let key = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                Some(match config.verify_algorithm {
+                    VerifyAlgorithm::RS256 => VerificationKey::Rs256Pem(key),
+                    VerifyAlgorithm::HS256 => VerificationKey::Hs256(key),
+                })
+            }
+        };
+        let source =
+            if config.bundle.starts_with("http://") || config.bundle.starts_with("https://") {
+                Source::Http {
+                    url: config.bundle.clone(),
+                    client: reqwest::Client::new(),
+                }
+            } else {
+                Source::File(PathBuf::from(&config.bundle))
+            };
+        let (bytes, seen) = fetch(&source, None)
+            .await?
+            .ok_or("the bundle source returned nothing")?;
+        let engine = load(bytes, verify.as_ref())?;
+        tracing::info!(
+            revision = engine.bundle().revision(),
+            "policy bundle loaded"
+        );
+        let (log, receiver) = mpsc::channel(16_384);
+        let policy = Policy {
+            engine: ArcSwap::from_pointee(engine),
+            source,
+            verify,
+            seen: Mutex::new(Seen {
+                running: Some(seen),
+                refused: None,
+            }),
+            masked: config
+                .masked_fields
+                .iter()
+                .map(|f| f.to_ascii_lowercase())
+                .collect(),
+            log,
+            poll_every: Duration::from_millis(config.poll_interval_ms),
+        };
+        Ok((Arc::new(policy), receiver))
+    }
+
+    pub fn current(&self) -> Arc<PolicyEngine> {
+        self.engine.load_full()
+    }
+
+    /// Checks the source once; a new, valid bundle replaces the running one. A bundle that
+    /// fails its checks is reported once and then ignored until the source changes again.
+    pub async fn reload(&self) -> Result<bool, String> {
+        let mut seen = self.seen.lock().await;
+        let Some((bytes, version)) = fetch(&self.source, seen.running.as_deref()).await? else {
+            return Ok(false);
+        };
+        if seen.running.as_deref() == Some(version.as_str())
+            || seen.refused.as_deref() == Some(version.as_str())
+        {
+            return Ok(false);
+        }
+        match load(bytes, self.verify.as_ref()) {
+            Ok(engine) => {
+                tracing::info!(
+                    revision = engine.bundle().revision(),
+                    "policy bundle reloaded"
+                );
+                self.engine.store(Arc::new(engine));
+                *seen = Seen {
+                    running: Some(version),
+                    refused: None,
+                };
+                Ok(true)
+            }
+            Err(e) => {
+                seen.refused = Some(version);
+                Err(e)
+            }
+        }
+    }
+
+    /// Decides and logs. The log write is handed to the writer; it waits only if the writer
+    /// is far behind, so a burst never loses a decision.
+    pub async fn decide(
+        &self,
+        input: Value,
+        tenant: &str,
+        subject: &str,
+    ) -> Result<Verdict, Problem> {
+        let engine = self.current();
+        let decision = engine.decide(&input).map_err(|e| {
+            tracing::error!(error = %e, "policy evaluation failed");
+            Problem::new(ErrorCode::Internal, "the policy could not be evaluated")
+        })?;
+        let decision_id = uuid::Uuid::now_v7().to_string();
+        let record = DecisionRecord {
+            decision_id: decision_id.clone(),
+            at_ms: unix_ms(),
+            tenant: tenant.to_owned(),
+            subject: subject.to_owned(),
+            allowed: decision.allow,
+            reasons: decision.reasons.clone(),
+            revision: engine.bundle().revision().to_owned(),
+            input: mask(input, &self.masked),
+        };
+        if self.log.send(record).await.is_err() {
+            tracing::error!("the decision log writer has stopped");
+            return Err(
+                Problem::new(ErrorCode::Internal, "the decision could not be logged")
+                    .with_retryable(true),
+            );
+        }
+        Ok(Verdict {
+            decision_id,
+            allow: decision.allow,
+            reasons: decision.reasons,
+        })
+    }
+}
+
+fn load(bytes: Vec<u8>, verify: Option<&VerificationKey>) -> Result<PolicyEngine, String> {
+    let bundle = Bundle::load(bytes, verify).map_err(|e| format!("bundle refused: {e}"))?;
+    PolicyEngine::new(bundle).map_err(|e| format!("bundle refused: {e}"))
+}
+
+/// The source's bytes and their version, or `None` when an HTTP source answers 304.
+async fn fetch(source: &Source, seen: Option<&str>) -> Result<Option<(Vec<u8>, String)>, String> {
+    match source {
+        Source::File(path) => {
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let version = hex::encode(Sha256::digest(&bytes));
+            Ok(Some((bytes, version)))
+        }
+        Source::Http { url, client } => {
+            let mut request = client.get(url);
+            if let Some(etag) = seen {
+                request = request.header("if-none-match", etag);
+            }
+            let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+            if response.status() == reqwest::StatusCode::NOT_MODIFIED {
+                return Ok(None);
+            }
+            if !response.status().is_success() {
+                return Err(format!("{url}: HTTP {}", response.status()));
+            }
+            let etag = response
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| format!("{url}: {e}"))?
+                .to_vec();
+            let version = etag.unwrap_or_else(|| hex::encode(Sha256::digest(&bytes)));
+            Ok(Some((bytes, version)))
+        }
+    }
+}
+
+/// Replaces the values of masked fields, at any depth, before the input is stored.
+pub fn mask(value: Value, masked: &[String]) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    if masked.iter().any(|m| *m == k.to_ascii_lowercase()) {
+                        (k, json!("***"))
+                    } else {
+                        (k, mask(v, masked))
+                    }
+                })
+                .collect::<Map<String, Value>>(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| mask(v, masked)).collect()),
+        other => other,
+    }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Polls the bundle source and swaps in new revisions.
+pub struct PolicyReloader(pub Arc<Policy>);
+
+#[async_trait]
+impl BackgroundService for PolicyReloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut ticks = tokio::time::interval(self.0.poll_every);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            if let Err(e) = self.0.reload().await {
+                tracing::warn!(error = %e, revision = self.0.current().bundle().revision(), "keeping the running policy bundle");
+            }
+        }
+    }
+}
+
+/// Writes logged decisions to the platform store in batches, off the request path.
+pub struct DecisionLogWriter {
+    pub store: PlatformStore,
+    pub receiver: Mutex<Option<mpsc::Receiver<DecisionRecord>>>,
+}
+
+#[async_trait]
+impl BackgroundService for DecisionLogWriter {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        let Some(mut receiver) = self.receiver.lock().await.take() else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(512);
+        // Runs until every sender is gone, so decisions taken while draining are still written.
+        while receiver.recv_many(&mut batch, 512).await > 0 {
+            if let Err(e) = self.store.record_decisions(&batch).await {
+                tracing::error!(error = %e, lost = batch.len(), "decision log write failed");
+            }
+            batch.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masked_fields_are_hidden_at_any_depth() {
+        let masked = default_masked();
+        let input = json!({"resource": {"Password": "hunter2", "lines": [{"email": "a@b.c", "amount": 5}]}, "tenant": "acme"});
+        assert_eq!(
+            mask(input, &masked),
+            json!({"resource": {"Password": "***", "lines": [{"email": "***", "amount": 5}]}, "tenant": "acme"})
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! Building and loading OPA bundles.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::PolicyError;
+use crate::archive::{self, Files};
+use crate::rego::{self, Roots, TestReport};
+use crate::signature::{self, SIGNATURES_FILE, SigningKey, VerificationKey};
+
+const MANIFEST_FILE: &str = ".manifest";
+
+#[derive(Serialize, Deserialize)]
+struct Manifest {
+    revision: String,
+    /// OPA's default when absent: the bundle owns the whole data tree.
+    #[serde(default = "whole_tree")]
+    roots: Vec<String>,
+}
+
+fn whole_tree() -> Vec<String> {
+    vec![String::new()]
+}
+
+/// A bundle that was parsed, verified, compiled and passed its own tests.
+///
+/// Holding a `Bundle` is proof of all four, so the gateway can swap it in without re-checking.
+pub struct Bundle {
+    revision: String,
+    bytes: Vec<u8>,
+    /// Compiled and already prepared (the tests evaluated it), so clones start evaluating at once.
+    pub(crate) engine: regorus::Engine,
+    tests: TestReport,
+}
+
+impl fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bundle")
+            .field("revision", &self.revision)
+            .field("bytes", &self.bytes.len())
+            .field("tests", &self.tests.results.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bundle {
+    /// Parses an OPA bundle (`.tar.gz`), checks `.manifest`, verifies `.signatures.json` when
+    /// `verify` is `Some` (an unsigned bundle is then refused, as is any file not covered by the
+    /// signature or whose hash differs), compiles every `.rego`, loads every `data.json` and runs
+    /// the bundle's `test_*` rules: any failing test refuses the bundle.
+    pub fn load(bytes: Vec<u8>, verify: Option<&VerificationKey>) -> Result<Bundle, PolicyError> {
+        let mut files = archive::unpack(&bytes)?;
+        let signatures = files.remove(SIGNATURES_FILE);
+        if let Some(key) = verify {
+            signature::verify(&files, signatures.as_deref(), key)?;
+        }
+        let manifest_bytes = files
+            .remove(MANIFEST_FILE)
+            .ok_or_else(|| PolicyError::Manifest(format!("{MANIFEST_FILE} is missing")))?;
+        let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| PolicyError::Manifest(e.to_string()))?;
+        if manifest.revision.is_empty() {
+            return Err(PolicyError::Manifest("revision is empty".into()));
+        }
+        let roots: Roots = manifest
+            .roots
+            .iter()
+            .map(|root| {
+                root.split('/')
+                    .filter(|part| !part.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect();
+
+        let mut engine = rego::compile(&files, Some(&roots))?;
+        let tests = rego::run_test_rules(&mut engine)?;
+        if !tests.is_success() {
+            return Err(PolicyError::TestsFailed {
+                failed: tests.failed().into_iter().map(str::to_owned).collect(),
+            });
+        }
+        Ok(Bundle {
+            revision: manifest.revision,
+            bytes,
+            engine,
+            tests,
+        })
+    }
+
+    /// The revision from the bundle's manifest.
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
+    /// The bytes exactly as loaded (auditors download them).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The bundle's own tests, all passed.
+    pub fn tests(&self) -> &TestReport {
+        &self.tests
+    }
+}
+
+/// Builds a bundle from a policy source directory (every `*.rego` including `*_test.rego`, every
+/// `data.json`), stamped with `revision` and signed when `sign` is given.
+///
+/// The manifest roots are the first path segment of every package and data document, so the
+/// bundle claims exactly the namespaces it defines. The output is deterministic: the same source
+/// and revision give the same bytes. Policies are parsed (a syntax error fails the build) but
+/// their tests are not run; [`Bundle::load`] and [`run_tests`] do that.
+pub fn build_bundle(
+    source: &Path,
+    revision: &str,
+    sign: Option<&SigningKey>,
+) -> Result<Vec<u8>, PolicyError> {
+    if revision.is_empty() {
+        return Err(PolicyError::Manifest("revision is empty".into()));
+    }
+    let mut files = archive::read_source(source)?;
+    let engine = rego::compile(&files, None)?;
+
+    let mut roots = BTreeSet::new();
+    for package in rego::package_paths(&engine)? {
+        roots.extend(package.into_iter().next());
+    }
+    for (name, contents) in files.iter().filter(|(name, _)| !name.ends_with(".rego")) {
+        let document = rego::data_document(name, contents, None)?;
+        if let Some(object) = document.as_object() {
+            roots.extend(object.keys().cloned());
+        }
+    }
+    let manifest = Manifest {
+        revision: revision.to_string(),
+        roots: roots.into_iter().collect(),
+    };
+    let manifest_bytes =
+        serde_json::to_vec(&manifest).map_err(|e| PolicyError::Manifest(e.to_string()))?;
+    files.insert(MANIFEST_FILE.into(), manifest_bytes);
+
+    if let Some(key) = sign {
+        let signatures = signature::sign(&files, key)?;
+        files.insert(SIGNATURES_FILE.into(), signatures);
+    }
+    archive::pack(&files)
+}
+
+/// Runs the `test_*` rules of a policy source directory.
+///
+/// Unlike [`Bundle::load`], failing tests are reported rather than refused, so that a developer
+/// sees every failure at once.
+pub fn run_tests(source: &Path) -> Result<TestReport, PolicyError> {
+    let files: Files = archive::read_source(source)?;
+    let mut engine = rego::compile(&files, None)?;
+    rego::run_test_rules(&mut engine)
+}
