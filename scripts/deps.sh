@@ -8,7 +8,9 @@ ensure_build_deps() {   # --test: also the servers the test suite starts
     command -v cc >/dev/null 2>&1 || missing+=(gcc)
     pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)   # pingora's TLS listener (mTLS)
     if [ "${1:-}" = "--test" ]; then
-        command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)   # shared rate-limit tests
+        command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+        ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+        command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
     fi
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "installing build dependencies: ${missing[*]}" >&2
