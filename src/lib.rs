@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use switchyard_contracts::SchemaError;
+use switchyard_provider_auth::{JwtFactory, OpaFactory, PolicySource};
 use switchyard_provider_bus::EmbeddedBusFactory;
 use switchyard_provider_cache::MemoryCacheFactory;
 use switchyard_provider_db::SqliteFactory;
@@ -12,7 +13,8 @@ use switchyard_provider_storage::FsFactory;
 use switchyard_runtime::Registry;
 
 /// The embedded defaults: nothing to install, everything under the data directory.
-pub fn builtin_registry(data_dir: &Path) -> Result<Registry, SchemaError> {
+/// `policy` gives `auth/opa` the bundle the gateway is running (none in a runtime-only process).
+pub fn builtin_registry(data_dir: &Path, policy: PolicySource) -> Result<Registry, SchemaError> {
     let providers = data_dir.join("providers");
     let mut registry = Registry::default();
     registry.register(Arc::new(SqliteFactory::new(providers.join("db/sqlite"))))?;
@@ -21,5 +23,12 @@ pub fn builtin_registry(data_dir: &Path) -> Result<Registry, SchemaError> {
     registry.register(Arc::new(EmbeddedBusFactory::new(
         providers.join("bus/embedded"),
     )))?;
+    registry.register(Arc::new(JwtFactory::new()))?;
+    registry.register(Arc::new(OpaFactory::new(policy)))?;
     Ok(registry)
+}
+
+/// For processes that run no policy: `auth/opa` answers provider_unavailable.
+pub fn no_policy() -> PolicySource {
+    Arc::new(|| None)
 }

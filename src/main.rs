@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
+use std::sync::OnceLock;
 use switchyard_contracts::{Scopes, TenantId, openapi};
 use switchyard_gateway::config::GatewayConfig;
 use switchyard_gateway::filters::authenticate::Authenticator;
@@ -20,8 +21,10 @@ use switchyard_gateway::shutdown::{Drain, DrainOnSigterm};
 use switchyard_gateway::upstream::Upstreams;
 use switchyard_gateway::{Gateway, GatewayParts};
 use switchyard_policy::SigningKey;
+use switchyard_provider_auth::PolicySource;
 use switchyard_runtime::internal_auth::InternalKey;
-use switchyard_runtime::{PlatformStore, Runtime, http};
+use switchyard_runtime::secrets::{SecretResolver, VaultSettings};
+use switchyard_runtime::{PlatformStore, ResilienceConfig, Runtime, http};
 
 #[derive(Parser)]
 #[command(
@@ -166,7 +169,7 @@ fn main() -> Result<()> {
             let config = GatewayConfig::load(config.as_deref()).map_err(anyhow::Error::msg)?;
             let (background, store) = background_runtime(&data_dir)?;
             let key = InternalKey::load(&data_dir)?;
-            run_gateway(&listen, &runtimes, config, store, key, background)
+            run_gateway(None, &listen, &runtimes, config, store, key, background)
         }
         Command::Runtime {
             listen,
@@ -176,9 +179,10 @@ fn main() -> Result<()> {
             let key = InternalKey::load(&data_dir)?;
             background.block_on(async {
                 let runtime = Arc::new(Runtime::new(
-                    registry(&data_dir)?,
+                    registry(&data_dir, switchyard::no_policy())?,
                     store,
-                    Duration::from_millis(call_timeout_ms),
+                    resilience(call_timeout_ms),
+                    secret_resolver()?,
                 ));
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
@@ -218,7 +222,7 @@ fn main() -> Result<()> {
             })
         }
         Command::Providers => {
-            let registry = registry(&data_dir)?;
+            let registry = registry(&data_dir, switchyard::no_policy())?;
             println!(
                 "{:<18} {:<8} {:<40} actions",
                 "provider", "version", "capabilities"
@@ -238,7 +242,8 @@ fn main() -> Result<()> {
         }
         Command::Policy { command } => policy_command(command),
         Command::Openapi => {
-            let document = openapi::document(&registry(&data_dir)?.descriptors());
+            let document =
+                openapi::document(&registry(&data_dir, switchyard::no_policy())?.descriptors());
             println!("{}", serde_json::to_string_pretty(&document)?);
             Ok(())
         }
@@ -328,8 +333,22 @@ fn source_revision(dir: &Path) -> Result<String> {
     Ok(format!("src-{}", &hex::encode(hash.finalize())[..12]))
 }
 
-fn registry(data_dir: &Path) -> Result<switchyard_runtime::Registry> {
-    switchyard::builtin_registry(data_dir).context("a built-in provider has an invalid schema")
+fn resilience(call_timeout_ms: u64) -> ResilienceConfig {
+    ResilienceConfig {
+        call_timeout: Duration::from_millis(call_timeout_ms),
+        ..ResilienceConfig::default()
+    }
+}
+
+/// Vault is reached with `VAULT_ADDR` / `VAULT_TOKEN` when set; env and file references
+/// always work.
+fn secret_resolver() -> Result<SecretResolver> {
+    SecretResolver::new(VaultSettings::from_env()).map_err(anyhow::Error::msg)
+}
+
+fn registry(data_dir: &Path, policy: PolicySource) -> Result<switchyard_runtime::Registry> {
+    switchyard::builtin_registry(data_dir, policy)
+        .context("a built-in provider has an invalid schema")
 }
 
 /// The tokio runtime that hosts the provider runtime and the platform store's pool. Pingora
@@ -364,10 +383,15 @@ fn serve(
 ) -> Result<()> {
     let (background, store) = background_runtime(data_dir)?;
     let key = InternalKey::load(data_dir)?;
+    // `auth/opa` answers from the bundle the gateway runs; the gateway loads it further down.
+    let running_policy: Arc<OnceLock<Arc<Policy>>> = Arc::default();
+    let cell = running_policy.clone();
+    let policy_source: PolicySource = Arc::new(move || cell.get().map(|p| p.current()));
     let runtime = Arc::new(Runtime::new(
-        registry(data_dir)?,
+        registry(data_dir, policy_source)?,
         store.clone(),
-        Duration::from_millis(call_timeout_ms),
+        resilience(call_timeout_ms),
+        secret_resolver()?,
     ));
     let listener = background
         .block_on(tokio::net::TcpListener::bind(runtime_listen))
@@ -380,10 +404,19 @@ fn serve(
         std::future::pending(),
     ));
     tracing::info!(%runtime_addr, "runtime listening (internal)");
-    run_gateway(listen, &[runtime_addr], config, store, key, background)
+    run_gateway(
+        Some(running_policy),
+        listen,
+        &[runtime_addr],
+        config,
+        store,
+        key,
+        background,
+    )
 }
 
 fn run_gateway(
+    running_policy: Option<Arc<OnceLock<Arc<Policy>>>>,
     listen: &str,
     runtimes: &[SocketAddr],
     config: GatewayConfig,
@@ -432,6 +465,9 @@ fn run_gateway(
             receiver: tokio::sync::Mutex::new(Some(decision_log)),
         };
         server.add_service(background_service("decision log", writer));
+        if let Some(cell) = &running_policy {
+            let _ = cell.set(loaded.clone());
+        }
         policy = Some(loaded);
     }
     let purge = IdempotencyPurge {

@@ -13,7 +13,7 @@ const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/openapi.j
 fn generated() -> Value {
     let dir = tempfile::tempdir().unwrap();
     openapi::document(
-        &switchyard::builtin_registry(dir.path())
+        &switchyard::builtin_registry(dir.path(), switchyard::no_policy())
             .unwrap()
             .descriptors(),
     )
@@ -34,7 +34,7 @@ fn the_committed_openapi_document_is_the_generated_one() {
 fn every_action_of_every_provider_is_a_documented_operation() {
     let doc = generated();
     let dir = tempfile::tempdir().unwrap();
-    for d in switchyard::builtin_registry(dir.path())
+    for d in switchyard::builtin_registry(dir.path(), switchyard::no_policy())
         .unwrap()
         .descriptors()
     {

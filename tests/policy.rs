@@ -268,6 +268,24 @@ async fn the_bundle_decides_logs_and_hot_reloads() {
         "{body}"
     );
 
+    // Services ask the same questions through auth/opa, in their own tenant's name only.
+    let asked = admin
+        .ok(
+            "auth/opa",
+            "evaluate",
+            json!({"input": {"tenant": "globex", "roles": ["clerk"], "operation": "invoke",
+            "domain": "db", "provider": "sqlite", "action": "execute", "resource": {}}}),
+        )
+        .await;
+    assert_eq!(
+        (
+            asked["decision"]["allow"].clone(),
+            asked["revision"].clone()
+        ),
+        (json!(false), json!("r1")),
+        "{asked}"
+    );
+
     // Auditors download the running bundle byte for byte.
     let served = auditor
         .raw()

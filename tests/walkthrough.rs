@@ -15,7 +15,7 @@ async fn the_readme_walkthrough_works_end_to_end() {
     assert!(key.starts_with("sy_"), "{key}");
     let api = Api::new(&server, &key);
 
-    // The catalog lists the four embedded providers, running.
+    // The catalog lists the embedded providers, running.
     let (status, catalog) = api.get("/providers").await;
     assert_eq!(status, 200);
     let listed: Vec<String> = catalog["providers"]
@@ -37,7 +37,9 @@ async fn the_readme_walkthrough_works_end_to_end() {
             "db/sqlite=running",
             "cache/memory=running",
             "storage/fs=running",
-            "bus/embedded=running"
+            "bus/embedded=running",
+            "auth/jwt=running",
+            "auth/opa=running"
         ]
     );
 

@@ -8,11 +8,12 @@ use serde_json::{Map, Value};
 
 use crate::descriptor::ActionDescriptor;
 
-const DOMAIN_FILES: [(&str, &str); 4] = [
+const DOMAIN_FILES: [(&str, &str); 5] = [
     ("db", include_str!("../schemas/domains/db.json")),
     ("cache", include_str!("../schemas/domains/cache.json")),
     ("storage", include_str!("../schemas/domains/storage.json")),
     ("bus", include_str!("../schemas/domains/bus.json")),
+    ("auth", include_str!("../schemas/domains/auth.json")),
 ];
 
 #[derive(Deserialize)]
@@ -40,6 +41,24 @@ pub fn actions(domain: &str) -> Vec<ActionDescriptor> {
             action.params = inline_refs(&action.params, &file.defs);
             action.result = inline_refs(&action.result, &file.defs);
             action
+        })
+        .collect()
+}
+
+/// The named actions of a domain, in the order asked, for engines that serve only part of
+/// their domain (e.g. `auth/jwt` serves verify and introspect, `auth/opa` evaluate). Each one
+/// is exactly the domain's contract, so two engines serving the same action agree on it.
+///
+/// Panics on a name the domain does not define: like [`actions`], that is a build-time fact.
+pub fn actions_named(domain: &str, names: &[&str]) -> Vec<ActionDescriptor> {
+    let all = actions(domain);
+    names
+        .iter()
+        .map(|name| {
+            all.iter()
+                .find(|action| action.name == *name)
+                .cloned()
+                .unwrap_or_else(|| panic!("domain {domain:?} has no action {name:?}"))
         })
         .collect()
 }
@@ -89,5 +108,26 @@ mod tests {
                 ActionValidators::compile(domain, action).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn actions_named_takes_the_asked_actions_in_the_asked_order() {
+        let subset = actions_named("auth", &["introspect", "verify"]);
+        let names: Vec<&str> = subset.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["introspect", "verify"]);
+        let all = actions("auth");
+        for action in &subset {
+            assert!(
+                all.contains(action),
+                "{} differs from the domain's",
+                action.name
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "has no action \"purge\"")]
+    fn actions_named_refuses_an_unknown_action() {
+        actions_named("auth", &["verify", "purge"]);
     }
 }

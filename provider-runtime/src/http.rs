@@ -312,5 +312,11 @@ pub fn problem_response(problem: Problem, request_id: &str) -> Response<Full<Byt
         header::CONTENT_TYPE,
         HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
     );
+    // A retryable outage (backend down, circuit open, bulkhead full) says when to come back.
+    if status == StatusCode::SERVICE_UNAVAILABLE && problem.retryable {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     response
 }

@@ -13,9 +13,12 @@ pub mod http;
 pub mod internal_auth;
 pub mod lifecycle;
 pub mod registry;
+pub mod resilience;
 pub mod runtime;
+pub mod secrets;
 pub mod store;
 
 pub use registry::Registry;
+pub use resilience::ResilienceConfig;
 pub use runtime::Runtime;
 pub use store::PlatformStore;

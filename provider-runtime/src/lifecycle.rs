@@ -12,6 +12,8 @@ use serde::Serialize;
 use switchyard_spi::Provider;
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
+use crate::resilience::{Resilience, ResilienceConfig};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lifecycle {
@@ -42,17 +44,22 @@ pub struct Lease {
 }
 
 pub struct Slot {
+    /// Bulkhead, breaker, timeout and retries for this tenant's calls to this provider.
+    pub resilience: Resilience,
     current: ArcSwapOption<Instance>,
     status: std::sync::Mutex<Status>,
     /// Serialises start, stop and swap; calls never take it.
     transition: tokio::sync::Mutex<()>,
     /// Set by an admin `stop`: the slot stays stopped until an admin `start`.
     held_stopped: AtomicBool,
+    /// Fingerprint of the secrets the running instance was started with.
+    secrets: std::sync::Mutex<Option<[u8; 32]>>,
 }
 
-impl Default for Slot {
-    fn default() -> Self {
+impl Slot {
+    pub fn new(resilience: &ResilienceConfig) -> Self {
         Slot {
+            resilience: Resilience::new(resilience),
             current: ArcSwapOption::empty(),
             status: std::sync::Mutex::new(Status {
                 lifecycle: Lifecycle::Stopped,
@@ -60,6 +67,7 @@ impl Default for Slot {
             }),
             transition: tokio::sync::Mutex::new(()),
             held_stopped: AtomicBool::new(false),
+            secrets: std::sync::Mutex::new(None),
         }
     }
 }
@@ -162,6 +170,19 @@ impl Slot {
             drain_and_stop(old).await;
         }
         self.set_status(Lifecycle::Stopped, Some("stopped by an admin".into()));
+    }
+
+    pub fn remember_secrets(&self, fingerprint: [u8; 32]) {
+        if let Ok(mut seen) = self.secrets.lock() {
+            *seen = Some(fingerprint);
+        }
+    }
+
+    pub fn secrets_changed(&self, fingerprint: &[u8; 32]) -> bool {
+        self.secrets
+            .lock()
+            .map(|seen| seen.as_ref() != Some(fingerprint))
+            .unwrap_or(true)
     }
 
     /// Admin start: lifts the hold of a previous stop.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -13,27 +13,33 @@ use switchyard_spi::{CallContext, Invocation, ProviderError, StartContext};
 
 use crate::lifecycle::{Lease, Lifecycle, Slot};
 use crate::registry::Registry;
+use crate::resilience::ResilienceConfig;
+use crate::secrets::SecretResolver;
 use crate::store::{PlatformStore, StoreError};
-
-/// How long one provider call may take unless configured otherwise.
-pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Runtime {
     registry: Registry,
     store: PlatformStore,
     slots: RwLock<HashMap<(TenantId, usize), Arc<Slot>>>,
-    call_timeout: Duration,
+    resilience: ResilienceConfig,
+    secrets: SecretResolver,
     openapi: Bytes,
 }
 
 impl Runtime {
-    pub fn new(registry: Registry, store: PlatformStore, call_timeout: Duration) -> Self {
+    pub fn new(
+        registry: Registry,
+        store: PlatformStore,
+        resilience: ResilienceConfig,
+        secrets: SecretResolver,
+    ) -> Self {
         let openapi = Bytes::from(openapi::document(&registry.descriptors()).to_string());
         Runtime {
             registry,
             store,
             slots: RwLock::new(HashMap::new()),
-            call_timeout,
+            resilience,
+            secrets,
             openapi,
         }
     }
@@ -67,9 +73,12 @@ impl Runtime {
             return slot;
         }
         match self.slots.write() {
-            Ok(mut slots) => slots.entry(key).or_default().clone(),
+            Ok(mut slots) => slots
+                .entry(key)
+                .or_insert_with(|| Arc::new(Slot::new(&self.resilience)))
+                .clone(),
             // A poisoned map only means another thread panicked mid-insert; a fresh slot is safe.
-            Err(_) => Arc::new(Slot::default()),
+            Err(_) => Arc::new(Slot::new(&self.resilience)),
         }
     }
 
@@ -87,14 +96,66 @@ impl Runtime {
             .map_err(|e| e.to_string())?
             .map(|c| c.values)
             .unwrap_or_else(|| json!({}));
-        registered
+        let (config, fingerprint) = self
+            .secrets
+            .resolve_config(&config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let provider = registered
             .factory
             .start(StartContext {
                 tenant: tenant.clone(),
                 config,
             })
             .await
-            .map_err(|e| e.detail)
+            .map_err(|e| e.detail)?;
+        self.slot(tenant, index).remember_secrets(fingerprint);
+        Ok(provider)
+    }
+
+    /// Re-resolves the secret references of every running instance and restarts (hot swap)
+    /// the ones whose secrets changed, so a rotation needs no restart of the process.
+    pub async fn refresh_secrets(&self) {
+        let slots: Vec<((TenantId, usize), Arc<Slot>)> = match self.slots.read() {
+            Ok(slots) => slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Err(_) => return,
+        };
+        for ((tenant, index), slot) in slots {
+            if slot.lease().is_none() {
+                continue;
+            }
+            let registered = self.registry.get(index);
+            let d = registered.descriptor();
+            let Ok(Some(stored)) = self.store.current_config(&tenant, &d.domain, &d.name).await
+            else {
+                continue;
+            };
+            if !stored.values.to_string().contains("secret://") {
+                continue;
+            }
+            match self.secrets.resolve_config(&stored.values).await {
+                Ok((resolved, fingerprint)) if slot.secrets_changed(&fingerprint) => {
+                    let start = StartContext {
+                        tenant: tenant.clone(),
+                        config: resolved,
+                    };
+                    match registered.factory.start(start).await {
+                        Ok(provider) => {
+                            slot.swap(provider).await;
+                            slot.remember_secrets(fingerprint);
+                            tracing::info!(tenant = %tenant, provider = %registered.id(), "secrets rotated; instance swapped");
+                        }
+                        Err(e) => {
+                            tracing::warn!(tenant = %tenant, provider = %registered.id(), error = %e.detail, "restart with rotated secrets failed; the running instance stays")
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, provider = %registered.id(), error = %e, "secret refresh failed")
+                }
+            }
+        }
     }
 
     async fn lease(&self, tenant: &TenantId, index: usize) -> Result<Lease, Problem> {
@@ -172,7 +233,9 @@ impl Runtime {
         let status = self.slot(tenant, index).status();
         let health = match leased {
             Ok(lease) => {
-                match tokio::time::timeout(self.call_timeout, lease.provider.health()).await {
+                match tokio::time::timeout(self.resilience.call_timeout, lease.provider.health())
+                    .await
+                {
                     Ok(health) => serde_json::to_value(health).unwrap_or_default(),
                     Err(_) => {
                         json!({"status": "down", "dependencies": [{"name": "health", "status": "down", "detail": "health check timed out"}]})
@@ -185,6 +248,7 @@ impl Runtime {
             "provider": provider,
             "status": health["status"],
             "lifecycle": status.lifecycle,
+            "circuit": self.slot(tenant, index).resilience.circuit(),
             "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
             "dependencies": health["dependencies"],
         });
@@ -225,10 +289,18 @@ impl Runtime {
         let fresh = if slot.is_held_stopped() {
             None
         } else {
+            let (resolved, fingerprint) =
+                self.secrets.resolve_config(config).await.map_err(|e| {
+                    Problem::new(
+                        ErrorCode::ConfigInvalid,
+                        format!("{} config: {e}", registered.id()),
+                    )
+                })?;
             let start = StartContext {
                 tenant: tenant.clone(),
-                config: config.clone(),
+                config: resolved,
             };
+            slot.remember_secrets(fingerprint);
             Some(registered.factory.start(start).await.map_err(|e| {
                 let code = if e.code == ErrorCode::ProviderUnavailable {
                     e.code
@@ -328,18 +400,12 @@ impl Runtime {
             params,
             payload,
         };
-        match tokio::time::timeout(self.call_timeout, lease.provider.invoke(ctx, call)).await {
-            Ok(Ok(data)) => Ok(data),
-            Ok(Err(e)) => Err(provider_problem(e)),
-            Err(_) => Err(Problem::new(
-                ErrorCode::Timeout,
-                format!(
-                    "{}/{action} did not answer within {} ms",
-                    registered.id(),
-                    self.call_timeout.as_millis()
-                ),
-            )),
-        }
+        let slot = self.slot(&ctx.tenant, index);
+        let what = format!("{}/{action}", registered.id());
+        slot.resilience
+            .call(&what, || lease.provider.invoke(ctx, call.clone()))
+            .await
+            .map_err(provider_problem)
     }
 }
 

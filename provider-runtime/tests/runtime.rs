@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Health, ProviderDescriptor, TenantId};
 use switchyard_provider_cache::MemoryCacheFactory;
-use switchyard_runtime::{PlatformStore, Registry, Runtime};
+use switchyard_runtime::{PlatformStore, Registry, ResilienceConfig, Runtime};
 use switchyard_spi::{
     CallContext, Invocation, Provider, ProviderError, ProviderFactory, StartContext,
 };
@@ -24,7 +24,15 @@ async fn runtime_at(dir: &std::path::Path, timeout: Duration) -> Arc<Runtime> {
         .register(Arc::new(MemoryCacheFactory::new()))
         .unwrap();
     registry.register(Arc::new(SlowFactory::new())).unwrap();
-    Arc::new(Runtime::new(registry, store, timeout))
+    Arc::new(Runtime::new(
+        registry,
+        store,
+        ResilienceConfig {
+            call_timeout: timeout,
+            ..Default::default()
+        },
+        Default::default(),
+    ))
 }
 
 fn ctx(tenant: &str) -> CallContext {

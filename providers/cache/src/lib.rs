@@ -2,5 +2,7 @@
 //! (`contracts/schemas/domains/cache.json`) and proven by the suite in `tests/conformance/`.
 
 pub mod memory;
+pub mod redis;
 
 pub use memory::MemoryCacheFactory;
+pub use redis::RedisCacheFactory;
