@@ -12,6 +12,12 @@ ensure_build_deps() {   # --test: also the servers the test suite starts
         ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
         command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
     fi
+    if [ "${1:-}" = "--test" ] && ! command -v rvault >/dev/null 2>&1; then
+        # The Vault-API server comes from crates.io; built once (15-20 min on 2 cores), then reused.
+        echo "installing rusty_vault (rvault) once; this takes a while" >&2
+        cargo install --locked rusty_vault
+    fi
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "installing build dependencies: ${missing[*]}" >&2
     local sudo=""

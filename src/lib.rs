@@ -7,18 +7,22 @@ use std::sync::Arc;
 use switchyard_contracts::SchemaError;
 use switchyard_provider_auth::{JwtFactory, OpaFactory, PolicySource};
 use switchyard_provider_bus::EmbeddedBusFactory;
-use switchyard_provider_cache::MemoryCacheFactory;
+use switchyard_provider_cache::{MemoryCacheFactory, RedisCacheFactory};
 use switchyard_provider_db::SqliteFactory;
 use switchyard_provider_storage::FsFactory;
 use switchyard_runtime::Registry;
 
-/// The embedded defaults: nothing to install, everything under the data directory.
+/// The embedded defaults — nothing to install, everything under the data directory — plus the
+/// production engines whose servers are configured (`SWITCHYARD_REDIS_URL`).
 /// `policy` gives `auth/opa` the bundle the gateway is running (none in a runtime-only process).
 pub fn builtin_registry(data_dir: &Path, policy: PolicySource) -> Result<Registry, SchemaError> {
     let providers = data_dir.join("providers");
     let mut registry = Registry::default();
     registry.register(Arc::new(SqliteFactory::new(providers.join("db/sqlite"))))?;
     registry.register(Arc::new(MemoryCacheFactory::new()))?;
+    if let Ok(url) = std::env::var("SWITCHYARD_REDIS_URL") {
+        registry.register(Arc::new(RedisCacheFactory::new(url)))?;
+    }
     registry.register(Arc::new(FsFactory::new(providers.join("storage/fs"))))?;
     registry.register(Arc::new(EmbeddedBusFactory::new(
         providers.join("bus/embedded"),

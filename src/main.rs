@@ -188,6 +188,7 @@ fn main() -> Result<()> {
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
                 tracing::info!(%listen, "runtime listening");
+                tokio::spawn(refresh_secrets(runtime.clone()));
                 http::serve(listener, runtime, key, async {
                     let _ = tokio::signal::ctrl_c().await;
                 })
@@ -346,6 +347,17 @@ fn secret_resolver() -> Result<SecretResolver> {
     SecretResolver::new(VaultSettings::from_env()).map_err(anyhow::Error::msg)
 }
 
+/// Re-resolves secret references on an interval (`SWITCHYARD_SECRET_REFRESH_SECS`, default 30),
+/// so a rotated secret reaches its provider without a restart.
+async fn refresh_secrets(runtime: Arc<Runtime>) {
+    let every = std::env::var("SWITCHYARD_SECRET_REFRESH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let mut ticks = tokio::time::interval(Duration::from_secs(every));
+    loop {
+        ticks.tick().await;
+        runtime.refresh_secrets().await;
+    }
+}
+
 fn registry(data_dir: &Path, policy: PolicySource) -> Result<switchyard_runtime::Registry> {
     switchyard::builtin_registry(data_dir, policy)
         .context("a built-in provider has an invalid schema")
@@ -397,6 +409,7 @@ fn serve(
         .block_on(tokio::net::TcpListener::bind(runtime_listen))
         .with_context(|| format!("cannot listen on {runtime_listen}"))?;
     let runtime_addr = listener.local_addr()?;
+    background.spawn(refresh_secrets(runtime.clone()));
     background.spawn(http::serve(
         listener,
         runtime,

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset of these helpers
 
+pub mod vault;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,10 +42,22 @@ impl Server {
         server
     }
 
+    /// Like [`Server::spawn`], with extra environment variables for the child.
+    pub fn spawn_with_env(data_dir: &Path, args: &[&str], port: u16, env: &mut Vec<(&str, String)>) -> Server {
+        let server = Server::launch(data_dir, args, port, env);
+        server.wait_ready();
+        server
+    }
+
     /// Like [`Server::spawn`], returning as soon as the port accepts connections, for servers
     /// that are expected not to be healthy.
     pub fn spawn_unready(data_dir: &Path, args: &[&str], port: u16) -> Server {
+        Server::launch(data_dir, args, port, &mut Vec::new())
+    }
+
+    fn launch(data_dir: &Path, args: &[&str], port: u16, env: &mut Vec<(&str, String)>) -> Server {
         let child = Command::new(BIN)
+            .envs(env.drain(..))
             .args(args)
             .env("SWITCHYARD_DATA_DIR", data_dir)
             .env("SWITCHYARD_LOG", "warn")
