@@ -8,17 +8,31 @@ use switchyard_contracts::SchemaError;
 use switchyard_provider_auth::{JwtFactory, OpaFactory, PolicySource};
 use switchyard_provider_bus::EmbeddedBusFactory;
 use switchyard_provider_cache::{MemoryCacheFactory, RedisCacheFactory};
-use switchyard_provider_db::SqliteFactory;
+use switchyard_provider_db::{PostgresFactory, PostgresSettings, SqliteFactory};
 use switchyard_provider_storage::FsFactory;
 use switchyard_runtime::Registry;
 
 /// The embedded defaults — nothing to install, everything under the data directory — plus the
-/// production engines whose servers are configured (`SWITCHYARD_REDIS_URL`).
+/// production engines whose servers are configured: `SWITCHYARD_REDIS_URL` for cache/redis,
+/// `SWITCHYARD_POSTGRES_URL` (a superuser URL of a dedicated database) with
+/// `SWITCHYARD_POSTGRES_APP_PASSWORD` (the runtime role's password) for db/postgres.
 /// `policy` gives `auth/opa` the bundle the gateway is running (none in a runtime-only process).
 pub fn builtin_registry(data_dir: &Path, policy: PolicySource) -> Result<Registry, SchemaError> {
     let providers = data_dir.join("providers");
     let mut registry = Registry::default();
     registry.register(Arc::new(SqliteFactory::new(providers.join("db/sqlite"))))?;
+    if let Ok(admin_url) = std::env::var("SWITCHYARD_POSTGRES_URL") {
+        let password =
+            std::env::var("SWITCHYARD_POSTGRES_APP_PASSWORD").map_err(|_| SchemaError {
+                location: "db/postgres".into(),
+                message:
+                    "SWITCHYARD_POSTGRES_URL is set but SWITCHYARD_POSTGRES_APP_PASSWORD is not"
+                        .into(),
+            })?;
+        registry.register(Arc::new(PostgresFactory::new(PostgresSettings::new(
+            admin_url, password,
+        ))))?;
+    }
     registry.register(Arc::new(MemoryCacheFactory::new()))?;
     if let Ok(url) = std::env::var("SWITCHYARD_REDIS_URL") {
         registry.register(Arc::new(RedisCacheFactory::new(url)))?;

@@ -350,7 +350,10 @@ fn secret_resolver() -> Result<SecretResolver> {
 /// Re-resolves secret references on an interval (`SWITCHYARD_SECRET_REFRESH_SECS`, default 30),
 /// so a rotated secret reaches its provider without a restart.
 async fn refresh_secrets(runtime: Arc<Runtime>) {
-    let every = std::env::var("SWITCHYARD_SECRET_REFRESH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let every = std::env::var("SWITCHYARD_SECRET_REFRESH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
     let mut ticks = tokio::time::interval(Duration::from_secs(every));
     loop {
         ticks.tick().await;

@@ -12,8 +12,22 @@ use serde_json::json;
 /// A Redis that fsyncs every write to its append-only file, so a restart keeps what it acknowledged.
 fn redis(port: u16, dir: &std::path::Path) -> Child {
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir", dir.to_str().unwrap()])
-        .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            dir.to_str().unwrap(),
+        ])
+        .args([
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server must be installed (scripts/test installs it)");
@@ -34,8 +48,16 @@ async fn a_ten_second_redis_outage_gives_only_retryable_503s_and_loses_no_acknow
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let server = {
-        let mut command_env = vec![("SWITCHYARD_REDIS_URL", format!("redis://127.0.0.1:{redis_port}"))];
-        Server::spawn_with_env(dir.path(), &["serve", "--listen", &listen], port, &mut command_env)
+        let mut command_env = vec![(
+            "SWITCHYARD_REDIS_URL",
+            format!("redis://127.0.0.1:{redis_port}"),
+        )];
+        Server::spawn_with_env(
+            dir.path(),
+            &["serve", "--listen", &listen],
+            port,
+            &mut command_env,
+        )
     };
     let api = Api::new(&server, &tenant_with_key(dir.path(), "acme", "*"));
 
@@ -63,7 +85,11 @@ async fn a_ten_second_redis_outage_gives_only_retryable_503s_and_loses_no_acknow
                 if status == 200 {
                     acknowledged.lock().unwrap().push(key);
                 }
-                statuses.lock().unwrap().push((status.as_u16(), body["code"].as_str().map(str::to_owned), retry_after));
+                statuses.lock().unwrap().push((
+                    status.as_u16(),
+                    body["code"].as_str().map(str::to_owned),
+                    retry_after,
+                ));
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }));
@@ -83,7 +109,15 @@ async fn a_ten_second_redis_outage_gives_only_retryable_503s_and_loses_no_acknow
     let back = Instant::now();
     let mut recovered_after = None;
     while back.elapsed() < Duration::from_secs(5) {
-        if api.post("/providers/cache/redis/get", json!({"params": {"key": "probe"}})).await.0 == 200 {
+        if api
+            .post(
+                "/providers/cache/redis/get",
+                json!({"params": {"key": "probe"}}),
+            )
+            .await
+            .0
+            == 200
+        {
             recovered_after = Some(back.elapsed());
             break;
         }
@@ -94,24 +128,48 @@ async fn a_ten_second_redis_outage_gives_only_retryable_503s_and_loses_no_acknow
     }
 
     let statuses = statuses.lock().unwrap();
-    assert!(statuses.iter().any(|(s, _, _)| *s == 503), "the outage was not noticed");
+    assert!(
+        statuses.iter().any(|(s, _, _)| *s == 503),
+        "the outage was not noticed"
+    );
     for (status, code, retry_after) in statuses.iter() {
         match status {
             200 => {}
             503 => {
-                assert!(matches!(code.as_deref(), Some("provider_unavailable" | "upstream_unavailable")), "{code:?}");
+                assert!(
+                    matches!(
+                        code.as_deref(),
+                        Some("provider_unavailable" | "upstream_unavailable")
+                    ),
+                    "{code:?}"
+                );
                 assert!(*retry_after, "a 503 without Retry-After");
             }
-            other => panic!("status {other} ({code:?}) during the outage: only 200 or 503 may happen"),
+            other => {
+                panic!("status {other} ({code:?}) during the outage: only 200 or 503 may happen")
+            }
         }
     }
-    assert!(saw_open, "the circuit breaker never opened during a 10 s outage");
-    let recovered_after = recovered_after.expect("calls did not succeed within 5 s of Redis coming back");
-    println!("recovered {recovered_after:?} after Redis returned; {} calls, {} acknowledged", statuses.len(), acknowledged.lock().unwrap().len());
+    assert!(
+        saw_open,
+        "the circuit breaker never opened during a 10 s outage"
+    );
+    let recovered_after =
+        recovered_after.expect("calls did not succeed within 5 s of Redis coming back");
+    println!(
+        "recovered {recovered_after:?} after Redis returned; {} calls, {} acknowledged",
+        statuses.len(),
+        acknowledged.lock().unwrap().len()
+    );
     let keys = acknowledged.lock().unwrap().clone();
     for chunk in keys.chunks(500) {
         let got = api.ok("cache/redis", "mget", json!({"keys": chunk})).await;
-        let missing: Vec<&serde_json::Value> = got["entries"].as_array().unwrap().iter().filter(|e| e["found"] != true).collect();
+        let missing: Vec<&serde_json::Value> = got["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["found"] != true)
+            .collect();
         assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
     }
 }

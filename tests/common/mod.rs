@@ -43,7 +43,12 @@ impl Server {
     }
 
     /// Like [`Server::spawn`], with extra environment variables for the child.
-    pub fn spawn_with_env(data_dir: &Path, args: &[&str], port: u16, env: &mut Vec<(&str, String)>) -> Server {
+    pub fn spawn_with_env(
+        data_dir: &Path,
+        args: &[&str],
+        port: u16,
+        env: &mut Vec<(&str, String)>,
+    ) -> Server {
         let server = Server::launch(data_dir, args, port, env);
         server.wait_ready();
         server

@@ -2,10 +2,13 @@
 //! domain contract (`contracts/schemas/domains/db.json`).
 //!
 //! Engines live side by side (like Apache OpenDAL's services) so a caller never learns which
-//! one answers: `db/sqlite` today, a server engine later, each passing the same conformance
-//! suite under `tests/conformance`. An engine adds only its own config schema and
-//! capabilities; params, results and error codes are the domain's.
+//! one answers: `db/sqlite` (a file per tenant) and `db/postgres` (a shared database isolated
+//! by row-level security, or a tenant's own database), each passing the same conformance
+//! suite under `tests/conformance`. An engine adds only its own config schema, capabilities
+//! and SQL dialect; params, results and error codes are the domain's.
 
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::{PostgresFactory, PostgresSettings};
 pub use sqlite::SqliteFactory;

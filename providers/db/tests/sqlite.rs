@@ -198,3 +198,88 @@ async fn a_cancelled_transaction_neither_commits_half_nor_leaks_into_later_calls
         );
     }
 }
+
+#[tokio::test]
+async fn booleans_bind_as_integers_and_expressions_are_typed_by_value() {
+    let (_root, harness) = engine();
+    let t = harness.tenant("acme").await;
+    let result = t
+        .ok(
+            "query",
+            json!({"sql": "SELECT ? AS yes, ? AS no, ? * 2 AS twice", "params": [true, false, 1.25]}),
+        )
+        .await;
+    assert_eq!(result["rows"], json!([{"yes": 1, "no": 0, "twice": 2.5}]));
+    assert_eq!(
+        result["columns"][2],
+        json!({"name": "twice", "type": "REAL"})
+    );
+}
+
+#[tokio::test]
+async fn keys_sqlite_keeps_non_null_are_reported_not_nullable() {
+    let (_root, harness) = engine();
+    let t = harness.tenant("acme").await;
+    for sql in [
+        "CREATE TABLE loose (name TEXT, region TEXT, PRIMARY KEY (name, region))",
+        "CREATE TABLE strict (name TEXT, region TEXT, PRIMARY KEY (name, region)) WITHOUT ROWID",
+    ] {
+        t.ok("execute", json!({"sql": sql})).await;
+    }
+    let result = t.ok("metadata", json!({})).await;
+    let nullable: Vec<(&str, bool)> = result["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|table| {
+            (
+                table["name"].as_str().unwrap(),
+                table["columns"][0]["nullable"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    // SQLite lets NULL into a composite key of a rowid table.
+    assert_eq!(nullable, [("loose", true), ("strict", false)]);
+}
+
+#[tokio::test]
+async fn attaching_another_tenants_database_is_refused() {
+    let (root, harness) = engine();
+    let acme = harness.tenant("acme").await;
+    acme.ok("execute", json!({"sql": "CREATE TABLE secrets (v TEXT)"}))
+        .await;
+    acme.ok(
+        "execute",
+        json!({"sql": "INSERT INTO secrets VALUES ('acme only')"}),
+    )
+    .await;
+    let globex = harness.tenant("globex").await;
+    let file = root.path().join("acme.db").display().to_string();
+    let attempts = [
+        (
+            "execute",
+            json!({"sql": format!("ATTACH DATABASE '{file}' AS o")}),
+        ),
+        (
+            "query",
+            json!({"sql": format!("ATTACH DATABASE '{file}' AS o")}),
+        ),
+        (
+            "execute",
+            json!({"sql": "ATTACH DATABASE ?1 AS o", "params": [file]}),
+        ),
+        (
+            "execute",
+            json!({"sql": format!("ATTACH 'file:{file}?mode=ro' AS o")}),
+        ),
+    ];
+    for (action, params) in attempts {
+        let err = globex.err(action, params.clone()).await;
+        assert_eq!(err.code, ErrorCode::StatementFailed, "{params}");
+        assert_eq!(err.errors[0].pointer, "/sql", "{params}");
+    }
+    let err = globex
+        .err("query", json!({"sql": "SELECT v FROM o.secrets"}))
+        .await;
+    assert_eq!(err.code, ErrorCode::StatementFailed);
+}

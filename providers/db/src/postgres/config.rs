@@ -120,25 +120,22 @@ impl PostgresConfig {
 
     /// The siloed database's connect options; `None` in pooled mode.
     pub(crate) fn connect_options(&self) -> Result<Option<PgConnectOptions>, ProviderError> {
-        self.dsn
-            .as_deref()
-            .map(parse_dsn)
-            .transpose()
+        self.dsn.as_deref().map(parse_dsn).transpose()
     }
 }
 
 fn parse_dsn(dsn: &str) -> Result<PgConnectOptions, ProviderError> {
-        if !(dsn.starts_with("postgres://") || dsn.starts_with("postgresql://")) {
-            return Err(ProviderError::field(
-                ErrorCode::ConfigInvalid,
-                "/dsn",
-                "dsn must be a postgres:// or postgresql:// URL",
-            ));
-        }
-        // sqlx's message may quote the URL, password included: only its kind is reported.
-        PgConnectOptions::from_str(dsn).map_err(|_| {
-            ProviderError::field(ErrorCode::ConfigInvalid, "/dsn", "dsn is not a valid URL")
-        })
+    if !(dsn.starts_with("postgres://") || dsn.starts_with("postgresql://")) {
+        return Err(ProviderError::field(
+            ErrorCode::ConfigInvalid,
+            "/dsn",
+            "dsn must be a postgres:// or postgresql:// URL",
+        ));
+    }
+    // sqlx's message may quote the URL, password included: only its kind is reported.
+    PgConnectOptions::from_str(dsn).map_err(|_| {
+        ProviderError::field(ErrorCode::ConfigInvalid, "/dsn", "dsn is not a valid URL")
+    })
 }
 
 /// The JSON Schema of [`PostgresConfig`], built from the limits and defaults the code uses.
@@ -234,10 +231,9 @@ mod tests {
 
     #[test]
     fn the_dsn_never_shows_in_debug_output() {
-        let config = PostgresConfig::parse(
-            json!({"mode": "siloed", "dsn": "postgres://u:hunter2@h/db"}),
-        )
-        .unwrap();
+        let config =
+            PostgresConfig::parse(json!({"mode": "siloed", "dsn": "postgres://u:hunter2@h/db"}))
+                .unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 }

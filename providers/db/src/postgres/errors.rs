@@ -24,14 +24,18 @@ pub(crate) fn at(mut error: ProviderError, pointer: &str) -> ProviderError {
 /// An error not tied to one statement (connecting, opening the call's transaction).
 pub(crate) fn from_sqlx(err: sqlx::Error) -> ProviderError {
     match err {
-        sqlx::Error::Database(db) => from_sqlstate(db.code().as_deref().unwrap_or(""), db.message()),
+        sqlx::Error::Database(db) => {
+            from_sqlstate(db.code().as_deref().unwrap_or(""), db.message())
+        }
         sqlx::Error::PoolTimedOut => {
             ProviderError::unavailable("no database connection became free in time")
         }
         sqlx::Error::PoolClosed => {
             ProviderError::unavailable("this instance was stopped; send the call again")
         }
-        sqlx::Error::Io(e) => ProviderError::unavailable(format!("database connection failed: {e}")),
+        sqlx::Error::Io(e) => {
+            ProviderError::unavailable(format!("database connection failed: {e}"))
+        }
         sqlx::Error::Tls(e) => ProviderError::unavailable(format!("database TLS failed: {e}")),
         sqlx::Error::Protocol(e) => {
             ProviderError::unavailable(format!("database protocol error: {e}"))

@@ -20,9 +20,11 @@
 //! tables and views in its tenant's schema and nothing else (the trigger refuses whatever would
 //! leave an object owned by the runtime role).
 
+use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
 use switchyard_spi::{ErrorCode, ProviderError, TenantId};
 
 use super::errors;
@@ -39,9 +41,12 @@ pub fn tenant_schema(tenant: &TenantId) -> String {
         return format!("t_{id}");
     }
     // FNV-1a: tiny, dependency-free and stable across builds (the name is persisted).
-    let hash = tenant.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = tenant
+        .as_str()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
     format!("t_{}_{hash:016x}", &id[..44])
 }
 
@@ -146,7 +151,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
   app constant name := '@APP@';
   owner constant name := '@OWNER@';
-  tenant text;
+  current_id text;
   home name;
   cmd record;
   rel regclass;
@@ -156,8 +161,8 @@ BEGIN
   IF session_user <> app THEN
     RETURN;
   END IF;
-  tenant := switchyard.current_tenant();
-  SELECT t.schema_name INTO home FROM switchyard.tenants t WHERE t.tenant = secure_tenant_ddl.tenant;
+  current_id := switchyard.current_tenant();
+  SELECT t.schema_name INTO home FROM switchyard.tenants t WHERE t.tenant = current_id;
   IF home IS NULL THEN
     RAISE EXCEPTION 'db/postgres: schema changes need a tenant context'
       USING ERRCODE = 'insufficient_privilege';
@@ -197,7 +202,7 @@ BEGIN
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', rel);
     -- Pinned to the table's tenant too: another tenant may not even park rows here.
     EXECUTE format('CREATE POLICY tenant_isolation ON %s USING (%2$s) WITH CHECK (%2$s)', rel,
-                   format('@COLUMN@ = %L AND @COLUMN@ = (SELECT switchyard.current_tenant())', tenant));
+                   format('@COLUMN@ = %L AND @COLUMN@ = (SELECT switchyard.current_tenant())', current_id));
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, REFERENCES ON %s TO %I', rel, app);
     FOR seq IN SELECT d.objid::regclass FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
                WHERE d.refobjid = rel AND d.classid = 'pg_class'::regclass AND s.relkind = 'S' LOOP
@@ -255,7 +260,7 @@ pub async fn provision(
 ) -> Result<(), ProviderError> {
     check_role_name(app_role)?;
     let owner = owner_role(app_role);
-    let mut conn = PgConnection::connect(admin_url)
+    let mut conn = PgConnection::connect_with(&admin_options(admin_url)?)
         .await
         .map_err(|e| with_context("cannot connect with the admin URL", e))?;
     ensure_roles(&mut conn, app_role, &owner, app_password).await?;
@@ -274,8 +279,7 @@ pub async fn provision(
         .execute(&mut *tx)
         .await
         .map_err(errors::from_sqlx)?;
-    sqlx::raw_sql(&script)
-        .execute(&mut *tx)
+    tx.execute(script.as_str())
         .await
         .map_err(|e| with_context("provisioning the database failed", e))?;
     tx.commit().await.map_err(errors::from_sqlx)?;
@@ -314,7 +318,7 @@ async fn ensure_roles(
     for statement in &statements {
         let mut attempt = 0;
         loop {
-            match sqlx::raw_sql(statement).execute(&mut *conn).await {
+            match conn.execute(statement.as_str()).await {
                 Ok(_) => break,
                 Err(e) if attempt < 5 && concurrent_catalog_update(&e) => {
                     attempt += 1;
@@ -332,6 +336,14 @@ fn concurrent_catalog_update(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .and_then(|db| db.code())
         .is_some_and(|code| matches!(&*code, "XX000" | "40001" | "40P01" | "23505"))
+}
+
+/// Parses the platform's admin URL without echoing it (it may hold a password).
+pub(crate) fn admin_options(admin_url: &str) -> Result<PgConnectOptions, ProviderError> {
+    PgConnectOptions::from_str(admin_url).map_err(|_| {
+        ProviderError::unavailable("db/postgres: the platform's admin URL is not a valid URL")
+            .with_retryable(false)
+    })
 }
 
 fn with_context(context: &str, err: sqlx::Error) -> ProviderError {

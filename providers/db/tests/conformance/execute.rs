@@ -5,12 +5,12 @@ use crate::{assert_error, engines, rows};
 
 #[tokio::test]
 async fn reports_rows_affected_and_the_inserted_id() {
-    for engine in engines() {
+    for engine in engines().await {
         let t = engine.harness.tenant("acme").await;
         let created = t
             .ok(
                 "execute",
-                json!({"sql": "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)"}),
+                json!({"sql": engine.sql("CREATE TABLE people (id {auto_id}, name TEXT)")}),
             )
             .await;
         assert_eq!(
@@ -23,7 +23,7 @@ async fn reports_rows_affected_and_the_inserted_id() {
             let inserted = t
                 .ok(
                     "execute",
-                    json!({"sql": "INSERT INTO people (name) VALUES (?)", "params": [name]}),
+                    json!({"sql": engine.sql("INSERT INTO people (name) VALUES (?1)"), "params": [name]}),
                 )
                 .await;
             assert_eq!(
@@ -62,15 +62,15 @@ async fn reports_rows_affected_and_the_inserted_id() {
 
 #[tokio::test]
 async fn constraint_violations_are_conflicts() {
-    for engine in engines() {
+    for engine in engines().await {
         let t = engine.harness.tenant("acme").await;
         for sql in [
-            "CREATE TABLE parents (id INTEGER PRIMARY KEY)",
-            "CREATE TABLE kids (id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE, \
+            "CREATE TABLE parents (id {auto_id})",
+            "CREATE TABLE kids (id {auto_id}, code TEXT NOT NULL UNIQUE, \
              age INTEGER CHECK (age >= 0), parent INTEGER REFERENCES parents (id))",
             "INSERT INTO kids (id, code, age) VALUES (1, 'a', 3)",
         ] {
-            t.ok("execute", json!({"sql": sql})).await;
+            t.ok("execute", json!({"sql": engine.sql(sql)})).await;
         }
         for (violation, sql) in [
             ("unique", "INSERT INTO kids (code) VALUES ('a')"),
@@ -96,7 +96,7 @@ async fn constraint_violations_are_conflicts() {
 
 #[tokio::test]
 async fn bad_sql_is_statement_failed_at_sql() {
-    for engine in engines() {
+    for engine in engines().await {
         let t = engine.harness.tenant("acme").await;
         for sql in [
             "INSRT INTO x VALUES (1)",
@@ -110,7 +110,7 @@ async fn bad_sql_is_statement_failed_at_sql() {
 
 #[tokio::test]
 async fn params_violating_the_schema_point_at_the_field() {
-    for engine in engines() {
+    for engine in engines().await {
         let t = engine.harness.tenant("acme").await;
         let cases = [
             (json!({"params": [1]}), Some("/sql")),
@@ -130,14 +130,14 @@ async fn params_violating_the_schema_point_at_the_field() {
 
 #[tokio::test]
 async fn integers_beyond_64_bits_are_refused_not_rounded() {
-    for engine in engines() {
+    for engine in engines().await {
         let t = engine.harness.tenant("acme").await;
         t.ok("execute", json!({"sql": "CREATE TABLE big (n INTEGER)"}))
             .await;
         let err = t
             .err(
                 "execute",
-                json!({"sql": "INSERT INTO big VALUES (?1)", "params": [u64::MAX]}),
+                json!({"sql": engine.sql("INSERT INTO big VALUES (?1)"), "params": [u64::MAX]}),
             )
             .await;
         assert_error(

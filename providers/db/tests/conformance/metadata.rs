@@ -8,16 +8,17 @@ const METADATA: &str = "metadata";
 #[tokio::test]
 async fn lists_tables_with_their_columns() {
     for engine in engines()
+        .await
         .into_iter()
         .filter(|e| e.harness.has_capability(METADATA))
     {
         let t = engine.harness.tenant("acme").await;
         for sql in [
-            "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer VARCHAR(40) NOT NULL, note TEXT)",
-            "CREATE TABLE customers (name TEXT, region TEXT, PRIMARY KEY (name, region)) WITHOUT ROWID",
+            "CREATE TABLE orders (id {auto_id}, customer VARCHAR(40) NOT NULL, note TEXT)",
+            "CREATE TABLE customers (name TEXT NOT NULL, region TEXT NOT NULL, PRIMARY KEY (name, region))",
             "CREATE VIEW big_orders AS SELECT * FROM orders",
         ] {
-            t.ok("execute", json!({"sql": sql})).await;
+            t.ok("execute", json!({"sql": engine.sql(sql)})).await;
         }
         let result = t.ok("metadata", json!({})).await;
         assert_eq!(
@@ -42,6 +43,7 @@ async fn lists_tables_with_their_columns() {
 #[tokio::test]
 async fn one_table_by_name() {
     for engine in engines()
+        .await
         .into_iter()
         .filter(|e| e.harness.has_capability(METADATA))
     {
@@ -65,6 +67,7 @@ async fn one_table_by_name() {
 #[tokio::test]
 async fn an_unknown_table_is_resource_not_found() {
     for engine in engines()
+        .await
         .into_iter()
         .filter(|e| e.harness.has_capability(METADATA))
     {
@@ -79,6 +82,7 @@ async fn an_unknown_table_is_resource_not_found() {
 #[tokio::test]
 async fn a_fresh_tenant_has_no_tables() {
     for engine in engines()
+        .await
         .into_iter()
         .filter(|e| e.harness.has_capability(METADATA))
     {

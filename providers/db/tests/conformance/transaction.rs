@@ -8,6 +8,7 @@ const TRANSACTIONS: &str = "transactions";
 #[tokio::test]
 async fn a_batch_commits_all_its_statements_together() {
     for engine in engines()
+        .await
         .into_iter()
         .filter(|e| e.harness.has_capability(TRANSACTIONS))
     {
@@ -16,9 +17,9 @@ async fn a_batch_commits_all_its_statements_together() {
             .ok(
                 "transaction",
                 json!({"statements": [
-                    {"sql": "CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL)"},
-                    {"sql": "INSERT INTO ledger (amount) VALUES (?)", "params": [100]},
-                    {"sql": "INSERT INTO ledger (amount) VALUES (?)", "params": [-100]}
+                    {"sql": engine.sql("CREATE TABLE ledger (id {auto_id}, amount INTEGER NOT NULL)")},
+                    {"sql": engine.sql("INSERT INTO ledger (amount) VALUES (?1)"), "params": [100]},
+                    {"sql": engine.sql("INSERT INTO ledger (amount) VALUES (?1)"), "params": [-100]}
                 ]}),
             )
             .await;
@@ -39,13 +40,14 @@ async fn a_batch_commits_all_its_statements_together() {
 #[tokio::test]
 async fn a_failing_statement_rolls_back_the_batch_and_is_named() {
     for engine in engines()
+        .await
         .into_iter()
         .filter(|e| e.harness.has_capability(TRANSACTIONS))
     {
         let t = engine.harness.tenant("acme").await;
         t.ok(
             "execute",
-            json!({"sql": "CREATE TABLE ledger (id INTEGER PRIMARY KEY, memo TEXT UNIQUE)"}),
+            json!({"sql": engine.sql("CREATE TABLE ledger (id {auto_id}, memo TEXT UNIQUE)")}),
         )
         .await;
         let conflict = t
@@ -98,6 +100,7 @@ async fn a_failing_statement_rolls_back_the_batch_and_is_named() {
 #[tokio::test]
 async fn statements_inside_a_batch_cannot_commit_it_early() {
     for engine in engines()
+        .await
         .into_iter()
         .filter(|e| e.harness.has_capability(TRANSACTIONS))
     {
@@ -129,6 +132,7 @@ async fn statements_inside_a_batch_cannot_commit_it_early() {
 #[tokio::test]
 async fn a_batch_needs_at_least_one_statement() {
     for engine in engines()
+        .await
         .into_iter()
         .filter(|e| e.harness.has_capability(TRANSACTIONS))
     {

@@ -1,0 +1,143 @@
+//! What every call's transaction starts with, and what keeps one call's session state from
+//! reaching the next call on the same pooled connection (possibly another tenant's).
+//!
+//! - Each call is one transaction opened with `BEGIN READ ONLY` (query, metadata) or
+//!   `BEGIN READ WRITE` (execute, transaction) — explicit, so a tenant's session-level
+//!   `default_transaction_read_only` cannot flip it — followed by `RESET ALL`, which drops any
+//!   session-level `SET` an earlier call left behind (search_path, time zone, timeouts, …).
+//! - The tenant's identity, search_path and statement timeout are then set with
+//!   `set_config(…, true)`: transaction-local, gone at commit, never visible to another call.
+//! - Transaction control inside tenant SQL is refused before it reaches the server: a
+//!   `COMMIT` would commit half a batch and leave the rest to autocommit. Only the statement's
+//!   first keyword is looked at; PostgreSQL runs a single statement per extended-protocol
+//!   call (which sqlx always uses), and no other statement can contain transaction control.
+
+use switchyard_spi::{ErrorCode, ProviderError};
+
+use super::errors;
+
+pub(crate) const BEGIN_READ_ONLY: &str = "BEGIN READ ONLY; RESET ALL";
+pub(crate) const BEGIN_READ_WRITE: &str = "BEGIN READ WRITE; RESET ALL";
+
+/// Pooled mode: who the tenant is (checked by `switchyard.current_tenant()`), where its
+/// tables are, how long a statement may run.
+pub(crate) const ENTER_POOLED: &str = "SELECT set_config('app.tenant_id', $1, true), \
+     set_config('app.tenant_key', $2, true), set_config('search_path', $3, true), \
+     set_config('statement_timeout', $4, true)";
+
+/// Siloed mode: the database is the tenant's own; only the tenant id (for the tenant's own
+/// triggers or policies, if it wants them) and the timeout are set.
+pub(crate) const ENTER_SILOED: &str =
+    "SELECT set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)";
+
+/// Reads the id the statement just inserted (see `switchyard.remember_insert_id`) and clears
+/// it for the next statement.
+pub(crate) const TAKE_LAST_INSERT_ID: &str = "SELECT nullif(current_setting('switchyard.last_insert_id', true), ''), \
+     set_config('switchyard.last_insert_id', '', true)";
+
+/// First keywords of statements that end, open or split the call's transaction. `PREPARE`
+/// (including `PREPARE TRANSACTION`) is refused too: a named prepared statement outlives the
+/// call on the pooled connection.
+const CONTROL: [&str; 9] = [
+    "abort",
+    "begin",
+    "commit",
+    "end",
+    "prepare",
+    "release",
+    "rollback",
+    "savepoint",
+    "start",
+];
+
+/// Refuses transaction control; `pointer` is the statement's `/sql` pointer.
+pub(crate) fn refuse_transaction_control(sql: &str, pointer: &str) -> Result<(), ProviderError> {
+    let word = first_keyword(sql);
+    if CONTROL.iter().any(|c| word.eq_ignore_ascii_case(c)) {
+        return Err(errors::at(
+            ProviderError::new(
+                ErrorCode::StatementFailed,
+                format!(
+                    "statement refused by db/postgres: transaction control ({}) is not \
+                     allowed; every call is already one transaction, use the transaction \
+                     action for several statements",
+                    word.to_uppercase()
+                ),
+            ),
+            pointer,
+        ));
+    }
+    Ok(())
+}
+
+/// The first word of `sql`, after whitespace, `--` / (nested) `/* */` comments and empty
+/// statements (`;`, which PostgreSQL skips: `;COMMIT` is a lone `COMMIT`).
+fn first_keyword(sql: &str) -> &str {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.find('\n').map_or("", |end| &after[end..]);
+        } else if rest.starts_with("/*") {
+            let mut depth = 0usize;
+            let mut end = rest.len();
+            let bytes = rest.as_bytes();
+            let mut i = 0;
+            while i + 1 < bytes.len() {
+                match &bytes[i..i + 2] {
+                    b"/*" => {
+                        depth += 1;
+                        i += 2;
+                    }
+                    b"*/" => {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            end = i;
+                            break;
+                        }
+                    }
+                    _ => i += 1,
+                }
+            }
+            rest = &rest[end..];
+        } else {
+            let len = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            return &rest[..len];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_control_is_found_behind_comments_and_case() {
+        for sql in [
+            "COMMIT",
+            "  end;",
+            "-- note\nRollback",
+            "/* a /* nested */ comment */ commit",
+            "START TRANSACTION",
+            "savepoint x",
+            "PREPARE TRANSACTION 'x'",
+            "abort",
+            ";COMMIT",
+            "; /* x */ ;\n commit",
+        ] {
+            assert!(refuse_transaction_control(sql, "/sql").is_err(), "{sql}");
+        }
+        for sql in [
+            "SELECT 'commit'",
+            "INSERT INTO ending VALUES (1)",
+            "WITH begin_at AS (SELECT 1) SELECT * FROM begin_at",
+            "/* unterminated",
+            "",
+        ] {
+            assert!(refuse_transaction_control(sql, "/sql").is_ok(), "{sql}");
+        }
+    }
+}
