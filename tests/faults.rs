@@ -2,49 +2,18 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Api, Server, decode, free_port, tenant_with_key};
+use common::{Api, RedisServer, Server, decode, free_port, tenant_with_key};
 use serde_json::json;
-
-/// A Redis that fsyncs every write to its append-only file, so a restart keeps what it acknowledged.
-fn redis(port: u16, dir: &std::path::Path) -> Child {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            dir.to_str().unwrap(),
-        ])
-        .args([
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--save",
-            "",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (scripts/test installs it)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_ten_second_redis_outage_gives_only_retryable_503s_and_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let redis_dir = tempfile::tempdir().unwrap();
     let redis_port = free_port();
-    let mut server_process = redis(redis_port, redis_dir.path());
+    let redis = RedisServer::start(redis_port, Some(redis_dir.path()));
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let server = {
@@ -96,8 +65,7 @@ async fn a_ten_second_redis_outage_gives_only_retryable_503s_and_loses_no_acknow
     }
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    server_process.kill().unwrap();
-    server_process.wait().unwrap();
+    drop(redis);
     let mut saw_open = false;
     let outage_ends = Instant::now() + Duration::from_secs(10);
     while Instant::now() < outage_ends {
@@ -105,7 +73,7 @@ async fn a_ten_second_redis_outage_gives_only_retryable_503s_and_loses_no_acknow
         saw_open |= health["circuit"] == "open";
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let _restarted = redis(redis_port, redis_dir.path());
+    let _restarted = RedisServer::start(redis_port, Some(redis_dir.path()));
     let back = Instant::now();
     let mut recovered_after = None;
     while back.elapsed() < Duration::from_secs(5) {
@@ -127,7 +95,7 @@ async fn a_ten_second_redis_outage_gives_only_retryable_503s_and_loses_no_acknow
         w.await.unwrap();
     }
 
-    let statuses = statuses.lock().unwrap();
+    let statuses = statuses.lock().unwrap().clone();
     assert!(
         statuses.iter().any(|(s, _, _)| *s == 503),
         "the outage was not noticed"

@@ -2,11 +2,9 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::{Api, Idp, Server, decode, free_port, tenant_with_key, write_config};
+use common::{Api, Idp, RedisServer, Server, decode, free_port, tenant_with_key, write_config};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,45 +110,10 @@ async fn over_quota_is_429_with_retry_after_and_ratelimit_headers() {
     );
 }
 
-struct Redis(Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> (Redis, u16) {
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (scripts/test installs it)");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "redis-server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Redis(child), port)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn two_gateways_sharing_redis_enforce_one_budget() {
-    let (_redis, redis_port) = start_redis();
+    let redis_port = free_port();
+    let _redis = RedisServer::start(redis_port, None);
     let dir = tempfile::tempdir().unwrap();
     let runtime_port = free_port();
     let _runtime = Server::spawn(

@@ -316,3 +316,49 @@ impl Idp {
         jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
     }
 }
+
+/// A throwaway `redis-server` on loopback; killed and reaped when dropped. With a directory it
+/// keeps an append-only file fsynced at every write, so a restart keeps what it acknowledged.
+pub struct RedisServer(std::process::Child);
+
+impl RedisServer {
+    pub fn start(port: u16, durable_dir: Option<&Path>) -> RedisServer {
+        let mut command = Command::new("redis-server");
+        command.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]);
+        match durable_dir {
+            Some(dir) => command.args([
+                "--dir",
+                dir.to_str().unwrap(),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ]),
+            None => command.args(["--appendonly", "no"]),
+        };
+        let child = command
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisServer(child)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
