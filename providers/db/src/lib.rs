@@ -7,6 +7,7 @@
 //! suite under `tests/conformance`. An engine adds only its own config schema, capabilities
 //! and SQL dialect; params, results and error codes are the domain's.
 
+mod contract;
 pub mod postgres;
 pub mod sqlite;
 

@@ -16,8 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sqlx::{Executor, PgPool, Postgres, Row, Statement, Transaction};
 use switchyard_contracts::domains;
 use switchyard_spi::{
@@ -30,9 +29,12 @@ use tokio::sync::{OnceCell, OwnedSemaphorePermit};
 pub use config::{Mode, PostgresConfig};
 pub use rls::{provision, tenant_schema};
 
+use crate::contract::{
+    ExecResult, MetadataParams, MetadataResult, QueryParams, QueryResult, StatementParams,
+    TableColumn, TableInfo, TransactionParams, TransactionResult,
+};
 use pools::{Registry, Target, TenantPool};
 use rls::Enrollment;
-use values::ColumnInfo;
 
 /// Platform settings of the engine (not per tenant): where the shared database is and which
 /// role tenant calls run as.
@@ -177,72 +179,6 @@ struct PostgresProvider {
 struct Call {
     tx: Transaction<'static, Postgres>,
     _permit: OwnedSemaphorePermit,
-}
-
-#[derive(Deserialize)]
-struct QueryParams {
-    sql: String,
-    #[serde(default)]
-    params: Vec<Value>,
-    max_rows: Option<u32>,
-}
-
-#[derive(Deserialize)]
-struct StatementParams {
-    sql: String,
-    #[serde(default)]
-    params: Vec<Value>,
-}
-
-#[derive(Deserialize)]
-struct TransactionParams {
-    statements: Vec<StatementParams>,
-}
-
-#[derive(Deserialize)]
-struct MetadataParams {
-    table: Option<String>,
-}
-
-#[derive(Serialize)]
-struct QueryResult {
-    columns: Vec<ColumnInfo>,
-    rows: Vec<Map<String, Value>>,
-    row_count: usize,
-    truncated: bool,
-}
-
-#[derive(Serialize)]
-struct ExecResult {
-    rows_affected: u64,
-    /// Pooled mode: the one-column integer primary key of the last row this statement
-    /// inserted; `None` when it inserted nothing or the table has no such key.
-    last_insert_id: Option<i64>,
-}
-
-#[derive(Serialize)]
-struct TransactionResult {
-    results: Vec<ExecResult>,
-}
-
-#[derive(Serialize)]
-struct TableInfo {
-    name: String,
-    columns: Vec<TableColumn>,
-}
-
-#[derive(Serialize)]
-struct TableColumn {
-    name: String,
-    #[serde(rename = "type")]
-    declared_type: String,
-    nullable: bool,
-    primary_key: bool,
-}
-
-#[derive(Serialize)]
-struct MetadataResult {
-    tables: Vec<TableInfo>,
 }
 
 /// Tables and columns of the call's schema (the tenant's in pooled mode, hiding the

@@ -10,7 +10,6 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -21,13 +20,7 @@ use sqlx::query::Query;
 use sqlx::{Column, Decode, Encode, Postgres, Row, Type, TypeInfo, ValueRef};
 use switchyard_spi::{ErrorCode, ProviderError};
 
-/// One result column as the contract describes it.
-#[derive(Debug, Serialize)]
-pub(crate) struct ColumnInfo {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub type_name: String,
-}
+pub(crate) use crate::contract::ColumnInfo;
 
 /// A NULL parameter with no declared type, so PostgreSQL infers it from its context (a typed
 /// NULL would fail against, say, a `date` column).

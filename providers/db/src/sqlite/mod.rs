@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::{Executor, Sqlite, Statement};
 use switchyard_contracts::domains;
@@ -26,8 +25,11 @@ use switchyard_spi::{
 
 pub use config::SqliteConfig;
 
+use crate::contract::{
+    ExecResult, MetadataParams, MetadataResult, QueryParams, QueryResult, StatementParams,
+    TableColumn, TableInfo, TransactionParams, TransactionResult,
+};
 use pools::{Registry, TenantPools};
-use values::ColumnInfo;
 
 /// The `db/sqlite` engine. Owns the per-tenant pools so that restarting a tenant's instance
 /// (a reconfigure) reuses them or coexists with them instead of racing them.
@@ -82,72 +84,6 @@ struct SqliteProvider {
     registry: Arc<Registry>,
     /// Makes `stop` idempotent, so the pools' user count stays right.
     stopped: AtomicBool,
-}
-
-#[derive(Deserialize)]
-struct QueryParams {
-    sql: String,
-    #[serde(default)]
-    params: Vec<Value>,
-    max_rows: Option<u32>,
-}
-
-#[derive(Deserialize)]
-struct StatementParams {
-    sql: String,
-    #[serde(default)]
-    params: Vec<Value>,
-}
-
-#[derive(Deserialize)]
-struct TransactionParams {
-    statements: Vec<StatementParams>,
-}
-
-#[derive(Deserialize)]
-struct MetadataParams {
-    table: Option<String>,
-}
-
-#[derive(Serialize)]
-struct QueryResult {
-    columns: Vec<ColumnInfo>,
-    rows: Vec<Map<String, Value>>,
-    row_count: usize,
-    truncated: bool,
-}
-
-#[derive(Serialize)]
-struct ExecResult {
-    rows_affected: u64,
-    /// The rowid this statement inserted; `None` when it inserted nothing (and, SQLite's
-    /// sentinel being 0, when it inserted a row with rowid 0).
-    last_insert_id: Option<i64>,
-}
-
-#[derive(Serialize)]
-struct TransactionResult {
-    results: Vec<ExecResult>,
-}
-
-#[derive(Serialize)]
-struct TableInfo {
-    name: String,
-    columns: Vec<TableColumn>,
-}
-
-#[derive(Serialize)]
-struct TableColumn {
-    name: String,
-    #[serde(rename = "type")]
-    declared_type: String,
-    nullable: bool,
-    primary_key: bool,
-}
-
-#[derive(Serialize)]
-struct MetadataResult {
-    tables: Vec<TableInfo>,
 }
 
 #[async_trait]

@@ -6,7 +6,6 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::error::BoxDynError;
 use sqlx::query::Query;
@@ -14,15 +13,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteColumn, SqliteRow, SqliteValueRef};
 use sqlx::{Column, Decode, Row, Sqlite, TypeInfo, ValueRef};
 use switchyard_spi::ProviderError;
 
-/// One result column as the contract describes it.
-#[derive(Debug, Serialize)]
-pub(crate) struct ColumnInfo {
-    pub name: String,
-    /// SQLite's type name: from the declared type when the column has one, otherwise the
-    /// storage class of the first row's value, `NULL` when neither is known.
-    #[serde(rename = "type")]
-    pub type_name: String,
-}
+pub(crate) use crate::contract::ColumnInfo;
 
 /// Binds positional params. Numbers written without fraction or exponent bind as INTEGER,
 /// other numbers as REAL, booleans as INTEGER 0/1. `pointer` locates the params array for
