@@ -67,7 +67,7 @@ impl Server {
             .env("SWITCHYARD_DATA_DIR", data_dir)
             .env("SWITCHYARD_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(data_dir.join("server.log")).expect("server log file"))
             .spawn()
             .expect("switchyard starts");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -93,7 +93,11 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("switchyard did not become ready at {}", self.base);
+        let log = std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default();
+        panic!(
+            "switchyard did not become ready at {}; its log:\n{log}",
+            self.base
+        );
     }
 
     /// SIGKILL: no shutdown code runs, nothing is flushed that was not already durable.

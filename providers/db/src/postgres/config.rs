@@ -150,8 +150,8 @@ pub fn schema() -> Value {
                 "description": "pooled: the platform's shared database, isolated by schema and row-level security; siloed: the tenant's own database at dsn."
             },
             "dsn": {
-                "type": "string", "minLength": 1, "pattern": "^postgres(ql)?://",
-                "description": "Siloed mode only: postgres:// URL of the tenant's own database."
+                "type": "string", "minLength": 1, "pattern": "^(postgres(ql)?|secret)://",
+                "description": "Siloed mode only: postgres:// URL of the tenant's own database, or a secret:// reference to one (it holds a password)."
             },
             "max_connections": {
                 "type": "integer",
