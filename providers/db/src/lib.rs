@@ -2,14 +2,17 @@
 //! domain contract (`contracts/schemas/domains/db.json`).
 //!
 //! Engines live side by side (like Apache OpenDAL's services) so a caller never learns which
-//! one answers: `db/sqlite` (a file per tenant) and `db/postgres` (a shared database isolated
-//! by row-level security, or a tenant's own database), each passing the same conformance
+//! one answers: `db/sqlite` (a file per tenant), `db/postgres` (a shared database isolated
+//! by row-level security, or a tenant's own database) and `db/mysql` (a database and a user
+//! per tenant on MySQL / MariaDB), each passing the same conformance
 //! suite under `tests/conformance`. An engine adds only its own config schema, capabilities
 //! and SQL dialect; params, results and error codes are the domain's.
 
 mod contract;
+pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
+pub use mysql::MysqlFactory;
 pub use postgres::{PostgresFactory, PostgresSettings};
 pub use sqlite::SqliteFactory;

@@ -13,6 +13,8 @@ mod query;
 mod tenancy;
 mod transaction;
 
+#[path = "../support/mysql.rs"]
+mod my;
 #[path = "../support/postgres.rs"]
 mod pg;
 
@@ -21,7 +23,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use serde_json::Value;
-use switchyard_provider_db::{PostgresFactory, PostgresSettings, SqliteFactory};
+use switchyard_provider_db::{MysqlFactory, PostgresFactory, PostgresSettings, SqliteFactory};
 use switchyard_spi::testkit::{Harness, TenantInstance};
 use switchyard_spi::{ErrorCode, ProviderError, ProviderFactory};
 use tempfile::TempDir;
@@ -30,6 +32,7 @@ use tempfile::TempDir;
 pub enum Store {
     Dir(TempDir),
     Postgres(pg::TestDatabase),
+    Mysql(my::TestPrefix),
 }
 
 impl Store {
@@ -41,17 +44,28 @@ impl Store {
         Box::pin(async { Store::Postgres(pg::TestDatabase::create("conformance").await) })
     }
 
+    fn mysql() -> Pin<Box<dyn Future<Output = Store> + Send>> {
+        Box::pin(async { Store::Mysql(my::TestPrefix::new("c")) })
+    }
+
+    fn prefix(&self) -> String {
+        match self {
+            Store::Mysql(p) => p.prefix.clone(),
+            _ => unreachable!("only a MySQL store has a database prefix"),
+        }
+    }
+
     fn dir(&self) -> std::path::PathBuf {
         match self {
             Store::Dir(dir) => dir.path().to_path_buf(),
-            Store::Postgres(_) => unreachable!("a PostgreSQL store has no directory"),
+            _ => unreachable!("only a directory store has a directory"),
         }
     }
 
     fn url(&self) -> String {
         match self {
             Store::Postgres(db) => db.url.clone(),
-            Store::Dir(_) => unreachable!("a directory store has no URL"),
+            _ => unreachable!("only a PostgreSQL store has a URL"),
         }
     }
 }
@@ -112,6 +126,14 @@ const POSTGRES: Dialect = Dialect {
     blob_literal: |hex| format!("'\\x{hex}'::bytea"),
 };
 
+const MYSQL: Dialect = Dialect {
+    param: |_| "?".into(),
+    auto_id: "INTEGER AUTO_INCREMENT PRIMARY KEY",
+    int64: "BIGINT",
+    blob: "BLOB",
+    blob_literal: |hex| format!("X'{hex}'"),
+};
+
 /// Opens a fresh store for one test.
 type Open = fn() -> Pin<Box<dyn Future<Output = Store> + Send>>;
 /// Builds an engine's factory on a store; building again on the same store is a restart.
@@ -127,6 +149,9 @@ const ENGINES: &[(&str, Dialect, Open, Build)] = &[
             s.url(),
             pg::APP_PASSWORD,
         )))
+    }),
+    ("db/mysql", MYSQL, Store::mysql, |s| {
+        Arc::new(MysqlFactory::new(my::server_url()).with_database_prefix(&s.prefix()))
     }),
 ];
 
@@ -202,4 +227,5 @@ fn dialect_placeholders_are_numbered_like_the_template() {
         "SELECT $1, '?', $12 FROM t WHERE x = $2"
     );
     assert_eq!(SQLITE.sql("VALUES (?1, ?)"), "VALUES (?1, ?)");
+    assert_eq!(MYSQL.sql("VALUES (?1, '?', ?2)"), "VALUES (?, '?', ?)");
 }

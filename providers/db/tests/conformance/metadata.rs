@@ -15,7 +15,7 @@ async fn lists_tables_with_their_columns() {
         let t = engine.harness.tenant("acme").await;
         for sql in [
             "CREATE TABLE orders (id {auto_id}, customer VARCHAR(40) NOT NULL, note TEXT)",
-            "CREATE TABLE customers (name TEXT NOT NULL, region TEXT NOT NULL, PRIMARY KEY (name, region))",
+            "CREATE TABLE customers (name VARCHAR(40) NOT NULL, region VARCHAR(40) NOT NULL, PRIMARY KEY (name, region))",
             "CREATE VIEW big_orders AS SELECT * FROM orders",
         ] {
             t.ok("execute", json!({"sql": engine.sql(sql)})).await;
@@ -25,8 +25,8 @@ async fn lists_tables_with_their_columns() {
             result,
             json!({"tables": [
                 {"name": "customers", "columns": [
-                    {"name": "name", "type": "TEXT", "nullable": false, "primary_key": true},
-                    {"name": "region", "type": "TEXT", "nullable": false, "primary_key": true}
+                    {"name": "name", "type": "VARCHAR(40)", "nullable": false, "primary_key": true},
+                    {"name": "region", "type": "VARCHAR(40)", "nullable": false, "primary_key": true}
                 ]},
                 {"name": "orders", "columns": [
                     {"name": "id", "type": "INTEGER", "nullable": false, "primary_key": true},
