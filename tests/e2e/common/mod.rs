@@ -1,8 +1,6 @@
 //! Runs the real `switchyard` binary for end-to-end tests: `serve` on a free loopback port
 //! with its own data directory, and the CLI for tenants and keys.
 
-#![allow(dead_code)] // each test file uses its own subset of these helpers
-
 pub mod vault;
 
 use std::path::{Path, PathBuf};

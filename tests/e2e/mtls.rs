@@ -1,7 +1,7 @@
 //! Service-to-service calls over mutual TLS: a client certificate signed by the configured CA
 //! is an identity (its O names the tenant); anything else never gets an HTTP answer.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

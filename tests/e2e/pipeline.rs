@@ -1,6 +1,6 @@
 //! OIDC tokens, rate limits and idempotency keys through the real gateway.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

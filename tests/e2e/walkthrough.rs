@@ -1,6 +1,6 @@
 //! The README's five-minute walkthrough, step by step, against the real binary.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Policy as code through the real gateway: RBAC, ABAC, tenancy, the decision log, the
 //! auditors' endpoints, and hot reload that refuses a tampered bundle.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::Path;

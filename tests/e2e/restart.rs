@@ -1,6 +1,6 @@
 //! What must survive a restart, including an unclean one, and a reconfigure under load.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! The gateway pipeline end to end: trace context, keys at rest, body limit, timeouts,
 //! health-checked upstreams with failover, and graceful shutdown.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,6 @@
 //! A backend outage under load: Redis stops for 10 s while clients keep calling cache/redis.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The published contract is what the code serves: the committed OpenAPI document equals the
 //! generated one and the served one, and real answers validate against its schemas.
 
-mod common;
+use crate::common;
 
 use common::{Api, Server, tenant_with_key};
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Secret references against a real Vault-API server (RustyVault, started by the test command),
 //! through vaultrs — the same client the runtime uses in production.
 
-mod common;
+use crate::common;
 
 use common::vault::{RealVault, start_shim};
 use serde_json::json;

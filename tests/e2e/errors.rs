@@ -1,6 +1,6 @@
 //! Every refusal is problem+json with a stable code, whichever component refuses.
 
-mod common;
+use crate::common;
 
 use common::{Api, Server, decode, tenant_with_key};
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@
 //! The test server trusts loopback logins, so a wrong password would not be noticed; the rotated
 //! DSN therefore also names another database, which makes the switch observable.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,0 +1,17 @@
+//! End-to-end tests against the real `switchyard` binary, as one test binary: each module
+//! below was once its own binary, and every one of them linked the whole gateway, runtime and
+//! all providers again — a dozen copies of the same code on disk and a dozen links per build.
+
+mod common;
+
+mod contract;
+mod errors;
+mod faults;
+mod gateway;
+mod mtls;
+mod pipeline;
+mod policy;
+mod restart;
+mod secrets;
+mod vault_rotation;
+mod walkthrough;
