@@ -9,6 +9,7 @@ mod errors;
 mod faults;
 mod gateway;
 mod mtls;
+mod mysql;
 mod pipeline;
 mod policy;
 mod restart;
