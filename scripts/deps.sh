@@ -6,6 +6,7 @@ ensure_build_deps() {   # --test: also the servers the test suite starts
     command -v cmake >/dev/null 2>&1 || missing+=(cmake)     # pingora-core → libz-ng-sys
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     command -v cc >/dev/null 2>&1 || missing+=(gcc)
+    command -v make >/dev/null 2>&1 || missing+=(make)       # rdkafka-sys builds librdkafka from source
     pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)   # pingora's TLS listener (mTLS)
     if [ "${1:-}" = "--test" ]; then
         command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
@@ -16,6 +17,17 @@ ensure_build_deps() {   # --test: also the servers the test suite starts
         # The Vault-API server comes from crates.io; built once (15-20 min on 2 cores), then reused.
         echo "installing rusty_vault (rvault) once; this takes a while" >&2
         cargo install --locked rusty_vault
+    fi
+    if [ "${1:-}" = "--test" ] && ! command -v s3s-fs >/dev/null 2>&1; then
+        # The S3-compatible server for storage/s3 (crates.io); 0.15+ need a newer rustc.
+        echo "installing s3s-fs once" >&2
+        cargo install --locked s3s-fs --version 0.14.1 --features binary
+    fi
+    if [ "${1:-}" = "--test" ] && ! command -v tansu >/dev/null 2>&1; then
+        # The Kafka-protocol broker for bus/kafka (crates.io); built once (~15 min on 2 cores),
+        # then reused. Its default build refuses every storage engine: dynostore has memory://.
+        echo "installing tansu (Kafka-protocol broker) once; this takes a while" >&2
+        cargo install --locked tansu --version 0.6.0 --features dynostore
     fi
     command -v curl >/dev/null 2>&1 || missing+=(curl)
     [ ${#missing[@]} -eq 0 ] && return 0

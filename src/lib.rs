@@ -6,20 +6,18 @@ use std::sync::Arc;
 
 use switchyard_contracts::SchemaError;
 use switchyard_provider_auth::{JwtFactory, OpaFactory, PolicySource};
-use switchyard_provider_bus::EmbeddedBusFactory;
+use switchyard_provider_bus::{EmbeddedBusFactory, KafkaFactory, KafkaSettings};
 use switchyard_provider_cache::{MemoryCacheFactory, RedisCacheFactory};
-use switchyard_provider_db::{MysqlFactory, PostgresFactory, PostgresSettings, SqliteFactory};
-use switchyard_provider_storage::FsFactory;
+use switchyard_provider_db::{
+    MssqlFactory, MysqlFactory, PostgresFactory, PostgresSettings, SqliteFactory,
+};
+use switchyard_provider_storage::{FsFactory, S3Factory, S3Settings};
 use switchyard_runtime::Registry;
 
-/// The embedded defaults — nothing to install, everything under the data directory — plus the
-/// production engines whose servers are configured: `SWITCHYARD_REDIS_URL` for cache/redis,
-/// `SWITCHYARD_POSTGRES_URL` (a superuser URL of a dedicated database) with
-/// `SWITCHYARD_POSTGRES_APP_PASSWORD` (the runtime role's password) for db/postgres,
-/// `SWITCHYARD_MYSQL_URL` (an account that may create databases and users) for db/mysql, with
-/// `SWITCHYARD_MYSQL_TENANT_SECRET` (what tenant passwords derive from; every process serving
-/// one server needs the same) and `SWITCHYARD_MYSQL_DATABASE_PREFIX` (when environments share a
-/// server).
+/// The embedded defaults — nothing to install, everything under the data directory — plus each
+/// production engine whose server is configured by its `SWITCHYARD_*` variables (the README's
+/// "Production engines" table lists them). A production engine half configured is a startup
+/// error naming the missing variable, never an engine silently left out.
 /// `policy` gives `auth/opa` the bundle the gateway is running (none in a runtime-only process).
 pub fn builtin_registry(data_dir: &Path, policy: PolicySource) -> Result<Registry, SchemaError> {
     let providers = data_dir.join("providers");
@@ -47,17 +45,80 @@ pub fn builtin_registry(data_dir: &Path, policy: PolicySource) -> Result<Registr
         }
         registry.register(Arc::new(mysql))?;
     }
+    if let Ok(connection) = std::env::var("SWITCHYARD_MSSQL_URL") {
+        let mut mssql = MssqlFactory::new(connection);
+        if let Ok(secret) = std::env::var("SWITCHYARD_MSSQL_TENANT_SECRET") {
+            mssql = mssql.with_secret(secret);
+        }
+        if let Ok(prefix) = std::env::var("SWITCHYARD_MSSQL_DATABASE_PREFIX") {
+            mssql = mssql.with_database_prefix(&prefix);
+        }
+        registry.register(Arc::new(mssql))?;
+    }
     registry.register(Arc::new(MemoryCacheFactory::new()))?;
     if let Ok(url) = std::env::var("SWITCHYARD_REDIS_URL") {
         registry.register(Arc::new(RedisCacheFactory::new(url)))?;
     }
     registry.register(Arc::new(FsFactory::new(providers.join("storage/fs"))))?;
+    if let Ok(endpoint) = std::env::var("SWITCHYARD_S3_URL") {
+        registry.register(Arc::new(s3_factory(endpoint)?))?;
+    }
     registry.register(Arc::new(EmbeddedBusFactory::new(
         providers.join("bus/embedded"),
     )))?;
+    if let Ok(brokers) = std::env::var("SWITCHYARD_KAFKA_BROKERS") {
+        registry.register(Arc::new(kafka_factory(brokers)?))?;
+    }
     registry.register(Arc::new(JwtFactory::new()))?;
     registry.register(Arc::new(OpaFactory::new(policy)))?;
     Ok(registry)
+}
+
+/// storage/s3 from the `SWITCHYARD_S3_*` variables; a missing one is a startup error naming it.
+fn s3_factory(endpoint: String) -> Result<S3Factory, SchemaError> {
+    let problem = |message: String| SchemaError {
+        location: "storage/s3".into(),
+        message,
+    };
+    let required = |name: &str| {
+        std::env::var(name)
+            .map_err(|_| problem(format!("SWITCHYARD_S3_URL is set but {name} is not")))
+    };
+    let mut settings = S3Settings::new(
+        endpoint,
+        required("SWITCHYARD_S3_BUCKET")?,
+        required("SWITCHYARD_S3_ACCESS_KEY_ID")?,
+        required("SWITCHYARD_S3_SECRET_ACCESS_KEY")?,
+    );
+    if let Ok(region) = std::env::var("SWITCHYARD_S3_REGION") {
+        settings = settings.with_region(region);
+    }
+    if let Ok(prefix) = std::env::var("SWITCHYARD_S3_PREFIX") {
+        settings = settings.with_prefix(&prefix);
+    }
+    S3Factory::new(settings).map_err(|e| problem(e.detail))
+}
+
+/// bus/kafka on `brokers`, with the optional settings from the environment. Settings that can
+/// never work stop the process at startup rather than failing every call.
+fn kafka_factory(brokers: String) -> Result<KafkaFactory, SchemaError> {
+    let invalid = |message: String| SchemaError {
+        location: "bus/kafka".into(),
+        message,
+    };
+    let mut settings = KafkaSettings::new(brokers);
+    if let Ok(namespace) = std::env::var("SWITCHYARD_KAFKA_NAMESPACE") {
+        settings = settings.with_namespace(namespace);
+    }
+    if let Ok(factor) = std::env::var("SWITCHYARD_KAFKA_REPLICATION_FACTOR") {
+        let factor = factor.parse().map_err(|e| {
+            invalid(format!(
+                "SWITCHYARD_KAFKA_REPLICATION_FACTOR {factor:?} is not a number: {e}"
+            ))
+        })?;
+        settings = settings.with_replication_factor(factor);
+    }
+    KafkaFactory::new(settings).map_err(|e| invalid(e.detail))
 }
 
 /// For processes that run no policy: `auth/opa` answers provider_unavailable.

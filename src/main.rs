@@ -23,8 +23,11 @@ use switchyard_gateway::{Gateway, GatewayParts};
 use switchyard_policy::SigningKey;
 use switchyard_provider_auth::PolicySource;
 use switchyard_runtime::internal_auth::InternalKey;
-use switchyard_runtime::secrets::{SecretResolver, VaultSettings};
+use switchyard_runtime::secrets::{SecretRef, SecretResolver, VaultSettings};
+use switchyard_runtime::store::redacted_url;
 use switchyard_runtime::{PlatformStore, ResilienceConfig, Runtime, http};
+
+mod relay;
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +44,16 @@ struct Cli {
         default_value = "data"
     )]
     data_dir: PathBuf,
+    /// The platform store (tenants, keys, configs, idempotency records, decisions) shared by
+    /// every replica: `postgres://user:password@host/db`, or a `secret://` reference to such a
+    /// URL. Default: SQLite, `platform.db` in the data dir. Its password is never logged.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_STORE_URL",
+        hide_env_values = true
+    )]
+    store_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,6 +72,8 @@ enum Command {
         /// Gateway config (TOML): limits, upstream health checks, OIDC, rate limits, mTLS.
         #[arg(long)]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        lifecycle: LifecycleArgs,
     },
     /// The gateway alone, in front of runtimes started with `switchyard runtime`.
     Gateway {
@@ -77,6 +92,30 @@ enum Command {
         listen: SocketAddr,
         #[arg(long, default_value_t = 30_000)]
         call_timeout_ms: u64,
+        #[command(flatten)]
+        lifecycle: LifecycleArgs,
+    },
+    /// Relay one tenant's outbox to its bus through a gateway, until interrupted. Safe to
+    /// kill at any moment: unsent rows go on the next run.
+    Relay {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        gateway: String,
+        #[arg(long)]
+        tenant: String,
+        /// The tenant's API key, with invoke rights on the db and bus providers.
+        #[arg(long, env = "SWITCHYARD_API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// The db provider whose database holds the outbox.
+        #[arg(long, default_value = "db/sqlite")]
+        db: String,
+        #[arg(long, default_value = "bus/embedded")]
+        bus: String,
+        /// Outbox rows read per round (1..=500).
+        #[arg(long, default_value_t = 200)]
+        batch: usize,
+        /// Pause when the outbox is empty or a round failed.
+        #[arg(long, default_value_t = 200)]
+        idle_ms: u64,
     },
     /// Manage tenants.
     Tenant {
@@ -97,6 +136,26 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct LifecycleArgs {
+    /// The bus provider each tenant's provider lifecycle events go to (on that tenant's own
+    /// bus), or `off`.
+    #[arg(long, env = "SWITCHYARD_LIFECYCLE_BUS", default_value = "bus/embedded")]
+    lifecycle_bus: String,
+}
+
+impl LifecycleArgs {
+    /// Starts publishing; must run inside the tokio runtime that hosts `runtime`.
+    fn publish(&self, runtime: &Arc<Runtime>) -> Result<()> {
+        if self.lifecycle_bus == "off" {
+            return Ok(());
+        }
+        runtime
+            .publish_lifecycle_events(&self.lifecycle_bus)
+            .map_err(|p| anyhow::anyhow!("--lifecycle-bus: {}", p.detail))
+    }
 }
 
 #[derive(Subcommand)]
@@ -151,15 +210,27 @@ fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     let data_dir = cli.data_dir;
+    let location = StoreLocation {
+        data_dir: data_dir.clone(),
+        url: cli.store_url,
+    };
     match cli.command {
         Command::Serve {
             listen,
             runtime_listen,
             call_timeout_ms,
             config,
+            lifecycle,
         } => {
             let config = GatewayConfig::load(config.as_deref()).map_err(anyhow::Error::msg)?;
-            serve(&data_dir, &listen, runtime_listen, call_timeout_ms, config)
+            serve(
+                &location,
+                &listen,
+                runtime_listen,
+                call_timeout_ms,
+                config,
+                &lifecycle,
+            )
         }
         Command::Gateway {
             listen,
@@ -167,15 +238,16 @@ fn main() -> Result<()> {
             config,
         } => {
             let config = GatewayConfig::load(config.as_deref()).map_err(anyhow::Error::msg)?;
-            let (background, store) = background_runtime(&data_dir)?;
+            let (background, store) = background_runtime(&location)?;
             let key = InternalKey::load(&data_dir)?;
             run_gateway(None, &listen, &runtimes, config, store, key, background)
         }
         Command::Runtime {
             listen,
             call_timeout_ms,
+            lifecycle,
         } => {
-            let (background, store) = background_runtime(&data_dir)?;
+            let (background, store) = background_runtime(&location)?;
             let key = InternalKey::load(&data_dir)?;
             background.block_on(async {
                 let runtime = Arc::new(Runtime::new(
@@ -184,6 +256,7 @@ fn main() -> Result<()> {
                     resilience(call_timeout_ms),
                     secret_resolver()?,
                 ));
+                lifecycle.publish(&runtime)?;
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
@@ -196,11 +269,28 @@ fn main() -> Result<()> {
                 Ok(())
             })
         }
+        Command::Relay {
+            gateway,
+            tenant,
+            api_key,
+            db,
+            bus,
+            batch,
+            idle_ms,
+        } => relay::run(relay::RelayArgs {
+            gateway,
+            tenant,
+            api_key,
+            db,
+            bus,
+            batch,
+            idle: Duration::from_millis(idle_ms),
+        }),
         Command::Tenant {
             command: TenantCommand::Create { name },
         } => {
             let tenant = TenantId::parse(&name).map_err(anyhow::Error::msg)?;
-            block_on_store(&data_dir, |store| async move {
+            block_on_store(&location, |store| async move {
                 store.create_tenant(&tenant).await?;
                 println!("created tenant {tenant}");
                 Ok(())
@@ -211,7 +301,7 @@ fn main() -> Result<()> {
         } => {
             let tenant = TenantId::parse(&tenant).map_err(anyhow::Error::msg)?;
             let scopes = Scopes::parse(&scopes).map_err(anyhow::Error::msg)?;
-            block_on_store(&data_dir, |store| async move {
+            block_on_store(&location, |store| async move {
                 let key = store.create_key(&tenant, &scopes).await?;
                 eprintln!(
                     "key {} for tenant {tenant}, scopes {}; it is shown only this once:",
@@ -366,37 +456,74 @@ fn registry(data_dir: &Path, policy: PolicySource) -> Result<switchyard_runtime:
         .context("a built-in provider has an invalid schema")
 }
 
+/// Where the platform store lives: `--store-url` when given, else SQLite in the data dir.
+struct StoreLocation {
+    data_dir: PathBuf,
+    url: Option<String>,
+}
+
+impl StoreLocation {
+    async fn open(&self) -> Result<PlatformStore> {
+        let Some(url) = &self.url else {
+            return PlatformStore::open(&self.data_dir).await.with_context(|| {
+                format!(
+                    "cannot open the platform store in {}",
+                    self.data_dir.display()
+                )
+            });
+        };
+        // A reference keeps the password out of the environment and the command line.
+        let resolved;
+        let url = if url.starts_with("secret://") {
+            let reference = SecretRef::parse(url)?;
+            resolved = secret_resolver()?.resolve(&reference, url).await?;
+            resolved.expose()
+        } else {
+            url
+        };
+        // Only the redacted form is ever shown: sqlx's own errors do not repeat the URL.
+        let shown = redacted_url(url);
+        let store = PlatformStore::connect(url)
+            .await
+            .with_context(|| format!("cannot open the platform store at {shown}"))?;
+        tracing::info!(store = %shown, "platform store");
+        Ok(store)
+    }
+}
+
 /// The tokio runtime that hosts the provider runtime and the platform store's pool. Pingora
 /// owns the process's main thread and its own runtimes, so ours lives beside them.
-fn background_runtime(data_dir: &Path) -> Result<(tokio::runtime::Runtime, PlatformStore)> {
+fn background_runtime(
+    location: &StoreLocation,
+) -> Result<(tokio::runtime::Runtime, PlatformStore)> {
     let background = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("switchyard-runtime")
         .enable_all()
         .build()?;
-    let store = background
-        .block_on(PlatformStore::open(data_dir))
-        .with_context(|| format!("cannot open the platform store in {}", data_dir.display()))?;
+    let store = background.block_on(location.open())?;
     Ok((background, store))
 }
 
-fn block_on_store<F, Fut>(data_dir: &Path, f: F) -> Result<()>
+fn block_on_store<F, Fut>(location: &StoreLocation, f: F) -> Result<()>
 where
     F: FnOnce(PlatformStore) -> Fut,
     Fut: Future<Output = Result<()>>,
 {
-    let (background, store) = background_runtime(data_dir)?;
+    let (background, store) = background_runtime(location)?;
     background.block_on(f(store))
 }
 
 fn serve(
-    data_dir: &Path,
+    location: &StoreLocation,
     listen: &str,
     runtime_listen: SocketAddr,
     call_timeout_ms: u64,
     config: GatewayConfig,
+    lifecycle: &LifecycleArgs,
 ) -> Result<()> {
-    let (background, store) = background_runtime(data_dir)?;
+    let data_dir = location.data_dir.as_path();
+    let (background, store) = background_runtime(location)?;
     let key = InternalKey::load(data_dir)?;
     // `auth/opa` answers from the bundle the gateway runs; the gateway loads it further down.
     let running_policy: Arc<OnceLock<Arc<Policy>>> = Arc::default();
@@ -408,6 +535,7 @@ fn serve(
         resilience(call_timeout_ms),
         secret_resolver()?,
     ));
+    background.block_on(async { lifecycle.publish(&runtime) })?;
     let listener = background
         .block_on(tokio::net::TcpListener::bind(runtime_listen))
         .with_context(|| format!("cannot listen on {runtime_listen}"))?;

@@ -9,6 +9,7 @@
 pub mod descriptor;
 pub mod domains;
 pub mod envelope;
+pub mod event;
 pub mod openapi;
 pub mod problem;
 pub mod schema;
@@ -19,6 +20,7 @@ pub use descriptor::{
     ActionDescriptor, DependencyHealth, Health, HealthStatus, ProviderDescriptor,
 };
 pub use envelope::{InvokeRequest, InvokeResponse, ResponseMeta};
+pub use event::{Event, SPEC_VERSION};
 pub use problem::{ErrorCode, FieldError, PROBLEM_CONTENT_TYPE, Problem};
 pub use schema::{ActionValidators, SchemaError};
 pub use scope::{Operation, Scopes};

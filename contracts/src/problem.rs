@@ -268,9 +268,51 @@ impl Serialize for Problem {
     }
 }
 
+/// The wire form read back, for clients of the HTTP API: `type`, `title` and `status` are
+/// derived from `code`, so only the fields a `Problem` stores are read.
+#[derive(Deserialize)]
+struct WireProblem {
+    code: ErrorCode,
+    #[serde(default)]
+    detail: String,
+    retryable: Option<bool>,
+    #[serde(default)]
+    request_id: String,
+    #[serde(default)]
+    errors: Vec<FieldError>,
+    decision_id: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Problem {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = WireProblem::deserialize(deserializer)?;
+        Ok(Problem {
+            retryable: wire.retryable.unwrap_or(wire.code.retryable()),
+            code: wire.code,
+            detail: wire.detail,
+            request_id: wire.request_id,
+            errors: wire.errors,
+            decision_id: wire.decision_id,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_problem_survives_the_wire() {
+        let p = Problem::new(ErrorCode::PolicyDenied, "no")
+            .with_request_id("r9")
+            .with_decision_id("d1")
+            .with_errors(vec![FieldError {
+                pointer: "/params/x".into(),
+                detail: "bad".into(),
+            }]);
+        let back: Problem = serde_json::from_slice(&p.to_body()).unwrap();
+        assert_eq!(back, p);
+    }
 
     #[test]
     fn code_names_round_trip_through_serde() {

@@ -7,8 +7,12 @@
 //! - [`runtime`]: the contract's operations, usable in process;
 //! - [`http`]: the same operations over HTTP, trusted only with a gateway-signed context
 //!   ([`internal_auth`]);
-//! - [`store`]: tenants, API keys and versioned provider configs.
+//! - [`store`]: tenants, API keys and versioned provider configs;
+//! - [`client`]: the provider client for business services running in this process;
+//! - [`events`]: provider lifecycle events on the tenant's bus.
 
+pub mod client;
+pub mod events;
 pub mod http;
 pub mod internal_auth;
 pub mod lifecycle;
@@ -18,6 +22,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod store;
 
+pub use client::RuntimeClient;
 pub use registry::Registry;
 pub use resilience::ResilienceConfig;
 pub use runtime::Runtime;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use switchyard_spi::Provider;
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
-use crate::resilience::{Resilience, ResilienceConfig};
+use crate::resilience::{CircuitObserver, Resilience, ResilienceConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,12 +54,14 @@ pub struct Slot {
     held_stopped: AtomicBool,
     /// Fingerprint of the secrets the running instance was started with.
     secrets: std::sync::Mutex<Option<[u8; 32]>>,
+    /// The health status last reported, so a change can be told apart from a repeat.
+    health: std::sync::Mutex<Option<String>>,
 }
 
 impl Slot {
-    pub fn new(resilience: &ResilienceConfig) -> Self {
+    pub fn new(resilience: &ResilienceConfig, circuit: Option<CircuitObserver>) -> Self {
         Slot {
-            resilience: Resilience::new(resilience),
+            resilience: Resilience::observed(resilience, circuit),
             current: ArcSwapOption::empty(),
             status: std::sync::Mutex::new(Status {
                 lifecycle: Lifecycle::Stopped,
@@ -68,7 +70,16 @@ impl Slot {
             transition: tokio::sync::Mutex::new(()),
             held_stopped: AtomicBool::new(false),
             secrets: std::sync::Mutex::new(None),
+            health: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Records the health status just reported; answers the previous one when it differs (the
+    /// first report is not a change).
+    pub fn note_health(&self, status: &str) -> Option<String> {
+        let mut last = self.health.lock().ok()?;
+        let previous = last.replace(status.to_owned())?;
+        (previous != status).then_some(previous)
     }
 }
 

@@ -58,20 +58,36 @@ pub enum CircuitState {
     HalfOpen,
 }
 
-/// Mirrors the breaker's transitions so health can report them.
+/// Told when the circuit opens or closes again (not of half-open probes).
+pub type CircuitObserver = Arc<dyn Fn(CircuitState) + Send + Sync>;
+
+/// Mirrors the breaker's transitions so health can report them, and tells the observer.
 #[derive(Clone)]
-struct StateTracker(Arc<AtomicU8>);
+struct StateTracker {
+    state: Arc<AtomicU8>,
+    observer: Option<CircuitObserver>,
+}
+
+impl StateTracker {
+    fn observe(&self, state: CircuitState) {
+        if let Some(observer) = &self.observer {
+            observer(state);
+        }
+    }
+}
 
 impl Instrument for StateTracker {
     fn on_call_rejected(&self) {}
     fn on_open(&self) {
-        self.0.store(1, Ordering::SeqCst);
+        self.state.store(1, Ordering::SeqCst);
+        self.observe(CircuitState::Open);
     }
     fn on_half_open(&self) {
-        self.0.store(2, Ordering::SeqCst);
+        self.state.store(2, Ordering::SeqCst);
     }
     fn on_closed(&self) {
-        self.0.store(0, Ordering::SeqCst);
+        self.state.store(0, Ordering::SeqCst);
+        self.observe(CircuitState::Closed);
     }
 }
 
@@ -96,13 +112,21 @@ fn is_infrastructure_failure(e: &ProviderError) -> bool {
 
 impl Resilience {
     pub fn new(config: &ResilienceConfig) -> Self {
+        Self::observed(config, None)
+    }
+
+    /// Like [`new`](Self::new), telling `observer` when the circuit opens and closes.
+    pub fn observed(config: &ResilienceConfig, observer: Option<CircuitObserver>) -> Self {
         let state = Arc::new(AtomicU8::new(0));
         let breaker = Config::new()
             .failure_policy(failure_policy::consecutive_failures(
                 config.failure_threshold,
                 backoff::constant(config.open_for),
             ))
-            .instrument(StateTracker(state.clone()))
+            .instrument(StateTracker {
+                state: state.clone(),
+                observer,
+            })
             .build();
         Resilience {
             config: config.clone(),

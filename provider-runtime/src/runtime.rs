@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Problem, TenantId, openapi};
 use switchyard_spi::{CallContext, Invocation, ProviderError, StartContext};
 
+use crate::events::{Emitter, LifecycleEvent, cloud_event};
 use crate::lifecycle::{Lease, Lifecycle, Slot};
 use crate::registry::Registry;
-use crate::resilience::ResilienceConfig;
+use crate::resilience::{CircuitObserver, CircuitState, ResilienceConfig};
 use crate::secrets::SecretResolver;
 use crate::store::{PlatformStore, StoreError};
 
@@ -24,6 +25,7 @@ pub struct Runtime {
     resilience: ResilienceConfig,
     secrets: SecretResolver,
     openapi: Bytes,
+    events: Emitter,
 }
 
 impl Runtime {
@@ -41,7 +43,58 @@ impl Runtime {
             resilience,
             secrets,
             openapi,
+            events: Emitter::default(),
         }
+    }
+
+    /// Publishes every tenant's provider lifecycle events to that tenant's `bus` provider
+    /// (`bus/embedded`, `bus/kafka`) from now on. Call once, from inside a tokio runtime.
+    pub fn publish_lifecycle_events(self: &Arc<Self>, bus: &str) -> Result<(), Problem> {
+        let (domain, name) = bus.split_once('/').unwrap_or((bus, ""));
+        self.find(domain, name)?;
+        if domain != "bus" {
+            return Err(Problem::new(
+                ErrorCode::ConfigInvalid,
+                format!("lifecycle events need a bus provider, not {bus}"),
+            ));
+        }
+        let Some(mut rx) = self.events.enable() else {
+            return Err(Problem::new(
+                ErrorCode::ConfigInvalid,
+                "lifecycle events are already being published",
+            ));
+        };
+        let runtime = Arc::downgrade(self);
+        let bus = (domain.to_owned(), name.to_owned());
+        tokio::spawn(async move {
+            while let Some(emitted) = rx.recv().await {
+                let Some(runtime) = runtime.upgrade() else {
+                    return;
+                };
+                let d = runtime.registry.get(emitted.index).descriptor();
+                let event = cloud_event(&d.domain, &d.name, &emitted);
+                let message = json!({
+                    "key": event.key, "headers": event.headers(&emitted.tenant), "payload": event.data,
+                });
+                let ctx = CallContext {
+                    tenant: emitted.tenant.clone(),
+                    request_id: event.id.clone(),
+                    subject: Some("switchyard:runtime".into()),
+                };
+                let params = json!({"topic": event.topic, "messages": [message]});
+                if let Err(problem) = runtime
+                    .invoke(&ctx, &bus.0, &bus.1, "publish", params, None)
+                    .await
+                {
+                    tracing::warn!(tenant = %emitted.tenant, topic = %event.topic, code = %problem.code, "lifecycle event not published");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn emit(&self, tenant: &TenantId, index: usize, event: LifecycleEvent, data: Value) {
+        self.events.emit(tenant, index, event, data);
     }
 
     pub fn registry(&self) -> &Registry {
@@ -72,13 +125,22 @@ impl Runtime {
         {
             return slot;
         }
+        let events = self.events.clone();
+        let tenant_of_slot = tenant.clone();
+        let circuit: CircuitObserver = Arc::new(move |state| {
+            let event = match state {
+                CircuitState::Open => LifecycleEvent::CircuitOpened,
+                _ => LifecycleEvent::CircuitClosed,
+            };
+            events.emit(&tenant_of_slot, index, event, json!({}));
+        });
         match self.slots.write() {
             Ok(mut slots) => slots
                 .entry(key)
-                .or_insert_with(|| Arc::new(Slot::new(&self.resilience)))
+                .or_insert_with(|| Arc::new(Slot::new(&self.resilience, Some(circuit))))
                 .clone(),
             // A poisoned map only means another thread panicked mid-insert; a fresh slot is safe.
-            Err(_) => Arc::new(Slot::new(&self.resilience)),
+            Err(_) => Arc::new(Slot::new(&self.resilience, Some(circuit))),
         }
     }
 
@@ -110,6 +172,7 @@ impl Runtime {
             .await
             .map_err(|e| e.detail)?;
         self.slot(tenant, index).remember_secrets(fingerprint);
+        self.emit(tenant, index, LifecycleEvent::Started, json!({}));
         Ok(provider)
     }
 
@@ -253,6 +316,15 @@ impl Runtime {
             "dependencies": health["dependencies"],
         });
         add_reason(&mut body, status.reason);
+        let now = health["status"].as_str().unwrap_or("down");
+        if let Some(previous) = self.slot(tenant, index).note_health(now) {
+            self.emit(
+                tenant,
+                index,
+                LifecycleEvent::HealthChanged,
+                json!({"previous": previous, "status": now}),
+            );
+        }
         Ok(body)
     }
 
@@ -322,6 +394,12 @@ impl Runtime {
         if let Some(provider) = fresh {
             slot.swap(provider).await;
         }
+        self.emit(
+            tenant,
+            index,
+            LifecycleEvent::Configured,
+            json!({"version": stored.version}),
+        );
         Ok(json!({
             "provider": registered.id(), "version": stored.version,
             "values": stored.values, "updated_at": stored.updated_at,
@@ -347,6 +425,7 @@ impl Runtime {
     ) -> Result<Value, Problem> {
         let index = self.find(domain, name)?;
         self.slot(tenant, index).stop().await;
+        self.emit(tenant, index, LifecycleEvent::Stopped, json!({}));
         self.lifecycle_answer(tenant, index).await
     }
 

@@ -23,6 +23,14 @@ impl From<String> for Secret {
     }
 }
 
+impl Secret {
+    /// The value, for code that must hand it to a client outside any provider config, such
+    /// as the platform store's URL; it is not to be logged.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(***)")

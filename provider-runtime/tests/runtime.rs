@@ -7,14 +7,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use switchyard_contracts::schema::Compiled;
 use switchyard_contracts::{ErrorCode, Health, ProviderDescriptor, TenantId};
+use switchyard_provider_bus::EmbeddedBusFactory;
 use switchyard_provider_cache::MemoryCacheFactory;
+use switchyard_runtime::events::LifecycleEvent;
 use switchyard_runtime::{PlatformStore, Registry, ResilienceConfig, Runtime};
 use switchyard_spi::{
     CallContext, Invocation, Provider, ProviderError, ProviderFactory, StartContext,
 };
 
 async fn runtime_at(dir: &std::path::Path, timeout: Duration) -> Arc<Runtime> {
+    runtime_with_bus(dir, timeout, false).await
+}
+
+/// With `bus`, also bus/embedded (under `dir`), for the runtime's own lifecycle events.
+async fn runtime_with_bus(dir: &std::path::Path, timeout: Duration, bus: bool) -> Arc<Runtime> {
     let store = PlatformStore::open(dir).await.unwrap();
     for tenant in ["acme", "globex"] {
         let _ = store.create_tenant(&TenantId::parse(tenant).unwrap()).await;
@@ -24,6 +32,11 @@ async fn runtime_at(dir: &std::path::Path, timeout: Duration) -> Arc<Runtime> {
         .register(Arc::new(MemoryCacheFactory::new()))
         .unwrap();
     registry.register(Arc::new(SlowFactory::new())).unwrap();
+    if bus {
+        registry
+            .register(Arc::new(EmbeddedBusFactory::new(dir.join("bus"))))
+            .unwrap();
+    }
     Arc::new(Runtime::new(
         registry,
         store,
@@ -277,6 +290,163 @@ async fn the_catalog_lists_every_provider_with_its_status() {
         })
         .collect();
     assert_eq!(names, ["cache/memory \"running\"", "test/slow \"running\""]);
+}
+
+/// The records of one lifecycle topic, as the tenant's own bus holds them.
+async fn lifecycle_records(rt: &Runtime, tenant: &str, topic: &str) -> Vec<Value> {
+    let answer = rt
+        .invoke(
+            &ctx(tenant),
+            "bus",
+            "embedded",
+            "replay",
+            json!({"topic": topic, "from_offset": 0}),
+            None,
+        )
+        .await
+        .unwrap();
+    answer["records"].as_array().unwrap().clone()
+}
+
+/// The published AsyncAPI document of the lifecycle events.
+fn asyncapi() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../asyncapi/provider-events.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Checks a record against the AsyncAPI message of its event: CloudEvents type, headers and
+/// payload schemas.
+fn assert_described(doc: &Value, event: LifecycleEvent, record: &Value) {
+    let message = &doc["components"]["messages"][event.as_str()];
+    assert_eq!(message["x-cloudevents-type"], event.cloud_event_type());
+    assert_eq!(record["headers"]["ce_type"], event.cloud_event_type());
+    for (part, schema) in [
+        ("headers", &message["headers"]),
+        ("payload", &message["payload"]),
+    ] {
+        // The document's own components resolve the message's `$ref`s.
+        let schema = json!({"$ref": schema["$ref"], "components": doc["components"]});
+        let errors = Compiled::new(&schema, part).unwrap().check(&record[part]);
+        assert!(
+            errors.is_empty(),
+            "{} {part} off the AsyncAPI document: {errors:?}",
+            event.as_str()
+        );
+    }
+}
+
+#[test]
+fn every_lifecycle_event_the_runtime_emits_is_described_in_asyncapi_and_nothing_else() {
+    let doc = asyncapi();
+    let channels = doc["channels"].as_object().unwrap();
+    for event in LifecycleEvent::ALL {
+        let channel = &channels[event.as_str()];
+        assert_eq!(
+            channel["address"],
+            event.topic("{domain}", "{name}"),
+            "{} has no channel at its topic",
+            event.as_str()
+        );
+    }
+    assert_eq!(
+        channels.len(),
+        LifecycleEvent::ALL.len(),
+        "a channel describes no event the runtime emits"
+    );
+}
+
+/// Waits for the publisher task to put `count` records on `topic`.
+async fn wait_for_records(rt: &Runtime, tenant: &str, topic: &str, count: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let records = lifecycle_records(rt, tenant, topic).await;
+        if records.len() >= count {
+            return records;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{topic} of {tenant} never had {count} records");
+}
+
+#[tokio::test]
+async fn lifecycle_events_reach_the_tenants_own_bus_as_cloudevents() {
+    let dir = tempfile::tempdir().unwrap();
+    // The deliberately slow test provider times out on demand, which is how the circuit opens.
+    let rt = runtime_with_bus(dir.path(), Duration::from_millis(50), true).await;
+    rt.publish_lifecycle_events("bus/embedded").unwrap();
+    assert_eq!(
+        rt.publish_lifecycle_events("bus/embedded")
+            .unwrap_err()
+            .code,
+        ErrorCode::ConfigInvalid
+    );
+
+    rt.configure(
+        &acme(),
+        "cache",
+        "memory",
+        json!({"config": {"default_ttl_ms": 1000}}),
+    )
+    .await
+    .unwrap();
+    let configured =
+        wait_for_records(&rt, "acme", "provider.events.cache.memory.configured", 1).await;
+    let headers = &configured[0]["headers"];
+    assert_eq!(headers["ce_specversion"], "1.0");
+    assert_eq!(headers["ce_type"], "switchyard.provider.configured");
+    assert_eq!(headers["ce_source"], "/providers/cache/memory");
+    assert_eq!(headers["ce_tenantid"], "acme");
+    assert_eq!(configured[0]["payload"]["version"], 1);
+    let doc = asyncapi();
+    assert_described(&doc, LifecycleEvent::Configured, &configured[0]);
+
+    rt.stop(&acme(), "cache", "memory").await.unwrap();
+    let stopped = wait_for_records(&rt, "acme", "provider.events.cache.memory.stopped", 1).await;
+    assert_described(&doc, LifecycleEvent::Stopped, &stopped[0]);
+
+    for _ in 0..5 {
+        let _ = rt
+            .invoke(
+                &ctx("acme"),
+                "test",
+                "slow",
+                "sleep",
+                json!({"ms": 500}),
+                None,
+            )
+            .await;
+    }
+    let opened = wait_for_records(&rt, "acme", "provider.events.test.slow.circuit_opened", 1).await;
+    assert_described(&doc, LifecycleEvent::CircuitOpened, &opened[0]);
+    let started = wait_for_records(&rt, "acme", "provider.events.test.slow.started", 1).await;
+    assert_described(&doc, LifecycleEvent::Started, &started[0]);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    rt.invoke(
+        &ctx("acme"),
+        "test",
+        "slow",
+        "sleep",
+        json!({"ms": 1}),
+        None,
+    )
+    .await
+    .unwrap();
+    let closed = wait_for_records(&rt, "acme", "provider.events.test.slow.circuit_closed", 1).await;
+    assert_described(&doc, LifecycleEvent::CircuitClosed, &closed[0]);
+
+    // Another tenant's bus holds none of acme's events.
+    for topic in [
+        "provider.events.cache.memory.configured",
+        "provider.events.cache.memory.stopped",
+        "provider.events.test.slow.circuit_opened",
+    ] {
+        assert!(
+            lifecycle_records(&rt, "globex", topic).await.is_empty(),
+            "{topic}"
+        );
+    }
 }
 
 /// A provider whose only action sleeps for the requested time.

@@ -322,6 +322,9 @@ async fn the_bundle_decides_logs_and_hot_reloads() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(reloaded, "a valid new bundle was not loaded");
+    // The request that saw r2 may have been decided by r1 a moment before the swap; this one
+    // is decided after it.
+    assert_eq!(revision(&auditor).await, "r2");
     tokio::time::sleep(Duration::from_millis(300)).await; // the decision log is written in batches
     let (_, newest) = auditor.get("/policies/decisions?limit=1").await;
     assert_eq!(newest["decisions"][0]["revision"], "r2");

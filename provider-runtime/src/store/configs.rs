@@ -15,6 +15,12 @@ pub struct StoredConfig {
 impl PlatformStore {
     /// Appends a new version and returns it. Versions only grow, so an auditor can see every
     /// config a tenant ever ran with.
+    ///
+    /// On PostgreSQL two replicas saving the same provider's config at once both read the same
+    /// highest version, and the later insert fails on the primary key; it is retried, and then
+    /// reads the winner's version. (SQLite runs one writer at a time, so there it never
+    /// conflicts.) Every conflict means another save went through, so the retries end; the
+    /// bound only stops a save from waiting out an endless stream of others.
     pub async fn save_config(
         &self,
         tenant: &TenantId,
@@ -22,20 +28,30 @@ impl PlatformStore {
         name: &str,
         values: &Value,
     ) -> Result<StoredConfig, StoreError> {
+        const ATTEMPTS: usize = 16;
         let updated_at = now_rfc3339();
-        let row = sqlx::query(
-            "INSERT INTO provider_configs (tenant_id, domain, name, version, config, created_at)
-             SELECT ?1, ?2, ?3, COALESCE(MAX(version), 0) + 1, ?4, ?5
-               FROM provider_configs WHERE tenant_id = ?1 AND domain = ?2 AND name = ?3
-             RETURNING version",
-        )
-        .bind(tenant.as_str())
-        .bind(domain)
-        .bind(name)
-        .bind(values.to_string())
-        .bind(&updated_at)
-        .fetch_one(&self.pool)
-        .await?;
+        let mut attempt = 1;
+        let row = loop {
+            let inserted = sqlx::query(
+                "INSERT INTO provider_configs (tenant_id, domain, name, version, config, created_at)
+                 SELECT $1, $2, $3, COALESCE(MAX(version), 0) + 1, $4, $5
+                   FROM provider_configs WHERE tenant_id = $1 AND domain = $2 AND name = $3
+                 RETURNING version",
+            )
+            .bind(tenant.as_str())
+            .bind(domain)
+            .bind(name)
+            .bind(values.to_string())
+            .bind(&updated_at)
+            .fetch_one(&self.pool)
+            .await;
+            match inserted {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempt < ATTEMPTS => {
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
         Ok(StoredConfig {
             version: row.try_get("version")?,
             values: values.clone(),
@@ -51,7 +67,7 @@ impl PlatformStore {
     ) -> Result<Option<StoredConfig>, StoreError> {
         let row = sqlx::query(
             "SELECT version, config, created_at FROM provider_configs
-              WHERE tenant_id = ?1 AND domain = ?2 AND name = ?3 ORDER BY version DESC LIMIT 1",
+              WHERE tenant_id = $1 AND domain = $2 AND name = $3 ORDER BY version DESC LIMIT 1",
         )
         .bind(tenant.as_str())
         .bind(domain)
@@ -68,60 +84,5 @@ impl PlatformStore {
             })
         })
         .transpose()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[tokio::test]
-    async fn versions_grow_and_survive_reopening_the_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let acme = TenantId::parse("acme").unwrap();
-        {
-            let store = PlatformStore::open(dir.path()).await.unwrap();
-            store.create_tenant(&acme).await.unwrap();
-            assert_eq!(
-                store
-                    .save_config(&acme, "cache", "memory", &json!({"a": 1}))
-                    .await
-                    .unwrap()
-                    .version,
-                1
-            );
-            assert_eq!(
-                store
-                    .save_config(&acme, "cache", "memory", &json!({"a": 2}))
-                    .await
-                    .unwrap()
-                    .version,
-                2
-            );
-            assert_eq!(
-                store
-                    .save_config(&acme, "db", "sqlite", &json!({}))
-                    .await
-                    .unwrap()
-                    .version,
-                1
-            );
-        }
-        let store = PlatformStore::open(dir.path()).await.unwrap();
-        let current = store
-            .current_config(&acme, "cache", "memory")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!((current.version, current.values), (2, json!({"a": 2})));
-        let globex = TenantId::parse("globex").unwrap();
-        assert_eq!(
-            store
-                .current_config(&globex, "cache", "memory")
-                .await
-                .unwrap(),
-            None
-        );
     }
 }

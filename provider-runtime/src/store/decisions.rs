@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 use switchyard_contracts::TenantId;
 
 use super::{PlatformStore, StoreError};
@@ -42,7 +42,7 @@ impl PlatformStore {
         for r in records {
             sqlx::query(
                 "INSERT INTO policy_decisions (id, at_ms, tenant_id, subject, allowed, reasons, revision, input)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&r.decision_id)
             .bind(r.at_ms)
@@ -64,34 +64,33 @@ impl PlatformStore {
         tenant: &TenantId,
         filter: &DecisionFilter,
     ) -> Result<Vec<DecisionRecord>, StoreError> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT id, at_ms, tenant_id, subject, allowed, reasons, revision, input FROM policy_decisions WHERE tenant_id = ",
-        );
-        q.push_bind(tenant.as_str());
-        if let Some(subject) = &filter.subject {
-            q.push(" AND subject = ").push_bind(subject.clone());
-        }
-        if let Some(allowed) = filter.allowed {
-            q.push(" AND allowed = ").push_bind(allowed);
-        }
-        if let Some(from) = filter.from_ms {
-            q.push(" AND at_ms >= ").push_bind(from);
-        }
-        if let Some(to) = filter.to_ms {
-            q.push(" AND at_ms < ").push_bind(to);
-        }
-        if let Some((at, id)) = &filter.after {
-            q.push(" AND (at_ms < ")
-                .push_bind(*at)
-                .push(" OR (at_ms = ")
-                .push_bind(*at)
-                .push(" AND id < ")
-                .push_bind(id.clone())
-                .push("))");
-        }
-        q.push(" ORDER BY at_ms DESC, id DESC LIMIT ")
-            .push_bind(i64::from(filter.limit));
-        let rows = q.build().fetch_all(&self.pool).await?;
+        // One statement for every filter: an absent filter binds NULL and drops out. (sqlx's
+        // Any `QueryBuilder` would write `?` placeholders, which PostgreSQL does not take.)
+        // `allowed` is an INTEGER in SQLite and a BOOLEAN in PostgreSQL, and the Any driver
+        // decodes neither as the other, so it is read back as a number.
+        let rows = sqlx::query(
+            "SELECT id, at_ms, tenant_id, subject, CASE WHEN allowed THEN 1 ELSE 0 END AS allowed,
+                    reasons, revision, input
+               FROM policy_decisions
+              WHERE tenant_id = $1
+                AND ($2 IS NULL OR subject = $2)
+                AND ($3 IS NULL OR allowed = $3)
+                AND ($4 IS NULL OR at_ms >= $4)
+                AND ($5 IS NULL OR at_ms < $5)
+                AND ($6 IS NULL OR at_ms < $6 OR (at_ms = $6 AND id < $7))
+              ORDER BY at_ms DESC, id DESC
+              LIMIT $8",
+        )
+        .bind(tenant.as_str())
+        .bind(filter.subject.as_deref())
+        .bind(filter.allowed)
+        .bind(filter.from_ms)
+        .bind(filter.to_ms)
+        .bind(filter.after.as_ref().map(|(at, _)| *at))
+        .bind(filter.after.as_ref().map(|(_, id)| id.as_str()))
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
                 let reasons: String = row.try_get("reasons")?;
@@ -101,7 +100,7 @@ impl PlatformStore {
                     at_ms: row.try_get("at_ms")?,
                     tenant: row.try_get("tenant_id")?,
                     subject: row.try_get("subject")?,
-                    allowed: row.try_get("allowed")?,
+                    allowed: row.try_get::<i64, _>("allowed")? != 0,
                     reasons: serde_json::from_str(&reasons)
                         .map_err(|e| StoreError::Invalid(e.to_string()))?,
                     revision: row.try_get("revision")?,
@@ -110,98 +109,5 @@ impl PlatformStore {
                 })
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn record(id: &str, at_ms: i64, tenant: &str, allowed: bool) -> DecisionRecord {
-        DecisionRecord {
-            decision_id: id.into(),
-            at_ms,
-            tenant: tenant.into(),
-            subject: "key:1".into(),
-            allowed,
-            reasons: if allowed { vec![] } else { vec!["no".into()] },
-            revision: "r1".into(),
-            input: json!({"action": "query"}),
-        }
-    }
-
-    #[tokio::test]
-    async fn decisions_page_newest_first_per_tenant_with_filters() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = PlatformStore::open(dir.path()).await.unwrap();
-        let mut batch: Vec<DecisionRecord> = (0..5)
-            .map(|i| record(&format!("d{i}"), 1000 + i, "acme", i % 2 == 0))
-            .collect();
-        batch.push(record("g1", 1002, "globex", true));
-        store.record_decisions(&batch).await.unwrap();
-        let acme = TenantId::parse("acme").unwrap();
-
-        let page = store
-            .list_decisions(
-                &acme,
-                &DecisionFilter {
-                    limit: 2,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            page.iter()
-                .map(|r| r.decision_id.as_str())
-                .collect::<Vec<_>>(),
-            ["d4", "d3"]
-        );
-        let last = page.last().unwrap();
-        let next = DecisionFilter {
-            limit: 10,
-            after: Some((last.at_ms, last.decision_id.clone())),
-            ..Default::default()
-        };
-        let rest = store.list_decisions(&acme, &next).await.unwrap();
-        assert_eq!(
-            rest.iter()
-                .map(|r| r.decision_id.as_str())
-                .collect::<Vec<_>>(),
-            ["d2", "d1", "d0"]
-        );
-
-        let denied = DecisionFilter {
-            allowed: Some(false),
-            limit: 10,
-            ..Default::default()
-        };
-        assert_eq!(store.list_decisions(&acme, &denied).await.unwrap().len(), 2);
-        let window = DecisionFilter {
-            from_ms: Some(1001),
-            to_ms: Some(1003),
-            limit: 10,
-            ..Default::default()
-        };
-        assert_eq!(store.list_decisions(&acme, &window).await.unwrap().len(), 2);
-        let globex = store
-            .list_decisions(
-                &TenantId::parse("globex").unwrap(),
-                &DecisionFilter {
-                    limit: 10,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            globex
-                .iter()
-                .map(|r| r.decision_id.as_str())
-                .collect::<Vec<_>>(),
-            ["g1"],
-            "tenant-scoped"
-        );
     }
 }

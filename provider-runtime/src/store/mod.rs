@@ -1,20 +1,26 @@
-//! The platform store: tenants, API keys and per-tenant provider configs.
+//! The platform store: tenants, API keys, per-tenant provider configs, idempotency records and
+//! the policy decision log.
 //!
-//! SQLite in the data directory is the embedded default; the schema is applied by sqlx
-//! migrations at open, so an existing data directory is upgraded in place.
+//! SQLite in the data directory is the embedded default; PostgreSQL lets several gateway and
+//! runtime replicas share one store. Every query is written once, with `$N` placeholders, and
+//! runs on sqlx's Any driver (ADR 0008). Each backend has its own migrations, applied at open,
+//! so an existing store is upgraded in place.
 
 mod configs;
 mod decisions;
 mod idempotency;
 mod keys;
 mod tenants;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::str::FromStr;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use configs::StoredConfig;
 pub use decisions::{DecisionFilter, DecisionRecord};
@@ -37,32 +43,121 @@ pub enum StoreError {
 
 #[derive(Clone)]
 pub struct PlatformStore {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
+
+/// Which server the pool talks to, for the few places where the two must differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The SQLite settings the store has always run with, set on every connection because the Any
+/// driver takes its options as a URL, which cannot carry them. A WAL journal lets readers run beside the writer; `synchronous = FULL`
+/// makes every commit durable; SQLite leaves foreign keys off unless asked.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                              PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
 
 impl PlatformStore {
     /// Opens (creating if needed) `platform.db` in the data directory and migrates it.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+        let cannot = |what: &str, e: std::io::Error| {
             StoreError::Invalid(format!(
-                "cannot create data dir {}: {e}",
+                "cannot {what} data dir {}: {e}",
                 data_dir.display()
             ))
-        })?;
-        let url = format!("sqlite://{}", data_dir.join("platform.db").display());
-        let options = SqliteConnectOptions::from_str(&url)?
+        };
+        std::fs::create_dir_all(data_dir).map_err(|e| cannot("create", e))?;
+        // Absolute, because the options travel as a URL, whose parser would fold `..` segments
+        // of a relative path.
+        let dir = std::fs::canonicalize(data_dir).map_err(|e| cannot("resolve", e))?;
+        let url = SqliteConnectOptions::new()
+            .filename(dir.join("platform.db"))
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(PlatformStore { pool })
+            .to_url_lossy();
+        Self::start(Backend::Sqlite, AnyConnectOptions::from_url(&url)?).await
     }
+
+    /// Opens the store at a URL and migrates it: `postgres://` or `postgresql://` (a database
+    /// the URL's role may create tables in), or `sqlite://<file>` (created if missing unless the
+    /// URL sets its own `mode`).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        match scheme(url) {
+            Some("postgres" | "postgresql") => {
+                Self::start(Backend::Postgres, AnyConnectOptions::from_str(url)?).await
+            }
+            Some("sqlite") => {
+                let url = if url.contains("mode=") {
+                    url.to_owned()
+                } else {
+                    let separator = if url.contains('?') { '&' } else { '?' };
+                    format!("{url}{separator}mode=rwc")
+                };
+                Self::start(Backend::Sqlite, AnyConnectOptions::from_str(&url)?).await
+            }
+            // Only the scheme is named: the rest of the text may hold a password.
+            Some(other) => Err(StoreError::Invalid(format!(
+                "the platform store cannot run on {other}://: use postgres://, postgresql:// or sqlite://"
+            ))),
+            None => Err(StoreError::Invalid(
+                "the platform store URL must start with postgres://, postgresql:// or sqlite://"
+                    .into(),
+            )),
+        }
+    }
+
+    async fn start(backend: Backend, options: AnyConnectOptions) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = match backend {
+            // As before: SQLite has one writer at a time, so more would mostly wait on its lock.
+            Backend::Sqlite => AnyPoolOptions::new()
+                .max_connections(4)
+                .after_connect(|conn, _| {
+                    Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(drop) })
+                }),
+            // sqlx's default: what each replica may hold on the shared server.
+            Backend::Postgres => AnyPoolOptions::new().max_connections(10),
+        }
+        .connect_with(options)
+        .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(PlatformStore { pool, backend })
+    }
+}
+
+/// Where a store URL points, for logs and errors. It is rebuilt from the parsed parts, so a
+/// password in the user info or in the query (`?password=`) never shows.
+pub fn redacted_url(url: &str) -> String {
+    match scheme(url) {
+        Some(scheme @ ("postgres" | "postgresql")) => match PgConnectOptions::from_str(url) {
+            Ok(pg) => format!(
+                "{scheme}://{}@{}:{}/{}",
+                pg.get_username(),
+                pg.get_host(),
+                pg.get_port(),
+                pg.get_database().unwrap_or_default()
+            ),
+            Err(_) => format!("{scheme}://(unparsable)"),
+        },
+        Some("sqlite") => url.split('?').next().unwrap_or_default().to_owned(),
+        Some(other) => format!("{other}://…"),
+        None => "(not a URL)".into(),
+    }
+}
+
+/// The scheme of `scheme://…`, if the text starts like a URL.
+fn scheme(url: &str) -> Option<&str> {
+    let (scheme, _) = url.split_once("://")?;
+    let valid = !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some(scheme)
 }
 
 fn now_rfc3339() -> String {

@@ -3,16 +3,19 @@
 //!
 //! Engines live side by side (like Apache OpenDAL's services) so a caller never learns which
 //! one answers: `db/sqlite` (a file per tenant), `db/postgres` (a shared database isolated
-//! by row-level security, or a tenant's own database) and `db/mysql` (a database and a user
-//! per tenant on MySQL / MariaDB), each passing the same conformance
-//! suite under `tests/conformance`. An engine adds only its own config schema, capabilities
+//! by row-level security, or a tenant's own database), `db/mysql` (a database and a user
+//! per tenant on MySQL / MariaDB) and `db/mssql` (a database and a login per tenant on
+//! Microsoft SQL Server), each held to the same conformance suite under `tests/conformance`
+//! (`db/mssql` only where a server is configured, see its docs.md). An engine adds only its own config schema, capabilities
 //! and SQL dialect; params, results and error codes are the domain's.
 
 mod contract;
+pub mod mssql;
 pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
+pub use mssql::MssqlFactory;
 pub use mysql::MysqlFactory;
 pub use postgres::{PostgresFactory, PostgresSettings};
 pub use sqlite::SqliteFactory;

@@ -1,12 +1,19 @@
-//! Storage providers for Switchyard: object storage (put, get, head, list, delete by key)
-//! behind the `storage` domain contract.
+//! Storage providers for Switchyard: object storage (put, get, head, list, delete by key, and
+//! presigned URLs where the engine's server signs them) behind the `storage` domain contract.
 //!
-//! Each engine lives in its own module, as in Apache OpenDAL, so that adding one (S3, GCS)
+//! Each engine lives in its own module, as in Apache OpenDAL, so that adding one (GCS, Azure)
 //! touches nothing shared: the contract, its action schemas and the conformance suite under
-//! `tests/conformance/` are common to all engines, and every engine must pass that suite.
+//! `tests/conformance/` are common to all engines, and every engine must pass that suite. What
+//! the schemas cannot say — the key rules, how content arrives, timestamps — lives in `key`
+//! and `contract`, shared by the engines so they cannot drift apart.
 //!
 //! - [`fs`]: objects as files on a local or mounted filesystem.
+//! - [`s3`]: objects in a bucket of an S3-compatible server, one key prefix per tenant.
 
+mod contract;
 pub mod fs;
+mod key;
+pub mod s3;
 
 pub use fs::FsFactory;
+pub use s3::{S3Factory, S3Settings};

@@ -40,7 +40,8 @@ impl Server {
         server
     }
 
-    /// Like [`Server::spawn`], with extra environment variables for the child.
+    /// Like [`Server::spawn`], with extra environment variables for the child; they may
+    /// override the defaults (e.g. a louder `SWITCHYARD_LOG`).
     pub fn spawn_with_env(
         data_dir: &Path,
         args: &[&str],
@@ -60,10 +61,10 @@ impl Server {
 
     fn launch(data_dir: &Path, args: &[&str], port: u16, env: &mut Vec<(&str, String)>) -> Server {
         let child = Command::new(BIN)
-            .envs(env.drain(..))
             .args(args)
             .env("SWITCHYARD_DATA_DIR", data_dir)
             .env("SWITCHYARD_LOG", "warn")
+            .envs(env.drain(..))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(data_dir.join("server.log")).expect("server log file"))
             .spawn()

@@ -21,10 +21,15 @@ use sqlx::sqlite::{
 };
 use switchyard_spi::{ErrorCode, ProviderError};
 
-/// Created at first open; every statement is idempotent so reopening an existing log is a no-op.
+use crate::contract::dead_letter_headers;
+
+/// Created at first open; every statement is idempotent so reopening an existing log is a no-op
+/// (and a log created before a table existed gains it on its next open).
 ///
 /// `records` keeps a rowid (no `WITHOUT ROWID`) because payloads can be large, which is the
 /// case SQLite recommends rowid tables for. The time index serves `replay` from a timestamp.
+/// `group_deliveries` counts, per group and topic, the polls that delivered the record at the
+/// group's position (`record_offset`); only tenants with `max_deliveries` write it.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
     topic           TEXT    NOT NULL,
@@ -40,6 +45,13 @@ CREATE TABLE IF NOT EXISTS group_offsets (
     group_name  TEXT    NOT NULL,
     topic       TEXT    NOT NULL,
     next_offset INTEGER NOT NULL,
+    PRIMARY KEY (group_name, topic)
+);
+CREATE TABLE IF NOT EXISTS group_deliveries (
+    group_name    TEXT    NOT NULL,
+    topic         TEXT    NOT NULL,
+    record_offset INTEGER NOT NULL,
+    deliveries    INTEGER NOT NULL,
     PRIMARY KEY (group_name, topic)
 );
 ";
@@ -122,46 +134,12 @@ impl Log {
         topic: &str,
         messages: &[NewMessage],
     ) -> Result<Vec<i64>, ProviderError> {
-        let encoded = messages
-            .iter()
-            .map(|m| Ok((encode(&m.headers)?, encode(&m.payload)?)))
-            .collect::<Result<Vec<_>, ProviderError>>()?;
         let mut tx = self
             .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| storage_error("starting a publish", e))?;
-        let last: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT record_offset, published_at_ms FROM records
-             WHERE topic = ? ORDER BY record_offset DESC LIMIT 1",
-        )
-        .bind(topic)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(|e| storage_error("reading the topic's end", e))?;
-        let (first, published_at_ms) = match last {
-            Some((offset, at)) => (offset + 1, now_ms().max(at)),
-            None => (0, now_ms()),
-        };
-        let mut offsets = Vec::with_capacity(messages.len());
-        for (offset, (message, (headers, payload))) in (first..).zip(messages.iter().zip(&encoded))
-        {
-            sqlx::query(
-                "INSERT INTO records
-                 (topic, record_offset, record_key, headers, payload, published_at_ms)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(topic)
-            .bind(offset)
-            .bind(message.key.as_deref())
-            .bind(headers)
-            .bind(payload)
-            .bind(published_at_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| storage_error("appending a record", e))?;
-            offsets.push(offset);
-        }
+        let offsets = append_in(&mut tx, topic, messages).await?;
         tx.commit()
             .await
             .map_err(|e| storage_error("committing a publish", e))?;
@@ -175,45 +153,99 @@ impl Log {
         from: i64,
         limit: i64,
     ) -> Result<Vec<StoredRecord>, ProviderError> {
-        let rows: Vec<(i64, Option<String>, String, String, i64)> = sqlx::query_as(
-            "SELECT record_offset, record_key, headers, payload, published_at_ms FROM records
-             WHERE topic = ? AND record_offset >= ? ORDER BY record_offset LIMIT ?",
-        )
-        .bind(topic)
-        .bind(from)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(|e| storage_error("reading records", e))?;
-        rows.into_iter()
-            .map(|(offset, key, headers, payload, published_at_ms)| {
-                Ok(StoredRecord {
-                    offset,
-                    key,
-                    headers: decode(&headers)?,
-                    payload: decode(&payload)?,
-                    published_at_ms,
-                })
-            })
-            .collect()
+        let mut conn = self
+            .reader
+            .acquire()
+            .await
+            .map_err(|e| storage_error("reading the log", e))?;
+        read_in(&mut conn, topic, from, limit).await
     }
 
     /// The offset the group committed on the topic, 0 when it never committed.
     pub(crate) async fn committed(&self, group: &str, topic: &str) -> Result<i64, ProviderError> {
-        let committed: Option<i64> = sqlx::query_scalar(
-            "SELECT next_offset FROM group_offsets WHERE group_name = ? AND topic = ?",
+        let mut conn = self
+            .reader
+            .acquire()
+            .await
+            .map_err(|e| storage_error("reading the log", e))?;
+        committed_in(&mut conn, group, topic).await
+    }
+
+    /// A group's `poll` from its committed position when the tenant has `max_deliveries`: counts
+    /// one delivery of the record at the position and returns up to `limit` records from there.
+    /// When that record has already been delivered `max_deliveries` times, it is first appended
+    /// to `dead_letters` and the group's position moves past it (its successor's count starts
+    /// at 0, so one poll dead-letters at most one record). Everything happens in one write
+    /// transaction: the dead letter, the new position and the count are stored together or not
+    /// at all, and concurrent polls of one group count every delivery.
+    ///
+    /// Returns where the records start (the possibly moved position) and the records.
+    pub(crate) async fn deliver(
+        &self,
+        group: &str,
+        topic: &str,
+        dead_letters: &str,
+        max_deliveries: u32,
+        limit: i64,
+    ) -> Result<(i64, Vec<StoredRecord>), ProviderError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| storage_error("starting a poll", e))?;
+        let mut position = committed_in(&mut tx, group, topic).await?;
+        let Some(head) = read_in(&mut tx, topic, position, 1).await?.pop() else {
+            // Nothing at the position: nothing delivered, nothing to count.
+            return Ok((position, Vec::new()));
+        };
+        let counted: Option<i64> = sqlx::query_scalar(
+            "SELECT deliveries FROM group_deliveries
+             WHERE group_name = ? AND topic = ? AND record_offset = ?",
         )
         .bind(group)
         .bind(topic)
-        .fetch_optional(&self.reader)
+        .bind(position)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(|e| storage_error("reading a committed offset", e))?;
-        Ok(committed.unwrap_or(0))
+        .map_err(|e| storage_error("reading a delivery count", e))?;
+        let mut deliveries = counted.unwrap_or(0);
+        if deliveries >= i64::from(max_deliveries) {
+            let dead = NewMessage {
+                key: head.key,
+                headers: dead_letter_headers(head.headers, group, head.offset, max_deliveries),
+                payload: head.payload,
+            };
+            append_in(&mut tx, dead_letters, &[dead]).await?;
+            position += 1;
+            set_position(&mut tx, group, topic, position).await?;
+            deliveries = 0;
+        }
+        let records = read_in(&mut tx, topic, position, limit).await?;
+        if !records.is_empty() {
+            sqlx::query(
+                "INSERT INTO group_deliveries (group_name, topic, record_offset, deliveries)
+                 VALUES (?, ?, ?, ?)
+                 ON CONFLICT (group_name, topic) DO UPDATE
+                 SET record_offset = excluded.record_offset, deliveries = excluded.deliveries",
+            )
+            .bind(group)
+            .bind(topic)
+            .bind(position)
+            .bind(deliveries + 1)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| storage_error("counting a delivery", e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| storage_error("committing a poll", e))?;
+        Ok((position, records))
     }
 
     /// Records `next_offset` as the group's position. Moving back is allowed (to re-consume);
     /// moving past the topic's end is a conflict, checked in the same transaction as the
-    /// write so a concurrent publish cannot slip between check and write.
+    /// write so a concurrent publish cannot slip between check and write. Any commit resets
+    /// the group's delivery count on the topic.
     pub(crate) async fn commit(
         &self,
         group: &str,
@@ -235,16 +267,7 @@ impl Log {
                 ),
             ));
         }
-        sqlx::query(
-            "INSERT INTO group_offsets (group_name, topic, next_offset) VALUES (?, ?, ?)
-             ON CONFLICT (group_name, topic) DO UPDATE SET next_offset = excluded.next_offset",
-        )
-        .bind(group)
-        .bind(topic)
-        .bind(next_offset)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| storage_error("writing a committed offset", e))?;
+        set_position(&mut tx, group, topic, next_offset).await?;
         tx.commit()
             .await
             .map_err(|e| storage_error("committing a group offset", e))
@@ -284,6 +307,121 @@ impl Log {
             .map(drop)
             .map_err(|e| storage_error("pinging the log", e))
     }
+}
+
+/// Appends `messages` to `topic` inside the caller's write transaction; see [`Log::append`].
+async fn append_in(
+    conn: &mut sqlx::SqliteConnection,
+    topic: &str,
+    messages: &[NewMessage],
+) -> Result<Vec<i64>, ProviderError> {
+    let encoded = messages
+        .iter()
+        .map(|m| Ok((encode(&m.headers)?, encode(&m.payload)?)))
+        .collect::<Result<Vec<_>, ProviderError>>()?;
+    let last: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT record_offset, published_at_ms FROM records
+         WHERE topic = ? ORDER BY record_offset DESC LIMIT 1",
+    )
+    .bind(topic)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| storage_error("reading the topic's end", e))?;
+    let (first, published_at_ms) = match last {
+        Some((offset, at)) => (offset + 1, now_ms().max(at)),
+        None => (0, now_ms()),
+    };
+    let mut offsets = Vec::with_capacity(messages.len());
+    for (offset, (message, (headers, payload))) in (first..).zip(messages.iter().zip(&encoded)) {
+        sqlx::query(
+            "INSERT INTO records
+             (topic, record_offset, record_key, headers, payload, published_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(topic)
+        .bind(offset)
+        .bind(message.key.as_deref())
+        .bind(headers)
+        .bind(payload)
+        .bind(published_at_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| storage_error("appending a record", e))?;
+        offsets.push(offset);
+    }
+    Ok(offsets)
+}
+
+async fn read_in(
+    conn: &mut sqlx::SqliteConnection,
+    topic: &str,
+    from: i64,
+    limit: i64,
+) -> Result<Vec<StoredRecord>, ProviderError> {
+    let rows: Vec<(i64, Option<String>, String, String, i64)> = sqlx::query_as(
+        "SELECT record_offset, record_key, headers, payload, published_at_ms FROM records
+         WHERE topic = ? AND record_offset >= ? ORDER BY record_offset LIMIT ?",
+    )
+    .bind(topic)
+    .bind(from)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .map_err(|e| storage_error("reading records", e))?;
+    rows.into_iter()
+        .map(|(offset, key, headers, payload, published_at_ms)| {
+            Ok(StoredRecord {
+                offset,
+                key,
+                headers: decode(&headers)?,
+                payload: decode(&payload)?,
+                published_at_ms,
+            })
+        })
+        .collect()
+}
+
+async fn committed_in(
+    conn: &mut sqlx::SqliteConnection,
+    group: &str,
+    topic: &str,
+) -> Result<i64, ProviderError> {
+    let committed: Option<i64> = sqlx::query_scalar(
+        "SELECT next_offset FROM group_offsets WHERE group_name = ? AND topic = ?",
+    )
+    .bind(group)
+    .bind(topic)
+    .fetch_optional(conn)
+    .await
+    .map_err(|e| storage_error("reading a committed offset", e))?;
+    Ok(committed.unwrap_or(0))
+}
+
+/// Stores the group's position and clears its delivery count on the topic: a count belongs to
+/// the record at the position it was taken at.
+async fn set_position(
+    conn: &mut sqlx::SqliteConnection,
+    group: &str,
+    topic: &str,
+    next_offset: i64,
+) -> Result<(), ProviderError> {
+    sqlx::query(
+        "INSERT INTO group_offsets (group_name, topic, next_offset) VALUES (?, ?, ?)
+         ON CONFLICT (group_name, topic) DO UPDATE SET next_offset = excluded.next_offset",
+    )
+    .bind(group)
+    .bind(topic)
+    .bind(next_offset)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| storage_error("writing a committed offset", e))?;
+    sqlx::query("DELETE FROM group_deliveries WHERE group_name = ? AND topic = ?")
+        .bind(group)
+        .bind(topic)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| storage_error("resetting a delivery count", e))?;
+    Ok(())
 }
 
 /// The next offset `topic` will assign: one past its last record, 0 for an unknown topic.

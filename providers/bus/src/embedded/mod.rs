@@ -1,15 +1,13 @@
 #![doc = include_str!("docs.md")]
 
-mod config;
 mod log;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchyard_contracts::domains;
 use switchyard_spi::{
@@ -17,11 +15,13 @@ use switchyard_spi::{
     ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
     to_result,
 };
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::OnceCell;
 
-pub use config::EmbeddedBusConfig;
+use crate::config::{self, BusConfig};
+use crate::contract::{
+    CommitParams, Committed, PollParams, PublishParams, Published, RecordOut, Records, ReplayFrom,
+    ReplayParams, dead_letter_topic, format_time_ms, offset_param,
+};
 use log::{Log, NewMessage, StoredRecord};
 
 /// How long a statement waits for a lock held by someone else (another process on the same
@@ -94,7 +94,7 @@ impl ProviderFactory for EmbeddedBusFactory {
     }
 
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
-        let config = EmbeddedBusConfig::from_value(ctx.config)?;
+        let config = BusConfig::from_value(ctx.config)?;
         let log = self.log(&ctx.tenant).await?;
         Ok(Arc::new(EmbeddedBus { log, config }))
     }
@@ -104,7 +104,7 @@ impl ProviderFactory for EmbeddedBusFactory {
 /// releases nothing: the log belongs to the factory and outlives instance swaps.
 struct EmbeddedBus {
     log: Arc<Log>,
-    config: EmbeddedBusConfig,
+    config: BusConfig,
 }
 
 #[async_trait]
@@ -139,76 +139,6 @@ impl Provider for EmbeddedBus {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublishParams {
-    topic: String,
-    messages: Vec<MessageParams>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MessageParams {
-    key: Option<String>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    payload: Value,
-}
-
-#[derive(Serialize)]
-struct Published {
-    topic: String,
-    offsets: Vec<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PollParams {
-    topic: String,
-    group: String,
-    offset: Option<u64>,
-    max_records: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CommitParams {
-    topic: String,
-    group: String,
-    offset: u64,
-}
-
-#[derive(Serialize)]
-struct Committed {
-    topic: String,
-    group: String,
-    committed: i64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReplayParams {
-    topic: String,
-    from_offset: Option<u64>,
-    from_time: Option<String>,
-    max_records: Option<u32>,
-}
-
-#[derive(Serialize)]
-struct Records {
-    records: Vec<RecordOut>,
-    next_offset: i64,
-}
-
-#[derive(Serialize)]
-struct RecordOut {
-    offset: i64,
-    key: Option<String>,
-    headers: BTreeMap<String, String>,
-    payload: Value,
-    published_at: String,
-}
-
 impl EmbeddedBus {
     async fn publish(&self, params: PublishParams) -> Result<Published, ProviderError> {
         let messages: Vec<NewMessage> = params
@@ -228,15 +158,34 @@ impl EmbeddedBus {
     }
 
     async fn poll(&self, params: PollParams) -> Result<Records, ProviderError> {
-        let start = match params.offset {
-            Some(offset) => sql_offset(offset, "/offset")?,
-            None => self.log.committed(&params.group, &params.topic).await?,
+        let limit = self.limit(params.max_records);
+        let (start, stored) = match (params.offset, self.config.max_deliveries) {
+            (Some(offset), _) => {
+                let start = offset_param(offset, "/offset")?;
+                (start, self.log.read(&params.topic, start, limit).await?)
+            }
+            (None, None) => {
+                let start = self.log.committed(&params.group, &params.topic).await?;
+                (start, self.log.read(&params.topic, start, limit).await?)
+            }
+            (None, Some(max_deliveries)) => {
+                let dead_letters = dead_letter_topic(&params.topic)?;
+                self.log
+                    .deliver(
+                        &params.group,
+                        &params.topic,
+                        &dead_letters,
+                        max_deliveries,
+                        limit,
+                    )
+                    .await?
+            }
         };
-        self.read(&params.topic, start, params.max_records).await
+        records(start, stored)
     }
 
     async fn commit(&self, params: CommitParams) -> Result<Committed, ProviderError> {
-        let offset = sql_offset(params.offset, "/offset")?;
+        let offset = offset_param(params.offset, "/offset")?;
         self.log
             .commit(&params.group, &params.topic, offset)
             .await?;
@@ -248,42 +197,30 @@ impl EmbeddedBus {
     }
 
     async fn replay(&self, params: ReplayParams) -> Result<Records, ProviderError> {
-        let start = match (params.from_offset, params.from_time.as_deref()) {
-            (Some(_), Some(_)) => {
-                return Err(ProviderError::invalid_param(
-                    "/from_time",
-                    "give from_offset or from_time, not both",
-                ));
-            }
-            (Some(offset), None) => sql_offset(offset, "/from_offset")?,
-            (None, Some(time)) => {
-                let at_ms = parse_time_ms(time)?;
-                self.log.first_offset_at(&params.topic, at_ms).await?
-            }
-            (None, None) => 0,
+        let start = match params.start()? {
+            ReplayFrom::Offset(offset) => offset,
+            ReplayFrom::TimeMs(at_ms) => self.log.first_offset_at(&params.topic, at_ms).await?,
         };
-        self.read(&params.topic, start, params.max_records).await
+        let limit = self.limit(params.max_records);
+        records(start, self.log.read(&params.topic, start, limit).await?)
     }
 
-    /// The shared tail of poll and replay: read from `start` and say where to continue.
-    async fn read(
-        &self,
-        topic: &str,
-        start: i64,
-        max_records: Option<u32>,
-    ) -> Result<Records, ProviderError> {
-        let limit = max_records.unwrap_or(self.config.default_max_records);
-        let stored = self.log.read(topic, start, i64::from(limit)).await?;
-        let next_offset = stored.last().map_or(start, |r| r.offset + 1);
-        let records = stored
-            .into_iter()
-            .map(record_out)
-            .collect::<Result<_, _>>()?;
-        Ok(Records {
-            records,
-            next_offset,
-        })
+    fn limit(&self, max_records: Option<u32>) -> i64 {
+        i64::from(max_records.unwrap_or(self.config.default_max_records))
     }
+}
+
+/// The shared tail of poll and replay: the records read from `start`, and where to continue.
+fn records(start: i64, stored: Vec<StoredRecord>) -> Result<Records, ProviderError> {
+    let next_offset = stored.last().map_or(start, |r| r.offset + 1);
+    let records = stored
+        .into_iter()
+        .map(record_out)
+        .collect::<Result<_, _>>()?;
+    Ok(Records {
+        records,
+        next_offset,
+    })
 }
 
 fn record_out(record: StoredRecord) -> Result<RecordOut, ProviderError> {
@@ -294,41 +231,6 @@ fn record_out(record: StoredRecord) -> Result<RecordOut, ProviderError> {
         payload: record.payload,
         published_at: format_time_ms(record.published_at_ms)?,
     })
-}
-
-/// SQLite integers are signed 64-bit; the contract's offsets are unbounded non-negative
-/// integers. No topic can reach 2^63 records, so a larger offset is a caller error.
-fn sql_offset(offset: u64, pointer: &str) -> Result<i64, ProviderError> {
-    i64::try_from(offset)
-        .map_err(|_| ProviderError::invalid_param(pointer, "offset must be below 2^63"))
-}
-
-/// `published_at` as RFC 3339 in UTC with exactly three fractional digits, so every record's
-/// time has the same shape and sorts as text.
-fn format_time_ms(ms: i64) -> Result<String, ProviderError> {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .map_err(|e| ProviderError::internal(format!("stored publish time {ms} invalid: {e}")))?;
-    Ok(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    ))
-}
-
-/// Parses a `from_time` to the first whole millisecond at or after it, the resolution
-/// records are stamped with; any UTC offset is accepted.
-fn parse_time_ms(text: &str) -> Result<i64, ProviderError> {
-    let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
-        ProviderError::invalid_param("/from_time", format!("not an RFC 3339 date-time: {e}"))
-    })?;
-    let ms = t.unix_timestamp_nanos().div_euclid(1_000_000)
-        + i128::from(t.unix_timestamp_nanos().rem_euclid(1_000_000) != 0);
-    i64::try_from(ms).map_err(|_| ProviderError::invalid_param("/from_time", "time out of range"))
 }
 
 #[cfg(test)]
@@ -412,24 +314,5 @@ mod tests {
         let health = start(&factory, "acme", json!({})).await.health().await;
         assert_eq!(health.status, HealthStatus::Up);
         assert_eq!(health.dependencies[0].name, "log");
-    }
-
-    #[test]
-    fn times_round_trip_at_millisecond_resolution() {
-        let text = format_time_ms(1_700_000_000_123).unwrap();
-        assert_eq!(text, "2023-11-14T22:13:20.123Z");
-        assert_eq!(parse_time_ms(&text).unwrap(), 1_700_000_000_123);
-        assert_eq!(format_time_ms(0).unwrap(), "1970-01-01T00:00:00.000Z");
-        // A finer time rounds up: the record stamped .123 was published before .1231.
-        assert_eq!(
-            parse_time_ms("2023-11-14T22:13:20.1231Z").unwrap(),
-            1_700_000_000_124
-        );
-        assert_eq!(
-            parse_time_ms("2023-11-15T00:13:20.123+02:00").unwrap(),
-            1_700_000_000_123
-        );
-        let err = parse_time_ms("yesterday").unwrap_err();
-        assert_eq!(err.errors[0].pointer, "/from_time");
     }
 }

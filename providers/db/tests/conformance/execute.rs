@@ -10,7 +10,7 @@ async fn reports_rows_affected_and_the_inserted_id() {
         let created = t
             .ok(
                 "execute",
-                json!({"sql": engine.sql("CREATE TABLE people (id {auto_id}, name TEXT)")}),
+                json!({"sql": engine.sql("CREATE TABLE people (id {auto_id}, name {text})")}),
             )
             .await;
         assert_eq!(
@@ -66,15 +66,18 @@ async fn constraint_violations_are_conflicts() {
         let t = engine.harness.tenant("acme").await;
         for sql in [
             "CREATE TABLE parents (id {auto_id})",
-            "CREATE TABLE kids (id {auto_id}, code TEXT NOT NULL UNIQUE, \
+            "CREATE TABLE kids (id {auto_id}, code VARCHAR(40) NOT NULL UNIQUE, \
              age INTEGER CHECK (age >= 0), parent INTEGER REFERENCES parents (id))",
-            "INSERT INTO kids (id, code, age) VALUES (1, 'a', 3)",
+            // A key of its own: SQL Server refuses explicit values for an IDENTITY key.
+            "CREATE TABLE badges (label VARCHAR(40) PRIMARY KEY)",
+            "INSERT INTO kids (code, age) VALUES ('a', 3)",
+            "INSERT INTO badges (label) VALUES ('gold')",
         ] {
             t.ok("execute", json!({"sql": engine.sql(sql)})).await;
         }
         for (violation, sql) in [
             ("unique", "INSERT INTO kids (code) VALUES ('a')"),
-            ("primary key", "INSERT INTO kids (id, code) VALUES (1, 'b')"),
+            ("primary key", "INSERT INTO badges (label) VALUES ('gold')"),
             ("not null", "INSERT INTO kids (code) VALUES (NULL)"),
             ("check", "INSERT INTO kids (code, age) VALUES ('c', -1)"),
             (

@@ -14,7 +14,7 @@ async fn lists_tables_with_their_columns() {
     {
         let t = engine.harness.tenant("acme").await;
         for sql in [
-            "CREATE TABLE orders (id {auto_id}, customer VARCHAR(40) NOT NULL, note TEXT)",
+            "CREATE TABLE orders (id {auto_id}, customer VARCHAR(40) NOT NULL, note {text})",
             "CREATE TABLE customers (name VARCHAR(40) NOT NULL, region VARCHAR(40) NOT NULL, PRIMARY KEY (name, region))",
             "CREATE VIEW big_orders AS SELECT * FROM orders",
         ] {
@@ -31,7 +31,7 @@ async fn lists_tables_with_their_columns() {
                 {"name": "orders", "columns": [
                     {"name": "id", "type": "INTEGER", "nullable": false, "primary_key": true},
                     {"name": "customer", "type": "VARCHAR(40)", "nullable": false, "primary_key": false},
-                    {"name": "note", "type": "TEXT", "nullable": true, "primary_key": false}
+                    {"name": "note", "type": engine.dialect.text.ddl, "nullable": true, "primary_key": false}
                 ]}
             ]}),
             "{}",
@@ -50,13 +50,16 @@ async fn one_table_by_name() {
         let t = engine.harness.tenant("acme").await;
         t.ok("execute", json!({"sql": "CREATE TABLE a (x INTEGER)"}))
             .await;
-        t.ok("execute", json!({"sql": "CREATE TABLE b (y TEXT)"}))
-            .await;
+        t.ok(
+            "execute",
+            json!({"sql": engine.sql("CREATE TABLE b (y {text})")}),
+        )
+        .await;
         let result = t.ok("metadata", json!({"table": "b"})).await;
         assert_eq!(
             result,
             json!({"tables": [{"name": "b", "columns": [
-                {"name": "y", "type": "TEXT", "nullable": true, "primary_key": false}
+                {"name": "y", "type": engine.dialect.text.ddl, "nullable": true, "primary_key": false}
             ]}]}),
             "{}",
             engine.name

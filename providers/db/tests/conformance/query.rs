@@ -10,7 +10,7 @@ async fn bound_values_of_every_type_come_back_as_stored() {
         let d = engine.dialect;
         t.ok(
             "execute",
-            json!({"sql": engine.sql("CREATE TABLE items (i {int64}, r REAL, s TEXT, n TEXT, b {blob})")}),
+            json!({"sql": engine.sql("CREATE TABLE items (i {int64}, r REAL, s {text}, n {text}, b {blob})")}),
         )
         .await;
         t.ok(
@@ -46,7 +46,13 @@ async fn bound_values_of_every_type_come_back_as_stored() {
             .collect();
         assert_eq!(
             types,
-            [d.int64, "REAL", "TEXT", "TEXT", d.blob],
+            [
+                d.int64,
+                "REAL",
+                d.text.in_results,
+                d.text.in_results,
+                d.blob.in_results
+            ],
             "{}",
             engine.name
         );
@@ -61,7 +67,7 @@ async fn an_empty_result_still_describes_its_columns() {
         let t = engine.harness.tenant("acme").await;
         t.ok(
             "execute",
-            json!({"sql": "CREATE TABLE empty (id INTEGER, label TEXT)"}),
+            json!({"sql": engine.sql("CREATE TABLE empty (id INTEGER, label {text})")}),
         )
         .await;
         let result = t
@@ -69,7 +75,7 @@ async fn an_empty_result_still_describes_its_columns() {
             .await;
         assert_eq!(
             result["columns"],
-            json!([{"name": "id", "type": "INTEGER"}, {"name": "label", "type": "TEXT"}]),
+            json!([{"name": "id", "type": "INTEGER"}, {"name": "label", "type": engine.dialect.text.in_results}]),
             "{}",
             engine.name
         );
@@ -82,8 +88,11 @@ async fn an_empty_result_still_describes_its_columns() {
 async fn query_refuses_writes() {
     for engine in engines().await {
         let t = engine.harness.tenant("acme").await;
-        t.ok("execute", json!({"sql": "CREATE TABLE notes (body TEXT)"}))
-            .await;
+        t.ok(
+            "execute",
+            json!({"sql": engine.sql("CREATE TABLE notes (body {text})")}),
+        )
+        .await;
         for sql in [
             "INSERT INTO notes (body) VALUES ('sneaky')",
             "DELETE FROM notes",
@@ -108,8 +117,8 @@ async fn query_refuses_writes() {
 async fn max_rows_truncates_and_says_so() {
     for engine in engines().await {
         let t = engine.harness.tenant("acme").await;
-        let five = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 5) SELECT x FROM n";
-        let capped = t.ok("query", json!({"sql": five, "max_rows": 3})).await;
+        let five = engine.sql("{with_recursive} n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 5) SELECT x FROM n");
+        let capped = t.ok("query", json!({"sql": &five, "max_rows": 3})).await;
         assert_eq!(
             rows(&capped),
             &vec![json!({"x": 1}), json!({"x": 2}), json!({"x": 3})],
@@ -118,7 +127,7 @@ async fn max_rows_truncates_and_says_so() {
         );
         assert_eq!(capped["row_count"], 3, "{}", engine.name);
         assert_eq!(capped["truncated"], true, "{}", engine.name);
-        let exact = t.ok("query", json!({"sql": five, "max_rows": 5})).await;
+        let exact = t.ok("query", json!({"sql": &five, "max_rows": 5})).await;
         assert_eq!(exact["row_count"], 5, "{}", engine.name);
         assert_eq!(exact["truncated"], false, "{}", engine.name);
     }

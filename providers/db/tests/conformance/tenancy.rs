@@ -8,8 +8,11 @@ async fn tenants_cannot_see_each_others_tables_or_rows() {
     for engine in engines().await {
         let acme = engine.harness.tenant("acme").await;
         let globex = engine.harness.tenant("globex").await;
-        acme.ok("execute", json!({"sql": "CREATE TABLE secrets (v TEXT)"}))
-            .await;
+        acme.ok(
+            "execute",
+            json!({"sql": engine.sql("CREATE TABLE secrets (v {text})")}),
+        )
+        .await;
         acme.ok(
             "execute",
             json!({"sql": "INSERT INTO secrets VALUES ('acme only')"}),
@@ -31,7 +34,10 @@ async fn tenants_cannot_see_each_others_tables_or_rows() {
         assert_error(engine.name, &err, ErrorCode::StatementFailed, Some("/sql"));
         // The same name in another tenant is another table.
         globex
-            .ok("execute", json!({"sql": "CREATE TABLE secrets (v TEXT)"}))
+            .ok(
+                "execute",
+                json!({"sql": engine.sql("CREATE TABLE secrets (v {text})")}),
+            )
             .await;
         assert_eq!(count(&globex, "secrets").await, 0, "{}", engine.name);
         assert_eq!(count(&acme, "secrets").await, 1, "{}", engine.name);
@@ -43,8 +49,11 @@ async fn data_survives_a_restart() {
     for engine in engines().await {
         {
             let acme = engine.harness.tenant("acme").await;
-            acme.ok("execute", json!({"sql": "CREATE TABLE kept (v TEXT)"}))
-                .await;
+            acme.ok(
+                "execute",
+                json!({"sql": engine.sql("CREATE TABLE kept (v {text})")}),
+            )
+            .await;
             acme.ok(
                 "execute",
                 json!({"sql": "INSERT INTO kept VALUES ('still here')"}),
@@ -68,8 +77,11 @@ async fn data_survives_a_restart() {
 async fn old_and_new_instance_of_a_tenant_share_data_during_a_swap() {
     for engine in engines().await {
         let old = engine.harness.tenant("acme").await;
-        old.ok("execute", json!({"sql": "CREATE TABLE swaps (v TEXT)"}))
-            .await;
+        old.ok(
+            "execute",
+            json!({"sql": engine.sql("CREATE TABLE swaps (v {text})")}),
+        )
+        .await;
         let new = engine.harness.tenant("acme").await;
         old.ok(
             "execute",

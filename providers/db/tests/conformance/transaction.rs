@@ -47,7 +47,7 @@ async fn a_failing_statement_rolls_back_the_batch_and_is_named() {
         let t = engine.harness.tenant("acme").await;
         t.ok(
             "execute",
-            json!({"sql": engine.sql("CREATE TABLE ledger (id {auto_id}, memo TEXT UNIQUE)")}),
+            json!({"sql": engine.sql("CREATE TABLE ledger (id {auto_id}, memo VARCHAR(40) UNIQUE)")}),
         )
         .await;
         let conflict = t
@@ -105,8 +105,11 @@ async fn statements_inside_a_batch_cannot_commit_it_early() {
         .filter(|e| e.harness.has_capability(TRANSACTIONS))
     {
         let t = engine.harness.tenant("acme").await;
-        t.ok("execute", json!({"sql": "CREATE TABLE ledger (memo TEXT)"}))
-            .await;
+        t.ok(
+            "execute",
+            json!({"sql": engine.sql("CREATE TABLE ledger (memo {text})")}),
+        )
+        .await;
         for control in ["COMMIT", "END", "ROLLBACK"] {
             let err = t
                 .err(

@@ -1,7 +1,6 @@
 #![doc = include_str!("docs.md")]
 
 mod config;
-mod key;
 mod store;
 
 use std::path::PathBuf;
@@ -9,12 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchyard_contracts::domains;
 use switchyard_spi::{
@@ -23,9 +19,14 @@ use switchyard_spi::{
     to_result,
 };
 
+use crate::contract::{DeleteResult, GetResult, ListParams, PutParams, parse_key};
+use crate::key::ObjectKey;
 use config::FsConfig;
-use key::ObjectKey;
-use store::{ObjectMeta, TenantStore};
+use store::TenantStore;
+
+/// The storage actions this engine serves: all but `presign`, which needs a server that signs
+/// URLs (a file on disk has no URL of its own).
+const ACTIONS: [&str; 5] = ["put", "get", "head", "list", "delete"];
 
 /// Staged files older than this when a tenant's instance starts are orphans of a crash.
 /// Writing one object takes seconds at most, so an hour leaves a wide margin for the other
@@ -58,7 +59,7 @@ impl FsFactory {
                 summary: "Objects as files on a local or mounted filesystem, one directory per tenant, written atomically.".into(),
                 capabilities: vec!["list_pagination".into(), "raw_body".into()],
                 config_schema: config::schema(),
-                actions: domains::actions("storage"),
+                actions: domains::actions_named("storage", &ACTIONS),
             },
         }
     }
@@ -102,78 +103,12 @@ struct FsProvider {
     store: Arc<TenantStore>,
 }
 
-#[derive(Deserialize)]
-struct KeyParams {
-    key: String,
-}
-
-#[derive(Deserialize)]
-struct PutParams {
-    key: String,
-    content_base64: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ListParams {
-    #[serde(default)]
-    prefix: String,
-    cursor: Option<String>,
-    #[serde(default = "default_limit")]
-    limit: usize,
-}
-
-/// The contract's default page size.
-fn default_limit() -> usize {
-    100
-}
-
-/// The contract's largest page size.
-const MAX_LIMIT: usize = 1000;
-
-#[derive(Serialize)]
-struct GetResult {
-    #[serde(flatten)]
-    meta: ObjectMeta,
-    content_base64: String,
-}
-
-#[derive(Serialize)]
-struct DeleteResult {
-    deleted: bool,
-}
-
 impl FsProvider {
     async fn put(&self, params: Value, payload: Option<Bytes>) -> Result<Value, ProviderError> {
-        let params: PutParams = parse_params(params)?;
+        let mut params: PutParams = parse_params(params)?;
         let key = ObjectKey::parse(&params.key, "/key")?;
-        let content = match (payload, params.content_base64) {
-            (Some(body), None) => body,
-            (None, Some(text)) => Bytes::from(BASE64.decode(text).map_err(|e| {
-                ProviderError::invalid_param("/content_base64", format!("not valid base64: {e}"))
-            })?),
-            (Some(_), Some(_)) => {
-                return Err(ProviderError::invalid_param(
-                    "/content_base64",
-                    "send the content either as the raw body or as content_base64, not both",
-                ));
-            }
-            (None, None) => {
-                return Err(ProviderError::invalid_param(
-                    "/content_base64",
-                    "no content: send content_base64 or a raw request body",
-                ));
-            }
-        };
+        let content = params.content(payload, self.config.max_object_bytes)?;
         let size = content.len() as u64;
-        if size > self.config.max_object_bytes {
-            return Err(ProviderError::new(
-                ErrorCode::PayloadTooLarge,
-                format!(
-                    "the object is {size} bytes; this tenant's max_object_bytes is {}",
-                    self.config.max_object_bytes
-                ),
-            ));
-        }
         let store = self.store.clone();
         let meta = blocking(move || store.put(&key, &content)).await?;
         tracing::debug!(tenant = %self.tenant, key = %meta.key, size, "object written");
@@ -184,10 +119,7 @@ impl FsProvider {
         let key = parse_key(params)?;
         let store = self.store.clone();
         let (meta, content) = blocking(move || store.get(&key)).await?;
-        to_result(GetResult {
-            meta,
-            content_base64: BASE64.encode(content),
-        })
+        to_result(GetResult::new(meta, &content))
     }
 
     async fn head(&self, params: Value) -> Result<Value, ProviderError> {
@@ -197,13 +129,7 @@ impl FsProvider {
     }
 
     async fn list(&self, params: Value) -> Result<Value, ProviderError> {
-        let params: ListParams = parse_params(params)?;
-        if !(1..=MAX_LIMIT).contains(&params.limit) {
-            return Err(ProviderError::invalid_param(
-                "/limit",
-                format!("limit must be between 1 and {MAX_LIMIT}"),
-            ));
-        }
+        let params = ListParams::parse(params)?;
         let store = self.store.clone();
         let page =
             blocking(move || store.list(&params.prefix, params.cursor.as_deref(), params.limit))
@@ -260,11 +186,6 @@ impl Provider for FsProvider {
     }
 }
 
-fn parse_key(params: Value) -> Result<ObjectKey, ProviderError> {
-    let params: KeyParams = parse_params(params)?;
-    ObjectKey::parse(&params.key, "/key")
-}
-
 /// Runs filesystem work on tokio's blocking pool so that a slow disk never stalls the
 /// runtime's worker threads.
 async fn blocking<T, F>(work: F) -> Result<T, ProviderError>
@@ -303,7 +224,11 @@ mod tests {
         );
         assert!(descriptor.has_capability("list_pagination"));
         assert!(descriptor.has_capability("raw_body"));
-        assert_eq!(descriptor.actions, domains::actions("storage"));
+        assert_eq!(
+            descriptor.actions,
+            domains::actions_named("storage", &ACTIONS)
+        );
+        assert!(descriptor.action("presign").is_none());
         assert!(dir.path().join("root").is_dir(), "the root is created");
     }
 
@@ -319,6 +244,28 @@ mod tests {
         assert_eq!(health.status, HealthStatus::Down);
         assert_eq!(health.dependencies[0].name, "filesystem");
         assert!(health.dependencies[0].detail.is_some());
+    }
+
+    /// The runtime answers action_not_found from the descriptor before a call gets here; the
+    /// instance agrees for callers that skip the runtime.
+    #[tokio::test]
+    async fn presign_is_not_an_action_of_this_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let provider = start(&FsFactory::new(dir.path().join("root")))
+            .await
+            .unwrap();
+        let call = Invocation {
+            action: "presign".into(),
+            params: json!({"key": "a", "method": "get"}),
+            payload: None,
+        };
+        let context = CallContext {
+            tenant: TenantId::parse("acme").unwrap(),
+            request_id: "test".into(),
+            subject: None,
+        };
+        let err = provider.invoke(&context, call).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::ActionNotFound);
     }
 
     #[tokio::test]

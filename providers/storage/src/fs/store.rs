@@ -21,12 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use cap_std::fs::{Dir, Metadata, OpenOptions};
-use serde::Serialize;
 use switchyard_spi::{ErrorCode, ProviderError, TenantId};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use super::key::{self, ObjectKey};
+use crate::contract::{ObjectMeta, Page, rfc3339};
+use crate::key::{self, ObjectKey};
 
 const OBJECTS_DIR: &str = "objects";
 const STAGING_DIR: &str = "staging";
@@ -38,22 +37,6 @@ const PLACE_ATTEMPTS: usize = 4;
 /// Makes staging names unique within the process; the process id separates processes
 /// sharing a root, and `create_new` catches anything else.
 static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// An object's metadata as every action answers it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ObjectMeta {
-    pub key: String,
-    pub size: u64,
-    /// Last write time, RFC 3339 in UTC.
-    pub modified_at: String,
-}
-
-/// One page of `list`.
-#[derive(Debug, Serialize)]
-pub struct Page {
-    pub objects: Vec<ObjectMeta>,
-    pub next_cursor: Option<String>,
-}
 
 /// What sits at a key's path.
 enum Entry {
@@ -271,7 +254,18 @@ impl TenantStore {
             if let Some(parent) = key.parent() {
                 match self.objects.create_dir_all(parent) {
                     Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    // A concurrent delete pruning the same directories makes the creation
+                    // fail either way: NotFound for a vanished ancestor, AlreadyExists when it
+                    // saw the directory and then lost it. Looking again settles it; a file in
+                    // the way is then reported by `inspect`.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::NotFound | io::ErrorKind::AlreadyExists
+                        ) =>
+                    {
+                        continue;
+                    }
                     Err(e) => return Err(write_failure(key, e)),
                 }
             }
@@ -392,13 +386,10 @@ fn describe(key: &str, size: u64, meta: &Metadata) -> Result<ObjectMeta, Provide
     let modified = meta
         .modified()
         .map_err(|e| ProviderError::internal(format!("{key:?} has no modification time: {e}")))?;
-    let modified_at = OffsetDateTime::from(modified.into_std())
-        .format(&Rfc3339)
-        .map_err(|e| ProviderError::internal(format!("{key:?}: modification time: {e}")))?;
     Ok(ObjectMeta {
         key: key.to_owned(),
         size,
-        modified_at,
+        modified_at: rfc3339(OffsetDateTime::from(modified.into_std()))?,
     })
 }
 

@@ -2,14 +2,17 @@
 //!
 //! Every test runs against every engine listed in [`engines`], through the test kit's
 //! harness, so params are checked against the contract's schemas on the way in and every
-//! result on the way out. Optional behaviours are gated on the engine's capabilities.
+//! result on the way out. Optional behaviours are gated on the engine's capabilities, and
+//! optional actions (`presign`) on the engine's descriptor offering them.
 
 mod delete;
 mod get;
 mod head;
 mod keys;
 mod list;
+mod presign;
 mod put;
+mod s3;
 mod tenancy;
 
 use std::any::Any;
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
-use switchyard_provider_storage::FsFactory;
+use switchyard_provider_storage::{FsFactory, S3Factory, S3Settings};
 use switchyard_spi::testkit::{Harness, TenantInstance};
 use switchyard_spi::{ErrorCode, ProviderError};
 
@@ -42,7 +45,7 @@ struct Engine {
 
 /// Every engine the suite runs against. Enrolling an engine is one line here.
 fn engines() -> Vec<Engine> {
-    vec![fs_engine()]
+    vec![fs_engine(), s3_engine()]
 }
 
 fn fs_engine() -> Engine {
@@ -59,6 +62,24 @@ fn fs_engine() -> Engine {
         })),
         _backing: Box::new(dir),
     }
+}
+
+/// A fresh bucket on the test S3 server, so no test sees another's objects.
+fn s3_engine() -> Engine {
+    let bucket = s3::TestBucket::create();
+    let settings = bucket.settings();
+    Engine {
+        name: "storage/s3",
+        harness: Harness::new(s3_factory(&settings)),
+        reopen: Box::new(move || Harness::new(s3_factory(&settings))),
+        local_objects: None,
+        // The bucket stays on the server; the server's data directory goes with the server.
+        _backing: Box::new(()),
+    }
+}
+
+fn s3_factory(settings: &S3Settings) -> Arc<S3Factory> {
+    Arc::new(S3Factory::new(settings.clone()).expect("an HTTP client for S3"))
 }
 
 fn b64(content: &[u8]) -> String {

@@ -1,10 +1,14 @@
-//! Object keys as this engine accepts them.
+//! Object keys as every engine accepts them.
 //!
 //! The contract describes a key as relative '/'-separated segments with no empty, `.` or `..`
-//! segment. The schema can only check the length, so the rules are enforced here, before any
-//! path reaches the filesystem: a caller who sends `../x` gets a clear params_invalid pointing at
-//! `/key` instead of an opaque I/O error. Containment itself does not depend on this check: every
-//! file operation goes through a `cap_std::fs::Dir`, which refuses escapes on its own.
+//! segment. The schema can only check the length, so the rules are enforced here, before a key
+//! reaches a filesystem path or an S3 object name: a caller who sends `../x` gets a clear
+//! params_invalid pointing at `/key` instead of an opaque I/O error. Every engine applies the
+//! same rules, so a key valid on one engine is valid on all and a tenant can move between them.
+//!
+//! Containment does not rest on these checks alone: `storage/fs` confines every file operation
+//! with a `cap_std::fs::Dir`, and `storage/s3` prefixes every object name with the tenant's own
+//! folder after the key passed them.
 
 use switchyard_spi::ProviderError;
 
@@ -12,11 +16,12 @@ use switchyard_spi::ProviderError;
 const MAX_KEY_CHARS: usize = 1024;
 
 /// Longest file name most filesystems (ext4, xfs, apfs) accept, in bytes. Checked up front so
-/// an over-long segment is a params problem, not an I/O failure.
+/// an over-long segment is a params problem, not an I/O failure; applied by every engine so
+/// that keys stay portable to `storage/fs`.
 const MAX_SEGMENT_BYTES: usize = 255;
 
 /// A key that passed [`ObjectKey::parse`]: safe to use as a path relative to the tenant's
-/// object directory.
+/// object directory, or appended to the tenant's prefix in a bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectKey(String);
 
@@ -40,6 +45,11 @@ impl ObjectKey {
         if raw.chars().any(char::is_control) {
             return Err(problem("a key must not contain NUL or control characters"));
         }
+        // opendal, which storage/s3 is built on, trims the object names it is given, so " a"
+        // would silently become the object "a" there; refused on every engine alike.
+        if raw.starts_with(char::is_whitespace) || raw.ends_with(char::is_whitespace) {
+            return Err(problem("a key must not start or end with whitespace"));
+        }
         for segment in raw.split('/') {
             match segment {
                 "" => {
@@ -49,7 +59,7 @@ impl ObjectKey {
                 }
                 "." | ".." => return Err(problem("a key must not contain a '.' or '..' segment")),
                 s if s.len() > MAX_SEGMENT_BYTES => {
-                    return Err(problem("a key segment is at most 255 bytes on this engine"));
+                    return Err(problem("a key segment is at most 255 bytes"));
                 }
                 _ => {}
             }
@@ -71,6 +81,22 @@ impl ObjectKey {
     pub fn parent(&self) -> Option<&str> {
         self.ancestors().next_back()
     }
+}
+
+/// Whether some valid key starts with `prefix`: false for a prefix that begins with '/' or
+/// whitespace, holds a character no key may hold, or completes an empty, `.` or `..` segment.
+/// Lets an engine answer such a `list` with an empty page instead of scanning for nothing.
+pub fn could_begin_a_key(prefix: &str) -> bool {
+    let complete_segments_valid = match prefix.rsplit_once('/') {
+        None => true,
+        Some((complete, _partial)) => complete.split('/').all(|segment| {
+            !matches!(segment, "" | "." | "..") && segment.len() <= MAX_SEGMENT_BYTES
+        }),
+    };
+    complete_segments_valid
+        && !prefix.starts_with(char::is_whitespace)
+        && !prefix.contains('\\')
+        && !prefix.chars().any(char::is_control)
 }
 
 /// Whether a directory entry's name could be one segment of a valid key. Entries that could
@@ -119,6 +145,9 @@ mod tests {
             "a\\b",
             "a\0b",
             "a\nb",
+            " a",
+            "a ",
+            "a/b\u{a0}",
             long_segment.as_str(),
             long_key.as_str(),
         ] {
@@ -129,6 +158,16 @@ mod tests {
                 "{bad:?}"
             );
             assert_eq!(err.errors[0].pointer, "/key", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn prefixes_that_no_key_can_start_with_are_recognised() {
+        for possible in ["", "a", "a/", "a/b", "a/..", ".", "..", "a/.e", "a b/c "] {
+            assert!(could_begin_a_key(possible), "{possible:?}");
+        }
+        for impossible in ["/", "/a", "a//", "a/./", "../", " a", "a\\", "a\n"] {
+            assert!(!could_begin_a_key(impossible), "{impossible:?}");
         }
     }
 

@@ -1,4 +1,5 @@
-//! Per-tenant config of `bus/embedded`.
+//! Per-tenant config of the bus engines. `bus/embedded` and `bus/kafka` take the same fields
+//! with the same meaning, so a tenant moves between them without touching its config.
 //!
 //! The JSON Schema below is what the runtime validates a tenant's config against before the
 //! factory sees it; the serde struct reads the same shape. Both take their bounds from the
@@ -12,22 +13,32 @@ const MIN_RECORDS: u32 = 1;
 /// The contract's own ceiling for `max_records`: a default above it could not be asked for.
 const MAX_RECORDS: u32 = 1000;
 const DEFAULT_MAX_RECORDS: u32 = 100;
+/// Bounds of `max_deliveries`. The ceiling keeps a delivery count small enough to pack next to
+/// an offset (see `bus/kafka`'s delivery counters) and is far above any useful retry budget.
+const MIN_DELIVERIES: u32 = 1;
+pub(crate) const MAX_DELIVERIES: u32 = 1000;
 
 /// A tenant's settings. Every field is optional; an empty object is the default config.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EmbeddedBusConfig {
+pub struct BusConfig {
     /// How many records `poll` and `replay` return when the call does not say
     /// (`max_records` absent). 1 to 1000, default 100. Lower it for tenants with large
     /// payloads so an unbounded poll stays small.
     #[serde(default = "default_max_records")]
     pub default_max_records: u32,
+    /// Dead letters: how many times `poll` delivers the record at a group's committed position
+    /// before moving it to `<topic>.dead-letter` and the group past it. `None` (the default):
+    /// never; a record that always fails blocks its group until the group commits past it.
+    #[serde(default)]
+    pub max_deliveries: Option<u32>,
 }
 
-impl Default for EmbeddedBusConfig {
+impl Default for BusConfig {
     fn default() -> Self {
-        EmbeddedBusConfig {
+        BusConfig {
             default_max_records: DEFAULT_MAX_RECORDS,
+            max_deliveries: None,
         }
     }
 }
@@ -36,12 +47,12 @@ fn default_max_records() -> u32 {
     DEFAULT_MAX_RECORDS
 }
 
-impl EmbeddedBusConfig {
+impl BusConfig {
     /// Reads a config the runtime has already checked against [`schema`]. The checks are
     /// repeated here so that a factory started directly (tests, embedding) cannot run with an
     /// out-of-range value.
     pub(crate) fn from_value(config: Value) -> Result<Self, ProviderError> {
-        let parsed: EmbeddedBusConfig = serde_json::from_value(config)
+        let parsed: BusConfig = serde_json::from_value(config)
             .map_err(|e| ProviderError::field(ErrorCode::ConfigInvalid, "", e.to_string()))?;
         if !(MIN_RECORDS..=MAX_RECORDS).contains(&parsed.default_max_records) {
             return Err(ProviderError::field(
@@ -50,6 +61,17 @@ impl EmbeddedBusConfig {
                 format!(
                     "default_max_records must be between {MIN_RECORDS} and {MAX_RECORDS}, got {}",
                     parsed.default_max_records
+                ),
+            ));
+        }
+        if let Some(n) = parsed.max_deliveries
+            && !(MIN_DELIVERIES..=MAX_DELIVERIES).contains(&n)
+        {
+            return Err(ProviderError::field(
+                ErrorCode::ConfigInvalid,
+                "/max_deliveries",
+                format!(
+                    "max_deliveries must be between {MIN_DELIVERIES} and {MAX_DELIVERIES}, got {n}"
                 ),
             ));
         }
@@ -69,6 +91,12 @@ pub(crate) fn schema() -> Value {
                 "maximum": MAX_RECORDS,
                 "default": DEFAULT_MAX_RECORDS,
                 "description": "Records returned by poll and replay when the call gives no max_records."
+            },
+            "max_deliveries": {
+                "type": ["integer", "null"],
+                "minimum": MIN_DELIVERIES,
+                "maximum": MAX_DELIVERIES,
+                "description": "Times poll delivers the record at a group's committed position before moving it to <topic>.dead-letter and the group past it; absent or null: never."
             }
         }
     })
@@ -80,8 +108,8 @@ mod tests {
 
     #[test]
     fn an_empty_config_is_the_default_and_matches_the_schema_default() {
-        let config = EmbeddedBusConfig::from_value(json!({})).unwrap();
-        assert_eq!(config, EmbeddedBusConfig::default());
+        let config = BusConfig::from_value(json!({})).unwrap();
+        assert_eq!(config, BusConfig::default());
         assert_eq!(
             schema()["properties"]["default_max_records"]["default"],
             json!(config.default_max_records)
@@ -94,16 +122,30 @@ mod tests {
             (json!({"default_max_records": 0}), "/default_max_records"),
             (json!({"default_max_records": 1001}), "/default_max_records"),
             (json!({"default_max_records": 5, "retention": "7d"}), ""),
+            (json!({"max_deliveries": 0}), "/max_deliveries"),
+            (json!({"max_deliveries": 1001}), "/max_deliveries"),
         ] {
-            let err = EmbeddedBusConfig::from_value(bad.clone()).unwrap_err();
+            let err = BusConfig::from_value(bad.clone()).unwrap_err();
             assert_eq!(err.code, ErrorCode::ConfigInvalid, "{bad}");
             assert_eq!(err.errors[0].pointer, pointer, "{bad}");
         }
         assert_eq!(
-            EmbeddedBusConfig::from_value(json!({"default_max_records": 1000}))
+            BusConfig::from_value(json!({"default_max_records": 1000}))
                 .unwrap()
                 .default_max_records,
             1000
+        );
+        assert_eq!(
+            BusConfig::from_value(json!({"max_deliveries": 3}))
+                .unwrap()
+                .max_deliveries,
+            Some(3)
+        );
+        assert_eq!(
+            BusConfig::from_value(json!({"max_deliveries": null}))
+                .unwrap()
+                .max_deliveries,
+            None
         );
     }
 }

@@ -1,0 +1,234 @@
+//! The outbox table and the relay that empties it onto the bus.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard_client::ProviderClient;
+use switchyard_contracts::{ErrorCode, Event, Problem, TenantId};
+
+use switchyard_contracts::event::now_rfc3339;
+
+use crate::Dialect;
+
+const TABLE: &str = "switchyard_outbox";
+
+/// The outbox of one tenant database, reached through a db provider.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    db: String,
+    dialect: Dialect,
+}
+
+/// A committed, not yet sent outbox row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub seq: i64,
+    pub event_id: String,
+    pub topic: String,
+    pub key: Option<String>,
+    pub headers: Value,
+    pub payload: Value,
+}
+
+impl Outbox {
+    /// The outbox in the database behind `db` (`db/sqlite`, `db/postgres` or `db/mysql`).
+    pub fn new(db: &str) -> Result<Self, Problem> {
+        Ok(Outbox {
+            db: db.into(),
+            dialect: Dialect::of(db)?,
+        })
+    }
+
+    pub fn db(&self) -> &str {
+        &self.db
+    }
+
+    /// Creates the outbox table if it is missing; safe to run at every start.
+    pub async fn install(&self, client: &dyn ProviderClient) -> Result<(), Problem> {
+        let text = self.dialect.long_text();
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {TABLE} (
+                seq {auto},
+                event_id VARCHAR(64) NOT NULL UNIQUE,
+                topic VARCHAR(249) NOT NULL,
+                msg_key VARCHAR(1024),
+                headers {text} NOT NULL,
+                payload {text} NOT NULL,
+                created_at VARCHAR(40) NOT NULL,
+                sent_at VARCHAR(40)
+            )",
+            auto = self.dialect.auto_key()
+        );
+        client
+            .invoke(&self.db, "execute", json!({"sql": create}))
+            .await?;
+        // The relay's one read is "unsent rows in order"; without this index it scans every
+        // row ever sent.
+        let index = format!("CREATE INDEX IF NOT EXISTS {TABLE}_unsent ON {TABLE} (sent_at, seq)");
+        client
+            .invoke(&self.db, "execute", json!({"sql": index}))
+            .await?;
+        Ok(())
+    }
+
+    /// The statement that records `event` for `tenant`: put it in the same `transaction` call
+    /// as the business write it belongs to.
+    pub fn statement(&self, tenant: &TenantId, event: &Event) -> Value {
+        let d = self.dialect;
+        json!({
+            "sql": format!(
+                "INSERT INTO {TABLE} (event_id, topic, msg_key, headers, payload, created_at) VALUES ({})",
+                d.params(1, 6)
+            ),
+            "params": [
+                event.id,
+                event.topic,
+                event.key,
+                Value::Object(event.headers(tenant)).to_string(),
+                event.data.to_string(),
+                event.time,
+            ],
+        })
+    }
+
+    /// Up to `limit` unsent rows, oldest first.
+    pub async fn pending(
+        &self,
+        client: &dyn ProviderClient,
+        limit: usize,
+    ) -> Result<Vec<Pending>, Problem> {
+        let sql = format!(
+            "SELECT seq, event_id, topic, msg_key, headers, payload FROM {TABLE}
+              WHERE sent_at IS NULL ORDER BY seq LIMIT {limit}"
+        );
+        let answer = client
+            .invoke(&self.db, "query", json!({"sql": sql}))
+            .await?;
+        let rows = answer["rows"].as_array().cloned().unwrap_or_default();
+        rows.iter().map(pending_row).collect()
+    }
+
+    /// Marks exactly these rows sent. Rows are named one by one, never as "everything up to
+    /// seq N": a row numbered lower than one already sent may commit later, and a range would
+    /// mark it sent without its ever having been published.
+    pub async fn mark_sent(
+        &self,
+        client: &dyn ProviderClient,
+        seqs: &[i64],
+    ) -> Result<(), Problem> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let d = self.dialect;
+        let sql = format!(
+            "UPDATE {TABLE} SET sent_at = {} WHERE sent_at IS NULL AND seq IN ({})",
+            d.param(1),
+            d.params(2, seqs.len())
+        );
+        let mut params = vec![json!(now_rfc3339())];
+        params.extend(seqs.iter().map(|s| json!(s)));
+        client
+            .invoke(&self.db, "execute", json!({"sql": sql, "params": params}))
+            .await?;
+        Ok(())
+    }
+}
+
+fn pending_row(row: &Value) -> Result<Pending, Problem> {
+    let broken = |what: &str| {
+        Problem::new(
+            ErrorCode::Internal,
+            format!("outbox row without a readable {what}: {row}"),
+        )
+    };
+    let text = |column: &str| row[column].as_str().ok_or_else(|| broken(column));
+    let json_column = |column: &str| {
+        text(column).and_then(|t| serde_json::from_str(t).map_err(|_| broken(column)))
+    };
+    Ok(Pending {
+        seq: row["seq"].as_i64().ok_or_else(|| broken("seq"))?,
+        event_id: text("event_id")?.to_owned(),
+        topic: text("topic")?.to_owned(),
+        key: row["msg_key"].as_str().map(str::to_owned),
+        headers: json_column("headers")?,
+        payload: json_column("payload")?,
+    })
+}
+
+/// Copies committed outbox rows to a bus provider, in outbox order, and marks them sent.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    outbox: Outbox,
+    bus: String,
+    batch: usize,
+}
+
+impl Relay {
+    /// `batch` rows are read per round (1..=500: each is one bound parameter when marking).
+    pub fn new(outbox: Outbox, bus: &str, batch: usize) -> Self {
+        Relay {
+            outbox,
+            bus: bus.into(),
+            batch: batch.clamp(1, 500),
+        }
+    }
+
+    /// One round: publishes what is pending, topic run by topic run so the bus sees the rows in
+    /// outbox order, marking each run sent once the bus has acknowledged it. Answers how many
+    /// rows were sent.
+    pub async fn run_once(&self, client: &dyn ProviderClient) -> Result<usize, Problem> {
+        let pending = self.outbox.pending(client, self.batch).await?;
+        let mut sent = 0;
+        for run in pending.chunk_by(|a, b| a.topic == b.topic) {
+            let messages: Vec<Value> = run
+                .iter()
+                .map(|p| {
+                    let mut message = json!({"headers": p.headers, "payload": p.payload});
+                    if let Some(key) = &p.key {
+                        message["key"] = json!(key);
+                    }
+                    message
+                })
+                .collect();
+            client
+                .invoke(
+                    &self.bus,
+                    "publish",
+                    json!({"topic": run[0].topic, "messages": messages}),
+                )
+                .await?;
+            let seqs: Vec<i64> = run.iter().map(|p| p.seq).collect();
+            self.outbox.mark_sent(client, &seqs).await?;
+            sent += run.len();
+        }
+        Ok(sent)
+    }
+
+    /// Relays until `shutdown` resolves, sleeping `idle` when there is nothing to send and
+    /// after a failed round (the failed rows stay pending and go again).
+    pub async fn run(
+        &self,
+        client: &dyn ProviderClient,
+        idle: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let wait = match self.run_once(client).await {
+                Ok(0) => idle,
+                Ok(sent) => {
+                    tracing::info!(sent, db = self.outbox.db(), bus = %self.bus, "outbox relayed");
+                    Duration::ZERO
+                }
+                Err(problem) => {
+                    tracing::warn!(code = %problem.code, detail = %problem.detail, "outbox relay round failed; retrying");
+                    idle
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The provider client: the only way a business service reaches a database, a bus or any other
+//! capability. Services hold a `&dyn ProviderClient` and name providers by id (`db/sqlite`), so
+//! the same service code runs in process next to the runtime or against a gateway over HTTP,
+//! and no crate under `business-services/` needs a driver.
+//!
+//! A client is bound to one tenant when it is made; there is no call that takes a tenant, so
+//! a service cannot act for another tenant by passing the wrong argument.
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use switchyard_contracts::{ErrorCode, Problem, TenantId};
+
+#[async_trait]
+pub trait ProviderClient: Send + Sync {
+    /// The tenant every call of this client acts for.
+    fn tenant(&self) -> &TenantId;
+
+    /// Runs `action` of `provider` (`"<domain>/<name>"`) and answers its `data`, or the problem
+    /// the provider, the runtime or the gateway answered.
+    async fn invoke(&self, provider: &str, action: &str, params: Value) -> Result<Value, Problem>;
+}
+
+/// Splits `"<domain>/<name>"`, refusing anything that would not name one provider route.
+pub fn provider_route(provider: &str) -> Result<(&str, &str), Problem> {
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    };
+    match provider.split_once('/') {
+        Some((domain, name)) if valid(domain) && valid(name) => Ok((domain, name)),
+        _ => Err(Problem::new(
+            ErrorCode::RequestInvalid,
+            format!("{provider:?} is not a provider id of the form <domain>/<name>"),
+        )),
+    }
+}
+
+/// Calls providers through a Switchyard gateway with a tenant's API key (or OIDC token). The
+/// gateway runs its whole pipeline — authentication, rate limits, policy — on these calls as on
+/// any other client's.
+pub struct HttpClient {
+    http: reqwest::Client,
+    base: String,
+    tenant: TenantId,
+    authorization: String,
+}
+
+impl HttpClient {
+    /// `base` is the gateway's URL (`http://127.0.0.1:8080`); `credential` an API key or bearer
+    /// token of `tenant`. The gateway refuses the calls if the two do not belong together.
+    pub fn new(base: impl Into<String>, tenant: TenantId, credential: &str) -> Self {
+        HttpClient {
+            http: reqwest::Client::new(),
+            base: base.into().trim_end_matches('/').to_owned(),
+            tenant,
+            authorization: format!("Bearer {credential}"),
+        }
+    }
+}
+
+#[async_trait]
+impl ProviderClient for HttpClient {
+    fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    async fn invoke(&self, provider: &str, action: &str, params: Value) -> Result<Value, Problem> {
+        let (domain, name) = provider_route(provider)?;
+        let response = self
+            .http
+            .post(format!("{}/providers/{domain}/{name}/{action}", self.base))
+            .header("authorization", &self.authorization)
+            .header("x-tenant-id", self.tenant.as_str())
+            .json(&json!({"params": params}))
+            .send()
+            .await
+            .map_err(|e| {
+                Problem::new(
+                    ErrorCode::UpstreamUnavailable,
+                    format!("gateway unreachable: {e}"),
+                )
+            })?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| {
+            Problem::new(
+                ErrorCode::UpstreamUnavailable,
+                format!("gateway answer cut short: {e}"),
+            )
+        })?;
+        if status.is_success() {
+            let mut envelope: Value = serde_json::from_slice(&body).map_err(|e| {
+                Problem::new(
+                    ErrorCode::Internal,
+                    format!("gateway answered {status} with a body that is not JSON: {e}"),
+                )
+            })?;
+            return Ok(envelope["data"].take());
+        }
+        Err(
+            serde_json::from_slice::<Problem>(&body).unwrap_or_else(|_| {
+                let code = if status.is_server_error() {
+                    ErrorCode::UpstreamUnavailable
+                } else {
+                    ErrorCode::Internal
+                };
+                Problem::new(
+                    code,
+                    format!("gateway answered {status} without a problem document"),
+                )
+            }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_ids_name_exactly_one_route() {
+        assert_eq!(provider_route("db/sqlite").unwrap(), ("db", "sqlite"));
+        for bad in [
+            "db",
+            "db/",
+            "/sqlite",
+            "db/sqlite/query",
+            "db/../x",
+            "DB/sqlite",
+            "",
+        ] {
+            let problem = provider_route(bad).unwrap_err();
+            assert_eq!(problem.code, ErrorCode::RequestInvalid, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_gateway_is_a_retryable_upstream_problem() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let client = HttpClient::new(
+            format!("http://127.0.0.1:{port}"),
+            TenantId::parse("acme").unwrap(),
+            "key",
+        );
+        let problem = client
+            .invoke("cache/memory", "get", json!({"key": "k"}))
+            .await
+            .unwrap_err();
+        assert_eq!(problem.code, ErrorCode::UpstreamUnavailable);
+        assert!(problem.retryable);
+    }
+}

@@ -1,0 +1,66 @@
+use serde_json::json;
+use switchyard_contracts::TenantId;
+
+use super::{Backend, Fresh};
+
+pub async fn versions_grow_and_survive_reopening_the_store(backend: Backend) {
+    let fresh = Fresh::with_tenants(backend, &["acme"]).await;
+    let acme = TenantId::parse("acme").unwrap();
+    for (domain, name, values, version) in [
+        ("cache", "memory", json!({"a": 1}), 1),
+        ("cache", "memory", json!({"a": 2}), 2),
+        ("db", "sqlite", json!({}), 1),
+    ] {
+        let saved = fresh
+            .store
+            .save_config(&acme, domain, name, &values)
+            .await
+            .unwrap();
+        assert_eq!(saved.version, version);
+    }
+
+    let store = fresh.reopen().await;
+    let current = store
+        .current_config(&acme, "cache", "memory")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((current.version, current.values), (2, json!({"a": 2})));
+}
+
+/// Replicas configuring the same provider at once must each get a version of their own, and
+/// none an error. A save conflicts at most once per other writer's save, so 4 writers of 5
+/// saves stay within the store's 16 attempts.
+pub async fn concurrent_saves_of_one_config_get_distinct_versions(backend: Backend) {
+    const WRITERS: i64 = 4;
+    const SAVES: i64 = 5;
+    let fresh = Fresh::with_tenants(backend, &["acme"]).await;
+    let acme = TenantId::parse("acme").unwrap();
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let (store, acme) = (fresh.store.clone(), acme.clone());
+            tokio::spawn(async move {
+                let mut versions = Vec::new();
+                for save in 0..SAVES {
+                    let values = json!({ "writer": writer, "save": save });
+                    let saved = store.save_config(&acme, "cache", "memory", &values).await;
+                    versions.push(saved.unwrap().version);
+                }
+                versions
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for task in tasks {
+        versions.extend(task.await.unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=WRITERS * SAVES).collect::<Vec<_>>());
+    let current = fresh
+        .store
+        .current_config(&acme, "cache", "memory")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.version, WRITERS * SAVES);
+}

@@ -1,0 +1,92 @@
+use serde_json::json;
+use switchyard_contracts::TenantId;
+
+use super::{Backend, Fresh};
+use crate::store::{DecisionFilter, DecisionRecord};
+
+pub fn record(id: &str, at_ms: i64, tenant: &str, allowed: bool) -> DecisionRecord {
+    DecisionRecord {
+        decision_id: id.into(),
+        at_ms,
+        tenant: tenant.into(),
+        subject: "key:1".into(),
+        allowed,
+        reasons: if allowed { vec![] } else { vec!["no".into()] },
+        revision: "r1".into(),
+        input: json!({"action": "query"}),
+    }
+}
+
+fn ids(records: &[DecisionRecord]) -> Vec<&str> {
+    records.iter().map(|r| r.decision_id.as_str()).collect()
+}
+
+pub async fn decisions_page_newest_first_per_tenant_with_filters(backend: Backend) {
+    let Fresh { store, .. } = &Fresh::new(backend).await;
+    let mut batch: Vec<DecisionRecord> = (0..5)
+        .map(|i| record(&format!("d{i}"), 1000 + i, "acme", i % 2 == 0))
+        .collect();
+    batch.push(record("g1", 1002, "globex", true));
+    store.record_decisions(&batch).await.unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+
+    let page = store
+        .list_decisions(
+            &acme,
+            &DecisionFilter {
+                limit: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), ["d4", "d3"]);
+    assert_eq!(page[0], batch[4], "a record reads back as written");
+    let last = page.last().unwrap();
+    let next = DecisionFilter {
+        limit: 10,
+        after: Some((last.at_ms, last.decision_id.clone())),
+        ..Default::default()
+    };
+    let rest = store.list_decisions(&acme, &next).await.unwrap();
+    assert_eq!(ids(&rest), ["d2", "d1", "d0"]);
+
+    let denied = DecisionFilter {
+        allowed: Some(false),
+        limit: 10,
+        ..Default::default()
+    };
+    let denied = store.list_decisions(&acme, &denied).await.unwrap();
+    assert_eq!(ids(&denied), ["d3", "d1"]);
+    assert_eq!(denied[0].reasons, ["no"]);
+    let window = DecisionFilter {
+        from_ms: Some(1001),
+        to_ms: Some(1003),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&store.list_decisions(&acme, &window).await.unwrap()),
+        ["d2", "d1"]
+    );
+    let by_subject = |subject: &str| DecisionFilter {
+        subject: Some(subject.into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .list_decisions(&acme, &by_subject("key:1"))
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    assert!(
+        store
+            .list_decisions(&acme, &by_subject("key:2"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -1,0 +1,103 @@
+//! One behaviour suite, every backend: each test in the areas below runs on SQLite in a fresh
+//! data dir (`on_sqlite::…`) and on PostgreSQL in a fresh database (`on_postgres::…`), so the
+//! two backends cannot drift apart. What only one backend has is tested in `opening`.
+
+mod configs;
+mod decisions;
+mod idempotency;
+mod keys;
+mod opening;
+mod tenancy;
+mod throwaway;
+
+use switchyard_contracts::TenantId;
+
+use super::{Backend, PlatformStore};
+
+/// A store on an empty backend, and the place that holds its data, which must outlive it.
+struct Fresh {
+    store: PlatformStore,
+    place: Place,
+}
+
+enum Place {
+    Sqlite(tempfile::TempDir),
+    Postgres(throwaway::TestDatabase),
+}
+
+impl Fresh {
+    async fn new(backend: Backend) -> Fresh {
+        let place = match backend {
+            Backend::Sqlite => Place::Sqlite(tempfile::tempdir().unwrap()),
+            Backend::Postgres => Place::Postgres(throwaway::TestDatabase::create().await),
+        };
+        Fresh {
+            store: open(&place).await,
+            place,
+        }
+    }
+
+    /// A fresh store with these tenants created.
+    async fn with_tenants(backend: Backend, tenants: &[&str]) -> Fresh {
+        let fresh = Fresh::new(backend).await;
+        for tenant in tenants {
+            fresh
+                .store
+                .create_tenant(&TenantId::parse(tenant).unwrap())
+                .await
+                .unwrap();
+        }
+        fresh
+    }
+
+    /// The same data opened anew, as a restarted process would.
+    async fn reopen(&self) -> PlatformStore {
+        open(&self.place).await
+    }
+}
+
+async fn open(place: &Place) -> PlatformStore {
+    match place {
+        Place::Sqlite(dir) => PlatformStore::open(dir.path()).await.unwrap(),
+        Place::Postgres(database) => PlatformStore::connect(&database.url).await.unwrap(),
+    }
+}
+
+/// A `#[tokio::test]` per backend for each `area::test`, an `async fn(Backend)`. Every one
+/// runs on several threads, so the concurrency tests race for real.
+macro_rules! every_backend {
+    ($($area:ident::$test:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$area::$test(super::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$area::$test(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+every_backend!(
+    keys::a_key_verifies_once_created_and_nothing_else_does,
+    keys::keys_need_an_existing_tenant_and_tenants_are_unique,
+    configs::versions_grow_and_survive_reopening_the_store,
+    configs::concurrent_saves_of_one_config_get_distinct_versions,
+    idempotency::a_first_request_proceeds_and_its_completed_response_replays,
+    idempotency::a_different_request_under_a_used_key_is_refused,
+    idempotency::the_same_key_in_two_tenants_is_two_records,
+    idempotency::exactly_one_of_many_concurrent_first_requests_proceeds,
+    idempotency::an_expired_lease_is_taken_over_by_exactly_one_request,
+    idempotency::a_released_request_may_proceed_again,
+    idempotency::records_past_retention_neither_replay_nor_survive_purge,
+    decisions::decisions_page_newest_first_per_tenant_with_filters,
+    tenancy::one_tenants_keys_configs_idempotency_records_and_decisions_are_invisible_to_another,
+);

@@ -1,0 +1,124 @@
+//! Choosing and opening a backend: what only one backend has, or none.
+
+use switchyard_contracts::TenantId;
+
+use super::throwaway;
+use crate::store::{PlatformStore, StoreError, redacted_url};
+
+const PASSWORD: &str = "hunter2-must-not-show";
+
+#[tokio::test]
+async fn an_unsupported_url_is_refused_without_echoing_it() {
+    for (url, names) in [
+        (format!("mysql://app:{PASSWORD}@db/platform"), "mysql://"),
+        (format!("host=db password={PASSWORD}"), "postgres://"),
+    ] {
+        let Err(StoreError::Invalid(message)) = PlatformStore::connect(&url).await else {
+            panic!("{url} was not refused as invalid");
+        };
+        assert!(message.contains(names), "{message}");
+        assert!(!message.contains(PASSWORD), "{message}");
+    }
+}
+
+#[test]
+fn redacted_urls_show_where_but_never_a_password() {
+    assert_eq!(
+        redacted_url(&format!(
+            "postgres://app:{PASSWORD}@db.internal:6432/platform?password={PASSWORD}"
+        )),
+        "postgres://app@db.internal:6432/platform"
+    );
+    assert!(!redacted_url(&format!("postgresql://app:{PASSWORD}@db:x/p")).contains(PASSWORD));
+    assert!(!redacted_url(&format!("mysql://app:{PASSWORD}@db/p")).contains(PASSWORD));
+    assert!(!redacted_url(&format!("password={PASSWORD}")).contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn a_postgres_error_never_shows_the_password() {
+    let server = throwaway::server_url();
+    let (scheme, rest) = server.split_once("://").unwrap();
+    let (user, host) = rest.rsplit_once('@').unwrap_or(("postgres", rest));
+    let user = user.split(':').next().unwrap();
+    let url = throwaway::with_database(
+        &format!("{scheme}://{user}:{PASSWORD}@{host}"),
+        "sy_store_no_such_database",
+    );
+    let Err(error) = PlatformStore::connect(&url).await else {
+        panic!("a database that does not exist opened");
+    };
+    let message = error.to_string();
+    assert!(message.contains("does not exist"), "{message}");
+    assert!(!message.contains(PASSWORD), "{message}");
+}
+
+/// The Any driver cannot carry SQLite's options, so they are set on every connection; these
+/// are the settings the store had before it ran on the Any driver.
+#[tokio::test]
+async fn the_data_dirs_store_keeps_its_durability_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PlatformStore::open(dir.path()).await.unwrap();
+    let mut conn = store.pool.acquire().await.unwrap();
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(journal, "wal");
+    // FULL is 2; the busy timeout is in milliseconds.
+    for (pragma, expected) in [
+        ("synchronous", 2),
+        ("foreign_keys", 1),
+        ("busy_timeout", 5000),
+    ] {
+        let value: i64 = sqlx::query_scalar(&format!("PRAGMA {pragma}"))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(value, expected, "PRAGMA {pragma}");
+    }
+}
+
+/// `sqlite://` opens the very file the data dir default does.
+#[tokio::test]
+async fn a_sqlite_url_opens_the_data_dirs_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/platform.db", dir.path().display());
+    let acme = TenantId::parse("acme").unwrap();
+    PlatformStore::connect(&url)
+        .await
+        .unwrap()
+        .create_tenant(&acme)
+        .await
+        .unwrap();
+    let store = PlatformStore::open(dir.path()).await.unwrap();
+    assert!(store.tenant_exists(&acme).await.unwrap());
+}
+
+/// sqlx refuses to open a store whose applied migrations' checksums differ from its own, so
+/// these files must stay byte for byte what every existing data dir recorded (they moved from
+/// `migrations/` to `migrations/sqlite/` unchanged). The PostgreSQL schema follows the same
+/// version numbers.
+#[test]
+fn the_sqlite_migrations_are_the_ones_existing_data_dirs_recorded() {
+    let sqlite = sqlx::migrate!("./migrations/sqlite");
+    let recorded = [
+        "63cbf81d4d176217dc4ee364baff09ada0b9bb2725e1d184b36624a9d74c7fe3df601aa09a44be8975331fcd3141511a",
+        "1ea2b6d2f9ce8823dd6c9d8419a0fd2f73179c56861c79c88a370ad1455c5df96a35bb8ff51ad5ad4a6a302039c1ed84",
+        "c630c4885c2e1b47f10ece767e7464ff7b7aceb376dfefe39f6cca2be18886f9346165886b728ff9bc3262e21c8dfbeb",
+    ];
+    let checksums: Vec<String> = sqlite
+        .iter()
+        .map(|m| hex::encode(&m.checksum[..]))
+        .collect();
+    assert_eq!(checksums, recorded);
+    let versions = |migrator: &sqlx::migrate::Migrator| -> Vec<(i64, String)> {
+        migrator
+            .iter()
+            .map(|m| (m.version, m.description.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        versions(&sqlite),
+        versions(&sqlx::migrate!("./migrations/postgres"))
+    );
+}
