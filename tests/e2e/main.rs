@@ -8,6 +8,7 @@ mod contract;
 mod errors;
 mod faults;
 mod gateway;
+mod kafka_thirdparty;
 mod mtls;
 mod mysql;
 mod outbox_crash;
