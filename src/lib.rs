@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use switchyard_client::Service;
 use switchyard_contracts::SchemaError;
 use switchyard_provider_auth::{JwtFactory, OpaFactory, PolicySource};
 use switchyard_provider_bus::{EmbeddedBusFactory, KafkaFactory, KafkaSettings};
@@ -119,6 +120,11 @@ fn kafka_factory(brokers: String) -> Result<KafkaFactory, SchemaError> {
         settings = settings.with_replication_factor(factor);
     }
     KafkaFactory::new(settings).map_err(|e| invalid(e.detail))
+}
+
+/// The business services `serve` and `runtime` host under `/services/{name}/{action}`.
+pub fn builtin_services() -> Result<Vec<Arc<dyn Service>>, SchemaError> {
+    Ok(Vec::new())
 }
 
 /// For processes that run no policy: `auth/opa` answers provider_unavailable.

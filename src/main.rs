@@ -250,12 +250,15 @@ fn main() -> Result<()> {
             let (background, store) = background_runtime(&location)?;
             let key = InternalKey::load(&data_dir)?;
             background.block_on(async {
-                let runtime = Arc::new(Runtime::new(
-                    registry(&data_dir, switchyard::no_policy())?,
-                    store,
-                    resilience(call_timeout_ms),
-                    secret_resolver()?,
-                ));
+                let runtime = Arc::new(
+                    Runtime::new(
+                        registry(&data_dir, switchyard::no_policy())?,
+                        store,
+                        resilience(call_timeout_ms),
+                        secret_resolver()?,
+                    )
+                    .with_services(switchyard::builtin_services()?)?,
+                );
                 lifecycle.publish(&runtime)?;
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
@@ -333,8 +336,14 @@ fn main() -> Result<()> {
         }
         Command::Policy { command } => policy_command(command),
         Command::Openapi => {
-            let document =
-                openapi::document(&registry(&data_dir, switchyard::no_policy())?.descriptors());
+            let services: Vec<_> = switchyard::builtin_services()?
+                .iter()
+                .map(|s| s.descriptor().clone())
+                .collect();
+            let document = openapi::document(
+                &registry(&data_dir, switchyard::no_policy())?.descriptors(),
+                &services,
+            );
             println!("{}", serde_json::to_string_pretty(&document)?);
             Ok(())
         }
@@ -529,12 +538,15 @@ fn serve(
     let running_policy: Arc<OnceLock<Arc<Policy>>> = Arc::default();
     let cell = running_policy.clone();
     let policy_source: PolicySource = Arc::new(move || cell.get().map(|p| p.current()));
-    let runtime = Arc::new(Runtime::new(
-        registry(data_dir, policy_source)?,
-        store.clone(),
-        resilience(call_timeout_ms),
-        secret_resolver()?,
-    ));
+    let runtime = Arc::new(
+        Runtime::new(
+            registry(data_dir, policy_source)?,
+            store.clone(),
+            resilience(call_timeout_ms),
+            secret_resolver()?,
+        )
+        .with_services(switchyard::builtin_services()?)?,
+    );
     background.block_on(async { lifecycle.publish(&runtime) })?;
     let listener = background
         .block_on(tokio::net::TcpListener::bind(runtime_listen))

@@ -18,6 +18,16 @@ pub struct ProviderDescriptor {
     pub actions: Vec<ActionDescriptor>,
 }
 
+/// A business service's descriptor: its actions with their schemas, from
+/// `contracts/schemas/services/{name}.json`. Served under `/services/{name}/{action}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceDescriptor {
+    pub name: String,
+    pub version: String,
+    pub summary: String,
+    pub actions: Vec<ActionDescriptor>,
+}
+
 impl ProviderDescriptor {
     pub fn action(&self, name: &str) -> Option<&ActionDescriptor> {
         self.actions.iter().find(|a| a.name == name)

@@ -1,4 +1,6 @@
-//! The per-domain action contracts, read from `contracts/schemas/domains/*.json`.
+//! The per-domain action contracts, read from `contracts/schemas/domains/*.json`, and the
+//! business services' action contracts, read from `contracts/schemas/services/*.json` (same
+//! file shape).
 //!
 //! Every engine of a domain serves exactly these actions with exactly these schemas; an
 //! engine only adds its own config schema and capabilities.
@@ -16,6 +18,9 @@ const DOMAIN_FILES: [(&str, &str); 5] = [
     ("auth", include_str!("../schemas/domains/auth.json")),
 ];
 
+/// The business services' contracts, served under `/services/{name}/{action}`.
+const SERVICE_FILES: [(&str, &str); 0] = [];
+
 #[derive(Deserialize)]
 struct DomainFile {
     #[serde(rename = "$defs", default)]
@@ -29,12 +34,26 @@ struct DomainFile {
 /// Panics on an unknown domain or a malformed file: both are build-time facts, and the
 /// `every_domain_file_loads` test fails first.
 pub fn actions(domain: &str) -> Vec<ActionDescriptor> {
-    let (_, text) = DOMAIN_FILES
+    load("domains", &DOMAIN_FILES, domain)
+}
+
+/// The actions of a business service, like [`actions`] for a domain.
+pub fn service_actions(service: &str) -> Vec<ActionDescriptor> {
+    load("services", &SERVICE_FILES, service)
+}
+
+/// The business services that have a contract file.
+pub fn service_names() -> impl Iterator<Item = &'static str> {
+    SERVICE_FILES.iter().map(|(name, _)| *name)
+}
+
+fn load(kind: &str, files: &[(&str, &str)], wanted: &str) -> Vec<ActionDescriptor> {
+    let (_, text) = files
         .iter()
-        .find(|(name, _)| *name == domain)
-        .unwrap_or_else(|| panic!("no contract file for domain {domain:?}"));
+        .find(|(name, _)| *name == wanted)
+        .unwrap_or_else(|| panic!("no contract file for {kind} {wanted:?}"));
     let file: DomainFile = serde_json::from_str(text)
-        .unwrap_or_else(|e| panic!("contracts/schemas/domains/{domain}.json: {e}"));
+        .unwrap_or_else(|e| panic!("contracts/schemas/{kind}/{wanted}.json: {e}"));
     file.actions
         .into_iter()
         .map(|mut action| {
@@ -93,9 +112,11 @@ mod tests {
     use crate::schema::ActionValidators;
 
     #[test]
-    fn every_domain_file_loads_and_compiles_without_dangling_refs() {
-        for domain in names() {
-            let actions = actions(domain);
+    fn every_domain_and_service_file_loads_and_compiles_without_dangling_refs() {
+        let loaded = names()
+            .map(|d| (d, actions(d)))
+            .chain(service_names().map(|s| (s, service_actions(s))));
+        for (domain, actions) in loaded {
             assert!(!actions.is_empty(), "{domain} has no actions");
             for action in &actions {
                 let text = serde_json::to_string(&action.params).unwrap()

@@ -17,7 +17,7 @@ pub mod scope;
 pub mod tenant;
 
 pub use descriptor::{
-    ActionDescriptor, DependencyHealth, Health, HealthStatus, ProviderDescriptor,
+    ActionDescriptor, DependencyHealth, Health, HealthStatus, ProviderDescriptor, ServiceDescriptor,
 };
 pub use envelope::{InvokeRequest, InvokeResponse, ResponseMeta};
 pub use event::{Event, SPEC_VERSION};

@@ -1,4 +1,5 @@
-//! The OpenAPI 3.1 document of the whole HTTP surface, built from provider descriptors.
+//! The OpenAPI 3.1 document of the whole HTTP surface, built from provider and service
+//! descriptors.
 //!
 //! The runtime serves what this function returns, and `contracts/openapi.json` is a snapshot of
 //! it for the built-in providers; a test fails when the two drift, so the published file is
@@ -6,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::descriptor::ProviderDescriptor;
+use crate::descriptor::{ActionDescriptor, ProviderDescriptor, ServiceDescriptor};
 
 /// Major.minor of the HTTP contract. Additive changes bump minor; anything else bumps major.
 pub const CONTRACT_VERSION: &str = "1.0.0";
@@ -17,7 +18,7 @@ pub fn components() -> Map<String, Value> {
         .expect("contracts/schemas/components.json is valid JSON")
 }
 
-pub fn document(providers: &[ProviderDescriptor]) -> Value {
+pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]) -> Value {
     let mut paths = Map::new();
     paths.insert("/openapi.json".into(), json!({"get": {
         "operationId": "getOpenApi", "summary": "This document.", "security": [],
@@ -77,31 +78,17 @@ pub fn document(providers: &[ProviderDescriptor]) -> Value {
                 "/providers/{}/{}/{}",
                 provider.domain, provider.name, action.name
             );
-            let request = json!({
-                "type": "object", "additionalProperties": false, "required": ["params"],
-                "properties": {"params": action.params, "metadata": {"type": "object"}}
-            });
-            let response = json!({
-                "type": "object", "required": ["data", "meta"], "additionalProperties": false,
-                "properties": {"data": action.result, "meta": {"$ref": "#/components/schemas/InvokeResponse/properties/meta"}}
-            });
-            let mut responses = ok_or_problem_inline(response);
-            responses.insert(
-                "400".into(),
-                problem_response("Params violate the action's schema (params_invalid)."),
-            );
-            paths.insert(path, json!({"post": {
-                "operationId": format!("{}_{}_{}", provider.domain, provider.name, action.name),
-                "summary": action.summary,
-                "tags": [format!("{}/{}", provider.domain, provider.name)],
-                "parameters": [
-                    {"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string"}},
-                    {"name": "X-Tenant-Id", "in": "header", "required": false, "schema": {"type": "string"},
-                     "description": "Must equal the credentials' tenant when given."}
-                ],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": request}}},
-                "responses": responses
-            }}));
+            let id = format!("{}_{}_{}", provider.domain, provider.name, action.name);
+            let tag = format!("{}/{}", provider.domain, provider.name);
+            paths.insert(path, invoke_operation(&id, &tag, action));
+        }
+    }
+    for service in services {
+        for action in &service.actions {
+            let path = format!("/services/{}/{}", service.name, action.name);
+            let id = format!("service_{}_{}", service.name, action.name);
+            let tag = format!("services/{}", service.name);
+            paths.insert(path, invoke_operation(&id, &tag, action));
         }
     }
     json!({
@@ -119,6 +106,35 @@ pub fn document(providers: &[ProviderDescriptor]) -> Value {
             "responses": {"Problem": problem_response("An error, as RFC 9457 problem details.")}
         }
     })
+}
+
+/// `POST` of one action: the invoke envelope around the action's params, its result in `data`.
+fn invoke_operation(operation_id: &str, tag: &str, action: &ActionDescriptor) -> Value {
+    let request = json!({
+        "type": "object", "additionalProperties": false, "required": ["params"],
+        "properties": {"params": action.params, "metadata": {"type": "object"}}
+    });
+    let response = json!({
+        "type": "object", "required": ["data", "meta"], "additionalProperties": false,
+        "properties": {"data": action.result, "meta": {"$ref": "#/components/schemas/InvokeResponse/properties/meta"}}
+    });
+    let mut responses = ok_or_problem_inline(response);
+    responses.insert(
+        "400".into(),
+        problem_response("Params violate the action's schema (params_invalid)."),
+    );
+    json!({"post": {
+        "operationId": operation_id,
+        "summary": action.summary,
+        "tags": [tag],
+        "parameters": [
+            {"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string"}},
+            {"name": "X-Tenant-Id", "in": "header", "required": false, "schema": {"type": "string"},
+             "description": "Must equal the credentials' tenant when given."}
+        ],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": request}}},
+        "responses": responses
+    }})
 }
 
 fn path_params() -> Value {

@@ -38,11 +38,15 @@ pub enum ErrorCode {
     IdempotencyInFlight,
     ShuttingDown,
     PolicyDenied,
+    /// Business rules of the services, appended after the platform's codes.
+    JournalUnbalanced,
+    PeriodClosed,
+    InsufficientStock,
 }
 
 impl ErrorCode {
     /// Every code, in the order the published schema lists them.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::Unauthenticated,
         ErrorCode::TokenInvalid,
         ErrorCode::TokenExpired,
@@ -69,6 +73,9 @@ impl ErrorCode {
         ErrorCode::IdempotencyInFlight,
         ErrorCode::ShuttingDown,
         ErrorCode::PolicyDenied,
+        ErrorCode::JournalUnbalanced,
+        ErrorCode::PeriodClosed,
+        ErrorCode::InsufficientStock,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +106,9 @@ impl ErrorCode {
             ErrorCode::IdempotencyInFlight => "idempotency_in_flight",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::PolicyDenied => "policy_denied",
+            ErrorCode::JournalUnbalanced => "journal_unbalanced",
+            ErrorCode::PeriodClosed => "period_closed",
+            ErrorCode::InsufficientStock => "insufficient_stock",
         }
     }
 
@@ -117,7 +127,8 @@ impl ErrorCode {
             ErrorCode::Conflict | ErrorCode::IdempotencyInFlight => 409,
             ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::RateLimited => 429,
-            ErrorCode::StatementFailed => 422,
+            ErrorCode::StatementFailed | ErrorCode::JournalUnbalanced => 422,
+            ErrorCode::PeriodClosed | ErrorCode::InsufficientStock => 409,
             ErrorCode::ProviderUnavailable
             | ErrorCode::UpstreamUnavailable
             | ErrorCode::ShuttingDown => 503,
@@ -168,6 +179,9 @@ impl ErrorCode {
             ErrorCode::IdempotencyInFlight => "A request with this idempotency key is in flight",
             ErrorCode::ShuttingDown => "The gateway is shutting down",
             ErrorCode::PolicyDenied => "Denied by policy",
+            ErrorCode::JournalUnbalanced => "Debits and credits differ in some currency",
+            ErrorCode::PeriodClosed => "The posting date falls in a closed period",
+            ErrorCode::InsufficientStock => "Not enough available stock",
         }
     }
 }

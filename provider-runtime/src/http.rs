@@ -94,7 +94,7 @@ impl Service {
                 Bytes::from_static(b"{\"status\":\"up\"}"),
                 None,
             ),
-            (_, ["providers", ..]) => {
+            (_, ["providers", ..] | ["services", ..]) => {
                 let ctx = match self.verify(&req) {
                     Ok(ctx) => ctx,
                     Err(problem) => return problem_response(problem, &fallback_request_id(&req)),
@@ -164,7 +164,16 @@ impl Service {
             (&Method::POST, ["providers", d, n, action]) => {
                 return self.invoke(req, &ctx, d, n, action).await;
             }
+            (&Method::POST, ["services", name, action]) => {
+                return self.invoke_service(req, &ctx, name, action).await;
+            }
             (_, ["providers"] | ["providers", _, _] | ["providers", _, _, _]) => {
+                return Err(Problem::new(
+                    ErrorCode::MethodNotAllowed,
+                    format!("{method} is not allowed here"),
+                ));
+            }
+            (_, ["services", _, _]) => {
                 return Err(Problem::new(
                     ErrorCode::MethodNotAllowed,
                     format!("{method} is not allowed here"),
@@ -173,7 +182,7 @@ impl Service {
             _ => {
                 return Err(Problem::new(
                     ErrorCode::RouteNotFound,
-                    "no such route under /providers",
+                    "no such route under /providers or /services",
                 ));
             }
         };
@@ -206,43 +215,70 @@ impl Service {
                     .collect();
             (Value::Object(params), Some(read_body(req).await?))
         } else {
-            let body = read_body(req).await?;
-            let envelope: InvokeRequest = if body.is_empty() {
-                InvokeRequest {
-                    params: json!({}),
-                    metadata: Map::new(),
-                }
-            } else {
-                serde_json::from_slice(&body).map_err(|e| {
-                    Problem::new(
-                        ErrorCode::RequestInvalid,
-                        format!("the body is not an invoke envelope {{\"params\": {{...}}}}: {e}"),
-                    )
-                })?
-            };
-            (envelope.params, None)
+            (read_envelope(req).await?, None)
         };
         let data = self
             .runtime
             .invoke(ctx, domain, name, action, params, payload)
             .await?;
-        let answer = InvokeResponse {
-            data,
-            meta: ResponseMeta {
-                request_id: ctx.request_id.clone(),
-                provider: format!("{domain}/{name}"),
-                action: action.to_owned(),
-                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            },
-        };
-        let body = serde_json::to_vec(&answer)
-            .map_err(|e| Problem::new(ErrorCode::Internal, e.to_string()))?;
-        Ok(json_response(
-            StatusCode::OK,
-            Bytes::from(body),
-            Some(&ctx.request_id),
-        ))
+        invoke_answer(ctx, format!("{domain}/{name}"), action, data, started)
     }
+
+    async fn invoke_service(
+        &self,
+        req: Request<Incoming>,
+        ctx: &CallContext,
+        name: &str,
+        action: &str,
+    ) -> Result<Response<Full<Bytes>>, Problem> {
+        let started = Instant::now();
+        let params = read_envelope(req).await?;
+        let data = self
+            .runtime
+            .invoke_service(ctx, name, action, params)
+            .await?;
+        invoke_answer(ctx, format!("services/{name}"), action, data, started)
+    }
+}
+
+/// The `params` of an invoke envelope `{"params": {...}}`; an empty body means no params.
+async fn read_envelope(req: Request<Incoming>) -> Result<Value, Problem> {
+    let body = read_body(req).await?;
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    let envelope: InvokeRequest = serde_json::from_slice(&body).map_err(|e| {
+        Problem::new(
+            ErrorCode::RequestInvalid,
+            format!("the body is not an invoke envelope {{\"params\": {{...}}}}: {e}"),
+        )
+    })?;
+    Ok(envelope.params)
+}
+
+fn invoke_answer(
+    ctx: &CallContext,
+    provider: String,
+    action: &str,
+    data: Value,
+    started: Instant,
+) -> Result<Response<Full<Bytes>>, Problem> {
+    let answer = InvokeResponse {
+        data,
+        meta: ResponseMeta {
+            request_id: ctx.request_id.clone(),
+            provider,
+            action: action.to_owned(),
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        },
+    };
+    let body = serde_json::to_vec(&answer)
+        .map_err(|e| Problem::new(ErrorCode::Internal, e.to_string()))?;
+    Ok(json_response(
+        StatusCode::OK,
+        Bytes::from(body),
+        Some(&ctx.request_id),
+    ))
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, Problem> {

@@ -8,9 +8,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use switchyard_contracts::{ErrorCode, Problem, TenantId, openapi};
+use switchyard_client::Service;
+use switchyard_contracts::{
+    ActionValidators, ErrorCode, Problem, SchemaError, ServiceDescriptor, TenantId, openapi,
+};
 use switchyard_spi::{CallContext, Invocation, ProviderError, StartContext};
 
+use crate::client::RuntimeClient;
 use crate::events::{Emitter, LifecycleEvent, cloud_event};
 use crate::lifecycle::{Lease, Lifecycle, Slot};
 use crate::registry::Registry;
@@ -26,6 +30,13 @@ pub struct Runtime {
     secrets: SecretResolver,
     openapi: Bytes,
     events: Emitter,
+    services: Vec<HostedService>,
+}
+
+/// A business service with its params validators, compiled once.
+struct HostedService {
+    service: Arc<dyn Service>,
+    params: HashMap<String, ActionValidators>,
 }
 
 impl Runtime {
@@ -35,7 +46,7 @@ impl Runtime {
         resilience: ResilienceConfig,
         secrets: SecretResolver,
     ) -> Self {
-        let openapi = Bytes::from(openapi::document(&registry.descriptors()).to_string());
+        let openapi = Bytes::from(openapi::document(&registry.descriptors(), &[]).to_string());
         Runtime {
             registry,
             store,
@@ -44,7 +55,72 @@ impl Runtime {
             secrets,
             openapi,
             events: Emitter::default(),
+            services: Vec::new(),
         }
+    }
+
+    /// Hosts business services beside the providers: served under `/services/{name}/{action}`
+    /// and listed in the OpenAPI document.
+    pub fn with_services(mut self, services: Vec<Arc<dyn Service>>) -> Result<Self, SchemaError> {
+        for service in services {
+            let d = service.descriptor();
+            let mut params = HashMap::new();
+            for action in &d.actions {
+                let id = format!("services/{}", d.name);
+                params.insert(action.name.clone(), ActionValidators::compile(&id, action)?);
+            }
+            self.services.push(HostedService { service, params });
+        }
+        self.openapi = Bytes::from(
+            openapi::document(&self.registry.descriptors(), &self.service_descriptors())
+                .to_string(),
+        );
+        Ok(self)
+    }
+
+    pub fn service_descriptors(&self) -> Vec<ServiceDescriptor> {
+        self.services
+            .iter()
+            .map(|h| h.service.descriptor().clone())
+            .collect()
+    }
+
+    /// Runs one action of a business service for `ctx`'s tenant: params checked against the
+    /// action's schema, then the service with a provider client bound to that tenant.
+    pub async fn invoke_service(
+        self: &Arc<Self>,
+        ctx: &CallContext,
+        name: &str,
+        action: &str,
+        params: Value,
+    ) -> Result<Value, Problem> {
+        let hosted = self
+            .services
+            .iter()
+            .find(|h| h.service.descriptor().name == name)
+            .ok_or_else(|| {
+                Problem::new(
+                    ErrorCode::RouteNotFound,
+                    format!("no service {name:?}; the OpenAPI document lists them"),
+                )
+            })?;
+        let validators = hosted.params.get(action).ok_or_else(|| {
+            Problem::new(
+                ErrorCode::ActionNotFound,
+                format!("service {name} has no action {action:?}"),
+            )
+        })?;
+        let errors = validators.params.check(&params);
+        if !errors.is_empty() {
+            return Err(Problem::new(
+                ErrorCode::ParamsInvalid,
+                format!("params for services/{name}/{action} are invalid"),
+            )
+            .with_errors(errors));
+        }
+        let client =
+            RuntimeClient::new(self.clone(), ctx.tenant.clone(), format!("service:{name}"));
+        hosted.service.invoke(&client, action, params).await
     }
 
     /// Publishes every tenant's provider lifecycle events to that tenant's `bus` provider

@@ -494,3 +494,131 @@ impl Provider for Slow {
         Health::from_dependencies(vec![])
     }
 }
+
+/// A business service written for this test: it keeps notes in cache/memory, through the
+/// provider client the runtime hands it — the way real services compose providers.
+struct NotesService(switchyard_contracts::ServiceDescriptor);
+
+impl NotesService {
+    fn new() -> Self {
+        let action = |name: &str, params: Value| switchyard_contracts::ActionDescriptor {
+            name: name.into(),
+            summary: name.into(),
+            params,
+            result: json!({"type": "object"}),
+        };
+        NotesService(switchyard_contracts::ServiceDescriptor {
+            name: "notes".into(),
+            version: "0.0.0".into(),
+            summary: "remembers notes".into(),
+            actions: vec![
+                action(
+                    "remember",
+                    json!({"type": "object", "required": ["key", "text"], "additionalProperties": false,
+                           "properties": {"key": {"type": "string"}, "text": {"type": "string"}}}),
+                ),
+                action(
+                    "recall",
+                    json!({"type": "object", "required": ["key"], "additionalProperties": false,
+                           "properties": {"key": {"type": "string"}}}),
+                ),
+            ],
+        })
+    }
+}
+
+#[async_trait]
+impl switchyard_client::Service for NotesService {
+    fn descriptor(&self) -> &switchyard_contracts::ServiceDescriptor {
+        &self.0
+    }
+
+    async fn invoke(
+        &self,
+        client: &dyn switchyard_client::ProviderClient,
+        action: &str,
+        params: Value,
+    ) -> Result<Value, switchyard_contracts::Problem> {
+        let key = format!("note:{}", params["key"].as_str().unwrap_or_default());
+        match action {
+            "remember" => {
+                client
+                    .invoke(
+                        "cache/memory",
+                        "set",
+                        json!({"key": key, "value": params["text"]}),
+                    )
+                    .await
+            }
+            _ => {
+                client
+                    .invoke("cache/memory", "get", json!({"key": key}))
+                    .await
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_business_service_composes_providers_for_its_callers_tenant_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PlatformStore::open(dir.path()).await.unwrap();
+    for tenant in ["acme", "globex"] {
+        store
+            .create_tenant(&TenantId::parse(tenant).unwrap())
+            .await
+            .unwrap();
+    }
+    let mut registry = Registry::default();
+    registry
+        .register(Arc::new(MemoryCacheFactory::new()))
+        .unwrap();
+    let rt = Arc::new(
+        Runtime::new(registry, store, Default::default(), Default::default())
+            .with_services(vec![Arc::new(NotesService::new())])
+            .unwrap(),
+    );
+    rt.invoke_service(
+        &ctx("acme"),
+        "notes",
+        "remember",
+        json!({"key": "k", "text": "acme's"}),
+    )
+    .await
+    .unwrap();
+    let recalled = rt
+        .invoke_service(&ctx("acme"), "notes", "recall", json!({"key": "k"}))
+        .await
+        .unwrap();
+    assert_eq!(recalled["value"], "acme's");
+    let other = rt
+        .invoke_service(&ctx("globex"), "notes", "recall", json!({"key": "k"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        other["found"], false,
+        "another tenant read acme's note: {other}"
+    );
+
+    let bad = rt
+        .invoke_service(&ctx("acme"), "notes", "remember", json!({"key": 1}))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code, ErrorCode::ParamsInvalid);
+    assert_eq!(
+        rt.invoke_service(&ctx("acme"), "notes", "forget", json!({}))
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::ActionNotFound
+    );
+    assert_eq!(
+        rt.invoke_service(&ctx("acme"), "ledger", "x", json!({}))
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::RouteNotFound
+    );
+    let doc: Value = serde_json::from_slice(&rt.openapi()).unwrap();
+    assert!(doc["paths"]["/services/notes/remember"]["post"].is_object());
+}

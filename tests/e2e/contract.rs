@@ -12,10 +12,16 @@ const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/openapi.j
 
 fn generated() -> Value {
     let dir = tempfile::tempdir().unwrap();
+    let services: Vec<_> = switchyard::builtin_services()
+        .unwrap()
+        .iter()
+        .map(|s| s.descriptor().clone())
+        .collect();
     openapi::document(
         &switchyard::builtin_registry(dir.path(), switchyard::no_policy())
             .unwrap()
             .descriptors(),
+        &services,
     )
 }
 

@@ -6,6 +6,10 @@
 //! A client is bound to one tenant when it is made; there is no call that takes a tenant, so
 //! a service cannot act for another tenant by passing the wrong argument.
 
+mod service;
+
+pub use service::{Service, ServiceDescriptor};
+
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Problem, TenantId};
