@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use switchyard_spi::ProviderError;
 
 #[derive(Deserialize)]
 pub(crate) struct QueryParams {
@@ -17,6 +18,49 @@ pub(crate) struct StatementParams {
     pub(crate) sql: String,
     #[serde(default)]
     pub(crate) params: Vec<Value>,
+}
+
+/// One value of a statement's `params`, as the domain defines them for every engine: null,
+/// a boolean, an integer that fits 64 bits, another number (a double) or a string. Each engine
+/// binds these as its driver's types.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Param {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Param {
+    /// A statement's `params`; `pointer` locates the array for errors, and `too_big` says, in
+    /// the engine's words, that an integer does not fit its 64-bit type.
+    pub(crate) fn list(
+        values: &[Value],
+        pointer: &str,
+        too_big: &str,
+    ) -> Result<Vec<Param>, ProviderError> {
+        let invalid =
+            |index, detail| ProviderError::invalid_param(&format!("{pointer}/{index}"), detail);
+        values
+            .iter()
+            .enumerate()
+            .map(|(index, value)| match value {
+                Value::Null => Ok(Param::Null),
+                Value::Bool(b) => Ok(Param::Bool(*b)),
+                Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                    (Some(i), _) => Ok(Param::Int(i)),
+                    (None, Some(f)) if n.is_f64() => Ok(Param::Float(f)),
+                    _ => Err(invalid(index, too_big)),
+                },
+                Value::String(s) => Ok(Param::Text(s.clone())),
+                Value::Array(_) | Value::Object(_) => Err(invalid(
+                    index,
+                    "a bind value must be null, boolean, number or string",
+                )),
+            })
+            .collect()
+    }
 }
 
 #[derive(Deserialize)]
@@ -35,6 +79,22 @@ pub(crate) struct QueryResult {
     pub(crate) rows: Vec<Map<String, Value>>,
     pub(crate) row_count: usize,
     pub(crate) truncated: bool,
+}
+
+impl QueryResult {
+    /// `row_count` is always the number of rows returned.
+    pub(crate) fn new(
+        columns: Vec<ColumnInfo>,
+        rows: Vec<Map<String, Value>>,
+        truncated: bool,
+    ) -> Self {
+        QueryResult {
+            columns,
+            row_count: rows.len(),
+            rows,
+            truncated,
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -8,11 +8,23 @@
 //! Microsoft SQL Server), each held to the same conformance suite under `tests/conformance`
 //! (`db/mssql` only where a server is configured, see its docs.md). An engine adds only its own config schema, capabilities
 //! and SQL dialect; params, results and error codes are the domain's.
+//!
+//! What the engines share is written once beside them: `contract` (the domain's params and
+//! results), `engine` (answering the actions), `errors` (the error vocabulary), `limits`
+//! (config bounds and schema), `registry` (per-tenant pools), `rows` (reading rows through
+//! sqlx), `sql` (statement guards) and `siloed` (db/mysql's and db/mssql's tenancy).
 
 mod contract;
+mod engine;
+mod errors;
+mod limits;
 pub mod mssql;
 pub mod mysql;
 pub mod postgres;
+mod registry;
+mod rows;
+mod siloed;
+mod sql;
 pub mod sqlite;
 
 pub use mssql::MssqlFactory;

@@ -5,6 +5,8 @@
 
 #[path = "support/mssql.rs"]
 mod ms;
+#[path = "support/prefix.rs"]
+mod prefix;
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use switchyard_spi::ErrorCode;
 use switchyard_spi::testkit::Harness;
 
 fn engine() -> (ms::TestPrefix, Harness) {
-    let prefix = ms::TestPrefix::new("m");
+    let prefix = ms::test_prefix("m");
     let factory = MssqlFactory::new(ms::server_url())
         .with_secret("mssql-test-secret")
         .with_database_prefix(&prefix.prefix);

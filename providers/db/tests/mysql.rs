@@ -3,6 +3,8 @@
 
 #[path = "support/mysql.rs"]
 mod my;
+#[path = "support/prefix.rs"]
+mod prefix;
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use switchyard_spi::testkit::Harness;
 use switchyard_spi::{ErrorCode, HealthStatus};
 
 fn engine() -> (my::TestPrefix, Harness) {
-    let prefix = my::TestPrefix::new("m");
+    let prefix = my::test_prefix("m");
     let factory = MysqlFactory::new(my::server_url())
         .with_secret("mysql-test-secret")
         .with_database_prefix(&prefix.prefix);

@@ -5,8 +5,14 @@
 //! (`statement_failed`), fix the data (`conflict`), retry later (`provider_unavailable`,
 //! retryable only when waiting can help).
 
-use switchyard_spi::{ErrorCode, FieldError, ProviderError};
+use switchyard_spi::ProviderError;
 use tiberius::error::Error;
+
+pub(crate) use crate::errors::at;
+use crate::errors::{
+    concurrent, conflict, connection_failed, failed, no_free_connection, server_unavailable,
+    unusable,
+};
 
 /// What bb8 gives back when no connection could be had.
 pub(crate) type PoolError = bb8::RunError<bb8_tiberius::Error>;
@@ -16,22 +22,11 @@ pub(crate) fn statement(err: Error, pointer: &str) -> ProviderError {
     at(from_tiberius(err), pointer)
 }
 
-/// Attaches `pointer` as the error's field.
-pub(crate) fn at(mut error: ProviderError, pointer: &str) -> ProviderError {
-    error.errors.push(FieldError {
-        pointer: pointer.to_owned(),
-        detail: error.detail.clone(),
-    });
-    error
-}
-
 /// An error not tied to one statement (connecting, opening the call's transaction).
 pub(crate) fn from_tiberius(err: Error) -> ProviderError {
     match err {
         Error::Server(e) => classify(e.code(), e.class(), e.message()),
-        Error::Io { message, .. } => {
-            ProviderError::unavailable(format!("database connection failed: {message}"))
-        }
+        Error::Io { message, .. } => connection_failed(message),
         Error::Tls(message) => {
             ProviderError::unavailable(format!("database TLS failed: {message}"))
         }
@@ -49,13 +44,9 @@ pub(crate) fn from_tiberius(err: Error) -> ProviderError {
 /// A failure to get one of the pool's connections.
 pub(crate) fn from_pool(err: PoolError) -> ProviderError {
     match err {
-        bb8::RunError::TimedOut => {
-            ProviderError::unavailable("no database connection became free in time")
-        }
+        bb8::RunError::TimedOut => no_free_connection(),
         bb8::RunError::User(bb8_tiberius::Error::Tiberius(e)) => from_tiberius(e),
-        bb8::RunError::User(bb8_tiberius::Error::Io(e)) => {
-            ProviderError::unavailable(format!("database connection failed: {e}"))
-        }
+        bb8::RunError::User(bb8_tiberius::Error::Io(e)) => connection_failed(e),
     }
 }
 
@@ -63,37 +54,29 @@ pub(crate) fn from_pool(err: PoolError) -> ProviderError {
 fn classify(number: u32, class: u8, message: &str) -> ProviderError {
     match number {
         // Unique constraint (2627) or index (2601), foreign key or check (547), NOT NULL (515).
-        2627 | 2601 | 547 | 515 => ProviderError::new(ErrorCode::Conflict, message),
+        2627 | 2601 | 547 | 515 => conflict(message),
         // Deadlock victim, lock request timeout, snapshot isolation update conflicts, and the
         // in-memory OLTP validation and dependency failures: another transaction was in the way.
-        1205 | 1222 | 3960 | 3961 | 41301 | 41302 | 41305 | 41325 => ProviderError::unavailable(
-            format!("transaction aborted by a concurrent one, retry: {message}"),
-        ),
+        1205 | 1222 | 3960 | 3961 | 41301 | 41302 | 41305 | 41325 => concurrent(message),
         // Out of memory or lock resources, log or filegroup full, server shutting down, and
         // Azure SQL's transient "busy" / "not currently available" / resource-limit errors.
         701 | 802 | 1204 | 1105 | 8645 | 9002 | 6005 | 6006 | 40197 | 40501 | 40613 | 49918
-        | 49919 | 49920 | 10928 | 10929 => {
-            ProviderError::unavailable(format!("database unavailable: {message}"))
-        }
+        | 49919 | 49920 | 10928 | 10929 => server_unavailable(message),
         // Login failed, or the login's database cannot be opened: waiting will not fix the
         // configuration.
-        18456 | 18452 | 18486 | 18487 | 18488 | 4060 => {
-            ProviderError::unavailable(format!("cannot use the database: {message}"))
-                .with_retryable(false)
-        }
+        18456 | 18452 | 18486 | 18487 | 18488 | 4060 => unusable(message),
         // Severity 20 and above ends the connection: a server-side failure, not the SQL's.
-        _ if class >= 20 => {
-            ProviderError::unavailable(format!("database connection failed: {message}"))
-        }
+        _ if class >= 20 => connection_failed(message),
         // Syntax (102, 156), unknown object or column (208, 207), permission denied (229,
         // 262, 916), conversion and overflow (245, 8115), and everything else the SQL causes.
-        _ => ProviderError::new(ErrorCode::StatementFailed, message),
+        _ => failed(message),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard_spi::ErrorCode;
 
     #[test]
     fn server_errors_map_to_what_the_caller_can_do() {

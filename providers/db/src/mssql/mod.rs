@@ -10,31 +10,32 @@ mod session;
 mod tenancy;
 mod values;
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bb8_tiberius::ConnectionManager;
-use serde_json::Value;
-use switchyard_contracts::domains;
 use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
-    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
-    to_result,
+    Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
 };
 use tiberius::numeric::Numeric;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::OnceCell;
 
-pub use config::{ConnectionString, MssqlConfig};
+pub use config::ConnectionString;
 pub use tenancy::{quote_literal, quote_name, tenant_database, tenant_login};
 
 use crate::contract::{
-    ExecResult, MetadataParams, MetadataResult, QueryParams, QueryResult, StatementParams,
-    TableColumn, TableInfo, TransactionParams, TransactionResult,
+    ExecResult, MetadataParams, MetadataResult, Param, QueryParams, QueryResult, StatementParams,
+    TableColumn, TransactionParams, TransactionResult,
 };
-use values::Param;
+use crate::engine::{self, Engine, Instance, Session};
+use crate::errors::stopped;
+use crate::registry::{Lease, Registry};
+use crate::siloed::{self, SiloedConfig};
+
+/// One tenant's settings (see `docs.md`).
+pub type MssqlConfig = SiloedConfig;
 
 /// How long a call waits for a connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,7 +52,8 @@ pub struct MssqlFactory {
     prefix: String,
     /// Parsed and pooled lazily by the first start, so building the factory needs no server.
     admin: OnceCell<(ConnectionString, Pool)>,
-    pools: Arc<Mutex<HashMap<TenantId, Arc<TenantPool>>>>,
+    /// Each tenant's pool, keyed by its `max_connections`.
+    pools: Arc<Registry<Pool, u32>>,
 }
 
 impl MssqlFactory {
@@ -63,21 +65,17 @@ impl MssqlFactory {
     pub fn new(connection_string: impl Into<String>) -> Self {
         let connection_string = connection_string.into();
         MssqlFactory {
-            descriptor: ProviderDescriptor {
-                domain: "db".into(),
-                name: "mssql".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: "Microsoft SQL Server: a database and a login of its own per tenant."
-                    .into(),
-                capabilities: vec!["transactions".into(), "metadata".into()],
-                config_schema: config::schema(),
-                actions: domains::actions("db"),
-            },
+            descriptor: engine::descriptor(
+                MssqlProvider::NAME,
+                "Microsoft SQL Server: a database and a login of its own per tenant.",
+                &["transactions", "metadata"],
+                siloed::schema(),
+            ),
             secret: connection_string.clone(),
             connection_string,
             prefix: "t_".into(),
             admin: OnceCell::new(),
-            pools: Arc::new(Mutex::new(HashMap::new())),
+            pools: Arc::new(Registry::new()),
         }
     }
 
@@ -91,7 +89,7 @@ impl MssqlFactory {
     /// The prefix of tenant database names (default `t_`); characters other than `a-z`,
     /// `0-9` and `_` become `_`.
     pub fn with_database_prefix(mut self, prefix: &str) -> Self {
-        self.prefix = tenancy::clean_prefix(prefix);
+        self.prefix = siloed::clean_prefix(prefix);
         self
     }
 
@@ -118,14 +116,6 @@ fn pool(config: tiberius::Config, max_connections: u32) -> Pool {
         .build_unchecked(ConnectionManager::new(config))
 }
 
-/// One tenant's pool, shared by its instances while their `max_connections` agree.
-struct TenantPool {
-    pool: Pool,
-    max_connections: u32,
-    /// Instances using this pool; only changed under the registry lock.
-    users: AtomicUsize,
-}
-
 #[async_trait]
 impl ProviderFactory for MssqlFactory {
     fn descriptor(&self) -> &ProviderDescriptor {
@@ -135,7 +125,8 @@ impl ProviderFactory for MssqlFactory {
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
         let config = MssqlConfig::parse(ctx.config)?;
         let (target, admin) = self.admin().await?;
-        let (database, login) = tenancy::names(&self.prefix, &ctx.tenant);
+        let database = tenant_database(&self.prefix, ctx.tenant.as_str());
+        let login = tenant_login(&database);
         let password = tenancy::tenant_password(&self.secret, &login);
         tenancy::provision(admin, &database, &login, &password)
             .await
@@ -147,34 +138,19 @@ impl ProviderFactory for MssqlFactory {
                     "db/mssql: provisioning a tenant failed"
                 );
             })?;
-        let access = {
-            let mut pools = self.pools.lock().await;
-            match pools.get(&ctx.tenant) {
-                Some(access) if access.max_connections == config.max_connections => {
-                    access.users.fetch_add(1, Ordering::SeqCst);
-                    access.clone()
-                }
-                _ => {
-                    let access = Arc::new(TenantPool {
-                        pool: pool(
-                            target.tenant(&database, &login, &password),
-                            config.max_connections,
-                        ),
-                        max_connections: config.max_connections,
-                        users: AtomicUsize::new(1),
-                    });
-                    pools.insert(ctx.tenant.clone(), access.clone());
-                    access
-                }
-            }
-        };
-        Ok(Arc::new(MssqlProvider {
+        let tenant = target.tenant(&database, &login, &password);
+        let pool = async { Ok(pool(tenant, config.max_connections)) };
+        let access = self
+            .pools
+            .acquire(&ctx.tenant, config.max_connections, pool)
+            .await?;
+        Ok(Arc::new(Instance(MssqlProvider {
             tenant: ctx.tenant,
             config,
             access,
             pools: self.pools.clone(),
             stopped: AtomicBool::new(false),
-        }))
+        })))
     }
 }
 
@@ -182,8 +158,8 @@ impl ProviderFactory for MssqlFactory {
 struct MssqlProvider {
     tenant: TenantId,
     config: MssqlConfig,
-    access: Arc<TenantPool>,
-    pools: Arc<Mutex<HashMap<TenantId, Arc<TenantPool>>>>,
+    access: Arc<Lease<Pool, u32>>,
+    pools: Arc<Registry<Pool, u32>>,
     /// Makes `stop` idempotent and refuses calls after it.
     stopped: AtomicBool,
 }
@@ -208,59 +184,6 @@ const METADATA: &str = "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, \
        AND (@P1 IS NULL OR c.TABLE_NAME = @P1) \
      ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION";
 
-#[async_trait]
-impl Provider for MssqlProvider {
-    async fn invoke(&self, _ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
-        match call.action.as_str() {
-            "query" => to_result(self.query(parse_params(call.params)?).await?),
-            "execute" => to_result(self.execute(parse_params(call.params)?).await?),
-            "transaction" => to_result(self.transaction(parse_params(call.params)?).await?),
-            "metadata" => to_result(self.metadata(parse_params(call.params)?).await?),
-            other => Err(ProviderError::new(
-                ErrorCode::ActionNotFound,
-                format!("db/mssql has no action {other:?}"),
-            )),
-        }
-    }
-
-    async fn health(&self) -> Health {
-        let probe = match self.connection().await {
-            Ok(mut conn) => run(&mut conn, "SELECT 1").await,
-            Err(e) => Err(e),
-        };
-        let (status, detail) = match probe {
-            Ok(()) => (HealthStatus::Up, None),
-            Err(e) => (HealthStatus::Down, Some(e.detail)),
-        };
-        Health::from_dependencies(vec![DependencyHealth {
-            name: "mssql".into(),
-            status,
-            detail,
-        }])
-    }
-
-    /// Gives up this instance's share of the tenant's pool; the last instance to stop takes
-    /// it out of the registry, and its connections close when that instance is dropped.
-    async fn stop(&self) {
-        if self.stopped.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let mut pools = self.pools.lock().await;
-        let last = self.access.users.fetch_sub(1, Ordering::SeqCst) == 1;
-        if last
-            && pools
-                .get(&self.tenant)
-                .is_some_and(|c| Arc::ptr_eq(c, &self.access))
-        {
-            pools.remove(&self.tenant);
-        }
-    }
-}
-
-fn stopped() -> ProviderError {
-    ProviderError::unavailable("this instance was stopped; send the call again")
-}
-
 /// Runs a batch of the engine's own SQL and reads its whole answer.
 async fn run(conn: &mut Client, batch: &str) -> Result<(), ProviderError> {
     conn.simple_query(batch)
@@ -280,75 +203,35 @@ async fn rollback(conn: &mut Client) {
     }
 }
 
-impl MssqlProvider {
-    async fn connection(
-        &self,
-    ) -> Result<bb8::PooledConnection<'_, ConnectionManager>, ProviderError> {
-        if self.stopped.load(Ordering::SeqCst) {
-            return Err(stopped());
-        }
-        self.access.pool.get().await.map_err(errors::from_pool)
-    }
+#[async_trait]
+impl Engine for MssqlProvider {
+    const NAME: &'static str = "mssql";
 
     /// Reads the first result set, stopping at `max_rows + 1` rows, in a transaction that is
     /// rolled back whatever happens (see `session`).
     async fn query(&self, p: QueryParams) -> Result<QueryResult, ProviderError> {
         session::refuse_transaction_control(&p.sql, "/sql")?;
         session::require_read(&p.sql, "/sql")?;
-        let cap =
-            p.max_rows
-                .map_or(self.config.max_rows, |m| m.min(self.config.max_rows)) as usize;
+        let cap = engine::row_cap(p.max_rows, self.config.max_rows);
         let params = values::params(&p.params, "/params")?;
         let mut conn = self.connection().await?;
         run(&mut conn, session::BEGIN).await?;
-        match read(&mut conn, &p.sql, &params, cap).await {
-            Ok(result) => {
-                run(&mut conn, session::ROLLBACK).await?;
-                Ok(result)
-            }
-            Err(error) => {
-                rollback(&mut conn).await;
-                Err(error)
-            }
-        }
+        let result = read(&mut conn, &p.sql, &params, cap).await;
+        settle(&mut conn, session::ROLLBACK, result).await
     }
 
     async fn execute(&self, p: StatementParams) -> Result<ExecResult, ProviderError> {
         let mut conn = self.connection().await?;
         run(&mut conn, session::BEGIN).await?;
-        match run_statement(&mut conn, &p, "").await {
-            Ok(result) => {
-                run(&mut conn, session::COMMIT).await?;
-                Ok(result)
-            }
-            Err(error) => {
-                rollback(&mut conn).await;
-                Err(error)
-            }
-        }
+        let result = conn.run_statement(&p, "").await;
+        settle(&mut conn, session::COMMIT, result).await
     }
 
-    /// Runs the batch in the call's transaction; any failure rolls the whole batch back and
-    /// names the failing statement.
     async fn transaction(&self, p: TransactionParams) -> Result<TransactionResult, ProviderError> {
         let mut conn = self.connection().await?;
         run(&mut conn, session::BEGIN).await?;
-        let mut results = Vec::with_capacity(p.statements.len());
-        for (index, statement) in p.statements.iter().enumerate() {
-            match run_statement(&mut conn, statement, &format!("/statements/{index}")).await {
-                Ok(result) => results.push(result),
-                Err(mut error) => {
-                    rollback(&mut conn).await;
-                    error.detail = format!(
-                        "statement {index} failed, nothing was committed: {}",
-                        error.detail
-                    );
-                    return Err(error);
-                }
-            }
-        }
-        run(&mut conn, session::COMMIT).await?;
-        Ok(TransactionResult { results })
+        let result = engine::run_batch(&mut *conn, &p.statements).await;
+        settle(&mut conn, session::COMMIT, result).await
     }
 
     async fn metadata(&self, p: MetadataParams) -> Result<MetadataResult, ProviderError> {
@@ -359,38 +242,65 @@ impl MssqlProvider {
             Ok(stream) => stream.into_first_result().await,
             Err(e) => Err(e),
         };
-        let rows = match rows {
-            Ok(rows) => {
-                run(&mut conn, session::ROLLBACK).await?;
-                rows
-            }
-            Err(e) => {
-                rollback(&mut conn).await;
-                return Err(errors::from_tiberius(e));
-            }
-        };
-        let mut tables: BTreeMap<String, Vec<TableColumn>> = BTreeMap::new();
-        for row in &rows {
-            let column = metadata_column(row).map_err(errors::from_tiberius)?;
-            // The database's collation may match names case-insensitively; the contract's
-            // `table` is an exact name.
-            if p.table.as_ref().is_none_or(|t| *t == column.0) {
-                tables.entry(column.0).or_default().push(column.1);
-            }
+        let rows = settle(
+            &mut conn,
+            session::ROLLBACK,
+            rows.map_err(errors::from_tiberius),
+        )
+        .await?;
+        let columns = rows
+            .iter()
+            .map(metadata_column)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(errors::from_tiberius)?;
+        // The database's collation may match names case-insensitively; the contract's `table`
+        // is an exact name.
+        let columns = columns
+            .into_iter()
+            .filter(|(table, _)| p.table.as_ref().is_none_or(|t| t == table));
+        engine::tables(columns, p.table.as_deref())
+    }
+
+    async fn probe(&self) -> Result<(), ProviderError> {
+        run(&mut *self.connection().await?, "SELECT 1").await
+    }
+
+    /// Gives up this instance's share of the tenant's pool; the last instance to stop takes
+    /// it out of the registry, and its connections close when that instance is dropped.
+    async fn stop(&self) {
+        if !self.stopped.swap(true, Ordering::SeqCst) {
+            self.pools.release(&self.tenant, &self.access).await;
         }
-        if let Some(table) = &p.table
-            && tables.is_empty()
-        {
-            return Err(ProviderError::not_found(format!(
-                "no table named {table:?}"
-            )));
+    }
+}
+
+impl MssqlProvider {
+    async fn connection(
+        &self,
+    ) -> Result<bb8::PooledConnection<'_, ConnectionManager>, ProviderError> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(stopped());
         }
-        Ok(MetadataResult {
-            tables: tables
-                .into_iter()
-                .map(|(name, columns)| TableInfo { name, columns })
-                .collect(),
-        })
+        self.access.get().await.map_err(errors::from_pool)
+    }
+}
+
+/// Ends the call's transaction with `end` (`COMMIT`, or `ROLLBACK` for a read) after a
+/// success, with a rollback at once after a failure.
+async fn settle<T>(
+    conn: &mut Client,
+    end: &str,
+    result: Result<T, ProviderError>,
+) -> Result<T, ProviderError> {
+    match result {
+        Ok(value) => {
+            run(conn, end).await?;
+            Ok(value)
+        }
+        Err(error) => {
+            rollback(conn).await;
+            Err(error)
+        }
     }
 }
 
@@ -419,31 +329,31 @@ fn metadata_column(row: &tiberius::Row) -> tiberius::Result<(String, TableColumn
     ))
 }
 
-/// Runs one statement of the call. `at` is its JSON pointer prefix (`""` for execute,
-/// `/statements/<i>` in a batch).
-async fn run_statement(
-    conn: &mut Client,
-    statement: &StatementParams,
-    at: &str,
-) -> Result<ExecResult, ProviderError> {
-    let sql_at = format!("{at}/sql");
-    session::refuse_transaction_control(&statement.sql, &sql_at)?;
-    let params = values::params(&statement.params, &format!("{at}/params"))?;
-    let done = conn
-        .execute(statement.sql.as_str(), &values::as_sql(&params))
-        .await
-        .map_err(|e| errors::statement(e, &sql_at))?;
-    let last_insert_id = if session::inserts(&statement.sql) {
-        last_identity(conn).await?
-    } else {
-        None
-    };
-    Ok(ExecResult {
-        // The row counts the server reported for the statement (several for a batch of
-        // statements, including those of triggers that do not SET NOCOUNT ON).
-        rows_affected: done.total(),
-        last_insert_id,
-    })
+impl Session for Client {
+    async fn run_statement(
+        &mut self,
+        statement: &StatementParams,
+        at: &str,
+    ) -> Result<ExecResult, ProviderError> {
+        let sql_at = format!("{at}/sql");
+        session::refuse_transaction_control(&statement.sql, &sql_at)?;
+        let params = values::params(&statement.params, &format!("{at}/params"))?;
+        let done = self
+            .execute(statement.sql.as_str(), &values::as_sql(&params))
+            .await
+            .map_err(|e| errors::statement(e, &sql_at))?;
+        let last_insert_id = if session::inserts(&statement.sql) {
+            last_identity(self).await?
+        } else {
+            None
+        };
+        Ok(ExecResult {
+            // The row counts the server reported for the statement (several for a batch of
+            // statements, including those of triggers that do not SET NOCOUNT ON).
+            rows_affected: done.total(),
+            last_insert_id,
+        })
+    }
 }
 
 /// The IDENTITY value the session's last insert generated (`numeric(38,0)`, `NULL` when the
@@ -498,10 +408,5 @@ async fn read(
         }
         rows.push(values::row_object(&row).map_err(|e| errors::at(e, "/sql"))?);
     }
-    Ok(QueryResult {
-        columns,
-        row_count: rows.len(),
-        rows,
-        truncated,
-    })
+    Ok(QueryResult::new(columns, rows, truncated))
 }

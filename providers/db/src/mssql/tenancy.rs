@@ -21,10 +21,10 @@
 //! value as an `N'…'` literal (with `'` doubled), although the names and passwords built here
 //! hold only `a-z`, `0-9`, `_` and `-`.
 
-use sha2::{Digest, Sha256};
-use switchyard_spi::{ErrorCode, ProviderError, TenantId};
+use switchyard_spi::{ErrorCode, ProviderError};
 
 use super::errors;
+use crate::siloed;
 
 /// SQL Server's longest identifier (`sysname`), which `QUOTENAME` accepts.
 const MAX_NAME_LEN: usize = 128;
@@ -32,48 +32,17 @@ const MAX_NAME_LEN: usize = 128;
 /// The database of `tenant`: `<prefix><tenant>` with `-` as `_`; a name longer than SQL
 /// Server allows keeps its first 111 characters followed by `_` and 16 hex digits of its hash.
 pub fn tenant_database(prefix: &str, tenant: &str) -> String {
-    let name = format!("{prefix}{}", tenant.replace('-', "_"));
-    if name.len() <= MAX_NAME_LEN {
-        return name;
-    }
-    let hash = hex::encode(Sha256::digest(name.as_bytes()));
-    format!("{}_{}", &name[..MAX_NAME_LEN - 17], &hash[..16])
+    siloed::database_name(prefix, tenant, MAX_NAME_LEN)
 }
 
 /// The login (and database user) owning `database` (see the module docs).
 pub fn tenant_login(database: &str) -> String {
-    let hash = hex::encode(Sha256::digest(database.as_bytes()));
-    format!("sy_{}", &hash[..24])
+    siloed::account_name(database)
 }
 
-/// The password of `login` under `secret`.
+/// The password of `login` under `secret`; `Sy-` meets SQL Server's complexity policy.
 pub(crate) fn tenant_password(secret: &str, login: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(secret.as_bytes());
-    hasher.update([0]);
-    hasher.update(login.as_bytes());
-    format!("Sy-{}", hex::encode(hasher.finalize()))
-}
-
-/// Keeps a database prefix to lowercase letters, digits and `_`.
-pub(crate) fn clean_prefix(prefix: &str) -> String {
-    prefix
-        .chars()
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// The database and login names of `tenant`.
-pub(crate) fn names(prefix: &str, tenant: &TenantId) -> (String, String) {
-    let database = tenant_database(prefix, tenant.as_str());
-    let login = tenant_login(&database);
-    (database, login)
+    format!("Sy-{}", siloed::derived_password(secret, login))
 }
 
 /// `name` as a delimited identifier, as `QUOTENAME(name)` writes it: `[` … `]`, with `]`
@@ -165,7 +134,7 @@ mod tests {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         );
         assert_ne!(login, tenant_login("t_acme"));
-        assert_eq!(clean_prefix("Ab-c_1]"), "_b_c_1_");
+        assert_eq!(siloed::clean_prefix("Ab-c_1]"), "_b_c_1_");
     }
 
     #[test]

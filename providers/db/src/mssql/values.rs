@@ -19,19 +19,11 @@ use tiberius::time::{Date, DateTime, DateTime2, DateTimeOffset, SmallDateTime, T
 use tiberius::{ColumnData, ColumnType, Row, ToSql};
 
 pub(crate) use crate::contract::ColumnInfo;
+use crate::contract::Param;
 
-/// One bound parameter (`@P1`, `@P2`, …): integers as `bigint`, other numbers as
-/// `float`, strings as `nvarchar`, booleans as `bit`, null as an `nvarchar` NULL (SQL Server
-/// has no untyped NULL; it converts to every type but the binary ones).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Param {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(String),
-}
-
+/// Binds params (`@P1`, `@P2`, …): integers as `bigint`, other numbers as `float`, strings
+/// as `nvarchar`, booleans as `bit`, null as an `nvarchar` NULL (SQL Server has no untyped
+/// NULL; it converts to every type but the binary ones).
 impl ToSql for Param {
     fn to_sql(&self) -> ColumnData<'_> {
         match self {
@@ -46,27 +38,7 @@ impl ToSql for Param {
 
 /// The call's params; `pointer` locates the params array for error reporting.
 pub(crate) fn params(values: &[Value], pointer: &str) -> Result<Vec<Param>, ProviderError> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(index, value)| match value {
-            Value::Null => Ok(Param::Null),
-            Value::Bool(b) => Ok(Param::Bool(*b)),
-            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                (Some(i), _) => Ok(Param::Int(i)),
-                (None, Some(f)) if n.is_f64() => Ok(Param::Float(f)),
-                _ => Err(ProviderError::invalid_param(
-                    &format!("{pointer}/{index}"),
-                    "integer does not fit SQL Server's bigint",
-                )),
-            },
-            Value::String(s) => Ok(Param::Text(s.clone())),
-            Value::Array(_) | Value::Object(_) => Err(ProviderError::invalid_param(
-                &format!("{pointer}/{index}"),
-                "a bind value must be null, boolean, number or string",
-            )),
-        })
-        .collect()
+    Param::list(values, pointer, "integer does not fit SQL Server's bigint")
 }
 
 /// `params` as tiberius takes them.

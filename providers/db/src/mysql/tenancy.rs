@@ -12,11 +12,11 @@
 //! set again at every start, so rotating the secret (or the admin password it defaults to)
 //! only needs a restart.
 
-use sha2::{Digest, Sha256};
 use sqlx::MySqlPool;
-use switchyard_spi::{ProviderError, TenantId};
+use switchyard_spi::ProviderError;
 
 use super::errors;
+use crate::siloed;
 
 /// MySQL's longest database name.
 const MAX_DATABASE_LEN: usize = 64;
@@ -24,41 +24,12 @@ const MAX_DATABASE_LEN: usize = 64;
 /// The database of `tenant`: `<prefix><tenant>` with `-` as `_`; a name longer than MySQL
 /// allows keeps its first 47 characters followed by `_` and 16 hex digits of its hash.
 pub fn tenant_database(prefix: &str, tenant: &str) -> String {
-    let name = format!("{prefix}{}", tenant.replace('-', "_"));
-    if name.len() <= MAX_DATABASE_LEN {
-        return name;
-    }
-    let hash = hex::encode(Sha256::digest(name.as_bytes()));
-    format!("{}_{}", &name[..47], &hash[..16])
+    siloed::database_name(prefix, tenant, MAX_DATABASE_LEN)
 }
 
 /// The user owning `database` (see the module docs).
 pub fn tenant_user(database: &str) -> String {
-    let hash = hex::encode(Sha256::digest(database.as_bytes()));
-    format!("sy_{}", &hash[..24])
-}
-
-/// The password of `user` under `secret`.
-pub(crate) fn tenant_password(secret: &str, user: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(secret.as_bytes());
-    hasher.update([0]);
-    hasher.update(user.as_bytes());
-    hex::encode(hasher.finalize())
-}
-
-/// Keeps a database prefix to lowercase letters, digits and `_`.
-pub(crate) fn clean_prefix(prefix: &str) -> String {
-    prefix
-        .chars()
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    siloed::account_name(database)
 }
 
 /// A string literal for SQL (the only literal built here is the admin's host pattern).
@@ -96,13 +67,6 @@ pub(crate) async fn provision(
     Ok(())
 }
 
-/// The database and user names of `tenant`.
-pub(crate) fn names(prefix: &str, tenant: &TenantId) -> (String, String) {
-    let database = tenant_database(prefix, tenant.as_str());
-    let user = tenant_user(&database);
-    (database, user)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,7 +80,10 @@ mod tests {
         assert_ne!(db, tenant_database("t_", &"a".repeat(62)));
         let user = tenant_user(&db);
         assert!(user.len() <= 32);
-        assert_ne!(tenant_password("s", &user), tenant_password("t", &user));
-        assert_eq!(clean_prefix("Ab-c_1"), "_b_c_1");
+        assert_ne!(
+            siloed::derived_password("s", &user),
+            siloed::derived_password("t", &user)
+        );
+        assert_eq!(siloed::clean_prefix("Ab-c_1"), "_b_c_1");
     }
 }

@@ -8,13 +8,14 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
-use sqlx::error::BoxDynError;
 use sqlx::mysql::{MySqlArguments, MySqlColumn, MySqlRow, MySqlValueRef};
 use sqlx::query::Query;
 use sqlx::{Column, Decode, MySql, Row, TypeInfo, ValueRef};
-use switchyard_spi::{ErrorCode, ProviderError};
+use switchyard_spi::ProviderError;
 
 pub(crate) use crate::contract::ColumnInfo;
+use crate::contract::Param;
+use crate::rows::{self, Cell};
 
 /// Binds positional params (`?`): integers as `BIGINT`, other numbers as `DOUBLE`, strings as
 /// text, booleans as `BOOLEAN`, null as NULL. `pointer` locates the params array.
@@ -23,27 +24,17 @@ pub(crate) fn bind<'q>(
     values: &[Value],
     pointer: &str,
 ) -> Result<Query<'q, MySql, MySqlArguments>, ProviderError> {
-    for (index, value) in values.iter().enumerate() {
-        query = match value {
-            Value::Null => query.bind(None::<String>),
-            Value::Bool(b) => query.bind(*b),
-            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                (Some(i), _) => query.bind(i),
-                (None, Some(f)) if n.is_f64() => query.bind(f),
-                _ => {
-                    return Err(ProviderError::invalid_param(
-                        &format!("{pointer}/{index}"),
-                        "integer does not fit a signed 64-bit BIGINT",
-                    ));
-                }
-            },
-            Value::String(s) => query.bind(s.clone()),
-            Value::Array(_) | Value::Object(_) => {
-                return Err(ProviderError::invalid_param(
-                    &format!("{pointer}/{index}"),
-                    "a bind value must be null, boolean, number or string",
-                ));
-            }
+    for param in Param::list(
+        values,
+        pointer,
+        "integer does not fit a signed 64-bit BIGINT",
+    )? {
+        query = match param {
+            Param::Null => query.bind(None::<String>),
+            Param::Bool(b) => query.bind(b),
+            Param::Int(i) => query.bind(i),
+            Param::Float(f) => query.bind(f),
+            Param::Text(s) => query.bind(s),
         };
     }
     Ok(query)
@@ -87,41 +78,19 @@ pub(crate) fn declared_type_name(column_type: &str) -> String {
     format!("{base}{suffix}")
 }
 
+/// The columns of a result, from one of its rows.
+pub(crate) fn columns_of_row(row: &MySqlRow) -> Vec<ColumnInfo> {
+    row.columns().iter().map(column_info).collect()
+}
+
 /// One row as an object keyed by column name (with duplicate names the last column wins).
 pub(crate) fn row_object(row: &MySqlRow) -> Result<Map<String, Value>, ProviderError> {
-    let mut object = Map::new();
-    for column in row.columns() {
-        let raw = row
-            .try_get_raw(column.ordinal())
-            .map_err(|e| ProviderError::internal(format!("cannot read a result cell: {e}")))?;
-        let value = cell(raw, column.type_info().name()).map_err(|e| match e {
-            Cell::Unsupported(type_name) => ProviderError::new(
-                ErrorCode::StatementFailed,
-                format!(
-                    "column {:?} has type {type_name}, which db/mysql does not turn into JSON: \
-                     cast it in the SQL, e.g. CAST({} AS CHAR)",
-                    column.name(),
-                    column.name()
-                ),
-            ),
-            Cell::Corrupt(e) => {
-                ProviderError::internal(format!("cannot decode column {:?}: {e}", column.name()))
-            }
-        })?;
-        object.insert(column.name().to_owned(), value);
-    }
-    Ok(object)
-}
-
-enum Cell {
-    Unsupported(String),
-    Corrupt(BoxDynError),
-}
-
-impl From<BoxDynError> for Cell {
-    fn from(e: BoxDynError) -> Self {
-        Cell::Corrupt(e)
-    }
+    rows::row_object(
+        row,
+        "mysql",
+        |name| format!("CAST({name} AS CHAR)"),
+        |raw, column| cell(raw, column.type_info().name()),
+    )
 }
 
 fn cell(raw: MySqlValueRef<'_>, type_name: &str) -> Result<Value, Cell> {

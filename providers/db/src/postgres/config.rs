@@ -12,9 +12,13 @@ use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 use switchyard_spi::{ErrorCode, ProviderError};
 
-const MAX_CONNECTIONS: (u64, u64) = (1, 32);
-const STATEMENT_TIMEOUT_MS: (u64, u64) = (1, 600_000);
-const MAX_ROWS: (u64, u64) = (1, 100_000);
+use crate::limits::{self, Limit, MAX_CONNECTIONS, MAX_ROWS};
+
+const STATEMENT_TIMEOUT_MS: Limit = Limit {
+    name: "statement_timeout_ms",
+    min: 1,
+    max: 600_000,
+};
 
 /// Where a tenant's data lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -74,40 +78,16 @@ impl PostgresConfig {
     /// Reads and checks a tenant's config; problems come back as `config_invalid` with a
     /// pointer per offending field.
     pub fn parse(config: Value) -> Result<Self, ProviderError> {
-        let config: PostgresConfig = serde_json::from_value(config)
-            .map_err(|e| ProviderError::field(ErrorCode::ConfigInvalid, "", e.to_string()))?;
-        let invalid = |pointer: &str, detail: String| {
-            ProviderError::field(ErrorCode::ConfigInvalid, pointer, detail)
-        };
-        for (pointer, value, range) in [
-            (
-                "/max_connections",
-                u64::from(config.max_connections),
-                MAX_CONNECTIONS,
-            ),
-            (
-                "/statement_timeout_ms",
-                config.statement_timeout_ms,
-                STATEMENT_TIMEOUT_MS,
-            ),
-            ("/max_rows", u64::from(config.max_rows), MAX_ROWS),
-        ] {
-            if !(range.0..=range.1).contains(&value) {
-                return Err(invalid(
-                    pointer,
-                    format!("{value} is outside {}..={}", range.0, range.1),
-                ));
-            }
-        }
+        let config: PostgresConfig = limits::parse(config)?;
+        MAX_CONNECTIONS.check(config.max_connections)?;
+        STATEMENT_TIMEOUT_MS.check(config.statement_timeout_ms)?;
+        MAX_ROWS.check(config.max_rows)?;
+        let invalid = |detail: &str| ProviderError::field(ErrorCode::ConfigInvalid, "/dsn", detail);
         match (config.mode, &config.dsn) {
-            (Mode::Siloed, None) => {
-                return Err(invalid("/dsn", "siloed mode needs a dsn".into()));
-            }
+            (Mode::Siloed, None) => return Err(invalid("siloed mode needs a dsn")),
             (Mode::Pooled, Some(_)) => {
                 return Err(invalid(
-                    "/dsn",
-                    "a dsn is only used in siloed mode; pooled tenants share the platform database"
-                        .into(),
+                    "a dsn is only used in siloed mode; pooled tenants share the platform database",
                 ));
             }
             (Mode::Siloed, Some(dsn)) => {
@@ -141,47 +121,40 @@ fn parse_dsn(dsn: &str) -> Result<PgConnectOptions, ProviderError> {
 /// The JSON Schema of [`PostgresConfig`], built from the limits and defaults the code uses.
 pub fn schema() -> Value {
     let defaults = PostgresConfig::default();
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "mode": {
+    let mut schema = limits::schema([
+        (
+            "mode".to_owned(),
+            json!({
                 "enum": ["pooled", "siloed"], "default": "pooled",
                 "description": "pooled: the platform's shared database, isolated by schema and row-level security; siloed: the tenant's own database at dsn."
-            },
-            "dsn": {
+            }),
+        ),
+        (
+            "dsn".to_owned(),
+            json!({
                 "type": "string", "minLength": 1, "pattern": "^(postgres(ql)?|secret)://",
                 "description": "Siloed mode only: postgres:// URL of the tenant's own database, or a secret:// reference to one (it holds a password)."
-            },
-            "max_connections": {
-                "type": "integer",
-                "minimum": MAX_CONNECTIONS.0, "maximum": MAX_CONNECTIONS.1,
-                "default": defaults.max_connections,
-                "description": "Calls of this tenant holding a connection at once (its share of the shared pool, or its own pool's size when siloed)."
-            },
-            "statement_timeout_ms": {
-                "type": "integer",
-                "minimum": STATEMENT_TIMEOUT_MS.0, "maximum": STATEMENT_TIMEOUT_MS.1,
-                "default": defaults.statement_timeout_ms,
-                "description": "Longest a statement may run before it is cancelled with a retryable timeout."
-            },
-            "max_rows": {
-                "type": "integer",
-                "minimum": MAX_ROWS.0, "maximum": MAX_ROWS.1,
-                "default": defaults.max_rows,
-                "description": "Most rows one query returns; a caller's max_rows may lower it, never raise it."
-            }
-        },
-        "if": {"properties": {"mode": {"const": "siloed"}}, "required": ["mode"]},
-        "then": {"required": ["dsn"]},
-        "else": {"not": {"required": ["dsn"]}}
-    })
+            }),
+        ),
+        MAX_CONNECTIONS.property(
+            defaults.max_connections,
+            "Calls of this tenant holding a connection at once (its share of the shared pool, or its own pool's size when siloed).",
+        ),
+        STATEMENT_TIMEOUT_MS.property(
+            defaults.statement_timeout_ms,
+            "Longest a statement may run before it is cancelled with a retryable timeout.",
+        ),
+        limits::max_rows_property(defaults.max_rows),
+    ]);
+    schema["if"] = json!({"properties": {"mode": {"const": "siloed"}}, "required": ["mode"]});
+    schema["then"] = json!({"required": ["dsn"]});
+    schema["else"] = json!({"not": {"required": ["dsn"]}});
+    schema
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_contracts::schema::Compiled;
 
     #[test]
     fn empty_config_gives_the_documented_defaults() {
@@ -200,7 +173,6 @@ mod tests {
 
     #[test]
     fn schema_and_parser_agree_on_what_is_valid() {
-        let schema = Compiled::new(&schema(), "db/postgres#config").unwrap();
         let dsn = "postgres://u:p@db.example:5432/acme";
         let cases = [
             (json!({}), true),
@@ -215,18 +187,7 @@ mod tests {
             (json!({"max_rows": 100_001}), false),
             (json!({"busy_timeout_ms": 5}), false),
         ];
-        for (config, valid) in cases {
-            assert_eq!(
-                schema.check(&config).is_empty(),
-                valid,
-                "schema on {config}"
-            );
-            let parsed = PostgresConfig::parse(config.clone());
-            assert_eq!(parsed.is_ok(), valid, "parser on {config}");
-            if let Err(err) = parsed {
-                assert_eq!(err.code, ErrorCode::ConfigInvalid);
-            }
-        }
+        limits::assert_schema_agrees_with_parse(&schema(), PostgresConfig::parse, &cases);
     }
 
     #[test]

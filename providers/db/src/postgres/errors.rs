@@ -4,7 +4,10 @@
 //! (`conflict`), retry later (`provider_unavailable`/`timeout`, retryable only when waiting
 //! can help).
 
-use switchyard_spi::{ErrorCode, FieldError, ProviderError};
+use switchyard_spi::{ErrorCode, ProviderError};
+
+pub(crate) use crate::errors::at;
+use crate::errors::{concurrent, conflict, failed, read_only, server_unavailable, unusable};
 
 /// An error raised by the statement at `pointer` (`/sql`, `/statements/2/sql`), which is
 /// attached so the caller knows which statement failed.
@@ -12,67 +15,29 @@ pub(crate) fn statement(err: sqlx::Error, pointer: &str) -> ProviderError {
     at(from_sqlx(err), pointer)
 }
 
-/// Attaches `pointer` as the error's field.
-pub(crate) fn at(mut error: ProviderError, pointer: &str) -> ProviderError {
-    error.errors.push(FieldError {
-        pointer: pointer.to_owned(),
-        detail: error.detail.clone(),
-    });
-    error
-}
-
 /// An error not tied to one statement (connecting, opening the call's transaction).
 pub(crate) fn from_sqlx(err: sqlx::Error) -> ProviderError {
-    match err {
-        sqlx::Error::Database(db) => {
-            from_sqlstate(db.code().as_deref().unwrap_or(""), db.message())
-        }
-        sqlx::Error::PoolTimedOut => {
-            ProviderError::unavailable("no database connection became free in time")
-        }
-        sqlx::Error::PoolClosed => {
-            ProviderError::unavailable("this instance was stopped; send the call again")
-        }
-        sqlx::Error::Io(e) => {
-            ProviderError::unavailable(format!("database connection failed: {e}"))
-        }
-        sqlx::Error::Tls(e) => ProviderError::unavailable(format!("database TLS failed: {e}")),
-        sqlx::Error::Protocol(e) => {
-            ProviderError::unavailable(format!("database protocol error: {e}"))
-        }
-        sqlx::Error::WorkerCrashed => {
-            ProviderError::unavailable("the database connection's worker stopped")
-        }
-        other => ProviderError::internal(other.to_string()),
-    }
+    crate::errors::from_sqlx(err, |db| {
+        from_sqlstate(db.code().as_deref().unwrap_or(""), db.message())
+    })
 }
 
 /// Classifies by SQLSTATE (class = first two characters).
 fn from_sqlstate(code: &str, message: &str) -> ProviderError {
     match (code, code.get(..2).unwrap_or("")) {
-        (_, "23") => ProviderError::new(ErrorCode::Conflict, message),
-        ("40001" | "40P01", _) => ProviderError::unavailable(format!(
-            "transaction aborted by a concurrent one, retry: {message}"
-        )),
+        (_, "23") => conflict(message),
+        ("40001" | "40P01", _) => concurrent(message),
         ("57014", _) => ProviderError::new(
             ErrorCode::Timeout,
             format!("{message}: the statement ran longer than statement_timeout_ms"),
         ),
-        ("25006", _) => ProviderError::new(
-            ErrorCode::StatementFailed,
-            format!("{message}: query is read-only, change data with execute or transaction"),
-        ),
+        ("25006", _) => read_only(message),
         // Server shutting down or restarting, too many connections, out of resources.
-        (_, "08" | "53" | "57") => {
-            ProviderError::unavailable(format!("database unavailable: {message}"))
-        }
+        (_, "08" | "53" | "57") => server_unavailable(message),
         // Wrong password, missing database: waiting will not fix the configuration.
-        (_, "28") | ("3D000", _) => {
-            ProviderError::unavailable(format!("cannot use the database: {message}"))
-                .with_retryable(false)
-        }
+        (_, "28") | ("3D000", _) => unusable(message),
         (_, "XX" | "58") => ProviderError::internal(format!("database internal error: {message}")),
-        _ => ProviderError::new(ErrorCode::StatementFailed, message),
+        _ => failed(message),
     }
 }
 

@@ -11,18 +11,13 @@ mod rls;
 mod session;
 mod values;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use serde_json::Value;
-use sqlx::{Executor, PgPool, Postgres, Row, Statement, Transaction};
-use switchyard_contracts::domains;
+use sqlx::{Executor, PgPool, Postgres, Statement, Transaction};
 use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
-    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
-    to_result,
+    Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
 };
 use tokio::sync::{OnceCell, OwnedSemaphorePermit};
 
@@ -31,9 +26,12 @@ pub use rls::{provision, tenant_schema};
 
 use crate::contract::{
     ExecResult, MetadataParams, MetadataResult, QueryParams, QueryResult, StatementParams,
-    TableColumn, TableInfo, TransactionParams, TransactionResult,
+    TableColumn, TransactionParams, TransactionResult,
 };
-use pools::{Registry, Target, TenantPool};
+use crate::engine::{self, Engine, Instance, Session};
+use crate::errors::stopped;
+use crate::rows::{self, Reader, Rows};
+use pools::{Access, Registry, Target};
 use rls::Enrollment;
 
 /// Platform settings of the engine (not per tenant): where the shared database is and which
@@ -83,17 +81,13 @@ struct Shared {
 impl PostgresFactory {
     pub fn new(settings: PostgresSettings) -> Self {
         PostgresFactory {
-            descriptor: ProviderDescriptor {
-                domain: "db".into(),
-                name: "postgres".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: "PostgreSQL: a shared database isolated by row-level security, or a \
-                          tenant's own database."
-                    .into(),
-                capabilities: vec!["transactions".into(), "metadata".into(), "rls".into()],
-                config_schema: config::schema(),
-                actions: domains::actions("db"),
-            },
+            descriptor: engine::descriptor(
+                PostgresProvider::NAME,
+                "PostgreSQL: a shared database isolated by row-level security, or a \
+                          tenant's own database.",
+                &["transactions", "metadata", "rls"],
+                config::schema(),
+            ),
             settings,
             shared: OnceCell::new(),
             registry: Arc::new(Registry::new()),
@@ -131,30 +125,26 @@ impl ProviderFactory for PostgresFactory {
         let config = PostgresConfig::parse(ctx.config)?;
         let (scope, access) = match config.connect_options()? {
             Some(options) => {
-                let access = self
-                    .registry
-                    .acquire(&ctx.tenant, &config, Target::Own(Box::new(options)))
-                    .await;
+                let target = Target::Own(Box::new(options));
+                let access = pools::acquire(&self.registry, &ctx.tenant, &config, target).await?;
                 (Scope::Siloed, access)
             }
             None => {
                 let shared = self.shared().await?;
                 let enrollment = rls::enroll(&shared.admin, &ctx.tenant).await?;
-                let access = self
-                    .registry
-                    .acquire(&ctx.tenant, &config, Target::Shared(&shared.app))
-                    .await;
+                let target = Target::Shared(&shared.app);
+                let access = pools::acquire(&self.registry, &ctx.tenant, &config, target).await?;
                 (Scope::Pooled(enrollment), access)
             }
         };
-        Ok(Arc::new(PostgresProvider {
+        Ok(Arc::new(Instance(PostgresProvider {
             tenant: ctx.tenant,
             config,
             scope,
             access,
             registry: self.registry.clone(),
             stopped: AtomicBool::new(false),
-        }))
+        })))
     }
 }
 
@@ -168,7 +158,7 @@ struct PostgresProvider {
     tenant: TenantId,
     config: PostgresConfig,
     scope: Scope,
-    access: Arc<TenantPool>,
+    access: Access,
     registry: Arc<Registry>,
     /// Makes `stop` idempotent and refuses calls after it.
     stopped: AtomicBool,
@@ -179,6 +169,8 @@ struct PostgresProvider {
 struct Call {
     tx: Transaction<'static, Postgres>,
     _permit: OwnedSemaphorePermit,
+    /// Pooled mode, whose tables keep the id each insert generated (see `rls`).
+    pooled: bool,
 }
 
 /// Tables and columns of the call's schema (the tenant's in pooled mode, hiding the
@@ -196,51 +188,107 @@ const METADATA: &str = "SELECT c.relname::text, a.attname::text, \
      ORDER BY c.relname, a.attnum";
 
 #[async_trait]
-impl Provider for PostgresProvider {
-    async fn invoke(&self, _ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
-        match call.action.as_str() {
-            "query" => to_result(self.query(parse_params(call.params)?).await?),
-            "execute" => to_result(self.execute(parse_params(call.params)?).await?),
-            "transaction" => to_result(self.transaction(parse_params(call.params)?).await?),
-            "metadata" => to_result(self.metadata(parse_params(call.params)?).await?),
-            other => Err(ProviderError::new(
-                ErrorCode::ActionNotFound,
-                format!("db/postgres has no action {other:?}"),
-            )),
+impl Engine for PostgresProvider {
+    const NAME: &'static str = "postgres";
+
+    /// The server produces the whole result, bounded by the statement timeout; only `max_rows`
+    /// + 1 rows of it are read (see `rows::read`).
+    async fn query(&self, p: QueryParams) -> Result<QueryResult, ProviderError> {
+        session::refuse_transaction_control(&p.sql, "/sql")?;
+        let cap = engine::row_cap(p.max_rows, self.config.max_rows);
+        let query = values::bind(sqlx::query(&p.sql), &p.params, "/params")?;
+        let mut call = self.begin(true).await?;
+        let reader = Reader {
+            columns: values::columns_of_row,
+            object: |row| values::row_object(row).map_err(|e| errors::at(e, "/sql")),
+            error: |e| errors::statement(e, "/sql"),
+        };
+        let Rows {
+            columns,
+            rows,
+            truncated,
+        } = rows::read(&mut *call.tx, query, cap, reader).await?;
+        let columns = match columns {
+            Some(columns) => columns,
+            // No row to look at: describing the statement gives its columns.
+            None => (&mut *call.tx)
+                .prepare_with(p.sql.as_str(), &values::param_types(&p.params))
+                .await
+                .map_err(|e| errors::statement(e, "/sql"))?
+                .columns()
+                .iter()
+                .map(values::column_info)
+                .collect(),
+        };
+        call.tx.commit().await.map_err(errors::from_sqlx)?;
+        Ok(QueryResult::new(columns, rows, truncated))
+    }
+
+    async fn execute(&self, p: StatementParams) -> Result<ExecResult, ProviderError> {
+        let mut call = self.begin(false).await?;
+        let result = call.run_statement(&p, "").await?;
+        call.tx.commit().await.map_err(errors::from_sqlx)?;
+        Ok(result)
+    }
+
+    /// Runs the batch in the call's transaction; a failure rolls it back at once rather than
+    /// when the transaction is dropped, to free the connection.
+    async fn transaction(&self, p: TransactionParams) -> Result<TransactionResult, ProviderError> {
+        let mut call = self.begin(false).await?;
+        match engine::run_batch(&mut call, &p.statements).await {
+            Ok(result) => {
+                call.tx.commit().await.map_err(errors::from_sqlx)?;
+                Ok(result)
+            }
+            Err(error) => {
+                engine::rollback(call.tx, "postgres").await;
+                Err(error)
+            }
         }
     }
 
-    async fn health(&self) -> Health {
-        let probe = if self.stopped.load(Ordering::SeqCst) {
-            Err(stopped())
-        } else {
-            sqlx::query_scalar::<_, i32>("SELECT 1")
-                .fetch_one(&self.access.pool)
-                .await
-                .map_err(errors::from_sqlx)
-        };
-        let (status, detail) = match probe {
-            Ok(_) => (HealthStatus::Up, None),
-            Err(e) => (HealthStatus::Down, Some(e.detail)),
-        };
-        Health::from_dependencies(vec![DependencyHealth {
-            name: "postgres".into(),
-            status,
-            detail,
-        }])
+    async fn metadata(&self, p: MetadataParams) -> Result<MetadataResult, ProviderError> {
+        let mut call = self.begin(true).await?;
+        let columns: Vec<(String, String, String, bool, bool)> = sqlx::query_as(METADATA)
+            .bind(p.table.as_deref())
+            .bind(call.pooled)
+            .bind(rls::TENANT_COLUMN)
+            .fetch_all(&mut *call.tx)
+            .await
+            .map_err(errors::from_sqlx)?;
+        call.tx.commit().await.map_err(errors::from_sqlx)?;
+        let columns = columns
+            .into_iter()
+            .map(|(table, name, format_type, not_null, key)| {
+                let column = TableColumn {
+                    name,
+                    declared_type: values::declared_type_name(&format_type),
+                    nullable: !not_null,
+                    primary_key: key,
+                };
+                (table, column)
+            });
+        engine::tables(columns, p.table.as_deref())
+    }
+
+    async fn probe(&self) -> Result<(), ProviderError> {
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(stopped());
+        }
+        sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(&self.access.pool)
+            .await
+            .map(drop)
+            .map_err(errors::from_sqlx)
     }
 
     /// Gives up this instance's share of the tenant's access; a siloed pool closes when no
     /// instance uses it any more.
     async fn stop(&self) {
         if !self.stopped.swap(true, Ordering::SeqCst) {
-            self.registry.release(&self.tenant, &self.access).await;
+            pools::release(&self.registry, &self.tenant, &self.access).await;
         }
     }
-}
-
-fn stopped() -> ProviderError {
-    ProviderError::unavailable("this instance was stopped; send the call again")
 }
 
 impl PostgresProvider {
@@ -277,97 +325,14 @@ impl PostgresProvider {
         Ok(Call {
             tx,
             _permit: permit,
+            pooled: matches!(self.scope, Scope::Pooled(_)),
         })
     }
+}
 
-    /// Streams rows and stops reading at `max_rows + 1`, so a huge result costs no more
-    /// memory than the cap (the server still produces it, bounded by the statement timeout).
-    async fn query(&self, p: QueryParams) -> Result<QueryResult, ProviderError> {
-        session::refuse_transaction_control(&p.sql, "/sql")?;
-        let cap =
-            p.max_rows
-                .map_or(self.config.max_rows, |m| m.min(self.config.max_rows)) as usize;
-        let query = values::bind(sqlx::query(&p.sql), &p.params, "/params")?;
-        let mut call = self.begin(true).await?;
-        let mut rows = Vec::new();
-        let mut columns = None;
-        let mut truncated = false;
-        {
-            let mut stream = query.fetch(&mut *call.tx);
-            while let Some(row) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
-                let row = row.map_err(|e| errors::statement(e, "/sql"))?;
-                if rows.len() == cap {
-                    truncated = true;
-                    break;
-                }
-                if columns.is_none() {
-                    columns = Some(row.columns().iter().map(values::column_info).collect());
-                }
-                rows.push(values::row_object(&row).map_err(|e| errors::at(e, "/sql"))?);
-            }
-        }
-        let columns = match columns {
-            Some(columns) => columns,
-            // No row to look at: describing the statement gives its columns.
-            None => (&mut *call.tx)
-                .prepare_with(p.sql.as_str(), &values::param_types(&p.params))
-                .await
-                .map_err(|e| errors::statement(e, "/sql"))?
-                .columns()
-                .iter()
-                .map(values::column_info)
-                .collect(),
-        };
-        call.tx.commit().await.map_err(errors::from_sqlx)?;
-        Ok(QueryResult {
-            columns,
-            row_count: rows.len(),
-            rows,
-            truncated,
-        })
-    }
-
-    async fn execute(&self, p: StatementParams) -> Result<ExecResult, ProviderError> {
-        let mut call = self.begin(false).await?;
-        let result = self.run_statement(&mut call, &p, "").await?;
-        call.tx.commit().await.map_err(errors::from_sqlx)?;
-        Ok(result)
-    }
-
-    /// Runs the batch in the call's transaction; any failure rolls the whole batch back and
-    /// names the failing statement.
-    async fn transaction(&self, p: TransactionParams) -> Result<TransactionResult, ProviderError> {
-        let mut call = self.begin(false).await?;
-        let mut results = Vec::with_capacity(p.statements.len());
-        for (index, statement) in p.statements.iter().enumerate() {
-            match self
-                .run_statement(&mut call, statement, &format!("/statements/{index}"))
-                .await
-            {
-                Ok(result) => results.push(result),
-                Err(mut error) => {
-                    // Dropping the transaction would roll back too; doing it here frees the
-                    // connection at once. If it fails, the connection is broken and dropped.
-                    if let Err(e) = call.tx.rollback().await {
-                        tracing::warn!(error = %e, "db/postgres: rollback failed");
-                    }
-                    error.detail = format!(
-                        "statement {index} failed, nothing was committed: {}",
-                        error.detail
-                    );
-                    return Err(error);
-                }
-            }
-        }
-        call.tx.commit().await.map_err(errors::from_sqlx)?;
-        Ok(TransactionResult { results })
-    }
-
-    /// Runs one statement of the call. `at` is its JSON pointer prefix (`""` for execute,
-    /// `/statements/<i>` in a batch).
+impl Session for Call {
     async fn run_statement(
-        &self,
-        call: &mut Call,
+        &mut self,
         statement: &StatementParams,
         at: &str,
     ) -> Result<ExecResult, ProviderError> {
@@ -379,57 +344,22 @@ impl PostgresProvider {
             &format!("{at}/params"),
         )?;
         let done = query
-            .execute(&mut *call.tx)
+            .execute(&mut *self.tx)
             .await
             .map_err(|e| errors::statement(e, &sql_at))?;
-        let last_insert_id = match self.scope {
-            Scope::Pooled(_) => {
-                let (id, _): (Option<String>, Option<String>) =
-                    sqlx::query_as(session::TAKE_LAST_INSERT_ID)
-                        .fetch_one(&mut *call.tx)
-                        .await
-                        .map_err(errors::from_sqlx)?;
-                id.and_then(|id| id.parse().ok())
-            }
-            Scope::Siloed => None,
+        let last_insert_id = if self.pooled {
+            let (id, _): (Option<String>, Option<String>) =
+                sqlx::query_as(session::TAKE_LAST_INSERT_ID)
+                    .fetch_one(&mut *self.tx)
+                    .await
+                    .map_err(errors::from_sqlx)?;
+            id.and_then(|id| id.parse().ok())
+        } else {
+            None
         };
         Ok(ExecResult {
             rows_affected: done.rows_affected(),
             last_insert_id,
-        })
-    }
-
-    async fn metadata(&self, p: MetadataParams) -> Result<MetadataResult, ProviderError> {
-        let mut call = self.begin(true).await?;
-        let columns: Vec<(String, String, String, bool, bool)> = sqlx::query_as(METADATA)
-            .bind(p.table.as_deref())
-            .bind(matches!(self.scope, Scope::Pooled(_)))
-            .bind(rls::TENANT_COLUMN)
-            .fetch_all(&mut *call.tx)
-            .await
-            .map_err(errors::from_sqlx)?;
-        call.tx.commit().await.map_err(errors::from_sqlx)?;
-        let mut tables: BTreeMap<String, Vec<TableColumn>> = BTreeMap::new();
-        for (table, name, format_type, not_null, primary_key) in columns {
-            tables.entry(table).or_default().push(TableColumn {
-                name,
-                declared_type: values::declared_type_name(&format_type),
-                nullable: !not_null,
-                primary_key,
-            });
-        }
-        if let Some(table) = &p.table
-            && tables.is_empty()
-        {
-            return Err(ProviderError::not_found(format!(
-                "no table named {table:?}"
-            )));
-        }
-        Ok(MetadataResult {
-            tables: tables
-                .into_iter()
-                .map(|(name, columns)| TableInfo { name, columns })
-                .collect(),
         })
     }
 }

@@ -18,9 +18,11 @@ use sqlx::postgres::{
 };
 use sqlx::query::Query;
 use sqlx::{Column, Decode, Encode, Postgres, Row, Type, TypeInfo, ValueRef};
-use switchyard_spi::{ErrorCode, ProviderError};
+use switchyard_spi::ProviderError;
 
 pub(crate) use crate::contract::ColumnInfo;
+use crate::contract::Param;
+use crate::rows::{self, Cell};
 
 /// A NULL parameter with no declared type, so PostgreSQL infers it from its context (a typed
 /// NULL would fail against, say, a `date` column).
@@ -46,27 +48,13 @@ pub(crate) fn bind<'q>(
     values: &[Value],
     pointer: &str,
 ) -> Result<Query<'q, Postgres, PgArguments>, ProviderError> {
-    for (index, value) in values.iter().enumerate() {
-        query = match value {
-            Value::Null => query.bind(UntypedNull),
-            Value::Bool(b) => query.bind(*b),
-            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                (Some(i), _) => query.bind(i),
-                (None, Some(f)) if n.is_f64() => query.bind(f),
-                _ => {
-                    return Err(ProviderError::invalid_param(
-                        &format!("{pointer}/{index}"),
-                        "integer does not fit PostgreSQL's bigint",
-                    ));
-                }
-            },
-            Value::String(s) => query.bind(s.clone()),
-            Value::Array(_) | Value::Object(_) => {
-                return Err(ProviderError::invalid_param(
-                    &format!("{pointer}/{index}"),
-                    "a bind value must be null, boolean, number or string",
-                ));
-            }
+    for param in Param::list(values, pointer, "integer does not fit PostgreSQL's bigint")? {
+        query = match param {
+            Param::Null => query.bind(UntypedNull),
+            Param::Bool(b) => query.bind(b),
+            Param::Int(i) => query.bind(i),
+            Param::Float(f) => query.bind(f),
+            Param::Text(s) => query.bind(s),
         };
     }
     Ok(query)
@@ -129,41 +117,19 @@ pub(crate) fn declared_type_name(format_type: &str) -> String {
     format_type.to_uppercase()
 }
 
+/// The columns of a result, from one of its rows.
+pub(crate) fn columns_of_row(row: &PgRow) -> Vec<ColumnInfo> {
+    row.columns().iter().map(column_info).collect()
+}
+
 /// One row as an object keyed by column name (with duplicate names the last column wins).
 pub(crate) fn row_object(row: &PgRow) -> Result<Map<String, Value>, ProviderError> {
-    let mut object = Map::new();
-    for column in row.columns() {
-        let raw = row
-            .try_get_raw(column.ordinal())
-            .map_err(|e| ProviderError::internal(format!("cannot read a result cell: {e}")))?;
-        let value = cell(raw).map_err(|e| match e {
-            Cell::Unsupported(type_name) => ProviderError::new(
-                ErrorCode::StatementFailed,
-                format!(
-                    "column {:?} has type {type_name}, which db/postgres does not turn into \
-                     JSON: cast it in the SQL, e.g. {}::text",
-                    column.name(),
-                    column.name()
-                ),
-            ),
-            Cell::Corrupt(e) => {
-                ProviderError::internal(format!("cannot decode column {:?}: {e}", column.name()))
-            }
-        })?;
-        object.insert(column.name().to_owned(), value);
-    }
-    Ok(object)
-}
-
-enum Cell {
-    Unsupported(String),
-    Corrupt(BoxDynError),
-}
-
-impl From<BoxDynError> for Cell {
-    fn from(e: BoxDynError) -> Self {
-        Cell::Corrupt(e)
-    }
+    rows::row_object(
+        row,
+        "postgres",
+        |name| format!("{name}::text"),
+        |raw, _| cell(raw),
+    )
 }
 
 fn cell(raw: PgValueRef<'_>) -> Result<Value, Cell> {

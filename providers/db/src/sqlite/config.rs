@@ -7,12 +7,16 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
-use switchyard_spi::{ErrorCode, ProviderError};
+use serde_json::Value;
+use switchyard_spi::ProviderError;
 
-const MAX_CONNECTIONS: (u32, u32) = (1, 32);
-const BUSY_TIMEOUT_MS: (u64, u64) = (0, 60_000);
-const MAX_ROWS: (u32, u32) = (1, 100_000);
+use crate::limits::{self, Limit, MAX_CONNECTIONS, MAX_ROWS};
+
+const BUSY_TIMEOUT_MS: Limit = Limit {
+    name: "busy_timeout_ms",
+    min: 0,
+    max: 60_000,
+};
 
 /// One tenant's settings. Every field is optional: `{}` means the defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -44,27 +48,10 @@ impl SqliteConfig {
     /// Reads and range-checks a tenant's config; problems come back as `config_invalid`
     /// with a pointer per offending field.
     pub fn parse(config: Value) -> Result<Self, ProviderError> {
-        let config: SqliteConfig = serde_json::from_value(config)
-            .map_err(|e| ProviderError::field(ErrorCode::ConfigInvalid, "", e.to_string()))?;
-        let checks = [
-            (
-                "/max_connections",
-                in_range(config.max_connections.into(), widen(MAX_CONNECTIONS)),
-            ),
-            (
-                "/busy_timeout_ms",
-                in_range(config.busy_timeout_ms, BUSY_TIMEOUT_MS),
-            ),
-            (
-                "/max_rows",
-                in_range(config.max_rows.into(), widen(MAX_ROWS)),
-            ),
-        ];
-        for (pointer, check) in checks {
-            check.map_err(|detail| {
-                ProviderError::field(ErrorCode::ConfigInvalid, pointer, detail)
-            })?;
-        }
+        let config: SqliteConfig = limits::parse(config)?;
+        MAX_CONNECTIONS.check(config.max_connections)?;
+        BUSY_TIMEOUT_MS.check(config.busy_timeout_ms)?;
+        MAX_ROWS.check(config.max_rows)?;
         Ok(config)
     }
 
@@ -77,48 +64,23 @@ impl SqliteConfig {
 /// so the published schema cannot drift from what the engine accepts.
 pub fn schema() -> Value {
     let defaults = SqliteConfig::default();
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "max_connections": {
-                "type": "integer",
-                "minimum": MAX_CONNECTIONS.0, "maximum": MAX_CONNECTIONS.1,
-                "default": defaults.max_connections,
-                "description": "Read connections serving query and metadata concurrently; writes always use one connection."
-            },
-            "busy_timeout_ms": {
-                "type": "integer",
-                "minimum": BUSY_TIMEOUT_MS.0, "maximum": BUSY_TIMEOUT_MS.1,
-                "default": defaults.busy_timeout_ms,
-                "description": "How long a call waits for a lock or a free connection before failing with a retryable provider_unavailable."
-            },
-            "max_rows": {
-                "type": "integer",
-                "minimum": MAX_ROWS.0, "maximum": MAX_ROWS.1,
-                "default": defaults.max_rows,
-                "description": "Most rows one query returns; a caller's max_rows may lower it, never raise it."
-            }
-        }
-    })
-}
-
-fn widen((min, max): (u32, u32)) -> (u64, u64) {
-    (min.into(), max.into())
-}
-
-fn in_range(value: u64, (min, max): (u64, u64)) -> Result<(), String> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(format!("{value} is outside {min}..={max}"))
-    }
+    limits::schema([
+        MAX_CONNECTIONS.property(
+            defaults.max_connections,
+            "Read connections serving query and metadata concurrently; writes always use one connection.",
+        ),
+        BUSY_TIMEOUT_MS.property(
+            defaults.busy_timeout_ms,
+            "How long a call waits for a lock or a free connection before failing with a retryable provider_unavailable.",
+        ),
+        limits::max_rows_property(defaults.max_rows),
+    ])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_contracts::schema::Compiled;
+    use serde_json::json;
 
     #[test]
     fn empty_config_gives_the_documented_defaults() {
@@ -136,7 +98,6 @@ mod tests {
 
     #[test]
     fn schema_and_parser_agree_on_what_is_valid() {
-        let schema = Compiled::new(&schema(), "db/sqlite#config").unwrap();
         let cases = [
             (json!({}), true),
             (
@@ -150,18 +111,7 @@ mod tests {
             (json!({"max_rows": 0}), false),
             (json!({"pool": 3}), false),
         ];
-        for (config, valid) in cases {
-            assert_eq!(
-                schema.check(&config).is_empty(),
-                valid,
-                "schema on {config}"
-            );
-            let parsed = SqliteConfig::parse(config.clone());
-            assert_eq!(parsed.is_ok(), valid, "parser on {config}");
-            if let Err(err) = parsed {
-                assert_eq!(err.code, ErrorCode::ConfigInvalid);
-            }
-        }
+        limits::assert_schema_agrees_with_parse(&schema(), SqliteConfig::parse, &cases);
     }
 
     #[test]

@@ -9,7 +9,9 @@ use libsqlite3_sys::{
     SQLITE_FULL, SQLITE_INTERRUPT, SQLITE_IOERR, SQLITE_LOCKED, SQLITE_NOMEM, SQLITE_NOTADB,
     SQLITE_PERM, SQLITE_PROTOCOL, SQLITE_READONLY,
 };
-use switchyard_spi::{ErrorCode, FieldError, ProviderError};
+use switchyard_spi::ProviderError;
+
+use crate::errors::{at, conflict, failed, read_only, stopped};
 
 /// Prefixed to SQLite's bare "not authorized" so the caller learns what the engine refuses.
 const REFUSED: &str = "statement refused by db/sqlite: ATTACH/DETACH, VACUUM, \
@@ -19,12 +21,7 @@ const REFUSED: &str = "statement refused by db/sqlite: ATTACH/DETACH, VACUUM, \
 /// An error raised while running the statement at `pointer` (e.g. `/sql`,
 /// `/statements/2/sql`): the pointer is attached so the caller knows which one failed.
 pub(crate) fn statement(err: sqlx::Error, pointer: &str) -> ProviderError {
-    let mut error = from_sqlx(err);
-    error.errors.push(FieldError {
-        pointer: pointer.to_owned(),
-        detail: error.detail.clone(),
-    });
-    error
+    at(from_sqlx(err), pointer)
 }
 
 /// An error not tied to one statement (acquiring a connection, opening the file).
@@ -40,9 +37,7 @@ pub(crate) fn from_sqlx(err: sqlx::Error) -> ProviderError {
         sqlx::Error::PoolTimedOut => {
             ProviderError::unavailable("no database connection became free within busy_timeout")
         }
-        sqlx::Error::PoolClosed => {
-            ProviderError::unavailable("this instance was stopped; send the call again")
-        }
+        sqlx::Error::PoolClosed => stopped(),
         sqlx::Error::Io(e) => ProviderError::unavailable(format!("database i/o failed: {e}")),
         sqlx::Error::WorkerCrashed => {
             ProviderError::unavailable("the database connection's worker thread stopped")
@@ -54,17 +49,12 @@ pub(crate) fn from_sqlx(err: sqlx::Error) -> ProviderError {
 /// Classifies by the primary result code (the low byte of SQLite's extended code).
 fn from_sqlite(extended_code: i32, message: &str) -> ProviderError {
     match extended_code & 0xff {
-        SQLITE_CONSTRAINT => ProviderError::new(ErrorCode::Conflict, message),
+        SQLITE_CONSTRAINT => conflict(message),
         SQLITE_BUSY | SQLITE_LOCKED => {
             ProviderError::unavailable(format!("database is busy, retry later: {message}"))
         }
-        SQLITE_AUTH => {
-            ProviderError::new(ErrorCode::StatementFailed, format!("{REFUSED} ({message})"))
-        }
-        SQLITE_READONLY => ProviderError::new(
-            ErrorCode::StatementFailed,
-            format!("{message}: query is read-only, change data with execute or transaction"),
-        ),
+        SQLITE_AUTH => failed(&format!("{REFUSED} ({message})")),
+        SQLITE_READONLY => read_only(message),
         SQLITE_IOERR | SQLITE_CORRUPT | SQLITE_NOTADB | SQLITE_FULL | SQLITE_CANTOPEN
         | SQLITE_NOMEM | SQLITE_PROTOCOL | SQLITE_PERM | SQLITE_INTERRUPT => {
             ProviderError::unavailable(format!("database file unusable: {message}"))
@@ -73,9 +63,9 @@ fn from_sqlite(extended_code: i32, message: &str) -> ProviderError {
         // A denied function call is reported as a plain SQLITE_ERROR; its message is the
         // only sign the authorizer refused it.
         SQLITE_ERROR if message.starts_with("not authorized") => {
-            ProviderError::new(ErrorCode::StatementFailed, format!("{REFUSED} ({message})"))
+            failed(&format!("{REFUSED} ({message})"))
         }
-        _ => ProviderError::new(ErrorCode::StatementFailed, message),
+        _ => failed(message),
     }
 }
 
@@ -86,6 +76,7 @@ mod tests {
         SQLITE_BUSY_SNAPSHOT, SQLITE_CONSTRAINT_CHECK, SQLITE_CONSTRAINT_FOREIGNKEY,
         SQLITE_CONSTRAINT_NOTNULL, SQLITE_CONSTRAINT_UNIQUE, SQLITE_MISMATCH,
     };
+    use switchyard_spi::ErrorCode;
 
     #[test]
     fn result_codes_map_to_what_the_caller_can_do() {

@@ -13,14 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use serde_json::Value;
 use sqlx::pool::PoolConnection;
-use sqlx::{Executor, Sqlite, Statement};
-use switchyard_contracts::domains;
+use sqlx::{Executor, Sqlite, SqlitePool, Statement};
 use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
-    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
-    to_result,
+    Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
 };
 
 pub use config::SqliteConfig;
@@ -29,7 +25,9 @@ use crate::contract::{
     ExecResult, MetadataParams, MetadataResult, QueryParams, QueryResult, StatementParams,
     TableColumn, TableInfo, TransactionParams, TransactionResult,
 };
-use pools::{Registry, TenantPools};
+use crate::engine::{self, Engine, Instance, Session};
+use crate::rows::{self, Reader, Rows};
+use pools::{Pools, Registry};
 
 /// The `db/sqlite` engine. Owns the per-tenant pools so that restarting a tenant's instance
 /// (a reconfigure) reuses them or coexists with them instead of racing them.
@@ -43,15 +41,12 @@ impl SqliteFactory {
     /// holds one `<tenant>.db` (plus its WAL files) per tenant.
     pub fn new(root: PathBuf) -> Self {
         SqliteFactory {
-            descriptor: ProviderDescriptor {
-                domain: "db".into(),
-                name: "sqlite".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: "Embedded SQLite, one database file per tenant.".into(),
-                capabilities: vec!["transactions".into(), "metadata".into()],
-                config_schema: config::schema(),
-                actions: domains::actions("db"),
-            },
+            descriptor: engine::descriptor(
+                SqliteProvider::NAME,
+                "Embedded SQLite, one database file per tenant.",
+                &["transactions", "metadata"],
+                config::schema(),
+            ),
             registry: Arc::new(Registry::new(root)),
         }
     }
@@ -66,13 +61,13 @@ impl ProviderFactory for SqliteFactory {
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
         let config = SqliteConfig::parse(ctx.config)?;
         let pools = self.registry.acquire(&ctx.tenant, &config).await?;
-        Ok(Arc::new(SqliteProvider {
+        Ok(Arc::new(Instance(SqliteProvider {
             tenant: ctx.tenant,
             max_rows: config.max_rows,
             pools,
             registry: self.registry.clone(),
             stopped: AtomicBool::new(false),
-        }))
+        })))
     }
 }
 
@@ -80,82 +75,33 @@ impl ProviderFactory for SqliteFactory {
 struct SqliteProvider {
     tenant: TenantId,
     max_rows: u32,
-    pools: Arc<TenantPools>,
+    pools: Pools,
     registry: Arc<Registry>,
     /// Makes `stop` idempotent, so the pools' user count stays right.
     stopped: AtomicBool,
 }
 
 #[async_trait]
-impl Provider for SqliteProvider {
-    async fn invoke(&self, _ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
-        match call.action.as_str() {
-            "query" => to_result(self.query(parse_params(call.params)?).await?),
-            "execute" => to_result(self.execute(parse_params(call.params)?).await?),
-            "transaction" => to_result(self.transaction(parse_params(call.params)?).await?),
-            "metadata" => to_result(self.metadata(parse_params(call.params)?).await?),
-            other => Err(ProviderError::new(
-                ErrorCode::ActionNotFound,
-                format!("db/sqlite has no action {other:?}"),
-            )),
-        }
-    }
+impl Engine for SqliteProvider {
+    const NAME: &'static str = "sqlite";
 
-    async fn health(&self) -> Health {
-        let probe = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sqlite_schema")
-            .fetch_one(&self.pools.reader)
-            .await;
-        let (status, detail) = match probe {
-            Ok(_) => (HealthStatus::Up, None),
-            Err(e) => (HealthStatus::Down, Some(errors::from_sqlx(e).detail)),
-        };
-        Health::from_dependencies(vec![DependencyHealth {
-            name: "sqlite".into(),
-            status,
-            detail,
-        }])
-    }
-
-    /// Gives up this instance's share of the tenant's pools; they close when no instance
-    /// uses them any more (the current one after a reconfigure keeps them open).
-    async fn stop(&self) {
-        if !self.stopped.swap(true, Ordering::SeqCst) {
-            self.registry.release(&self.tenant, &self.pools).await;
-        }
-    }
-}
-
-impl SqliteProvider {
-    /// Streams rows and stops reading at `max_rows + 1`, so a huge result costs no more
-    /// memory than the cap.
     async fn query(&self, p: QueryParams) -> Result<QueryResult, ProviderError> {
-        let cap = p.max_rows.map_or(self.max_rows, |m| m.min(self.max_rows)) as usize;
-        let mut conn = self
-            .pools
-            .reader
-            .acquire()
-            .await
-            .map_err(errors::from_sqlx)?;
+        let cap = engine::row_cap(p.max_rows, self.max_rows);
+        let mut conn = connection(&self.pools.reader).await?;
         let query = values::bind(sqlx::query(&p.sql), &p.params, "/params")?;
-        let mut rows = Vec::new();
-        let mut columns = None;
-        let mut truncated = false;
-        {
-            let mut stream = query.fetch(&mut *conn);
-            while let Some(row) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
-                let row = row.map_err(|e| errors::statement(e, "/sql"))?;
-                if rows.len() == cap {
-                    truncated = true;
-                    break;
-                }
-                if columns.is_none() {
-                    columns = Some(values::columns_of_row(&row));
-                }
-                rows.push(values::row_object(&row).map_err(|e| {
-                    ProviderError::internal(format!("cannot read a result cell: {e}"))
-                })?);
-            }
-        }
+        let reader = Reader {
+            columns: values::columns_of_row,
+            object: |row| {
+                values::row_object(row)
+                    .map_err(|e| ProviderError::internal(format!("cannot read a result cell: {e}")))
+            },
+            error: |e| errors::statement(e, "/sql"),
+        };
+        let Rows {
+            columns,
+            rows,
+            truncated,
+        } = rows::read(&mut *conn, query, cap, reader).await?;
         let columns = match columns {
             Some(columns) => columns,
             // No row to look at: the prepared statement still knows its columns.
@@ -168,52 +114,30 @@ impl SqliteProvider {
                 .map(values::column_info)
                 .collect(),
         };
-        Ok(QueryResult {
-            columns,
-            row_count: rows.len(),
-            rows,
-            truncated,
-        })
+        Ok(QueryResult::new(columns, rows, truncated))
     }
 
     async fn execute(&self, p: StatementParams) -> Result<ExecResult, ProviderError> {
-        let mut conn = self
-            .pools
-            .writer
-            .acquire()
-            .await
-            .map_err(errors::from_sqlx)?;
-        run_statement(&mut conn, &p, "").await
+        let mut conn = connection(&self.pools.writer).await?;
+        conn.run_statement(&p, "").await
     }
 
     /// Runs the batch inside the engine's savepoint (see `guard`); any failure rolls the
     /// whole batch back and names the failing statement.
     async fn transaction(&self, p: TransactionParams) -> Result<TransactionResult, ProviderError> {
         let savepoint = guard::savepoint_name();
-        let mut conn = self
-            .pools
-            .writer
-            .acquire()
-            .await
-            .map_err(errors::from_sqlx)?;
+        let mut conn = connection(&self.pools.writer).await?;
         sqlx::query(&format!("SAVEPOINT {savepoint}"))
             .execute(&mut *conn)
             .await
             .map_err(errors::from_sqlx)?;
-        let mut results = Vec::with_capacity(p.statements.len());
-        for (index, statement) in p.statements.iter().enumerate() {
-            match run_statement(&mut conn, statement, &format!("/statements/{index}")).await {
-                Ok(result) => results.push(result),
-                Err(mut error) => {
-                    roll_back(&mut conn, savepoint).await;
-                    error.detail = format!(
-                        "statement {index} failed, nothing was committed: {}",
-                        error.detail
-                    );
-                    return Err(error);
-                }
+        let result = match engine::run_batch(&mut conn, &p.statements).await {
+            Ok(result) => result,
+            Err(error) => {
+                roll_back(&mut conn, savepoint).await;
+                return Err(error);
             }
-        }
+        };
         if let Err(e) = sqlx::query(&format!("RELEASE {savepoint}"))
             .execute(&mut *conn)
             .await
@@ -221,16 +145,11 @@ impl SqliteProvider {
             roll_back(&mut conn, savepoint).await;
             return Err(errors::from_sqlx(e));
         }
-        Ok(TransactionResult { results })
+        Ok(result)
     }
 
     async fn metadata(&self, p: MetadataParams) -> Result<MetadataResult, ProviderError> {
-        let mut conn = self
-            .pools
-            .reader
-            .acquire()
-            .await
-            .map_err(errors::from_sqlx)?;
+        let mut conn = connection(&self.pools.reader).await?;
         // Views and virtual tables' shadow tables are left out; SQLite's own sqlite_* tables too.
         let tables: Vec<(String, bool)> = sqlx::query_as(
             "SELECT name, wr FROM pragma_table_list \
@@ -246,9 +165,7 @@ impl SqliteProvider {
         if let Some(table) = &p.table
             && tables.is_empty()
         {
-            return Err(ProviderError::not_found(format!(
-                "no table named {table:?}"
-            )));
+            return Err(engine::no_table(table));
         }
         let mut result = Vec::with_capacity(tables.len());
         for (name, without_rowid) in tables {
@@ -266,31 +183,53 @@ impl SqliteProvider {
         }
         Ok(MetadataResult { tables: result })
     }
+
+    async fn probe(&self) -> Result<(), ProviderError> {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sqlite_schema")
+            .fetch_one(&self.pools.reader)
+            .await
+            .map(drop)
+            .map_err(errors::from_sqlx)
+    }
+
+    /// Gives up this instance's share of the tenant's pools; they close when no instance
+    /// uses them any more (the current one after a reconfigure keeps them open).
+    async fn stop(&self) {
+        if !self.stopped.swap(true, Ordering::SeqCst) {
+            self.registry.release(&self.tenant, &self.pools).await;
+        }
+    }
 }
 
-/// Runs one statement on the writer connection. `at` is the statement's JSON pointer prefix
-/// (`""` for execute, `/statements/<i>` in a batch) for error reporting.
-async fn run_statement(
-    conn: &mut PoolConnection<Sqlite>,
-    statement: &StatementParams,
-    at: &str,
-) -> Result<ExecResult, ProviderError> {
-    let query = values::bind(
-        sqlx::query(&statement.sql),
-        &statement.params,
-        &format!("{at}/params"),
-    )?;
-    guard::forget_last_insert_rowid(conn)
-        .await
-        .map_err(errors::from_sqlx)?;
-    let done = query
-        .execute(&mut **conn)
-        .await
-        .map_err(|e| errors::statement(e, &format!("{at}/sql")))?;
-    Ok(ExecResult {
-        rows_affected: done.rows_affected(),
-        last_insert_id: Some(done.last_insert_rowid()).filter(|id| *id != 0),
-    })
+/// The writer connection, in autocommit for `execute` or inside the batch's savepoint.
+impl Session for PoolConnection<Sqlite> {
+    async fn run_statement(
+        &mut self,
+        statement: &StatementParams,
+        at: &str,
+    ) -> Result<ExecResult, ProviderError> {
+        let query = values::bind(
+            sqlx::query(&statement.sql),
+            &statement.params,
+            &format!("{at}/params"),
+        )?;
+        guard::forget_last_insert_rowid(self)
+            .await
+            .map_err(errors::from_sqlx)?;
+        let done = query
+            .execute(&mut **self)
+            .await
+            .map_err(|e| errors::statement(e, &format!("{at}/sql")))?;
+        Ok(ExecResult {
+            rows_affected: done.rows_affected(),
+            last_insert_id: Some(done.last_insert_rowid()).filter(|id| *id != 0),
+        })
+    }
+}
+
+/// A connection of `pool`, waited for no longer than the tenant's busy timeout.
+async fn connection(pool: &SqlitePool) -> Result<PoolConnection<Sqlite>, ProviderError> {
+    pool.acquire().await.map_err(errors::from_sqlx)
 }
 
 /// Undoes a batch. If even this fails the connection stays inside the transaction, and the

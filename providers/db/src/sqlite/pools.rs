@@ -1,30 +1,26 @@
 //! The factory-owned connection pools, one set per tenant database file.
 //!
-//! A reconfigure starts a new instance while the old one still serves in-flight calls. If the
-//! new config shapes the pools the same way, the new instance shares the old one's pools;
-//! otherwise it opens new pools on the same file and both sets coexist (SQLite's file locking
-//! and the busy timeout arbitrate) until the old instance stops. A set closes when the last
-//! instance using it stops, so data never depends on which instance wrote it.
+//! Instances of a tenant share one set while their configs shape the pools alike (see
+//! `crate::registry`); a reconfigure that shapes them otherwise opens a new set on the same
+//! file, and both coexist (SQLite's file locking and the busy timeout arbitrate) until the
+//! old instance stops.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use switchyard_spi::{ProviderError, TenantId};
-use tokio::sync::Mutex;
 
 use super::config::SqliteConfig;
 use super::errors;
 use super::guard;
+use crate::registry::{self, Lease};
 
 /// The part of a config that shapes the pools; instances with equal settings share pools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PoolSettings {
+pub(crate) struct PoolSettings {
     max_connections: u32,
     busy_timeout: Duration,
 }
@@ -36,67 +32,52 @@ pub(crate) struct TenantPools {
     /// Read-only connections (`SQLITE_OPEN_READONLY`) for `query`, `metadata` and health, so
     /// a write sent through `query` fails inside SQLite rather than by inspecting SQL text.
     pub reader: SqlitePool,
-    settings: PoolSettings,
-    /// Instances using this set; only read or written under the registry lock.
-    users: AtomicUsize,
 }
 
-/// Tenant → the pool set new instances should use.
+/// One tenant's pools as its instances hold them.
+pub(crate) type Pools = Arc<Lease<TenantPools, PoolSettings>>;
+
+/// Tenant → the pool set new instances should use, each opened under the data directory.
 pub(crate) struct Registry {
     root: PathBuf,
-    current: Mutex<HashMap<TenantId, Arc<TenantPools>>>,
+    current: registry::Registry<TenantPools, PoolSettings>,
 }
 
 impl Registry {
     pub fn new(root: PathBuf) -> Self {
         Registry {
             root,
-            current: Mutex::new(HashMap::new()),
+            current: registry::Registry::new(),
         }
     }
 
-    /// The pools a new instance of `tenant` should use, opening them if needed. The lock is
-    /// held while opening so two concurrent starts never open two sets for the same settings.
+    /// The pools a new instance of `tenant` should use, opening them if needed (under the
+    /// registry's lock, so two concurrent starts never open two sets for the same settings).
     pub async fn acquire(
         &self,
         tenant: &TenantId,
         config: &SqliteConfig,
-    ) -> Result<Arc<TenantPools>, ProviderError> {
+    ) -> Result<Pools, ProviderError> {
         let settings = PoolSettings {
             max_connections: config.max_connections,
             busy_timeout: config.busy_timeout(),
         };
-        let mut current = self.current.lock().await;
-        if let Some(pools) = current.get(tenant)
-            && pools.settings == settings
-        {
-            pools.users.fetch_add(1, SeqCst);
-            return Ok(pools.clone());
-        }
-        tokio::fs::create_dir_all(&self.root).await.map_err(|e| {
-            ProviderError::unavailable(format!(
-                "cannot create data directory {}: {e}",
-                self.root.display()
-            ))
-        })?;
-        let file = self.root.join(format!("{}.db", tenant.as_str()));
-        let pools = Arc::new(TenantPools::open(&file, settings).await?);
-        pools.users.store(1, SeqCst);
-        current.insert(tenant.clone(), pools.clone());
-        Ok(pools)
+        let open = async {
+            tokio::fs::create_dir_all(&self.root).await.map_err(|e| {
+                ProviderError::unavailable(format!(
+                    "cannot create data directory {}: {e}",
+                    self.root.display()
+                ))
+            })?;
+            let file = self.root.join(format!("{}.db", tenant.as_str()));
+            TenantPools::open(&file, settings).await
+        };
+        self.current.acquire(tenant, settings, open).await
     }
 
     /// Called once per instance on stop; closes the set when its last instance is gone.
-    pub async fn release(&self, tenant: &TenantId, pools: &Arc<TenantPools>) {
-        let last = {
-            let mut current = self.current.lock().await;
-            let last = pools.users.fetch_sub(1, SeqCst) == 1;
-            if last && current.get(tenant).is_some_and(|c| Arc::ptr_eq(c, pools)) {
-                current.remove(tenant);
-            }
-            last
-        };
-        if last {
+    pub async fn release(&self, tenant: &TenantId, pools: &Pools) {
+        if self.current.release(tenant, pools).await {
             pools.writer.close().await;
             pools.reader.close().await;
         }
@@ -133,12 +114,7 @@ impl TenantPools {
             .connect_with(base.read_only(true))
             .await
             .map_err(|e| open_failed(file, e))?;
-        Ok(TenantPools {
-            writer,
-            reader,
-            settings,
-            users: 0.into(),
-        })
+        Ok(TenantPools { writer, reader })
     }
 }
 

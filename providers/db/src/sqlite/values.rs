@@ -14,6 +14,7 @@ use sqlx::{Column, Decode, Row, Sqlite, TypeInfo, ValueRef};
 use switchyard_spi::ProviderError;
 
 pub(crate) use crate::contract::ColumnInfo;
+use crate::contract::Param;
 
 /// Binds positional params. Numbers written without fraction or exponent bind as INTEGER,
 /// other numbers as REAL, booleans as INTEGER 0/1. `pointer` locates the params array for
@@ -23,27 +24,17 @@ pub(crate) fn bind<'q>(
     values: &[Value],
     pointer: &str,
 ) -> Result<Query<'q, Sqlite, SqliteArguments<'q>>, ProviderError> {
-    for (index, value) in values.iter().enumerate() {
-        let invalid =
-            |detail: &str| ProviderError::invalid_param(&format!("{pointer}/{index}"), detail);
-        query = match value {
-            Value::Null => query.bind(None::<i64>),
-            Value::Bool(b) => query.bind(*b),
-            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                (Some(i), _) => query.bind(i),
-                (None, Some(f)) if n.is_f64() => query.bind(f),
-                _ => {
-                    return Err(invalid(
-                        "integer does not fit SQLite's signed 64-bit INTEGER",
-                    ));
-                }
-            },
-            Value::String(s) => query.bind(s.clone()),
-            Value::Array(_) | Value::Object(_) => {
-                return Err(invalid(
-                    "a bind value must be null, boolean, number or string",
-                ));
-            }
+    for param in Param::list(
+        values,
+        pointer,
+        "integer does not fit SQLite's signed 64-bit INTEGER",
+    )? {
+        query = match param {
+            Param::Null => query.bind(None::<i64>),
+            Param::Bool(b) => query.bind(b),
+            Param::Int(i) => query.bind(i),
+            Param::Float(f) => query.bind(f),
+            Param::Text(s) => query.bind(s),
         };
     }
     Ok(query)

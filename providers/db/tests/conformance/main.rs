@@ -22,6 +22,8 @@ mod ms;
 mod my;
 #[path = "../support/postgres.rs"]
 mod pg;
+#[path = "../support/prefix.rs"]
+mod prefix;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -53,11 +55,11 @@ impl Store {
     }
 
     fn mysql() -> Pin<Box<dyn Future<Output = Store> + Send>> {
-        Box::pin(async { Store::Mysql(my::TestPrefix::new("c")) })
+        Box::pin(async { Store::Mysql(my::test_prefix("c")) })
     }
 
     fn mssql() -> Pin<Box<dyn Future<Output = Store> + Send>> {
-        Box::pin(async { Store::Mssql(ms::TestPrefix::new("c")) })
+        Box::pin(async { Store::Mssql(ms::test_prefix("c")) })
     }
 
     fn prefix(&self) -> String {

@@ -7,10 +7,10 @@
 //! `sysadmin`, or `dbcreator` and `securityadmin` with `VIEW SERVER STATE` for the cleanup;
 //! without it its tests are reported as ignored ("skipped: no MSSQL server"), see `build.rs`.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use switchyard_provider_db::mssql::{ConnectionString, quote_literal, quote_name, tenant_login};
+
+use crate::prefix::BoxError;
+pub use crate::prefix::TestPrefix;
 
 pub const URL_VARIABLE: &str = "SWITCHYARD_TEST_MSSQL_URL";
 
@@ -26,34 +26,15 @@ pub fn server_url() -> String {
 }
 
 /// A database-name prefix of its own for one test; the tenant databases and logins created
-/// under it are dropped when this is dropped.
-pub struct TestPrefix {
-    pub prefix: String,
+/// under it are dropped when it is dropped.
+pub fn test_prefix(purpose: &str) -> TestPrefix {
+    TestPrefix::new(purpose, |prefix| Box::pin(drop_prefix(prefix)))
 }
-
-impl TestPrefix {
-    pub fn new(purpose: &str) -> TestPrefix {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock after 1970")
-            .subsec_nanos();
-        TestPrefix {
-            prefix: format!(
-                "sy_{purpose}_{}_{}_{nanos}_",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::SeqCst)
-            ),
-        }
-    }
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Ends the sessions of each tenant login under `prefix` (the engines' pooled connections),
 /// then drops its database and login.
-async fn drop_prefix(server: &str, prefix: &str) -> Result<(), BoxError> {
-    let target = ConnectionString::parse(server)?;
+async fn drop_prefix(prefix: String) -> Result<(), BoxError> {
+    let target = ConnectionString::parse(&server_url())?;
     let pool = bb8::Pool::builder()
         .max_size(1)
         .retry_connection(false)
@@ -63,7 +44,7 @@ async fn drop_prefix(server: &str, prefix: &str) -> Result<(), BoxError> {
     let databases: Vec<String> = admin
         .query(
             "SELECT name FROM sys.databases WHERE LEFT(name, LEN(@P1)) = @P1",
-            &[&prefix],
+            &[&prefix.as_str()],
         )
         .await?
         .into_first_result()
@@ -103,26 +84,4 @@ async fn drop_prefix(server: &str, prefix: &str) -> Result<(), BoxError> {
             .await?;
     }
     Ok(())
-}
-
-impl Drop for TestPrefix {
-    /// Drops on a thread of its own: `Drop` cannot await, and the test's runtime may be the
-    /// one running this.
-    fn drop(&mut self) {
-        let server = server_url();
-        let prefix = self.prefix.clone();
-        let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(drop_prefix(&server, &prefix))
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!(
-                "could not drop test databases {}*: {dropped:?}",
-                self.prefix
-            );
-        }
-    }
 }

@@ -4,10 +4,10 @@
 //! account allowed to create databases and users, `WITH GRANT OPTION`); without it the MySQL
 //! tests fail rather than silently pass.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use sqlx::{Connection, Executor, MySqlConnection};
+
+use crate::prefix::BoxError;
+pub use crate::prefix::TestPrefix;
 
 pub const URL_VARIABLE: &str = "SWITCHYARD_TEST_MYSQL_URL";
 
@@ -23,75 +23,36 @@ pub fn server_url() -> String {
 }
 
 /// A database-name prefix of its own for one test; the tenant databases and users created
-/// under it are dropped when this is dropped.
-pub struct TestPrefix {
-    pub prefix: String,
+/// under it are dropped when it is dropped.
+pub fn test_prefix(purpose: &str) -> TestPrefix {
+    TestPrefix::new(purpose, |prefix| Box::pin(drop_prefix(prefix)))
 }
 
-impl TestPrefix {
-    pub fn new(purpose: &str) -> TestPrefix {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock after 1970")
-            .subsec_nanos();
-        TestPrefix {
-            prefix: format!(
-                "sy_{purpose}_{}_{}_{nanos}_",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::SeqCst)
-            ),
-        }
-    }
-}
-
-impl Drop for TestPrefix {
-    /// Drops on a thread of its own: `Drop` cannot await, and the test's runtime may be the
-    /// one running this.
-    fn drop(&mut self) {
-        let server = server_url();
-        let prefix = self.prefix.clone();
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let mut admin = MySqlConnection::connect(&server).await?;
-                let databases: Vec<String> = sqlx::query_scalar(
-                    "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
-                     WHERE LEFT(SCHEMA_NAME, CHAR_LENGTH(?)) = ?",
-                )
-                .bind(&prefix)
-                .bind(&prefix)
+async fn drop_prefix(prefix: String) -> Result<(), BoxError> {
+    let mut admin = MySqlConnection::connect(&server_url()).await?;
+    let databases: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
+         WHERE LEFT(SCHEMA_NAME, CHAR_LENGTH(?)) = ?",
+    )
+    .bind(&prefix)
+    .bind(&prefix)
+    .fetch_all(&mut admin)
+    .await?;
+    for database in databases {
+        let user = switchyard_provider_db::mysql::tenant_user(&database);
+        let hosts: Vec<String> =
+            sqlx::query_scalar("SELECT CAST(Host AS CHAR) FROM mysql.user WHERE User = ?")
+                .bind(&user)
                 .fetch_all(&mut admin)
                 .await?;
-                for database in databases {
-                    let user = switchyard_provider_db::mysql::tenant_user(&database);
-                    let hosts: Vec<String> = sqlx::query_scalar(
-                        "SELECT CAST(Host AS CHAR) FROM mysql.user WHERE User = ?",
-                    )
-                    .bind(&user)
-                    .fetch_all(&mut admin)
-                    .await?;
-                    for host in hosts {
-                        admin
-                            .execute(format!("DROP USER IF EXISTS '{user}'@'{host}'").as_str())
-                            .await?;
-                    }
-                    admin
-                        .execute(format!("DROP DATABASE IF EXISTS `{database}`").as_str())
-                        .await?;
-                }
-                Ok::<_, sqlx::Error>(())
-            })?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!(
-                "could not drop test databases {}*: {dropped:?}",
-                self.prefix
-            );
+        for host in hosts {
+            admin
+                .execute(format!("DROP USER IF EXISTS '{user}'@'{host}'").as_str())
+                .await?;
         }
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS `{database}`").as_str())
+            .await?;
     }
+    Ok(())
 }
