@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use switchyard_client::Service;
 use switchyard_contracts::SchemaError;
+use switchyard_ledger::{LedgerService, LedgerSettings};
+use switchyard_provider_ai::{LocalAiFactory, OpenAiFactory};
 use switchyard_provider_auth::{JwtFactory, OpaFactory, PolicySource};
 use switchyard_provider_bus::{EmbeddedBusFactory, KafkaFactory, KafkaSettings};
 use switchyard_provider_cache::{MemoryCacheFactory, RedisCacheFactory};
 use switchyard_provider_db::{
     MssqlFactory, MysqlFactory, PostgresFactory, PostgresSettings, SqliteFactory,
 };
+use switchyard_provider_integration::WebhookFactory;
 use switchyard_provider_storage::{FsFactory, S3Factory, S3Settings};
 use switchyard_runtime::Registry;
 
@@ -72,6 +75,12 @@ pub fn builtin_registry(data_dir: &Path, policy: PolicySource) -> Result<Registr
     }
     registry.register(Arc::new(JwtFactory::new()))?;
     registry.register(Arc::new(OpaFactory::new(policy)))?;
+    registry.register(Arc::new(WebhookFactory::new(
+        providers.join("integration/webhook"),
+    )))?;
+    registry.register(Arc::new(LocalAiFactory::new()))?;
+    // Always registered: each tenant configures its own server; unconfigured, it says so.
+    registry.register(Arc::new(OpenAiFactory::new()))?;
     Ok(registry)
 }
 
@@ -123,8 +132,20 @@ fn kafka_factory(brokers: String) -> Result<KafkaFactory, SchemaError> {
 }
 
 /// The business services `serve` and `runtime` host under `/services/{name}/{action}`.
+/// `SWITCHYARD_LEDGER_DB` picks the db provider the ledger keeps its books in (default
+/// `db/sqlite`); `SWITCHYARD_LEDGER_BUS` a bus for its `ledger.journal.posted` events, written
+/// to the outbox and carried by `switchyard relay`.
 pub fn builtin_services() -> Result<Vec<Arc<dyn Service>>, SchemaError> {
-    Ok(Vec::new())
+    let setting = |name: &str, location: &str| SchemaError {
+        location: location.into(),
+        message: name.into(),
+    };
+    let ledger = LedgerService::new(LedgerSettings {
+        db: std::env::var("SWITCHYARD_LEDGER_DB").unwrap_or_else(|_| "db/sqlite".into()),
+        bus: std::env::var("SWITCHYARD_LEDGER_BUS").ok(),
+    })
+    .map_err(|p| setting(&p.detail, "SWITCHYARD_LEDGER_DB / SWITCHYARD_LEDGER_BUS"))?;
+    Ok(vec![Arc::new(ledger)])
 }
 
 /// For processes that run no policy: `auth/opa` answers provider_unavailable.

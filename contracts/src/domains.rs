@@ -10,16 +10,27 @@ use serde_json::{Map, Value};
 
 use crate::descriptor::ActionDescriptor;
 
-const DOMAIN_FILES: [(&str, &str); 5] = [
+const DOMAIN_FILES: [(&str, &str); 7] = [
     ("db", include_str!("../schemas/domains/db.json")),
     ("cache", include_str!("../schemas/domains/cache.json")),
     ("storage", include_str!("../schemas/domains/storage.json")),
     ("bus", include_str!("../schemas/domains/bus.json")),
     ("auth", include_str!("../schemas/domains/auth.json")),
+    (
+        "integration",
+        include_str!("../schemas/domains/integration.json"),
+    ),
+    ("ai", include_str!("../schemas/domains/ai.json")),
 ];
 
 /// The business services' contracts, served under `/services/{name}/{action}`.
-const SERVICE_FILES: [(&str, &str); 0] = [];
+const SERVICE_FILES: [(&str, &str); 2] = [
+    ("ledger", include_str!("../schemas/services/ledger.json")),
+    (
+        "inventory",
+        include_str!("../schemas/services/inventory.json"),
+    ),
+];
 
 #[derive(Deserialize)]
 struct DomainFile {

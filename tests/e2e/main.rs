@@ -9,6 +9,7 @@ mod errors;
 mod faults;
 mod gateway;
 mod kafka_thirdparty;
+mod ledger;
 mod mtls;
 mod mysql;
 mod outbox_crash;

@@ -39,7 +39,10 @@ async fn the_readme_walkthrough_works_end_to_end() {
             "storage/fs=running",
             "bus/embedded=running",
             "auth/jwt=running",
-            "auth/opa=running"
+            "auth/opa=running",
+            "integration/webhook=running",
+            "ai/local=running",
+            "ai/openai=running"
         ]
     );
 

@@ -1,0 +1,440 @@
+//! Stock operations on bins: receive, issue, adjust, transfer, reserve and release.
+//!
+//! Each one states its movements as legs and leaves costing and writing to the engine;
+//! movements out are costed at the stream's moving average and report that cost.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use switchyard_contracts::{ErrorCode, Problem};
+
+use crate::clock;
+use crate::engine::{Leg, Plan};
+use crate::fixed::{self, MONEY_SCALE, QTY_SCALE, Sign, format_money, format_qty};
+use crate::lotevent::{Details, LotEvent, LotQty, What};
+use crate::{Inventory, master};
+
+/// A lot created by a receipt.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLot {
+    lot: String,
+    supplier: Option<String>,
+    supplier_lot: Option<String>,
+    expires_on: Option<String>,
+    quality: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receive {
+    item: String,
+    warehouse: String,
+    bin: String,
+    quantity: String,
+    unit_cost: String,
+    lot: Option<NewLot>,
+    reference: Option<String>,
+    occurred_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Issue {
+    item: String,
+    warehouse: String,
+    bin: String,
+    lot: Option<String>,
+    quantity: String,
+    /// Takes stock reserved earlier rather than available stock.
+    #[serde(default)]
+    from_reserved: bool,
+    reference: Option<String>,
+    occurred_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adjust {
+    item: String,
+    warehouse: String,
+    bin: String,
+    lot: Option<String>,
+    /// Signed: a count found more (positive) or less (negative) than on hand.
+    quantity: String,
+    reason: String,
+    /// For an increase: what the found stock is worth a unit; the moving average if absent.
+    unit_cost: Option<String>,
+    occurred_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Place {
+    warehouse: String,
+    bin: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transfer {
+    item: String,
+    lot: Option<String>,
+    quantity: String,
+    from: Place,
+    to: Place,
+    reference: Option<String>,
+    occurred_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reserve {
+    item: String,
+    warehouse: String,
+    bin: String,
+    lot: Option<String>,
+    quantity: String,
+    reference: Option<String>,
+    occurred_at: Option<String>,
+}
+
+/// Puts the optional text fields that are set into an event or answer.
+pub fn put_some(map: &mut Map<String, Value>, fields: &[(&str, &Option<String>)]) {
+    for (name, value) in fields {
+        if let Some(value) = value {
+            map.insert((*name).into(), json!(value));
+        }
+    }
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+impl Inventory<'_> {
+    /// A lot's item must be the movement's item.
+    async fn check_lot_item(&self, lot: &Option<String>, item: &str) -> Result<(), Problem> {
+        if let Some(lot) = lot {
+            let found = self.lots(&[lot.as_str()]).await?;
+            if found[lot].item != item {
+                return Err(Problem::new(
+                    ErrorCode::ParamsInvalid,
+                    format!("lot {lot} is of item {}, not {item}", found[lot].item),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn receive(&self, p: Receive) -> Result<Value, Problem> {
+        let qty = fixed::quantity(&p.quantity, "/quantity")?;
+        let unit_cost = fixed::money(&p.unit_cost, "/unit_cost")?;
+        let occurred_at = clock::given_or_now(p.occurred_at.as_deref(), "/occurred_at")?;
+        let item = self.item(&p.item).await?;
+        self.require_bins(&[(&p.warehouse, &p.bin)]).await?;
+        let expires_on = match p.lot.as_ref().and_then(|l| l.expires_on.as_deref()) {
+            Some(date) => Some(clock::date(date, "/lot/expires_on")?),
+            None => None,
+        };
+        if let Some(lot) = &p.lot
+            && !self.existing_lots(&[lot.lot.as_str()]).await?.is_empty()
+        {
+            return Err(Problem::new(
+                ErrorCode::Conflict,
+                format!("lot {} exists already", lot.lot),
+            ));
+        }
+        let value = fixed::value_of(qty, unit_cost);
+        if value > i128::from(fixed::LIMIT) {
+            return Err(Problem::new(
+                ErrorCode::ParamsInvalid,
+                "quantity times unit cost exceeds what is kept",
+            ));
+        }
+        let value = value as i64;
+        let streams = [(p.item.clone(), p.warehouse.clone())];
+        self.record(&streams, &occurred_at, |heads, event_id| {
+            heads.put(&p.item, &p.warehouse, qty, value);
+            let lot_code = p.lot.as_ref().map(|l| l.lot.clone());
+            let mut fields = object(json!({
+                "item": p.item, "warehouse": p.warehouse, "bin": p.bin,
+                "quantity": format_qty(qty.into()), "unit_cost": format_money(unit_cost.into()),
+                "value": format_money(value.into()),
+            }));
+            put_some(
+                &mut fields,
+                &[("lot", &lot_code), ("reference", &p.reference)],
+            );
+            let mut rows = Vec::new();
+            if let Some(lot) = &p.lot {
+                let event = LotEvent {
+                    event_id: event_id.to_owned(),
+                    event_time: occurred_at.clone(),
+                    record_time: clock::now(),
+                    warehouse: p.warehouse.clone(),
+                    bin: p.bin.clone(),
+                    what: What::Receiving {
+                        lot: LotQty {
+                            item: p.item.clone(),
+                            gtin: item.gtin.clone(),
+                            lot: lot.lot.clone(),
+                            quantity: qty,
+                            uom: item.uom.clone(),
+                        },
+                        details: Details {
+                            supplier: lot.supplier.clone(),
+                            supplier_lot: lot.supplier_lot.clone(),
+                            expires_on: expires_on.clone(),
+                            quality: lot.quality.clone(),
+                        },
+                        reference: p.reference.clone(),
+                    },
+                };
+                put_some(
+                    &mut fields,
+                    &[
+                        ("supplier", &lot.supplier),
+                        ("supplier_lot", &lot.supplier_lot),
+                        ("expires_on", &expires_on),
+                    ],
+                );
+                if let Some(quality) = &lot.quality {
+                    fields.insert("quality".into(), Value::Object(quality.clone()));
+                }
+                rows = event.rows(self.db, false);
+            }
+            let mut result = object(json!({
+                "quantity": format_qty(qty.into()), "value": format_money(value.into()),
+            }));
+            put_some(&mut result, &[("lot", &lot_code)]);
+            Ok(Plan {
+                kind: if p.lot.is_some() {
+                    "lot.received"
+                } else {
+                    "stock.received"
+                },
+                subject: lot_code.unwrap_or_else(|| p.item.clone()),
+                legs: vec![Leg {
+                    item: p.item.clone(),
+                    warehouse: p.warehouse.clone(),
+                    bin: p.bin.clone(),
+                    lot: p.lot.as_ref().map(|l| l.lot.clone()).unwrap_or_default(),
+                    on_hand: qty,
+                    reserved: 0,
+                    value,
+                }],
+                fields,
+                rows,
+                result,
+            })
+        })
+        .await
+    }
+
+    pub async fn issue(&self, p: Issue) -> Result<Value, Problem> {
+        let qty = fixed::quantity(&p.quantity, "/quantity")?;
+        let occurred_at = clock::given_or_now(p.occurred_at.as_deref(), "/occurred_at")?;
+        self.item(&p.item).await?;
+        self.check_lot_item(&p.lot, &p.item).await?;
+        let streams = [(p.item.clone(), p.warehouse.clone())];
+        self.record(&streams, &occurred_at, |heads, _| {
+            let cost = heads.take(&p.item, &p.warehouse, qty);
+            let mut fields = object(json!({
+                "item": p.item, "warehouse": p.warehouse, "bin": p.bin,
+                "quantity": format_qty(qty.into()), "cost": format_money(cost.into()),
+                "from_reserved": p.from_reserved,
+            }));
+            put_some(&mut fields, &[("lot", &p.lot), ("reference", &p.reference)]);
+            Ok(Plan {
+                kind: "stock.issued",
+                subject: p.item.clone(),
+                legs: vec![Leg {
+                    item: p.item.clone(),
+                    warehouse: p.warehouse.clone(),
+                    bin: p.bin.clone(),
+                    lot: p.lot.clone().unwrap_or_default(),
+                    on_hand: -qty,
+                    reserved: if p.from_reserved { -qty } else { 0 },
+                    value: -cost,
+                }],
+                fields,
+                rows: vec![],
+                result: object(json!({
+                    "quantity": format_qty(qty.into()), "cost": format_money(cost.into()),
+                })),
+            })
+        })
+        .await
+    }
+
+    pub async fn adjust(&self, p: Adjust) -> Result<Value, Problem> {
+        let qty = fixed::parse(&p.quantity, QTY_SCALE, Sign::NonZero, "/quantity")?;
+        let unit_cost = match &p.unit_cost {
+            Some(raw) if qty > 0 => Some(fixed::parse(
+                raw,
+                MONEY_SCALE,
+                Sign::NonNegative,
+                "/unit_cost",
+            )?),
+            Some(_) => {
+                return Err(Problem::new(
+                    ErrorCode::ParamsInvalid,
+                    "a decrease is valued at the moving average; it takes no unit_cost",
+                ));
+            }
+            None => None,
+        };
+        let occurred_at = clock::given_or_now(p.occurred_at.as_deref(), "/occurred_at")?;
+        self.item(&p.item).await?;
+        self.require_bins(&[(&p.warehouse, &p.bin)]).await?;
+        self.check_lot_item(&p.lot, &p.item).await?;
+        let streams = [(p.item.clone(), p.warehouse.clone())];
+        self.record(&streams, &occurred_at, |heads, _| {
+            let value = if qty < 0 {
+                -heads.take(&p.item, &p.warehouse, -qty)
+            } else {
+                let value = match unit_cost {
+                    Some(cost) => fixed::value_of(qty, cost) as i64,
+                    None => heads.value_at_average(&p.item, &p.warehouse, qty),
+                };
+                heads.put(&p.item, &p.warehouse, qty, value);
+                value
+            };
+            let mut fields = object(json!({
+                "item": p.item, "warehouse": p.warehouse, "bin": p.bin,
+                "quantity": format_qty(qty.into()), "value": format_money(value.into()),
+                "reason": p.reason,
+            }));
+            put_some(&mut fields, &[("lot", &p.lot)]);
+            Ok(Plan {
+                kind: "stock.adjusted",
+                subject: p.item.clone(),
+                legs: vec![Leg {
+                    item: p.item.clone(),
+                    warehouse: p.warehouse.clone(),
+                    bin: p.bin.clone(),
+                    lot: p.lot.clone().unwrap_or_default(),
+                    on_hand: qty,
+                    reserved: 0,
+                    value,
+                }],
+                fields,
+                rows: vec![],
+                result: object(json!({
+                    "quantity": format_qty(qty.into()), "value": format_money(value.into()),
+                })),
+            })
+        })
+        .await
+    }
+
+    pub async fn transfer(&self, p: Transfer) -> Result<Value, Problem> {
+        let qty = fixed::quantity(&p.quantity, "/quantity")?;
+        if p.from.warehouse == p.to.warehouse && p.from.bin == p.to.bin {
+            return Err(Problem::new(
+                ErrorCode::ParamsInvalid,
+                "a transfer needs two different bins",
+            ));
+        }
+        let occurred_at = clock::given_or_now(p.occurred_at.as_deref(), "/occurred_at")?;
+        self.item(&p.item).await?;
+        self.require_bins(&[(&p.to.warehouse, &p.to.bin)]).await?;
+        self.check_lot_item(&p.lot, &p.item).await?;
+        let streams = [
+            (p.item.clone(), p.from.warehouse.clone()),
+            (p.item.clone(), p.to.warehouse.clone()),
+        ];
+        self.record(&streams, &occurred_at, |heads, _| {
+            let value = heads.take(&p.item, &p.from.warehouse, qty);
+            heads.put(&p.item, &p.to.warehouse, qty, value);
+            let leg = |place: &Place, on_hand: i64, value: i64| Leg {
+                item: p.item.clone(),
+                warehouse: place.warehouse.clone(),
+                bin: place.bin.clone(),
+                lot: p.lot.clone().unwrap_or_default(),
+                on_hand,
+                reserved: 0,
+                value,
+            };
+            let mut fields = object(json!({
+                "item": p.item, "quantity": format_qty(qty.into()),
+                "from": {"warehouse": p.from.warehouse, "bin": p.from.bin},
+                "to": {"warehouse": p.to.warehouse, "bin": p.to.bin},
+                "value": format_money(value.into()),
+            }));
+            put_some(&mut fields, &[("lot", &p.lot), ("reference", &p.reference)]);
+            Ok(Plan {
+                kind: "stock.transferred",
+                subject: p.item.clone(),
+                legs: vec![leg(&p.from, -qty, -value), leg(&p.to, qty, value)],
+                fields,
+                rows: vec![],
+                result: object(json!({
+                    "quantity": format_qty(qty.into()), "value": format_money(value.into()),
+                })),
+            })
+        })
+        .await
+    }
+
+    /// `reserve` (`take` true) sets stock aside for a reference; `release` gives it back.
+    pub async fn reserve(&self, p: Reserve, take: bool) -> Result<Value, Problem> {
+        let qty = fixed::quantity(&p.quantity, "/quantity")?;
+        let occurred_at = clock::given_or_now(p.occurred_at.as_deref(), "/occurred_at")?;
+        self.item(&p.item).await?;
+        self.check_lot_item(&p.lot, &p.item).await?;
+        let streams = [(p.item.clone(), p.warehouse.clone())];
+        self.record(&streams, &occurred_at, |_, _| {
+            let mut fields = object(json!({
+                "item": p.item, "warehouse": p.warehouse, "bin": p.bin,
+                "quantity": format_qty(qty.into()),
+            }));
+            put_some(&mut fields, &[("lot", &p.lot), ("reference", &p.reference)]);
+            Ok(Plan {
+                kind: if take {
+                    "stock.reserved"
+                } else {
+                    "stock.released"
+                },
+                subject: p.item.clone(),
+                legs: vec![Leg {
+                    item: p.item.clone(),
+                    warehouse: p.warehouse.clone(),
+                    bin: p.bin.clone(),
+                    lot: p.lot.clone().unwrap_or_default(),
+                    on_hand: 0,
+                    reserved: if take { qty } else { -qty },
+                    value: 0,
+                }],
+                fields,
+                rows: vec![],
+                result: object(json!({"quantity": format_qty(qty.into())})),
+            })
+        })
+        .await
+    }
+}
+
+/// Lot details read back for a lot's answer.
+pub fn lot_json(info: &master::LotInfo) -> Map<String, Value> {
+    let mut lot = object(json!({
+        "lot": info.lot, "item": info.item, "quantity": format_qty(info.quantity.into()),
+        "origin": info.origin, "warehouse": info.warehouse, "bin": info.bin,
+        "created_at": info.created_at,
+    }));
+    put_some(
+        &mut lot,
+        &[
+            ("supplier", &info.supplier),
+            ("supplier_lot", &info.supplier_lot),
+            ("expires_on", &info.expires_on),
+        ],
+    );
+    if let Some(quality) = &info.quality {
+        lot.insert("quality".into(), quality.clone());
+    }
+    lot
+}

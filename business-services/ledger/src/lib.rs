@@ -1,0 +1,272 @@
+//! The ledger business service: an event-sourced, double-entry general ledger built only
+//! from providers (a db provider, and optionally a bus through the outbox).
+//!
+//! - **Double entry**: a journal is refused unless its debits equal its credits in every
+//!   currency, so the trial balance nets to zero at every moment.
+//! - **Event-sourced**: each posting appends `journal.posted` to `acc_event`, in the same db
+//!   `transaction` as the projections it updates (`gl_entry` lines and `gl_balance` totals);
+//!   `rebuild` replays the events and checks the projections against them.
+//! - **Immutable**: there is no update or delete; a mistake is undone by a reversing journal.
+//! - **Idempotent**: the client names each journal; the same journal again is answered from
+//!   the store with `replayed: true`, a different one under the same id is a `conflict`.
+//!
+//! See README.md beside this crate for the tables and the reasons behind them.
+
+mod accounts;
+mod amount;
+mod db;
+mod journal;
+mod posting;
+mod rebuild;
+mod reports;
+mod schema;
+mod timestamp;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use switchyard_client::{ProviderClient, Service, ServiceDescriptor, provider_route};
+use switchyard_contracts::{ErrorCode, Problem, TenantId, domains};
+use switchyard_outbox::{Outbox, Relay};
+
+use db::Db;
+
+/// What the summary of `contracts/schemas/services/ledger.json` says (a test keeps them equal).
+const SUMMARY: &str = "Event-sourced double-entry general ledger: a chart of accounts, balanced \
+and immutable journals posted idempotently, reversals, period close, balances, trial balance, \
+statements and a replay check.";
+
+/// The CloudEvents type of the event every posting writes to the outbox when a bus is set;
+/// `asyncapi/business-events.json` describes it, and a test holds the two together.
+pub const JOURNAL_POSTED: &str = "ledger.journal.posted";
+
+/// Where the ledger keeps its books and announces its postings.
+#[derive(Debug, Clone)]
+pub struct LedgerSettings {
+    /// The db provider holding each tenant's books: `db/sqlite` or `db/postgres`.
+    pub db: String,
+    /// A bus provider (`bus/embedded`, `bus/kafka`). When set, every posting also writes a
+    /// `ledger.journal.posted` event (topic `ledger`) to the outbox in the posting's own
+    /// transaction, and [`LedgerService::relay`] carries the outbox to this bus.
+    pub bus: Option<String>,
+}
+
+/// The `ledger` service. One value serves every tenant: each call's client is bound to its
+/// tenant, and the tenant's tables are created on its first call.
+pub struct LedgerService {
+    descriptor: ServiceDescriptor,
+    db: Db,
+    outbox: Option<(Outbox, String)>,
+    /// Tenants whose tables this process has already created.
+    installed: Mutex<HashSet<TenantId>>,
+    /// Serialises first-call installs: PostgreSQL's `CREATE TABLE IF NOT EXISTS` is not safe
+    /// against itself (two sessions can both find the name free and one then fails).
+    installing: tokio::sync::Mutex<()>,
+}
+
+/// One call's view of the books: the tenant's client and where its tables are.
+pub(crate) struct Ledger<'a> {
+    db: &'a Db,
+    client: &'a dyn ProviderClient,
+    outbox: Option<&'a Outbox>,
+}
+
+impl LedgerService {
+    /// Refuses a db provider the ledger has no SQL for and a bus id that names no provider.
+    pub fn new(settings: LedgerSettings) -> Result<Self, Problem> {
+        let db = Db::new(&settings.db)?;
+        let outbox = match settings.bus {
+            Some(bus) => {
+                if provider_route(&bus)?.0 != "bus" {
+                    return Err(Problem::new(
+                        ErrorCode::RequestInvalid,
+                        format!("{bus:?} is not a bus provider"),
+                    ));
+                }
+                Some((Outbox::new(&settings.db)?, bus))
+            }
+            None => None,
+        };
+        Ok(LedgerService {
+            descriptor: ServiceDescriptor {
+                name: "ledger".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                summary: SUMMARY.into(),
+                actions: domains::service_actions("ledger"),
+            },
+            db,
+            outbox,
+            installed: Mutex::new(HashSet::new()),
+            installing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The relay that publishes this ledger's outbox to its bus, one per tenant client; `None`
+    /// without a bus. Run it beside the service (`Relay::run`).
+    pub fn relay(&self) -> Option<Relay> {
+        self.outbox
+            .as_ref()
+            .map(|(outbox, bus)| Relay::new(outbox.clone(), bus, 100))
+    }
+
+    fn is_installed(&self, tenant: &TenantId) -> bool {
+        self.installed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(tenant)
+    }
+
+    /// Creates the tenant's tables (and outbox) once per process.
+    async fn install(&self, client: &dyn ProviderClient) -> Result<(), Problem> {
+        let tenant = client.tenant();
+        if self.is_installed(tenant) {
+            return Ok(());
+        }
+        let _installing = self.installing.lock().await;
+        if self.is_installed(tenant) {
+            return Ok(());
+        }
+        let statements = schema::tables(self.db.dialect())
+            .iter()
+            .map(|sql| self.db.statement(sql, vec![]))
+            .collect();
+        self.db.transaction(client, statements).await?;
+        if let Some((outbox, _)) = &self.outbox {
+            outbox.install(client).await?;
+        }
+        self.installed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(tenant.clone());
+        Ok(())
+    }
+}
+
+/// Typed params, or `params_invalid`. The runtime has checked them against the action's
+/// schema already; this catches a caller that skipped it.
+fn params<T: DeserializeOwned>(params: Value) -> Result<T, Problem> {
+    serde_json::from_value(params).map_err(|e| {
+        Problem::new(
+            ErrorCode::ParamsInvalid,
+            format!("params do not match the action's schema: {e}"),
+        )
+    })
+}
+
+#[async_trait]
+impl Service for LedgerService {
+    fn descriptor(&self) -> &ServiceDescriptor {
+        &self.descriptor
+    }
+
+    async fn invoke(
+        &self,
+        client: &dyn ProviderClient,
+        action: &str,
+        p: Value,
+    ) -> Result<Value, Problem> {
+        self.install(client).await?;
+        let ledger = Ledger {
+            db: &self.db,
+            client,
+            outbox: self.outbox.as_ref().map(|(outbox, _)| outbox),
+        };
+        match action {
+            "create_account" => ledger.create_account(params(p)?).await,
+            "list_accounts" => ledger.list_accounts(params(p)?).await,
+            "post_journal" => ledger.post_journal(params(p)?).await,
+            "reverse_journal" => ledger.reverse_journal(params(p)?).await,
+            "get_journal" => ledger.get_journal(params(p)?).await,
+            "close_period" => ledger.close_period(params(p)?).await,
+            "balance" => ledger.balance(params(p)?).await,
+            "trial_balance" => ledger.trial_balance(params(p)?).await,
+            "statement" => ledger.statement(params(p)?).await,
+            "events" => ledger.events(params(p)?).await,
+            "rebuild" => {
+                params::<Empty>(p)?;
+                ledger.rebuild().await
+            }
+            other => Err(Problem::new(
+                ErrorCode::ActionNotFound,
+                format!("the ledger has no action {other:?}"),
+            )),
+        }
+    }
+}
+
+/// `rebuild` takes no params.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_descriptor_is_the_contract_files() {
+        let contract: Value = serde_json::from_str(include_str!(
+            "../../../contracts/schemas/services/ledger.json"
+        ))
+        .unwrap();
+        assert_eq!(contract["summary"], json!(SUMMARY));
+        let service = LedgerService::new(LedgerSettings {
+            db: "db/sqlite".into(),
+            bus: None,
+        })
+        .unwrap();
+        let names: Vec<&str> = service
+            .descriptor()
+            .actions
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "create_account",
+                "list_accounts",
+                "post_journal",
+                "reverse_journal",
+                "get_journal",
+                "close_period",
+                "balance",
+                "trial_balance",
+                "statement",
+                "events",
+                "rebuild"
+            ]
+        );
+        for action in ["update_journal", "delete_journal", "delete_account"] {
+            assert!(
+                !names.contains(&action),
+                "{action}: the ledger is append-only"
+            );
+        }
+    }
+
+    #[test]
+    fn unsupported_engines_and_non_bus_ids_are_refused() {
+        let settings = |db: &str, bus: Option<&str>| LedgerSettings {
+            db: db.into(),
+            bus: bus.map(str::to_owned),
+        };
+        for (db, bus) in [
+            ("db/mysql", None),
+            ("db/oracle", None),
+            ("db/sqlite", Some("cache/memory")),
+            ("db/sqlite", Some("bus")),
+        ] {
+            assert!(
+                LedgerService::new(settings(db, bus)).is_err(),
+                "{db} {bus:?}"
+            );
+        }
+        let with_bus = LedgerService::new(settings("db/postgres", Some("bus/kafka"))).unwrap();
+        assert!(with_bus.relay().is_some());
+    }
+}

@@ -1,0 +1,14 @@
+//! AI providers behind the `ai` domain contract (`contracts/schemas/domains/ai.json`). Engines
+//! serve part of the domain:
+//! - `local`, the embedded default: `embed` and `classify` from hashed character n-grams,
+//!   offline and deterministic. It is arithmetic on character counts, not a language model.
+//! - `openai`: `chat` and `embed` through an OpenAI-compatible HTTP server the tenant
+//!   configures.
+//!
+//! The suite in `tests/conformance` holds every engine to the actions it serves.
+
+pub mod local;
+pub mod openai;
+
+pub use local::LocalAiFactory;
+pub use openai::OpenAiFactory;

@@ -1,0 +1,186 @@
+//! Per-tenant config of `ai/openai`: which OpenAI-compatible server, with which key and models.
+//!
+//! The stored config holds the key as a `secret://` reference (the schema admits nothing
+//! else); the factory gets the resolved key. Nothing here ever shows it.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::Url;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchyard_spi::{ErrorCode, ProviderError};
+
+const DEFAULT_TIMEOUT_MS: u64 = 25_000;
+/// Below the runtime's 30 s call timeout, so a slow server is reported as this provider's
+/// `timeout` rather than cut off by the runtime.
+const MAX_TIMEOUT_MS: u64 = 28_000;
+const MIN_TIMEOUT_MS: u64 = 1_000;
+
+/// A resolved API key. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    /// Where the API lives, e.g. `https://api.openai.com/v1`; actions append
+    /// `/chat/completions` and `/embeddings`.
+    pub base_url: Url,
+    /// Sent as `Authorization: Bearer`; servers on a private network often need none.
+    pub api_key: Option<ApiKey>,
+    pub chat_model: Option<String>,
+    pub embedding_model: Option<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    base_url: String,
+    #[serde(default)]
+    api_key: Option<String>,
+    #[serde(default)]
+    chat_model: Option<String>,
+    #[serde(default)]
+    embedding_model: Option<String>,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+
+/// Reads a resolved config. An empty object is `None`: the tenant has not configured a
+/// server; the instance still starts (the catalog must list it for every tenant) and its
+/// calls say what to configure.
+pub fn parse(config: Value) -> Result<Option<OpenAiConfig>, ProviderError> {
+    if config.as_object().is_some_and(|fields| fields.is_empty()) {
+        return Ok(None);
+    }
+    let raw: Raw = serde_json::from_value(config)
+        .map_err(|e| ProviderError::new(ErrorCode::ConfigInvalid, e.to_string()))?;
+    let base_url = Url::parse(raw.base_url.trim_end_matches('/'))
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+        .ok_or_else(|| {
+            ProviderError::field(
+                ErrorCode::ConfigInvalid,
+                "/base_url",
+                "must be an http:// or https:// URL",
+            )
+        })?;
+    if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&raw.timeout_ms) {
+        return Err(ProviderError::field(
+            ErrorCode::ConfigInvalid,
+            "/timeout_ms",
+            format!("must be between {MIN_TIMEOUT_MS} and {MAX_TIMEOUT_MS}"),
+        ));
+    }
+    let api_key = raw.api_key.map(ApiKey);
+    if api_key
+        .as_ref()
+        .is_some_and(|key| key.0.is_empty() || key.0.starts_with("secret://"))
+    {
+        return Err(ProviderError::field(
+            ErrorCode::ConfigInvalid,
+            "/api_key",
+            "the API key reference did not resolve to a key",
+        ));
+    }
+    Ok(Some(OpenAiConfig {
+        base_url,
+        api_key,
+        chat_model: raw.chat_model,
+        embedding_model: raw.embedding_model,
+        timeout: Duration::from_millis(raw.timeout_ms),
+    }))
+}
+
+pub fn schema() -> Value {
+    let model = |description: &str| json!({"type": "string", "minLength": 1, "maxLength": 256, "description": description});
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "anyOf": [
+            {"maxProperties": 0, "description": "Not configured: calls answer provider_unavailable."},
+            {"required": ["base_url"]}
+        ],
+        "properties": {
+            "base_url": {"type": "string", "pattern": "^https?://", "description": "The API's base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1."},
+            "api_key": {"type": "string", "pattern": "^secret://", "description": "A secret:// reference to the API key, sent as a bearer token; omit for servers that need none."},
+            "chat_model": model("The model chat uses, e.g. gpt-4o-mini; without it chat answers provider_unavailable."),
+            "embedding_model": model("The model embed uses, e.g. text-embedding-3-small; without it embed answers provider_unavailable."),
+            "timeout_ms": {"type": "integer", "minimum": MIN_TIMEOUT_MS, "maximum": MAX_TIMEOUT_MS, "default": DEFAULT_TIMEOUT_MS, "description": "How long one request to the server may take."}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_contracts::schema::Compiled;
+
+    use super::*;
+
+    #[test]
+    fn empty_is_unconfigured_and_the_schema_takes_only_key_references() {
+        assert!(parse(json!({})).unwrap().is_none());
+        let schema = Compiled::new(&schema(), "ai/openai#config").unwrap();
+        assert!(schema.check(&json!({})).is_empty());
+        let stored = json!({"base_url": "https://api.openai.com/v1", "api_key": "secret://env/OPENAI_API_KEY", "chat_model": "gpt-4o-mini"});
+        assert!(schema.check(&stored).is_empty());
+        assert!(
+            !schema
+                .check(&json!({"base_url": "https://api.openai.com/v1", "api_key": "sk-plain"}))
+                .is_empty()
+        );
+        assert!(
+            !schema
+                .check(&json!({"chat_model": "gpt-4o-mini"}))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_resolved_config_reads_and_never_shows_its_key() {
+        let config =
+            parse(json!({"base_url": "http://127.0.0.1:11434/v1/", "api_key": "sk-very-secret"}))
+                .unwrap()
+                .unwrap();
+        assert_eq!(config.base_url.as_str(), "http://127.0.0.1:11434/v1");
+        assert_eq!(config.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));
+        assert!(!format!("{config:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn bad_fields_are_config_invalid_without_echoing_the_key() {
+        for (bad, pointer) in [
+            (json!({"base_url": "ftp://x"}), "/base_url"),
+            (
+                json!({"base_url": "http://x", "timeout_ms": 60000}),
+                "/timeout_ms",
+            ),
+            (
+                json!({"base_url": "http://x", "api_key": "secret://env/NOT_RESOLVED"}),
+                "/api_key",
+            ),
+        ] {
+            let err = parse(bad.clone()).unwrap_err();
+            assert_eq!(err.code, ErrorCode::ConfigInvalid, "{bad}");
+            assert_eq!(err.errors[0].pointer, pointer, "{bad}");
+            assert!(!err.detail.contains("NOT_RESOLVED"));
+        }
+    }
+}

@@ -1,0 +1,383 @@
+#![doc = include_str!("docs.md")]
+
+mod config;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::{Client, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use switchyard_contracts::domains;
+use switchyard_spi::{
+    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
+    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, parse_params, to_result,
+};
+
+use config::OpenAiConfig;
+
+/// What an unconfigured tenant is told, on every call and in its health.
+const UNCONFIGURED: &str = "ai/openai is not configured for this tenant: configure base_url (and api_key, chat_model, embedding_model)";
+
+/// How long health waits for the server's model list.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The most of a server's error message an answer quotes.
+const MAX_DETAIL_CHARS: usize = 500;
+
+/// Describes the engine. Each tenant's instance holds its own server, key and HTTP client.
+pub struct OpenAiFactory {
+    descriptor: ProviderDescriptor,
+}
+
+impl Default for OpenAiFactory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OpenAiFactory {
+    pub fn new() -> Self {
+        OpenAiFactory {
+            descriptor: ProviderDescriptor {
+                domain: "ai".into(),
+                name: "openai".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                summary: "Chat and embeddings from the tenant's OpenAI-compatible server \
+                          (OpenAI, or a local server speaking its API)."
+                    .into(),
+                capabilities: vec!["openai_compatible".into()],
+                config_schema: config::schema(),
+                actions: domains::actions_named("ai", &["chat", "embed"]),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl ProviderFactory for OpenAiFactory {
+    fn descriptor(&self) -> &ProviderDescriptor {
+        &self.descriptor
+    }
+
+    async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
+        let server = match config::parse(ctx.config)? {
+            None => None,
+            Some(config) => {
+                let client = Client::builder()
+                    .timeout(config.timeout)
+                    .user_agent(concat!("switchyard-ai/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| ProviderError::internal(format!("HTTP client: {e}")))?;
+                Some(Server { config, client })
+            }
+        };
+        Ok(Arc::new(OpenAi { server }))
+    }
+}
+
+struct Server {
+    config: OpenAiConfig,
+    client: Client,
+}
+
+struct OpenAi {
+    /// `None` until the tenant configures a server.
+    server: Option<Server>,
+}
+
+#[derive(Deserialize, Serialize)]
+struct ChatMessage {
+    role: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct ChatParams {
+    messages: Vec<ChatMessage>,
+    temperature: Option<f64>,
+    max_tokens: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct EmbedParams {
+    texts: Vec<String>,
+}
+
+/// The parts of OpenAI's chat completion answer the contract uses.
+#[derive(Deserialize)]
+struct Completion {
+    #[serde(default)]
+    model: Option<String>,
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: AnswerMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AnswerMessage {
+    /// `null` when the model answered with tool calls only; the contract has no tools, so
+    /// that is an empty message.
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize, Serialize)]
+struct Usage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingList {
+    #[serde(default)]
+    model: Option<String>,
+    data: Vec<Embedding>,
+}
+
+#[derive(Deserialize)]
+struct Embedding {
+    index: usize,
+    embedding: Vec<f64>,
+}
+
+#[async_trait]
+impl Provider for OpenAi {
+    async fn invoke(&self, _ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
+        let server = self
+            .server
+            .as_ref()
+            .ok_or_else(|| ProviderError::unavailable(UNCONFIGURED).with_retryable(false))?;
+        match call.action.as_str() {
+            "chat" => server.chat(parse_params(call.params)?).await,
+            "embed" => server.embed(parse_params(call.params)?).await,
+            other => Err(ProviderError::new(
+                ErrorCode::ActionNotFound,
+                format!("ai/openai has no action {other:?}"),
+            )),
+        }
+    }
+
+    async fn health(&self) -> Health {
+        let dependency = match &self.server {
+            None => DependencyHealth {
+                name: "server".into(),
+                status: HealthStatus::Down,
+                detail: Some(UNCONFIGURED.into()),
+            },
+            Some(server) => match server.list_models().await {
+                Ok(()) => DependencyHealth {
+                    name: "server".into(),
+                    status: HealthStatus::Up,
+                    detail: None,
+                },
+                Err(e) => DependencyHealth {
+                    name: "server".into(),
+                    status: HealthStatus::Down,
+                    detail: Some(e.detail),
+                },
+            },
+        };
+        Health::from_dependencies(vec![dependency])
+    }
+}
+
+impl Server {
+    fn model<'a>(&self, model: &'a Option<String>, field: &str) -> Result<&'a str, ProviderError> {
+        model.as_deref().ok_or_else(|| {
+            ProviderError::unavailable(format!("ai/openai has no {field} in this tenant's config"))
+                .with_retryable(false)
+        })
+    }
+
+    async fn chat(&self, p: ChatParams) -> Result<Value, ProviderError> {
+        let model = self.model(&self.config.chat_model, "chat_model")?;
+        let mut request = json!({"model": model, "messages": p.messages});
+        if let Some(temperature) = p.temperature {
+            request["temperature"] = json!(temperature);
+        }
+        if let Some(max_tokens) = p.max_tokens {
+            request["max_tokens"] = json!(max_tokens);
+        }
+        let completion: Completion = self.post("chat/completions", &request).await?;
+        let choice = completion
+            .choices
+            .into_iter()
+            .next()
+            .ok_or_else(|| off_contract("a chat completion without choices"))?;
+        Ok(json!({
+            "message": {"role": "assistant", "content": choice.message.content.unwrap_or_default()},
+            "model": completion.model.unwrap_or_else(|| model.to_owned()),
+            "finish_reason": choice.finish_reason,
+            "usage": completion.usage,
+        }))
+    }
+
+    async fn embed(&self, p: EmbedParams) -> Result<Value, ProviderError> {
+        let model = self.model(&self.config.embedding_model, "embedding_model")?;
+        let list: EmbeddingList = self
+            .post("embeddings", &json!({"model": model, "input": p.texts}))
+            .await?;
+        let mut data = list.data;
+        data.sort_by_key(|e| e.index);
+        let in_order = data.iter().enumerate().all(|(i, e)| e.index == i);
+        if data.len() != p.texts.len() || !in_order {
+            return Err(off_contract(&format!(
+                "{} embeddings for {} texts",
+                data.len(),
+                p.texts.len()
+            )));
+        }
+        let dimensions = data.first().map_or(0, |e| e.embedding.len());
+        if dimensions == 0 || data.iter().any(|e| e.embedding.len() != dimensions) {
+            return Err(off_contract("embeddings of differing or zero length"));
+        }
+        to_result(json!({
+            "model": list.model.unwrap_or_else(|| model.to_owned()),
+            "dimensions": dimensions,
+            "vectors": data.into_iter().map(|e| e.embedding).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// `GET /models`: the cheapest request that proves the server is there and takes the key.
+    async fn list_models(&self) -> Result<(), ProviderError> {
+        let response = self
+            .authorised(self.client.get(self.url("models")))
+            .timeout(HEALTH_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            let body = response.text().await.unwrap_or_default();
+            Err(self.status_error(status, &body))
+        }
+    }
+
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, ProviderError> {
+        let response = self
+            .authorised(self.client.post(self.url(path)))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| self.transport_error(e))?;
+        if !status.is_success() {
+            return Err(self.status_error(status, &text));
+        }
+        serde_json::from_str(&text)
+            .map_err(|e| off_contract(&format!("an answer that is not OpenAI's shape ({e})")))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/{path}",
+            self.config.base_url.as_str().trim_end_matches('/')
+        )
+    }
+
+    fn authorised(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.config.api_key {
+            Some(key) => request.bearer_auth(key.expose()),
+            None => request,
+        }
+    }
+
+    /// No answer: the server is down, unreachable or too slow.
+    fn transport_error(&self, error: reqwest::Error) -> ProviderError {
+        let error = error.without_url();
+        if error.is_timeout() {
+            ProviderError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the AI server did not answer within {} ms",
+                    self.config.timeout.as_millis()
+                ),
+            )
+        } else {
+            tracing::warn!(error = %error, "ai/openai server unreachable");
+            ProviderError::unavailable(format!(
+                "the AI server is unreachable: {}",
+                self.redact(&innermost(&error))
+            ))
+        }
+    }
+
+    /// A non-2xx answer, mapped to a stable code:
+    /// 401/403 → `provider_unavailable`, not retryable (the configured key is refused; the
+    /// server's own message is not quoted, it may echo part of the key);
+    /// 429 → `rate_limited`, retryable; 5xx → `provider_unavailable`, retryable;
+    /// any other 4xx → `params_invalid` with the server's message (too long a prompt, …).
+    fn status_error(&self, status: StatusCode, body: &str) -> ProviderError {
+        match status.as_u16() {
+            401 | 403 => ProviderError::unavailable(format!(
+                "the AI server refused this tenant's API key ({status}); check api_key"
+            ))
+            .with_retryable(false),
+            429 => ProviderError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "the AI server is rate limiting this tenant ({status}): {}",
+                    self.server_message(body)
+                ),
+            ),
+            500..=599 => ProviderError::unavailable(format!(
+                "the AI server failed ({status}): {}",
+                self.server_message(body)
+            )),
+            _ => ProviderError::new(
+                ErrorCode::ParamsInvalid,
+                format!(
+                    "the AI server refused the request ({status}): {}",
+                    self.server_message(body)
+                ),
+            ),
+        }
+    }
+
+    /// OpenAI's `{"error": {"message"}}`, shortened and with the key removed; nothing of a
+    /// body of any other shape, which might be anything (an HTML page, another service).
+    fn server_message(&self, body: &str) -> String {
+        let message = serde_json::from_str::<Value>(body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "no error message".into());
+        let short: String = message.chars().take(MAX_DETAIL_CHARS).collect();
+        self.redact(&short)
+    }
+
+    fn redact(&self, text: &str) -> String {
+        match &self.config.api_key {
+            Some(key) if !key.expose().is_empty() => text.replace(key.expose(), "***"),
+            _ => text.to_owned(),
+        }
+    }
+}
+
+fn off_contract(what: &str) -> ProviderError {
+    ProviderError::unavailable(format!("the AI server answered {what}")).with_retryable(false)
+}
+
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
+}

@@ -1,0 +1,394 @@
+//! Per-tenant config of `integration/webhook`: the tenant's endpoints (name → URL and signing
+//! secret), the networks its endpoints may reach despite the SSRF guard, and the delivery
+//! budget.
+//!
+//! The JSON Schema below is checked by the runtime against the *stored* config, where the
+//! secret is a `secret://` reference; [`WebhookConfig::from_value`] reads the *resolved* config
+//! the factory gets, where it is the `whsec_…` value. Errors never quote a URL or a secret.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ipnet::IpNet;
+use reqwest::Url;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchyard_spi::{ErrorCode, ProviderError};
+
+/// The prefix Standard Webhooks puts before the base64 of a signing secret.
+const SECRET_PREFIX: &str = "whsec_";
+/// The spec's bounds on a secret's decoded length.
+const SECRET_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
+
+const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+const MAX_MAX_ATTEMPTS: u32 = 20;
+const DEFAULT_INITIAL_BACKOFF_MS: u64 = 500;
+const DEFAULT_MAX_BACKOFF_MS: u64 = 10_000;
+const DEFAULT_ATTEMPT_TIMEOUT_MS: u64 = 5_000;
+const DEFAULT_MAX_TOTAL_MS: u64 = 20_000;
+/// Below the runtime's 30 s call timeout, so a trigger answers its outcome before the runtime
+/// gives up on the call.
+const MAX_MAX_TOTAL_MS: u64 = 25_000;
+const DEFAULT_RETENTION_HOURS: u64 = 168;
+/// A leap year.
+const MAX_RETENTION_HOURS: u64 = 8784;
+
+/// An endpoint's signing key, decoded. `Debug` never shows it.
+#[derive(Clone)]
+pub struct SigningKey(Vec<u8>);
+
+impl SigningKey {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey(***)")
+    }
+}
+
+/// One receiver. The URL may itself be secret (many receivers put a token in it), so it is
+/// kept out of `Debug`, errors and logs like the key.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub url: Url,
+    pub key: SigningKey,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Endpoint(***)")
+    }
+}
+
+/// A tenant's settings, read and checked.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// Networks exempt from the SSRF guard, e.g. `10.20.0.0/16` for a receiver on the
+    /// tenant's own private network.
+    pub allowed_networks: Vec<IpNet>,
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub attempt_timeout: Duration,
+    /// The whole trigger (every attempt and wait) ends within this.
+    pub max_total: Duration,
+    /// How long delivered messages (and so their idempotency keys) are kept.
+    pub retention: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    url: String,
+    secret: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    endpoints: BTreeMap<String, RawEndpoint>,
+    #[serde(default)]
+    allowed_networks: Vec<String>,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: u32,
+    #[serde(default = "default_initial_backoff_ms")]
+    initial_backoff_ms: u64,
+    #[serde(default = "default_max_backoff_ms")]
+    max_backoff_ms: u64,
+    #[serde(default = "default_attempt_timeout_ms")]
+    attempt_timeout_ms: u64,
+    #[serde(default = "default_max_total_ms")]
+    max_total_ms: u64,
+    #[serde(default = "default_retention_hours")]
+    retention_hours: u64,
+}
+
+fn default_max_attempts() -> u32 {
+    DEFAULT_MAX_ATTEMPTS
+}
+fn default_initial_backoff_ms() -> u64 {
+    DEFAULT_INITIAL_BACKOFF_MS
+}
+fn default_max_backoff_ms() -> u64 {
+    DEFAULT_MAX_BACKOFF_MS
+}
+fn default_attempt_timeout_ms() -> u64 {
+    DEFAULT_ATTEMPT_TIMEOUT_MS
+}
+fn default_max_total_ms() -> u64 {
+    DEFAULT_MAX_TOTAL_MS
+}
+fn default_retention_hours() -> u64 {
+    DEFAULT_RETENTION_HOURS
+}
+
+fn invalid(pointer: &str, detail: impl Into<String>) -> ProviderError {
+    ProviderError::field(ErrorCode::ConfigInvalid, pointer, detail)
+}
+
+impl WebhookConfig {
+    /// Reads a resolved config. Bounds are checked here too, not only by the schema, because
+    /// a factory can be started without the runtime (tests, other hosts).
+    pub fn from_value(config: Value) -> Result<Self, ProviderError> {
+        let raw: RawConfig = serde_json::from_value(config)
+            .map_err(|e| ProviderError::new(ErrorCode::ConfigInvalid, e.to_string()))?;
+        let mut endpoints = BTreeMap::new();
+        for (name, endpoint) in raw.endpoints {
+            let pointer = format!("/endpoints/{name}");
+            if !valid_endpoint_name(&name) {
+                return Err(invalid(
+                    &pointer,
+                    "endpoint names are 1 to 64 of a-z 0-9 _ . - starting with a letter or digit",
+                ));
+            }
+            let endpoint = Endpoint {
+                url: parse_url(&endpoint.url, &format!("{pointer}/url"))?,
+                key: parse_secret(&endpoint.secret, &format!("{pointer}/secret"))?,
+            };
+            endpoints.insert(name, endpoint);
+        }
+        let allowed_networks = raw
+            .allowed_networks
+            .iter()
+            .enumerate()
+            .map(|(i, network)| {
+                network.parse::<IpNet>().map_err(|_| {
+                    invalid(
+                        &format!("/allowed_networks/{i}"),
+                        format!("{network:?} is not a CIDR network such as 10.0.0.0/8"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let ms = |value: u64, min: u64, max: u64, pointer: &str| {
+            if (min..=max).contains(&value) {
+                Ok(Duration::from_millis(value))
+            } else {
+                Err(invalid(
+                    pointer,
+                    format!("must be between {min} and {max} ms, got {value}"),
+                ))
+            }
+        };
+        if !(1..=MAX_MAX_ATTEMPTS).contains(&raw.max_attempts) {
+            return Err(invalid(
+                "/max_attempts",
+                format!("must be between 1 and {MAX_MAX_ATTEMPTS}"),
+            ));
+        }
+        let config = WebhookConfig {
+            endpoints,
+            allowed_networks,
+            max_attempts: raw.max_attempts,
+            initial_backoff: ms(raw.initial_backoff_ms, 1, 60_000, "/initial_backoff_ms")?,
+            max_backoff: ms(raw.max_backoff_ms, 1, 60_000, "/max_backoff_ms")?,
+            attempt_timeout: ms(raw.attempt_timeout_ms, 100, 25_000, "/attempt_timeout_ms")?,
+            max_total: ms(raw.max_total_ms, 100, MAX_MAX_TOTAL_MS, "/max_total_ms")?,
+            retention: Duration::from_secs(raw.retention_hours.saturating_mul(3600)),
+        };
+        if !(1..=MAX_RETENTION_HOURS).contains(&raw.retention_hours) {
+            return Err(invalid(
+                "/retention_hours",
+                format!("must be between 1 and {MAX_RETENTION_HOURS}"),
+            ));
+        }
+        if config.max_backoff < config.initial_backoff {
+            return Err(invalid(
+                "/max_backoff_ms",
+                "must be at least initial_backoff_ms",
+            ));
+        }
+        Ok(config)
+    }
+}
+
+fn valid_endpoint_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
+}
+
+/// An `http(s)://` URL with a host. The URL is never quoted back: it may carry a token.
+fn parse_url(text: &str, pointer: &str) -> Result<Url, ProviderError> {
+    let url = Url::parse(text).map_err(|e| invalid(pointer, format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(pointer, "must be an http:// or https:// URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            pointer,
+            "must not carry credentials; receivers authenticate the signature",
+        ));
+    }
+    Ok(url)
+}
+
+/// `whsec_` + base64 of 24 to 64 bytes, as Standard Webhooks issues secrets.
+fn parse_secret(text: &str, pointer: &str) -> Result<SigningKey, ProviderError> {
+    let encoded = text.strip_prefix(SECRET_PREFIX).ok_or_else(|| {
+        invalid(
+            pointer,
+            "must resolve to a Standard Webhooks secret: whsec_ followed by base64",
+        )
+    })?;
+    let bytes = STANDARD
+        .decode(encoded)
+        .map_err(|_| invalid(pointer, "the part after whsec_ is not base64"))?;
+    if !SECRET_BYTES.contains(&bytes.len()) {
+        return Err(invalid(
+            pointer,
+            format!(
+                "the secret is {} bytes; Standard Webhooks secrets are {} to {}",
+                bytes.len(),
+                SECRET_BYTES.start(),
+                SECRET_BYTES.end()
+            ),
+        ));
+    }
+    Ok(SigningKey(bytes))
+}
+
+/// JSON Schema of the stored config, published in the descriptor.
+pub fn schema() -> Value {
+    let ms = |minimum: u64, maximum: u64, default: u64, description: &str| json!({"type": "integer", "minimum": minimum, "maximum": maximum, "default": default, "description": description});
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "endpoints": {
+                "type": "object",
+                "description": "The receivers trigger may name, by endpoint name.",
+                "propertyNames": {"pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"},
+                "additionalProperties": {
+                    "type": "object", "required": ["url", "secret"], "additionalProperties": false,
+                    "properties": {
+                        "url": {"type": "string", "pattern": "^(https?|secret)://", "description": "The receiver's http(s) URL, or a secret:// reference to it when it carries a token."},
+                        "secret": {"type": "string", "pattern": "^secret://", "description": "A secret:// reference to the endpoint's Standard Webhooks signing secret (whsec_ + base64 of 24 to 64 bytes)."}
+                    }
+                }
+            },
+            "allowed_networks": {
+                "type": "array", "maxItems": 64,
+                "items": {"type": "string", "pattern": "^[0-9a-fA-F.:]+/[0-9]{1,3}$"},
+                "description": "CIDR networks endpoints may reach although the SSRF guard refuses them (loopback, private, link-local, …)."
+            },
+            "max_attempts": {"type": "integer", "minimum": 1, "maximum": MAX_MAX_ATTEMPTS, "default": DEFAULT_MAX_ATTEMPTS, "description": "HTTP requests per trigger or redeliver before the message is dead-lettered."},
+            "initial_backoff_ms": ms(1, 60_000, DEFAULT_INITIAL_BACKOFF_MS, "Wait before the first retry; doubles on each retry, plus random jitter of up to the same again."),
+            "max_backoff_ms": ms(1, 60_000, DEFAULT_MAX_BACKOFF_MS, "Longest wait between two attempts before jitter (a receiver's Retry-After may ask for longer)."),
+            "attempt_timeout_ms": ms(100, 25_000, DEFAULT_ATTEMPT_TIMEOUT_MS, "How long one HTTP request may take."),
+            "max_total_ms": ms(100, MAX_MAX_TOTAL_MS, DEFAULT_MAX_TOTAL_MS, "The whole trigger ends within this; attempts and waits that would not fit are not started."),
+            "retention_hours": {"type": "integer", "minimum": 1, "maximum": MAX_RETENTION_HOURS, "default": DEFAULT_RETENTION_HOURS, "description": "How long delivered messages, and so their idempotency keys, are kept. Dead letters stay until redelivered."}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_contracts::schema::Compiled;
+
+    use super::*;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn an_empty_config_has_no_endpoints_and_the_schema_defaults() {
+        let config = WebhookConfig::from_value(json!({})).unwrap();
+        assert!(config.endpoints.is_empty());
+        let schema = schema();
+        assert_eq!(
+            schema["properties"]["max_attempts"]["default"],
+            json!(config.max_attempts)
+        );
+        assert_eq!(
+            schema["properties"]["max_total_ms"]["default"],
+            json!(config.max_total.as_millis())
+        );
+    }
+
+    #[test]
+    fn the_stored_schema_takes_references_and_refuses_plain_secrets() {
+        let schema = Compiled::new(&schema(), "integration/webhook#config").unwrap();
+        let stored = json!({
+            "endpoints": {"erp-orders": {"url": "https://hooks.example/in", "secret": "secret://env/ORDERS_WHSEC"}},
+            "allowed_networks": ["10.20.0.0/16"]
+        });
+        assert!(schema.check(&stored).is_empty());
+        let plain = json!({"endpoints": {"a": {"url": "https://h.example", "secret": SECRET}}});
+        assert!(!schema.check(&plain).is_empty());
+    }
+
+    #[test]
+    fn bad_secrets_and_urls_are_config_invalid_without_quoting_them() {
+        for (url, secret, pointer) in [
+            (
+                "https://h.example/t0ken",
+                "whsec_tooshort",
+                "/endpoints/a/secret",
+            ),
+            (
+                "https://h.example/t0ken",
+                "secret://env/UNRESOLVED",
+                "/endpoints/a/secret",
+            ),
+            ("ftp://h.example/t0ken", SECRET, "/endpoints/a/url"),
+            ("https://user:t0ken@h.example/", SECRET, "/endpoints/a/url"),
+        ] {
+            let err = WebhookConfig::from_value(
+                json!({"endpoints": {"a": {"url": url, "secret": secret}}}),
+            )
+            .unwrap_err();
+            assert_eq!(err.code, ErrorCode::ConfigInvalid);
+            assert_eq!(err.errors[0].pointer, pointer, "{url} {secret}");
+            assert!(!err.detail.contains("t0ken") && !err.detail.contains(secret));
+        }
+    }
+
+    #[test]
+    fn bounds_and_networks_are_checked() {
+        for (bad, pointer) in [
+            (json!({"max_attempts": 0}), "/max_attempts"),
+            (json!({"max_total_ms": 60_000}), "/max_total_ms"),
+            (
+                json!({"initial_backoff_ms": 500, "max_backoff_ms": 100}),
+                "/max_backoff_ms",
+            ),
+            (
+                json!({"allowed_networks": ["localhost"]}),
+                "/allowed_networks/0",
+            ),
+        ] {
+            let err = WebhookConfig::from_value(bad.clone()).unwrap_err();
+            assert_eq!(err.errors[0].pointer, pointer, "{bad}");
+        }
+        let config = WebhookConfig::from_value(
+            json!({"allowed_networks": ["127.0.0.0/8", "::1/128"], "max_attempts": 3}),
+        )
+        .unwrap();
+        assert_eq!(config.allowed_networks.len(), 2);
+        assert_eq!(config.max_attempts, 3);
+    }
+
+    #[test]
+    fn debug_never_shows_a_key_or_url() {
+        let config = WebhookConfig::from_value(
+            json!({"endpoints": {"a": {"url": "https://h.example/t0ken", "secret": SECRET}}}),
+        )
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("t0ken") && !shown.contains("MfKQ"),
+            "{shown}"
+        );
+    }
+}

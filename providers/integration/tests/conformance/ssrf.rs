@@ -1,0 +1,138 @@
+//! The SSRF guard: without an allowlist, endpoints on loopback, private, link-local or
+//! metadata addresses are refused with `config_invalid` — IP literals when configured,
+//! hostnames when triggered — and nothing is sent or stored. No request ever leaves for the
+//! refused addresses: the refusals come before any connection.
+
+use serde_json::{Value, json};
+use switchyard_spi::{ErrorCode, ProviderError, StartContext, TenantId};
+
+use crate::receiver::Receiver;
+use crate::{Engine, config, dead_letter_ids, engines, secret};
+
+/// Starts `tenant` with `config` directly on the factory, to see a refused start.
+async fn start(engine: &Engine, config: Value) -> Result<(), ProviderError> {
+    (engine.open)()
+        .start(StartContext {
+            tenant: TenantId::parse("acme").unwrap(),
+            config,
+        })
+        .await
+        .map(drop)
+}
+
+#[tokio::test]
+async fn internal_ip_literals_are_refused_when_configured() {
+    for engine in engines() {
+        let name = engine.name;
+        for (url, address) in [
+            ("http://127.0.0.1:8080/t0ken", "127.0.0.1"),
+            ("http://10.0.0.1/t0ken", "10.0.0.1"),
+            (
+                "http://169.254.169.254/latest/meta-data/t0ken",
+                "169.254.169.254",
+            ),
+            ("http://[::1]:8080/t0ken", "::1"),
+            ("http://0.0.0.0/t0ken", "0.0.0.0"),
+            ("http://192.168.1.20/t0ken", "192.168.1.20"),
+            ("http://[fd00:ec2::254]/t0ken", "fd00:ec2::254"),
+            ("http://[::ffff:127.0.0.1]/t0ken", "::ffff:127.0.0.1"),
+        ] {
+            let unguarded = json!({"endpoints": {"hook": {"url": url, "secret": secret(1)}}});
+            let err = start(&engine, unguarded)
+                .await
+                .expect_err("an internal address must be refused");
+            assert_eq!(err.code, ErrorCode::ConfigInvalid, "{name}: {url}");
+            assert_eq!(
+                err.errors[0].pointer, "/endpoints/hook/url",
+                "{name}: {url}"
+            );
+            assert!(err.detail.contains(address), "{name}: {}", err.detail);
+            assert!(
+                err.detail.contains("allowed_networks"),
+                "{name}: the error says how to allow it: {}",
+                err.detail
+            );
+            assert!(
+                !err.detail.contains("t0ken"),
+                "{name}: the URL is never quoted"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn allowlisting_is_per_network() {
+    for engine in engines() {
+        let name = engine.name;
+        let allowed = json!({
+            "endpoints": {"hook": {"url": "http://10.20.0.5/in", "secret": secret(1)}},
+            "allowed_networks": ["10.20.0.0/16"]
+        });
+        assert_eq!(start(&engine, allowed).await, Ok(()), "{name}");
+        let elsewhere = json!({
+            "endpoints": {"hook": {"url": "http://10.21.0.5/in", "secret": secret(1)}},
+            "allowed_networks": ["10.20.0.0/16"]
+        });
+        let err = start(&engine, elsewhere).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::ConfigInvalid, "{name}");
+        let metadata = json!({
+            "endpoints": {"hook": {"url": "http://169.254.169.254/", "secret": secret(1)}},
+            "allowed_networks": ["127.0.0.0/8", "10.0.0.0/8"]
+        });
+        assert!(start(&engine, metadata).await.is_err(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_hostname_resolving_to_loopback_is_refused_unsent_and_unstored() {
+    for engine in engines() {
+        let name = engine.name;
+        let receiver = Receiver::start(&secret(1)).await;
+        let url = format!("http://localhost:{}/hook", receiver.addr.port());
+        let acme = engine
+            .harness()
+            .tenant_with_config(
+                "acme",
+                config(&url, &secret(1), json!({"allowed_networks": []})),
+            )
+            .await;
+        let err = acme
+            .err(
+                "trigger",
+                json!({"endpoint": "hook", "event_type": "x", "payload": {}, "idempotency_key": "k"}),
+            )
+            .await;
+        assert_eq!(err.code, ErrorCode::ConfigInvalid, "{name}: {err:?}");
+        assert_eq!(err.errors[0].pointer, "/endpoints/hook/url", "{name}");
+        assert!(err.detail.contains("loopback"), "{name}: {}", err.detail);
+        assert!(receiver.requests().is_empty(), "{name}: nothing was sent");
+        assert!(
+            dead_letter_ids(&acme).await.is_empty(),
+            "{name}: nothing was stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_allowlisted_hostname_is_delivered_to() {
+    for engine in engines() {
+        let name = engine.name;
+        let receiver = Receiver::start(&secret(1)).await;
+        let url = format!("http://localhost:{}/hook", receiver.addr.port());
+        // localhost may resolve to both 127.0.0.1 and ::1: every address must be allowed.
+        let acme = engine
+            .harness()
+            .tenant_with_config(
+                "acme",
+                config(
+                    &url,
+                    &secret(1),
+                    json!({"allowed_networks": ["127.0.0.0/8", "::1/128"]}),
+                ),
+            )
+            .await;
+        let answer = crate::trigger(&acme, json!({"n": 1})).await;
+        assert_eq!(answer["status"], "delivered", "{name}: {answer}");
+        assert_eq!(receiver.requests().len(), 1, "{name}");
+    }
+}
