@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use switchyard_client::Service;
 use switchyard_contracts::SchemaError;
+use switchyard_inventory::{InventoryService, InventorySettings};
 use switchyard_ledger::{LedgerService, LedgerSettings};
 use switchyard_provider_ai::{LocalAiFactory, OpenAiFactory};
 use switchyard_provider_auth::{JwtFactory, OpaFactory, PolicySource};
@@ -145,7 +146,17 @@ pub fn builtin_services() -> Result<Vec<Arc<dyn Service>>, SchemaError> {
         bus: std::env::var("SWITCHYARD_LEDGER_BUS").ok(),
     })
     .map_err(|p| setting(&p.detail, "SWITCHYARD_LEDGER_DB / SWITCHYARD_LEDGER_BUS"))?;
-    Ok(vec![Arc::new(ledger)])
+    let inventory = InventoryService::new(InventorySettings {
+        db: std::env::var("SWITCHYARD_INVENTORY_DB").unwrap_or_else(|_| "db/sqlite".into()),
+        bus: std::env::var("SWITCHYARD_INVENTORY_BUS").ok(),
+    })
+    .map_err(|p| {
+        setting(
+            &p.detail,
+            "SWITCHYARD_INVENTORY_DB / SWITCHYARD_INVENTORY_BUS",
+        )
+    })?;
+    Ok(vec![Arc::new(ledger), Arc::new(inventory)])
 }
 
 /// For processes that run no policy: `auth/opa` answers provider_unavailable.

@@ -123,3 +123,23 @@ async fn served_answers_validate_against_the_published_schemas() {
         .await;
     assert_valid("Problem", &problem);
 }
+
+/// Every business event type the services emit has a message in
+/// `asyncapi/business-events.json`, and every message there is one the code emits.
+#[test]
+fn the_asyncapi_business_events_are_exactly_the_ones_the_services_emit() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/asyncapi/business-events.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut described: Vec<&str> = doc["components"]["messages"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|m| m["x-cloudevents-type"].as_str().unwrap())
+        .collect();
+    let mut emitted: Vec<&str> = std::iter::once(switchyard_ledger::JOURNAL_POSTED)
+        .chain(switchyard_inventory::EVENT_TYPES)
+        .collect();
+    described.sort_unstable();
+    emitted.sort_unstable();
+    assert_eq!(described, emitted);
+}

@@ -13,7 +13,7 @@ use crate::fixed;
 const MAX_ROWS: usize = 10_000;
 
 /// Rows per page of the paged reads.
-pub const PAGE: usize = 5_000;
+const PAGE: usize = 5_000;
 
 pub type Row = Map<String, Value>;
 

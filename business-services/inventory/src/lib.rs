@@ -49,6 +49,24 @@ moving-average valuation; lots with genealogy, backward and forward traces, expi
 analysis; GS1 EPCIS 2.0 export and import.";
 
 /// The bus topic of every inventory event.
+/// Every CloudEvents type the inventory writes to its outbox. `asyncapi/business-events.json`
+/// describes each, a test there holds the two lists together, and the outbox test checks that
+/// what the service emits is in this list.
+pub const EVENT_TYPES: [&str; 12] = [
+    "inventory.stock.received",
+    "inventory.stock.issued",
+    "inventory.stock.adjusted",
+    "inventory.stock.transferred",
+    "inventory.stock.reserved",
+    "inventory.stock.released",
+    "inventory.lot.received",
+    "inventory.lot.split",
+    "inventory.lot.merged",
+    "inventory.lot.transformed",
+    "inventory.lot.wasted",
+    "inventory.lot.shipped",
+];
+
 pub const TOPIC: &str = "inventory";
 
 /// Where the inventory keeps its stock and announces its movements.

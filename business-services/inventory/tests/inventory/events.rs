@@ -61,6 +61,12 @@ async fn every_operation_announces_itself_through_the_outbox(engine: Engine) {
         .iter()
         .map(|r| r["headers"]["ce_type"].as_str().unwrap())
         .collect();
+    for kind in &types {
+        assert!(
+            switchyard_inventory::EVENT_TYPES.contains(kind),
+            "{kind} is emitted but not listed in EVENT_TYPES (and so not in AsyncAPI)"
+        );
+    }
     assert_eq!(
         types,
         [
