@@ -31,6 +31,10 @@ impl Upstreams {
             .insert_header("host", "switchyard-runtime")
             .map_err(std::io::Error::other)?;
         check.req = probe;
+        // One probe lost on a loaded machine must not take the only runtime out of rotation
+        // (every request would then answer 503); a dead runtime still goes after three, and
+        // requests to it fail over at once meanwhile.
+        check.consecutive_failure = 3;
         balancer.set_health_check(Box::new(check));
         balancer.health_check_frequency = Some(check_every);
         let service = background_service("runtime health checks", balancer);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use switchyard_client::{ProviderClient, provider_route};
+use switchyard_client::{ProviderClient, SERVICES, provider_route};
 use switchyard_contracts::{Problem, TenantId};
 use switchyard_spi::CallContext;
 
@@ -44,6 +44,12 @@ impl ProviderClient for RuntimeClient {
             request_id: uuid::Uuid::now_v7().to_string(),
             subject: Some(self.subject.clone()),
         };
+        if domain == SERVICES {
+            return self
+                .runtime
+                .invoke_service(&ctx, name, action, params)
+                .await;
+        }
         self.runtime
             .invoke(&ctx, domain, name, action, params, None)
             .await

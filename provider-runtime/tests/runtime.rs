@@ -622,3 +622,34 @@ async fn a_business_service_composes_providers_for_its_callers_tenant_only() {
     let doc: Value = serde_json::from_slice(&rt.openapi()).unwrap();
     assert!(doc["paths"]["/services/notes/remember"]["post"].is_object());
 }
+
+#[tokio::test]
+async fn a_service_reaches_another_service_through_the_same_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PlatformStore::open(dir.path()).await.unwrap();
+    store.create_tenant(&acme()).await.unwrap();
+    let mut registry = Registry::default();
+    registry
+        .register(Arc::new(MemoryCacheFactory::new()))
+        .unwrap();
+    let rt = Arc::new(
+        Runtime::new(registry, store, Default::default(), Default::default())
+            .with_services(vec![Arc::new(NotesService::new())])
+            .unwrap(),
+    );
+    let client = switchyard_runtime::RuntimeClient::new(rt.clone(), acme(), "service:test");
+    use switchyard_client::ProviderClient;
+    client
+        .invoke(
+            "services/notes",
+            "remember",
+            json!({"key": "k", "text": "via a service"}),
+        )
+        .await
+        .unwrap();
+    let recalled = client
+        .invoke("services/notes", "recall", json!({"key": "k"}))
+        .await
+        .unwrap();
+    assert_eq!(recalled["value"], "via a service");
+}

@@ -19,10 +19,16 @@ pub trait ProviderClient: Send + Sync {
     /// The tenant every call of this client acts for.
     fn tenant(&self) -> &TenantId;
 
-    /// Runs `action` of `provider` (`"<domain>/<name>"`) and answers its `data`, or the problem
-    /// the provider, the runtime or the gateway answered.
+    /// Runs `action` of `provider` (`"<domain>/<name>"`, or `"services/<name>"` for a business
+    /// service) and answers its `data`, or the problem the provider, the runtime or the gateway
+    /// answered.
     async fn invoke(&self, provider: &str, action: &str, params: Value) -> Result<Value, Problem>;
 }
+
+/// The domain part that addresses a business service instead of a provider: `services/ledger`
+/// reaches `/services/ledger/{action}`, so one service composes another the same way it
+/// composes providers.
+pub const SERVICES: &str = "services";
 
 /// Splits `"<domain>/<name>"`, refusing anything that would not name one provider route.
 pub fn provider_route(provider: &str) -> Result<(&str, &str), Problem> {
@@ -71,9 +77,14 @@ impl ProviderClient for HttpClient {
 
     async fn invoke(&self, provider: &str, action: &str, params: Value) -> Result<Value, Problem> {
         let (domain, name) = provider_route(provider)?;
+        let url = if domain == SERVICES {
+            format!("{}/services/{name}/{action}", self.base)
+        } else {
+            format!("{}/providers/{domain}/{name}/{action}", self.base)
+        };
         let response = self
             .http
-            .post(format!("{}/providers/{domain}/{name}/{action}", self.base))
+            .post(url)
             .header("authorization", &self.authorization)
             .header("x-tenant-id", self.tenant.as_str())
             .json(&json!({"params": params}))
