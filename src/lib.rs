@@ -8,6 +8,7 @@ use switchyard_client::Service;
 use switchyard_contracts::SchemaError;
 use switchyard_inventory::{InventoryService, InventorySettings};
 use switchyard_ledger::{LedgerService, LedgerSettings};
+use switchyard_orders::{OrdersService, OrdersSettings};
 use switchyard_provider_ai::{LocalAiFactory, OpenAiFactory};
 use switchyard_provider_auth::{JwtFactory, OpaFactory, PolicySource};
 use switchyard_provider_bus::{EmbeddedBusFactory, KafkaFactory, KafkaSettings};
@@ -156,7 +157,18 @@ pub fn builtin_services() -> Result<Vec<Arc<dyn Service>>, SchemaError> {
             "SWITCHYARD_INVENTORY_DB / SWITCHYARD_INVENTORY_BUS",
         )
     })?;
-    Ok(vec![Arc::new(ledger), Arc::new(inventory)])
+    let orders = OrdersService::new(OrdersSettings {
+        db: std::env::var("SWITCHYARD_ORDERS_DB").unwrap_or_else(|_| "db/sqlite".into()),
+        bus: std::env::var("SWITCHYARD_ORDERS_BUS").ok(),
+        webhook: std::env::var("SWITCHYARD_ORDERS_WEBHOOK").ok(),
+        ai: Some(std::env::var("SWITCHYARD_ORDERS_AI").unwrap_or_else(|_| "ai/local".into())),
+    })
+    .map_err(|p| setting(&p.detail, "SWITCHYARD_ORDERS_*"))?;
+    Ok(vec![
+        Arc::new(ledger),
+        Arc::new(inventory),
+        Arc::new(orders),
+    ])
 }
 
 /// For processes that run no policy: `auth/opa` answers provider_unavailable.

@@ -24,12 +24,13 @@ const DOMAIN_FILES: [(&str, &str); 7] = [
 ];
 
 /// The business services' contracts, served under `/services/{name}/{action}`.
-const SERVICE_FILES: [(&str, &str); 2] = [
+const SERVICE_FILES: [(&str, &str); 3] = [
     ("ledger", include_str!("../schemas/services/ledger.json")),
     (
         "inventory",
         include_str!("../schemas/services/inventory.json"),
     ),
+    ("orders", include_str!("../schemas/services/orders.json")),
 ];
 
 #[derive(Deserialize)]

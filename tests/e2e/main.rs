@@ -8,6 +8,7 @@ mod contract;
 mod errors;
 mod faults;
 mod gateway;
+mod inventory;
 mod kafka_thirdparty;
 mod ledger;
 mod mtls;

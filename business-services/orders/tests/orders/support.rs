@@ -1,0 +1,248 @@
+//! An in-process platform per test: a runtime with db/sqlite, integration/webhook and
+//! ai/local, hosting the real inventory and ledger services, and the orders service calling
+//! them through the runtime's client exactly as it runs in `switchyard serve`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use switchyard_client::Service;
+use switchyard_contracts::{ActionValidators, Problem, TenantId};
+use switchyard_inventory::{InventoryService, InventorySettings};
+use switchyard_ledger::{LedgerService, LedgerSettings};
+use switchyard_orders::{OrdersService, OrdersSettings};
+use switchyard_provider_ai::LocalAiFactory;
+use switchyard_provider_db::SqliteFactory;
+use switchyard_provider_integration::WebhookFactory;
+use switchyard_runtime::{PlatformStore, Registry, Runtime, RuntimeClient};
+
+pub const DB: &str = "db/sqlite";
+pub const TENANT: &str = "acme";
+pub const ENDPOINT: &str = "orders";
+
+pub struct Platform {
+    runtime: Arc<Runtime>,
+    service: Arc<OrdersService>,
+    validators: HashMap<String, ActionValidators>,
+    _dir: tempfile::TempDir,
+}
+
+impl Platform {
+    /// A platform whose tenant's webhook endpoint `orders` points at `url`.
+    pub async fn new(webhook_url: &str) -> Platform {
+        Platform::with_ai(webhook_url, "ai/local").await
+    }
+
+    /// The same with `annotate` asking `ai`.
+    pub async fn with_ai(webhook_url: &str, ai: &str) -> Platform {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PlatformStore::open(dir.path()).await.unwrap();
+        store
+            .create_tenant(&TenantId::parse(TENANT).unwrap())
+            .await
+            .unwrap();
+        let mut registry = Registry::default();
+        registry
+            .register(Arc::new(SqliteFactory::new(dir.path().join("db"))))
+            .unwrap();
+        registry
+            .register(Arc::new(WebhookFactory::new(dir.path().join("webhook"))))
+            .unwrap();
+        registry.register(Arc::new(LocalAiFactory::new())).unwrap();
+        let inventory = InventoryService::new(InventorySettings {
+            db: DB.into(),
+            bus: None,
+        })
+        .unwrap();
+        let ledger = LedgerService::new(LedgerSettings {
+            db: DB.into(),
+            bus: None,
+        })
+        .unwrap();
+        let runtime = Runtime::new(registry, store, Default::default(), Default::default())
+            .with_services(vec![Arc::new(inventory), Arc::new(ledger)])
+            .unwrap();
+        let runtime = Arc::new(runtime);
+
+        let secret_file = dir.path().join("whsec");
+        std::fs::write(
+            &secret_file,
+            format!("whsec_{}", STANDARD.encode([7u8; 32])),
+        )
+        .unwrap();
+        runtime
+            .configure(
+                &TenantId::parse(TENANT).unwrap(),
+                "integration",
+                "webhook",
+                json!({"config": {
+                    "endpoints": {ENDPOINT: {"url": webhook_url,
+                        "secret": format!("secret://file{}", secret_file.display())}},
+                    "allowed_networks": ["127.0.0.0/8"],
+                    "max_attempts": 2,
+                    "initial_backoff_ms": 10,
+                    "max_backoff_ms": 20,
+                    "attempt_timeout_ms": 2000,
+                    "max_total_ms": 3000
+                }}),
+            )
+            .await
+            .unwrap();
+
+        let service = OrdersService::new(OrdersSettings {
+            db: DB.into(),
+            bus: None,
+            webhook: Some(ENDPOINT.into()),
+            ai: Some(ai.into()),
+        })
+        .unwrap();
+        let validators = service
+            .descriptor()
+            .actions
+            .iter()
+            .map(|action| {
+                let compiled = ActionValidators::compile("services/orders", action).unwrap();
+                (action.name.clone(), compiled)
+            })
+            .collect();
+        Platform {
+            runtime,
+            service: Arc::new(service),
+            validators,
+            _dir: dir,
+        }
+    }
+
+    fn client(&self, subject: &str) -> RuntimeClient {
+        RuntimeClient::new(
+            self.runtime.clone(),
+            TenantId::parse(TENANT).unwrap(),
+            subject,
+        )
+    }
+
+    /// An orders action, its params and answer checked against the contract.
+    pub async fn call(&self, action: &str, params: Value) -> Result<Value, Problem> {
+        let validators = &self.validators[action];
+        let refused = validators.params.check(&params);
+        assert!(
+            refused.is_empty(),
+            "invalid params to {action}: {params} {refused:?}"
+        );
+        let answer = self
+            .service
+            .invoke(&self.client("service:orders"), action, params)
+            .await;
+        if let Ok(data) = &answer {
+            let wrong = validators.result.check(data);
+            assert!(
+                wrong.is_empty(),
+                "{action} answered outside its schema: {data} {wrong:?}"
+            );
+        }
+        answer
+    }
+
+    pub async fn ok(&self, action: &str, params: Value) -> Value {
+        self.call(action, params.clone())
+            .await
+            .unwrap_or_else(|p| panic!("{action} {params} failed: {p:?}"))
+    }
+
+    /// Another service's or provider's action (`services/inventory`, `db/sqlite`, …).
+    pub async fn other(&self, provider: &str, action: &str, params: Value) -> Value {
+        use switchyard_client::ProviderClient;
+        self.client("test")
+            .invoke(provider, action, params.clone())
+            .await
+            .unwrap_or_else(|p| panic!("{provider} {action} {params} failed: {p:?}"))
+    }
+
+    /// Item `item` with `quantity` on hand in warehouse `w1`, bin `main`, at `unit_cost`.
+    pub async fn stock_item(&self, item: &str, quantity: &str, unit_cost: &str) {
+        let inv = "services/inventory";
+        self.other(
+            inv,
+            "define_item",
+            json!({"item": item, "name": item, "uom": "H87"}),
+        )
+        .await;
+        self.other(
+            inv,
+            "define_warehouse",
+            json!({"warehouse": "w1", "name": "Main"}),
+        )
+        .await;
+        let _ = {
+            use switchyard_client::ProviderClient;
+            self.client("test")
+                .invoke(inv, "define_bin", json!({"warehouse": "w1", "bin": "main"}))
+                .await
+        };
+        self.other(
+            inv,
+            "receive",
+            json!({"item": item, "warehouse": "w1", "bin": "main",
+                   "quantity": quantity, "unit_cost": unit_cost}),
+        )
+        .await;
+    }
+
+    /// `(on_hand, reserved, available)` of `item` in w1/main.
+    pub async fn stock(&self, item: &str) -> (String, String, String) {
+        let answer = self
+            .other(
+                "services/inventory",
+                "stock",
+                json!({"item": item, "warehouse": "w1", "bin": "main"}),
+            )
+            .await;
+        let rows = answer["rows"].as_array().unwrap();
+        match rows.first() {
+            None => ("0".into(), "0".into(), "0".into()),
+            Some(row) => (
+                row["on_hand"].as_str().unwrap().into(),
+                row["reserved"].as_str().unwrap().into(),
+                row["available"].as_str().unwrap().into(),
+            ),
+        }
+    }
+
+    /// Rows in the orders outbox.
+    pub async fn outbox_types(&self) -> Vec<String> {
+        let answer = self
+            .other(
+                DB,
+                "query",
+                json!({"sql": "SELECT headers FROM switchyard_outbox ORDER BY seq"}),
+            )
+            .await;
+        answer["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                let headers: Value =
+                    serde_json::from_str(row["headers"].as_str().unwrap()).unwrap();
+                headers["ce_type"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+}
+
+/// `create` params of a one-line order of `quantity` `item` at `price` USD.
+pub fn order(order_id: &str, item: &str, quantity: &str, price: &str) -> Value {
+    json!({"order_id": order_id, "customer": "Ada Retail", "warehouse": "w1",
+           "lines": [{"item": item, "quantity": quantity, "unit_price": price, "currency": "USD"}]})
+}
+
+/// The status of step `name` of `order`, if it has one.
+pub fn step<'a>(order: &'a Value, name: &str) -> Option<&'a Value> {
+    order["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+}
