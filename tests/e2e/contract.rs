@@ -147,3 +147,45 @@ fn the_asyncapi_business_events_are_exactly_the_ones_the_services_emit() {
     emitted.sort_unstable();
     assert_eq!(described, emitted);
 }
+
+/// Business services compose providers through the client; none of them may reach a database
+/// or broker on its own. Their manifests' normal dependencies name no driver.
+#[test]
+fn no_business_service_depends_on_a_driver() {
+    const DRIVERS: [&str; 8] = [
+        "sqlx",
+        "rdkafka",
+        "redis",
+        "tiberius",
+        "bb8-tiberius",
+        "opendal",
+        "vaultrs",
+        "reqwest",
+    ];
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/business-services");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root).unwrap() {
+        let manifest = entry.unwrap().path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        // The [dependencies] table only: dev-dependencies and optional test kits may use them.
+        let normal = text
+            .split("\n[")
+            .find(|section| section.starts_with("dependencies]"))
+            .unwrap_or_default();
+        for line in normal.lines().filter(|l| !l.contains("optional = true")) {
+            let name = line.split(['.', ' ', '=']).next().unwrap_or_default();
+            assert!(
+                !DRIVERS.contains(&name),
+                "{} depends on the driver {name}",
+                manifest.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 5,
+        "expected the business-service crates, found {checked}"
+    );
+}

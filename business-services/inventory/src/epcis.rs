@@ -626,16 +626,15 @@ impl Inventory<'_> {
     pub async fn export_epcis(&self, p: ExportQuery) -> Result<Value, Problem> {
         let from = clock::normalize(&p.from, "/from")?;
         let to = clock::normalize(&p.to, "/to")?;
-        let rows = self
-            .db
-            .all(
-                self.client,
-                "SELECT id, event_time, payload FROM lot_event",
-                "event_time >= ?1 AND event_time < ?2",
-                vec![json!(from), json!(to)],
-                &["event_time", "id"],
-            )
-            .await?;
+        let rows = db::all(
+            self.db,
+            self.client,
+            "SELECT id, event_time, payload FROM lot_event",
+            "event_time >= ?1 AND event_time < ?2",
+            vec![json!(from), json!(to)],
+            &["event_time", "id"],
+        )
+        .await?;
         let events = rows
             .iter()
             .map(|row| {

@@ -29,17 +29,13 @@ mod schema;
 mod stock;
 mod trace;
 
-use std::collections::HashSet;
-use std::sync::Mutex;
-
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use switchyard_client::{ProviderClient, Service, ServiceDescriptor, provider_route};
-use switchyard_contracts::{ErrorCode, Problem, TenantId, domains};
+use switchyard_contracts::{ErrorCode, Problem, domains};
 use switchyard_outbox::{Outbox, Relay};
-
-use db::Db;
+use switchyard_service_kit::{Db, Installs};
 
 /// What the summary of `contracts/schemas/services/inventory.json` says (a test keeps them
 /// equal).
@@ -88,10 +84,7 @@ pub struct InventoryService {
     db: Db,
     outbox: Option<(Outbox, String)>,
     /// Tenants whose tables this process has already created.
-    installed: Mutex<HashSet<TenantId>>,
-    /// Serialises first-call installs: PostgreSQL's `CREATE TABLE IF NOT EXISTS` is not safe
-    /// against itself (two sessions can both find the name free and one then fails).
-    installing: tokio::sync::Mutex<()>,
+    installs: Installs,
 }
 
 /// One call's view of the inventory: the tenant's client and where its tables are.
@@ -104,7 +97,7 @@ pub(crate) struct Inventory<'a> {
 impl InventoryService {
     /// Refuses a db provider the service has no SQL for and a bus id that names no provider.
     pub fn new(settings: InventorySettings) -> Result<Self, Problem> {
-        let db = Db::new(&settings.db)?;
+        let db = Db::new(&settings.db, "inventory")?;
         let outbox = match settings.bus {
             Some(bus) => {
                 if provider_route(&bus)?.0 != "bus" {
@@ -126,8 +119,7 @@ impl InventoryService {
             },
             db,
             outbox,
-            installed: Mutex::new(HashSet::new()),
-            installing: tokio::sync::Mutex::new(()),
+            installs: Installs::default(),
         })
     }
 
@@ -139,36 +131,19 @@ impl InventoryService {
             .map(|(outbox, bus)| Relay::new(outbox.clone(), bus, 100))
     }
 
-    fn is_installed(&self, tenant: &TenantId) -> bool {
-        self.installed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .contains(tenant)
-    }
-
     /// Creates the tenant's tables (and outbox) once per process.
     async fn install(&self, client: &dyn ProviderClient) -> Result<(), Problem> {
-        let tenant = client.tenant();
-        if self.is_installed(tenant) {
-            return Ok(());
-        }
-        let _installing = self.installing.lock().await;
-        if self.is_installed(tenant) {
-            return Ok(());
-        }
-        let statements = schema::tables(self.db.dialect())
-            .iter()
-            .map(|sql| self.db.statement(sql, vec![]))
-            .collect();
-        self.db.transaction(client, statements).await?;
-        if let Some((outbox, _)) = &self.outbox {
-            outbox.install(client).await?;
-        }
-        self.installed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(tenant.clone());
-        Ok(())
+        self.installs
+            .once(client.tenant(), || async {
+                self.db
+                    .create(client, &schema::tables(self.db.dialect()))
+                    .await?;
+                if let Some((outbox, _)) = &self.outbox {
+                    outbox.install(client).await?;
+                }
+                Ok(())
+            })
+            .await
     }
 }
 

@@ -92,47 +92,44 @@ fn difference(table: &str, key: &str, field: &str, stored: String, replayed: Str
 
 impl Inventory<'_> {
     pub async fn verify(&self) -> Result<Value, Problem> {
-        let events = self
-            .db
-            .all(
-                self.client,
-                "SELECT id, stream, seq, payload FROM inv_event",
-                "",
-                vec![],
-                &["id"],
-            )
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(Stored {
-                    stream: db::text(row, "stream")?,
-                    seq: db::int(row, "seq")?,
-                    payload: db::json_text(row, "payload")?,
-                })
+        let events = db::all(
+            self.db,
+            self.client,
+            "SELECT id, stream, seq, payload FROM inv_event",
+            "",
+            vec![],
+            &["id"],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Stored {
+                stream: db::text(row, "stream")?,
+                seq: db::int(row, "seq")?,
+                payload: db::json_text(row, "payload")?,
             })
-            .collect::<Result<Vec<_>, Problem>>()?;
+        })
+        .collect::<Result<Vec<_>, Problem>>()?;
         let count = events.len();
         let replayed = replay(events);
-        let bins = self
-            .db
-            .all(
-                self.client,
-                "SELECT item, warehouse, bin, lot, on_hand, reserved FROM stock_bin",
-                "",
-                vec![],
-                &["item", "warehouse", "bin", "lot"],
-            )
-            .await?;
-        let heads = self
-            .db
-            .all(
-                self.client,
-                "SELECT item, warehouse, on_hand, value, seq FROM stock_value",
-                "",
-                vec![],
-                &["item", "warehouse"],
-            )
-            .await?;
+        let bins = db::all(
+            self.db,
+            self.client,
+            "SELECT item, warehouse, bin, lot, on_hand, reserved FROM stock_bin",
+            "",
+            vec![],
+            &["item", "warehouse", "bin", "lot"],
+        )
+        .await?;
+        let heads = db::all(
+            self.db,
+            self.client,
+            "SELECT item, warehouse, on_hand, value, seq FROM stock_value",
+            "",
+            vec![],
+            &["item", "warehouse"],
+        )
+        .await?;
         let mut stored_bins = BTreeMap::new();
         for row in &bins {
             let key = (

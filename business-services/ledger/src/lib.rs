@@ -22,17 +22,13 @@ mod reports;
 mod schema;
 mod timestamp;
 
-use std::collections::HashSet;
-use std::sync::Mutex;
-
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use switchyard_client::{ProviderClient, Service, ServiceDescriptor, provider_route};
-use switchyard_contracts::{ErrorCode, Problem, TenantId, domains};
+use switchyard_contracts::{ErrorCode, Problem, domains};
 use switchyard_outbox::{Outbox, Relay};
-
-use db::Db;
+use switchyard_service_kit::{Db, Installs};
 
 /// What the summary of `contracts/schemas/services/ledger.json` says (a test keeps them equal).
 const SUMMARY: &str = "Event-sourced double-entry general ledger: a chart of accounts, balanced \
@@ -61,10 +57,7 @@ pub struct LedgerService {
     db: Db,
     outbox: Option<(Outbox, String)>,
     /// Tenants whose tables this process has already created.
-    installed: Mutex<HashSet<TenantId>>,
-    /// Serialises first-call installs: PostgreSQL's `CREATE TABLE IF NOT EXISTS` is not safe
-    /// against itself (two sessions can both find the name free and one then fails).
-    installing: tokio::sync::Mutex<()>,
+    installs: Installs,
 }
 
 /// One call's view of the books: the tenant's client and where its tables are.
@@ -77,7 +70,7 @@ pub(crate) struct Ledger<'a> {
 impl LedgerService {
     /// Refuses a db provider the ledger has no SQL for and a bus id that names no provider.
     pub fn new(settings: LedgerSettings) -> Result<Self, Problem> {
-        let db = Db::new(&settings.db)?;
+        let db = Db::new(&settings.db, "the ledger")?;
         let outbox = match settings.bus {
             Some(bus) => {
                 if provider_route(&bus)?.0 != "bus" {
@@ -99,8 +92,7 @@ impl LedgerService {
             },
             db,
             outbox,
-            installed: Mutex::new(HashSet::new()),
-            installing: tokio::sync::Mutex::new(()),
+            installs: Installs::default(),
         })
     }
 
@@ -112,36 +104,19 @@ impl LedgerService {
             .map(|(outbox, bus)| Relay::new(outbox.clone(), bus, 100))
     }
 
-    fn is_installed(&self, tenant: &TenantId) -> bool {
-        self.installed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .contains(tenant)
-    }
-
     /// Creates the tenant's tables (and outbox) once per process.
     async fn install(&self, client: &dyn ProviderClient) -> Result<(), Problem> {
-        let tenant = client.tenant();
-        if self.is_installed(tenant) {
-            return Ok(());
-        }
-        let _installing = self.installing.lock().await;
-        if self.is_installed(tenant) {
-            return Ok(());
-        }
-        let statements = schema::tables(self.db.dialect())
-            .iter()
-            .map(|sql| self.db.statement(sql, vec![]))
-            .collect();
-        self.db.transaction(client, statements).await?;
-        if let Some((outbox, _)) = &self.outbox {
-            outbox.install(client).await?;
-        }
-        self.installed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(tenant.clone());
-        Ok(())
+        self.installs
+            .once(client.tenant(), || async {
+                self.db
+                    .create(client, &schema::tables(self.db.dialect()))
+                    .await?;
+                if let Some((outbox, _)) = &self.outbox {
+                    outbox.install(client).await?;
+                }
+                Ok(())
+            })
+            .await
     }
 }
 

@@ -19,8 +19,7 @@
 
 mod db;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
@@ -28,10 +27,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchyard_client::{ProviderClient, Service, ServiceDescriptor, provider_route};
-use switchyard_contracts::{ErrorCode, Event, Problem, TenantId, domains};
+use switchyard_contracts::{ErrorCode, Event, Problem, domains};
 use switchyard_outbox::{Outbox, Relay};
+use switchyard_service_kit::{Db, Installs, Row};
 
-use db::{Db, Row, broken, integer, optional_text, text};
+use db::{broken, integer, optional_text, text};
 
 /// What the summary of `contracts/schemas/services/orders.json` says (a test keeps them equal).
 const SUMMARY: &str = "Sales orders as a saga over the inventory and the ledger: validated \
@@ -81,8 +81,8 @@ pub struct OrdersService {
     bus: Option<String>,
     webhook: Option<String>,
     ai: Option<String>,
-    installed: Mutex<HashSet<TenantId>>,
-    installing: tokio::sync::Mutex<()>,
+    /// Tenants whose tables this process has already created.
+    installs: Installs,
 }
 
 /// The states of an order.
@@ -163,7 +163,7 @@ impl OrdersService {
     /// Refuses a db provider without SQL here, a bus id that is no bus and an AI id that is no
     /// AI provider.
     pub fn new(settings: OrdersSettings) -> Result<Self, Problem> {
-        let db = Db::new(&settings.db)?;
+        let db = Db::new(&settings.db, "the orders service")?;
         for (id, domain) in [(&settings.bus, "bus"), (&settings.ai, "ai")] {
             if let Some(id) = id
                 && provider_route(id)?.0 != domain
@@ -194,8 +194,7 @@ impl OrdersService {
             bus: settings.bus,
             webhook: settings.webhook,
             ai: settings.ai,
-            installed: Mutex::new(HashSet::new()),
-            installing: tokio::sync::Mutex::new(()),
+            installs: Installs::default(),
         })
     }
 
@@ -207,34 +206,14 @@ impl OrdersService {
             .map(|bus| Relay::new(self.outbox.clone(), bus, 100))
     }
 
-    fn is_installed(&self, tenant: &TenantId) -> bool {
-        self.installed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .contains(tenant)
-    }
-
     /// Creates the tenant's tables and outbox once per process.
     async fn install(&self, client: &dyn ProviderClient) -> Result<(), Problem> {
-        let tenant = client.tenant();
-        if self.is_installed(tenant) {
-            return Ok(());
-        }
-        let _installing = self.installing.lock().await;
-        if self.is_installed(tenant) {
-            return Ok(());
-        }
-        let statements = db::TABLES
-            .iter()
-            .map(|sql| self.db.statement(sql, vec![]))
-            .collect();
-        self.db.transaction(client, statements).await?;
-        self.outbox.install(client).await?;
-        self.installed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(tenant.clone());
-        Ok(())
+        self.installs
+            .once(client.tenant(), || async {
+                self.db.create(client, &db::TABLES).await?;
+                self.outbox.install(client).await
+            })
+            .await
     }
 
     // ---- create ----------------------------------------------------------------------------

@@ -4,8 +4,8 @@
 //! scenario (`genealogy`) and EPCIS 2.0 (`epcis`), each on db/sqlite and db/postgres.
 //!
 //! PostgreSQL tests need `SWITCHYARD_TEST_POSTGRES_URL` (a superuser URL; `scripts/test` sets
-//! it) and fail without it. Each creates a throwaway database with the db provider's own
-//! test helper, shared rather than copied so every crate makes test databases one way.
+//! it) and fail without it. Each creates a throwaway database through
+//! `switchyard_service_kit::testkit`, shared so every service makes test databases one way.
 
 /// A test per engine for each scenario `async fn name(engine: Engine)`: `name::sqlite` and
 /// `name::postgres`.
@@ -28,9 +28,6 @@ macro_rules! on_both_engines {
         )*
     };
 }
-
-#[path = "../../../../providers/db/tests/support/postgres.rs"]
-mod pg;
 
 mod concurrency;
 mod epcis;

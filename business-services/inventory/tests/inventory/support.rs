@@ -1,45 +1,15 @@
-//! An in-process platform per test: a runtime with a real db engine (SQLite in a temporary
-//! directory, or PostgreSQL in a throwaway database) and the embedded bus, and the inventory
-//! service calling them through the runtime's client, exactly as it runs in `switchyard serve`.
+//! The inventory service on the shared in-process platform of `switchyard_service_kit::testkit`,
+//! with the inventory's own helpers on top.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::ops::Deref;
 
 use serde_json::{Value, json};
-use switchyard_client::Service;
-use switchyard_contracts::{ActionValidators, Problem, TenantId};
 use switchyard_inventory::{InventoryService, InventorySettings};
-use switchyard_provider_bus::EmbeddedBusFactory;
-use switchyard_provider_db::{PostgresFactory, PostgresSettings, SqliteFactory};
-use switchyard_runtime::{PlatformStore, Registry, Runtime, RuntimeClient};
+use switchyard_service_kit::testkit::{self, Caller};
 
-use crate::pg;
+pub use testkit::{BUS, Engine};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-}
-
-impl Engine {
-    pub fn provider(self) -> &'static str {
-        match self {
-            Engine::Sqlite => "db/sqlite",
-            Engine::Postgres => "db/postgres",
-        }
-    }
-}
-
-pub const BUS: &str = "bus/embedded";
-
-/// Fields drop in order: the runtime (and its pools) before the database it points at.
-pub struct Platform {
-    pub runtime: Arc<Runtime>,
-    pub service: Arc<InventoryService>,
-    validators: Arc<HashMap<String, ActionValidators>>,
-    _dir: tempfile::TempDir,
-    _database: Option<pg::TestDatabase>,
-}
+pub struct Platform(testkit::Platform<InventoryService>);
 
 impl Platform {
     /// A platform whose inventory lives on `engine`, without a bus.
@@ -53,113 +23,44 @@ impl Platform {
     }
 
     async fn build(engine: Engine, bus: Option<&str>) -> Platform {
-        let dir = tempfile::tempdir().unwrap();
-        let store = PlatformStore::open(dir.path()).await.unwrap();
-        let mut registry = Registry::default();
-        registry
-            .register(Arc::new(EmbeddedBusFactory::new(dir.path().join("bus"))))
-            .unwrap();
-        let database = match engine {
-            Engine::Sqlite => {
-                registry
-                    .register(Arc::new(SqliteFactory::new(dir.path().join("db"))))
-                    .unwrap();
-                None
-            }
-            Engine::Postgres => {
-                let database = pg::TestDatabase::create("inventory").await;
-                registry
-                    .register(Arc::new(PostgresFactory::new(PostgresSettings::new(
-                        database.url.clone(),
-                        pg::APP_PASSWORD,
-                    ))))
-                    .unwrap();
-                Some(database)
-            }
-        };
-        let runtime = Arc::new(Runtime::new(
-            registry,
-            store,
-            Default::default(),
-            Default::default(),
-        ));
-        let service = InventoryService::new(InventorySettings {
-            db: engine.provider().into(),
-            bus: bus.map(str::to_owned),
-        })
-        .unwrap();
-        let validators = service
-            .descriptor()
-            .actions
-            .iter()
-            .map(|action| {
-                let compiled = ActionValidators::compile("services/inventory", action).unwrap();
-                (action.name.clone(), compiled)
+        Platform(
+            testkit::Platform::start(engine, |db| {
+                InventoryService::new(InventorySettings {
+                    db: db.into(),
+                    bus: bus.map(str::to_owned),
+                })
+                .unwrap()
             })
-            .collect();
-        Platform {
-            runtime,
-            service: Arc::new(service),
-            validators: Arc::new(validators),
-            _dir: dir,
-            _database: database,
-        }
+            .await,
+        )
     }
 
     /// The inventory as `tenant` sees it.
     pub fn tenant(&self, tenant: &str) -> Tenant {
-        Tenant {
-            service: self.service.clone(),
-            client: RuntimeClient::new(
-                self.runtime.clone(),
-                TenantId::parse(tenant).unwrap(),
-                "service:inventory",
-            ),
-            validators: self.validators.clone(),
-        }
+        Tenant(self.0.tenant(tenant))
     }
 }
 
-/// One tenant's inventory. Every call is checked like the runtime checks it: params against
-/// the action's params schema before, and every answer against its result schema after.
-pub struct Tenant {
-    service: Arc<InventoryService>,
-    pub client: RuntimeClient,
-    validators: Arc<HashMap<String, ActionValidators>>,
+impl Deref for Platform {
+    type Target = testkit::Platform<InventoryService>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+/// One tenant's inventory, checked against the contract on every call.
+pub struct Tenant(Caller<InventoryService>);
+
+impl Deref for Tenant {
+    type Target = Caller<InventoryService>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Tenant {
-    pub async fn call(&self, action: &str, params: Value) -> Result<Value, Problem> {
-        let validators = &self.validators[action];
-        let refused = validators.params.check(&params);
-        assert!(
-            refused.is_empty(),
-            "test sent invalid params to {action}: {params} {refused:?}"
-        );
-        let answer = self.service.invoke(&self.client, action, params).await;
-        if let Ok(data) = &answer {
-            let wrong = validators.result.check(data);
-            assert!(
-                wrong.is_empty(),
-                "{action} answered outside its result schema: {data} {wrong:?}"
-            );
-        }
-        answer
-    }
-
-    pub async fn ok(&self, action: &str, params: Value) -> Value {
-        self.call(action, params.clone())
-            .await
-            .unwrap_or_else(|p| panic!("{action} {params} failed: {p:?}"))
-    }
-
-    pub async fn refused(&self, action: &str, params: Value) -> Problem {
-        match self.call(action, params.clone()).await {
-            Ok(data) => panic!("{action} {params} was accepted: {data}"),
-            Err(problem) => problem,
-        }
-    }
-
     /// Items `paper` (sheets) and `ink` (kilograms), warehouses `main` (bins `A1`, `A2`) and
     /// `north` (bin `N1`).
     pub async fn basics(&self) {

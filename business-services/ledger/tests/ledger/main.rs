@@ -3,8 +3,8 @@
 //! (`concurrency`), each on db/sqlite and db/postgres.
 //!
 //! PostgreSQL tests need `SWITCHYARD_TEST_POSTGRES_URL` (a superuser URL; `scripts/test` sets
-//! it) and fail without it. Each creates a throwaway database with the db provider's own
-//! test helper, shared rather than copied so both crates make test databases one way.
+//! it) and fail without it. Each creates a throwaway database through
+//! `switchyard_service_kit::testkit`, shared so every service makes test databases one way.
 
 /// A test per engine for each scenario `async fn name(engine: Engine)`: `name::sqlite` and
 /// `name::postgres`.
@@ -27,9 +27,6 @@ macro_rules! on_both_engines {
         )*
     };
 }
-
-#[path = "../../../../providers/db/tests/support/postgres.rs"]
-mod pg;
 
 mod behaviour;
 mod concurrency;

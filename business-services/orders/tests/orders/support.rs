@@ -2,14 +2,13 @@
 //! ai/local, hosting the real inventory and ledger services, and the orders service calling
 //! them through the runtime's client exactly as it runs in `switchyard serve`.
 
-use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use switchyard_client::Service;
-use switchyard_contracts::{ActionValidators, Problem, TenantId};
+use switchyard_contracts::TenantId;
 use switchyard_inventory::{InventoryService, InventorySettings};
 use switchyard_ledger::{LedgerService, LedgerSettings};
 use switchyard_orders::{OrdersService, OrdersSettings};
@@ -17,15 +16,16 @@ use switchyard_provider_ai::LocalAiFactory;
 use switchyard_provider_db::SqliteFactory;
 use switchyard_provider_integration::WebhookFactory;
 use switchyard_runtime::{PlatformStore, Registry, Runtime, RuntimeClient};
+use switchyard_service_kit::testkit::{Caller, validators};
 
 pub const DB: &str = "db/sqlite";
 pub const TENANT: &str = "acme";
 pub const ENDPOINT: &str = "orders";
 
+/// Derefs to the orders service as the tenant sees it, checked against the contract.
 pub struct Platform {
     runtime: Arc<Runtime>,
-    service: Arc<OrdersService>,
-    validators: HashMap<String, ActionValidators>,
+    orders: Caller<OrdersService>,
     _dir: tempfile::TempDir,
 }
 
@@ -98,19 +98,15 @@ impl Platform {
             ai: Some(ai.into()),
         })
         .unwrap();
-        let validators = service
-            .descriptor()
-            .actions
-            .iter()
-            .map(|action| {
-                let compiled = ActionValidators::compile("services/orders", action).unwrap();
-                (action.name.clone(), compiled)
-            })
-            .collect();
+        let checks = validators(&service);
+        let client = RuntimeClient::new(
+            runtime.clone(),
+            TenantId::parse(TENANT).unwrap(),
+            "service:orders",
+        );
         Platform {
             runtime,
-            service: Arc::new(service),
-            validators,
+            orders: Caller::new(Arc::new(service), client, checks),
             _dir: dir,
         }
     }
@@ -121,34 +117,6 @@ impl Platform {
             TenantId::parse(TENANT).unwrap(),
             subject,
         )
-    }
-
-    /// An orders action, its params and answer checked against the contract.
-    pub async fn call(&self, action: &str, params: Value) -> Result<Value, Problem> {
-        let validators = &self.validators[action];
-        let refused = validators.params.check(&params);
-        assert!(
-            refused.is_empty(),
-            "invalid params to {action}: {params} {refused:?}"
-        );
-        let answer = self
-            .service
-            .invoke(&self.client("service:orders"), action, params)
-            .await;
-        if let Ok(data) = &answer {
-            let wrong = validators.result.check(data);
-            assert!(
-                wrong.is_empty(),
-                "{action} answered outside its schema: {data} {wrong:?}"
-            );
-        }
-        answer
-    }
-
-    pub async fn ok(&self, action: &str, params: Value) -> Value {
-        self.call(action, params.clone())
-            .await
-            .unwrap_or_else(|p| panic!("{action} {params} failed: {p:?}"))
     }
 
     /// Another service's or provider's action (`services/inventory`, `db/sqlite`, …).
@@ -229,6 +197,14 @@ impl Platform {
                 headers["ce_type"].as_str().unwrap().to_owned()
             })
             .collect()
+    }
+}
+
+impl Deref for Platform {
+    type Target = Caller<OrdersService>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.orders
     }
 }
 

@@ -1,0 +1,176 @@
+//! The services' tests, in process: a runtime with a real db engine (SQLite in a temporary
+//! directory, or PostgreSQL in a throwaway database) and the embedded bus, and the service
+//! calling them through the runtime's client, exactly as it runs in `switchyard serve`. Every
+//! call is checked like the runtime checks it, against the action's params and result schemas.
+//!
+//! PostgreSQL needs `SWITCHYARD_TEST_POSTGRES_URL` (a superuser URL; `scripts/test` sets it).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use switchyard_client::Service;
+use switchyard_contracts::{ActionValidators, Problem, TenantId};
+use switchyard_provider_bus::EmbeddedBusFactory;
+use switchyard_provider_db::{PostgresFactory, PostgresSettings, SqliteFactory};
+use switchyard_runtime::{PlatformStore, Registry, Runtime, RuntimeClient};
+
+/// Throwaway PostgreSQL databases: the db provider's own test helper, shared rather than
+/// copied so every crate makes test databases one way.
+#[path = "../../../providers/db/tests/support/postgres.rs"]
+pub mod pg;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn provider(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "db/sqlite",
+            Engine::Postgres => "db/postgres",
+        }
+    }
+}
+
+/// The bus of every platform.
+pub const BUS: &str = "bus/embedded";
+
+/// A runtime with `engine` and the embedded bus, and one service over it. Fields drop in
+/// order: the runtime (and its pools) before the database it points at.
+pub struct Platform<S> {
+    pub runtime: Arc<Runtime>,
+    pub service: Arc<S>,
+    validators: Arc<HashMap<String, ActionValidators>>,
+    _dir: tempfile::TempDir,
+    _database: Option<pg::TestDatabase>,
+}
+
+impl<S: Service> Platform<S> {
+    /// `service` builds the service from its db provider id.
+    pub async fn start(engine: Engine, service: impl FnOnce(&str) -> S) -> Platform<S> {
+        let service = service(engine.provider());
+        let name = service.descriptor().name.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let store = PlatformStore::open(dir.path()).await.unwrap();
+        let mut registry = Registry::default();
+        registry
+            .register(Arc::new(EmbeddedBusFactory::new(dir.path().join("bus"))))
+            .unwrap();
+        let database = match engine {
+            Engine::Sqlite => {
+                registry
+                    .register(Arc::new(SqliteFactory::new(dir.path().join("db"))))
+                    .unwrap();
+                None
+            }
+            Engine::Postgres => {
+                let database = pg::TestDatabase::create(&name).await;
+                registry
+                    .register(Arc::new(PostgresFactory::new(PostgresSettings::new(
+                        database.url.clone(),
+                        pg::APP_PASSWORD,
+                    ))))
+                    .unwrap();
+                Some(database)
+            }
+        };
+        let runtime = Arc::new(Runtime::new(
+            registry,
+            store,
+            Default::default(),
+            Default::default(),
+        ));
+        Platform {
+            runtime,
+            validators: validators(&service),
+            service: Arc::new(service),
+            _dir: dir,
+            _database: database,
+        }
+    }
+
+    /// The service as `tenant` sees it.
+    pub fn tenant(&self, tenant: &str) -> Caller<S> {
+        let subject = format!("service:{}", self.service.descriptor().name);
+        Caller {
+            service: self.service.clone(),
+            client: RuntimeClient::new(
+                self.runtime.clone(),
+                TenantId::parse(tenant).unwrap(),
+                &subject,
+            ),
+            validators: self.validators.clone(),
+        }
+    }
+}
+
+/// Each action's compiled params and result schemas, by action name.
+pub fn validators<S: Service>(service: &S) -> Arc<HashMap<String, ActionValidators>> {
+    let descriptor = service.descriptor();
+    let id = format!("services/{}", descriptor.name);
+    let validators = descriptor
+        .actions
+        .iter()
+        .map(|action| {
+            let compiled = ActionValidators::compile(&id, action).unwrap();
+            (action.name.clone(), compiled)
+        })
+        .collect();
+    Arc::new(validators)
+}
+
+/// One tenant's service. Every call is checked like the runtime checks it: params against
+/// the action's params schema before, and every answer against its result schema after.
+pub struct Caller<S> {
+    service: Arc<S>,
+    pub client: RuntimeClient,
+    validators: Arc<HashMap<String, ActionValidators>>,
+}
+
+impl<S: Service> Caller<S> {
+    pub fn new(
+        service: Arc<S>,
+        client: RuntimeClient,
+        validators: Arc<HashMap<String, ActionValidators>>,
+    ) -> Caller<S> {
+        Caller {
+            service,
+            client,
+            validators,
+        }
+    }
+
+    pub async fn call(&self, action: &str, params: Value) -> Result<Value, Problem> {
+        let validators = &self.validators[action];
+        let refused = validators.params.check(&params);
+        assert!(
+            refused.is_empty(),
+            "test sent invalid params to {action}: {params} {refused:?}"
+        );
+        let answer = self.service.invoke(&self.client, action, params).await;
+        if let Ok(data) = &answer {
+            let wrong = validators.result.check(data);
+            assert!(
+                wrong.is_empty(),
+                "{action} answered outside its result schema: {data} {wrong:?}"
+            );
+        }
+        answer
+    }
+
+    pub async fn ok(&self, action: &str, params: Value) -> Value {
+        self.call(action, params.clone())
+            .await
+            .unwrap_or_else(|p| panic!("{action} {params} failed: {p:?}"))
+    }
+
+    pub async fn refused(&self, action: &str, params: Value) -> Problem {
+        match self.call(action, params.clone()).await {
+            Ok(data) => panic!("{action} {params} was accepted: {data}"),
+            Err(problem) => problem,
+        }
+    }
+}
