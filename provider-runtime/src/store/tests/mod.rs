@@ -8,6 +8,10 @@ mod idempotency;
 mod keys;
 mod opening;
 mod tenancy;
+/// Throwaway PostgreSQL databases: the db provider's test helper, shared rather than copied.
+/// It also carries the db engine's app-role password, which the store has no use for.
+#[allow(dead_code)]
+#[path = "../../../../providers/db/tests/support/postgres.rs"]
 mod throwaway;
 
 use switchyard_contracts::TenantId;
@@ -29,7 +33,7 @@ impl Fresh {
     async fn new(backend: Backend) -> Fresh {
         let place = match backend {
             Backend::Sqlite => Place::Sqlite(tempfile::tempdir().unwrap()),
-            Backend::Postgres => Place::Postgres(throwaway::TestDatabase::create().await),
+            Backend::Postgres => Place::Postgres(throwaway::TestDatabase::create("store").await),
         };
         Fresh {
             store: open(&place).await,
