@@ -32,8 +32,8 @@ mod trace;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use switchyard_client::{ProviderClient, Service, ServiceDescriptor, provider_route};
-use switchyard_contracts::{ErrorCode, Problem, domains};
+use switchyard_client::{ProviderClient, Service, ServiceDescriptor};
+use switchyard_contracts::{ErrorCode, Problem};
 use switchyard_outbox::{Outbox, Relay};
 use switchyard_service_kit::{Db, Installs};
 
@@ -100,23 +100,17 @@ impl InventoryService {
         let db = Db::new(&settings.db, "inventory")?;
         let outbox = match settings.bus {
             Some(bus) => {
-                if provider_route(&bus)?.0 != "bus" {
-                    return Err(Problem::new(
-                        ErrorCode::RequestInvalid,
-                        format!("{bus:?} is not a bus provider"),
-                    ));
-                }
+                switchyard_service_kit::expect_domain(&bus, "bus")?;
                 Some((Outbox::new(&settings.db)?, bus))
             }
             None => None,
         };
         Ok(InventoryService {
-            descriptor: ServiceDescriptor {
-                name: "inventory".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: SUMMARY.into(),
-                actions: domains::service_actions("inventory"),
-            },
+            descriptor: switchyard_service_kit::descriptor(
+                "inventory",
+                env!("CARGO_PKG_VERSION"),
+                SUMMARY,
+            ),
             db,
             outbox,
             installs: Installs::default(),

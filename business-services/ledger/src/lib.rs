@@ -25,8 +25,8 @@ mod timestamp;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use switchyard_client::{ProviderClient, Service, ServiceDescriptor, provider_route};
-use switchyard_contracts::{ErrorCode, Problem, domains};
+use switchyard_client::{ProviderClient, Service, ServiceDescriptor};
+use switchyard_contracts::{ErrorCode, Problem};
 use switchyard_outbox::{Outbox, Relay};
 use switchyard_service_kit::{Db, Installs};
 
@@ -73,23 +73,17 @@ impl LedgerService {
         let db = Db::new(&settings.db, "the ledger")?;
         let outbox = match settings.bus {
             Some(bus) => {
-                if provider_route(&bus)?.0 != "bus" {
-                    return Err(Problem::new(
-                        ErrorCode::RequestInvalid,
-                        format!("{bus:?} is not a bus provider"),
-                    ));
-                }
+                switchyard_service_kit::expect_domain(&bus, "bus")?;
                 Some((Outbox::new(&settings.db)?, bus))
             }
             None => None,
         };
         Ok(LedgerService {
-            descriptor: ServiceDescriptor {
-                name: "ledger".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: SUMMARY.into(),
-                actions: domains::service_actions("ledger"),
-            },
+            descriptor: switchyard_service_kit::descriptor(
+                "ledger",
+                env!("CARGO_PKG_VERSION"),
+                SUMMARY,
+            ),
             db,
             outbox,
             installs: Installs::default(),

@@ -26,8 +26,8 @@ use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use switchyard_client::{ProviderClient, Service, ServiceDescriptor, provider_route};
-use switchyard_contracts::{ErrorCode, Event, Problem, domains};
+use switchyard_client::{ProviderClient, Service, ServiceDescriptor};
+use switchyard_contracts::{ErrorCode, Event, Problem};
 use switchyard_outbox::{Outbox, Relay};
 use switchyard_service_kit::{Db, Installs, Row};
 
@@ -165,13 +165,8 @@ impl OrdersService {
     pub fn new(settings: OrdersSettings) -> Result<Self, Problem> {
         let db = Db::new(&settings.db, "the orders service")?;
         for (id, domain) in [(&settings.bus, "bus"), (&settings.ai, "ai")] {
-            if let Some(id) = id
-                && provider_route(id)?.0 != domain
-            {
-                return Err(Problem::new(
-                    ErrorCode::RequestInvalid,
-                    format!("{id:?} is not a {domain} provider"),
-                ));
+            if let Some(id) = id {
+                switchyard_service_kit::expect_domain(id, domain)?;
             }
         }
         if let Some(endpoint) = &settings.webhook
@@ -183,12 +178,11 @@ impl OrdersService {
             ));
         }
         Ok(OrdersService {
-            descriptor: ServiceDescriptor {
-                name: "orders".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: SUMMARY.into(),
-                actions: domains::service_actions("orders"),
-            },
+            descriptor: switchyard_service_kit::descriptor(
+                "orders",
+                env!("CARGO_PKG_VERSION"),
+                SUMMARY,
+            ),
             outbox: Outbox::new(&settings.db)?,
             db,
             bus: settings.bus,
