@@ -13,6 +13,7 @@ mod kafka_thirdparty;
 mod ledger;
 mod mtls;
 mod mysql;
+mod orders;
 mod outbox_crash;
 mod pipeline;
 mod policy;
