@@ -30,12 +30,11 @@ mod stock;
 mod trace;
 
 use async_trait::async_trait;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use switchyard_client::{ProviderClient, Service, ServiceDescriptor};
 use switchyard_contracts::{ErrorCode, Problem};
 use switchyard_outbox::{Outbox, Relay};
-use switchyard_service_kit::{Db, Installs};
+use switchyard_service_kit::{Db, ServiceCore, params};
 
 /// What the summary of `contracts/schemas/services/inventory.json` says (a test keeps them
 /// equal).
@@ -80,11 +79,7 @@ pub struct InventorySettings {
 /// The `inventory` service. One value serves every tenant: each call's client is bound to its
 /// tenant, and the tenant's tables are created on its first call.
 pub struct InventoryService {
-    descriptor: ServiceDescriptor,
-    db: Db,
-    outbox: Option<(Outbox, String)>,
-    /// Tenants whose tables this process has already created.
-    installs: Installs,
+    core: ServiceCore,
 }
 
 /// One call's view of the inventory: the tenant's client and where its tables are.
@@ -97,65 +92,28 @@ pub(crate) struct Inventory<'a> {
 impl InventoryService {
     /// Refuses a db provider the service has no SQL for and a bus id that names no provider.
     pub fn new(settings: InventorySettings) -> Result<Self, Problem> {
-        let db = Db::new(&settings.db, "inventory")?;
-        let outbox = match settings.bus {
-            Some(bus) => {
-                switchyard_service_kit::expect_domain(&bus, "bus")?;
-                Some((Outbox::new(&settings.db)?, bus))
-            }
-            None => None,
-        };
         Ok(InventoryService {
-            descriptor: switchyard_service_kit::descriptor(
+            core: ServiceCore::new(
                 "inventory",
                 env!("CARGO_PKG_VERSION"),
                 SUMMARY,
-            ),
-            db,
-            outbox,
-            installs: Installs::default(),
+                &settings.db,
+                settings.bus,
+            )?,
         })
     }
 
     /// The relay that publishes this service's outbox to its bus, one per tenant client;
     /// `None` without a bus. Run it beside the service (`Relay::run`).
     pub fn relay(&self) -> Option<Relay> {
-        self.outbox
-            .as_ref()
-            .map(|(outbox, bus)| Relay::new(outbox.clone(), bus, 100))
+        self.core.relay()
     }
-
-    /// Creates the tenant's tables (and outbox) once per process.
-    async fn install(&self, client: &dyn ProviderClient) -> Result<(), Problem> {
-        self.installs
-            .once(client.tenant(), || async {
-                self.db
-                    .create(client, &schema::tables(self.db.dialect()))
-                    .await?;
-                if let Some((outbox, _)) = &self.outbox {
-                    outbox.install(client).await?;
-                }
-                Ok(())
-            })
-            .await
-    }
-}
-
-/// Typed params, or `params_invalid`. The runtime has checked them against the action's
-/// schema already; this catches a caller that skipped it.
-fn params<T: DeserializeOwned>(params: Value) -> Result<T, Problem> {
-    serde_json::from_value(params).map_err(|e| {
-        Problem::new(
-            ErrorCode::ParamsInvalid,
-            format!("params do not match the action's schema: {e}"),
-        )
-    })
 }
 
 #[async_trait]
 impl Service for InventoryService {
     fn descriptor(&self) -> &ServiceDescriptor {
-        &self.descriptor
+        &self.core.descriptor
     }
 
     async fn invoke(
@@ -164,11 +122,11 @@ impl Service for InventoryService {
         action: &str,
         p: Value,
     ) -> Result<Value, Problem> {
-        self.install(client).await?;
+        self.core.install(client, schema::tables).await?;
         let inv = Inventory {
-            db: &self.db,
+            db: &self.core.db,
             client,
-            outbox: self.outbox.as_ref().map(|(outbox, _)| outbox),
+            outbox: self.core.outbox(),
         };
         match action {
             "define_item" => inv.define_item(params(p)?).await,

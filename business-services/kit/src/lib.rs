@@ -6,11 +6,13 @@
 //! Like the services, the kit knows SQL dialects but no driver: everything goes through the
 //! provider client.
 
+mod core;
 mod db;
 mod install;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use core::{ServiceCore, params};
 pub use db::{Db, PAGE, Row, Rows};
 pub use install::Installs;
 

@@ -23,13 +23,12 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchyard_client::{ProviderClient, Service, ServiceDescriptor};
 use switchyard_contracts::{ErrorCode, Event, Problem};
 use switchyard_outbox::{Outbox, Relay};
-use switchyard_service_kit::{Db, Installs, Row};
+use switchyard_service_kit::{Db, Installs, Row, params};
 
 use db::{broken, integer, optional_text, text};
 
@@ -1061,16 +1060,6 @@ fn now() -> String {
         .unwrap_or(t);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// Typed params, or `params_invalid`.
-fn params<T: DeserializeOwned>(params: Value) -> Result<T, Problem> {
-    serde_json::from_value(params).map_err(|e| {
-        Problem::new(
-            ErrorCode::ParamsInvalid,
-            format!("params do not match the action's schema: {e}"),
-        )
-    })
 }
 
 #[async_trait]

@@ -1,0 +1,87 @@
+//! What every event-writing service holds beside its domain: its descriptor, its database,
+//! its outbox and bus when one is configured, and which tenants' tables exist.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use switchyard_client::ProviderClient;
+use switchyard_contracts::{ErrorCode, Problem, ServiceDescriptor};
+use switchyard_outbox::{Dialect, Outbox, Relay};
+
+use crate::{Db, Installs, descriptor, expect_domain};
+
+pub struct ServiceCore {
+    pub descriptor: ServiceDescriptor,
+    pub db: Db,
+    outbox: Option<(Outbox, String)>,
+    /// Tenants whose tables this process has already created.
+    installs: Installs,
+}
+
+impl ServiceCore {
+    /// Service `name` keeping its data in db provider `db` and, with `bus`, writing its events
+    /// to the outbox for that bus. Refuses a db provider the kit has no SQL for and a bus id
+    /// that names no bus provider.
+    pub fn new(
+        name: &'static str,
+        version: &str,
+        summary: &str,
+        db: &str,
+        bus: Option<String>,
+    ) -> Result<Self, Problem> {
+        let outbox = match bus {
+            Some(bus) => {
+                expect_domain(&bus, "bus")?;
+                Some((Outbox::new(db)?, bus))
+            }
+            None => None,
+        };
+        Ok(ServiceCore {
+            descriptor: descriptor(name, version, summary),
+            db: Db::new(db, name)?,
+            outbox,
+            installs: Installs::default(),
+        })
+    }
+
+    /// The outbox events go to, when a bus is configured.
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref().map(|(outbox, _)| outbox)
+    }
+
+    /// The relay that publishes the outbox to the bus, one per tenant client; `None` without
+    /// a bus. Run it beside the service (`Relay::run`).
+    pub fn relay(&self) -> Option<Relay> {
+        self.outbox
+            .as_ref()
+            .map(|(outbox, bus)| Relay::new(outbox.clone(), bus, 100))
+    }
+
+    /// Creates the tenant's `tables` (built for this database's dialect) and the outbox, once
+    /// per process.
+    pub async fn install(
+        &self,
+        client: &dyn ProviderClient,
+        tables: fn(Dialect) -> Vec<String>,
+    ) -> Result<(), Problem> {
+        self.installs
+            .once(client.tenant(), || async {
+                self.db.create(client, &tables(self.db.dialect())).await?;
+                if let Some(outbox) = self.outbox() {
+                    outbox.install(client).await?;
+                }
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// Typed params, or `params_invalid`. The runtime has checked them against the action's
+/// schema already; this catches a caller that skipped it.
+pub fn params<T: DeserializeOwned>(params: Value) -> Result<T, Problem> {
+    serde_json::from_value(params).map_err(|e| {
+        Problem::new(
+            ErrorCode::ParamsInvalid,
+            format!("params do not match the action's schema: {e}"),
+        )
+    })
+}
