@@ -100,4 +100,17 @@ async fn an_order_is_reserved_annotated_fulfilled_into_the_ledger_or_cancelled()
     );
     let steps = call(&api, "orders", "get", json!({"order_id": "SO-2"})).await;
     assert_eq!(steps["status"], "cancelled", "{steps}");
+
+    // Another tenant neither sees acme's orders nor can act on them.
+    let globex = Api::new(&server, &tenant_with_key(dir.path(), "globex", "*"));
+    for action in ["get", "cancel", "fulfil"] {
+        let (status, problem) = globex
+            .post(
+                &format!("/services/orders/{action}"),
+                json!({"params": {"order_id": "SO-1"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "orders/{action}: {problem}");
+        assert_eq!(problem["code"], "resource_not_found", "{problem}");
+    }
 }
