@@ -98,13 +98,8 @@ enum Command {
     /// Relay one tenant's outbox to its bus through a gateway, until interrupted. Safe to
     /// kill at any moment: unsent rows go on the next run.
     Relay {
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        gateway: String,
-        #[arg(long)]
-        tenant: String,
-        /// The tenant's API key, with invoke rights on the db and bus providers.
-        #[arg(long, env = "SWITCHYARD_API_KEY", hide_env_values = true)]
-        api_key: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
         /// The db provider whose database holds the outbox.
         #[arg(long, default_value = "db/sqlite")]
         db: String,
@@ -115,6 +110,19 @@ enum Command {
         batch: usize,
         /// Pause when the outbox is empty or a round failed.
         #[arg(long, default_value_t = 200)]
+        idle_ms: u64,
+    },
+    /// Annotate one tenant's new orders: read `orders.order.created` from its bus through a
+    /// gateway and call `services/orders/annotate` for each, until interrupted. An order the
+    /// AI provider could not annotate is read again until it is annotated.
+    AnnotateOrders {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// The bus the orders service's outbox is relayed to.
+        #[arg(long, default_value = "bus/embedded")]
+        bus: String,
+        /// Pause when there is nothing new, or after an order could not be annotated.
+        #[arg(long, default_value_t = 500)]
         idle_ms: u64,
     },
     /// Manage tenants.
@@ -136,6 +144,28 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+}
+
+/// How a per-tenant worker reaches its tenant: through a gateway, with the tenant's key.
+#[derive(clap::Args)]
+struct ConnectionArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    gateway: String,
+    #[arg(long)]
+    tenant: String,
+    /// The tenant's API key, with invoke rights on what the worker calls.
+    #[arg(long, env = "SWITCHYARD_API_KEY", hide_env_values = true)]
+    api_key: String,
+}
+
+impl From<ConnectionArgs> for relay::Connection {
+    fn from(args: ConnectionArgs) -> Self {
+        relay::Connection {
+            gateway: args.gateway,
+            tenant: args.tenant,
+            api_key: args.api_key,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -273,20 +303,25 @@ fn main() -> Result<()> {
             })
         }
         Command::Relay {
-            gateway,
-            tenant,
-            api_key,
+            connection,
             db,
             bus,
             batch,
             idle_ms,
         } => relay::run(relay::RelayArgs {
-            gateway,
-            tenant,
-            api_key,
+            connection: connection.into(),
             db,
             bus,
             batch,
+            idle: Duration::from_millis(idle_ms),
+        }),
+        Command::AnnotateOrders {
+            connection,
+            bus,
+            idle_ms,
+        } => relay::run_annotator(relay::AnnotatorArgs {
+            connection: connection.into(),
+            bus,
             idle: Duration::from_millis(idle_ms),
         }),
         Command::Tenant {

@@ -1,20 +1,29 @@
-//! `switchyard relay`: empties one tenant's outbox onto its bus, through a gateway.
+//! The per-tenant workers that run beside the services, through a gateway:
+//! `switchyard relay` empties one tenant's outbox onto its bus, and
+//! `switchyard annotate-orders` annotates the tenant's new orders from that bus.
 //!
-//! It runs as its own process on purpose: it holds no state of its own (the outbox rows are
-//! the state), so it can be killed at any moment and restarted, and what it had published but
-//! not yet marked is simply published again.
+//! They run as their own processes on purpose: they hold no state of their own (the outbox
+//! rows and the consumer group's committed position are the state), so they can be killed at
+//! any moment and restarted; what was published but not yet marked is simply published again,
+//! and what was read but not committed is read again.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use switchyard_client::HttpClient;
 use switchyard_contracts::TenantId;
+use switchyard_orders::Annotator;
 use switchyard_outbox::{Outbox, Relay};
 
-pub struct RelayArgs {
+/// Where a worker reaches its tenant.
+pub struct Connection {
     pub gateway: String,
     pub tenant: String,
     pub api_key: String,
+}
+
+pub struct RelayArgs {
+    pub connection: Connection,
     pub db: String,
     pub bus: String,
     pub batch: usize,
@@ -22,28 +31,62 @@ pub struct RelayArgs {
 }
 
 pub fn run(args: RelayArgs) -> Result<()> {
-    let tenant = TenantId::parse(&args.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
-    let client = HttpClient::new(&args.gateway, tenant, &args.api_key);
+    let client = client(&args.connection)?;
     let outbox = Outbox::new(&args.db).map_err(|p| anyhow::anyhow!(p.detail))?;
     let relay = Relay::new(outbox.clone(), &args.bus, args.batch);
+    on_runtime(async move {
+        outbox
+            .install(&client)
+            .await
+            .map_err(|p| anyhow::anyhow!("installing the outbox in {}: {}", args.db, p.detail))?;
+        tracing::info!(db = %args.db, bus = %args.bus, "relaying the outbox");
+        let stop = until_signal()?;
+        relay.run(&client, args.idle, stop).await;
+        Ok(())
+    })
+}
+
+pub struct AnnotatorArgs {
+    pub connection: Connection,
+    pub bus: String,
+    pub idle: Duration,
+}
+
+pub fn run_annotator(args: AnnotatorArgs) -> Result<()> {
+    let client = client(&args.connection)?;
+    let annotator = Annotator::new(&args.bus).map_err(|p| anyhow::anyhow!(p.detail))?;
+    on_runtime(async move {
+        tracing::info!(bus = %args.bus, "annotating new orders");
+        let stop = until_signal()?;
+        annotator.run(&client, args.idle, stop).await;
+        Ok(())
+    })
+}
+
+fn client(connection: &Connection) -> Result<HttpClient> {
+    let tenant =
+        TenantId::parse(&connection.tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    Ok(HttpClient::new(
+        &connection.gateway,
+        tenant,
+        &connection.api_key,
+    ))
+}
+
+fn on_runtime(work: impl Future<Output = Result<()>>) -> Result<()> {
     tokio::runtime::Runtime::new()
         .context("starting the async runtime")?
-        .block_on(async move {
-            outbox.install(&client).await.map_err(|p| {
-                anyhow::anyhow!("installing the outbox in {}: {}", args.db, p.detail)
-            })?;
-            tracing::info!(db = %args.db, bus = %args.bus, "relaying the outbox");
-            let mut terminate =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .context("installing the SIGTERM handler")?;
-            relay
-                .run(&client, args.idle, async {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = terminate.recv() => {}
-                    }
-                })
-                .await;
-            Ok(())
-        })
+        .block_on(work)
+}
+
+/// Resolves on Ctrl-C or SIGTERM. Must be called inside the runtime.
+fn until_signal() -> Result<impl Future<Output = ()>> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

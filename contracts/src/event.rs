@@ -48,6 +48,13 @@ impl Event {
         }
     }
 
+    /// An id the producer derives from what happened (e.g. one state change of one order)
+    /// instead of a fresh one, so recording the same happening twice is refused as a duplicate.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
     pub fn with_key(mut self, key: impl Into<String>) -> Self {
         self.key = Some(key.into());
         self

@@ -14,6 +14,7 @@ mod ledger;
 mod mtls;
 mod mysql;
 mod orders;
+mod orders_production;
 mod outbox_crash;
 mod pipeline;
 mod policy;

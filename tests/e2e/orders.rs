@@ -65,8 +65,15 @@ async fn an_order_is_reserved_annotated_fulfilled_into_the_ledger_or_cancelled()
         json!({"item": "sheet", "warehouse": "main", "bin": "main", "quantity": "10", "unit_cost": "4.00"}),
     )
     .await;
+    call(
+        &api,
+        "orders",
+        "define_customer",
+        json!({"customer": "globex", "name": "Globex Retail"}),
+    )
+    .await;
     let order = |id: &str| {
-        json!({"order_id": id, "customer": "Globex Retail", "warehouse": "main",
+        json!({"order_id": id, "customer": "globex", "warehouse": "main",
                "lines": [{"item": "sheet", "quantity": "3", "unit_price": "12.50", "currency": "EUR"}]})
     };
 

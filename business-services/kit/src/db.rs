@@ -146,6 +146,32 @@ impl Db {
             .ok_or_else(|| broken("an execute answer without rows_affected"))
     }
 
+    /// Runs `statements` atomically and answers how many rows each changed, for a caller
+    /// whose later statements only count if an earlier one changed something.
+    pub async fn transaction_affected(
+        &self,
+        client: &dyn ProviderClient,
+        statements: Vec<Value>,
+    ) -> Result<Vec<u64>, Problem> {
+        let answer = client
+            .invoke(
+                &self.provider,
+                "transaction",
+                json!({"statements": statements}),
+            )
+            .await?;
+        answer["results"]
+            .as_array()
+            .ok_or_else(|| broken("a transaction answer without results"))?
+            .iter()
+            .map(|r| {
+                r["rows_affected"]
+                    .as_u64()
+                    .ok_or_else(|| broken("a transaction result without rows_affected"))
+            })
+            .collect()
+    }
+
     /// Runs `statements` (from [`Db::statement`] or the outbox) atomically.
     pub async fn transaction(
         &self,

@@ -33,7 +33,12 @@ pub fn integer(row: &Row, column: &str) -> Result<i64, Problem> {
     .ok_or_else(|| broken(&format!("a row without an integer {column}: {row:?}")))
 }
 
-pub const TABLES: [&str; 3] = [
+pub const TABLES: [&str; 4] = [
+    "CREATE TABLE IF NOT EXISTS ord_customer (
+        customer VARCHAR(200) PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at VARCHAR(40) NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS ord_order (
         order_id VARCHAR(64) PRIMARY KEY,
         customer TEXT NOT NULL,

@@ -1,22 +1,29 @@
 //! The orders business service: sales orders as a saga over the `inventory` and `ledger`
 //! services, built only from providers and other services through a [`ProviderClient`].
 //!
+//! - **define_customer** records a customer; `create` refuses an order for a customer it does
+//!   not know, and for an item the inventory does not know.
 //! - **create** validates the order, reserves its stock through `services/inventory`
 //!   (releasing what it reserved when a later line fails: compensation), then writes the
 //!   order, its lines, its saga steps and the `orders.order.created` outbox event in ONE db
 //!   `transaction`, and finally triggers the tenant's webhook endpoint (a failure is a failed
 //!   `webhook` step; the order stays). The same `order_id` with the same content answers the
 //!   stored order (`replayed: true`) without reserving again; other content is a `conflict`.
-//! - **annotate** asks the AI provider (`ai/local`, …) for a category and a risk tag.
-//! - **confirm**, **cancel** (releases the reservation, posts nothing) and **fulfil** (issues
+//! - **annotate** asks the AI provider (`ai/local`, …) for a category and a risk tag. The
+//!   [`Annotator`] calls it for every `orders.order.created` it reads from the bus, and reads
+//!   the event again until the annotation succeeds (an AI outage delays it; it is not lost).
+//! - **confirm**, **cancel** (releases the reservation, posts nothing), **fulfil** (issues
 //!   the reserved stock, whose cost the inventory reports, then posts receivable/revenue and
-//!   COGS/inventory through `services/ledger`) move the explicit state machine
-//!   `created → confirmed → fulfilling → fulfilled`, `created | confirmed → cancelled`;
-//!   anything else is a `conflict`.
+//!   COGS/inventory through `services/ledger`) and **return** (receives the stock back at its
+//!   issue cost and posts the opposite journal) move the explicit state machine
+//!   `created → confirmed → fulfilling → fulfilled → returning → returned`,
+//!   `created | confirmed → cancelled`; anything else is a `conflict`. Each state an order
+//!   reaches writes its event (`orders.order.confirmed`, …) in the same transaction.
 //! - Every step a call takes is stored per order (`ok`, `failed`, `pending`, with its error),
 //!   and `get` shows them. A step that failed is retried by calling the action again; steps
 //!   already `ok` are not repeated (a line is never issued or released twice by a retry).
 
+mod annotator;
 mod db;
 
 use std::collections::HashMap;
@@ -26,20 +33,35 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchyard_client::{ProviderClient, Service, ServiceDescriptor};
-use switchyard_contracts::{ErrorCode, Event, Problem};
+use switchyard_contracts::{ErrorCode, Event, FieldError, Problem};
 use switchyard_outbox::{Outbox, Relay};
 use switchyard_service_kit::{Db, Installs, Row, params};
 
 use db::{broken, integer, optional_text, text};
 
+pub use annotator::{Annotator, Round};
+
 /// What the summary of `contracts/schemas/services/orders.json` says (a test keeps them equal).
 const SUMMARY: &str = "Sales orders as a saga over the inventory and the ledger: validated \
-orders with reserved stock recorded with their outbox event in one transaction, a webhook on \
-creation, AI annotation, an explicit state machine, cancellation that releases the reservation \
-and fulfilment that issues stock and posts revenue and COGS.";
+orders for known customers with reserved stock recorded with their outbox event in one \
+transaction, a webhook on creation, AI annotation, an explicit state machine whose every state \
+writes its event, cancellation that releases the reservation, fulfilment that issues stock and \
+posts revenue and COGS, and returns that take both back.";
 
 /// The CloudEvents type written to the outbox (and sent to the webhook) when an order is created.
 pub const ORDER_CREATED: &str = "orders.order.created";
+pub const ORDER_CONFIRMED: &str = "orders.order.confirmed";
+pub const ORDER_CANCELLED: &str = "orders.order.cancelled";
+pub const ORDER_FULFILLED: &str = "orders.order.fulfilled";
+pub const ORDER_RETURNED: &str = "orders.order.returned";
+/// Every event type the orders service writes to its outbox (AsyncAPI describes exactly these).
+pub const EVENT_TYPES: [&str; 5] = [
+    ORDER_CREATED,
+    ORDER_CONFIRMED,
+    ORDER_CANCELLED,
+    ORDER_FULFILLED,
+    ORDER_RETURNED,
+];
 /// The bus topic of the orders' events.
 pub const TOPIC: &str = "orders";
 
@@ -47,6 +69,8 @@ const INVENTORY: &str = "services/inventory";
 const LEDGER: &str = "services/ledger";
 const WEBHOOK: &str = "integration/webhook";
 const SOURCE: &str = "/services/orders";
+/// How the orders service names itself to the client: the annotator reaches it so.
+pub const SERVICE: &str = "services/orders";
 /// The bin stock is reserved in and issued from when an order names none.
 pub const DEFAULT_BIN: &str = "main";
 
@@ -91,18 +115,38 @@ mod status {
     pub const FULFILLING: &str = "fulfilling";
     pub const FULFILLED: &str = "fulfilled";
     pub const CANCELLED: &str = "cancelled";
+    pub const RETURNING: &str = "returning";
+    pub const RETURNED: &str = "returned";
 }
 
-/// The legal transitions: `(action, from, to)`.
-const TRANSITIONS: [(&str, &[&str], &str); 4] = [
-    ("confirm", &[status::CREATED], status::CONFIRMED),
+/// The legal transitions: `(action, from, to, the event reaching `to` writes)`.
+const TRANSITIONS: [(&str, &[&str], &str, Option<&str>); 6] = [
+    (
+        "confirm",
+        &[status::CREATED],
+        status::CONFIRMED,
+        Some(ORDER_CONFIRMED),
+    ),
     (
         "cancel",
         &[status::CREATED, status::CONFIRMED],
         status::CANCELLED,
+        Some(ORDER_CANCELLED),
     ),
-    ("fulfil", &[status::CONFIRMED], status::FULFILLING),
-    ("complete", &[status::FULFILLING], status::FULFILLED),
+    ("fulfil", &[status::CONFIRMED], status::FULFILLING, None),
+    (
+        "complete",
+        &[status::FULFILLING],
+        status::FULFILLED,
+        Some(ORDER_FULFILLED),
+    ),
+    ("return", &[status::FULFILLED], status::RETURNING, None),
+    (
+        "complete_return",
+        &[status::RETURNING],
+        status::RETURNED,
+        Some(ORDER_RETURNED),
+    ),
 ];
 
 const OK: &str = "ok";
@@ -133,6 +177,13 @@ struct LineIn {
 #[serde(deny_unknown_fields)]
 struct OrderRef {
     order_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomerIn {
+    customer: String,
+    name: String,
 }
 
 /// The stored head of an order.
@@ -221,11 +272,29 @@ impl OrdersService {
         if let Some(head) = self.head(client, &p.order_id).await? {
             return self.replay(client, head, &content).await;
         }
+        let known = self
+            .db
+            .query(
+                client,
+                "SELECT customer FROM ord_customer WHERE customer = ?1",
+                vec![json!(p.customer)],
+            )
+            .await?;
+        if known.is_empty() {
+            return Err(Problem::new(
+                ErrorCode::ParamsInvalid,
+                format!(
+                    "order {} not created: no customer {:?} (define_customer records one)",
+                    p.order_id, p.customer
+                ),
+            )
+            .with_errors(vec![field("/params/customer", "unknown customer")]));
+        }
 
         // Reserve every line; on a refusal give back what was reserved so far.
         let reference = reference(&p.order_id);
         let mut reserved: Vec<&LineIn> = Vec::new();
-        for line in &p.lines {
+        for (n, line) in p.lines.iter().enumerate() {
             let asked = client
                 .invoke(
                     INVENTORY,
@@ -236,13 +305,20 @@ impl OrdersService {
                 .await;
             if let Err(problem) = asked {
                 release_all(client, &p.warehouse, &bin, &reference, &reserved).await;
-                return Err(Problem::new(
-                    problem.code,
-                    format!(
-                        "order {} not created: reserving {} failed: {}",
-                        p.order_id, line.item, problem.detail
-                    ),
-                ));
+                let detail = format!(
+                    "order {} not created: reserving {} failed: {}",
+                    p.order_id, line.item, problem.detail
+                );
+                // The inventory knows no such item (or warehouse, or bin): the order is wrong,
+                // not the inventory.
+                return Err(if problem.code == ErrorCode::ResourceNotFound {
+                    Problem::new(ErrorCode::ParamsInvalid, detail).with_errors(vec![field(
+                        &format!("/params/lines/{n}/item"),
+                        &problem.detail,
+                    )])
+                } else {
+                    Problem::new(problem.code, detail)
+                });
             }
             reserved.push(line);
         }
@@ -444,14 +520,17 @@ impl OrdersService {
 
     // ---- state machine ---------------------------------------------------------------------
 
-    /// Moves the order along `action`'s transition, or answers the `conflict` it is.
+    /// Moves the order along `action`'s transition, or answers the `conflict` it is. A
+    /// transition with an event writes it in the same transaction, with `data` beside the
+    /// order id and new status in its payload.
     async fn transition(
         &self,
         client: &dyn ProviderClient,
         order_id: &str,
         action: &str,
+        data: Value,
     ) -> Result<(), Problem> {
-        let Some((_, from, to)) = TRANSITIONS.iter().find(|(a, _, _)| *a == action) else {
+        let Some((_, from, to, kind)) = TRANSITIONS.iter().find(|(a, ..)| *a == action) else {
             return Err(Problem::new(
                 ErrorCode::Internal,
                 format!("no transition {action}"),
@@ -459,16 +538,37 @@ impl OrdersService {
         };
         // `from` holds this crate's constants only, so they are spelled into the SQL.
         let states: Vec<String> = from.iter().map(|s| format!("'{s}'")).collect();
-        let sql = format!(
-            "UPDATE ord_order SET status = ?1, updated_at = ?2 WHERE order_id = ?3 AND status IN ({})",
-            states.join(", ")
-        );
-        let changed = self
-            .db
-            .execute(client, &sql, vec![json!(to), json!(now()), json!(order_id)])
-            .await?;
-        if changed == 1 {
-            return Ok(());
+        let mut statements = vec![self.db.statement(
+            &format!(
+                "UPDATE ord_order SET status = ?1, updated_at = ?2 WHERE order_id = ?3 AND status IN ({})",
+                states.join(", ")
+            ),
+            vec![json!(to), json!(now()), json!(order_id)],
+        )];
+        if let Some(kind) = kind {
+            let mut payload = json!({"order_id": order_id, "status": to});
+            if let (Some(payload), Value::Object(data)) = (payload.as_object_mut(), data) {
+                payload.extend(data);
+            }
+            let event = Event::new(kind, SOURCE, TOPIC, payload)
+                .with_id(event_id(order_id, to))
+                .with_key(order_id)
+                .with_subject(order_id)
+                .with_idempotency_key(format!("{}:{to}", reference(order_id)));
+            statements.push(self.outbox.statement_if(
+                client.tenant(),
+                &event,
+                "SELECT 1 FROM ord_order WHERE order_id = ? AND status = ?",
+                vec![json!(order_id), json!(to)],
+            ));
+        }
+        match self.db.transaction_affected(client, statements).await {
+            Ok(affected) if affected.first() == Some(&1) => return Ok(()),
+            // No row was in a `from` state, or the event's id was taken: the order reached
+            // `to` before. Either way the answer is the order's state.
+            Ok(_) => {}
+            Err(problem) if problem.code == ErrorCode::Conflict => {}
+            Err(problem) => return Err(problem),
         }
         let head = self.require(client, order_id).await?;
         Err(Problem::new(
@@ -482,14 +582,15 @@ impl OrdersService {
     }
 
     async fn confirm(&self, client: &dyn ProviderClient, order_id: &str) -> Result<Value, Problem> {
-        self.transition(client, order_id, "confirm").await?;
+        self.transition(client, order_id, "confirm", json!({}))
+            .await?;
         self.view(client, order_id, None).await
     }
 
     /// Cancels and releases the reservation line by line; a cancelled order whose release
     /// failed releases the rest when cancelled again.
     async fn cancel(&self, client: &dyn ProviderClient, order_id: &str) -> Result<Value, Problem> {
-        if let Err(conflict) = self.transition(client, order_id, "cancel").await {
+        if let Err(conflict) = self.transition(client, order_id, "cancel", json!({})).await {
             let head = self.require(client, order_id).await?;
             let steps = self.steps(client, order_id).await?;
             let unfinished = steps
@@ -528,7 +629,7 @@ impl OrdersService {
     /// Issues the reserved stock line by line, then posts the sale and its cost; a failed
     /// step leaves the order `fulfilling`, and fulfil again resumes it.
     async fn fulfil(&self, client: &dyn ProviderClient, order_id: &str) -> Result<Value, Problem> {
-        if let Err(conflict) = self.transition(client, order_id, "fulfil").await {
+        if let Err(conflict) = self.transition(client, order_id, "fulfil", json!({})).await {
             let head = self.require(client, order_id).await?;
             if head.status != status::FULFILLING {
                 return Err(conflict);
@@ -575,57 +676,9 @@ impl OrdersService {
             }
         }
 
-        // The posting time is fixed before the first attempt, so a retry posts the very same
-        // journal (a replay for the ledger) rather than a conflicting one.
-        let posting_time = match steps.get("post_ledger").and_then(|s| s.detail.clone()) {
-            Some(time) => time,
-            None => {
-                let time = now();
-                self.record(
-                    client,
-                    order_id,
-                    "post_ledger",
-                    PENDING,
-                    None,
-                    Some(time.clone()),
-                )
-                .await?;
-                time
-            }
-        };
-        if let Err(problem) = self.post(client, &head, cost, &posting_time).await {
-            self.record(
-                client,
-                order_id,
-                "post_ledger",
-                FAILED,
-                Some(problem.detail.clone()),
-                Some(posting_time),
-            )
+        let posting_time = self
+            .posting_time(client, order_id, "post_ledger", &steps)
             .await?;
-            return Err(problem);
-        }
-        self.record(
-            client,
-            order_id,
-            "post_ledger",
-            OK,
-            None,
-            Some(posting_time),
-        )
-        .await?;
-        self.transition(client, order_id, "complete").await?;
-        self.view(client, order_id, None).await
-    }
-
-    /// Posts receivable/revenue for the sales total and COGS/inventory for the cost.
-    async fn post(
-        &self,
-        client: &dyn ProviderClient,
-        head: &Head,
-        cost: Decimal,
-        posting_time: &str,
-    ) -> Result<(), Problem> {
         let c = &head.currency;
         let account = |base: &str| format!("{base}-{c}");
         let mut lines = Vec::new();
@@ -643,9 +696,221 @@ impl OrdersService {
                 json!({"account": account(INVENTORY_ASSET), "credit": money(cost), "currency": c}),
             );
         }
+        let memo = format!("sales order {order_id} fulfilled");
+        let posted = self
+            .post(
+                client,
+                &head,
+                &journal_id(order_id),
+                &memo,
+                lines,
+                &posting_time,
+            )
+            .await;
+        self.finish_posting(client, order_id, "post_ledger", posted, posting_time)
+            .await?;
+        self.transition(
+            client,
+            order_id,
+            "complete",
+            json!({"currency": head.currency, "total": money(head.total), "cost": money(cost),
+                   "journal_id": journal_id(order_id)}),
+        )
+        .await?;
+        self.view(client, order_id, None).await
+    }
+
+    /// Takes a fulfilled order back whole: receives each line's stock into the bin it left at
+    /// the unit cost it left with, then posts the sale's opposite (receivable/revenue for the
+    /// total, inventory/COGS for the value received back). Steps already `ok` are not
+    /// repeated, so return again resumes a return stopped by a failed step.
+    async fn return_order(
+        &self,
+        client: &dyn ProviderClient,
+        order_id: &str,
+    ) -> Result<Value, Problem> {
+        if let Err(conflict) = self.transition(client, order_id, "return", json!({})).await {
+            let head = self.require(client, order_id).await?;
+            if head.status != status::RETURNING {
+                return Err(conflict);
+            }
+        }
+        let head = self.require(client, order_id).await?;
+        let steps = self.steps(client, order_id).await?;
+        let reference = reference(order_id);
+        let mut value = Decimal::ZERO;
+        for line in self.lines(client, order_id).await? {
+            let quantity = decimal(&line.quantity)?;
+            let issued = steps
+                .get(&format!("issue:{}", line.line))
+                .and_then(|s| s.detail.as_deref())
+                .map(decimal)
+                .transpose()?
+                .unwrap_or(Decimal::ZERO);
+            // The inventory takes unit costs to four places, as the ledger does.
+            let unit_cost = (issued / quantity).round_dp(4);
+            let line_value = (unit_cost * quantity).round_dp(4);
+            value += line_value;
+            let name = format!("restock:{}", line.line);
+            if steps.get(&name).is_some_and(|s| s.status == OK) {
+                continue;
+            }
+            let received = client
+                .invoke(
+                    INVENTORY,
+                    "receive",
+                    json!({"item": line.item, "warehouse": head.warehouse, "bin": head.bin,
+                           "quantity": line.quantity, "unit_cost": money(unit_cost),
+                           "reference": reference}),
+                )
+                .await;
+            if let Err(problem) = received {
+                self.record(
+                    client,
+                    order_id,
+                    &name,
+                    FAILED,
+                    Some(problem.detail.clone()),
+                    None,
+                )
+                .await?;
+                return Err(problem);
+            }
+            self.record(client, order_id, &name, OK, None, Some(money(line_value)))
+                .await?;
+        }
+        let posting_time = self
+            .posting_time(client, order_id, "post_return", &steps)
+            .await?;
+        let c = &head.currency;
+        let account = |base: &str| format!("{base}-{c}");
+        let mut lines = Vec::new();
+        if head.total > Decimal::ZERO {
+            lines.push(
+                json!({"account": account(REVENUE), "debit": money(head.total), "currency": c}),
+            );
+            lines.push(
+                json!({"account": account(RECEIVABLE), "credit": money(head.total), "currency": c}),
+            );
+        }
+        if value > Decimal::ZERO {
+            lines.push(
+                json!({"account": account(INVENTORY_ASSET), "debit": money(value), "currency": c}),
+            );
+            lines.push(json!({"account": account(COGS), "credit": money(value), "currency": c}));
+        }
+        let journal = format!("{}/return", journal_id(order_id));
+        let memo = format!("sales order {order_id} returned");
+        let posted = self
+            .post(client, &head, &journal, &memo, lines, &posting_time)
+            .await;
+        self.finish_posting(client, order_id, "post_return", posted, posting_time)
+            .await?;
+        self.transition(
+            client,
+            order_id,
+            "complete_return",
+            json!({"currency": head.currency, "total": money(head.total), "cost": money(value),
+                   "journal_id": journal}),
+        )
+        .await?;
+        self.view(client, order_id, None).await
+    }
+
+    /// Records a customer `create` may name. The same again is a no-op; another name for the
+    /// same customer is a conflict.
+    async fn define_customer(
+        &self,
+        client: &dyn ProviderClient,
+        p: CustomerIn,
+    ) -> Result<Value, Problem> {
+        if p.customer.trim().is_empty() || p.name.trim().is_empty() {
+            return Err(Problem::new(
+                ErrorCode::ParamsInvalid,
+                "a customer needs a non-blank id and name",
+            ));
+        }
+        let existing = self
+            .db
+            .query(
+                client,
+                "SELECT name FROM ord_customer WHERE customer = ?1",
+                vec![json!(p.customer)],
+            )
+            .await?;
+        if let Some(row) = existing.first() {
+            let name = text(row, "name")?;
+            if name != p.name {
+                return Err(Problem::new(
+                    ErrorCode::Conflict,
+                    format!("customer {:?} exists with another name", p.customer),
+                ));
+            }
+            return Ok(json!({"customer": p.customer, "name": name, "created": false}));
+        }
+        self.db
+            .transaction(
+                client,
+                vec![self.db.statement(
+                    "INSERT INTO ord_customer (customer, name, created_at) VALUES (?1, ?2, ?3)",
+                    vec![json!(p.customer), json!(p.name), json!(now())],
+                )],
+            )
+            .await?;
+        Ok(json!({"customer": p.customer, "name": p.name, "created": true}))
+    }
+
+    /// The posting time of the journal step `name`, fixed before its first attempt, so a
+    /// retry posts the very same journal (a replay for the ledger) rather than a conflicting one.
+    async fn posting_time(
+        &self,
+        client: &dyn ProviderClient,
+        order_id: &str,
+        name: &str,
+        steps: &HashMap<String, Step>,
+    ) -> Result<String, Problem> {
+        if let Some(time) = steps.get(name).and_then(|s| s.detail.clone()) {
+            return Ok(time);
+        }
+        let time = now();
+        self.record(client, order_id, name, PENDING, None, Some(time.clone()))
+            .await?;
+        Ok(time)
+    }
+
+    /// Records how the journal step `name` ended; its failure is the call's.
+    async fn finish_posting(
+        &self,
+        client: &dyn ProviderClient,
+        order_id: &str,
+        name: &str,
+        posted: Result<(), Problem>,
+        posting_time: String,
+    ) -> Result<(), Problem> {
+        let (state, error) = match &posted {
+            Ok(()) => (OK, None),
+            Err(problem) => (FAILED, Some(problem.detail.clone())),
+        };
+        self.record(client, order_id, name, state, error, Some(posting_time))
+            .await?;
+        posted
+    }
+
+    /// Posts `lines` as journal `journal_id`, creating the order currency's four accounts on
+    /// first use. No lines (a free order of stock without cost) posts nothing.
+    async fn post(
+        &self,
+        client: &dyn ProviderClient,
+        head: &Head,
+        journal_id: &str,
+        memo: &str,
+        lines: Vec<Value>,
+        posting_time: &str,
+    ) -> Result<(), Problem> {
         if lines.is_empty() {
             return Ok(());
         }
+        let c = &head.currency;
         for (base, name, kind) in [
             (RECEIVABLE, "Accounts receivable", "asset"),
             (REVENUE, "Sales revenue", "income"),
@@ -656,7 +921,7 @@ impl OrdersService {
                 .invoke(
                     LEDGER,
                     "create_account",
-                    json!({"code": account(base), "name": format!("{name} ({c})"),
+                    json!({"code": format!("{base}-{c}"), "name": format!("{name} ({c})"),
                            "type": kind, "currency": c}),
                 )
                 .await;
@@ -670,8 +935,7 @@ impl OrdersService {
             .invoke(
                 LEDGER,
                 "post_journal",
-                json!({"journal_id": format!("so/{}", head.order_id), "posting_time": posting_time,
-                       "memo": format!("sales order {} fulfilled", head.order_id),
+                json!({"journal_id": journal_id, "posting_time": posting_time, "memo": memo,
                        "external_ref": head.order_id, "lines": lines}),
             )
             .await
@@ -1031,9 +1295,34 @@ fn step_order(name: &str) -> i64 {
         "webhook" => 20,
         "annotate" => 30,
         "post_ledger" => 5_000,
+        _ if name.starts_with("restock:") => 6_000 + line("restock:"),
+        "post_return" => 7_000,
         _ if name.starts_with("release:") => 1_000 + line("release:"),
         _ if name.starts_with("issue:") => 2_000 + line("issue:"),
         _ => 9_000,
+    }
+}
+
+/// The ledger journal a fulfilled order posts; its return posts `<this>/return`.
+fn journal_id(order_id: &str) -> String {
+    format!("so/{order_id}")
+}
+
+/// The id of the event of `order_id` reaching `state`: derived, not drawn, so the same state
+/// change cannot be recorded twice. A name-based UUID keeps it within the outbox's 64 characters
+/// whatever the order id.
+fn event_id(order_id: &str, state: &str) -> String {
+    uuid::Uuid::new_v5(&EVENT_NAMESPACE, format!("{order_id}/{state}").as_bytes()).to_string()
+}
+
+/// The UUID namespace of the orders' derived event ids.
+const EVENT_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6f72_6465_7273_4000_8000_7377_6974_6368);
+
+fn field(pointer: &str, detail: &str) -> FieldError {
+    FieldError {
+        pointer: pointer.into(),
+        detail: detail.into(),
     }
 }
 
@@ -1075,12 +1364,15 @@ impl Service for OrdersService {
         p: Value,
     ) -> Result<Value, Problem> {
         self.install(client).await?;
-        if action == "create" {
-            return self.create(client, params(p)?).await;
+        match action {
+            "create" => return self.create(client, params(p)?).await,
+            "define_customer" => return self.define_customer(client, params(p)?).await,
+            _ => {}
         }
         let OrderRef { order_id } = params(p)?;
         match action {
             "annotate" => self.annotate(client, &order_id).await,
+            "return" => self.return_order(client, &order_id).await,
             "confirm" => self.confirm(client, &order_id).await,
             "cancel" => self.cancel(client, &order_id).await,
             "fulfil" => self.fulfil(client, &order_id).await,
@@ -1119,7 +1411,16 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["create", "annotate", "confirm", "cancel", "fulfil", "get"]
+            [
+                "define_customer",
+                "create",
+                "annotate",
+                "confirm",
+                "cancel",
+                "fulfil",
+                "return",
+                "get"
+            ]
         );
         assert!(service.relay().is_none());
     }
@@ -1154,8 +1455,14 @@ mod tests {
         let next = |action: &str, from: &str| {
             TRANSITIONS
                 .iter()
-                .find(|(a, states, _)| *a == action && states.contains(&from))
-                .map(|(_, _, to)| *to)
+                .find(|(a, states, ..)| *a == action && states.contains(&from))
+                .map(|(_, _, to, _)| *to)
+        };
+        let event = |action: &str| {
+            TRANSITIONS
+                .iter()
+                .find(|(a, ..)| *a == action)
+                .and_then(|(.., kind)| *kind)
         };
         assert_eq!(next("confirm", status::CREATED), Some(status::CONFIRMED));
         assert_eq!(next("fulfil", status::CONFIRMED), Some(status::FULFILLING));
@@ -1163,6 +1470,12 @@ mod tests {
         assert_eq!(next("cancel", status::FULFILLED), None);
         assert_eq!(next("cancel", status::FULFILLING), None);
         assert_eq!(next("confirm", status::CANCELLED), None);
+        assert_eq!(next("return", status::FULFILLED), Some(status::RETURNING));
+        assert_eq!(next("return", status::CONFIRMED), None);
+        // Every state a caller can see as final writes its event; the in-between ones do not.
+        assert_eq!(event("complete"), Some(ORDER_FULFILLED));
+        assert_eq!(event("complete_return"), Some(ORDER_RETURNED));
+        assert_eq!(event("fulfil"), None);
     }
 
     #[test]

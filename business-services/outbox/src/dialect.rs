@@ -52,6 +52,15 @@ impl Dialect {
         }
     }
 
+    /// What a `SELECT` of constants needs before its `WHERE`: MySQL has no `SELECT … WHERE`
+    /// without a table.
+    pub fn no_table(self) -> &'static str {
+        match self {
+            Dialect::Mysql => " FROM DUAL",
+            Dialect::Sqlite | Dialect::Postgres => "",
+        }
+    }
+
     /// A column type for long text (payloads, header maps).
     pub fn long_text(self) -> &'static str {
         match self {

@@ -90,6 +90,44 @@ impl Outbox {
         })
     }
 
+    /// Like [`Outbox::statement`], but the row is written only when `guard` (a `SELECT` with
+    /// `?` placeholders for `guard_params`) finds a row, evaluated inside the same transaction.
+    ///
+    /// A state change and its event then commit together or not at all even though the
+    /// `UPDATE` before it may change nothing: guard on the new state, and give the event an id
+    /// derived from the change, so a change that already happened finds its event's id taken
+    /// and the whole transaction is refused with `conflict`.
+    pub fn statement_if(
+        &self,
+        tenant: &TenantId,
+        event: &Event,
+        guard: &str,
+        guard_params: Vec<Value>,
+    ) -> Value {
+        let d = self.dialect;
+        let mut numbered = String::with_capacity(guard.len() + 8);
+        let mut next = 7;
+        for c in guard.chars() {
+            if c == '?' {
+                numbered.push_str(&d.param(next));
+                next += 1;
+            } else {
+                numbered.push(c);
+            }
+        }
+        let mut statement = self.statement(tenant, event);
+        statement["sql"] = json!(format!(
+            "INSERT INTO {TABLE} (event_id, topic, msg_key, headers, payload, created_at) \
+             SELECT {}{} WHERE EXISTS ({numbered})",
+            d.params(1, 6),
+            d.no_table()
+        ));
+        if let Some(params) = statement["params"].as_array_mut() {
+            params.extend(guard_params);
+        }
+        statement
+    }
+
     /// Up to `limit` unsent rows, oldest first.
     pub async fn pending(
         &self,

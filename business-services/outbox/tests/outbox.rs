@@ -118,6 +118,56 @@ async fn a_write_and_its_event_commit_together_or_not_at_all() {
 }
 
 #[tokio::test]
+async fn a_guarded_event_is_written_only_when_its_guard_finds_the_new_state_and_only_once() {
+    let platform = Platform::new().await;
+    let acme = platform.tenant("acme").await;
+    let outbox = Outbox::new(DB).unwrap();
+    place_order(&acme, "o-1", 100).await.unwrap();
+    let shipped = |from: i64, total: i64| {
+        let event = Event::new(
+            "orders.order.shipped",
+            "/services/orders",
+            "orders",
+            json!({"order_id": "o-1"}),
+        )
+        .with_id("o-1:shipped");
+        let guard = outbox.statement_if(
+            acme.tenant(),
+            &event,
+            "SELECT 1 FROM orders WHERE id = ? AND total = ?",
+            vec![json!("o-1"), json!(total)],
+        );
+        json!({"statements": [
+            {"sql": "UPDATE orders SET total = ?1 WHERE id = 'o-1' AND total = ?2", "params": [total, from]},
+            guard,
+        ]})
+    };
+
+    // The UPDATE finds another state and changes nothing, so the guard finds nothing.
+    acme.invoke(DB, "transaction", shipped(999, 150))
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox.pending(&acme, 100).await.unwrap().len(),
+        1,
+        "an event whose guard failed was written"
+    );
+
+    acme.invoke(DB, "transaction", shipped(100, 150))
+        .await
+        .unwrap();
+    assert_eq!(outbox.pending(&acme, 100).await.unwrap().len(), 2);
+    // The change already happened: the UPDATE changes nothing, the guard still holds, and the
+    // event's id is taken, so the transaction is refused instead of writing it twice.
+    let again = acme
+        .invoke(DB, "transaction", shipped(100, 150))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code, ErrorCode::Conflict, "{again:?}");
+    assert_eq!(outbox.pending(&acme, 100).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn the_relay_publishes_in_outbox_order_with_cloudevents_headers_and_marks_sent() {
     let platform = Platform::new().await;
     let acme = platform.tenant("acme").await;

@@ -150,7 +150,7 @@ async fn a_failed_line_releases_the_lines_reserved_before_it() {
     let refused = platform
         .call(
             "create",
-            json!({"order_id": "SO-4", "customer": "Bob", "warehouse": "w1", "lines": [
+            json!({"order_id": "SO-4", "customer": "ada-retail", "warehouse": "w1", "lines": [
                 {"item": "nut", "quantity": "5", "unit_price": "2", "currency": "USD"},
                 {"item": "screw", "quantity": "2", "unit_price": "2", "currency": "USD"}]}),
         )
@@ -170,7 +170,21 @@ async fn a_failed_line_releases_the_lines_reserved_before_it() {
         .call("create", order("SO-5", "no-such-item", "1", "1"))
         .await
         .unwrap_err();
-    assert_ne!(unknown.code, ErrorCode::Internal, "{unknown:?}");
+    assert_eq!(unknown.code, ErrorCode::ParamsInvalid, "{unknown:?}");
+    assert_eq!(
+        unknown.errors[0].pointer, "/params/lines/0/item",
+        "{unknown:?}"
+    );
+    let mut stranger = order("SO-5", "nut", "1", "1");
+    stranger["customer"] = json!("nobody");
+    let stranger = platform.call("create", stranger).await.unwrap_err();
+    assert_eq!(stranger.code, ErrorCode::ParamsInvalid, "{stranger:?}");
+    assert_eq!(stranger.errors[0].pointer, "/params/customer");
+    assert_eq!(
+        platform.stock("nut").await,
+        ("5".into(), "0".into(), "5".into()),
+        "an order for an unknown customer reserved stock"
+    );
     assert!(receiver.deliveries().is_empty());
 }
 

@@ -3,5 +3,6 @@
 //! `ai/local`; every call checked against the orders contract like the runtime checks it.
 
 mod flows;
+mod lifecycle;
 mod receiver;
 mod support;

@@ -1,6 +1,7 @@
-//! An in-process platform per test: a runtime with db/sqlite, integration/webhook and
-//! ai/local, hosting the real inventory and ledger services, and the orders service calling
-//! them through the runtime's client exactly as it runs in `switchyard serve`.
+//! An in-process platform per test: a runtime with db/sqlite, bus/embedded,
+//! integration/webhook and ai/local, hosting the real inventory, ledger and orders services,
+//! the orders service calling the others through the runtime's client exactly as it runs in
+//! `switchyard serve`.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -11,8 +12,9 @@ use serde_json::{Value, json};
 use switchyard_contracts::TenantId;
 use switchyard_inventory::{InventoryService, InventorySettings};
 use switchyard_ledger::{LedgerService, LedgerSettings};
-use switchyard_orders::{OrdersService, OrdersSettings};
+use switchyard_orders::{Annotator, OrdersService, OrdersSettings, Round};
 use switchyard_provider_ai::LocalAiFactory;
+use switchyard_provider_bus::EmbeddedBusFactory;
 use switchyard_provider_db::SqliteFactory;
 use switchyard_provider_integration::WebhookFactory;
 use switchyard_runtime::{PlatformStore, Registry, Runtime, RuntimeClient};
@@ -21,11 +23,15 @@ use switchyard_service_kit::testkit::{Caller, validators};
 pub const DB: &str = "db/sqlite";
 pub const TENANT: &str = "acme";
 pub const ENDPOINT: &str = "orders";
+pub const BUS: &str = "bus/embedded";
+/// The customer [`order`] names, recorded on every platform.
+pub const CUSTOMER: &str = "ada-retail";
 
 /// Derefs to the orders service as the tenant sees it, checked against the contract.
 pub struct Platform {
     runtime: Arc<Runtime>,
     orders: Caller<OrdersService>,
+    service: Arc<OrdersService>,
     _dir: tempfile::TempDir,
 }
 
@@ -51,6 +57,9 @@ impl Platform {
             .register(Arc::new(WebhookFactory::new(dir.path().join("webhook"))))
             .unwrap();
         registry.register(Arc::new(LocalAiFactory::new())).unwrap();
+        registry
+            .register(Arc::new(EmbeddedBusFactory::new(dir.path().join("bus"))))
+            .unwrap();
         let inventory = InventoryService::new(InventorySettings {
             db: DB.into(),
             bus: None,
@@ -61,8 +70,17 @@ impl Platform {
             bus: None,
         })
         .unwrap();
+        let service = Arc::new(
+            OrdersService::new(OrdersSettings {
+                db: DB.into(),
+                bus: Some(BUS.into()),
+                webhook: Some(ENDPOINT.into()),
+                ai: Some(ai.into()),
+            })
+            .unwrap(),
+        );
         let runtime = Runtime::new(registry, store, Default::default(), Default::default())
-            .with_services(vec![Arc::new(inventory), Arc::new(ledger)])
+            .with_services(vec![Arc::new(inventory), Arc::new(ledger), service.clone()])
             .unwrap();
         let runtime = Arc::new(runtime);
 
@@ -91,24 +109,67 @@ impl Platform {
             .await
             .unwrap();
 
-        let service = OrdersService::new(OrdersSettings {
-            db: DB.into(),
-            bus: None,
-            webhook: Some(ENDPOINT.into()),
-            ai: Some(ai.into()),
-        })
-        .unwrap();
-        let checks = validators(&service);
+        let checks = validators(service.as_ref());
         let client = RuntimeClient::new(
             runtime.clone(),
             TenantId::parse(TENANT).unwrap(),
             "service:orders",
         );
-        Platform {
+        let platform = Platform {
             runtime,
-            orders: Caller::new(Arc::new(service), client, checks),
+            orders: Caller::new(service.clone(), client, checks),
+            service,
             _dir: dir,
+        };
+        platform
+            .ok(
+                "define_customer",
+                json!({"customer": CUSTOMER, "name": "Ada Retail Ltd"}),
+            )
+            .await;
+        platform
+    }
+
+    /// Carries the orders' outbox to the bus; answers how many events went.
+    pub async fn relay(&self) -> usize {
+        let relay = self.service.relay().unwrap();
+        relay.run_once(&self.client("relay")).await.unwrap()
+    }
+
+    /// One round of the annotation consumer.
+    pub async fn annotate_round(&self) -> Round {
+        Annotator::new(BUS)
+            .unwrap()
+            .run_once(&self.client("annotator"))
+            .await
+            .unwrap()
+    }
+
+    /// Stops or starts the tenant's `ai/local` instance, as an admin would.
+    pub async fn set_ai_running(&self, running: bool) {
+        let tenant = TenantId::parse(TENANT).unwrap();
+        if running {
+            self.runtime.start(&tenant, "ai", "local").await.unwrap();
+        } else {
+            self.runtime.stop(&tenant, "ai", "local").await.unwrap();
         }
+    }
+
+    /// The types of the events on the orders topic of the bus, in order.
+    pub async fn bus_types(&self) -> Vec<String> {
+        let answer = self
+            .other(
+                BUS,
+                "replay",
+                json!({"topic": "orders", "from_offset": 0, "max_records": 1000}),
+            )
+            .await;
+        answer["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["headers"]["ce_type"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     fn client(&self, subject: &str) -> RuntimeClient {
@@ -210,7 +271,7 @@ impl Deref for Platform {
 
 /// `create` params of a one-line order of `quantity` `item` at `price` USD.
 pub fn order(order_id: &str, item: &str, quantity: &str, price: &str) -> Value {
-    json!({"order_id": order_id, "customer": "Ada Retail", "warehouse": "w1",
+    json!({"order_id": order_id, "customer": CUSTOMER, "warehouse": "w1",
            "lines": [{"item": item, "quantity": quantity, "unit_price": price, "currency": "USD"}]})
 }
 
