@@ -188,7 +188,11 @@ fn main() {
     println!("| pgbench tpcb-like transactions | {tps:.0} |");
     println!("| ledger postings (2-line journals) | {postings:.0} |");
     println!("| ratio ledger / pgbench | {ratio:.2} |");
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    // `switchyard bench` names its output directory; run alone, the workspace's target/bench.
+    let out = std::env::var_os("SWITCHYARD_BENCH_OUT").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench"),
+        std::path::PathBuf::from,
+    );
     std::fs::create_dir_all(&out).unwrap();
     let report = json!({"clients": CLIENTS, "seconds": secs, "pgbench_tps": tps, "ledger_postings_per_sec": postings, "ratio": ratio});
     std::fs::write(

@@ -12,6 +12,14 @@ ensure_build_deps() {   # --test: also the servers the test suite starts
         command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
         ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
         command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
+        # promtool and a real Prometheus server for tests/e2e/observability.rs.
+        [ -x /usr/bin/prometheus ] && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+        # The bench smoke test (tests/e2e/bench_smoke.rs) runs `switchyard bench --quick`.
+        command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+        command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+        # The console's browser test: Debian's Chromium, driven by playwright-core from npm.
+        command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+        command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
     fi
     if [ "${1:-}" = "--test" ] && ! command -v rvault >/dev/null 2>&1; then
         # The Vault-API server comes from crates.io; built once (15-20 min on 2 cores), then reused.
@@ -32,6 +40,19 @@ ensure_build_deps() {   # --test: also the servers the test suite starts
     command -v curl >/dev/null 2>&1 || missing+=(curl)
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "installing build dependencies: ${missing[*]}" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+ensure_bench_deps() {   # scripts/bench: the load generator, bare nginx, PostgreSQL with pgbench
+    local missing=()
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)   # with pgbench
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing bench dependencies: ${missing[*]}" >&2
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq

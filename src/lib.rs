@@ -20,6 +20,8 @@ use switchyard_provider_integration::WebhookFactory;
 use switchyard_provider_storage::{FsFactory, S3Factory, S3Settings};
 use switchyard_runtime::Registry;
 
+pub mod external;
+
 /// The embedded defaults — nothing to install, everything under the data directory — plus each
 /// production engine whose server is configured by its `SWITCHYARD_*` variables (the README's
 /// "Production engines" table lists them). A production engine half configured is a startup

@@ -18,7 +18,7 @@ use switchyard_gateway::filters::client_cert;
 use switchyard_gateway::filters::policy::{DecisionLogWriter, Policy, PolicyReloader};
 use switchyard_gateway::purge::IdempotencyPurge;
 use switchyard_gateway::shutdown::{Drain, DrainOnSigterm};
-use switchyard_gateway::upstream::Upstreams;
+use switchyard_gateway::upstream::{RuntimeLink, Upstreams};
 use switchyard_gateway::{Gateway, GatewayParts};
 use switchyard_policy::SigningKey;
 use switchyard_provider_auth::PolicySource;
@@ -27,6 +27,8 @@ use switchyard_runtime::secrets::{SecretRef, SecretResolver, VaultSettings};
 use switchyard_runtime::store::redacted_url;
 use switchyard_runtime::{PlatformStore, ResilienceConfig, Runtime, http};
 
+mod bench;
+mod connector;
 mod relay;
 
 #[derive(Parser)]
@@ -64,9 +66,14 @@ enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// Loopback address of the in-process runtime (port 0: any free port).
+        /// Loopback address of the in-process runtime (port 0: any free port); unused with
+        /// `--dispatch in-process`.
         #[arg(long, default_value = "127.0.0.1:0")]
         runtime_listen: SocketAddr,
+        /// How the gateway reaches the runtime in this process: `http` over loopback, or
+        /// `in-process` by a direct call (no loopback hop; docs/adr/0016-in-process-dispatch.md).
+        #[arg(long, value_enum, default_value_t = Dispatch::Http)]
+        dispatch: Dispatch,
         #[arg(long, default_value_t = 30_000)]
         call_timeout_ms: u64,
         /// Gateway config (TOML): limits, upstream health checks, OIDC, rate limits, mTLS.
@@ -137,6 +144,27 @@ enum Command {
     },
     /// List the providers this build offers.
     Providers,
+    /// Run a domain's conformance suite against a registered provider (built-in, plugin or
+    /// remote) and print its certification level; exit status 1 unless certified at `core`.
+    Conformance {
+        /// `<domain>/<name>`, e.g. `cache/memory`.
+        provider: String,
+        /// A plugin library to register for this run (repeatable), besides `SWITCHYARD_PLUGINS`.
+        #[arg(long = "plugin")]
+        plugins: Vec<PathBuf>,
+        /// A remote provider manifest to register for this run (repeatable), besides
+        /// `SWITCHYARD_REMOTE_PROVIDERS`.
+        #[arg(long = "manifest")]
+        manifests: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Connector developers' tools.
+    Provider {
+        #[command(subcommand)]
+        command: ProviderCommand,
+    },
     /// Print the OpenAPI document this build serves.
     Openapi,
     /// Policy as code: test the Rego policies, build them into an OPA bundle.
@@ -144,6 +172,23 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Benchmarks side by side in one run: the gateway beside the runtime direct and bare
+    /// nginx, in-process `serve`, memory, startup, policy, ledger, lot trace; a table, JSON and
+    /// SVG plots (`scripts/bench` installs nginx and wrk first).
+    Bench(bench::BenchArgs),
+}
+
+/// `serve`'s link from gateway to runtime.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Dispatch {
+    Http,
+    InProcess,
+}
+
+/// Where `run_gateway` finds the runtime.
+enum Runtimes<'a> {
+    Remote(&'a [SocketAddr]),
+    InProcess(Arc<http::Service>),
 }
 
 /// How a per-tenant worker reaches its tenant: through a gateway, with the tenant's key.
@@ -166,6 +211,28 @@ impl From<ConnectionArgs> for relay::Connection {
             api_key: args.api_key,
         }
     }
+}
+
+#[derive(Subcommand)]
+enum ProviderCommand {
+    /// Write the skeleton of a new provider that builds and passes its domain's suite:
+    /// a plugin crate (default) or a remote service with its manifest.
+    New {
+        /// `<domain>/<name>`, e.g. `cache/acme`.
+        provider: String,
+        /// A plugin crate (cdylib) loaded by the runtime.
+        #[arg(long, conflicts_with = "remote")]
+        plugin: bool,
+        /// An out-of-process service and its manifest.
+        #[arg(long)]
+        remote: bool,
+        /// Where to write it (default: a directory named after the provider).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The switchyard-plugin-abi crate the plugin depends on (default: this source tree's).
+        #[arg(long)]
+        abi_path: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -231,14 +298,15 @@ enum KeyCommand {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    switchyard_telemetry::logs::init();
     let cli = Cli::parse();
+    // Held to the end of `main`: dropping it flushes the spans of the last requests.
+    let _traces = switchyard_telemetry::trace::init_from_env(match &cli.command {
+        Command::Gateway { .. } => "switchyard-gateway",
+        Command::Runtime { .. } => "switchyard-runtime",
+        _ => "switchyard",
+    })
+    .map_err(anyhow::Error::msg)?;
     let data_dir = cli.data_dir;
     let location = StoreLocation {
         data_dir: data_dir.clone(),
@@ -248,6 +316,7 @@ fn main() -> Result<()> {
         Command::Serve {
             listen,
             runtime_listen,
+            dispatch,
             call_timeout_ms,
             config,
             lifecycle,
@@ -256,7 +325,7 @@ fn main() -> Result<()> {
             serve(
                 &location,
                 &listen,
-                runtime_listen,
+                (dispatch, runtime_listen),
                 call_timeout_ms,
                 config,
                 &lifecycle,
@@ -270,7 +339,15 @@ fn main() -> Result<()> {
             let config = GatewayConfig::load(config.as_deref()).map_err(anyhow::Error::msg)?;
             let (background, store) = background_runtime(&location)?;
             let key = InternalKey::load(&data_dir)?;
-            run_gateway(None, &listen, &runtimes, config, store, key, background)
+            run_gateway(
+                None,
+                &listen,
+                Runtimes::Remote(&runtimes),
+                config,
+                store,
+                key,
+                background,
+            )
         }
         Command::Runtime {
             listen,
@@ -350,6 +427,56 @@ fn main() -> Result<()> {
                 Ok(())
             })
         }
+        Command::Conformance {
+            provider,
+            plugins,
+            manifests,
+            json,
+        } => {
+            let report = connector::conformance(
+                &data_dir,
+                switchyard::no_policy(),
+                &provider,
+                &switchyard::external::External { plugins, manifests },
+                json,
+            )?;
+            // The catalog (and the console) show the level of the version that ran.
+            let text = serde_json::to_string(&report)?;
+            block_on_store(&location, |store| async move {
+                let (domain, name) = report.provider.split_once('/').unwrap_or_default();
+                store
+                    .record_certification(
+                        domain,
+                        name,
+                        &report.version,
+                        &report.certification,
+                        &text,
+                    )
+                    .await?;
+                if report.levels.is_empty() {
+                    anyhow::bail!("{} is not certified: a core check failed", report.provider);
+                }
+                Ok(())
+            })
+        }
+        Command::Provider {
+            command:
+                ProviderCommand::New {
+                    provider,
+                    plugin: _,
+                    remote,
+                    dir,
+                    abi_path,
+                },
+        } => {
+            let kind = if remote {
+                connector::Kind::Remote
+            } else {
+                connector::Kind::Plugin
+            };
+            let dir = dir.unwrap_or_else(|| PathBuf::from(provider.replace('/', "-")));
+            connector::new_provider(&provider, kind, &dir, abi_path)
+        }
         Command::Providers => {
             let registry = registry(&data_dir, switchyard::no_policy())?;
             println!(
@@ -370,6 +497,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Policy { command } => policy_command(command),
+        Command::Bench(args) => bench::run(args),
         Command::Openapi => {
             let services: Vec<_> = switchyard::builtin_services()?
                 .iter()
@@ -495,9 +623,14 @@ async fn refresh_secrets(runtime: Arc<Runtime>) {
     }
 }
 
+/// The built-in engines, then the plugins and remote providers the operator named
+/// (`SWITCHYARD_PLUGINS`, `SWITCHYARD_REMOTE_PROVIDERS`): after the built-ins, so a name clash
+/// is refused as "registered twice" rather than shadowing a built-in engine.
 fn registry(data_dir: &Path, policy: PolicySource) -> Result<switchyard_runtime::Registry> {
-    switchyard::builtin_registry(data_dir, policy)
-        .context("a built-in provider has an invalid schema")
+    let mut registry = switchyard::builtin_registry(data_dir, policy)
+        .context("a built-in provider has an invalid schema")?;
+    switchyard::external::External::from_env().register(&mut registry)?;
+    Ok(registry)
 }
 
 /// Where the platform store lives: `--store-url` when given, else SQLite in the data dir.
@@ -561,7 +694,7 @@ where
 fn serve(
     location: &StoreLocation,
     listen: &str,
-    runtime_listen: SocketAddr,
+    (dispatch, runtime_listen): (Dispatch, SocketAddr),
     call_timeout_ms: u64,
     config: GatewayConfig,
     lifecycle: &LifecycleArgs,
@@ -583,11 +716,24 @@ fn serve(
         .with_services(switchyard::builtin_services()?)?,
     );
     background.block_on(async { lifecycle.publish(&runtime) })?;
+    background.spawn(refresh_secrets(runtime.clone()));
+    if let Dispatch::InProcess = dispatch {
+        tracing::info!("runtime in process (in-process dispatch)");
+        let service = Arc::new(http::Service::new(runtime, key.clone()));
+        return run_gateway(
+            Some(running_policy),
+            listen,
+            Runtimes::InProcess(service),
+            config,
+            store,
+            key,
+            background,
+        );
+    }
     let listener = background
         .block_on(tokio::net::TcpListener::bind(runtime_listen))
         .with_context(|| format!("cannot listen on {runtime_listen}"))?;
     let runtime_addr = listener.local_addr()?;
-    background.spawn(refresh_secrets(runtime.clone()));
     background.spawn(http::serve(
         listener,
         runtime,
@@ -598,7 +744,7 @@ fn serve(
     run_gateway(
         Some(running_policy),
         listen,
-        &[runtime_addr],
+        Runtimes::Remote(&[runtime_addr]),
         config,
         store,
         key,
@@ -609,7 +755,7 @@ fn serve(
 fn run_gateway(
     running_policy: Option<Arc<OnceLock<Arc<Policy>>>>,
     listen: &str,
-    runtimes: &[SocketAddr],
+    runtimes: Runtimes,
     config: GatewayConfig,
     store: PlatformStore,
     key: InternalKey,
@@ -629,10 +775,17 @@ fn run_gateway(
     };
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
-    let (upstreams, health_checks) = Upstreams::new(
-        runtimes,
-        Duration::from_millis(config.upstreams.health_check_interval_ms),
-    )?;
+    let runtime = match &runtimes {
+        Runtimes::Remote(addresses) => {
+            let (upstreams, health_checks) = Upstreams::new(
+                addresses,
+                Duration::from_millis(config.upstreams.health_check_interval_ms),
+            )?;
+            server.add_service(health_checks);
+            RuntimeLink::Http(upstreams)
+        }
+        Runtimes::InProcess(service) => RuntimeLink::InProcess(service.clone()),
+    };
     let mut authenticator = Authenticator::new(store.clone());
     let mtls = config.mtls.clone();
     if let Some(mtls) = &mtls {
@@ -667,7 +820,7 @@ fn run_gateway(
     };
     let gateway = Gateway::new(GatewayParts {
         config,
-        upstreams,
+        runtime,
         authenticator,
         policy,
         store,
@@ -683,9 +836,11 @@ fn run_gateway(
         tracing::info!(listen = %mtls.listen, "mTLS listener");
     }
     server.add_service(proxy);
-    server.add_service(health_checks);
     server.add_service(background_service("idempotency purge", purge));
-    tracing::info!(%listen, ?runtimes, "gateway listening");
+    match runtimes {
+        Runtimes::Remote(runtimes) => tracing::info!(%listen, ?runtimes, "gateway listening"),
+        Runtimes::InProcess(_) => tracing::info!(%listen, "gateway listening (runtime in process)"),
+    }
     server.run(RunArgs {
         shutdown_signal: Box::new(DrainOnSigterm { drain, max_wait }),
     });

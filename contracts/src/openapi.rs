@@ -10,12 +10,59 @@ use serde_json::{Map, Value, json};
 use crate::descriptor::{ActionDescriptor, ProviderDescriptor, ServiceDescriptor};
 
 /// Major.minor of the HTTP contract. Additive changes bump minor; anything else bumps major.
-pub const CONTRACT_VERSION: &str = "1.0.0";
+pub const CONTRACT_VERSION: &str = "1.1.0";
 
 /// Schemas shared by every route, keyed by component name.
 pub fn components() -> Map<String, Value> {
-    serde_json::from_str(include_str!("../schemas/components.json"))
-        .expect("contracts/schemas/components.json is valid JSON")
+    let mut components: Map<String, Value> =
+        serde_json::from_str(include_str!("../schemas/components.json"))
+            .expect("contracts/schemas/components.json is valid JSON");
+    components.extend(key_components());
+    components
+}
+
+/// The answers of `/keys`: a key's id, scopes and times, never its secret or hash (except the
+/// new key's plaintext, in the answer that creates it).
+fn key_components() -> Map<String, Value> {
+    let time = json!({"type": ["string", "null"], "format": "date-time"});
+    let mut map = Map::new();
+    map.insert(
+        "KeyList".into(),
+        json!({
+            "type": "object", "required": ["keys"], "additionalProperties": false,
+            "properties": {"keys": {"type": "array", "items": {
+                "type": "object", "additionalProperties": false,
+                "required": ["id", "scopes", "created_at", "last_used_at", "revoked_at"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+                    "scopes": {"type": "string", "description": "Comma-separated scopes."},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "last_used_at": time.clone(),
+                    "revoked_at": time
+                }
+            }}}
+        }),
+    );
+    map.insert("CreateKeyRequest".into(), json!({
+        "type": "object", "required": ["scopes"], "additionalProperties": false,
+        "properties": {"scopes": {"type": "string", "description": "*, read, admin, audit, invoke, invoke:<domain> or invoke:<domain>/<name>, comma-separated."}}
+    }));
+    map.insert("CreatedKey".into(), json!({
+        "type": "object", "required": ["id", "key", "scopes"], "additionalProperties": false,
+        "properties": {
+            "id": {"type": "string"},
+            "key": {"type": "string", "pattern": "^sy_", "description": "The key itself, in this answer only."},
+            "scopes": {"type": "string"}
+        }
+    }));
+    map.insert(
+        "RevokedKey".into(),
+        json!({
+            "type": "object", "required": ["id", "revoked"], "additionalProperties": false,
+            "properties": {"id": {"type": "string"}, "revoked": {"const": true}}
+        }),
+    );
+    map
 }
 
 pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]) -> Value {
@@ -36,6 +83,15 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
     paths.insert("/providers/{domain}/{name}/health".into(), json!({
         "parameters": path_params(),
         "get": {"operationId": "providerHealth", "summary": "Health with dependencies.", "responses": ok_or_problem("ProviderHealth")}
+    }));
+    paths.insert("/providers/{domain}/{name}/metrics".into(), json!({
+        "parameters": path_params(),
+        "get": {"operationId": "providerMetrics",
+                "summary": "The provider's metrics for the caller's tenant only: OpenMetrics when Accept asks for it, else Prometheus text 0.0.4 (docs/observability.md).",
+                "responses": {"200": {"description": "Calls, errors by code, durations, circuit and bulkhead of the tenant's instance.",
+                                      "content": {"application/openmetrics-text": {"schema": {"type": "string"}},
+                                                  "text/plain": {"schema": {"type": "string"}}}},
+                              "default": {"$ref": "#/components/responses/Problem"}}}
     }));
     paths.insert("/providers/{domain}/{name}/configure".into(), json!({
         "parameters": path_params(),
@@ -72,6 +128,17 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
         ],
         "responses": ok_or_problem("DecisionPage")
     }}));
+    paths.insert("/keys".into(), json!({
+        "get": {"operationId": "listKeys", "summary": "The tenant's API keys, newest first (scope *).",
+                "responses": ok_or_problem("KeyList")},
+        "post": {"operationId": "createKey", "summary": "A new API key of the tenant; its plaintext is in this answer only (scope *).",
+                 "requestBody": body_ref("CreateKeyRequest"), "responses": ok_or_problem("CreatedKey")}
+    }));
+    paths.insert("/keys/{id}/revoke".into(), json!({
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "post": {"operationId": "revokeKey", "summary": "Revoke one of the tenant's keys; it stops working within the gateway's key cache TTL (10 s) (scope *).",
+                 "responses": ok_or_problem("RevokedKey")}
+    }));
     for provider in providers {
         for action in &provider.actions {
             let path = format!(

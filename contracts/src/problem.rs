@@ -38,6 +38,10 @@ pub enum ErrorCode {
     IdempotencyInFlight,
     ShuttingDown,
     PolicyDenied,
+    /// A provider broke its side of the contract: a plugin panicked, a remote provider
+    /// answered something that is not the contract's envelope. Not the caller's fault and not
+    /// worth retrying blindly; the runtime keeps serving every other provider.
+    ProviderFailed,
     /// Business rules of the services, appended after the platform's codes.
     JournalUnbalanced,
     PeriodClosed,
@@ -46,7 +50,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order the published schema lists them.
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::Unauthenticated,
         ErrorCode::TokenInvalid,
         ErrorCode::TokenExpired,
@@ -73,6 +77,7 @@ impl ErrorCode {
         ErrorCode::IdempotencyInFlight,
         ErrorCode::ShuttingDown,
         ErrorCode::PolicyDenied,
+        ErrorCode::ProviderFailed,
         ErrorCode::JournalUnbalanced,
         ErrorCode::PeriodClosed,
         ErrorCode::InsufficientStock,
@@ -106,6 +111,7 @@ impl ErrorCode {
             ErrorCode::IdempotencyInFlight => "idempotency_in_flight",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::PolicyDenied => "policy_denied",
+            ErrorCode::ProviderFailed => "provider_failed",
             ErrorCode::JournalUnbalanced => "journal_unbalanced",
             ErrorCode::PeriodClosed => "period_closed",
             ErrorCode::InsufficientStock => "insufficient_stock",
@@ -132,6 +138,7 @@ impl ErrorCode {
             ErrorCode::ProviderUnavailable
             | ErrorCode::UpstreamUnavailable
             | ErrorCode::ShuttingDown => 503,
+            ErrorCode::ProviderFailed => 502,
             ErrorCode::Timeout => 504,
             ErrorCode::Internal => 500,
         }
@@ -179,6 +186,7 @@ impl ErrorCode {
             ErrorCode::IdempotencyInFlight => "A request with this idempotency key is in flight",
             ErrorCode::ShuttingDown => "The gateway is shutting down",
             ErrorCode::PolicyDenied => "Denied by policy",
+            ErrorCode::ProviderFailed => "The provider failed to honour the contract",
             ErrorCode::JournalUnbalanced => "Debits and credits differ in some currency",
             ErrorCode::PeriodClosed => "The posting date falls in a closed period",
             ErrorCode::InsufficientStock => "Not enough available stock",

@@ -11,7 +11,13 @@ pub enum Operation<'a> {
     Read,
     Admin,
     Audit,
-    Invoke { domain: &'a str, name: &'a str },
+    Invoke {
+        domain: &'a str,
+        name: &'a str,
+    },
+    /// Managing the tenant's API keys: only `*` grants it, so no narrower key can mint a wider
+    /// one.
+    Keys,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +117,13 @@ mod tests {
             domain: "dbx",
             name: "sqlite"
         }));
+        for narrow in ["read", "admin", "audit", "invoke", "invoke:db"] {
+            assert!(
+                !Scopes::parse(narrow).unwrap().allows(Operation::Keys),
+                "{narrow} may manage keys"
+            );
+        }
+        assert!(Scopes::parse("*").unwrap().allows(Operation::Keys));
     }
 
     #[test]

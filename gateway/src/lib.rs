@@ -18,13 +18,17 @@
 //! 10. [`filters::idempotency`]: a POST with `Idempotency-Key` is replayed, refused (409/422)
 //!     or recorded, and its response stored;
 //! 11. [`filters::forward`]: to a healthy runtime ([`upstream`]) with the verified context
-//!     signed into internal headers (client-sent internal headers are dropped).
+//!     signed into internal headers (client-sent internal headers are dropped) — or, when the
+//!     runtime lives in this process ([`upstream::RuntimeLink::InProcess`]), straight into it
+//!     with the verified context as a value.
 //!
 //! `GET /policies/...` ([`audit`]) is answered by the gateway itself after step 9.
 
 mod audit;
 pub mod config;
 pub mod filters;
+mod keys;
+mod observe;
 mod problem;
 pub mod purge;
 pub mod shutdown;
@@ -35,6 +39,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -42,6 +47,7 @@ use switchyard_contracts::{ErrorCode, Problem, TenantId};
 use switchyard_runtime::PlatformStore;
 use switchyard_runtime::internal_auth::InternalKey;
 use switchyard_runtime::store::{Begin, StoredResponse};
+use switchyard_spi::CallContext;
 
 use config::GatewayConfig;
 use filters::authenticate::{Authenticator, Identity};
@@ -53,7 +59,7 @@ use filters::route::Route;
 use filters::trace_context::TraceContext;
 use shutdown::{Drain, InFlight};
 use std::sync::Arc;
-use upstream::Upstreams;
+use upstream::RuntimeLink;
 
 pub use filters::authenticate::KEY_CACHE_TTL;
 
@@ -79,6 +85,11 @@ pub struct RequestCtx {
     /// `RateLimit-*` headers for the response, when a budget applies.
     rate_limit_headers: Vec<(&'static str, String)>,
     idempotency: Option<PendingIdempotency>,
+    /// The body the filters already read whole (for the policy or an idempotency key), kept
+    /// so that in-process dispatch does not read it again.
+    inspected_body: Option<Bytes>,
+    /// Metrics, spans and the access log line of this request.
+    observed: observe::Observed,
 }
 
 /// A request recorded under an idempotency key, and the response being captured for it.
@@ -101,23 +112,26 @@ enum Next {
     Proxy,
     Replay(StoredResponse),
     AnswerAudit,
+    AnswerKeys,
+    AnswerConsole,
 }
 
 pub struct Gateway {
     config: GatewayConfig,
-    upstreams: Upstreams,
+    runtime: RuntimeLink,
     authenticator: Authenticator,
     rate_limiter: Option<RateLimiter>,
     policy: Option<Arc<Policy>>,
     store: PlatformStore,
     internal_key: InternalKey,
     drain: Drain,
+    console: switchyard_console::Console,
 }
 
 /// The parts a gateway is built from; `Gateway::new` checks the config against them.
 pub struct GatewayParts {
     pub config: GatewayConfig,
-    pub upstreams: Upstreams,
+    pub runtime: RuntimeLink,
     pub authenticator: Authenticator,
     pub policy: Option<Arc<Policy>>,
     pub store: PlatformStore,
@@ -129,7 +143,7 @@ impl Gateway {
     pub fn new(parts: GatewayParts) -> Result<Self, String> {
         let GatewayParts {
             config,
-            upstreams,
+            runtime,
             mut authenticator,
             policy,
             store,
@@ -146,13 +160,14 @@ impl Gateway {
             .transpose()?;
         Ok(Gateway {
             config,
-            upstreams,
+            runtime,
             authenticator,
             rate_limiter,
             policy,
             store,
             internal_key,
             drain,
+            console: switchyard_console::Console::default(),
         })
     }
 
@@ -174,13 +189,19 @@ impl Gateway {
             self.config.limits.max_body_bytes,
         )?;
         let Some(operation) = route.operation() else {
-            return Ok(Next::Proxy);
+            // The console signs its users in itself, and reaches the API as them.
+            return Ok(if route == Route::Console {
+                Next::AnswerConsole
+            } else {
+                Next::Proxy
+            });
         };
         let client_cert = session.digest().and_then(|d| d.ssl_digest.clone());
         let identity = self
             .authenticator
             .authenticate(header.headers.get("authorization"), client_cert.as_deref())
             .await?;
+        observe::authenticated(ctx, &identity.tenant);
         filters::authorize::check(&identity, operation, header.uri.path())?;
         if let Some(limiter) = &self.rate_limiter
             && let Some(verdict) = limiter.check(&identity.tenant, &identity.subject).await?
@@ -209,6 +230,7 @@ impl Gateway {
             let verdict = policy
                 .decide(input, identity.tenant.as_str(), &identity.subject)
                 .await?;
+            observe::policy_decision(identity.tenant.as_str(), verdict.allow);
             if !verdict.allow {
                 let why = if verdict.reasons.is_empty() {
                     "no rule allows this request".to_owned()
@@ -222,16 +244,23 @@ impl Gateway {
         filters::tenant::resolve(&identity, header.headers.get("x-tenant-id"))?;
         let tenant = identity.tenant.clone();
         ctx.identity = Some(identity);
-        if route == Route::Audit {
-            return Ok(Next::AnswerAudit);
-        }
-        match (key, body) {
-            (Some(key), Some(body)) => {
-                self.begin_idempotent(session, ctx, tenant, key, &body)
-                    .await
+        match route {
+            Route::Audit => return Ok(Next::AnswerAudit),
+            Route::Keys => {
+                ctx.inspected_body = body.map(Bytes::from);
+                return Ok(Next::AnswerKeys);
             }
-            _ => Ok(Next::Proxy),
+            _ => {}
         }
+        let next = match (key, &body) {
+            (Some(key), Some(body)) => {
+                self.begin_idempotent(session, ctx, tenant, key, body)
+                    .await?
+            }
+            _ => Next::Proxy,
+        };
+        ctx.inspected_body = body.map(Bytes::from);
+        Ok(next)
     }
 
     /// Reads the whole body (at most [`MAX_INSPECTED_BODY`]) into Pingora's retry buffer, from
@@ -262,6 +291,107 @@ impl Gateway {
         }
         ctx.body_bytes = body.len();
         Ok(body)
+    }
+
+    /// Serves a request that passed the filters from the runtime in this process: the runtime's
+    /// own routing, minus the loopback hop and the signing of a context the gateway has just
+    /// verified. The response goes through [`ProxyHttp::response_filter`] like a proxied one.
+    async fn dispatch_in_process(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        runtime: &switchyard_runtime::http::Service,
+    ) -> pingora::Result<()> {
+        let body = match ctx.inspected_body.take() {
+            Some(body) => body,
+            None => match self.read_body(session).await {
+                Ok(body) => body,
+                Err(problem) => {
+                    return problem::respond(
+                        session,
+                        problem,
+                        &ctx.request_id,
+                        &ctx.rate_limit_headers,
+                    )
+                    .await;
+                }
+            },
+        };
+        observe::forwarding(ctx);
+        let header = session.req_header();
+        let mut request = http::Request::builder()
+            .method(header.method.clone())
+            .uri(header.uri.clone())
+            .header("x-request-id", &ctx.request_id);
+        if let Some(content_type) = header.headers.get(http::header::CONTENT_TYPE) {
+            request = request.header(http::header::CONTENT_TYPE, content_type);
+        }
+        if let Some(trace) = &ctx.trace {
+            request = request.header("traceparent", &trace.traceparent);
+            if let Some(state) = &trace.tracestate {
+                request = request.header("tracestate", state);
+            }
+        }
+        let body = http_body_util::Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let request = request.body(body).map_err(|e| {
+            pingora::Error::because(pingora::ErrorType::InternalError, "in-process request", e)
+        })?;
+        let trusted = ctx.identity.as_ref().map(|identity| CallContext {
+            tenant: identity.tenant.clone(),
+            request_id: ctx.request_id.clone(),
+            subject: Some(identity.subject.clone()),
+        });
+        let timeout = Duration::from_millis(self.config.limits.upstream_timeout_ms);
+        let Ok(response) = tokio::time::timeout(timeout, runtime.dispatch(request, trusted)).await
+        else {
+            let problem = Problem::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the runtime did not answer within {} ms",
+                    timeout.as_millis()
+                ),
+            );
+            return problem::respond(session, problem, &ctx.request_id, &ctx.rate_limit_headers)
+                .await;
+        };
+        let (parts, body) = response.into_parts();
+        let Ok(body) = body.collect().await.map(|b| b.to_bytes());
+        let mut answer = ResponseHeader::build(parts.status, Some(parts.headers.len() + 4))?;
+        for (name, value) in &parts.headers {
+            answer.append_header(name.clone(), value.clone())?;
+        }
+        answer.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+        self.response_filter(session, &mut answer, ctx).await?;
+        let mut body = Some(body);
+        self.response_body_filter(session, &mut body, true, ctx)?;
+        session
+            .write_response_header(Box::new(answer), false)
+            .await?;
+        session.write_response_body(body, true).await
+    }
+
+    /// Reads a body nobody inspected, for in-process dispatch, within the body limit.
+    async fn read_body(&self, session: &mut Session) -> Result<Bytes, Problem> {
+        let limit = self.config.limits.max_body_bytes;
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = session.read_request_body().await.map_err(|e| {
+            Problem::new(
+                ErrorCode::RequestInvalid,
+                format!("could not read the body: {e}"),
+            )
+        })? {
+            if body.is_empty() && session.is_body_done() {
+                // The common case: one chunk is the whole body, kept without a copy.
+                return Ok(chunk);
+            }
+            body.extend_from_slice(&chunk);
+            if body.len() > limit {
+                return Err(filters::body_limit::too_large(limit));
+            }
+        }
+        Ok(body.freeze())
     }
 
     /// Asks the store whether to proceed, replay or refuse a request with an idempotency key.
@@ -313,6 +443,101 @@ impl Gateway {
                 Problem::new(ErrorCode::Internal, "unexpected idempotency state")
             })),
         }
+    }
+
+    async fn answer_keys(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_owned();
+        let body = match ctx.inspected_body.take() {
+            Some(body) => Ok(body.to_vec()),
+            None if method == http::Method::POST => self.read_inspected_body(session, ctx).await,
+            None => Ok(Vec::new()),
+        };
+        let answer = match (body, &ctx.identity) {
+            (Ok(body), Some(identity)) => {
+                keys::answer(&method, &path, &body, &identity.tenant, &self.store).await
+            }
+            (Err(problem), _) => Err(problem),
+            (_, None) => Err(Problem::new(ErrorCode::Unauthenticated, "no identity")),
+        };
+        match answer {
+            Ok(answer) => {
+                let body = Bytes::from(answer.to_string());
+                let mut response = ResponseHeader::build(200, Some(4))?;
+                response.insert_header("content-type", "application/json")?;
+                response.insert_header("content-length", body.len().to_string())?;
+                response.insert_header("x-request-id", &ctx.request_id)?;
+                response.insert_header("cache-control", "no-store")?;
+                session
+                    .write_response_header(Box::new(response), false)
+                    .await?;
+                session.write_response_body(Some(body), true).await
+            }
+            Err(problem) => problem::respond(session, problem, &ctx.request_id, &[]).await,
+        }
+    }
+
+    /// Hands the request to the console, which calls the API back on the listener the request
+    /// came in on, as the signed-in user.
+    async fn answer_console(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let header = session.req_header();
+        let method = header.method.clone();
+        let path = header.uri.path().to_owned();
+        let query = header.uri.query().map(str::to_owned);
+        let cookie = header
+            .headers
+            .get("cookie")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let api_base = match session.server_addr().and_then(|a| a.as_inet()) {
+            Some(addr) => format!("http://{addr}"),
+            None => {
+                let problem = Problem::new(ErrorCode::Internal, "the console needs a TCP listener");
+                return problem::respond(session, problem, &ctx.request_id, &[]).await;
+            }
+        };
+        let body = if method == http::Method::POST {
+            match self.read_inspected_body(session, ctx).await {
+                Ok(body) => Bytes::from(body),
+                Err(problem) => {
+                    return problem::respond(session, problem, &ctx.request_id, &[]).await;
+                }
+            }
+        } else {
+            Bytes::new()
+        };
+        let page = self
+            .console
+            .handle(switchyard_console::Request {
+                method,
+                path,
+                query,
+                cookie,
+                body,
+                api_base,
+            })
+            .await;
+        let mut response = ResponseHeader::build(page.status, Some(page.headers.len() + 2))?;
+        for (name, value) in page.headers {
+            response.insert_header(name, value)?;
+        }
+        response.insert_header("content-length", page.body.len().to_string())?;
+        response.insert_header("x-request-id", &ctx.request_id)?;
+        session
+            .write_response_header(Box::new(response), page.body.is_empty())
+            .await?;
+        if page.body.is_empty() {
+            return Ok(());
+        }
+        session.write_response_body(Some(page.body), true).await
     }
 
     async fn answer_audit(&self, session: &mut Session, ctx: &RequestCtx) -> pingora::Result<()> {
@@ -424,6 +649,8 @@ fn policy_input(
         Route::Admin => "admin",
         Route::Invoke => "invoke",
         Route::Audit => "audit",
+        Route::Keys => "keys",
+        Route::Console => "console",
     };
     let action = if route == Route::Audit {
         path.trim_start_matches("/policies/")
@@ -482,6 +709,7 @@ impl ProxyHttp for Gateway {
     ) -> pingora::Result<bool> {
         ctx.request_id =
             filters::request_id::assign(session.req_header().headers.get("x-request-id"));
+        observe::start(ctx, session.req_header());
         ctx.in_flight = self.drain.enter();
         if ctx.in_flight.is_none() {
             let refusal = Problem::new(
@@ -492,10 +720,28 @@ impl ProxyHttp for Gateway {
             problem::respond(session, refusal, &ctx.request_id, &[]).await?;
             return Ok(true);
         }
+        if let Some(answered) = self.answer_operator(session, ctx).await {
+            answered?;
+            return Ok(true);
+        }
         match self.run_filters(session, ctx).await {
-            Ok(Next::Proxy) => Ok(false),
+            Ok(Next::Proxy) => match &self.runtime {
+                RuntimeLink::Http(_) => Ok(false),
+                RuntimeLink::InProcess(runtime) => {
+                    self.dispatch_in_process(session, ctx, runtime).await?;
+                    Ok(true)
+                }
+            },
             Ok(Next::Replay(stored)) => {
                 self.replay(session, ctx, stored).await?;
+                Ok(true)
+            }
+            Ok(Next::AnswerKeys) => {
+                self.answer_keys(session, ctx).await?;
+                Ok(true)
+            }
+            Ok(Next::AnswerConsole) => {
+                self.answer_console(session, ctx).await?;
                 Ok(true)
             }
             Ok(Next::AnswerAudit) => {
@@ -503,6 +749,7 @@ impl ProxyHttp for Gateway {
                 Ok(true)
             }
             Err(refusal) => {
+                observe::refused(ctx, refusal.code);
                 let mut headers = ctx.rate_limit_headers.clone();
                 if refusal.code == ErrorCode::IdempotencyInFlight {
                     headers.push(("retry-after", "1".to_owned()));
@@ -535,7 +782,12 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
-        let Some(addr) = self.upstreams.select(ctx.failed_upstream) else {
+        let upstream = match &self.runtime {
+            RuntimeLink::Http(upstreams) => upstreams.select(ctx.failed_upstream),
+            // Requests are answered in `request_filter`; none is ever proxied.
+            RuntimeLink::InProcess(_) => None,
+        };
+        let Some(addr) = upstream else {
             ctx.no_healthy_upstream = true;
             return Err(pingora::Error::explain(
                 pingora::ErrorType::ConnectNoRoute,
@@ -588,6 +840,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
+        observe::forwarding(ctx);
         filters::forward::prepare(upstream_request, ctx, &self.internal_key)
     }
 
@@ -597,6 +850,7 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
+        observe::upstream_answered(ctx, upstream_response);
         upstream_response.insert_header("x-request-id", &ctx.request_id)?;
         for (name, value) in &ctx.rate_limit_headers {
             upstream_response.insert_header(*name, value)?;
@@ -628,10 +882,11 @@ impl ProxyHttp for Gateway {
     /// key so that a retry may proceed.
     async fn logging(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         error: Option<&pingora::Error>,
         ctx: &mut Self::CTX,
     ) {
+        observe::finish(session, ctx);
         let Some(pending) = ctx.idempotency.take() else {
             return;
         };
@@ -718,6 +973,9 @@ impl ProxyHttp for Gateway {
             )),
         };
         let error_code = problem.as_ref().map_or(0, Problem::status);
+        if let Some(problem) = &problem {
+            observe::refused(ctx, problem.code);
+        }
         if let Some(problem) = problem
             && let Err(write_error) =
                 problem::respond(session, problem, &ctx.request_id, &headers).await

@@ -1,5 +1,6 @@
-//! Runtime upstreams: round robin over the healthy ones, health-checked in the background
-//! with `GET /healthz` (pingora-load-balancing).
+//! How the gateway reaches the provider runtime ([`RuntimeLink`]): over HTTP to runtime
+//! upstreams — round robin over the healthy ones, health-checked in the background with
+//! `GET /healthz` (pingora-load-balancing) — or by a call into the runtime in the same process.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +11,20 @@ use pingora::lb::LoadBalancer;
 use pingora::lb::health_check::HttpHealthCheck;
 use pingora::lb::selection::RoundRobin;
 use pingora::services::background::{GenBackgroundService, background_service};
+use switchyard_runtime::http::Service;
+
+/// The one seam between gateway and runtime, chosen when the process starts
+/// (docs/adr/0016-in-process-dispatch.md). The filters run the same either way; only the last
+/// step differs.
+pub enum RuntimeLink {
+    /// Pingora proxies to separate runtimes (`switchyard gateway`, `serve --dispatch http`):
+    /// streaming, health checks, failover; the context travels signed in internal headers.
+    Http(Upstreams),
+    /// The runtime lives in this process (`serve --dispatch in-process`): the gateway hands
+    /// it the request and the verified context directly — no loopback connection, no second
+    /// HTTP parse, no signing.
+    InProcess(Arc<Service>),
+}
 
 pub struct Upstreams {
     balancer: Arc<LoadBalancer<RoundRobin>>,

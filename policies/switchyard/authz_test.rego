@@ -234,3 +234,24 @@ test_warehouse_not_listed_denied if {
 		"action": "adjust_stock", "resource": {},
 	}))
 }
+
+# The tenant's API keys (GET/POST /keys): only a role granted every operation manages them, so
+# the console's key form is refused to operators and developers by this engine, not by a page.
+key_request(roles) := call({
+	"roles": roles,
+	"operation": "keys",
+	"domain": "",
+	"provider": "",
+	"action": "",
+	"resource": {},
+	"request": {"method": "POST", "path": "/keys", "request_id": "t-keys"},
+})
+
+test_admin_manages_keys if {
+	allowed(key_request(["admin"]))
+}
+
+test_operator_and_developer_do_not_manage_keys if {
+	not allowed(key_request(["operator"]))
+	not allowed(key_request(["developer"]))
+}

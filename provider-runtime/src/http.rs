@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -22,10 +23,17 @@ use switchyard_spi::CallContext;
 use tokio::net::TcpListener;
 
 use crate::internal_auth::{CONTEXT_HEADER, InternalKey, SIGNATURE_HEADER, unix_now};
+use crate::observe;
 use crate::runtime::Runtime;
+use switchyard_telemetry::trace;
 
 /// Largest request body, raw storage uploads included.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// A request body from the network (hyper's) or handed over by the gateway in the same
+/// process ([`Service::dispatch`]); boxed so that one routing code serves both. Its error is
+/// hyper's (an in-memory body has none).
+pub type RequestBody = UnsyncBoxBody<Bytes, hyper::Error>;
 
 pub struct Service {
     runtime: Arc<Runtime>,
@@ -40,7 +48,7 @@ pub async fn serve(
     key: InternalKey,
     shutdown: impl Future<Output = ()>,
 ) {
-    let service = Arc::new(Service { runtime, key });
+    let service = Arc::new(Service::new(runtime, key));
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -71,18 +79,47 @@ pub async fn serve(
 }
 
 impl Service {
-    /// Answers one request; the W3C `traceparent` it came with is echoed, so a caller (and
-    /// the tests) can see that the trace crossed the gateway intact.
+    pub fn new(runtime: Arc<Runtime>, key: InternalKey) -> Self {
+        Service { runtime, key }
+    }
+
+    /// Answers one request from the network; `/providers` and `/services` need the context
+    /// the gateway signed.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let req = req.map(BodyExt::boxed_unsync);
+        self.dispatch(req, None).await
+    }
+
+    /// Answers one request; the W3C `traceparent` it came with is echoed, so a caller (and
+    /// the tests) can see that the trace crossed the gateway intact. `trusted` is the context
+    /// of a caller the gateway in this same process has already authenticated (in-process
+    /// dispatch, ADR 16): nothing crossed a socket, so there is no signature to check. Without
+    /// it, the signed internal headers must prove the context.
+    pub async fn dispatch(
+        &self,
+        req: Request<RequestBody>,
+        trusted: Option<CallContext>,
+    ) -> Response<Full<Bytes>> {
         let traceparent = req.headers().get("traceparent").cloned();
-        let mut response = self.answer(req).await;
+        let path = trace::enabled().then(|| req.uri().path().to_owned());
+        let mut response = trace::serve(
+            "runtime.request",
+            traceparent.as_ref().and_then(|v| v.to_str().ok()),
+            || vec![trace::attr("url.path", path.unwrap_or_default())],
+            self.answer(req, trusted),
+        )
+        .await;
         if let Some(traceparent) = traceparent {
             response.headers_mut().insert("traceparent", traceparent);
         }
         response
     }
 
-    async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn answer(
+        &self,
+        req: Request<RequestBody>,
+        trusted: Option<CallContext>,
+    ) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_owned();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (req.method(), segments.as_slice()) {
@@ -94,8 +131,15 @@ impl Service {
                 Bytes::from_static(b"{\"status\":\"up\"}"),
                 None,
             ),
+            (&Method::GET, ["readyz"]) => observe::readiness(&self.runtime).await,
+            (&Method::GET, ["metrics"]) => observe::process_metrics(req.headers())
+                .unwrap_or_else(|problem| problem_response(problem, &fallback_request_id(&req))),
             (_, ["providers", ..] | ["services", ..]) => {
-                let ctx = match self.verify(&req) {
+                let verified = match trusted {
+                    Some(ctx) => Ok(ctx),
+                    None => self.verify(&req),
+                };
+                let ctx = match verified {
                     Ok(ctx) => ctx,
                     Err(problem) => return problem_response(problem, &fallback_request_id(&req)),
                 };
@@ -112,7 +156,7 @@ impl Service {
         }
     }
 
-    fn verify(&self, req: &Request<Incoming>) -> Result<CallContext, Problem> {
+    fn verify(&self, req: &Request<RequestBody>) -> Result<CallContext, Problem> {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         let path = req
             .uri()
@@ -143,7 +187,7 @@ impl Service {
 
     async fn route(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         segments: &[&str],
         ctx: CallContext,
     ) -> Result<Response<Full<Bytes>>, Problem> {
@@ -155,6 +199,9 @@ impl Service {
             (&Method::GET, ["providers"]) => rt.catalog(tenant).await,
             (&Method::GET, ["providers", d, n]) => rt.describe(tenant, d, n).await?,
             (&Method::GET, ["providers", d, n, "health"]) => rt.health(tenant, d, n).await?,
+            (&Method::GET, ["providers", d, n, "metrics"]) => {
+                return observe::provider_metrics(req.headers(), rt, tenant, d, n);
+            }
             (&Method::POST, ["providers", d, n, "configure"]) => {
                 let body = read_json(req).await?;
                 rt.configure(tenant, d, n, body).await?
@@ -195,7 +242,7 @@ impl Service {
 
     async fn invoke(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         ctx: &CallContext,
         domain: &str,
         name: &str,
@@ -226,7 +273,7 @@ impl Service {
 
     async fn invoke_service(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         ctx: &CallContext,
         name: &str,
         action: &str,
@@ -242,7 +289,7 @@ impl Service {
 }
 
 /// The `params` of an invoke envelope `{"params": {...}}`; an empty body means no params.
-async fn read_envelope(req: Request<Incoming>) -> Result<Value, Problem> {
+async fn read_envelope(req: Request<RequestBody>) -> Result<Value, Problem> {
     let body = read_body(req).await?;
     if body.is_empty() {
         return Ok(json!({}));
@@ -281,7 +328,7 @@ fn invoke_answer(
     ))
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, Problem> {
+async fn read_body(req: Request<RequestBody>) -> Result<Bytes, Problem> {
     match Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
@@ -303,7 +350,7 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Problem> {
     }
 }
 
-async fn read_json(req: Request<Incoming>) -> Result<Value, Problem> {
+async fn read_json(req: Request<RequestBody>) -> Result<Value, Problem> {
     let body = read_body(req).await?;
     serde_json::from_slice(&body).map_err(|e| {
         Problem::new(
@@ -313,7 +360,7 @@ async fn read_json(req: Request<Incoming>) -> Result<Value, Problem> {
     })
 }
 
-fn fallback_request_id(req: &Request<Incoming>) -> String {
+fn fallback_request_id(req: &Request<RequestBody>) -> String {
     req.headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -344,6 +391,10 @@ pub fn problem_response(problem: Problem, request_id: &str) -> Response<Full<Byt
     let status =
         StatusCode::from_u16(problem.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = json_response(status, Bytes::from(problem.to_body()), Some(request_id));
+    response.headers_mut().insert(
+        observe::CODE_HEADER,
+        HeaderValue::from_static(problem.code.as_str()),
+    );
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(PROBLEM_CONTENT_TYPE),

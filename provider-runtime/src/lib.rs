@@ -8,15 +8,23 @@
 //! - [`http`]: the same operations over HTTP, trusted only with a gateway-signed context
 //!   ([`internal_auth`]);
 //! - [`store`]: tenants, API keys and versioned provider configs;
+//! - [`observe`]: `/metrics`, `/providers/{d}/{n}/metrics` and `/readyz`;
 //! - [`client`]: the provider client for business services running in this process;
-//! - [`events`]: provider lifecycle events on the tenant's bus.
+//! - [`events`]: provider lifecycle events on the tenant's bus;
+//! - [`plugin`], [`remote`]: engines from outside this build — shared libraries behind a C
+//!   ABI, services behind a manifest — registered like in-tree ones ([`foreign`] reads what
+//!   they send).
 
 pub mod client;
 pub mod events;
+pub mod foreign;
 pub mod http;
 pub mod internal_auth;
 pub mod lifecycle;
+pub mod observe;
+pub mod plugin;
 pub mod registry;
+pub mod remote;
 pub mod resilience;
 pub mod runtime;
 pub mod secrets;

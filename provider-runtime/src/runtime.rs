@@ -21,6 +21,7 @@ use crate::registry::Registry;
 use crate::resilience::{CircuitObserver, CircuitState, ResilienceConfig};
 use crate::secrets::SecretResolver;
 use crate::store::{PlatformStore, StoreError};
+use switchyard_telemetry::{metrics, trace};
 
 pub struct Runtime {
     registry: Registry,
@@ -177,6 +178,10 @@ impl Runtime {
         &self.registry
     }
 
+    pub fn store(&self) -> &PlatformStore {
+        &self.store
+    }
+
     /// The OpenAPI document for the registered providers, serialized once.
     pub fn openapi(&self) -> Bytes {
         self.openapi.clone()
@@ -203,10 +208,16 @@ impl Runtime {
         }
         let events = self.events.clone();
         let tenant_of_slot = tenant.clone();
+        let d = self.registry.get(index).descriptor();
+        let (domain, name) = (d.domain.clone(), d.name.clone());
+        metrics::circuit_state(tenant.as_str(), &domain, &name, false);
         let circuit: CircuitObserver = Arc::new(move |state| {
-            let event = match state {
-                CircuitState::Open => LifecycleEvent::CircuitOpened,
-                _ => LifecycleEvent::CircuitClosed,
+            let open = state == CircuitState::Open;
+            metrics::circuit_state(tenant_of_slot.as_str(), &domain, &name, open);
+            let event = if open {
+                LifecycleEvent::CircuitOpened
+            } else {
+                LifecycleEvent::CircuitClosed
             };
             events.emit(&tenant_of_slot, index, event, json!({}));
         });
@@ -320,6 +331,11 @@ impl Runtime {
     /// `GET /providers`: every provider with its status for this tenant. Listing starts the
     /// tenant's instances (cheap, and it makes the status shown a real one).
     pub async fn catalog(&self, tenant: &TenantId) -> Value {
+        // The catalog still answers when the certifications cannot be read; it just shows none.
+        let certifications = self.store.certifications().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "certifications could not be read");
+            Vec::new()
+        });
         let mut providers = Vec::new();
         for (index, registered) in self.registry.iter() {
             let d = registered.descriptor();
@@ -329,6 +345,13 @@ impl Runtime {
                 "status": status, "capabilities": d.capabilities,
                 "actions": d.actions.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
             });
+            if let Some(c) = certifications
+                .iter()
+                .find(|c| c.domain == d.domain && c.name == d.name && c.version == d.version)
+            {
+                entry["certification"] =
+                    json!({"level": c.certification, "certified_at": c.certified_at});
+            }
             add_reason(&mut entry, reason);
             providers.push(entry);
         }
@@ -549,6 +572,8 @@ impl Runtime {
             )
             .with_errors(errors));
         }
+        // For debugging a tenant's calls; the log writer hides secrets and PII fields in it.
+        tracing::debug!(target: "switchyard::invoke", tenant = %ctx.tenant, request_id = %ctx.request_id, provider = %registered.id(), action, params = %params, "invoke");
         let lease = self.lease(&ctx.tenant, index).await?;
         let call = Invocation {
             action: action.to_owned(),
@@ -557,10 +582,36 @@ impl Runtime {
         };
         let slot = self.slot(&ctx.tenant, index);
         let what = format!("{}/{action}", registered.id());
-        slot.resilience
-            .call(&what, || lease.provider.invoke(ctx, call.clone()))
-            .await
-            .map_err(provider_problem)
+        let d = registered.descriptor();
+        let measured =
+            metrics::ProviderCall::begin(ctx.tenant.as_str(), &d.domain, &d.name, action);
+        // The provider span covers retries and the resilience around them; each attempt on
+        // the instance (which talks to the backend) is a child span of its own.
+        let attempts = slot.resilience.call(&what, || {
+            measured.attempt();
+            trace::in_span(
+                "provider.backend",
+                trace::Kind::Client,
+                Vec::new,
+                lease.provider.invoke(ctx, call.clone()),
+            )
+        });
+        let result = trace::in_span(
+            "provider.call",
+            trace::Kind::Internal,
+            || {
+                vec![
+                    trace::attr("switchyard.tenant", ctx.tenant.as_str()),
+                    trace::attr("switchyard.provider", what.clone()),
+                ]
+            },
+            attempts,
+        )
+        .await
+        .map_err(provider_problem);
+        let circuit_open = slot.resilience.circuit() == CircuitState::Open;
+        measured.finish(result.as_ref().err().map(|p| p.code.as_str()), circuit_open);
+        result
     }
 }
 

@@ -201,6 +201,8 @@ impl SecretResolver {
                     let secret = self.resolve(&SecretRef::parse(text)?, text).await?;
                     digest.update(text.as_bytes());
                     digest.update(secret.0.as_bytes());
+                    // From now on no log line may show it, whoever writes it.
+                    switchyard_telemetry::logs::register_secret(&secret.0);
                     Ok(Value::String(secret.0))
                 }
                 Value::Object(map) => {

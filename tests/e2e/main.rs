@@ -4,19 +4,24 @@
 
 mod common;
 
+mod bench_smoke;
+mod console;
 mod contract;
 mod errors;
 mod faults;
 mod gateway;
+mod in_process;
 mod inventory;
 mod kafka_thirdparty;
 mod ledger;
 mod mtls;
 mod mysql;
+mod observability;
 mod orders;
 mod orders_production;
 mod outbox_crash;
 mod pipeline;
+mod plugins;
 mod policy;
 mod restart;
 mod secrets;

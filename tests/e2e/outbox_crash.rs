@@ -98,7 +98,7 @@ async fn a_relay_killed_mid_stream_loses_no_event_and_an_inbox_applies_each_once
     }
 
     // Kill the relay once it is well into the stream, while the writers are still going.
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let sent = count(
             &client,
@@ -129,7 +129,9 @@ async fn a_relay_killed_mid_stream_loses_no_event_and_an_inbox_applies_each_once
         written.extend(writer.await.unwrap());
     }
     assert_eq!(written.len(), WRITES);
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // A liveness guard, not a speed goal: alone this takes about a minute, but the suite runs
+    // it beside browser, bench and build tests on two cores.
+    let deadline = Instant::now() + Duration::from_secs(360);
     while count(
         &client,
         "SELECT COUNT(*) AS n FROM switchyard_outbox WHERE sent_at IS NULL",

@@ -181,7 +181,8 @@ async fn measure(
     (times, last)
 }
 
-fn report(action: &str, times: &[Duration], sample: &Value) {
+/// Prints one trace figure and returns it for the JSON report.
+fn report(action: &str, times: &[Duration], sample: &Value) -> Value {
     println!(
         "{action:<15} {} traces of {} lots, depth {}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         times.len(),
@@ -191,6 +192,12 @@ fn report(action: &str, times: &[Duration], sample: &Value) {
         percentile(times, 0.99).as_secs_f64() * 1e3,
         times.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
     );
+    json!({
+        "lots": sample["lots"],
+        "depth": sample["depth"],
+        "p50_ms": percentile(times, 0.50).as_secs_f64() * 1e3,
+        "p99_ms": percentile(times, 0.99).as_secs_f64() * 1e3,
+    })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -301,14 +308,32 @@ async fn main() {
     let (backward, sample) = measure(&service, &client, "backward_trace", &ends).await;
     assert_eq!(sample["depth"], SPINE, "a spine end is {SPINE} splits deep");
     progress("backward traces done", started);
-    report("backward_trace", &backward, &sample);
+    let backward = report("backward_trace", &backward, &sample);
     let (forward, sample) = measure(&service, &client, "forward_trace", &roots).await;
     assert_eq!(
         sample["lots"], LOTS_PER_TREE,
         "a forward trace from a root is its tree"
     );
     progress("forward traces done", started);
-    report("forward_trace", &forward, &sample);
+    let forward = report("forward_trace", &forward, &sample);
+    // `switchyard bench` names its output directory; run alone, the workspace's target/bench.
+    let out = std::env::var_os("SWITCHYARD_BENCH_OUT").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench"),
+        std::path::PathBuf::from,
+    );
+    std::fs::create_dir_all(&out).expect("create the output directory");
+    let figures = json!({
+        "lots": TREES * LOTS_PER_TREE,
+        "backward p50/p99 ms": format!("{:.2} / {:.2}", backward["p50_ms"].as_f64().unwrap_or_default(), backward["p99_ms"].as_f64().unwrap_or_default()),
+        "forward p50/p99 ms": format!("{:.2} / {:.2}", forward["p50_ms"].as_f64().unwrap_or_default(), forward["p99_ms"].as_f64().unwrap_or_default()),
+        "backward_trace": backward,
+        "forward_trace": forward,
+    });
+    std::fs::write(
+        out.join("trace.json"),
+        serde_json::to_vec_pretty(&figures).expect("JSON"),
+    )
+    .expect("write trace.json");
 
     drop(client);
     drop(runtime);

@@ -679,23 +679,7 @@ impl OrdersService {
         let posting_time = self
             .posting_time(client, order_id, "post_ledger", &steps)
             .await?;
-        let c = &head.currency;
-        let account = |base: &str| format!("{base}-{c}");
-        let mut lines = Vec::new();
-        if head.total > Decimal::ZERO {
-            lines.push(
-                json!({"account": account(RECEIVABLE), "debit": money(head.total), "currency": c}),
-            );
-            lines.push(
-                json!({"account": account(REVENUE), "credit": money(head.total), "currency": c}),
-            );
-        }
-        if cost > Decimal::ZERO {
-            lines.push(json!({"account": account(COGS), "debit": money(cost), "currency": c}));
-            lines.push(
-                json!({"account": account(INVENTORY_ASSET), "credit": money(cost), "currency": c}),
-            );
-        }
+        let lines = sale_lines(&head, cost, Direction::Sale);
         let memo = format!("sales order {order_id} fulfilled");
         let posted = self
             .post(
@@ -782,23 +766,7 @@ impl OrdersService {
         let posting_time = self
             .posting_time(client, order_id, "post_return", &steps)
             .await?;
-        let c = &head.currency;
-        let account = |base: &str| format!("{base}-{c}");
-        let mut lines = Vec::new();
-        if head.total > Decimal::ZERO {
-            lines.push(
-                json!({"account": account(REVENUE), "debit": money(head.total), "currency": c}),
-            );
-            lines.push(
-                json!({"account": account(RECEIVABLE), "credit": money(head.total), "currency": c}),
-            );
-        }
-        if value > Decimal::ZERO {
-            lines.push(
-                json!({"account": account(INVENTORY_ASSET), "debit": money(value), "currency": c}),
-            );
-            lines.push(json!({"account": account(COGS), "credit": money(value), "currency": c}));
-        }
+        let lines = sale_lines(&head, value, Direction::Return);
         let journal = format!("{}/return", journal_id(order_id));
         let memo = format!("sales order {order_id} returned");
         let posted = self
@@ -1301,6 +1269,39 @@ fn step_order(name: &str) -> i64 {
         _ if name.starts_with("issue:") => 2_000 + line("issue:"),
         _ => 9_000,
     }
+}
+
+/// Which way a journal moves the sale.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Sale,
+    Return,
+}
+
+/// Receivable/revenue for the order's total and COGS/inventory for `cost`, each pair swapped
+/// for a return. A zero amount posts no pair.
+fn sale_lines(head: &Head, cost: Decimal, direction: Direction) -> Vec<Value> {
+    let c = &head.currency;
+    let mut lines = Vec::new();
+    for (debit, credit, amount) in [
+        (RECEIVABLE, REVENUE, head.total),
+        (COGS, INVENTORY_ASSET, cost),
+    ] {
+        if amount <= Decimal::ZERO {
+            continue;
+        }
+        let (debit, credit) = match direction {
+            Direction::Sale => (debit, credit),
+            Direction::Return => (credit, debit),
+        };
+        lines.push(
+            json!({"account": format!("{debit}-{c}"), "debit": money(amount), "currency": c}),
+        );
+        lines.push(
+            json!({"account": format!("{credit}-{c}"), "credit": money(amount), "currency": c}),
+        );
+    }
+    lines
 }
 
 /// The ledger journal a fulfilled order posts; its return posts `<this>/return`.

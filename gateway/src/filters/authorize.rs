@@ -54,6 +54,7 @@ pub fn check(identity: &Identity, operation: RouteOperation, path: &str) -> Resu
         RouteOperation::Read => Operation::Read,
         RouteOperation::Admin => Operation::Admin,
         RouteOperation::Audit => Operation::Audit,
+        RouteOperation::Keys => Operation::Keys,
         RouteOperation::Invoke => Operation::Invoke {
             domain: target.domain,
             name: target.provider,

@@ -8,7 +8,7 @@ use switchyard_contracts::{ErrorCode, Problem};
 pub enum Route {
     /// `/openapi.json`, `/healthz`: no credentials needed.
     Public,
-    /// `GET /providers...`: catalog, descriptor, health.
+    /// `GET /providers...`: catalog, descriptor, health, metrics.
     Read,
     /// `POST /providers/{d}/{n}/configure|start|stop`.
     Admin,
@@ -16,17 +16,24 @@ pub enum Route {
     Invoke,
     /// `GET /policies/bundle|revision|decisions`: answered by the gateway itself.
     Audit,
+    /// `GET /keys`, `POST /keys`, `POST /keys/{id}/revoke`: the tenant's API keys, answered by
+    /// the gateway itself.
+    Keys,
+    /// `/console` and below: the admin console's pages. It signs its users in itself and
+    /// reaches everything else through the routes above, under the user's own key.
+    Console,
 }
 
 impl Route {
     /// The scope-checked operation, or `None` for public routes.
     pub fn operation(self) -> Option<RouteOperation> {
         match self {
-            Route::Public => None,
+            Route::Public | Route::Console => None,
             Route::Read => Some(RouteOperation::Read),
             Route::Admin => Some(RouteOperation::Admin),
             Route::Invoke => Some(RouteOperation::Invoke),
             Route::Audit => Some(RouteOperation::Audit),
+            Route::Keys => Some(RouteOperation::Keys),
         }
     }
 }
@@ -37,16 +44,21 @@ pub enum RouteOperation {
     Admin,
     Invoke,
     Audit,
+    Keys,
 }
 
 pub fn classify(method: &Method, path: &str) -> Result<Route, Problem> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let route = match segments.as_slice() {
         ["openapi.json"] | ["healthz"] => Route::Public,
-        ["providers"] | ["providers", _, _] | ["providers", _, _, "health"] => Route::Read,
+        ["providers"] | ["providers", _, _] | ["providers", _, _, "health" | "metrics"] => {
+            Route::Read
+        }
         ["providers", _, _, "configure" | "start" | "stop"] => Route::Admin,
         ["providers", _, _, _] | ["services", _, _] => Route::Invoke,
         ["policies", "bundle" | "revision" | "decisions"] => Route::Audit,
+        ["keys"] | ["keys", _, "revoke"] => Route::Keys,
+        ["console", ..] => Route::Console,
         _ => {
             return Err(Problem::new(
                 ErrorCode::RouteNotFound,
@@ -54,14 +66,17 @@ pub fn classify(method: &Method, path: &str) -> Result<Route, Problem> {
             ));
         }
     };
-    let expected = match route {
-        Route::Public | Route::Read | Route::Audit => Method::GET,
-        Route::Admin | Route::Invoke => Method::POST,
+    let expected: &[Method] = match (route, segments.as_slice()) {
+        (Route::Public | Route::Read | Route::Audit, _) => &[Method::GET],
+        (Route::Keys | Route::Console, [_]) => &[Method::GET, Method::POST],
+        (Route::Console, _) => &[Method::GET, Method::POST],
+        (Route::Admin | Route::Invoke | Route::Keys, _) => &[Method::POST],
     };
-    if *method != expected {
+    if !expected.contains(method) {
+        let names: Vec<&str> = expected.iter().map(Method::as_str).collect();
         return Err(Problem::new(
             ErrorCode::MethodNotAllowed,
-            format!("use {expected} for {path}"),
+            format!("use {} for {path}", names.join(" or ")),
         ));
     }
     Ok(route)
@@ -90,6 +105,19 @@ mod tests {
             classify(&post, "/providers/db/sqlite/query").unwrap(),
             Route::Invoke
         );
+        assert_eq!(classify(&get, "/keys").unwrap(), Route::Keys);
+        assert_eq!(classify(&post, "/keys").unwrap(), Route::Keys);
+        assert_eq!(classify(&post, "/keys/abc/revoke").unwrap(), Route::Keys);
+        assert_eq!(
+            classify(&get, "/keys/abc/revoke").unwrap_err().code,
+            ErrorCode::MethodNotAllowed
+        );
+        assert_eq!(classify(&get, "/console").unwrap(), Route::Console);
+        assert_eq!(
+            classify(&post, "/console/providers/db/sqlite/configure").unwrap(),
+            Route::Console
+        );
+        assert_eq!(Route::Console.operation(), None);
         assert_eq!(
             classify(&get, "/admin").unwrap_err().code,
             ErrorCode::RouteNotFound

@@ -31,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{:<32} {:>10} {:>10} {:>10} {:>12}",
         "input", "p50 µs", "p99 µs", "p99.9 µs", "decisions/s"
     );
+    let mut report = serde_json::Map::new();
     for (name, input, expected) in cases {
         let decision = engine.decide(&input)?;
         if decision.allow != expected {
@@ -56,7 +57,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             micros(percentile(&samples, 0.999)),
             per_second
         );
+        report.insert(
+            format!("{name}: p50/p99 µs"),
+            json!(format!(
+                "{:.1} / {:.1}",
+                micros(percentile(&samples, 0.50)),
+                micros(percentile(&samples, 0.99))
+            )),
+        );
     }
+    // `switchyard bench` names its output directory; run alone, the workspace's target/bench.
+    let out = std::env::var_os("SWITCHYARD_BENCH_OUT").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench"),
+        std::path::PathBuf::from,
+    );
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(
+        out.join("policy.json"),
+        serde_json::to_vec_pretty(&Value::Object(report))?,
+    )?;
     Ok(())
 }
 

@@ -17,6 +17,9 @@ use crate::{
 /// One engine enrolled in a conformance suite.
 pub struct Harness {
     pub factory: Arc<dyn ProviderFactory>,
+    /// Put before every tenant name, so checks run against a long-lived provider (the
+    /// `switchyard conformance` command, a remote service) never meet an earlier run's data.
+    tenant_prefix: String,
 }
 
 /// A started instance for one tenant.
@@ -28,7 +31,16 @@ pub struct TenantInstance {
 
 impl Harness {
     pub fn new(factory: Arc<dyn ProviderFactory>) -> Self {
-        Harness { factory }
+        Harness {
+            factory,
+            tenant_prefix: String::new(),
+        }
+    }
+
+    /// Tenants of this harness are `<prefix>-<name>`.
+    pub fn with_tenant_prefix(mut self, prefix: &str) -> Self {
+        self.tenant_prefix = format!("{prefix}-");
+        self
     }
 
     pub fn has_capability(&self, capability: &str) -> bool {
@@ -42,7 +54,8 @@ impl Harness {
     }
 
     pub async fn tenant_with_config(&self, tenant: &str, config: Value) -> TenantInstance {
-        let tenant = TenantId::parse(tenant).expect("test tenant id is valid");
+        let tenant = TenantId::parse(&format!("{}{tenant}", self.tenant_prefix))
+            .expect("test tenant id is valid");
         let provider = self
             .factory
             .start(StartContext {

@@ -10,6 +10,10 @@ use switchyard_contracts::TenantId;
 
 use super::{PlatformStore, StoreError};
 
+/// Rows per INSERT statement of the decision log: 8 parameters each, well inside SQLite's
+/// (32,766) and PostgreSQL's (65,535) limits on bound parameters.
+const ROWS_PER_INSERT: usize = 256;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DecisionRecord {
     pub decision_id: String,
@@ -37,23 +41,42 @@ pub struct DecisionFilter {
 
 impl PlatformStore {
     /// Writes a batch in one transaction: the gateway logs decisions off the request path.
+    /// Rows go [`ROWS_PER_INSERT`] to a statement: one statement per row cost a round trip to
+    /// the database (for SQLite, to sqlx's worker thread: two thread wake-ups) per decision,
+    /// which under load was most of the gateway's CPU (docs/performance.md).
     pub async fn record_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for r in records {
-            sqlx::query(
-                "INSERT INTO policy_decisions (id, at_ms, tenant_id, subject, allowed, reasons, revision, input)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&r.decision_id)
-            .bind(r.at_ms)
-            .bind(&r.tenant)
-            .bind(&r.subject)
-            .bind(r.allowed)
-            .bind(serde_json::to_string(&r.reasons).unwrap_or_default())
-            .bind(&r.revision)
-            .bind(r.input.to_string())
-            .execute(&mut *tx)
-            .await?;
+        for chunk in records.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO policy_decisions (id, at_ms, tenant_id, subject, allowed, reasons, revision, input) VALUES ",
+            );
+            for row in 0..chunk.len() {
+                let first = row * 8 + 1;
+                if row > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                for column in 0..8 {
+                    if column > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${}", first + column));
+                }
+                sql.push(')');
+            }
+            let mut query = sqlx::query(&sql);
+            for r in chunk {
+                query = query
+                    .bind(&r.decision_id)
+                    .bind(r.at_ms)
+                    .bind(&r.tenant)
+                    .bind(&r.subject)
+                    .bind(r.allowed)
+                    .bind(serde_json::to_string(&r.reasons).unwrap_or_default())
+                    .bind(&r.revision)
+                    .bind(r.input.to_string());
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -19,6 +19,16 @@ pub struct CreatedKey {
     pub plaintext: String,
 }
 
+/// A key as its tenant's admins see it: never its secret or hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub id: String,
+    pub scopes: Scopes,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
 /// What a valid key grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedKey {
@@ -64,7 +74,7 @@ impl PlatformStore {
         else {
             return Ok(None);
         };
-        let row = sqlx::query("SELECT tenant_id, secret_hash, scopes FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
+        let row = sqlx::query("SELECT tenant_id, secret_hash, scopes, last_used_at FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -76,10 +86,61 @@ impl PlatformStore {
         }
         let tenant: String = row.try_get("tenant_id")?;
         let scopes: String = row.try_get("scopes")?;
+        let last_used: Option<String> = row.try_get("last_used_at")?;
+        // The gateway caches verified keys, so this runs about once per key per cache TTL; a
+        // minute's precision is all "last used" promises, and it spares most of those writes.
+        let now = now_rfc3339();
+        if last_used
+            .as_deref()
+            .is_none_or(|at| at.get(..16) != now.get(..16))
+        {
+            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                .bind(&now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(Some(VerifiedKey {
             key_id: id.to_owned(),
             tenant: TenantId::parse(&tenant).map_err(StoreError::Invalid)?,
             scopes: Scopes::parse(&scopes).map_err(StoreError::Invalid)?,
         }))
+    }
+
+    /// The tenant's keys, newest first, revoked ones included.
+    pub async fn list_keys(&self, tenant: &TenantId) -> Result<Vec<KeyInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, scopes, created_at, revoked_at, last_used_at FROM api_keys \
+             WHERE tenant_id = $1 ORDER BY created_at DESC, id",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let scopes: String = row.try_get("scopes")?;
+                Ok(KeyInfo {
+                    id: row.try_get("id")?,
+                    scopes: Scopes::parse(&scopes).map_err(StoreError::Invalid)?,
+                    created_at: row.try_get("created_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                    last_used_at: row.try_get("last_used_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes one of the tenant's keys. `Ok(false)` when the tenant has no such live key: a
+    /// key id of another tenant is "no such key", never a hint that it exists.
+    pub async fn revoke_key(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now_rfc3339())
+        .bind(id)
+        .bind(tenant.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

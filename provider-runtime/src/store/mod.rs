@@ -6,6 +6,7 @@
 //! runs on sqlx's Any driver (ADR 0008). Each backend has its own migrations, applied at open,
 //! so an existing store is upgraded in place.
 
+mod certifications;
 mod configs;
 mod decisions;
 mod idempotency;
@@ -22,10 +23,11 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use certifications::Certification;
 pub use configs::StoredConfig;
 pub use decisions::{DecisionFilter, DecisionRecord};
 pub use idempotency::{Begin, StoredResponse};
-pub use keys::{CreatedKey, VerifiedKey};
+pub use keys::{CreatedKey, KeyInfo, VerifiedKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

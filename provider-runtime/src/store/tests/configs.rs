@@ -64,3 +64,29 @@ pub async fn concurrent_saves_of_one_config_get_distinct_versions(backend: Backe
         .unwrap();
     assert_eq!(current.version, WRITERS * SAVES);
 }
+
+pub async fn a_certification_is_kept_per_provider_version_and_replaced_by_a_rerun(
+    backend: Backend,
+) {
+    let fresh = Fresh::new(backend).await;
+    let store = &fresh.store;
+    store
+        .record_certification("cache", "memory", "0.1.0", "core", "{}")
+        .await
+        .unwrap();
+    store
+        .record_certification("cache", "memory", "0.1.0", "core+isolation", "{}")
+        .await
+        .unwrap();
+    store
+        .record_certification("cache", "memory", "0.2.0", "none", "{}")
+        .await
+        .unwrap();
+    let mut all = fresh.reopen().await.certifications().await.unwrap();
+    all.sort_by(|a, b| a.version.cmp(&b.version));
+    let levels: Vec<(&str, &str)> = all
+        .iter()
+        .map(|c| (c.version.as_str(), c.certification.as_str()))
+        .collect();
+    assert_eq!(levels, [("0.1.0", "core+isolation"), ("0.2.0", "none")]);
+}

@@ -39,3 +39,50 @@ pub async fn keys_need_an_existing_tenant_and_tenants_are_unique(backend: Backen
         Err(StoreError::TenantExists(_))
     ));
 }
+
+pub async fn keys_are_listed_revoked_and_marked_used_only_within_their_tenant(backend: Backend) {
+    let Fresh { store, .. } = &Fresh::with_tenants(backend, &["acme", "globex"]).await;
+    let acme = TenantId::parse("acme").unwrap();
+    let globex = TenantId::parse("globex").unwrap();
+    let used = store
+        .create_key(&acme, &Scopes::parse("invoke").unwrap())
+        .await
+        .unwrap();
+    let idle = store
+        .create_key(&acme, &Scopes::parse("read").unwrap())
+        .await
+        .unwrap();
+    let theirs = store
+        .create_key(&globex, &Scopes::parse("*").unwrap())
+        .await
+        .unwrap();
+    store.verify_key(&used.plaintext).await.unwrap().unwrap();
+
+    let listed = store.list_keys(&acme).await.unwrap();
+    let mut ids: Vec<&str> = listed.iter().map(|k| k.id.as_str()).collect();
+    ids.sort_unstable();
+    let mut expected = [used.id.as_str(), idle.id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "acme sees exactly its own keys");
+    let find = |id: &str| listed.iter().find(|k| k.id == id).unwrap().clone();
+    assert!(find(&used.id).last_used_at.is_some());
+    assert!(find(&idle.id).last_used_at.is_none());
+    assert_eq!(find(&idle.id).scopes.as_list(), ["read"]);
+
+    // Another tenant's key id is no key of acme's: nothing is revoked.
+    assert!(!store.revoke_key(&acme, &theirs.id).await.unwrap());
+    assert!(store.verify_key(&theirs.plaintext).await.unwrap().is_some());
+
+    assert!(store.revoke_key(&acme, &used.id).await.unwrap());
+    assert!(
+        !store.revoke_key(&acme, &used.id).await.unwrap(),
+        "revoked twice"
+    );
+    assert!(store.verify_key(&used.plaintext).await.unwrap().is_none());
+    let revoked = store.list_keys(&acme).await.unwrap();
+    assert!(
+        revoked
+            .iter()
+            .any(|k| k.id == used.id && k.revoked_at.is_some())
+    );
+}

@@ -93,8 +93,10 @@ macro_rules! every_backend {
 every_backend!(
     keys::a_key_verifies_once_created_and_nothing_else_does,
     keys::keys_need_an_existing_tenant_and_tenants_are_unique,
+    keys::keys_are_listed_revoked_and_marked_used_only_within_their_tenant,
     configs::versions_grow_and_survive_reopening_the_store,
     configs::concurrent_saves_of_one_config_get_distinct_versions,
+    configs::a_certification_is_kept_per_provider_version_and_replaced_by_a_rerun,
     idempotency::a_first_request_proceeds_and_its_completed_response_replays,
     idempotency::a_different_request_under_a_used_key_is_refused,
     idempotency::the_same_key_in_two_tenants_is_two_records,

@@ -96,7 +96,7 @@ async fn a_sqlite_url_opens_the_data_dirs_store() {
 
 /// sqlx refuses to open a store whose applied migrations' checksums differ from its own, so
 /// these files must stay byte for byte what every existing data dir recorded (they moved from
-/// `migrations/` to `migrations/sqlite/` unchanged). The PostgreSQL schema follows the same
+/// `migrations/` to `migrations/sqlite/` unchanged); a new migration is appended here once. The PostgreSQL schema follows the same
 /// version numbers.
 #[test]
 fn the_sqlite_migrations_are_the_ones_existing_data_dirs_recorded() {
@@ -105,6 +105,8 @@ fn the_sqlite_migrations_are_the_ones_existing_data_dirs_recorded() {
         "63cbf81d4d176217dc4ee364baff09ada0b9bb2725e1d184b36624a9d74c7fe3df601aa09a44be8975331fcd3141511a",
         "1ea2b6d2f9ce8823dd6c9d8419a0fd2f73179c56861c79c88a370ad1455c5df96a35bb8ff51ad5ad4a6a302039c1ed84",
         "c630c4885c2e1b47f10ece767e7464ff7b7aceb376dfefe39f6cca2be18886f9346165886b728ff9bc3262e21c8dfbeb",
+        "ee1d838dc413cbfbec2ba3efb799c9843675cd274dd5c9011b275e7b89f7f807045ef73125dce88b7418b2e2b46ffc50",
+        "8c13943e0197dd21b05c2dda29f3081d2f0b3d0557f8c0a7ac292ed98e980fe36e943b171007be89d86d0c10bc069cfa",
     ];
     let checksums: Vec<String> = sqlite
         .iter()

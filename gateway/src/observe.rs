@@ -1,0 +1,365 @@
+//! What the gateway tells operators about each request: its RED metrics, its spans, its
+//! access log line; and the two endpoints it answers itself, `/metrics` (the process's
+//! OpenMetrics) and `/readyz`.
+//!
+//! The filters only report facts (a refusal's code, a policy decision); this module turns
+//! them into series and spans, so the request path stays a list of filters. Labels come from
+//! the verified identity and, for the target, from the path only when the runtime answered it
+//! with something other than 404/405: a caller probing random paths (even one refused with
+//! 429 or 403 first) lands in one [`OTHER`] series instead of minting new ones.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+use switchyard_contracts::{ErrorCode, Problem, TenantId};
+use switchyard_runtime::observe::CODE_HEADER;
+use switchyard_telemetry::metrics::{
+    self, CallLabels, DecisionLabels, Format, OK, OTHER, OutcomeLabels, TenantLabels,
+};
+use switchyard_telemetry::trace::{self, Context, Kind};
+
+use crate::filters::idempotency::REPLAYED_HEADER;
+use crate::upstream::RuntimeLink;
+use crate::{Gateway, RequestCtx, problem};
+
+/// The request's observation so far.
+#[derive(Default)]
+pub struct Observed {
+    started: Option<Instant>,
+    /// The code of the problem that answered the request, the gateway's own or the runtime's.
+    code: Option<ErrorCode>,
+    /// The caller's tenant, once authenticated (refusals after that are counted under it).
+    tenant: Option<TenantId>,
+    /// The runtime answered (its path named a real target) rather than a gateway filter.
+    from_runtime: bool,
+    /// The request's server span, its filters span and its forward (client) span.
+    root: Option<Context>,
+    filters: Option<Context>,
+    forward: Option<Context>,
+}
+
+/// Starts the clock and, when tracing is on, the request's span (continuing the client's
+/// `traceparent` when it is valid) with its filters span under it.
+pub fn start(ctx: &mut RequestCtx, header: &RequestHeader) {
+    ctx.observed.started = Some(Instant::now());
+    if !trace::enabled() {
+        return;
+    }
+    let sent = header.headers.get("traceparent");
+    let accepted = crate::filters::trace_context::accept(sent, None);
+    let continued = sent.is_some_and(|v| v.as_bytes() == accepted.traceparent.as_bytes());
+    let parent = trace::remote_parent(continued.then_some(accepted.traceparent.as_str()));
+    let root = trace::start(
+        "gateway.request",
+        Kind::Server,
+        &parent,
+        vec![
+            trace::attr("http.request.method", header.method.as_str()),
+            trace::attr("url.path", header.uri.path()),
+            trace::attr("switchyard.request_id", ctx.request_id.clone()),
+        ],
+    );
+    ctx.observed.filters = Some(trace::start(
+        "gateway.filters",
+        Kind::Internal,
+        &root,
+        vec![],
+    ));
+    ctx.observed.root = Some(root);
+}
+
+/// The request leaves for the runtime: the filters span ends, a client span starts, and the
+/// `traceparent` sent along names it, so the runtime's spans hang under it.
+pub fn forwarding(ctx: &mut RequestCtx) {
+    let Some(root) = &ctx.observed.root else {
+        return;
+    };
+    if let Some(filters) = ctx.observed.filters.take() {
+        trace::end(&filters, None);
+    }
+    let forward = trace::start("gateway.forward", Kind::Client, root, vec![]);
+    if let Some(trace_ctx) = &mut ctx.trace {
+        trace_ctx.traceparent = trace::traceparent(&forward);
+    }
+    ctx.observed.forward = Some(forward);
+}
+
+/// The runtime answered: keep the code of its problem, named in an internal header so that
+/// no body is parsed, and strip that header.
+pub fn upstream_answered(ctx: &mut RequestCtx, response: &mut ResponseHeader) {
+    if let Some(code) = response
+        .headers
+        .get(CODE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| serde_json::from_value(serde_json::Value::String(v.to_owned())).ok())
+    {
+        ctx.observed.code = Some(code);
+    }
+    ctx.observed.from_runtime = true;
+    response.remove_header(CODE_HEADER);
+    if let Some(forward) = ctx.observed.forward.take() {
+        let code = ctx.observed.code.map(ErrorCode::as_str);
+        trace::end(&forward, code);
+    }
+}
+
+/// The credentials named this tenant.
+pub fn authenticated(ctx: &mut RequestCtx, tenant: &TenantId) {
+    ctx.observed.tenant = Some(tenant.clone());
+}
+
+/// The gateway answered the request with this problem itself.
+pub fn refused(ctx: &mut RequestCtx, code: ErrorCode) {
+    ctx.observed.code = Some(code);
+}
+
+/// Counts one policy decision.
+pub fn policy_decision(tenant: &str, allow: bool) {
+    metrics::global()
+        .gateway
+        .policy_decisions
+        .get_or_create(&DecisionLabels {
+            tenant: tenant.to_owned(),
+            result: if allow { "allow" } else { "deny" }.to_owned(),
+        })
+        .inc();
+}
+
+/// The request is over (called from `logging`, which runs for every request): record its
+/// metrics, end its spans and write its access log line.
+pub fn finish(session: &Session, ctx: &mut RequestCtx) {
+    let Some(started) = ctx.observed.started else {
+        return;
+    };
+    let elapsed = started.elapsed();
+    let response = session.response_written();
+    let status = response.map_or(0, |r| r.status.as_u16());
+    let code = match ctx.observed.code {
+        Some(code) => code.as_str(),
+        None if (1..400).contains(&status) => OK,
+        // No response, or an error nobody named (a proxy failure answered by Pingora).
+        None => OTHER,
+    };
+    let tenant = ctx.observed.tenant.as_ref().map_or(OTHER, TenantId::as_str);
+    let path = session.req_header().uri.path();
+    let replayed = response.is_some_and(|r| r.headers.contains_key(REPLAYED_HEADER));
+    // A path is trusted as a label only once the runtime (or a stored answer it gave) has
+    // answered it with something else than "no such thing".
+    let vouched = ctx.observed.from_runtime || replayed;
+    let (domain, provider, action) = if vouched && status != 404 && status != 405 {
+        target(path)
+    } else {
+        (OTHER, OTHER, OTHER)
+    };
+    let labels = CallLabels {
+        tenant: tenant.to_owned(),
+        domain: domain.to_owned(),
+        provider: provider.to_owned(),
+        action: action.to_owned(),
+    };
+    let gateway = &metrics::global().gateway;
+    gateway
+        .duration
+        .get_or_create(&labels)
+        .observe(elapsed.as_secs_f64());
+    gateway
+        .requests
+        .get_or_create(&OutcomeLabels {
+            tenant: labels.tenant.clone(),
+            domain: labels.domain.clone(),
+            provider: labels.provider.clone(),
+            action: labels.action.clone(),
+            code: code.to_owned(),
+        })
+        .inc();
+    let tenant_labels = || TenantLabels {
+        tenant: labels.tenant.clone(),
+    };
+    if ctx.observed.code == Some(ErrorCode::RateLimited) {
+        gateway.rate_limited.get_or_create(&tenant_labels()).inc();
+    }
+    if replayed {
+        gateway
+            .idempotency_replays
+            .get_or_create(&tenant_labels())
+            .inc();
+    }
+    let trace_id = match &ctx.observed.root {
+        Some(root) => trace::trace_id(root),
+        None => ctx
+            .trace
+            .as_ref()
+            .and_then(|t| t.traceparent.get(3..35))
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    for span in [ctx.observed.forward.take(), ctx.observed.filters.take()]
+        .into_iter()
+        .flatten()
+    {
+        trace::end(&span, None);
+    }
+    if let Some(root) = ctx.observed.root.take() {
+        let code = (code != OK).then_some(code);
+        trace::end(&root, code);
+    }
+    tracing::info!(
+        target: "switchyard::access",
+        tenant,
+        request_id = %ctx.request_id,
+        trace_id,
+        domain,
+        provider,
+        action,
+        status,
+        code,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+}
+
+/// `(domain, provider, action)` of a path, each a bounded word or [`OTHER`].
+fn target(path: &str) -> (&str, &str, &str) {
+    let sane = |s: &str| {
+        (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
+    };
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (domain, provider, action) = match segments.as_slice() {
+        ["providers"] => (OTHER, OTHER, "catalog"),
+        ["providers", d, n] => (*d, *n, "describe"),
+        ["providers", d, n, a] => (*d, *n, *a),
+        ["services", n, a] => ("services", *n, *a),
+        ["policies", what] => ("policies", OTHER, *what),
+        _ => (OTHER, OTHER, OTHER),
+    };
+    if [domain, provider, action].iter().all(|s| sane(s)) {
+        (domain, provider, action)
+    } else {
+        (OTHER, OTHER, OTHER)
+    }
+}
+
+impl Gateway {
+    /// Answers `/metrics` and `/readyz`, which no filter sees: `Some` when the request was one
+    /// of them.
+    pub(crate) async fn answer_operator(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+    ) -> Option<pingora::Result<()>> {
+        let header = session.req_header();
+        if header.method != http::Method::GET {
+            return None;
+        }
+        let answer = match header.uri.path() {
+            "/metrics" if may_scrape(session) => {
+                let format =
+                    Format::negotiate(header.headers.get("accept").and_then(|v| v.to_str().ok()));
+                Ok((
+                    200,
+                    format.content_type(),
+                    Bytes::from(format.render(metrics::global().encode())),
+                ))
+            }
+            "/metrics" => Err(Problem::new(
+                ErrorCode::Unauthenticated,
+                "/metrics needs the bearer token in SWITCHYARD_METRICS_TOKEN (without one, loopback clients only)",
+            )),
+            "/readyz" => {
+                let ready = match &self.runtime {
+                    RuntimeLink::Http(upstreams) => upstreams.select(None).is_some(),
+                    RuntimeLink::InProcess(_) => true,
+                };
+                Ok(if ready {
+                    (
+                        200,
+                        "application/json",
+                        Bytes::from_static(b"{\"status\":\"ready\"}"),
+                    )
+                } else {
+                    (
+                        503,
+                        "application/json",
+                        Bytes::from_static(
+                            b"{\"status\":\"not_ready\",\"reason\":\"no provider runtime is healthy\"}",
+                        ),
+                    )
+                })
+            }
+            _ => return None,
+        };
+        Some(match answer {
+            Ok((status, content_type, body)) => {
+                write_plain(session, status, content_type, body, &ctx.request_id).await
+            }
+            Err(problem) => problem::respond(session, problem, &ctx.request_id, &[]).await,
+        })
+    }
+}
+
+/// `SWITCHYARD_METRICS_TOKEN` as a bearer token, or — when none is configured — a loopback
+/// peer: the series name every tenant, so the public port must not show them to anyone.
+fn may_scrape(session: &Session) -> bool {
+    let authorization = session
+        .req_header()
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    metrics::scrape_token_matches(authorization).unwrap_or_else(|| {
+        session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .is_some_and(|a| a.ip().is_loopback())
+    })
+}
+
+async fn write_plain(
+    session: &mut Session,
+    status: u16,
+    content_type: &str,
+    body: Bytes,
+    request_id: &str,
+) -> pingora::Result<()> {
+    let mut response = ResponseHeader::build(status, Some(3))?;
+    response.insert_header("content-type", content_type)?;
+    response.insert_header("content-length", body.len().to_string())?;
+    response.insert_header("x-request-id", request_id)?;
+    session
+        .write_response_header(Box::new(response), false)
+        .await?;
+    session.write_response_body(Some(body), true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_bounded_words() {
+        assert_eq!(
+            target("/providers/cache/memory/get"),
+            ("cache", "memory", "get")
+        );
+        assert_eq!(
+            target("/services/ledger/post_journal"),
+            ("services", "ledger", "post_journal")
+        );
+        assert_eq!(
+            target("/providers/db/sqlite/health"),
+            ("db", "sqlite", "health")
+        );
+        assert_eq!(
+            target("/providers/cache/Memory%20x/get"),
+            (OTHER, OTHER, OTHER)
+        );
+        assert_eq!(
+            target(&format!("/providers/cache/{}/get", "m".repeat(65))),
+            (OTHER, OTHER, OTHER)
+        );
+        assert_eq!(target("/healthz"), (OTHER, OTHER, OTHER));
+    }
+}

@@ -1,0 +1,254 @@
+//! `switchyard bench`: the performance goals measured side by side in one run, because these
+//! machines are too noisy for figures taken at different times to be compared.
+//!
+//! Scenarios (`--scenarios`, comma-separated; all by default):
+//! - `gateway`: one upstream — a `switchyard runtime` answering `cache/memory/get` — reached
+//!   (a) directly, (b) through bare nginx `proxy_pass`, (c) through `switchyard gateway` with an
+//!   API key, a rate limit that never limits and the policy bundle on; one load generator (wrk)
+//!   for all, fixed concurrency, a warm-up, then req/s and p50/p99/p99.9;
+//! - `inprocess`: `switchyard serve` with the same config, `--dispatch http` and
+//!   `--dispatch in-process` (ADR 16);
+//! - `memory`, `startup`: RSS of an idle `serve`, per active tenant-provider instance, and the
+//!   time from spawn to the first answered `/healthz`;
+//! - `policy`, `ledger`, `trace`: the existing cargo benches (`decision`, `ledger`, `trace`),
+//!   run from the checkout; ledger and trace need `SWITCHYARD_BENCH_POSTGRES_URL`
+//!   (`scripts/bench` starts a PostgreSQL).
+//!
+//! Output: a table on stdout, `results.json`, `latency.svg` and `throughput.svg` in `--out`.
+//! `scripts/bench` installs nginx and wrk and builds the release binary first.
+
+mod load;
+mod plot;
+mod suites;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+pub use load::LoadResult;
+
+/// Every scenario, in the order they run.
+const SCENARIOS: [&str; 7] = [
+    "gateway",
+    "inprocess",
+    "memory",
+    "startup",
+    "policy",
+    "ledger",
+    "trace",
+];
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Comma-separated subset of: gateway, inprocess, memory, startup, policy, ledger, trace.
+    #[arg(long, value_delimiter = ',', default_values_t = SCENARIOS.map(String::from))]
+    scenarios: Vec<String>,
+    /// A tiny run (1 s per load target, few tenants, 1 s ledger; no lot trace unless named):
+    /// checks that everything starts, not a measurement.
+    #[arg(long)]
+    quick: bool,
+    /// Concurrent connections of the load generator.
+    #[arg(long, default_value_t = 32)]
+    concurrency: u32,
+    /// Seconds of load per target, after the warm-up.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Seconds of discarded load per target before measuring.
+    #[arg(long, default_value_t = 3)]
+    warmup_secs: u64,
+    /// Tenants (each with its own cache/memory instance) for the memory figure.
+    #[arg(long, default_value_t = 200)]
+    tenants: u32,
+    /// Where results.json and the plots go; a `work` directory inside holds the run's data.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// The Rego policies the gateway runs (built into a bundle for the run).
+    #[arg(long, default_value = "policies")]
+    policies: PathBuf,
+}
+
+/// What one scenario measured, or why it did not run.
+enum Outcome {
+    Ran(Value),
+    Skipped(String),
+}
+
+impl Outcome {
+    fn into_json(self) -> Value {
+        match self {
+            Outcome::Ran(value) => value,
+            Outcome::Skipped(why) => json!({"skipped": why}),
+        }
+    }
+}
+
+pub fn run(mut args: BenchArgs) -> Result<()> {
+    for scenario in &args.scenarios {
+        if !SCENARIOS.contains(&scenario.as_str()) {
+            bail!(
+                "unknown scenario {scenario:?}; known: {}",
+                SCENARIOS.join(", ")
+            );
+        }
+    }
+    if args.quick {
+        args.duration_secs = 1;
+        args.warmup_secs = 1;
+        args.concurrency = args.concurrency.min(4);
+        args.tenants = args.tenants.min(5);
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
+    let wants = |name: &str| args.scenarios.iter().any(|s| s == name);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let settings = load::Settings {
+        concurrency: args.concurrency,
+        duration: Duration::from_secs(args.duration_secs),
+        warmup: Duration::from_secs(args.warmup_secs),
+        // Absolute: nginx reads relative paths from its own prefix, not from here.
+        work: std::path::absolute(args.out.join("work"))?,
+        policies: args.policies.clone(),
+    };
+    let mut loads: Vec<LoadResult> = Vec::new();
+    let mut results = serde_json::Map::new();
+    if wants("gateway") {
+        loads.extend(tokio.block_on(load::gateway(&settings))?);
+    }
+    if wants("inprocess") {
+        loads.extend(tokio.block_on(load::serve_modes(&settings))?);
+    }
+    if wants("memory") || wants("startup") {
+        let figures = tokio.block_on(suites::memory_and_startup(&settings, args.tenants))?;
+        results.insert("memory_startup".into(), figures);
+    }
+    // The cargo benches run from the checkout (the current directory).
+    let workspace = Path::new(".");
+    if wants("policy") {
+        results.insert(
+            "policy".into(),
+            suites::policy(workspace, &args.out)?.into_json(),
+        );
+    }
+    if wants("ledger") {
+        let outcome = suites::ledger(workspace, &args.out, args.quick)?;
+        results.insert("ledger".into(), outcome.into_json());
+    }
+    // A quick run of everything leaves out the 1,000,000-lot generation (minutes).
+    let all = args.scenarios.len() == SCENARIOS.len();
+    if wants("trace") && !(args.quick && all) {
+        results.insert(
+            "trace".into(),
+            suites::trace(workspace, &args.out)?.into_json(),
+        );
+    }
+    let goals = load::goals(&loads);
+    let report = json!({
+        "settings": {
+            "concurrency": args.concurrency,
+            "duration_secs": args.duration_secs,
+            "warmup_secs": args.warmup_secs,
+            "quick": args.quick,
+            "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            "load_generator": "wrk (1 thread)",
+        },
+        "load": loads.iter().map(LoadResult::to_json).collect::<Vec<_>>(),
+        "goals": goals,
+        "other": Value::Object(results),
+    });
+    print_table(&report);
+    let json_path = args.out.join("results.json");
+    std::fs::write(&json_path, serde_json::to_vec_pretty(&report)?)?;
+    println!("\nresults: {}", json_path.display());
+    if !loads.is_empty() {
+        for path in plot::draw(&loads, &args.out)? {
+            println!("plot: {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// The report as Markdown tables: load targets, goals, then every other figure.
+fn print_table(report: &Value) {
+    let settings = &report["settings"];
+    if let Some(loads) = report["load"].as_array().filter(|l| !l.is_empty()) {
+        println!(
+            "\n## HTTP load: POST /providers/cache/memory/get, {} connections, {} s warm-up, {} s measured, {}",
+            settings["concurrency"],
+            settings["warmup_secs"],
+            settings["duration_secs"],
+            settings["load_generator"].as_str().unwrap_or_default()
+        );
+        println!(
+            "| target | req/s | p50 ms | p99 ms | p99.9 ms | non-2xx/errors | CPU µs/req front | CPU µs/req runtime |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        let cpu = |value: &Value| {
+            value
+                .as_f64()
+                .map_or("–".to_owned(), |us| format!("{us:.0}"))
+        };
+        for load in loads {
+            println!(
+                "| {} | {:.0} | {:.3} | {:.3} | {:.3} | {} | {} | {} |",
+                load["label"].as_str().unwrap_or_default(),
+                load["requests_per_sec"].as_f64().unwrap_or_default(),
+                load["p50_ms"].as_f64().unwrap_or_default(),
+                load["p99_ms"].as_f64().unwrap_or_default(),
+                load["p999_ms"].as_f64().unwrap_or_default(),
+                load["errors"],
+                cpu(&load["cpu_front_us_per_request"]),
+                cpu(&load["cpu_runtime_us_per_request"]),
+            );
+        }
+    }
+    if let Some(goals) = report["goals"].as_array().filter(|g| !g.is_empty()) {
+        println!("\n## Goals");
+        println!("| measure | measured | goal | verdict |");
+        println!("|---|---:|---:|---|");
+        for goal in goals {
+            println!(
+                "| {} | {} | {} | {} |",
+                goal["measure"].as_str().unwrap_or_default(),
+                goal["measured"].as_str().unwrap_or_default(),
+                goal["goal"].as_str().unwrap_or_default(),
+                goal["verdict"].as_str().unwrap_or_default(),
+            );
+        }
+    }
+    let Some(other) = report["other"].as_object().filter(|o| !o.is_empty()) else {
+        return;
+    };
+    println!("\n## Other figures");
+    println!("| scenario | measure | value |");
+    println!("|---|---|---:|");
+    for (scenario, figures) in other {
+        match figures.as_object() {
+            Some(map) if map.contains_key("skipped") => {
+                println!(
+                    "| {scenario} | skipped | {} |",
+                    map["skipped"].as_str().unwrap_or_default()
+                );
+            }
+            Some(map) => {
+                for (measure, value) in map {
+                    let shown = match value {
+                        Value::Number(n) if n.is_f64() => {
+                            format!("{:.3}", n.as_f64().unwrap_or_default())
+                        }
+                        Value::Number(n) => n.to_string(),
+                        Value::String(text) => text.clone(),
+                        // Nested figures stay in results.json; their summary has a row of its own.
+                        Value::Object(_) | Value::Array(_) => continue,
+                        other => other.to_string(),
+                    };
+                    println!("| {scenario} | {measure} | {shown} |");
+                }
+            }
+            None => println!("| {scenario} | | {figures} |"),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! SVG plots of the load results (plotters' SVG backend: text is left to the SVG viewer, so
+//! no font files are needed).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use plotters::prelude::*;
+
+use super::LoadResult;
+
+/// `latency.svg` (latency by percentile, one line per target) and `throughput.svg` (req/s).
+pub fn draw(loads: &[LoadResult], out: &Path) -> Result<Vec<PathBuf>> {
+    let latency = out.join("latency.svg");
+    let throughput = out.join("throughput.svg");
+    draw_latency(loads, &latency)?;
+    draw_throughput(loads, &throughput)?;
+    Ok(vec![latency, throughput])
+}
+
+/// Percentiles on the usual "number of nines" axis: 50 → 0.3, 99 → 2, 99.9 → 3, 99.99 → 4.
+fn nines(percentile: f64) -> f64 {
+    -(1.0 - percentile / 100.0).max(1e-5).log10()
+}
+
+fn draw_latency(loads: &[LoadResult], path: &Path) -> Result<()> {
+    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    root.fill(&WHITE)?;
+    // The 100th percentile is one outlier: the axis ends at 99.99 so the body stays readable.
+    let shown = |l: &LoadResult| -> Vec<(f64, f64)> {
+        l.percentiles
+            .iter()
+            .filter(|(p, _)| *p < 100.0)
+            .map(|(p, ms)| (nines(*p), *ms))
+            .collect()
+    };
+    let top = loads
+        .iter()
+        .flat_map(|l| shown(l).into_iter().map(|(_, ms)| ms))
+        .fold(0.0f64, f64::max)
+        * 1.1;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Latency by percentile: POST /providers/cache/memory/get",
+            ("sans-serif", 22),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(65)
+        .build_cartesian_2d(0.0f64..4.0f64, 0.0f64..top.max(0.01))?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("latency (ms)")
+        .x_labels(5)
+        .x_label_formatter(&|x| {
+            format!("{:.4}", 100.0 * (1.0 - 10f64.powf(-x)))
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_owned()
+        })
+        .draw()?;
+    for (i, load) in loads.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(shown(load), color.stroke_width(2)))?
+            .label(load.label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn draw_throughput(loads: &[LoadResult], path: &Path) -> Result<()> {
+    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = loads
+        .iter()
+        .map(|l| l.requests_per_sec)
+        .fold(0.0f64, f64::max)
+        * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Throughput (requests per second)", ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(75)
+        .build_cartesian_2d(0.0f64..loads.len() as f64, 0.0f64..top.max(1.0))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(loads.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.01 && i < loads.len() {
+                loads[i].name.to_owned()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("req/s")
+        .draw()?;
+    chart.draw_series(loads.iter().enumerate().map(|(i, load)| {
+        let x = i as f64;
+        Rectangle::new(
+            [(x + 0.15, 0.0), (x + 0.85, load.requests_per_sec)],
+            Palette99::pick(i).filled(),
+        )
+    }))?;
+    chart.draw_series(loads.iter().enumerate().map(|(i, load)| {
+        Text::new(
+            format!("{:.0}", load.requests_per_sec),
+            (i as f64 + 0.35, load.requests_per_sec + top * 0.02),
+            ("sans-serif", 16),
+        )
+    }))?;
+    root.present()?;
+    Ok(())
+}

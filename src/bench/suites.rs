@@ -1,0 +1,165 @@
+//! The figures that are not HTTP load: memory and startup of `serve`, and the cargo benches
+//! that already exist (policy decision, ledger beside pgbench, lot trace), run from the
+//! checkout and read back from the JSON they write into the output directory.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use switchyard_contracts::{Scopes, TenantId};
+use switchyard_runtime::PlatformStore;
+
+use super::Outcome;
+use super::load::{Settings, fixture, free_port, spawn, wait_ready};
+
+/// Resident set size of a process, from /proc.
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc/<pid>/status")
+}
+
+/// `serve --dispatch in-process` from spawn to its first answered `/healthz`; its RSS idle;
+/// then `tenants` tenants each make one call, which starts their own `cache/memory` instance,
+/// and the growth per tenant is the cost of an active tenant-provider instance (with the
+/// gateway's per-tenant state: the cached key, the rate-limit buckets).
+pub async fn memory_and_startup(settings: &Settings, tenants: u32) -> Result<Value> {
+    let fixture = fixture(settings, "memory").await?;
+    let work = settings.work.join("memory");
+    let store = PlatformStore::open(&fixture.data).await?;
+    let scopes = Scopes::parse("*").map_err(anyhow::Error::msg)?;
+    let mut keys = Vec::new();
+    for n in 0..tenants {
+        let tenant = TenantId::parse(&format!("mem-{n:05}")).map_err(anyhow::Error::msg)?;
+        store.create_tenant(&tenant).await?;
+        keys.push(store.create_key(&tenant, &scopes).await?.plaintext);
+    }
+    drop(store);
+    let addr = free_port()?;
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut serve = spawn(
+        &work,
+        "serve",
+        &std::env::current_exe()?,
+        &[
+            "--data-dir",
+            &fixture.data.display().to_string(),
+            "serve",
+            "--listen",
+            &addr.to_string(),
+            "--dispatch",
+            "in-process",
+            "--lifecycle-bus",
+            "off",
+            "--config",
+            &fixture.config.display().to_string(),
+        ],
+    )?;
+    wait_ready(&mut serve, addr, &client).await?;
+    let startup = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = rss_kib(serve.pid())?;
+    for key in &keys {
+        super::load::seed(&client, addr, key).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let active = rss_kib(serve.pid())?;
+    let per_instance = active.saturating_sub(idle) as f64 / f64::from(tenants.max(1));
+    eprintln!(
+        "bench: serve ready in {:.0} ms, idle RSS {:.1} MiB, +{per_instance:.1} KiB per active tenant-provider instance",
+        startup.as_secs_f64() * 1e3,
+        idle as f64 / 1024.0
+    );
+    Ok(json!({
+        "startup_to_ready_ms": startup.as_secs_f64() * 1e3,
+        "rss_idle_serve_mib": idle as f64 / 1024.0,
+        "rss_after_active_tenants_mib": active as f64 / 1024.0,
+        "active_tenant_instances": tenants,
+        "rss_per_active_instance_kib": per_instance,
+    }))
+}
+
+/// Runs a cargo bench of the checkout with its figures going to `out`, then reads `file`.
+fn cargo_bench(
+    workspace: &Path,
+    out: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    file: &str,
+) -> Result<Outcome> {
+    if !workspace.join("Cargo.toml").is_file() {
+        return Ok(Outcome::Skipped(
+            "not run from the checkout (no Cargo.toml here)".into(),
+        ));
+    }
+    let out = std::path::absolute(out)?;
+    let _ = std::fs::remove_file(out.join(file));
+    eprintln!("bench: cargo bench {}", args.join(" "));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .arg("bench")
+        .arg("--locked")
+        .args(args)
+        .envs(env.iter().copied())
+        .env("SWITCHYARD_BENCH_OUT", &out)
+        .current_dir(workspace)
+        // The table owns stdout; the benches' own reports go beside cargo's progress.
+        .stdout(Stdio::from(std::io::stderr()))
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo bench {} failed: {status}", args.join(" "));
+    }
+    let bytes = std::fs::read(out.join(file))
+        .with_context(|| format!("the bench wrote no {}", out.join(file).display()))?;
+    Ok(Outcome::Ran(serde_json::from_slice(&bytes)?))
+}
+
+pub fn policy(workspace: &Path, out: &Path) -> Result<Outcome> {
+    cargo_bench(
+        workspace,
+        out,
+        &["-p", "switchyard-policy", "--bench", "decision"],
+        &[],
+        "policy.json",
+    )
+}
+
+fn postgres_url() -> Option<String> {
+    std::env::var("SWITCHYARD_BENCH_POSTGRES_URL").ok()
+}
+
+const NO_POSTGRES: &str =
+    "needs SWITCHYARD_BENCH_POSTGRES_URL (a PostgreSQL superuser URL); scripts/bench starts one";
+
+pub fn ledger(workspace: &Path, out: &Path, quick: bool) -> Result<Outcome> {
+    if postgres_url().is_none() {
+        return Ok(Outcome::Skipped(NO_POSTGRES.into()));
+    }
+    let secs = if quick { "1" } else { "10" };
+    cargo_bench(
+        workspace,
+        out,
+        &["--bench", "ledger"],
+        &[("SWITCHYARD_BENCH_SECS", secs)],
+        "ledger.json",
+    )
+}
+
+pub fn trace(workspace: &Path, out: &Path) -> Result<Outcome> {
+    if postgres_url().is_none() {
+        return Ok(Outcome::Skipped(NO_POSTGRES.into()));
+    }
+    cargo_bench(
+        workspace,
+        out,
+        &["-p", "switchyard-inventory", "--bench", "trace"],
+        &[],
+        "trace.json",
+    )
+}
