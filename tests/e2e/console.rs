@@ -148,10 +148,20 @@ async fn admins_run_the_console_in_a_browser_and_operators_cannot_mint_keys() {
     let (_, keys) = admin.get("/keys").await;
     let published = Compiled::new(&openapi::components()["KeyList"], "KeyList").unwrap();
     assert!(published.check(&keys).is_empty(), "{keys}");
+    // The admin's own key, the read key, and the revoked one; none from the operator.
+    let listed = keys["keys"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "the operator minted a key: {keys}");
+    let revoked = seen["revoked_id"].as_str().unwrap();
     assert_eq!(
-        keys["keys"].as_array().unwrap().len(),
-        2,
-        "the operator minted a key: {keys}"
+        seen["revoked_notice"],
+        format!("Key {revoked} revoked."),
+        "{seen}"
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|k| k["id"] == revoked && k["revoked_at"].is_string()),
+        "{keys}"
     );
     for shot in [
         "01-sign-in.png",

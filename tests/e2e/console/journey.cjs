@@ -87,6 +87,15 @@ async function run(page, action, fields) {
   seen.revision = (await admin.locator("#revision").textContent()).trim();
   seen.decision_rows = await admin.locator("#decisions tbody tr").count();
   await admin.screenshot({ path: `${shots}/07-tenant.png`, fullPage: true });
+  // A second key, revoked from its row (the first one stays for the API checks).
+  await admin.locator("#scopes").fill("invoke:cache");
+  await admin.getByRole("button", { name: "Create key" }).click();
+  await admin.waitForLoadState();
+  const doomed = (await admin.locator("#new-key").textContent()).trim().split("_")[1];
+  await admin.getByRole("button", { name: `Revoke key ${doomed}` }).click();
+  await admin.waitForLoadState();
+  seen.revoked_notice = (await admin.locator("p.done").textContent()).trim();
+  seen.revoked_id = doomed;
 
   // The operator: the page shows the refusal, and posting the form directly is refused by the
   // server all the same.
