@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use switchyard_contracts::openapi;
 use switchyard_contracts::schema::Compiled;
 
-const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
 const JOURNEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/console/journey.cjs");
 const SCREENSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/console-screenshots");
 
@@ -24,20 +23,7 @@ async fn admins_run_the_console_in_a_browser_and_operators_cannot_mint_keys() {
         "SWITCHYARD_TEST_PLAYWRIGHT is not set: scripts/test installs playwright-core and Debian's chromium",
     );
     let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("bundle.tar.gz");
-    cli(
-        dir.path(),
-        &[
-            "policy",
-            "build",
-            "--dir",
-            POLICIES,
-            "--revision",
-            "console-r1",
-            "--out",
-            bundle.to_str().unwrap(),
-        ],
-    );
+    let bundle = common::policy_bundle(dir.path(), "console-r1");
     let idp = Idp::start();
     let config = write_config(
         dir.path(),

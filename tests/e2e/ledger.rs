@@ -11,8 +11,6 @@ use common::{Api, Server, cli, tenant_with_key, write_config};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
-
 async fn ledger(api: &Api, action: &str, params: Value) -> (StatusCode, Value) {
     api.post(
         &format!("/services/ledger/{action}"),
@@ -53,20 +51,7 @@ async fn chart(api: &Api) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_ledger_answers_through_the_gateway_under_policy_idempotency_and_tenancy() {
     let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("bundle.tar.gz");
-    cli(
-        dir.path(),
-        &[
-            "policy",
-            "build",
-            "--dir",
-            POLICIES,
-            "--revision",
-            "r1",
-            "--out",
-            bundle.to_str().unwrap(),
-        ],
-    );
+    let bundle = common::policy_bundle(dir.path(), "r1");
     let config = write_config(
         dir.path(),
         &format!("[policy]\nbundle = \"{}\"\n", bundle.display()),

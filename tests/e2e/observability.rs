@@ -14,7 +14,7 @@ use prost::Message;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{Api, Server, cli, free_port, tenant_with_key, write_config};
+use crate::common::{Api, Server, free_port, policy_bundle, tenant_with_key, write_config};
 
 /// A runtime and a gateway in front of it, as separate processes sharing one data directory.
 struct Split {
@@ -195,20 +195,7 @@ async fn a_configured_token_guards_both_metrics_endpoints() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_replays_and_policy_decisions_are_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("bundle.tar.gz");
-    cli(
-        dir.path(),
-        &[
-            "policy",
-            "build",
-            "--dir",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/policies"),
-            "--revision",
-            "r1",
-            "--out",
-            bundle.to_str().unwrap(),
-        ],
-    );
+    let bundle = policy_bundle(dir.path(), "r1");
     let config = write_config(
         dir.path(),
         &format!(

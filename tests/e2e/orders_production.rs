@@ -12,25 +12,13 @@ mod receiver;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Api, Server, free_port, tenant_with_key};
+use common::{Api, Server, free_port, postgres_admin_url, psql, tenant_with_key};
 use receiver::{Port, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// The endpoints' signing secret, handed to `serve` as `secret://env/ORDERS_WHSEC`.
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A database of its own on the test server, dropped at the end.
 struct Database {
@@ -41,9 +29,7 @@ struct Database {
 
 impl Database {
     fn create(purpose: &str) -> Database {
-        let admin = std::env::var("SWITCHYARD_TEST_POSTGRES_URL").expect(
-            "SWITCHYARD_TEST_POSTGRES_URL is not set: run the suite with scripts/test (it starts PostgreSQL)",
-        );
+        let admin = postgres_admin_url();
         let name = format!("sy_{purpose}_{}_{}", std::process::id(), free_port());
         psql(&admin, &format!("CREATE DATABASE {name}"));
         let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);

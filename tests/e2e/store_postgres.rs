@@ -8,27 +8,8 @@ use crate::common;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Api, Server, cli, free_port};
+use common::{Api, Server, cli, free_port, postgres_admin_url, psql};
 use serde_json::json;
-
-fn admin_url() -> String {
-    std::env::var("SWITCHYARD_TEST_POSTGRES_URL").expect(
-        "SWITCHYARD_TEST_POSTGRES_URL is not set: run the suite with scripts/test (it starts PostgreSQL)",
-    )
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// A database and a login role with a password of their own, dropped at the end. The test
 /// server trusts loopback logins, so the password is not checked, but it is in the URL the
@@ -43,7 +24,7 @@ struct StoreDatabase {
 
 impl StoreDatabase {
     fn create() -> StoreDatabase {
-        let admin = admin_url();
+        let admin = postgres_admin_url();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()

@@ -7,35 +7,17 @@
 
 use crate::common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::vault::{RealVault, start_shim};
-use common::{Api, Server, free_port, tenant_with_key};
+use common::{Api, Server, free_port, postgres_admin_url, psql, tenant_with_key};
 use serde_json::json;
-
-fn admin_url() -> String {
-    std::env::var("SWITCHYARD_TEST_POSTGRES_URL")
-        .expect("SWITCHYARD_TEST_POSTGRES_URL is not set: run the suite with scripts/test (it starts PostgreSQL)")
-}
-
-fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_vault_password_reaches_postgres_rotates_without_restart_and_never_leaks() {
     let vault = RealVault::from_env();
     let shim = start_shim(vault.addr.clone()).await;
-    let admin = admin_url();
+    let admin = postgres_admin_url();
     let run = format!(
         "{}_{}",
         std::process::id(),

@@ -12,6 +12,49 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
+/// The repository's Rego policies and data.
+pub const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+
+/// The repository's policies built by the CLI into an unsigned bundle of `revision` in `dir`.
+pub fn policy_bundle(dir: &Path, revision: &str) -> PathBuf {
+    let bundle = dir.join(format!("bundle-{revision}.tar.gz"));
+    cli(
+        dir,
+        &[
+            "policy",
+            "build",
+            "--dir",
+            POLICIES,
+            "--revision",
+            revision,
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+    );
+    bundle
+}
+
+/// The superuser URL of the PostgreSQL server `scripts/test` starts.
+pub fn postgres_admin_url() -> String {
+    std::env::var("SWITCHYARD_TEST_POSTGRES_URL").expect(
+        "SWITCHYARD_TEST_POSTGRES_URL is not set: run the suite with scripts/test (it starts PostgreSQL)",
+    )
+}
+
+/// Runs `sql` with psql against `url`, failing the test when psql does; answers its output.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 pub struct Server {
     child: Child,
     pub base: String,
