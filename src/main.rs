@@ -66,13 +66,13 @@ enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// Loopback address of the in-process runtime (port 0: any free port); unused with
-        /// `--dispatch in-process`.
+        /// Loopback address of the runtime's own listener with `--dispatch http` (port 0: any
+        /// free port); unused with `--dispatch in-process`, the default.
         #[arg(long, default_value = "127.0.0.1:0")]
         runtime_listen: SocketAddr,
         /// How the gateway reaches the runtime in this process: `http` over loopback, or
         /// `in-process` by a direct call (no loopback hop; docs/adr/0016-in-process-dispatch.md).
-        #[arg(long, value_enum, default_value_t = Dispatch::Http)]
+        #[arg(long, value_enum, default_value_t = Dispatch::InProcess)]
         dispatch: Dispatch,
         #[arg(long, default_value_t = 30_000)]
         call_timeout_ms: u64,

@@ -164,6 +164,9 @@ async fn a_configured_token_guards_both_metrics_endpoints() {
             "serve",
             "--listen",
             &format!("127.0.0.1:{port}"),
+            // The runtime's own listener, whose /metrics is guarded too, exists with http only.
+            "--dispatch",
+            "http",
             "--runtime-listen",
             &format!("127.0.0.1:{runtime_port}"),
         ],
