@@ -17,7 +17,7 @@ use crate::engine::{Heads, Leg, Plan, StreamKey};
 use crate::fixed::{self, format_money, format_qty};
 use crate::lotevent::{Details, LotEvent, LotQty, Transformation, What};
 use crate::master::{ItemInfo, LotInfo};
-use crate::stock::put_some;
+use crate::stock::{object, put_some};
 use crate::{Inventory, master};
 
 /// Where a lot's stock is taken from: its home bin unless named.
@@ -107,6 +107,14 @@ pub struct Ship {
     occurred_at: Option<String>,
 }
 
+/// What a waste or shipping takes: how much of which lot, from where, when.
+struct Taken<'a> {
+    lot: &'a str,
+    quantity: &'a str,
+    from: Option<&'a At>,
+    occurred_at: Option<&'a str>,
+}
+
 /// A lot, where its stock is taken from, and how much.
 struct Draw {
     info: LotInfo,
@@ -160,13 +168,6 @@ fn shares(total: i64, quantities: &[i64]) -> Vec<i64> {
             share
         })
         .collect()
-}
-
-fn object(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
 }
 
 fn lot_qty(item: &ItemInfo, lot: &str, qty: i64) -> LotQty {
@@ -591,61 +592,63 @@ impl Inventory<'_> {
     }
 
     pub async fn waste(&self, p: Waste) -> Result<Value, Problem> {
-        let occurred_at = clock::given_or_now(p.occurred_at.as_deref(), "/occurred_at")?;
-        let qty = fixed::quantity(&p.quantity, "/quantity")?;
-        let draw = self
-            .draws(&[(p.lot.as_str(), qty)], p.from.as_ref(), "/lot")
-            .await?
-            .remove(0);
-        let item = self.item(&draw.info.item).await?;
-        self.record(&[draw.stream()], &occurred_at, |heads, event_id| {
-            let (leg, cost) = draw.take(heads);
-            let event = LotEvent {
-                event_id: event_id.to_owned(),
-                event_time: occurred_at.clone(),
-                record_time: clock::now(),
-                warehouse: draw.warehouse.clone(),
-                bin: draw.bin.clone(),
-                what: What::Waste {
-                    lot: lot_qty(&item, &p.lot, qty),
-                    reason: p.reason.clone(),
-                    operator: p.operator.clone(),
-                    equipment: p.equipment.clone(),
-                    job: p.job.clone(),
-                },
-            };
-            let mut fields = object(json!({
-                "lot": p.lot, "item": item.item, "warehouse": draw.warehouse, "bin": draw.bin,
-                "quantity": format_qty(qty.into()), "cost": format_money(cost.into()),
-                "reason": p.reason,
-            }));
-            put_some(
-                &mut fields,
-                &[
-                    ("operator", &p.operator),
-                    ("equipment", &p.equipment),
-                    ("job", &p.job),
-                ],
-            );
-            Ok(Plan {
-                kind: "lot.wasted",
-                subject: p.lot.clone(),
-                legs: vec![leg],
-                rows: event.rows(self.db, false),
-                result: object(json!({
-                    "quantity": format_qty(qty.into()), "cost": format_money(cost.into()),
-                })),
-                fields,
-            })
-        })
-        .await
+        let mut extra = object(json!({"reason": p.reason}));
+        put_some(
+            &mut extra,
+            &[
+                ("operator", &p.operator),
+                ("equipment", &p.equipment),
+                ("job", &p.job),
+            ],
+        );
+        let what = |lot| What::Waste {
+            lot,
+            reason: p.reason.clone(),
+            operator: p.operator.clone(),
+            equipment: p.equipment.clone(),
+            job: p.job.clone(),
+        };
+        let taken = Taken {
+            lot: &p.lot,
+            quantity: &p.quantity,
+            from: p.from.as_ref(),
+            occurred_at: p.occurred_at.as_deref(),
+        };
+        self.take_lot(taken, "lot.wasted", what, extra).await
     }
 
     pub async fn ship(&self, p: Ship) -> Result<Value, Problem> {
-        let occurred_at = clock::given_or_now(p.occurred_at.as_deref(), "/occurred_at")?;
-        let qty = fixed::quantity(&p.quantity, "/quantity")?;
+        let mut extra = object(json!({"shipment": p.shipment, "customer": p.customer}));
+        put_some(&mut extra, &[("order", &p.order)]);
+        let what = |lot| What::Shipping {
+            lot,
+            shipment: p.shipment.clone(),
+            customer: p.customer.clone(),
+            order: p.order.clone(),
+        };
+        let taken = Taken {
+            lot: &p.lot,
+            quantity: &p.quantity,
+            from: p.from.as_ref(),
+            occurred_at: p.occurred_at.as_deref(),
+        };
+        self.take_lot(taken, "lot.shipped", what, extra).await
+    }
+
+    /// Takes stock of one lot out for good (waste, shipping): event `kind`, whose `what` gets
+    /// the lot and quantity taken, and whose fields are the lot's, its bin's, the quantity and
+    /// cost, and `extra`.
+    async fn take_lot(
+        &self,
+        taken: Taken<'_>,
+        kind: &'static str,
+        what: impl Fn(LotQty) -> What,
+        extra: Map<String, Value>,
+    ) -> Result<Value, Problem> {
+        let occurred_at = clock::given_or_now(taken.occurred_at, "/occurred_at")?;
+        let qty = fixed::quantity(taken.quantity, "/quantity")?;
         let draw = self
-            .draws(&[(p.lot.as_str(), qty)], p.from.as_ref(), "/lot")
+            .draws(&[(taken.lot, qty)], taken.from, "/lot")
             .await?
             .remove(0);
         let item = self.item(&draw.info.item).await?;
@@ -657,22 +660,16 @@ impl Inventory<'_> {
                 record_time: clock::now(),
                 warehouse: draw.warehouse.clone(),
                 bin: draw.bin.clone(),
-                what: What::Shipping {
-                    lot: lot_qty(&item, &p.lot, qty),
-                    shipment: p.shipment.clone(),
-                    customer: p.customer.clone(),
-                    order: p.order.clone(),
-                },
+                what: what(lot_qty(&item, taken.lot, qty)),
             };
             let mut fields = object(json!({
-                "lot": p.lot, "item": item.item, "warehouse": draw.warehouse, "bin": draw.bin,
+                "lot": taken.lot, "item": item.item, "warehouse": draw.warehouse, "bin": draw.bin,
                 "quantity": format_qty(qty.into()), "cost": format_money(cost.into()),
-                "shipment": p.shipment, "customer": p.customer,
             }));
-            put_some(&mut fields, &[("order", &p.order)]);
+            fields.extend(extra.clone());
             Ok(Plan {
-                kind: "lot.shipped",
-                subject: p.lot.clone(),
+                kind,
+                subject: taken.lot.to_owned(),
                 legs: vec![leg],
                 rows: event.rows(self.db, false),
                 result: object(json!({

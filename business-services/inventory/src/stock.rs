@@ -107,7 +107,8 @@ pub fn put_some(map: &mut Map<String, Value>, fields: &[(&str, &Option<String>)]
     }
 }
 
-fn object(value: Value) -> Map<String, Value> {
+/// The map of a JSON object literal (anything else is an empty map).
+pub fn object(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         _ => Map::new(),

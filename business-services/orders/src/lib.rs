@@ -653,27 +653,10 @@ impl OrdersService {
                            "quantity": line.quantity, "from_reserved": true,
                            "reference": reference}),
                 )
-                .await;
-            match issued {
-                Ok(moved) => {
-                    let line_cost = decimal(moved["cost"].as_str().unwrap_or("0"))?.abs();
-                    cost += line_cost;
-                    self.record(client, order_id, &name, OK, None, Some(money(line_cost)))
-                        .await?;
-                }
-                Err(problem) => {
-                    self.record(
-                        client,
-                        order_id,
-                        &name,
-                        FAILED,
-                        Some(problem.detail.clone()),
-                        None,
-                    )
-                    .await?;
-                    return Err(problem);
-                }
-            }
+                .await
+                .and_then(|moved| decimal(moved["cost"].as_str().unwrap_or("0")).map(|c| c.abs()));
+            let detail = issued.as_ref().ok().map(|line_cost| money(*line_cost));
+            cost += self.settle(client, order_id, &name, issued, detail).await?;
         }
 
         let posting_time = self
@@ -691,7 +674,7 @@ impl OrdersService {
                 &posting_time,
             )
             .await;
-        self.finish_posting(client, order_id, "post_ledger", posted, posting_time)
+        self.settle(client, order_id, "post_ledger", posted, Some(posting_time))
             .await?;
         self.transition(
             client,
@@ -748,19 +731,8 @@ impl OrdersService {
                            "reference": reference}),
                 )
                 .await;
-            if let Err(problem) = received {
-                self.record(
-                    client,
-                    order_id,
-                    &name,
-                    FAILED,
-                    Some(problem.detail.clone()),
-                    None,
-                )
-                .await?;
-                return Err(problem);
-            }
-            self.record(client, order_id, &name, OK, None, Some(money(line_value)))
+            let detail = received.is_ok().then(|| money(line_value));
+            self.settle(client, order_id, &name, received, detail)
                 .await?;
         }
         let posting_time = self
@@ -772,7 +744,7 @@ impl OrdersService {
         let posted = self
             .post(client, &head, &journal, &memo, lines, &posting_time)
             .await;
-        self.finish_posting(client, order_id, "post_return", posted, posting_time)
+        self.settle(client, order_id, "post_return", posted, Some(posting_time))
             .await?;
         self.transition(
             client,
@@ -846,22 +818,23 @@ impl OrdersService {
         Ok(time)
     }
 
-    /// Records how the journal step `name` ended; its failure is the call's.
-    async fn finish_posting(
+    /// Records how step `name` ended (`ok`, or `failed` with the problem's detail), with
+    /// `detail`; answers the outcome, so a failed step fails the call.
+    async fn settle<T>(
         &self,
         client: &dyn ProviderClient,
         order_id: &str,
         name: &str,
-        posted: Result<(), Problem>,
-        posting_time: String,
-    ) -> Result<(), Problem> {
-        let (state, error) = match &posted {
-            Ok(()) => (OK, None),
+        outcome: Result<T, Problem>,
+        detail: Option<String>,
+    ) -> Result<T, Problem> {
+        let (state, error) = match &outcome {
+            Ok(_) => (OK, None),
             Err(problem) => (FAILED, Some(problem.detail.clone())),
         };
-        self.record(client, order_id, name, state, error, Some(posting_time))
+        self.record(client, order_id, name, state, error, detail)
             .await?;
-        posted
+        outcome
     }
 
     /// Posts `lines` as journal `journal_id`, creating the order currency's four accounts on
