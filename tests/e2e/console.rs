@@ -149,6 +149,25 @@ async fn admins_run_the_console_in_a_browser_and_operators_cannot_mint_keys() {
             .any(|k| k["id"] == revoked && k["revoked_at"].is_string()),
         "{keys}"
     );
+    // The keys API's refusals, and its tenancy: another tenant's admin neither sees nor
+    // revokes acme's keys.
+    let (status, bad) = admin.post("/keys", json!({"scopes": "root"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    assert_eq!(bad["code"], "params_invalid", "{bad}");
+    assert_eq!(bad["errors"][0]["pointer"], "/scopes", "{bad}");
+    let (status, missing) = admin.post("/keys/0000000000000000/revoke", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    assert_eq!(missing["code"], "resource_not_found", "{missing}");
+    let globex = Api::new(&server, &tenant_with_key(dir.path(), "globex", "*"));
+    let (_, theirs) = globex.get("/keys").await;
+    let theirs = theirs["keys"].as_array().unwrap();
+    assert_eq!(theirs.len(), 1, "globex sees other keys: {theirs:?}");
+    let acme_key = new_key.split('_').nth(1).unwrap();
+    let (status, refused) = globex
+        .post(&format!("/keys/{acme_key}/revoke"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
+    assert_eq!(reader.get("/providers").await.0, StatusCode::OK);
     for shot in [
         "01-sign-in.png",
         "02-catalog.png",

@@ -220,3 +220,29 @@ async fn an_ai_failure_leaves_the_order_unannotated_with_the_step_failed() {
     assert!(annotate["error"].as_str().unwrap().contains("ai/openai"));
     assert_eq!(annotated["status"], "created");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_is_defined_once_and_never_renamed_by_a_second_definition() {
+    let receiver = Receiver::start().await;
+    let platform = Platform::new(&receiver.url()).await;
+    let again = platform
+        .ok(
+            "define_customer",
+            json!({"customer": "ada-retail", "name": "Ada Retail Ltd"}),
+        )
+        .await;
+    assert_eq!(again["created"], false, "{again}");
+    let renamed = platform
+        .call(
+            "define_customer",
+            json!({"customer": "ada-retail", "name": "Someone Else"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(renamed.code, ErrorCode::Conflict, "{renamed:?}");
+    let blank = platform
+        .call("define_customer", json!({"customer": "x", "name": " "}))
+        .await
+        .unwrap_err();
+    assert_eq!(blank.code, ErrorCode::ParamsInvalid, "{blank:?}");
+}
