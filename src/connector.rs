@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use switchyard::external::External;
 use switchyard_provider_auth::PolicySource;
+use switchyard_spi::tenancy::Tenancy;
 
 /// Runs the suite of `provider`'s domain against it, prints the report (text, or JSON with
 /// `json`) and answers it; the caller records it and fails (exit status 1) when the provider
@@ -27,7 +28,7 @@ pub fn conformance(
             switchyard_conformance::DOMAINS.join(", ")
         );
     };
-    let mut registry = crate::registry(data_dir, policy)?;
+    let mut registry = crate::registry(data_dir, policy, &Tenancy::default())?;
     external.register(&mut registry)?;
     let index = registry.index_of(domain, name).with_context(|| {
         format!("no provider {provider} is registered; `switchyard providers` lists them")

@@ -19,6 +19,7 @@ use switchyard_provider_db::{
 use switchyard_provider_integration::WebhookFactory;
 use switchyard_provider_storage::{FsFactory, S3Factory, S3Settings};
 use switchyard_runtime::Registry;
+use switchyard_spi::tenancy::Tenancy;
 
 pub mod external;
 
@@ -26,8 +27,13 @@ pub mod external;
 /// production engine whose server is configured by its `SWITCHYARD_*` variables (the README's
 /// "Production engines" table lists them). A production engine half configured is a startup
 /// error naming the missing variable, never an engine silently left out.
-/// `policy` gives `auth/opa` the bundle the gateway is running (none in a runtime-only process).
-pub fn builtin_registry(data_dir: &Path, policy: PolicySource) -> Result<Registry, SchemaError> {
+/// `policy` gives `auth/opa` the bundle the gateway is running (none in a runtime-only process);
+/// `tenancy` holds the operator's ceilings every tenant's instance is held to.
+pub fn builtin_registry(
+    data_dir: &Path,
+    policy: PolicySource,
+    tenancy: &Tenancy,
+) -> Result<Registry, SchemaError> {
     let providers = data_dir.join("providers");
     let mut registry = Registry::default();
     registry.register(Arc::new(SqliteFactory::new(providers.join("db/sqlite"))))?;

@@ -26,6 +26,7 @@ use switchyard_runtime::internal_auth::InternalKey;
 use switchyard_runtime::secrets::{SecretRef, SecretResolver, VaultSettings};
 use switchyard_runtime::store::redacted_url;
 use switchyard_runtime::{PlatformStore, ResilienceConfig, Runtime, http};
+use switchyard_spi::tenancy::Tenancy;
 
 mod bench;
 mod connector;
@@ -99,6 +100,10 @@ enum Command {
         listen: SocketAddr,
         #[arg(long, default_value_t = 30_000)]
         call_timeout_ms: u64,
+        /// The same config file as the gateway's; the runtime reads its `[tenancy]` section
+        /// (egress ceiling, quotas, secret scope).
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[command(flatten)]
         lifecycle: LifecycleArgs,
     },
@@ -352,14 +357,16 @@ fn main() -> Result<()> {
         Command::Runtime {
             listen,
             call_timeout_ms,
+            config,
             lifecycle,
         } => {
+            let config = GatewayConfig::load(config.as_deref()).map_err(anyhow::Error::msg)?;
             let (background, store) = background_runtime(&location)?;
             let key = InternalKey::load(&data_dir)?;
             background.block_on(async {
                 let runtime = Arc::new(
                     Runtime::new(
-                        registry(&data_dir, switchyard::no_policy())?,
+                        registry(&data_dir, switchyard::no_policy(), &config.tenancy)?,
                         store,
                         resilience(call_timeout_ms),
                         secret_resolver()?,
@@ -478,7 +485,7 @@ fn main() -> Result<()> {
             connector::new_provider(&provider, kind, &dir, abi_path)
         }
         Command::Providers => {
-            let registry = registry(&data_dir, switchyard::no_policy())?;
+            let registry = registry(&data_dir, switchyard::no_policy(), &Tenancy::default())?;
             println!(
                 "{:<18} {:<8} {:<40} actions",
                 "provider", "version", "capabilities"
@@ -504,7 +511,7 @@ fn main() -> Result<()> {
                 .map(|s| s.descriptor().clone())
                 .collect();
             let document = openapi::document(
-                &registry(&data_dir, switchyard::no_policy())?.descriptors(),
+                &registry(&data_dir, switchyard::no_policy(), &Tenancy::default())?.descriptors(),
                 &services,
             );
             println!("{}", serde_json::to_string_pretty(&document)?);
@@ -626,8 +633,12 @@ async fn refresh_secrets(runtime: Arc<Runtime>) {
 /// The built-in engines, then the plugins and remote providers the operator named
 /// (`SWITCHYARD_PLUGINS`, `SWITCHYARD_REMOTE_PROVIDERS`): after the built-ins, so a name clash
 /// is refused as "registered twice" rather than shadowing a built-in engine.
-fn registry(data_dir: &Path, policy: PolicySource) -> Result<switchyard_runtime::Registry> {
-    let mut registry = switchyard::builtin_registry(data_dir, policy)
+fn registry(
+    data_dir: &Path,
+    policy: PolicySource,
+    tenancy: &Tenancy,
+) -> Result<switchyard_runtime::Registry> {
+    let mut registry = switchyard::builtin_registry(data_dir, policy, tenancy)
         .context("a built-in provider has an invalid schema")?;
     switchyard::external::External::from_env().register(&mut registry)?;
     Ok(registry)
@@ -708,7 +719,7 @@ fn serve(
     let policy_source: PolicySource = Arc::new(move || cell.get().map(|p| p.current()));
     let runtime = Arc::new(
         Runtime::new(
-            registry(data_dir, policy_source)?,
+            registry(data_dir, policy_source, &config.tenancy)?,
             store.clone(),
             resilience(call_timeout_ms),
             secret_resolver()?,

@@ -46,11 +46,22 @@ pub enum ErrorCode {
     JournalUnbalanced,
     PeriodClosed,
     InsufficientStock,
+    /// The tenant boundary (ADR 19), appended after the services' codes. A secret reference
+    /// outside the tenant's own space (another tenant's Vault path, a host file, an env var).
+    SecretForbidden,
+    /// A literal credential where the config expects a `secret://` reference.
+    SecretRequired,
+    /// An outbound address outside what the operator allows (loopback, metadata, private).
+    EgressForbidden,
+    /// A per-tenant quota the operator set is used up (bytes, connections, versions).
+    QuotaExceeded,
+    /// The provider exists but this tenant has not configured it (and it has no default).
+    ProviderNotConfigured,
 }
 
 impl ErrorCode {
     /// Every code, in the order the published schema lists them.
-    pub const ALL: [ErrorCode; 30] = [
+    pub const ALL: [ErrorCode; 35] = [
         ErrorCode::Unauthenticated,
         ErrorCode::TokenInvalid,
         ErrorCode::TokenExpired,
@@ -81,6 +92,11 @@ impl ErrorCode {
         ErrorCode::JournalUnbalanced,
         ErrorCode::PeriodClosed,
         ErrorCode::InsufficientStock,
+        ErrorCode::SecretForbidden,
+        ErrorCode::SecretRequired,
+        ErrorCode::EgressForbidden,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::ProviderNotConfigured,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -115,26 +131,40 @@ impl ErrorCode {
             ErrorCode::JournalUnbalanced => "journal_unbalanced",
             ErrorCode::PeriodClosed => "period_closed",
             ErrorCode::InsufficientStock => "insufficient_stock",
+            ErrorCode::SecretForbidden => "secret_forbidden",
+            ErrorCode::SecretRequired => "secret_required",
+            ErrorCode::EgressForbidden => "egress_forbidden",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::ProviderNotConfigured => "provider_not_configured",
         }
     }
 
     pub fn status(self) -> u16 {
         match self {
             ErrorCode::Unauthenticated | ErrorCode::TokenInvalid | ErrorCode::TokenExpired => 401,
-            ErrorCode::TenantForbidden | ErrorCode::ScopeForbidden | ErrorCode::PolicyDenied => 403,
+            ErrorCode::TenantForbidden
+            | ErrorCode::ScopeForbidden
+            | ErrorCode::PolicyDenied
+            | ErrorCode::SecretForbidden
+            | ErrorCode::EgressForbidden => 403,
             ErrorCode::RouteNotFound
             | ErrorCode::ProviderNotFound
             | ErrorCode::ActionNotFound
             | ErrorCode::ResourceNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::RequestInvalid | ErrorCode::ParamsInvalid | ErrorCode::ConfigInvalid => 400,
+            ErrorCode::RequestInvalid
+            | ErrorCode::ParamsInvalid
+            | ErrorCode::ConfigInvalid
+            | ErrorCode::SecretRequired => 400,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Conflict | ErrorCode::IdempotencyInFlight => 409,
             ErrorCode::IdempotencyKeyReused => 422,
-            ErrorCode::RateLimited => 429,
+            ErrorCode::RateLimited | ErrorCode::QuotaExceeded => 429,
             ErrorCode::StatementFailed | ErrorCode::JournalUnbalanced => 422,
-            ErrorCode::PeriodClosed | ErrorCode::InsufficientStock => 409,
+            ErrorCode::PeriodClosed
+            | ErrorCode::InsufficientStock
+            | ErrorCode::ProviderNotConfigured => 409,
             ErrorCode::ProviderUnavailable
             | ErrorCode::UpstreamUnavailable
             | ErrorCode::ShuttingDown => 503,
@@ -190,6 +220,11 @@ impl ErrorCode {
             ErrorCode::JournalUnbalanced => "Debits and credits differ in some currency",
             ErrorCode::PeriodClosed => "The posting date falls in a closed period",
             ErrorCode::InsufficientStock => "Not enough available stock",
+            ErrorCode::SecretForbidden => "The secret reference is outside the tenant's space",
+            ErrorCode::SecretRequired => "A credential must be a secret:// reference",
+            ErrorCode::EgressForbidden => "The outbound address is not allowed",
+            ErrorCode::QuotaExceeded => "A tenant quota is used up",
+            ErrorCode::ProviderNotConfigured => "The provider is not configured for this tenant",
         }
     }
 }

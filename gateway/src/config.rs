@@ -28,6 +28,10 @@ pub struct GatewayConfig {
     pub idempotency: IdempotencyConfig,
     /// The OPA bundle that decides every request; without it, scopes alone decide.
     pub policy: Option<PolicyConfig>,
+    /// The operator's ceilings for every tenant: egress, quotas, secret scope. Read by the
+    /// runtime too (`switchyard runtime --config` takes the same file).
+    #[serde(default)]
+    pub tenancy: switchyard_spi::tenancy::Tenancy,
 }
 
 #[derive(Debug, Clone, Deserialize)]

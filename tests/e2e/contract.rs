@@ -18,7 +18,7 @@ fn generated() -> Value {
         .map(|s| s.descriptor().clone())
         .collect();
     openapi::document(
-        &switchyard::builtin_registry(dir.path(), switchyard::no_policy())
+        &switchyard::builtin_registry(dir.path(), switchyard::no_policy(), &Default::default())
             .unwrap()
             .descriptors(),
         &services,
@@ -40,7 +40,7 @@ fn the_committed_openapi_document_is_the_generated_one() {
 fn every_action_of_every_provider_is_a_documented_operation() {
     let doc = generated();
     let dir = tempfile::tempdir().unwrap();
-    for d in switchyard::builtin_registry(dir.path(), switchyard::no_policy())
+    for d in switchyard::builtin_registry(dir.path(), switchyard::no_policy(), &Default::default())
         .unwrap()
         .descriptors()
     {

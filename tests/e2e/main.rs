@@ -4,6 +4,7 @@
 
 mod common;
 
+mod attacks;
 mod bench_smoke;
 mod console;
 mod contract;

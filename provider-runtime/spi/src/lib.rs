@@ -22,6 +22,7 @@ pub use switchyard_contracts::{
     ProviderDescriptor, TenantId,
 };
 
+pub mod tenancy;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
