@@ -116,6 +116,7 @@ async fn ledger_postings_per_sec(url: &str, secs: u64) -> f64 {
         tenant: tenant.clone(),
         request_id: "bench".into(),
         subject: Some("bench".into()),
+        service: None,
     };
     for client in 0..CLIENTS {
         for (code, kind) in [

@@ -342,6 +342,7 @@ impl Gateway {
             tenant: identity.tenant.clone(),
             request_id: ctx.request_id.clone(),
             subject: Some(identity.subject.clone()),
+            service: None,
         });
         let timeout = Duration::from_millis(self.config.limits.upstream_timeout_ms);
         let Ok(response) = tokio::time::timeout(timeout, runtime.dispatch(request, trusted)).await

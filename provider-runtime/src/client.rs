@@ -12,6 +12,11 @@ use switchyard_spi::CallContext;
 
 use crate::Runtime;
 
+/// How a client's subject names the hosted service it acts for (`service:ledger`). Only
+/// in-process code makes a `RuntimeClient`, so the prefix is the runtime's word, never a
+/// request's; its calls carry the service in [`CallContext::service`].
+pub const SERVICE_SUBJECT: &str = "service:";
+
 /// A [`ProviderClient`] for one tenant, calling the runtime directly.
 pub struct RuntimeClient {
     runtime: Arc<Runtime>,
@@ -43,6 +48,7 @@ impl ProviderClient for RuntimeClient {
             tenant: self.tenant.clone(),
             request_id: uuid::Uuid::now_v7().to_string(),
             subject: Some(self.subject.clone()),
+            service: self.subject.strip_prefix(SERVICE_SUBJECT).map(str::to_owned),
         };
         if domain == SERVICES {
             return self

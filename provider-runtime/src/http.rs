@@ -182,6 +182,7 @@ impl Service {
             tenant,
             request_id: ctx.request_id,
             subject: Some(ctx.subject),
+            service: None,
         })
     }
 

@@ -157,6 +157,7 @@ impl Runtime {
                     tenant: emitted.tenant.clone(),
                     request_id: event.id.clone(),
                     subject: Some("switchyard:runtime".into()),
+                    service: None,
                 };
                 let params = json!({"topic": event.topic, "messages": [message]});
                 if let Err(problem) = runtime

@@ -50,6 +50,7 @@ fn ctx(tenant: &str) -> CallContext {
         tenant: TenantId::parse(tenant).unwrap(),
         request_id: "plugin-test".into(),
         subject: None,
+        service: None,
     }
 }
 

@@ -52,6 +52,7 @@ fn ctx(tenant: &str) -> CallContext {
         tenant: TenantId::parse(tenant).unwrap(),
         request_id: "remote-test".into(),
         subject: None,
+        service: None,
     }
 }
 

@@ -53,6 +53,7 @@ fn ctx(tenant: &str) -> CallContext {
         tenant: TenantId::parse(tenant).unwrap(),
         request_id: "test".into(),
         subject: None,
+        service: None,
     }
 }
 

@@ -32,6 +32,11 @@ pub struct CallContext {
     pub tenant: TenantId,
     pub request_id: String,
     pub subject: Option<String>,
+    /// The hosted business service (`ledger`) making this call, set by the runtime's in-process
+    /// client only, never from a request. Providers that keep data put a service's data where
+    /// the tenant's own calls (`None`) cannot reach it: the service owns its books, and a
+    /// tenant key must not rewrite them behind the service's rules.
+    pub service: Option<String>,
 }
 
 /// One call of one action. `params` have already passed the action's params schema.

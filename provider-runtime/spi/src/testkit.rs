@@ -78,6 +78,7 @@ impl TenantInstance {
             tenant: self.tenant.clone(),
             request_id: "conformance".into(),
             subject: None,
+            service: None,
         }
     }
 

@@ -253,6 +253,7 @@ mod tests {
             tenant: TenantId::parse("acme").unwrap(),
             request_id: "unit".into(),
             subject: None,
+            service: None,
         };
         let call = Invocation {
             action: action.into(),

@@ -526,6 +526,7 @@ mod tests {
             tenant: TenantId::parse("acme").unwrap(),
             request_id: "unit".into(),
             subject: None,
+            service: None,
         };
         for (action, params) in [
             (

@@ -263,6 +263,7 @@ mod tests {
             tenant: TenantId::parse("acme").unwrap(),
             request_id: "test".into(),
             subject: None,
+            service: None,
         };
         let err = provider.invoke(&context, call).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::ActionNotFound);

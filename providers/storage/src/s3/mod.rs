@@ -615,6 +615,7 @@ mod tests {
             tenant: TenantId::parse("acme").unwrap(),
             request_id: "test".into(),
             subject: None,
+            service: None,
         };
         let call = Invocation {
             action: "head".into(),
@@ -641,6 +642,7 @@ mod tests {
             tenant: TenantId::parse("acme").unwrap(),
             request_id: "test".into(),
             subject: None,
+            service: None,
         };
         let call = Invocation {
             action: "presign".into(),
