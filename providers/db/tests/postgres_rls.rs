@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
-use switchyard_provider_db::postgres::tenant_schema;
+use switchyard_provider_db::postgres::{member_role, tenant_schema};
 use switchyard_provider_db::{PostgresFactory, PostgresSettings};
 use switchyard_spi::testkit::{Harness, TenantInstance};
 use switchyard_spi::{ErrorCode, TenantId};
@@ -62,12 +62,6 @@ async fn eight_tenants_on_four_connections_never_see_each_others_rows() {
     let db = pg::TestDatabase::create("rls_load").await;
     let harness = engine(&db, 4);
     let names: Vec<String> = (0..TENANTS).map(|i| format!("tenant-{i}")).collect();
-    // Every tenant reads every tenant's table by its qualified name: only RLS filters.
-    let everyone = names
-        .iter()
-        .map(|n| format!("SELECT tenant_id, v FROM {}.items", schema(n)))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
     let mut tenants = Vec::new();
     for name in &names {
         tenants.push(tenant_with_items(&harness, name).await);
@@ -75,7 +69,6 @@ async fn eight_tenants_on_four_connections_never_see_each_others_rows() {
     let mut tasks = Vec::new();
     for (index, (name, t)) in names.iter().zip(tenants).enumerate() {
         let name = name.clone();
-        let everyone = everyone.clone();
         let neighbour = schema(&names[(index + 1) % TENANTS]);
         tasks.push(tokio::spawn(async move {
             let mut last_id = 0;
@@ -92,7 +85,9 @@ async fn eight_tenants_on_four_connections_never_see_each_others_rows() {
                 let id = inserted["last_insert_id"].as_i64().expect("an inserted id");
                 assert!(id > last_id, "{name}: id {id} after {last_id}");
                 last_id = id;
-                let seen = t.ok("query", json!({"sql": everyone})).await;
+                let seen = t
+                    .ok("query", json!({"sql": "SELECT tenant_id, v FROM items"}))
+                    .await;
                 let owners = strings(&seen, "tenant_id");
                 assert_eq!(owners.len(), round + 1, "{name} round {round}");
                 assert!(owners.iter().all(|o| *o == name), "{name} saw {owners:?}");
@@ -103,13 +98,21 @@ async fn eight_tenants_on_four_connections_never_see_each_others_rows() {
                     "{name} saw another tenant's value"
                 );
                 if round % 50 == 0 {
-                    let err = t
-                        .err(
+                    // The neighbour's schema is not this tenant's to use at all.
+                    for (action, sql) in [
+                        (
                             "execute",
-                            json!({"sql": format!("INSERT INTO {neighbour}.items (v) VALUES ('intruder')")}),
-                        )
-                        .await;
-                    assert_eq!(err.code, ErrorCode::StatementFailed, "{name}: {err:?}");
+                            format!("INSERT INTO {neighbour}.items (v) VALUES ('intruder')"),
+                        ),
+                        (
+                            "query",
+                            format!("SELECT tenant_id, v FROM {neighbour}.items"),
+                        ),
+                    ] {
+                        let err = t.err(action, json!({"sql": sql})).await;
+                        assert_eq!(err.code, ErrorCode::StatementFailed, "{name}: {err:?}");
+                        assert!(err.detail.contains("permission denied"), "{name}: {err:?}");
+                    }
                 }
             }
         }));
@@ -172,6 +175,10 @@ async fn the_runtime_role_sees_no_row_without_its_tenants_key() {
     assert_eq!(tables.len(), 2);
     for (table, owner, rls, forced, policies) in tables {
         assert_ne!(owner, APP_ROLE, "{table} is owned by the runtime role");
+        assert!(
+            !owner.contains("_t_"),
+            "{table} is owned by a tenant's role {owner}"
+        );
         assert!(rls && forced, "{table}: RLS enabled {rls}, forced {forced}");
         assert_eq!(policies, 1, "{table}");
     }
@@ -187,13 +194,30 @@ async fn the_runtime_role_sees_no_row_without_its_tenants_key() {
         .await
         .expect("connect as the runtime role");
     let count = |table: &str| format!("SELECT count(*) FROM {table}");
+    // The runtime role holds no privilege on any tenant's schema: only a tenant's role does.
     for table in [&a_items, &b_items] {
-        let n: i64 = sqlx::query_scalar(&count(table))
+        let denied = sqlx::query_scalar::<_, i64>(&count(table))
             .fetch_one(&mut app)
             .await
-            .expect("count");
-        assert_eq!(n, 0, "{table} without any tenant setting");
+            .expect_err("the runtime role read a tenant table");
+        assert!(denied.to_string().contains("permission denied"), "{denied}");
     }
+    let alpha_role = member_role(APP_ROLE, &schema("alpha"));
+    sqlx::query("SELECT set_config('role', $1, false)")
+        .bind(&alpha_role)
+        .execute(&mut app)
+        .await
+        .expect("the runtime role switches to a tenant's role");
+    let n: i64 = sqlx::query_scalar(&count(&a_items))
+        .fetch_one(&mut app)
+        .await
+        .expect("count");
+    assert_eq!(n, 0, "{a_items} without any tenant setting");
+    let denied = sqlx::query_scalar::<_, i64>(&count(&b_items))
+        .fetch_one(&mut app)
+        .await
+        .expect_err("alpha's role read beta's table");
+    assert!(denied.to_string().contains("permission denied"), "{denied}");
     // The tenant id alone is what a tenant could forge: it is not enough.
     sqlx::query("SELECT set_config('app.tenant_id', 'alpha', false)")
         .execute(&mut app)
@@ -209,12 +233,11 @@ async fn the_runtime_role_sees_no_row_without_its_tenants_key() {
         .execute(&mut app)
         .await
         .expect("set");
-    let seen: Vec<(String, String)> = sqlx::query_as(&format!(
-        "SELECT tenant_id, v FROM {a_items} UNION ALL SELECT tenant_id, v FROM {b_items} ORDER BY v"
-    ))
-    .fetch_all(&mut app)
-    .await
-    .expect("select");
+    let seen: Vec<(String, String)> =
+        sqlx::query_as(&format!("SELECT tenant_id, v FROM {a_items} ORDER BY v"))
+            .fetch_all(&mut app)
+            .await
+            .expect("select");
     assert_eq!(
         seen,
         [
@@ -241,22 +264,40 @@ async fn session_state_one_tenant_leaves_on_a_connection_does_not_reach_the_next
     let b = tenant_with_items(&harness, "beta").await;
     insert(&a, "a1").await;
     insert(&b, "b1").await;
-    // Alpha copies its whole identity into session-level settings, and tries plain SETs.
-    a.ok(
-        "query",
-        json!({"sql": "SELECT set_config('app.tenant_id', 'alpha', false), \
-                       set_config('app.tenant_key', current_setting('app.tenant_key'), false), \
-                       set_config('search_path', current_setting('search_path'), false)"}),
-    )
-    .await;
-    for sql in [
+    // Alpha tries to copy its identity into session-level settings, and plain SETs: refused
+    // before they reach the server.
+    let refused = [
+        "SELECT set_config('app.tenant_id', 'alpha', false), \
+         set_config('app.tenant_key', current_setting('app.tenant_key'), false), \
+         set_config('search_path', current_setting('search_path'), false)",
         "SET app.tenant_id = 'alpha'",
         "SET SESSION search_path = public",
         "SET default_transaction_read_only = on",
         "SET TIME ZONE 'Pacific/Chatham'",
-    ] {
-        a.ok("execute", json!({"sql": sql})).await;
+    ];
+    for sql in refused {
+        let err = a.err("execute", json!({"sql": sql})).await;
+        assert_eq!(err.code, ErrorCode::StatementFailed, "{sql}: {err:?}");
     }
+    // What the guard lets through and outlives a commit is discarded before beta's call: a
+    // cursor held over alpha's rows, a listener.
+    a.ok(
+        "transaction",
+        json!({"statements": [
+            {"sql": "DECLARE leak CURSOR WITH HOLD FOR SELECT v FROM items"},
+            {"sql": "LISTEN alpha_channel"}
+        ]}),
+    )
+    .await;
+    let err = b.err("query", json!({"sql": "FETCH ALL FROM leak"})).await;
+    assert!(err.detail.contains("does not exist"), "{err:?}");
+    let listening = b
+        .ok(
+            "query",
+            json!({"sql": "SELECT count(*) AS n FROM pg_listening_channels()"}),
+        )
+        .await;
+    assert_eq!(listening["rows"], json!([{"n": 0}]));
     let seen = b
         .ok(
             "query",
@@ -281,30 +322,16 @@ async fn session_state_one_tenant_leaves_on_a_connection_does_not_reach_the_next
     .expect("admin");
     assert_eq!(owners, ["beta", "beta"]);
 
-    // Inside its own call, forging beta's id (without beta's key) gains alpha nothing.
+    // Inside its own call, alpha can neither forge beta's id nor reach beta's schema.
     let beta_items = format!("{}.items", schema("beta"));
-    let forged = a
-        .ok(
-            "transaction",
-            json!({"statements": [
-                {"sql": "SELECT set_config('app.tenant_id', 'beta', true)"},
-                {"sql": format!("UPDATE {beta_items} SET v = 'hacked'")},
-                {"sql": format!("DELETE FROM {beta_items}")}
-            ]}),
-        )
-        .await;
-    assert_eq!(forged["results"][1]["rows_affected"], 0);
-    assert_eq!(forged["results"][2]["rows_affected"], 0);
-    let peek = a
-        .ok(
-            "query",
-            json!({"sql": format!(
-                "SELECT n FROM (SELECT set_config('app.tenant_id', 'beta', true)) AS s(x), \
-                 LATERAL (SELECT count(*) AS n FROM {beta_items} WHERE x IS NOT NULL) AS c"
-            )}),
-        )
-        .await;
-    assert_eq!(peek["rows"], json!([{"n": 0}]));
+    for sql in [
+        "SELECT set_config('app.tenant_id', 'beta', true)".to_owned(),
+        format!("UPDATE {beta_items} SET v = 'hacked'"),
+        format!("DELETE FROM {beta_items}"),
+    ] {
+        let err = a.err("execute", json!({"sql": sql})).await;
+        assert_eq!(err.code, ErrorCode::StatementFailed, "{sql}: {err:?}");
+    }
     let v = b
         .ok("query", json!({"sql": "SELECT v FROM items ORDER BY id"}))
         .await;
@@ -356,11 +383,14 @@ async fn pooled_tenants_cannot_change_what_protects_other_tenants() {
     )
     .await;
     insert(&a, "a1").await;
-    let seen = b
-        .ok(
+    let err = b
+        .err(
             "query",
             json!({"sql": format!("SELECT v FROM {}.mine", schema("alpha"))}),
         )
         .await;
-    assert_eq!(seen["rows"], json!([]), "beta read alpha's view");
+    assert!(
+        err.detail.contains("permission denied"),
+        "beta read alpha's view: {err:?}"
+    );
 }

@@ -132,8 +132,8 @@ pub fn schema() -> Value {
         (
             "dsn".to_owned(),
             json!({
-                "type": "string", "minLength": 1, "pattern": "^(postgres(ql)?|secret)://",
-                "description": "Siloed mode only: postgres:// URL of the tenant's own database, or a secret:// reference to one (it holds a password)."
+                "type": "string", "minLength": 1, "pattern": "^(postgres(ql)?|secret)://", "x-secret": true,
+                "description": "Siloed mode only: a secret:// reference to the postgres:// URL of the tenant's own database (it holds a password; the runtime refuses the URL itself)."
             }),
         ),
         MAX_CONNECTIONS.property(

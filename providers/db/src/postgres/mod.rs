@@ -22,7 +22,7 @@ use switchyard_spi::{
 use tokio::sync::{OnceCell, OwnedSemaphorePermit};
 
 pub use config::{Mode, PostgresConfig};
-pub use rls::{provision, tenant_schema};
+pub use rls::{books_schema, member_role, provision, tenant_schema};
 
 use crate::contract::{
     ExecResult, MetadataParams, MetadataResult, QueryParams, QueryResult, StatementParams,
@@ -32,7 +32,7 @@ use crate::engine::{self, Engine, Instance, Session};
 use crate::errors::stopped;
 use crate::rows::{self, Reader, Rows};
 use pools::{Access, Registry, Target};
-use rls::Enrollment;
+use rls::{Enrollment, Namespace};
 
 /// Platform settings of the engine (not per tenant): where the shared database is and which
 /// role tenant calls run as.
@@ -65,9 +65,11 @@ impl PostgresSettings {
 pub struct PostgresFactory {
     descriptor: ProviderDescriptor,
     settings: PostgresSettings,
-    /// Provisioned lazily by the first pooled start, so building the factory needs no server.
-    shared: OnceCell<Shared>,
+    /// Provisioned lazily by the first pooled start, so building the factory needs no server;
+    /// shared with the [`PostgresFactory::books`] factory.
+    shared: Arc<OnceCell<Shared>>,
     registry: Arc<Registry>,
+    namespace: Namespace,
 }
 
 /// The shared database's pools.
@@ -89,8 +91,23 @@ impl PostgresFactory {
                 config::schema(),
             ),
             settings,
-            shared: OnceCell::new(),
+            shared: Arc::new(OnceCell::new()),
             registry: Arc::new(Registry::new()),
+            namespace: Namespace::Tenant,
+        }
+    }
+
+    /// The factory of the tenants' service books (see `crate::books`): on the same database
+    /// and pools, but each tenant's books are a namespace of their own (schema `s_<id>`, its
+    /// own role and row identity) that the tenant's instances have no privilege on. Always
+    /// pooled, with the engine's defaults: the tenant's config does not shape them.
+    pub fn books(&self) -> PostgresFactory {
+        PostgresFactory {
+            descriptor: self.descriptor.clone(),
+            settings: self.settings.clone(),
+            shared: self.shared.clone(),
+            registry: Arc::new(Registry::new()),
+            namespace: Namespace::Books,
         }
     }
 
@@ -122,7 +139,10 @@ impl ProviderFactory for PostgresFactory {
     }
 
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
-        let config = PostgresConfig::parse(ctx.config)?;
+        let config = match self.namespace {
+            Namespace::Tenant => PostgresConfig::parse(ctx.config)?,
+            Namespace::Books => PostgresConfig::default(),
+        };
         let (scope, access) = match config.connect_options()? {
             Some(options) => {
                 let target = Target::Own(Box::new(options));
@@ -131,7 +151,13 @@ impl ProviderFactory for PostgresFactory {
             }
             None => {
                 let shared = self.shared().await?;
-                let enrollment = rls::enroll(&shared.admin, &ctx.tenant).await?;
+                let enrollment = rls::enroll(
+                    &shared.admin,
+                    &self.settings.app_role,
+                    &ctx.tenant,
+                    self.namespace,
+                )
+                .await?;
                 let target = Target::Shared(&shared.app);
                 let access = pools::acquire(&self.registry, &ctx.tenant, &config, target).await?;
                 (Scope::Pooled(enrollment), access)
@@ -173,8 +199,7 @@ struct Call {
     pooled: bool,
 }
 
-/// Tables and columns of the call's schema (the tenant's in pooled mode, hiding the
-/// row-security column; the connection's current schema in siloed mode).
+/// Tables and columns of the connection's current schema, in siloed mode.
 const METADATA: &str = "SELECT c.relname::text, a.attname::text, \
        pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, \
        coalesce(a.attnum = ANY (i.indkey), false) \
@@ -184,8 +209,12 @@ const METADATA: &str = "SELECT c.relname::text, a.attname::text, \
      LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary \
      WHERE c.relkind IN ('r', 'p') \
        AND ($1::text IS NULL OR c.relname = $1) \
-       AND NOT ($2 AND a.attname = $3) \
      ORDER BY c.relname, a.attnum";
+
+/// The same in pooled mode, where the catalogs are not readable: the tenant's own schema,
+/// hiding the row-security column (see `rls`).
+const METADATA_POOLED: &str = "SELECT table_name, column_name, column_type, not_null, is_key \
+     FROM switchyard.tenant_columns($1)";
 
 #[async_trait]
 impl Engine for PostgresProvider {
@@ -194,7 +223,7 @@ impl Engine for PostgresProvider {
     /// The server produces the whole result, bounded by the statement timeout; only `max_rows`
     /// + 1 rows of it are read (see `rows::read`).
     async fn query(&self, p: QueryParams) -> Result<QueryResult, ProviderError> {
-        session::refuse_transaction_control(&p.sql, "/sql")?;
+        session::guard_statement(&p.sql, "/sql")?;
         let cap = engine::row_cap(p.max_rows, self.config.max_rows);
         let query = values::bind(sqlx::query(&p.sql), &p.params, "/params")?;
         let mut call = self.begin(true).await?;
@@ -249,10 +278,13 @@ impl Engine for PostgresProvider {
 
     async fn metadata(&self, p: MetadataParams) -> Result<MetadataResult, ProviderError> {
         let mut call = self.begin(true).await?;
-        let columns: Vec<(String, String, String, bool, bool)> = sqlx::query_as(METADATA)
+        let sql = if call.pooled {
+            METADATA_POOLED
+        } else {
+            METADATA
+        };
+        let columns: Vec<(String, String, String, bool, bool)> = sqlx::query_as(sql)
             .bind(p.table.as_deref())
-            .bind(call.pooled)
-            .bind(rls::TENANT_COLUMN)
             .fetch_all(&mut *call.tx)
             .await
             .map_err(errors::from_sqlx)?;
@@ -313,10 +345,11 @@ impl PostgresProvider {
         let timeout = self.config.statement_timeout_ms.to_string();
         let enter = match &self.scope {
             Scope::Pooled(enrollment) => sqlx::query(session::ENTER_POOLED)
-                .bind(self.tenant.as_str())
+                .bind(enrollment.id.as_str())
                 .bind(enrollment.key.as_str())
                 .bind(format!("\"{}\"", enrollment.schema))
-                .bind(timeout),
+                .bind(timeout)
+                .bind(enrollment.role.as_str()),
             Scope::Siloed => sqlx::query(session::ENTER_SILOED)
                 .bind(self.tenant.as_str())
                 .bind(timeout),
@@ -337,7 +370,7 @@ impl Session for Call {
         at: &str,
     ) -> Result<ExecResult, ProviderError> {
         let sql_at = format!("{at}/sql");
-        session::refuse_transaction_control(&statement.sql, &sql_at)?;
+        session::guard_statement(&statement.sql, &sql_at)?;
         let query = values::bind(
             sqlx::query(&statement.sql),
             &statement.params,

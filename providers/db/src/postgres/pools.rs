@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Executor, PgPool};
 use switchyard_spi::{ProviderError, TenantId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -23,12 +23,20 @@ pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Options every engine pool uses. The statement cache is off: a tenant could otherwise read
 /// the SQL texts other tenants ran on the same connection from `pg_prepared_statements`.
+///
+/// A connection coming back is reset with `DISCARD ALL` before anyone else gets it: whatever
+/// session state a call managed to leave behind (an advisory lock, which `RESET ALL` keeps and
+/// which would block every other session wanting it; a `LISTEN`; a cursor) is gone. It runs in
+/// the pool's release task, after the caller has its answer, so calls do not wait for it.
 pub(crate) fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .idle_timeout(Duration::from_secs(300))
+        .after_release(|conn, _| {
+            Box::pin(async move { conn.execute("DISCARD ALL").await.map(|_| true) })
+        })
 }
 
 pub(crate) fn connect_options(options: PgConnectOptions) -> PgConnectOptions {

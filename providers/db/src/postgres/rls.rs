@@ -1,9 +1,19 @@
 //! Pooled mode's isolation, installed in the shared database by [`provision`].
 //!
-//! Every tenant shares one database and one runtime role. Three layers keep them apart:
-//! - **Names**: each tenant gets a schema ([`tenant_schema`]), owned by the platform's owner
-//!   role, and every call sets `search_path` to it, so `CREATE TABLE t` / `SELECT * FROM t`
-//!   mean the tenant's own `t`.
+//! Every tenant shares one database and one login role (the runtime role). Four layers keep
+//! them apart:
+//! - **Names**: each namespace — a tenant, or the service books of a tenant — gets a schema
+//!   ([`tenant_schema`], [`books_schema`]), owned by the platform's owner role, and every call
+//!   sets `search_path` to it, so `CREATE TABLE t` / `SELECT * FROM t` mean the namespace's own
+//!   `t`.
+//! - **Privileges**: each namespace has a role of its own ([`member_role`], NOLOGIN), the only
+//!   one granted its schema, tables and sequences. Every call switches to it with
+//!   `set_config('role', …, true)`; the runtime role itself holds no privilege on any
+//!   namespace (NOINHERIT), so `LOCK TABLE`, `TRUNCATE`, `REFERENCES` or `nextval` on another
+//!   tenant's objects fail with "permission denied for schema". Since the runtime role may
+//!   switch to every namespace role, tenant SQL must not switch roles: `session` refuses `SET`,
+//!   `RESET`, `DO` and `set_config`, and the functions that run SQL given as text
+//!   (`query_to_xml`, `ts_stat`, …) are revoked here.
 //! - **Rows**: an event trigger secures every table a tenant creates in the same statement:
 //!   ownership moves to the owner role (the runtime role owns nothing, so it can neither
 //!   disable nor drop what protects the rows), a `tenant_id` column defaulting to the current
@@ -16,9 +26,16 @@
 //!   start and sets both with `set_config(…, true)` (transaction-local) in every call.
 //!   Without a valid pair the current tenant is NULL, which matches no row.
 //!
-//! The runtime role is neither superuser, owner of tenant tables, nor BYPASSRLS; it may create
-//! tables and views in its tenant's schema and nothing else (the trigger refuses whatever would
-//! leave an object owned by the runtime role).
+//! The runtime role is neither superuser, owner of tenant tables, nor BYPASSRLS; a namespace
+//! role may create tables and views in its schema and nothing else (the trigger refuses
+//! whatever would leave an object owned by it).
+//!
+//! Shared state a tenant could use against every other tenant is taken away: advisory locks
+//! (one key space for the whole database: a session lock on the key `enroll` once took would
+//! have blocked every start) are revoked, `enroll` serialises on a table lock no tenant may take,
+//! and the pools run `DISCARD ALL` on every connection they get back (see `pools`). The
+//! catalogs that name other tenants' schemas, tables, columns, roles and policies are not
+//! readable (`metadata` reads the tenant's own through `switchyard.tenant_columns`).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -40,14 +57,31 @@ pub fn tenant_schema(tenant: &TenantId) -> String {
     if id.len() <= 61 {
         return format!("t_{id}");
     }
-    // FNV-1a: tiny, dependency-free and stable across builds (the name is persisted).
-    let hash = tenant
-        .as_str()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    format!("t_{}_{hash:016x}", &id[..44])
+    format!("t_{}_{:016x}", &id[..44], fnv(tenant.as_str()))
+}
+
+/// The schema of a tenant's service books (see `crate::books`): `s_` where the tenant's own
+/// schema has `t_`, so no tenant id can name it.
+pub fn books_schema(tenant: &TenantId) -> String {
+    format!("s_{}", &tenant_schema(tenant)[2..])
+}
+
+/// The role a namespace's calls run as: the runtime role's name and the schema's, or a prefix
+/// of them and a stable hash when together they exceed PostgreSQL's 63 bytes. Roles are
+/// cluster-wide, so the runtime role's name keeps two deployments on one cluster apart.
+pub fn member_role(app_role: &str, schema: &str) -> String {
+    let name = format!("{app_role}_{schema}");
+    if name.len() <= 63 {
+        return name;
+    }
+    format!("{}_{:016x}", &name[..46], fnv(&name))
+}
+
+/// FNV-1a: tiny, dependency-free and stable across builds (the names it shortens persist).
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The owner role of tenant objects, derived from the runtime role's name.
@@ -104,6 +138,8 @@ CREATE TABLE IF NOT EXISTS switchyard.tenants (
   tenant text PRIMARY KEY,
   schema_name name NOT NULL UNIQUE
 );
+-- The namespace's role; added after the first release, hence nullable and filled by enroll.
+ALTER TABLE switchyard.tenants ADD COLUMN IF NOT EXISTS member name;
 REVOKE ALL ON switchyard.tenants FROM PUBLIC;
 
 -- HMAC-like nesting, so the key of one tenant says nothing about another's.
@@ -129,22 +165,63 @@ BEGIN
 END
 $f$;
 
-CREATE OR REPLACE FUNCTION switchyard.enroll(tenant text, wanted name)
-RETURNS TABLE (home name, tenant_key text)
+DROP FUNCTION IF EXISTS switchyard.enroll(text, name);
+-- Serialised by a lock on the tenant list: the runtime role has no privilege on it, so unlike
+-- an advisory lock no tenant can take it and stall every other tenant's start.
+CREATE OR REPLACE FUNCTION switchyard.enroll(tenant text, wanted name, wanted_member name)
+RETURNS TABLE (home name, member name, tenant_key text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE
   found_home name;
+  found_member name;
 BEGIN
-  PERFORM pg_advisory_xact_lock(hashtext('switchyard.enroll'));
-  INSERT INTO switchyard.tenants AS t (tenant, schema_name) VALUES (enroll.tenant, wanted)
-    ON CONFLICT DO NOTHING;
-  SELECT t.schema_name INTO found_home FROM switchyard.tenants t WHERE t.tenant = enroll.tenant;
+  LOCK TABLE switchyard.tenants IN SHARE ROW EXCLUSIVE MODE;
+  INSERT INTO switchyard.tenants AS t (tenant, schema_name, member)
+    VALUES (enroll.tenant, wanted, wanted_member) ON CONFLICT DO NOTHING;
+  UPDATE switchyard.tenants t SET member = wanted_member
+    WHERE t.tenant = enroll.tenant AND t.member IS NULL;
+  SELECT t.schema_name, t.member INTO found_home, found_member
+    FROM switchyard.tenants t WHERE t.tenant = enroll.tenant;
+  BEGIN
+    EXECUTE format('CREATE ROLE %I NOLOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE '
+                   'NOREPLICATION NOBYPASSRLS', found_member);
+  EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+  END;
+  EXECUTE format('GRANT %I TO %I', found_member, '@APP@');
   EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', found_home, '@OWNER@');
-  EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %I TO %I', found_home, '@APP@');
-  RETURN QUERY SELECT found_home, switchyard.tenant_key(enroll.tenant);
+  EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %I TO %I', found_home, found_member);
+  EXECUTE format('GRANT USAGE ON SCHEMA switchyard TO %I', found_member);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION switchyard.current_tenant(), '
+                 'switchyard.tenant_columns(text) TO %I', found_member);
+  -- Schemas enrolled before namespace roles existed granted everything to the runtime role:
+  -- their grants move to the namespace role.
+  EXECUTE format('REVOKE ALL ON SCHEMA %I FROM %I', found_home, '@APP@');
+  EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %1$I FROM %2$I; '
+                 'REVOKE ALL ON ALL SEQUENCES IN SCHEMA %1$I FROM %2$I', found_home, '@APP@');
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, REFERENCES ON ALL TABLES IN SCHEMA %1$I TO %2$I; '
+                 'GRANT USAGE ON ALL SEQUENCES IN SCHEMA %1$I TO %2$I', found_home, found_member);
+  RETURN QUERY SELECT found_home, found_member, switchyard.tenant_key(enroll.tenant);
 END
 $f$;
-REVOKE ALL ON FUNCTION switchyard.enroll(text, name) FROM PUBLIC;
+REVOKE ALL ON FUNCTION switchyard.enroll(text, name, name) FROM PUBLIC;
+
+-- What `metadata` lists in pooled mode: the current tenant's tables, without the row-security
+-- column. A definer's function, because the catalogs themselves are not readable (below).
+CREATE OR REPLACE FUNCTION switchyard.tenant_columns(wanted text)
+RETURNS TABLE (table_name text, column_name text, column_type text, not_null boolean, is_key boolean)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
+  SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+         coalesce(a.attnum = ANY (i.indkey), false)
+  FROM switchyard.tenants t
+  JOIN pg_namespace n ON n.nspname = t.schema_name
+  JOIN pg_class c ON c.relnamespace = n.oid
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+  WHERE t.tenant = switchyard.current_tenant() AND c.relkind IN ('r', 'p')
+    AND (wanted IS NULL OR c.relname = wanted) AND a.attname <> '@COLUMN@'
+  ORDER BY c.relname, a.attnum
+$f$;
+REVOKE ALL ON FUNCTION switchyard.tenant_columns(text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION switchyard.secure_tenant_ddl() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
@@ -153,6 +230,7 @@ DECLARE
   owner constant name := '@OWNER@';
   current_id text;
   home name;
+  member name;
   cmd record;
   rel regclass;
   seq regclass;
@@ -162,8 +240,8 @@ BEGIN
     RETURN;
   END IF;
   current_id := switchyard.current_tenant();
-  SELECT t.schema_name INTO home FROM switchyard.tenants t WHERE t.tenant = current_id;
-  IF home IS NULL THEN
+  SELECT t.schema_name, t.member INTO home, member FROM switchyard.tenants t WHERE t.tenant = current_id;
+  IF home IS NULL OR member IS NULL THEN
     RAISE EXCEPTION 'db/postgres: schema changes need a tenant context'
       USING ERRCODE = 'insufficient_privilege';
   END IF;
@@ -179,7 +257,7 @@ BEGIN
     rel := cmd.objid;
     IF cmd.object_type = 'view' THEN
       EXECUTE format('ALTER VIEW %s OWNER TO %I', rel, owner);
-      EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %I', rel, app);
+      EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %I', rel, member);
       CONTINUE;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = rel AND (c.relkind <> 'r' OR c.relispartition))
@@ -203,10 +281,10 @@ BEGIN
     -- Pinned to the table's tenant too: another tenant may not even park rows here.
     EXECUTE format('CREATE POLICY tenant_isolation ON %s USING (%2$s) WITH CHECK (%2$s)', rel,
                    format('@COLUMN@ = %L AND @COLUMN@ = (SELECT switchyard.current_tenant())', current_id));
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, REFERENCES ON %s TO %I', rel, app);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, REFERENCES ON %s TO %I', rel, member);
     FOR seq IN SELECT d.objid::regclass FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
                WHERE d.refobjid = rel AND d.classid = 'pg_class'::regclass AND s.relkind = 'S' LOOP
-      EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', seq, app);
+      EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %I', seq, member);
     END LOOP;
     SELECT a.attname INTO key_column
       FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
@@ -218,9 +296,10 @@ BEGIN
     END IF;
   END LOOP;
   -- Whatever else a tenant created (functions, types, sequences, materialized views) would
-  -- stay owned by the shared runtime role, so any tenant could alter or drop it: refused.
+  -- stay owned by the tenant's role, outside the row security: refused.
   IF EXISTS (SELECT 1 FROM pg_shdepend d
-             WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = app::regrole
+             WHERE d.refclassid = 'pg_authid'::regclass
+               AND d.refobjid IN (app::regrole, member::regrole)
                AND d.deptype = 'o'
                AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())) THEN
     RAISE EXCEPTION 'db/postgres: in pooled mode a tenant may create tables and views only'
@@ -247,6 +326,48 @@ GRANT CONNECT ON DATABASE @DATABASE@ TO @APP@;
 REVOKE SELECT ON pg_catalog.pg_stat_activity FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_backend_activity(integer) FROM PUBLIC;
+
+-- Advisory locks share one key space across tenants: one tenant's lock would block another's
+-- (or, held by a session, every later start). Tenants lock their own rows instead.
+REVOKE EXECUTE ON FUNCTION
+  pg_catalog.pg_advisory_lock(bigint), pg_catalog.pg_advisory_lock(integer, integer),
+  pg_catalog.pg_advisory_lock_shared(bigint), pg_catalog.pg_advisory_lock_shared(integer, integer),
+  pg_catalog.pg_try_advisory_lock(bigint), pg_catalog.pg_try_advisory_lock(integer, integer),
+  pg_catalog.pg_try_advisory_lock_shared(bigint), pg_catalog.pg_try_advisory_lock_shared(integer, integer),
+  pg_catalog.pg_advisory_xact_lock(bigint), pg_catalog.pg_advisory_xact_lock(integer, integer),
+  pg_catalog.pg_advisory_xact_lock_shared(bigint), pg_catalog.pg_advisory_xact_lock_shared(integer, integer),
+  pg_catalog.pg_try_advisory_xact_lock(bigint), pg_catalog.pg_try_advisory_xact_lock(integer, integer),
+  pg_catalog.pg_try_advisory_xact_lock_shared(bigint), pg_catalog.pg_try_advisory_xact_lock_shared(integer, integer)
+  FROM PUBLIC;
+
+-- Everything that runs SQL given as a string, which the statement guard cannot read: a
+-- `set_config('role', …)` hidden in one would switch to another tenant's role.
+REVOKE USAGE ON LANGUAGE plpgsql FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION
+  pg_catalog.query_to_xml(text, boolean, boolean, text),
+  pg_catalog.query_to_xmlschema(text, boolean, boolean, text),
+  pg_catalog.query_to_xml_and_xmlschema(text, boolean, boolean, text),
+  pg_catalog.ts_stat(text), pg_catalog.ts_stat(text, text),
+  pg_catalog.ts_rewrite(tsquery, text)
+  FROM PUBLIC;
+
+-- The catalogs that name other tenants' schemas, tables, columns, constraints, views,
+-- policies (which hold tenant ids) and roles. information_schema stays: it shows only objects
+-- the current role has a privilege on, i.e. the tenant's own.
+REVOKE SELECT ON
+  pg_catalog.pg_namespace, pg_catalog.pg_class, pg_catalog.pg_attribute, pg_catalog.pg_attrdef,
+  pg_catalog.pg_constraint, pg_catalog.pg_index, pg_catalog.pg_inherits, pg_catalog.pg_depend,
+  pg_catalog.pg_description, pg_catalog.pg_policy, pg_catalog.pg_rewrite, pg_catalog.pg_trigger,
+  pg_catalog.pg_sequence, pg_catalog.pg_roles, pg_catalog.pg_user, pg_catalog.pg_auth_members,
+  pg_catalog.pg_shdepend, pg_catalog.pg_tables, pg_catalog.pg_views, pg_catalog.pg_indexes,
+  pg_catalog.pg_policies, pg_catalog.pg_sequences, pg_catalog.pg_matviews,
+  pg_catalog.pg_stat_all_tables, pg_catalog.pg_stat_user_tables,
+  pg_catalog.pg_stat_xact_all_tables, pg_catalog.pg_stat_xact_user_tables,
+  pg_catalog.pg_statio_all_tables, pg_catalog.pg_statio_user_tables,
+  pg_catalog.pg_stat_all_indexes, pg_catalog.pg_stat_user_indexes,
+  pg_catalog.pg_statio_all_indexes, pg_catalog.pg_statio_user_indexes,
+  pg_catalog.pg_statio_all_sequences, pg_catalog.pg_statio_user_sequences
+  FROM PUBLIC;
 "#;
 
 /// Creates (or updates) the runtime role `app_role`, its owner role and the isolation
@@ -352,22 +473,79 @@ fn with_context(context: &str, err: sqlx::Error) -> ProviderError {
     error
 }
 
-/// What a pooled tenant's calls need: its schema and its key (a secret: never logged).
+/// What a pooled namespace's calls need: who it is (`app.tenant_id`), its schema, its role and
+/// its key (a secret: never logged).
 pub(crate) struct Enrollment {
+    pub id: String,
     pub schema: String,
+    pub role: String,
     pub key: String,
 }
 
-/// Ensures the tenant's schema exists and fetches its key, on the admin connection.
-pub(crate) async fn enroll(admin: &PgPool, tenant: &TenantId) -> Result<Enrollment, ProviderError> {
-    let (schema, key): (String, String) =
-        sqlx::query_as("SELECT home::text, tenant_key FROM switchyard.enroll($1, $2)")
-            .bind(tenant.as_str())
-            .bind(tenant_schema(tenant))
-            .fetch_one(admin)
-            .await
-            .map_err(|e| with_context("cannot enroll the tenant", e))?;
-    Ok(Enrollment { schema, key })
+/// Which namespace of a tenant an instance serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Namespace {
+    /// The tenant's own tables, reached through `/providers/db/postgres/*`.
+    Tenant,
+    /// The service books: tables only the tenant's hosted services reach (see `crate::books`).
+    Books,
+}
+
+impl Namespace {
+    /// The identity rows are pinned to: the tenant id, or `books:<id>` — a colon no tenant id
+    /// has, so no tenant's rows and keys are a books namespace's.
+    fn id(self, tenant: &TenantId) -> String {
+        match self {
+            Namespace::Tenant => tenant.as_str().to_owned(),
+            Namespace::Books => format!("books:{tenant}"),
+        }
+    }
+
+    fn schema(self, tenant: &TenantId) -> String {
+        match self {
+            Namespace::Tenant => tenant_schema(tenant),
+            Namespace::Books => books_schema(tenant),
+        }
+    }
+}
+
+/// Ensures the namespace's schema and role exist and fetches its key, on the admin connection.
+/// Namespace roles are cluster-wide: enrolling one tenant in two databases at once may collide
+/// on the role rows, and is retried like the runtime roles are.
+pub(crate) async fn enroll(
+    admin: &PgPool,
+    app_role: &str,
+    tenant: &TenantId,
+    namespace: Namespace,
+) -> Result<Enrollment, ProviderError> {
+    let id = namespace.id(tenant);
+    let wanted = namespace.schema(tenant);
+    let mut attempt = 0;
+    loop {
+        let enrolled: Result<(String, String, String), _> = sqlx::query_as(
+            "SELECT home::text, member::text, tenant_key FROM switchyard.enroll($1, $2, $3)",
+        )
+        .bind(&id)
+        .bind(&wanted)
+        .bind(member_role(app_role, &wanted))
+        .fetch_one(admin)
+        .await;
+        match enrolled {
+            Ok((schema, role, key)) => {
+                return Ok(Enrollment {
+                    id,
+                    schema,
+                    role,
+                    key,
+                });
+            }
+            Err(e) if attempt < 5 && concurrent_catalog_update(&e) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+            }
+            Err(e) => return Err(with_context("cannot enroll the tenant", e)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -387,6 +565,27 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
         assert_eq!(tenant_schema(&long_a), a, "stable");
+    }
+
+    #[test]
+    fn namespaces_get_distinct_schemas_and_roles_that_fit_in_a_name() {
+        let acme = tenant("acme-corp");
+        assert_eq!(books_schema(&acme), "s_acme_corp");
+        assert_eq!(
+            member_role("switchyard_app", "t_acme_corp"),
+            "switchyard_app_t_acme_corp"
+        );
+        let long = tenant(&"a".repeat(63));
+        let (own, books) = (tenant_schema(&long), books_schema(&long));
+        assert_ne!(own, books);
+        let roles = [
+            member_role(&"r".repeat(50), &own),
+            member_role(&"r".repeat(50), &books),
+        ];
+        assert_ne!(roles[0], roles[1]);
+        assert!(roles.iter().all(|r| r.len() <= 63), "{roles:?}");
+        assert_eq!(Namespace::Books.id(&acme), "books:acme-corp");
+        assert!(TenantId::parse(&Namespace::Books.id(&acme)).is_err());
     }
 
     #[test]

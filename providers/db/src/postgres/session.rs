@@ -5,16 +5,21 @@
 //!   `BEGIN READ WRITE` (execute, transaction) — explicit, so a tenant's session-level
 //!   `default_transaction_read_only` cannot flip it — followed by `RESET ALL`, which drops any
 //!   session-level `SET` an earlier call left behind (search_path, time zone, timeouts, …).
-//! - The tenant's identity, search_path and statement timeout are then set with
+//! - The tenant's identity, search_path, statement timeout and (pooled) role are then set with
 //!   `set_config(…, true)`: transaction-local, gone at commit, never visible to another call.
 //! - Transaction control inside tenant SQL is refused before it reaches the server: a
 //!   `COMMIT` would commit half a batch and leave the rest to autocommit. Only the statement's
 //!   first keyword is looked at; PostgreSQL runs a single statement per extended-protocol
 //!   call (which sqlx always uses), and no other statement can contain transaction control.
+//! - So is every way tenant SQL could change what the call set: `SET`/`RESET` statements
+//!   (`SET ROLE` to another tenant's role, `SET LOCAL statement_timeout = 0`), `DO` blocks and
+//!   any mention of `set_config`, in any spelling PostgreSQL reads as that name (quoted,
+//!   schema-qualified, any case; `U&"…"` identifiers, whose escapes could spell it, are
+//!   refused outright). What runs SQL given as a string is revoked on the server (`rls`).
 
 use switchyard_spi::ProviderError;
 
-use crate::sql::{skip_block_comment, transaction_control};
+use crate::sql::{refused, skip_block_comment, transaction_control};
 
 pub(crate) const BEGIN_READ_ONLY: &str = "BEGIN READ ONLY; RESET ALL";
 pub(crate) const BEGIN_READ_WRITE: &str = "BEGIN READ WRITE; RESET ALL";
@@ -23,7 +28,7 @@ pub(crate) const BEGIN_READ_WRITE: &str = "BEGIN READ WRITE; RESET ALL";
 /// tables are, how long a statement may run.
 pub(crate) const ENTER_POOLED: &str = "SELECT set_config('app.tenant_id', $1, true), \
      set_config('app.tenant_key', $2, true), set_config('search_path', $3, true), \
-     set_config('statement_timeout', $4, true)";
+     set_config('statement_timeout', $4, true), set_config('role', $5, true)";
 
 /// Siloed mode: the database is the tenant's own; only the tenant id (for the tenant's own
 /// triggers or policies, if it wants them) and the timeout are set.
@@ -50,13 +55,41 @@ const CONTROL: [&str; 9] = [
     "start",
 ];
 
-/// Refuses transaction control; `pointer` is the statement's `/sql` pointer.
-pub(crate) fn refuse_transaction_control(sql: &str, pointer: &str) -> Result<(), ProviderError> {
+/// First keywords of statements that change the session the call set up.
+const SESSION: [&str; 3] = ["do", "reset", "set"];
+
+/// Refuses transaction control and what would change the call's session (see the module
+/// docs); `pointer` is the statement's `/sql` pointer.
+pub(crate) fn guard_statement(sql: &str, pointer: &str) -> Result<(), ProviderError> {
     let word = first_keyword(sql);
     if CONTROL.iter().any(|c| word.eq_ignore_ascii_case(c)) {
         return Err(transaction_control("postgres", word, pointer));
     }
+    let lower = sql.to_ascii_lowercase();
+    if SESSION.iter().any(|c| word.eq_ignore_ascii_case(c))
+        || mentions(&lower, "set_config")
+        || lower.contains("u&\"")
+    {
+        return Err(refused(
+            pointer,
+            format!(
+                "statement refused by db/postgres: {} cannot change the call's settings (role, \
+                 statement timeout, search path); the platform sets them for every call",
+                if word.is_empty() { "a statement" } else { word }
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// Whether `word` occurs in `sql` as a whole identifier (in SQL, a string or a comment alike:
+/// refusing a harmless mention is cheaper than reading every spelling right).
+fn mentions(sql: &str, word: &str) -> bool {
+    let ident =
+        |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    sql.match_indices(word).any(|(at, _)| {
+        !ident(sql[..at].chars().next_back()) && !ident(sql[at + word.len()..].chars().next())
+    })
 }
 
 /// The first word of `sql`, after whitespace, `--` / (nested) `/* */` comments and empty
@@ -93,6 +126,30 @@ mod tests {
             "; /* x */ ;\n commit",
         ];
         let allowed = ["WITH begin_at AS (SELECT 1) SELECT * FROM begin_at"];
-        assert_refuses_control(refuse_transaction_control, &refused, &allowed);
+        assert_refuses_control(guard_statement, &refused, &allowed);
+    }
+
+    #[test]
+    fn what_would_change_the_calls_settings_is_refused() {
+        for sql in [
+            "SET LOCAL statement_timeout = 0",
+            "/* x */ set role other_tenant",
+            "RESET ROLE",
+            "Reset all",
+            "SELECT set_config('statement_timeout', '0', true)",
+            "SELECT \"pg_catalog\".\"SET_CONFIG\"('role', 'x', true)",
+            "SELECT U&\"set\\005fconfig\"('role', 'x', true)",
+            "DO $$ BEGIN EXECUTE 'SELECT 1'; END $$",
+        ] {
+            let err = guard_statement(sql, "/sql").expect_err(sql);
+            assert_eq!(err.errors[0].pointer, "/sql", "{sql}");
+        }
+        for sql in [
+            "UPDATE settings SET v = 1",
+            "SELECT offset_config FROM t",
+            "SELECT 'u&' || x FROM t",
+        ] {
+            assert!(guard_statement(sql, "/sql").is_ok(), "{sql}");
+        }
     }
 }
