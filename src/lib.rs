@@ -83,14 +83,14 @@ pub fn builtin_registry(
     if let Ok(brokers) = std::env::var("SWITCHYARD_KAFKA_BROKERS") {
         registry.register(Arc::new(kafka_factory(brokers)?))?;
     }
-    registry.register(Arc::new(JwtFactory::new()))?;
+    registry.register(Arc::new(JwtFactory::new().with_egress(&tenancy.egress)))?;
     registry.register(Arc::new(OpaFactory::new(policy)))?;
-    registry.register(Arc::new(WebhookFactory::new(
-        providers.join("integration/webhook"),
-    )))?;
+    registry.register(Arc::new(
+        WebhookFactory::new(providers.join("integration/webhook")).with_egress(&tenancy.egress),
+    ))?;
     registry.register(Arc::new(LocalAiFactory::new()))?;
     // Always registered: each tenant configures its own server; unconfigured, it says so.
-    registry.register(Arc::new(OpenAiFactory::new()))?;
+    registry.register(Arc::new(OpenAiFactory::new().with_egress(&tenancy.egress)))?;
     Ok(registry)
 }
 

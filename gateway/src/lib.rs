@@ -151,7 +151,10 @@ impl Gateway {
             drain,
         } = parts;
         if let Some(oidc) = &config.oidc {
-            authenticator = authenticator.with_oidc(filters::oidc::OidcVerifier::new(oidc.clone()));
+            authenticator = authenticator.with_oidc(filters::oidc::OidcVerifier::new(
+                oidc.clone(),
+                &config.tenancy.egress,
+            )?);
         }
         let rate_limiter = config
             .rate_limit

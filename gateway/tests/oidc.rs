@@ -23,10 +23,19 @@ use openssl::rsa::Rsa;
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Problem};
 use switchyard_gateway::filters::oidc::{OidcConfig, OidcVerifier};
+use switchyard_spi::tenancy::EgressCeiling;
 use tokio::net::TcpListener;
 
 const ISSUER: &str = "https://idp.example.test";
 const AUDIENCE: &str = "switchyard";
+
+/// The operator's egress ceiling in these tests: loopback, where the test IdPs listen.
+fn loopback() -> EgressCeiling {
+    EgressCeiling {
+        allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        allowed_ports: Vec::new(),
+    }
+}
 
 fn b64url(bytes: &[u8]) -> String {
     openssl::base64::encode_block(bytes)
@@ -217,7 +226,11 @@ impl Idp {
             .as_object_mut()
             .unwrap()
             .extend(overrides.as_object().unwrap().clone());
-        OidcVerifier::new(serde_json::from_value::<OidcConfig>(config).unwrap())
+        OidcVerifier::new(
+            serde_json::from_value::<OidcConfig>(config).unwrap(),
+            &loopback(),
+        )
+        .unwrap()
     }
 }
 
@@ -583,8 +596,47 @@ async fn an_unreachable_idp_is_a_retryable_internal_error() {
     let verifier = OidcVerifier::new(
         serde_json::from_value(json!({ "issuer": ISSUER, "audience": AUDIENCE, "jwks_url": url }))
             .unwrap(),
-    );
+        &loopback(),
+    )
+    .unwrap();
     assert_keys_unavailable(&verifier, &keys.rsa.sign(&claims())).await;
+}
+
+#[tokio::test]
+async fn a_jwks_url_the_operator_did_not_open_is_never_fetched() {
+    let keys = Keys::new();
+    let idp = Idp::start(&keys.jwks()).await;
+    let port = idp
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    for url in [idp.url.clone(), format!("http://localhost:{port}/jwks")] {
+        let verifier = OidcVerifier::new(
+            serde_json::from_value(
+                json!({ "issuer": ISSUER, "audience": AUDIENCE, "jwks_url": url }),
+            )
+            .unwrap(),
+            &EgressCeiling::default(),
+        )
+        .unwrap();
+        let problem = verifier
+            .verify(&keys.rsa.sign(&claims()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            problem.code,
+            ErrorCode::EgressForbidden,
+            "{url}: {problem:?}"
+        );
+        assert!(!problem.retryable);
+        assert_eq!(problem.errors[0].pointer, "/jwks_url");
+        assert!(!problem.detail.contains("/jwks"), "{}", problem.detail);
+    }
+    assert_eq!(idp.fetches(), 0);
 }
 
 #[tokio::test]

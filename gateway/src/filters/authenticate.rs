@@ -77,7 +77,8 @@ impl Authenticator {
     ) -> Result<Identity, Problem> {
         if let (Some(cert), Some(scopes)) = (client_cert, &self.certificate_scopes) {
             let identity = client_cert::identity(cert, scopes)?;
-            self.require_tenant(&identity.tenant).await?;
+            self.require_tenant(&identity.tenant, "the client certificate")
+                .await?;
             return Ok(identity);
         }
         let Some(header) = authorization else {
@@ -103,7 +104,11 @@ impl Authenticator {
             })?;
         match (&self.oidc, credential.starts_with("sy_")) {
             (_, true) => self.api_key(credential).await,
-            (Some(oidc), false) => oidc.verify(credential).await,
+            (Some(oidc), false) => {
+                let identity = oidc.verify(credential).await?;
+                self.require_tenant(&identity.tenant, "the token").await?;
+                Ok(identity)
+            }
             (None, false) => Err(Problem::new(
                 ErrorCode::Unauthenticated,
                 "the bearer credential is not a Switchyard API key",
@@ -135,8 +140,10 @@ impl Authenticator {
         Ok(identity)
     }
 
-    /// A certificate names its tenant itself, so the tenant must be checked to exist.
-    async fn require_tenant(&self, tenant: &TenantId) -> Result<(), Problem> {
+    /// A certificate or an OIDC token names its tenant itself (an API key's tenant comes from
+    /// the store), so the tenant must be checked to exist: an identity provider may mint
+    /// tokens for a tenant that was deleted or never created. `what` names the credential.
+    async fn require_tenant(&self, tenant: &TenantId, what: &str) -> Result<(), Problem> {
         if self.known_tenants.get(tenant).await.is_some() {
             return Ok(());
         }
@@ -151,7 +158,7 @@ impl Authenticator {
         } else {
             Err(Problem::new(
                 ErrorCode::Unauthenticated,
-                "the client certificate names an unknown tenant",
+                format!("{what} names a tenant that does not exist"),
             ))
         }
     }

@@ -15,6 +15,12 @@
 //! A token that fails any check is `token_invalid` (or `token_expired`), with a detail saying
 //! which check failed but never echoing the token. An IdP whose keys cannot be fetched is an
 //! outage, not a client error: that answers `internal`, retryable.
+//!
+//! JWKS fetches go through the platform's egress guard (`switchyard-egress`) with the
+//! operator's `[tenancy.egress]` ceiling: a tenant's `auth/jwt` names its own `jwks_url`, which
+//! must not reach the platform's network, and the gateway's own issuer is held to the same
+//! ceiling. A refused address answers `egress_forbidden` (403, not retryable) pointing at
+//! `jwks_url`; no error quotes the URL or the IdP's answer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -25,9 +31,12 @@ use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
 };
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use switchyard_contracts::{ErrorCode, Problem, Scopes, TenantId};
+use switchyard_contracts::{ErrorCode, FieldError, Problem, Scopes, TenantId};
+use switchyard_egress::{Egress, Redirects, Refusal};
+use switchyard_spi::tenancy::EgressCeiling;
 use tokio::sync::Mutex;
 
 use crate::filters::authenticate::Identity;
@@ -116,10 +125,21 @@ struct RefreshState {
     last_attempt_failed: bool,
 }
 
+/// Why a key set could not be fetched.
+enum FetchError {
+    /// The egress guard refused the JWKS address (or a redirect from it).
+    Refused(Refusal),
+    /// The IdP is unreachable, answered badly or sent something else than a key set.
+    Failed(String),
+}
+
 /// Verifies OIDC bearer tokens for one IdP; share one per gateway so its key cache and
 /// refresh rate limit are shared too.
 pub struct OidcVerifier {
     config: OidcConfig,
+    /// Checks the JWKS URL's port and IP literal before each fetch; `http`'s resolver and
+    /// redirect policy check the rest.
+    egress: Egress,
     http: reqwest::Client,
     /// Read on every verification; written only by the task holding `refresh`.
     keys: RwLock<Option<Arc<KeySet>>>,
@@ -129,13 +149,21 @@ pub struct OidcVerifier {
 }
 
 impl OidcVerifier {
-    pub fn new(config: OidcConfig) -> Self {
-        OidcVerifier {
+    /// A verifier whose JWKS fetches are held to the operator's egress `ceiling`. Fails only
+    /// when no HTTP client can be built (no TLS backend).
+    pub fn new(config: OidcConfig, ceiling: &EgressCeiling) -> Result<Self, String> {
+        let egress = Egress::new(ceiling);
+        let http = egress
+            .client(Redirects::Checked)
+            .build()
+            .map_err(|e| format!("the OIDC verifier's HTTP client: {e}"))?;
+        Ok(OidcVerifier {
             config,
-            http: reqwest::Client::new(),
+            egress,
+            http,
             keys: RwLock::new(None),
             refresh: Mutex::new(RefreshState::default()),
-        }
+        })
     }
 
     /// Verifies a compact JWS (the bearer token without `Bearer `) and maps its claims.
@@ -226,9 +254,14 @@ impl OidcVerifier {
         refresh.last_attempt = Some(Instant::now());
         let keys = match self.fetch_keys().await {
             Ok(keys) => keys,
-            Err(reason) => {
+            Err(FetchError::Refused(refusal)) => {
                 refresh.last_attempt_failed = true;
-                tracing::warn!(jwks_url = %self.config.jwks_url, %reason, "JWKS fetch failed");
+                return Err(egress_refused(&refusal));
+            }
+            Err(FetchError::Failed(reason)) => {
+                refresh.last_attempt_failed = true;
+                // Without the URL: a tenant's may carry a token.
+                tracing::warn!(issuer = %self.config.issuer, %reason, "JWKS fetch failed");
                 return Err(keys_unavailable());
             }
         };
@@ -241,22 +274,32 @@ impl OidcVerifier {
         found.ok_or_else(unknown_kid)
     }
 
-    async fn fetch_keys(&self) -> Result<HashMap<String, Arc<TrustedKey>>, String> {
+    async fn fetch_keys(&self) -> Result<HashMap<String, Arc<TrustedKey>>, FetchError> {
+        let url = Url::parse(&self.config.jwks_url)
+            .map_err(|_| FetchError::Failed("jwks_url is not a URL".into()))?;
+        // The resolver never sees an IP literal: its range and the port are checked here.
+        self.egress.check_url(&url).map_err(FetchError::Refused)?;
         let response = self
             .http
-            .get(&self.config.jwks_url)
+            .get(url)
             .timeout(JWKS_FETCH_TIMEOUT)
             .send()
             .await
-            .map_err(|e| format!("request failed: {e}"))?;
+            .map_err(|e| match Refusal::of(&e) {
+                Some(refusal) => FetchError::Refused(refusal.clone()),
+                None => FetchError::Failed(format!("request failed: {}", e.without_url())),
+            })?;
         let status = response.status();
         if status != reqwest::StatusCode::OK {
-            return Err(format!("answered HTTP {status}"));
+            return Err(FetchError::Failed(format!(
+                "answered {}xx",
+                status.as_u16() / 100
+            )));
         }
         let set: JwkSet = response
             .json()
             .await
-            .map_err(|e| format!("body is not a JWK set: {e}"))?;
+            .map_err(|_| FetchError::Failed("the answer is not a JWK set".into()))?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             let Some(kid) = jwk.common.key_id.as_deref() else {
@@ -384,6 +427,18 @@ fn keys_unavailable() -> Problem {
         "identity provider keys could not be fetched",
     )
     .with_retryable(true)
+}
+
+/// The egress guard refused the JWKS address: the config is at fault, not the token, and
+/// retrying changes nothing.
+fn egress_refused(refusal: &Refusal) -> Problem {
+    let detail = format!("the egress guard refuses jwks_url: {refusal}");
+    Problem::new(ErrorCode::EgressForbidden, detail.clone())
+        .with_errors(vec![FieldError {
+            pointer: "/jwks_url".into(),
+            detail,
+        }])
+        .with_retryable(false)
 }
 
 /// Why `jsonwebtoken` refused a token, in words a client can act on.

@@ -21,11 +21,24 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use switchyard_provider_ai::OpenAiFactory;
+use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::testkit::{Harness, TenantInstance};
-use switchyard_spi::{ErrorCode, HealthStatus};
+use switchyard_spi::{ErrorCode, HealthStatus, ProviderFactory, StartContext, TenantId};
 use tokio::net::TcpListener;
 
 const KEY: &str = "sk-test-5ecret-key-0123456789";
+
+/// The engine as an operator who opens loopback (where the stub listens) runs it.
+fn factory() -> Arc<OpenAiFactory> {
+    Arc::new(
+        OpenAiFactory::new().with_egress(&EgressCeiling {
+            allowed_networks: ["127.0.0.0/8", "::1/128"]
+                .map(|network| network.parse().unwrap())
+                .to_vec(),
+            allowed_ports: Vec::new(),
+        }),
+    )
+}
 
 /// What the stub saw of one request.
 #[derive(Debug, Clone)]
@@ -77,7 +90,7 @@ impl Stub {
 
     /// A tenant of `ai/openai` on this stub with the given models, the key resolved.
     async fn tenant(&self, chat_model: &str, embedding_model: &str) -> TenantInstance {
-        Harness::new(Arc::new(OpenAiFactory::new()))
+        Harness::new(factory())
             .tenant_with_config(
                 "acme",
                 json!({"base_url": self.base_url(), "api_key": KEY, "chat_model": chat_model,
@@ -241,7 +254,7 @@ async fn server_errors_map_to_stable_codes_and_never_show_the_key() {
             assert!(!format!("{err:?}").contains("5ecret"), "{model} {action}");
         }
     }
-    // Where the server's message is quoted, it is with the key cut out.
+    // The server's words are never quoted, only its status class.
     let err = stub
         .tenant("fail-400", "x")
         .await
@@ -250,11 +263,35 @@ async fn server_errors_map_to_stable_codes_and_never_show_the_key() {
             json!({"messages": [{"role": "user", "content": "hi"}]}),
         )
         .await;
-    assert!(
-        err.detail.contains("upstream says no; you sent Bearer ***"),
-        "{}",
-        err.detail
-    );
+    assert!(!err.detail.contains("upstream says no"), "{}", err.detail);
+    assert!(!err.detail.contains("400"), "{}", err.detail);
+    assert!(err.detail.contains("4xx"), "{}", err.detail);
+}
+
+#[tokio::test]
+async fn an_address_the_operator_did_not_open_is_refused_before_anything_is_sent() {
+    let stub = Stub::start().await;
+    let localhost = format!("http://localhost:{}/v1", stub.addr.port());
+    for base_url in [stub.base_url(), localhost] {
+        let Err(err) = OpenAiFactory::new()
+            .start(StartContext {
+                tenant: TenantId::parse("acme").unwrap(),
+                config: json!({"base_url": base_url, "api_key": KEY, "chat_model": "echo"}),
+            })
+            .await
+        else {
+            panic!("{base_url} was accepted without the operator opening loopback");
+        };
+        assert_eq!(err.code, ErrorCode::EgressForbidden, "{err:?}");
+        assert_eq!(err.errors[0].pointer, "/base_url");
+        assert!(!err.retryable);
+        assert!(
+            !err.detail.contains("/v1"),
+            "the URL is not quoted: {}",
+            err.detail
+        );
+    }
+    assert!(stub.seen().is_empty());
 }
 
 #[tokio::test]
@@ -272,7 +309,7 @@ async fn a_slow_server_is_a_timeout_and_a_missing_one_is_unavailable() {
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gone = format!("http://{}/v1", closed.local_addr().unwrap());
     drop(closed);
-    let acme = Harness::new(Arc::new(OpenAiFactory::new()))
+    let acme = Harness::new(factory())
         .tenant_with_config("acme", json!({"base_url": gone, "embedding_model": "e"}))
         .await;
     let err = acme.err("embed", json!({"texts": ["hi"]})).await;
@@ -283,18 +320,17 @@ async fn a_slow_server_is_a_timeout_and_a_missing_one_is_unavailable() {
 
 #[tokio::test]
 async fn an_unconfigured_tenant_is_told_what_to_configure() {
-    let acme = Harness::new(Arc::new(OpenAiFactory::new()))
-        .tenant("acme")
-        .await;
+    let acme = Harness::new(factory()).tenant("acme").await;
     let err = acme.err("embed", json!({"texts": ["hi"]})).await;
-    assert_eq!(err.code, ErrorCode::ProviderUnavailable);
+    assert_eq!(err.code, ErrorCode::ProviderNotConfigured);
+    assert_eq!(err.code.status(), 409);
     assert!(!err.retryable);
     assert!(err.detail.contains("base_url"), "{}", err.detail);
     assert_eq!(acme.provider.health().await.status, HealthStatus::Down);
 
     // A configured server without a chat model cannot chat, and says so.
     let stub = Stub::start().await;
-    let no_chat = Harness::new(Arc::new(OpenAiFactory::new()))
+    let no_chat = Harness::new(factory())
         .tenant_with_config("acme", json!({"base_url": stub.base_url()}))
         .await;
     let err = no_chat
@@ -303,6 +339,7 @@ async fn an_unconfigured_tenant_is_told_what_to_configure() {
             json!({"messages": [{"role": "user", "content": "hi"}]}),
         )
         .await;
+    assert_eq!(err.code, ErrorCode::ProviderNotConfigured);
     assert!(err.detail.contains("chat_model"), "{}", err.detail);
     assert!(stub.seen().is_empty());
 }
@@ -321,7 +358,7 @@ async fn health_asks_the_server_for_its_models() {
 }
 
 fn real_server() -> Harness {
-    Harness::new(Arc::new(OpenAiFactory::new()))
+    Harness::new(factory())
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ use switchyard_provider_db::SqliteFactory;
 use switchyard_provider_integration::WebhookFactory;
 use switchyard_runtime::{PlatformStore, Registry, Runtime, RuntimeClient};
 use switchyard_service_kit::testkit::{Caller, validators};
+use switchyard_spi::tenancy::EgressCeiling;
 
 pub const DB: &str = "db/sqlite";
 pub const TENANT: &str = "acme";
@@ -33,6 +34,14 @@ pub struct Platform {
     orders: Caller<OrdersService>,
     service: Arc<OrdersService>,
     _dir: tempfile::TempDir,
+}
+
+/// The operator's egress ceiling here: the test receivers listen on loopback.
+fn loopback() -> EgressCeiling {
+    EgressCeiling {
+        allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        allowed_ports: Vec::new(),
+    }
 }
 
 impl Platform {
@@ -54,7 +63,9 @@ impl Platform {
             .register(Arc::new(SqliteFactory::new(dir.path().join("db"))))
             .unwrap();
         registry
-            .register(Arc::new(WebhookFactory::new(dir.path().join("webhook"))))
+            .register(Arc::new(
+                WebhookFactory::new(dir.path().join("webhook")).with_egress(&loopback()),
+            ))
             .unwrap();
         registry.register(Arc::new(LocalAiFactory::new())).unwrap();
         registry

@@ -115,14 +115,14 @@ pub fn schema() -> Value {
         "type": "object",
         "additionalProperties": false,
         "anyOf": [
-            {"maxProperties": 0, "description": "Not configured: calls answer provider_unavailable."},
+            {"maxProperties": 0, "description": "Not configured: calls answer provider_not_configured."},
             {"required": ["base_url"]}
         ],
         "properties": {
             "base_url": {"type": "string", "pattern": "^https?://", "description": "The API's base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1."},
-            "api_key": {"type": "string", "pattern": "^secret://", "description": "A secret:// reference to the API key, sent as a bearer token; omit for servers that need none."},
-            "chat_model": model("The model chat uses, e.g. gpt-4o-mini; without it chat answers provider_unavailable."),
-            "embedding_model": model("The model embed uses, e.g. text-embedding-3-small; without it embed answers provider_unavailable."),
+            "api_key": {"type": "string", "pattern": "^secret://", "x-secret": true, "description": "A secret:// reference to the API key, sent as a bearer token; omit for servers that need none."},
+            "chat_model": model("The model chat uses, e.g. gpt-4o-mini; without it chat answers provider_not_configured."),
+            "embedding_model": model("The model embed uses, e.g. text-embedding-3-small; without it embed answers provider_not_configured."),
             "timeout_ms": {"type": "integer", "minimum": MIN_TIMEOUT_MS, "maximum": MAX_TIMEOUT_MS, "default": DEFAULT_TIMEOUT_MS, "description": "How long one request to the server may take."}
         }
     })

@@ -10,6 +10,8 @@ use reqwest::{Client, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchyard_contracts::domains;
+use switchyard_egress::{Egress, Redirects, Refusal};
+use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
     CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
     ProviderDescriptor, ProviderError, ProviderFactory, StartContext, parse_params, to_result,
@@ -23,12 +25,15 @@ const UNCONFIGURED: &str = "ai/openai is not configured for this tenant: configu
 /// How long health waits for the server's model list.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The most of a server's error message an answer quotes.
-const MAX_DETAIL_CHARS: usize = 500;
+/// The config field every egress refusal points at: the only address the tenant gives.
+const BASE_URL: &str = "/base_url";
 
 /// Describes the engine. Each tenant's instance holds its own server, key and HTTP client.
 pub struct OpenAiFactory {
     descriptor: ProviderDescriptor,
+    /// The operator's egress ceiling every tenant's `base_url` (and each redirect from it) is
+    /// held to.
+    egress: Egress,
 }
 
 impl Default for OpenAiFactory {
@@ -51,7 +56,15 @@ impl OpenAiFactory {
                 config_schema: config::schema(),
                 actions: domains::actions_named("ai", &["chat", "embed"]),
             },
+            egress: Egress::default(),
         }
+    }
+
+    /// Holds every tenant's server to the operator's egress ceiling (by default: no loopback,
+    /// private or link-local address).
+    pub fn with_egress(mut self, ceiling: &EgressCeiling) -> Self {
+        self.egress = Egress::new(ceiling);
+        self
     }
 }
 
@@ -65,7 +78,16 @@ impl ProviderFactory for OpenAiFactory {
         let server = match config::parse(ctx.config)? {
             None => None,
             Some(config) => {
-                let client = Client::builder()
+                // Refused at configure, before the tenant's key is ever sent: a server whose
+                // address the operator does not allow. The client's resolver checks again at
+                // connect time, and every redirect hop is checked like the first.
+                self.egress
+                    .vet_url(&config.base_url)
+                    .await
+                    .map_err(|refusal| refusal.at(BASE_URL))?;
+                let client = self
+                    .egress
+                    .client(Redirects::Checked)
                     .timeout(config.timeout)
                     .user_agent(concat!("switchyard-ai/", env!("CARGO_PKG_VERSION")))
                     .build()
@@ -156,7 +178,7 @@ impl Provider for OpenAi {
         let server = self
             .server
             .as_ref()
-            .ok_or_else(|| ProviderError::unavailable(UNCONFIGURED).with_retryable(false))?;
+            .ok_or_else(|| ProviderError::new(ErrorCode::ProviderNotConfigured, UNCONFIGURED))?;
         match call.action.as_str() {
             "chat" => server.chat(parse_params(call.params)?).await,
             "embed" => server.embed(parse_params(call.params)?).await,
@@ -194,8 +216,11 @@ impl Provider for OpenAi {
 impl Server {
     fn model<'a>(&self, model: &'a Option<String>, field: &str) -> Result<&'a str, ProviderError> {
         model.as_deref().ok_or_else(|| {
-            ProviderError::unavailable(format!("ai/openai has no {field} in this tenant's config"))
-                .with_retryable(false)
+            ProviderError::field(
+                ErrorCode::ProviderNotConfigured,
+                &format!("/{field}"),
+                format!("ai/openai has no {field} in this tenant's config"),
+            )
         })
     }
 
@@ -260,8 +285,7 @@ impl Server {
         if status.is_success() {
             Ok(())
         } else {
-            let body = response.text().await.unwrap_or_default();
-            Err(self.status_error(status, &body))
+            Err(status_error(status))
         }
     }
 
@@ -279,10 +303,11 @@ impl Server {
         let status = response.status();
         let text = response.text().await.map_err(|e| self.transport_error(e))?;
         if !status.is_success() {
-            return Err(self.status_error(status, &text));
+            return Err(status_error(status));
         }
+        // The parser's message would quote the answer: it is not the tenant's to read.
         serde_json::from_str(&text)
-            .map_err(|e| off_contract(&format!("an answer that is not OpenAI's shape ({e})")))
+            .map_err(|_| off_contract("an answer that is not OpenAI's shape"))
     }
 
     fn url(&self, path: &str) -> String {
@@ -299,85 +324,60 @@ impl Server {
         }
     }
 
-    /// No answer: the server is down, unreachable or too slow.
+    /// No answer: the guard refused the address, or the server is down, unreachable or too
+    /// slow. Says which, never why in the remote's or the resolver's words (they could tell
+    /// the tenant about hosts it cannot reach).
     fn transport_error(&self, error: reqwest::Error) -> ProviderError {
         let error = error.without_url();
+        if let Some(refusal) = Refusal::of(&error) {
+            return refusal.at(BASE_URL);
+        }
         if error.is_timeout() {
-            ProviderError::new(
+            return ProviderError::new(
                 ErrorCode::Timeout,
                 format!(
                     "the AI server did not answer within {} ms",
                     self.config.timeout.as_millis()
                 ),
-            )
+            );
+        }
+        tracing::warn!(error = %error, "ai/openai server unreachable");
+        ProviderError::unavailable(if error.is_connect() {
+            "the AI server is unreachable: could not connect"
         } else {
-            tracing::warn!(error = %error, "ai/openai server unreachable");
-            ProviderError::unavailable(format!(
-                "the AI server is unreachable: {}",
-                self.redact(&innermost(&error))
-            ))
-        }
+            "the AI server is unreachable: the request failed"
+        })
     }
+}
 
-    /// A non-2xx answer, mapped to a stable code:
-    /// 401/403 → `provider_unavailable`, not retryable (the configured key is refused; the
-    /// server's own message is not quoted, it may echo part of the key);
-    /// 429 → `rate_limited`, retryable; 5xx → `provider_unavailable`, retryable;
-    /// any other 4xx → `params_invalid` with the server's message (too long a prompt, …).
-    fn status_error(&self, status: StatusCode, body: &str) -> ProviderError {
-        match status.as_u16() {
-            401 | 403 => ProviderError::unavailable(format!(
-                "the AI server refused this tenant's API key ({status}); check api_key"
-            ))
+/// A non-2xx answer, mapped to a stable code by its status; the detail names the status class
+/// only, never the server's words (the server is the tenant's, but what answers at an address
+/// is not the tenant's to learn through the platform):
+/// 401/403 → `provider_unavailable`, not retryable (the configured key is refused);
+/// 429 → `rate_limited`, retryable; 5xx → `provider_unavailable`, retryable;
+/// any other 4xx → `params_invalid` (too long a prompt, an unknown model, …);
+/// 3xx (a redirect past the hops followed) → `provider_unavailable`, not retryable.
+fn status_error(status: StatusCode) -> ProviderError {
+    let class = format!("{}xx", status.as_u16() / 100);
+    match status.as_u16() {
+        401 | 403 => ProviderError::unavailable(format!(
+            "the AI server answered {class}: it refused this tenant's API key; check api_key"
+        ))
+        .with_retryable(false),
+        429 => ProviderError::new(
+            ErrorCode::RateLimited,
+            format!("the AI server answered {class}: it is rate limiting this tenant"),
+        ),
+        500..=599 => ProviderError::unavailable(format!("the AI server answered {class}")),
+        400..=499 => ProviderError::new(
+            ErrorCode::ParamsInvalid,
+            format!("the AI server answered {class}: it refused the request"),
+        ),
+        _ => ProviderError::unavailable(format!("the AI server answered {class}; check base_url"))
             .with_retryable(false),
-            429 => ProviderError::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "the AI server is rate limiting this tenant ({status}): {}",
-                    self.server_message(body)
-                ),
-            ),
-            500..=599 => ProviderError::unavailable(format!(
-                "the AI server failed ({status}): {}",
-                self.server_message(body)
-            )),
-            _ => ProviderError::new(
-                ErrorCode::ParamsInvalid,
-                format!(
-                    "the AI server refused the request ({status}): {}",
-                    self.server_message(body)
-                ),
-            ),
-        }
-    }
-
-    /// OpenAI's `{"error": {"message"}}`, shortened and with the key removed; nothing of a
-    /// body of any other shape, which might be anything (an HTML page, another service).
-    fn server_message(&self, body: &str) -> String {
-        let message = serde_json::from_str::<Value>(body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| "no error message".into());
-        let short: String = message.chars().take(MAX_DETAIL_CHARS).collect();
-        self.redact(&short)
-    }
-
-    fn redact(&self, text: &str) -> String {
-        match &self.config.api_key {
-            Some(key) if !key.expose().is_empty() => text.replace(key.expose(), "***"),
-            _ => text.to_owned(),
-        }
     }
 }
 
 fn off_contract(what: &str) -> ProviderError {
     ProviderError::unavailable(format!("the AI server answered {what}")).with_retryable(false)
-}
-
-fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    cause.to_string()
 }

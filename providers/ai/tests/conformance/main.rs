@@ -52,7 +52,17 @@ fn local() -> Engine {
 fn openai() -> Engine {
     Engine {
         name: "ai/openai",
-        harness: Harness::new(Arc::new(switchyard_provider_ai::OpenAiFactory::new())),
+        // The operator of these tests opens loopback, where a local server usually listens.
+        harness: Harness::new(Arc::new(
+            switchyard_provider_ai::OpenAiFactory::new().with_egress(
+                &switchyard_spi::tenancy::EgressCeiling {
+                    allowed_networks: ["127.0.0.0/8", "::1/128"]
+                        .map(|network| network.parse().unwrap())
+                        .to_vec(),
+                    allowed_ports: Vec::new(),
+                },
+            ),
+        )),
         config: server::config(),
     }
 }

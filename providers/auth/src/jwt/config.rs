@@ -2,6 +2,7 @@
 //! [`OidcConfig`] format, so a tenant configures token verification once and the gateway and
 //! this provider read it the same way.
 
+use reqwest::Url;
 use serde_json::{Value, json};
 use switchyard_gateway::filters::oidc::OidcConfig;
 use switchyard_spi::{ErrorCode, ProviderError};
@@ -16,6 +17,20 @@ pub fn parse(config: Value) -> Result<Option<OidcConfig>, ProviderError> {
     serde_json::from_value(config)
         .map(Some)
         .map_err(|e| ProviderError::new(ErrorCode::ConfigInvalid, e.to_string()))
+}
+
+/// The config's `jwks_url` as a URL; anything else is `config_invalid` at `/jwks_url`.
+pub fn jwks_url(config: &OidcConfig) -> Result<Url, ProviderError> {
+    Url::parse(&config.jwks_url)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+        .ok_or_else(|| {
+            ProviderError::field(
+                ErrorCode::ConfigInvalid,
+                "/jwks_url",
+                "must be an http:// or https:// URL",
+            )
+        })
 }
 
 pub fn schema() -> Value {

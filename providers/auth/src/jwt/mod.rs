@@ -8,8 +8,10 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchyard_contracts::domains;
+use switchyard_egress::Egress;
 use switchyard_gateway::filters::authenticate::Identity;
 use switchyard_gateway::filters::oidc::OidcVerifier;
+use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
     CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
     ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
@@ -23,6 +25,9 @@ const UNCONFIGURED: &str =
 /// tenant trusts its own identity provider.
 pub struct JwtFactory {
     descriptor: ProviderDescriptor,
+    /// The operator's egress ceiling: a tenant's `jwks_url` is the tenant's to choose, so its
+    /// fetches must not reach the platform's own network.
+    egress: EgressCeiling,
 }
 
 impl Default for JwtFactory {
@@ -44,7 +49,15 @@ impl JwtFactory {
                 config_schema: config::schema(),
                 actions: domains::actions_named("auth", &["verify", "introspect"]),
             },
+            egress: EgressCeiling::default(),
         }
+    }
+
+    /// Holds every tenant's JWKS fetches to the operator's egress ceiling (by default: no
+    /// loopback, private or link-local address).
+    pub fn with_egress(mut self, ceiling: &EgressCeiling) -> Self {
+        self.egress = ceiling.clone();
+        self
     }
 }
 
@@ -55,10 +68,23 @@ impl ProviderFactory for JwtFactory {
     }
 
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
-        let idp = config::parse(ctx.config)?.map(|config| Idp {
-            issuer: config.issuer.clone(),
-            verifier: OidcVerifier::new(config),
-        });
+        let idp = match config::parse(ctx.config)? {
+            None => None,
+            Some(config) => {
+                // Refused at configure: a key server whose address the operator does not
+                // allow. The verifier's client checks again on every fetch.
+                let url = config::jwks_url(&config)?;
+                Egress::new(&self.egress)
+                    .vet_url(&url)
+                    .await
+                    .map_err(|refusal| refusal.at("/jwks_url"))?;
+                Some(Idp {
+                    issuer: config.issuer.clone(),
+                    verifier: OidcVerifier::new(config, &self.egress)
+                        .map_err(ProviderError::internal)?,
+                })
+            }
+        };
         Ok(Arc::new(JwtVerifier {
             tenant: ctx.tenant,
             idp,
@@ -115,6 +141,16 @@ impl JwtVerifier {
                     code: problem.code,
                     detail: problem.detail,
                 });
+            }
+            // The key server's address became one the egress guard refuses (its DNS answer
+            // changed since configure): the tenant's config is at fault.
+            Err(problem) if problem.code == ErrorCode::EgressForbidden => {
+                return Err(ProviderError::field(
+                    ErrorCode::EgressForbidden,
+                    "/jwks_url",
+                    problem.detail,
+                )
+                .with_retryable(false));
             }
             // The only other failure is the identity provider's keys being out of reach: an
             // outage of this provider's dependency, which the caller may retry.

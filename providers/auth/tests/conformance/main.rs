@@ -9,6 +9,7 @@ use std::sync::{Arc, LazyLock};
 use serde_json::{Value, json};
 use switchyard_policy::{Bundle, PolicyEngine, build_bundle};
 use switchyard_provider_auth::{JwtFactory, OpaFactory, PolicySource};
+use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::testkit::{Harness, TenantInstance};
 
 mod evaluate;
@@ -39,7 +40,11 @@ impl TokenEngine {
 fn token_engines() -> Vec<TokenEngine> {
     vec![TokenEngine {
         name: "auth/jwt",
-        harness: Harness::new(Arc::new(JwtFactory::new())),
+        // The operator of these tests opens loopback, where the test identity providers listen.
+        harness: Harness::new(Arc::new(JwtFactory::new().with_egress(&EgressCeiling {
+            allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
+            allowed_ports: Vec::new(),
+        }))),
         trusting: |idp| json!({"issuer": idp.issuer, "audience": idp.audience, "jwks_url": idp.jwks_url}),
     }]
 }

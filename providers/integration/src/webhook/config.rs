@@ -70,9 +70,10 @@ impl fmt::Debug for Endpoint {
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
     pub endpoints: BTreeMap<String, Endpoint>,
-    /// Networks exempt from the SSRF guard, e.g. `10.20.0.0/16` for a receiver on the
-    /// tenant's own private network.
-    pub allowed_networks: Vec<IpNet>,
+    /// The forbidden networks (loopback, private, …) endpoints may reach, e.g. `10.20.0.0/16`
+    /// for a receiver on the tenant's own private network; each must lie inside the
+    /// operator's `[tenancy.egress] allowed_networks`. `None`: all the operator allows.
+    pub allowed_networks: Option<Vec<IpNet>>,
     pub max_attempts: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
@@ -96,7 +97,7 @@ struct RawConfig {
     #[serde(default)]
     endpoints: BTreeMap<String, RawEndpoint>,
     #[serde(default)]
-    allowed_networks: Vec<String>,
+    allowed_networks: Option<Vec<String>>,
     #[serde(default = "default_max_attempts")]
     max_attempts: u32,
     #[serde(default = "default_initial_backoff_ms")]
@@ -157,17 +158,21 @@ impl WebhookConfig {
         }
         let allowed_networks = raw
             .allowed_networks
-            .iter()
-            .enumerate()
-            .map(|(i, network)| {
-                network.parse::<IpNet>().map_err(|_| {
-                    invalid(
-                        &format!("/allowed_networks/{i}"),
-                        format!("{network:?} is not a CIDR network such as 10.0.0.0/8"),
-                    )
-                })
+            .map(|networks| {
+                networks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, network)| {
+                        network.parse::<IpNet>().map_err(|_| {
+                            invalid(
+                                &format!("/allowed_networks/{i}"),
+                                format!("{network:?} is not a CIDR network such as 10.0.0.0/8"),
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()
             })
-            .collect::<Result<_, _>>()?;
+            .transpose()?;
         let ms = |value: u64, min: u64, max: u64, pointer: &str| {
             if (min..=max).contains(&value) {
                 Ok(Duration::from_millis(value))
@@ -274,14 +279,14 @@ pub fn schema() -> Value {
                     "type": "object", "required": ["url", "secret"], "additionalProperties": false,
                     "properties": {
                         "url": {"type": "string", "pattern": "^(https?|secret)://", "description": "The receiver's http(s) URL, or a secret:// reference to it when it carries a token."},
-                        "secret": {"type": "string", "pattern": "^secret://", "description": "A secret:// reference to the endpoint's Standard Webhooks signing secret (whsec_ + base64 of 24 to 64 bytes)."}
+                        "secret": {"type": "string", "pattern": "^secret://", "x-secret": true, "description": "A secret:// reference to the endpoint's Standard Webhooks signing secret (whsec_ + base64 of 24 to 64 bytes)."}
                     }
                 }
             },
             "allowed_networks": {
                 "type": "array", "maxItems": 64,
                 "items": {"type": "string", "pattern": "^[0-9a-fA-F.:]+/[0-9]{1,3}$"},
-                "description": "CIDR networks endpoints may reach although the SSRF guard refuses them (loopback, private, link-local, …)."
+                "description": "Narrows the forbidden networks (loopback, private, link-local, …) endpoints may reach to these CIDR networks, each inside the operator's [tenancy.egress] allowed_networks (else egress_forbidden). Absent: every network the operator allows."
             },
             "max_attempts": {"type": "integer", "minimum": 1, "maximum": MAX_MAX_ATTEMPTS, "default": DEFAULT_MAX_ATTEMPTS, "description": "HTTP requests per trigger or redeliver before the message is dead-lettered."},
             "initial_backoff_ms": ms(1, 60_000, DEFAULT_INITIAL_BACKOFF_MS, "Wait before the first retry; doubles on each retry, plus random jitter of up to the same again."),
@@ -375,7 +380,7 @@ mod tests {
             json!({"allowed_networks": ["127.0.0.0/8", "::1/128"], "max_attempts": 3}),
         )
         .unwrap();
-        assert_eq!(config.allowed_networks.len(), 2);
+        assert_eq!(config.allowed_networks.map(|n| n.len()), Some(2));
         assert_eq!(config.max_attempts, 3);
     }
 

@@ -2,7 +2,6 @@
 
 mod config;
 mod delivery;
-mod guard;
 mod store;
 
 use std::collections::HashMap;
@@ -12,10 +11,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use reqwest::Client;
-use reqwest::redirect::Policy;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchyard_contracts::domains;
+use switchyard_egress::{Egress, Redirects};
+use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
     CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
     ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
@@ -27,7 +27,6 @@ use tokio::sync::OnceCell;
 
 use config::{Endpoint, WebhookConfig};
 use delivery::{Budget, Report};
-use guard::{Guard, GuardedResolver};
 use store::{Inserted, Message, NewMessage, State, Store};
 
 /// The largest payload, as JSON text. Receivers commonly refuse bodies past 1 MiB, and every
@@ -46,6 +45,8 @@ pub struct WebhookFactory {
     /// A cell per tenant, so opening one tenant's store does not hold up the others, and a
     /// failed open leaves the cell empty for the next start to retry.
     stores: Mutex<HashMap<TenantId, Arc<OnceCell<Arc<Store>>>>>,
+    /// The operator's egress ceiling; a tenant's `allowed_networks` may only narrow it.
+    egress: Egress,
 }
 
 impl WebhookFactory {
@@ -79,7 +80,15 @@ impl WebhookFactory {
                 actions: domains::actions("integration"),
             },
             stores: Mutex::new(HashMap::new()),
+            egress: Egress::default(),
         }
+    }
+
+    /// Holds every tenant's deliveries to the operator's egress ceiling (by default: no
+    /// loopback, private or link-local receivers).
+    pub fn with_egress(mut self, ceiling: &EgressCeiling) -> Self {
+        self.egress = Egress::new(ceiling);
+        self
     }
 
     async fn store(&self, tenant: &TenantId) -> Result<Arc<Store>, ProviderError> {
@@ -110,37 +119,37 @@ impl ProviderFactory for WebhookFactory {
 
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
         let config = WebhookConfig::from_value(ctx.config)?;
-        let guard = Guard::new(config.allowed_networks.clone());
-        // An IP-literal URL the guard refuses can never be delivered to: refuse it now, when
-        // the tenant configures it, rather than on every trigger.
+        let egress = match &config.allowed_networks {
+            Some(networks) => self.egress.narrowed(networks, "/allowed_networks")?,
+            None => self.egress.clone(),
+        };
+        // A URL whose port or IP literal the guard refuses can never be delivered to: refuse
+        // it now, when the tenant configures it, rather than on every trigger.
         for (name, endpoint) in &config.endpoints {
-            guard
-                .check_literal(&endpoint.url)
-                .map_err(|refusal| guard::refused(name, &refusal))?;
+            egress
+                .check_url(&endpoint.url)
+                .map_err(|refusal| refusal.at(&url_pointer(name)))?;
         }
-        let client = Client::builder()
-            // A proxy from the environment would connect on the guard's behalf, to addresses
-            // it never saw; a redirect would lead to an address it never checked.
-            .no_proxy()
-            .redirect(Policy::none())
-            .dns_resolver(Arc::new(GuardedResolver::new(guard.clone())))
+        // No redirects: a delivery is signed for the receiver the tenant configured.
+        let client = egress
+            .client(Redirects::None)
             .user_agent(concat!("switchyard-webhook/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ProviderError::internal(format!("HTTP client: {e}")))?;
         let store = self.store(&ctx.tenant).await?;
         Ok(Arc::new(Webhook {
             config,
-            guard,
+            egress,
             client,
             store,
         }))
     }
 }
 
-/// One tenant's instance: its endpoints and guard; the store belongs to the factory.
+/// One tenant's instance: its endpoints and egress guard; the store belongs to the factory.
 struct Webhook {
     config: WebhookConfig,
-    guard: Guard,
+    egress: Egress,
     client: Client,
     store: Arc<Store>,
 }
@@ -254,6 +263,15 @@ impl Webhook {
         self.config.endpoints.get(name)
     }
 
+    /// Every address the endpoint's host resolves to now. The client's resolver checks again
+    /// at connect time; this check answers `egress_forbidden` before anything is stored.
+    async fn vet(&self, endpoint: &Endpoint, name: &str) -> Result<(), ProviderError> {
+        self.egress
+            .vet_url(&endpoint.url)
+            .await
+            .map_err(|refusal| refusal.at(&url_pointer(name)))
+    }
+
     async fn trigger(
         &self,
         ctx: &CallContext,
@@ -281,7 +299,7 @@ impl Webhook {
                 ),
             ));
         }
-        self.guard.vet(&endpoint.url, &p.endpoint).await?;
+        self.vet(endpoint, &p.endpoint).await?;
         let now = now_ms();
         let retention = i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX);
         if let Err(e) = self
@@ -392,8 +410,7 @@ impl Webhook {
                 ),
             )),
             Some(endpoint) => self
-                .guard
-                .vet(&endpoint.url, &message.endpoint)
+                .vet(endpoint, &message.endpoint)
                 .await
                 .map(|()| endpoint.clone()),
         };
@@ -471,6 +488,11 @@ fn replay(previous: Message, p: &TriggerParams) -> Result<Delivery, ProviderErro
         ));
     }
     Ok(Delivery::of(previous, true))
+}
+
+/// The config field of an endpoint's URL, which a refusal points at.
+fn url_pointer(endpoint: &str) -> String {
+    format!("/endpoints/{endpoint}/url")
 }
 
 fn now_ms() -> i64 {

@@ -23,6 +23,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use switchyard_provider_integration::WebhookFactory;
 use switchyard_spi::ProviderFactory;
+use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::testkit::{Harness, TenantInstance};
 use tempfile::TempDir;
 
@@ -36,8 +37,19 @@ fn webhook() -> Engine {
     let root = dir.path().to_path_buf();
     Engine {
         name: "integration/webhook",
-        open: Box::new(move || Arc::new(WebhookFactory::new(root.clone()))),
+        open: Box::new(move || Arc::new(WebhookFactory::new(root.clone()).with_egress(&ceiling()))),
         storage: dir,
+    }
+}
+
+/// The operator's egress ceiling in these tests: loopback, where the receivers listen, and
+/// one private network a tenant may narrow to.
+fn ceiling() -> EgressCeiling {
+    EgressCeiling {
+        allowed_networks: ["127.0.0.0/8", "::1/128", "10.20.0.0/16"]
+            .map(|network| network.parse().unwrap())
+            .to_vec(),
+        allowed_ports: Vec::new(),
     }
 }
 

@@ -1,7 +1,9 @@
-//! The SSRF guard: without an allowlist, endpoints on loopback, private, link-local or
-//! metadata addresses are refused with `config_invalid` — IP literals when configured,
-//! hostnames when triggered — and nothing is sent or stored. No request ever leaves for the
-//! refused addresses: the refusals come before any connection.
+//! The egress guard: endpoints on loopback, private, link-local or metadata addresses that
+//! neither the operator's ceiling nor the tenant's narrower `allowed_networks` open are refused
+//! with `egress_forbidden` — IP literals when configured, hostnames when triggered — and
+//! nothing is sent or stored. No request ever leaves for the refused addresses: the refusals
+//! come before any connection. A tenant's `allowed_networks` outside the operator's ceiling is
+//! refused itself.
 
 use serde_json::{Value, json};
 use switchyard_spi::{ErrorCode, ProviderError, StartContext, TenantId};
@@ -37,11 +39,15 @@ async fn internal_ip_literals_are_refused_when_configured() {
             ("http://[fd00:ec2::254]/t0ken", "fd00:ec2::254"),
             ("http://[::ffff:127.0.0.1]/t0ken", "::ffff:127.0.0.1"),
         ] {
-            let unguarded = json!({"endpoints": {"hook": {"url": url, "secret": secret(1)}}});
+            // The tenant narrows the operator's ceiling (which opens loopback) to nothing.
+            let unguarded = json!({
+                "endpoints": {"hook": {"url": url, "secret": secret(1)}},
+                "allowed_networks": []
+            });
             let err = start(&engine, unguarded)
                 .await
                 .expect_err("an internal address must be refused");
-            assert_eq!(err.code, ErrorCode::ConfigInvalid, "{name}: {url}");
+            assert_eq!(err.code, ErrorCode::EgressForbidden, "{name}: {url}");
             assert_eq!(
                 err.errors[0].pointer, "/endpoints/hook/url",
                 "{name}: {url}"
@@ -74,12 +80,40 @@ async fn allowlisting_is_per_network() {
             "allowed_networks": ["10.20.0.0/16"]
         });
         let err = start(&engine, elsewhere).await.unwrap_err();
-        assert_eq!(err.code, ErrorCode::ConfigInvalid, "{name}");
+        assert_eq!(err.code, ErrorCode::EgressForbidden, "{name}");
+        assert_eq!(err.errors[0].pointer, "/endpoints/hook/url", "{name}");
         let metadata = json!({
             "endpoints": {"hook": {"url": "http://169.254.169.254/", "secret": secret(1)}},
             "allowed_networks": ["127.0.0.0/8", "10.0.0.0/8"]
         });
         assert!(start(&engine, metadata).await.is_err(), "{name}");
+        // Without allowed_networks the tenant gets the operator's ceiling: loopback.
+        let ceiling =
+            json!({"endpoints": {"hook": {"url": "http://127.0.0.1:9/in", "secret": secret(1)}}});
+        assert_eq!(start(&engine, ceiling).await, Ok(()), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_cannot_widen_the_operators_ceiling() {
+    for engine in engines() {
+        let name = engine.name;
+        for (networks, index) in [
+            (json!(["0.0.0.0/0"]), 0),
+            (json!(["::/0"]), 0),
+            (json!(["10.20.0.0/16", "10.0.0.0/8"]), 1),
+            (json!(["169.254.169.254/32"]), 0),
+        ] {
+            let err = start(&engine, json!({"allowed_networks": networks}))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code, ErrorCode::EgressForbidden, "{name}: {networks}");
+            assert_eq!(
+                err.errors[0].pointer,
+                format!("/allowed_networks/{index}"),
+                "{name}: {networks}"
+            );
+        }
     }
 }
 
@@ -102,7 +136,7 @@ async fn a_hostname_resolving_to_loopback_is_refused_unsent_and_unstored() {
                 json!({"endpoint": "hook", "event_type": "x", "payload": {}, "idempotency_key": "k"}),
             )
             .await;
-        assert_eq!(err.code, ErrorCode::ConfigInvalid, "{name}: {err:?}");
+        assert_eq!(err.code, ErrorCode::EgressForbidden, "{name}: {err:?}");
         assert_eq!(err.errors[0].pointer, "/endpoints/hook/url", "{name}");
         assert!(err.detail.contains("loopback"), "{name}: {}", err.detail);
         assert!(receiver.requests().is_empty(), "{name}: nothing was sent");
