@@ -13,8 +13,9 @@ pub struct StoredConfig {
 }
 
 impl PlatformStore {
-    /// Appends a new version and returns it. Versions only grow, so an auditor can see every
-    /// config a tenant ever ran with.
+    /// Appends a new version and returns it. Version numbers only grow; of the versions, the
+    /// newest `config_versions_kept` (the operator's quota) stay for an auditor and older ones
+    /// are deleted, so a tenant saving configs in a loop cannot grow the store without bound.
     ///
     /// On PostgreSQL two replicas saving the same provider's config at once both read the same
     /// highest version, and the later insert fails on the primary key; it is retried, and then
@@ -52,8 +53,19 @@ impl PlatformStore {
                 other => break other?,
             }
         };
+        let version: i64 = row.try_get("version")?;
+        sqlx::query(
+            "DELETE FROM provider_configs
+              WHERE tenant_id = $1 AND domain = $2 AND name = $3 AND version <= $4",
+        )
+        .bind(tenant.as_str())
+        .bind(domain)
+        .bind(name)
+        .bind(version.saturating_sub(self.quotas.config_versions_kept))
+        .execute(&self.pool)
+        .await?;
         Ok(StoredConfig {
-            version: row.try_get("version")?,
+            version,
             values: values.clone(),
             updated_at,
         })

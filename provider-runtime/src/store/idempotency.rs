@@ -4,6 +4,14 @@
 //! `in_flight` while the first request runs, under a lease so a gateway that dies mid-request
 //! does not block the key forever, and `done` once its response is stored. Times come from the
 //! caller (Unix milliseconds), which keeps every rule here testable without sleeping.
+//!
+//! What a tenant's live records hold is bounded by the operator's
+//! `idempotency_bytes_per_tenant`: a new request from a tenant at its quota is refused before
+//! it runs ([`Begin::QuotaExceeded`]), rather than run without a record, because a request the
+//! client protected with a key must never silently lose the protection (a retry would run it
+//! twice). A request once admitted keeps its record even if its response takes the tenant past
+//! the quota, so the quota is exceeded by at most the responses in flight, each bounded by the
+//! gateway's `max_stored_body_bytes`.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -30,7 +38,13 @@ pub enum Begin {
     InFlight,
     /// The key was used with a different request.
     KeyReused,
+    /// The tenant's live records already hold its quota: a new request is not admitted.
+    QuotaExceeded,
 }
+
+/// What a record costs its tenant besides its response body: the key, the fingerprint,
+/// headers and the row itself. An estimate, so many records with empty bodies are bounded too.
+const RECORD_OVERHEAD: i64 = 256;
 
 impl PlatformStore {
     /// Claims the key for this request or says why not.
@@ -80,7 +94,7 @@ impl PlatformStore {
         .fetch_optional(&mut *tx)
         .await?;
         let oldest_live_ms = now_ms.saturating_sub(retention_ms);
-        let begin = match row {
+        let mut begin = match row {
             Some(row) if row.try_get::<i64, _>("created_at_ms")? >= oldest_live_ms => {
                 let stored: Vec<u8> = row.try_get("fingerprint")?;
                 let state: String = row.try_get("state")?;
@@ -96,6 +110,14 @@ impl PlatformStore {
             }
             _ => Begin::Proceed,
         };
+        if begin == Begin::Proceed
+            && self
+                .idempotency_bytes(&mut tx, tenant, oldest_live_ms)
+                .await?
+                >= self.quotas.idempotency_bytes_per_tenant
+        {
+            begin = Begin::QuotaExceeded;
+        }
         if begin == Begin::Proceed {
             sqlx::query(
                 "INSERT INTO idempotency_records
@@ -116,6 +138,25 @@ impl PlatformStore {
         }
         tx.commit().await?;
         Ok(begin)
+    }
+
+    /// What the tenant's live records (created at or after `oldest_live_ms`) hold.
+    async fn idempotency_bytes(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        tenant: &TenantId,
+        oldest_live_ms: i64,
+    ) -> Result<i64, StoreError> {
+        // SUM of bigints is numeric on PostgreSQL: cast back, so both backends answer an i64.
+        let used: i64 = sqlx::query_scalar(&format!(
+            "SELECT CAST(COALESCE(SUM(COALESCE(LENGTH(body), 0) + {RECORD_OVERHEAD}), 0) AS BIGINT)
+               FROM idempotency_records WHERE tenant_id = $1 AND created_at_ms >= $2"
+        ))
+        .bind(tenant.as_str())
+        .bind(oldest_live_ms)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(used)
     }
 
     /// Stores the response of a request that proceeded, for replay.

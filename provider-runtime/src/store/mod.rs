@@ -22,6 +22,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor};
+use switchyard_spi::tenancy::Quotas;
 
 pub use certifications::Certification;
 pub use configs::StoredConfig;
@@ -47,6 +48,26 @@ pub enum StoreError {
 pub struct PlatformStore {
     pool: AnyPool,
     backend: Backend,
+    quotas: StoreQuotas,
+}
+
+/// What the store keeps per tenant at most: the operator's `[tenancy.quotas]` on rows a
+/// tenant can make the store write. Held in the store, so every gateway and runtime path that
+/// writes them is bound alike.
+#[derive(Debug, Clone, Copy)]
+struct StoreQuotas {
+    idempotency_bytes_per_tenant: i64,
+    config_versions_kept: i64,
+}
+
+impl From<&Quotas> for StoreQuotas {
+    fn from(quotas: &Quotas) -> Self {
+        StoreQuotas {
+            idempotency_bytes_per_tenant: i64::try_from(quotas.idempotency_bytes_per_tenant.get())
+                .unwrap_or(i64::MAX),
+            config_versions_kept: quotas.config_versions_kept.get().into(),
+        }
+    }
 }
 
 /// Which server the pool talks to, for the few places where the two must differ.
@@ -110,6 +131,13 @@ impl PlatformStore {
         }
     }
 
+    /// Holds every tenant to the operator's quotas on idempotency records and config versions
+    /// (a store opened without this has the defaults).
+    pub fn with_quotas(mut self, quotas: &Quotas) -> Self {
+        self.quotas = quotas.into();
+        self
+    }
+
     async fn start(backend: Backend, options: AnyConnectOptions) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let pool = match backend {
@@ -128,7 +156,11 @@ impl PlatformStore {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(PlatformStore { pool, backend })
+        Ok(PlatformStore {
+            pool,
+            backend,
+            quotas: (&Quotas::default()).into(),
+        })
     }
 }
 

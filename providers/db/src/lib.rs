@@ -27,6 +27,7 @@ mod siloed;
 mod sql;
 pub mod sqlite;
 
+pub use limits::hold_to;
 pub use mssql::MssqlFactory;
 pub use mysql::MysqlFactory;
 pub use postgres::{PostgresFactory, PostgresSettings};

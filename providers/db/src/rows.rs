@@ -8,6 +8,7 @@ use sqlx::{Column, ColumnIndex, Database, Executor, IntoArguments, Row};
 use switchyard_spi::{ErrorCode, ProviderError};
 
 use crate::contract::ColumnInfo;
+use crate::limits::ResultBudget;
 
 /// What [`read`] kept of a result.
 pub(crate) struct Rows {
@@ -27,7 +28,8 @@ pub(crate) struct Reader<R> {
 
 /// Runs `query` on `conn`, streaming its rows and keeping at most `cap`. Reading stops at
 /// `cap + 1`, so a huge result costs no more memory than the cap: the extra row only tells
-/// that the result is truncated.
+/// that the result is truncated. Rows past the operator's result bytes per call end the read
+/// with `payload_too_large`.
 pub(crate) async fn read<'c, 'q, DB, A>(
     conn: &'c mut DB::Connection,
     query: Query<'q, DB, A>,
@@ -45,6 +47,7 @@ where
         rows: Vec::new(),
         truncated: false,
     };
+    let mut budget = ResultBudget::new();
     let mut stream = query.fetch(conn);
     while let Some(row) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
         let row = row.map_err(reader.error)?;
@@ -55,7 +58,9 @@ where
         if kept.columns.is_none() {
             kept.columns = Some((reader.columns)(&row));
         }
-        kept.rows.push((reader.object)(&row)?);
+        let object = (reader.object)(&row)?;
+        budget.charge(&object)?;
+        kept.rows.push(object);
     }
     Ok(kept)
 }

@@ -1,5 +1,8 @@
+use std::num::NonZeroU32;
+
 use serde_json::json;
 use switchyard_contracts::TenantId;
+use switchyard_spi::tenancy::Quotas;
 
 use super::{Backend, Fresh};
 
@@ -63,6 +66,58 @@ pub async fn concurrent_saves_of_one_config_get_distinct_versions(backend: Backe
         .unwrap()
         .unwrap();
     assert_eq!(current.version, WRITERS * SAVES);
+}
+
+/// Only the newest `config_versions_kept` versions of a provider's config stay; numbering
+/// goes on, and other providers' and tenants' versions are untouched.
+pub async fn only_the_newest_config_versions_are_kept(backend: Backend) {
+    let fresh = Fresh::with_tenants(backend, &["acme", "globex"]).await;
+    let quotas = Quotas {
+        config_versions_kept: NonZeroU32::new(3).unwrap(),
+        ..Quotas::default()
+    };
+    let store = fresh.store.clone().with_quotas(&quotas);
+    let acme = TenantId::parse("acme").unwrap();
+    let globex = TenantId::parse("globex").unwrap();
+    store
+        .save_config(&globex, "cache", "memory", &json!({}))
+        .await
+        .unwrap();
+    store
+        .save_config(&acme, "db", "sqlite", &json!({}))
+        .await
+        .unwrap();
+    for n in 1..=5 {
+        let saved = store
+            .save_config(&acme, "cache", "memory", &json!({ "n": n }))
+            .await
+            .unwrap();
+        assert_eq!(saved.version, n);
+    }
+    let versions = |tenant: &'static str, name: &'static str| {
+        let store = store.clone();
+        async move {
+            let rows: Vec<i64> = sqlx::query_scalar(
+                "SELECT version FROM provider_configs
+                  WHERE tenant_id = $1 AND name = $2 ORDER BY version",
+            )
+            .bind(tenant)
+            .bind(name)
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+            rows
+        }
+    };
+    assert_eq!(versions("acme", "memory").await, [3, 4, 5]);
+    assert_eq!(versions("acme", "sqlite").await, [1]);
+    assert_eq!(versions("globex", "memory").await, [1]);
+    let current = store
+        .current_config(&acme, "cache", "memory")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((current.version, current.values), (5, json!({"n": 5})));
 }
 
 pub async fn a_certification_is_kept_per_provider_version_and_replaced_by_a_rerun(

@@ -1,4 +1,7 @@
+use std::num::NonZeroU64;
+
 use switchyard_contracts::TenantId;
+use switchyard_spi::tenancy::Quotas;
 
 use super::{Backend, Fresh};
 use crate::store::{Begin, PlatformStore, StoredResponse};
@@ -202,4 +205,39 @@ pub async fn records_past_retention_neither_replay_nor_survive_purge(backend: Ba
         begin_at("fresh", 1, now).await,
         Begin::Replay(created("fresh"))
     );
+}
+
+/// A tenant whose live records fill its quota is refused new keys before they run; its stored
+/// responses still replay, another tenant is unaffected, and expired records stop counting.
+pub async fn a_tenant_at_its_quota_is_refused_new_keys_until_its_records_expire(backend: Backend) {
+    let fresh = Fresh::with_tenants(backend, &["acme", "globex"]).await;
+    let quotas = Quotas {
+        idempotency_bytes_per_tenant: NonZeroU64::new(1_000).unwrap(),
+        ..Quotas::default()
+    };
+    let store = &fresh.store.clone().with_quotas(&quotas);
+    let acme = TenantId::parse("acme").unwrap();
+    let globex = TenantId::parse("globex").unwrap();
+    let begin_at = |tenant: &TenantId, key: &'static str, now_ms: i64| {
+        let (store, tenant) = (store.clone(), tenant.clone());
+        async move {
+            store
+                .idempotency_begin(&tenant, key, &[1; 32], now_ms, LEASE_MS, RETENTION_MS)
+                .await
+                .unwrap()
+        }
+    };
+
+    assert_eq!(begin_at(&acme, "a", 0).await, Begin::Proceed);
+    let large = created(&"x".repeat(800));
+    // Admitted before the quota filled, so its response is kept whatever its size.
+    store
+        .idempotency_complete(&acme, "a", &[1; 32], &large)
+        .await
+        .unwrap();
+    assert_eq!(begin_at(&acme, "b", 10).await, Begin::QuotaExceeded);
+    assert_eq!(begin_at(&acme, "a", 20).await, Begin::Replay(large));
+    assert_eq!(begin_at(&globex, "b", 30).await, Begin::Proceed);
+    // A refused request left no record behind, and past retention "a" no longer counts.
+    assert_eq!(begin_at(&acme, "b", RETENTION_MS + 1).await, Begin::Proceed);
 }

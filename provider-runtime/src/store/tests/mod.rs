@@ -97,6 +97,7 @@ every_backend!(
     configs::versions_grow_and_survive_reopening_the_store,
     configs::concurrent_saves_of_one_config_get_distinct_versions,
     configs::a_certification_is_kept_per_provider_version_and_replaced_by_a_rerun,
+    configs::only_the_newest_config_versions_are_kept,
     idempotency::a_first_request_proceeds_and_its_completed_response_replays,
     idempotency::a_different_request_under_a_used_key_is_refused,
     idempotency::the_same_key_in_two_tenants_is_two_records,
@@ -104,6 +105,7 @@ every_backend!(
     idempotency::an_expired_lease_is_taken_over_by_exactly_one_request,
     idempotency::a_released_request_may_proceed_again,
     idempotency::records_past_retention_neither_replay_nor_survive_purge,
+    idempotency::a_tenant_at_its_quota_is_refused_new_keys_until_its_records_expire,
     decisions::decisions_page_newest_first_per_tenant_with_filters,
     tenancy::one_tenants_keys_configs_idempotency_records_and_decisions_are_invisible_to_another,
 );

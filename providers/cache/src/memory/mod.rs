@@ -2,7 +2,8 @@
 
 mod config;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use moka::ops::compute::Op;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_contracts::domains;
+use switchyard_spi::tenancy::Quotas;
 use switchyard_spi::{
     CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
     ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
@@ -19,29 +21,42 @@ use switchyard_spi::{
 
 pub use config::MemoryCacheConfig;
 
-/// Entries across all tenants; least recently used are evicted beyond it.
-const CAPACITY: u64 = 1_000_000;
-
-/// Keys carry their tenant, so isolation holds even though every tenant shares one store.
-type Key = (TenantId, String);
+/// What an entry costs besides its key and value text: moka's node, the key's and the
+/// value's heap headers, the deadline. An estimate, so that a flood of empty values is
+/// bounded by the tenant's quota like a flood of large ones.
+const ENTRY_OVERHEAD: u64 = 128;
 
 #[derive(Clone)]
 struct Stored {
-    value: Arc<Value>,
+    /// The value as JSON text. Text costs one byte per byte, where a parsed `Value` costs
+    /// several (32 bytes per array element), so what the tenant is charged is what it holds.
+    text: Arc<str>,
     expires_at: Option<Instant>,
+}
+
+impl Stored {
+    fn value(&self) -> Result<Value, ProviderError> {
+        serde_json::from_str(&self.text)
+            .map_err(|e| ProviderError::internal(format!("a stored value is not JSON: {e}")))
+    }
+}
+
+/// What an entry is charged against its tenant's quota.
+fn weight(key: &str, text: &str) -> u64 {
+    key.len() as u64 + text.len() as u64 + ENTRY_OVERHEAD
 }
 
 /// Each entry expires at its own deadline, fixed when written; an `incr` without a TTL keeps it.
 struct Deadline;
 
-impl Expiry<Key, Stored> for Deadline {
-    fn expire_after_create(&self, _: &Key, value: &Stored, now: Instant) -> Option<Duration> {
+impl Expiry<String, Stored> for Deadline {
+    fn expire_after_create(&self, _: &String, value: &Stored, now: Instant) -> Option<Duration> {
         value.expires_at.map(|at| at.saturating_duration_since(now))
     }
 
     fn expire_after_update(
         &self,
-        _: &Key,
+        _: &String,
         value: &Stored,
         now: Instant,
         _: Option<Duration>,
@@ -50,10 +65,78 @@ impl Expiry<Key, Stored> for Deadline {
     }
 }
 
-/// Owns the one store all tenants share, so a reconfigured tenant keeps its keys.
+/// One tenant's entries. A cache per tenant, weighed in bytes, so that one tenant's writes
+/// can never displace another tenant's entries, and its health can count its own.
+struct TenantCache {
+    entries: Cache<String, Stored>,
+    /// The tenant's quota in bytes.
+    quota: u64,
+    /// Serialises the tenant's writes, so that "does it fit?" and "store it" happen with no
+    /// other write of the tenant in between and the quota is never overrun.
+    writes: tokio::sync::Mutex<()>,
+}
+
+impl TenantCache {
+    fn new(quota: u64) -> Self {
+        TenantCache {
+            entries: Cache::builder()
+                .weigher(|key: &String, stored: &Stored| {
+                    u32::try_from(weight(key, &stored.text)).unwrap_or(u32::MAX)
+                })
+                // The admission check below refuses first; moka's own bound at the same
+                // figure only matters if an entry's weight were misjudged.
+                .max_capacity(quota)
+                .expire_after(Deadline)
+                .build(),
+            quota,
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The bytes the tenant holds now. Moka applies writes and expiries lazily; running its
+    /// pending tasks first makes the figure exact (under the write lock, nothing adds to it).
+    async fn used(&self) -> u64 {
+        self.entries.run_pending_tasks().await;
+        self.entries.weighted_size()
+    }
+
+    /// Refuses a write that would take the tenant past its quota: `writes` are the keys and
+    /// value texts about to be stored (a key given twice is charged once, last value wins).
+    /// Call with the write lock held.
+    async fn admit(&self, writes: &[(&str, &str)]) -> Result<(), ProviderError> {
+        let mut new: HashMap<&str, u64> = HashMap::new();
+        for (key, text) in writes {
+            new.insert(key, weight(key, text));
+        }
+        let mut used = self.used().await;
+        for key in new.keys() {
+            if let Some(old) = self.entries.get(*key).await {
+                used = used.saturating_sub(weight(key, &old.text));
+            }
+        }
+        let needed = used.saturating_add(new.values().sum());
+        if needed > self.quota {
+            return Err(ProviderError::new(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "this write would hold {needed} bytes in cache/memory; the tenant's quota is \
+                     {} bytes: delete keys, or set TTLs so they expire",
+                    self.quota
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Owns every tenant's cache, so a reconfigured tenant keeps its keys.
 pub struct MemoryCacheFactory {
     descriptor: ProviderDescriptor,
-    store: Cache<Key, Stored>,
+    /// The operator's per-tenant byte quota.
+    quota: u64,
+    /// The operator's largest value, which a tenant's `max_value_bytes` may only lower.
+    max_value_bytes: usize,
+    tenants: Mutex<HashMap<TenantId, Arc<TenantCache>>>,
 }
 
 impl Default for MemoryCacheFactory {
@@ -63,6 +146,7 @@ impl Default for MemoryCacheFactory {
 }
 
 impl MemoryCacheFactory {
+    /// The engine under the default quotas (`Quotas::default()`).
     pub fn new() -> Self {
         MemoryCacheFactory {
             descriptor: ProviderDescriptor {
@@ -74,11 +158,28 @@ impl MemoryCacheFactory {
                 config_schema: config::schema(),
                 actions: domains::actions("cache"),
             },
-            store: Cache::builder()
-                .max_capacity(CAPACITY)
-                .expire_after(Deadline)
-                .build(),
+            quota: 0,
+            max_value_bytes: 0,
+            tenants: Mutex::default(),
         }
+        .with_quotas(&Quotas::default())
+    }
+
+    /// Holds every tenant to the operator's `cache_bytes_per_tenant` and
+    /// `cache_max_value_bytes`.
+    pub fn with_quotas(mut self, quotas: &Quotas) -> Self {
+        self.quota = quotas.cache_bytes_per_tenant.get();
+        self.max_value_bytes =
+            usize::try_from(quotas.cache_max_value_bytes.get()).unwrap_or(usize::MAX);
+        self
+    }
+
+    fn tenant_cache(&self, tenant: &TenantId) -> Arc<TenantCache> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        tenants
+            .entry(tenant.clone())
+            .or_insert_with(|| Arc::new(TenantCache::new(self.quota)))
+            .clone()
     }
 }
 
@@ -91,18 +192,33 @@ impl ProviderFactory for MemoryCacheFactory {
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
         let config: MemoryCacheConfig = serde_json::from_value(ctx.config)
             .map_err(|e| ProviderError::new(ErrorCode::ConfigInvalid, e.to_string()))?;
+        let max_value_bytes = match config.max_value_bytes {
+            None => self.max_value_bytes,
+            Some(wanted) if wanted <= self.max_value_bytes => wanted,
+            Some(wanted) => {
+                return Err(ProviderError::field(
+                    ErrorCode::ConfigInvalid,
+                    "/max_value_bytes",
+                    format!(
+                        "{wanted} is above the operator's ceiling of {} bytes",
+                        self.max_value_bytes
+                    ),
+                ));
+            }
+        };
         Ok(Arc::new(MemoryCache {
-            tenant: ctx.tenant,
-            config,
-            store: self.store.clone(),
+            cache: self.tenant_cache(&ctx.tenant),
+            default_ttl_ms: config.default_ttl_ms,
+            max_value_bytes,
         }))
     }
 }
 
 struct MemoryCache {
-    tenant: TenantId,
-    config: MemoryCacheConfig,
-    store: Cache<Key, Stored>,
+    cache: Arc<TenantCache>,
+    default_ttl_ms: Option<u64>,
+    /// The tenant's own limit, at most the operator's.
+    max_value_bytes: usize,
 }
 
 #[derive(Deserialize)]
@@ -145,24 +261,20 @@ struct PrefixParams {
 }
 
 impl MemoryCache {
-    fn key(&self, key: String) -> Key {
-        (self.tenant.clone(), key)
-    }
-
     fn deadline(&self, ttl_ms: Option<u64>) -> Option<Instant> {
         ttl_ms
-            .or(self.config.default_ttl_ms)
+            .or(self.default_ttl_ms)
             .map(|ms| Instant::now() + Duration::from_millis(ms))
     }
 
-    fn check_size(&self, pointer: &str, value: &Value) -> Result<(), ProviderError> {
-        let size = serde_json::to_vec(value)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
-        if size > self.config.max_value_bytes {
+    /// The value as stored text, refused as `payload_too_large` above the tenant's limit.
+    fn text(&self, pointer: &str, value: &Value) -> Result<Arc<str>, ProviderError> {
+        let text = value.to_string();
+        if text.len() > self.max_value_bytes {
             let detail = format!(
-                "value is {size} bytes; this tenant's limit is {}",
-                self.config.max_value_bytes
+                "value is {} bytes; this tenant's limit is {}",
+                text.len(),
+                self.max_value_bytes
             );
             return Err(ProviderError::field(
                 ErrorCode::PayloadTooLarge,
@@ -170,14 +282,34 @@ impl MemoryCache {
                 detail,
             ));
         }
-        Ok(())
+        Ok(text.into())
     }
 
-    async fn read(&self, key: String) -> Value {
-        match self.store.get(&self.key(key.clone())).await {
-            Some(stored) => json!({"key": key, "found": true, "value": *stored.value}),
+    async fn read(&self, key: String) -> Result<Value, ProviderError> {
+        Ok(match self.cache.entries.get(&key).await {
+            Some(stored) => json!({"key": key, "found": true, "value": stored.value()?}),
             None => json!({"key": key, "found": false, "value": null}),
+        })
+    }
+
+    /// Stores `entries` (key, text, deadline) if they fit the tenant's quota, all or none.
+    async fn store(
+        &self,
+        entries: Vec<(String, Arc<str>, Option<Instant>)>,
+    ) -> Result<(), ProviderError> {
+        let _write = self.cache.writes.lock().await;
+        let writes: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|(key, text, _)| (key.as_str(), &**text))
+            .collect();
+        self.cache.admit(&writes).await?;
+        for (key, text, expires_at) in entries {
+            self.cache
+                .entries
+                .insert(key, Stored { text, expires_at })
+                .await;
         }
+        Ok(())
     }
 
     async fn incr(&self, p: IncrParams) -> Result<Value, ProviderError> {
@@ -185,15 +317,21 @@ impl MemoryCache {
             .ttl_ms
             .map(|ms| Instant::now() + Duration::from_millis(ms));
         let new_deadline = self.deadline(p.ttl_ms);
+        let _write = self.cache.writes.lock().await;
+        // The widest integer text, so the check holds whatever the sum turns out to be.
+        self.cache
+            .admit(&[(p.key.as_str(), &i64::MIN.to_string())])
+            .await?;
         let result = self
-            .store
-            .entry(self.key(p.key.clone()))
+            .cache
+            .entries
+            .entry(p.key.clone())
             .and_try_compute_with(|current| async move {
                 let (base, expires_at) = match current {
                     None => (0, new_deadline),
                     Some(entry) => {
                         let stored = entry.into_value();
-                        let base = stored.value.as_i64().ok_or_else(|| {
+                        let base = stored.value()?.as_i64().ok_or_else(|| {
                             ProviderError::new(
                                 ErrorCode::Conflict,
                                 "the key holds a value that is not an integer",
@@ -209,28 +347,28 @@ impl MemoryCache {
                     )
                 })?;
                 Ok::<_, ProviderError>(Op::Put(Stored {
-                    value: Arc::new(json!(next)),
+                    text: next.to_string().into(),
                     expires_at,
                 }))
             })
             .await?;
-        let value = result
-            .into_entry()
-            .map(|e| e.into_value().value)
-            .unwrap_or_default();
-        Ok(json!({"key": p.key, "value": *value}))
+        let value = match result.into_entry() {
+            Some(entry) => entry.into_value().value()?,
+            None => Value::Null,
+        };
+        Ok(json!({"key": p.key, "value": value}))
     }
 
     async fn delete_prefix(&self, prefix: String) -> Value {
-        let doomed: Vec<Key> = self
-            .store
+        let entries = &self.cache.entries;
+        let doomed: Vec<Arc<String>> = entries
             .iter()
-            .filter(|(key, _)| key.0 == self.tenant && key.1.starts_with(&prefix))
-            .map(|(key, _)| (*key).clone())
+            .filter(|(key, _)| key.starts_with(&prefix))
+            .map(|(key, _)| key)
             .collect();
         let mut deleted = 0u64;
         for key in doomed {
-            if self.store.remove(&key).await.is_some() {
+            if entries.remove(key.as_str()).await.is_some() {
                 deleted += 1;
             }
         }
@@ -244,45 +382,38 @@ impl Provider for MemoryCache {
         match call.action.as_str() {
             "get" => {
                 let p: KeyParams = parse_params(call.params)?;
-                Ok(self.read(p.key).await)
+                self.read(p.key).await
             }
             "set" => {
                 let p: SetParams = parse_params(call.params)?;
-                self.check_size("/value", &p.value)?;
-                let stored = Stored {
-                    value: Arc::new(p.value),
-                    expires_at: self.deadline(p.ttl_ms),
-                };
-                self.store.insert(self.key(p.key.clone()), stored).await;
+                let text = self.text("/value", &p.value)?;
+                let expires_at = self.deadline(p.ttl_ms);
+                self.store(vec![(p.key.clone(), text, expires_at)]).await?;
                 Ok(json!({"key": p.key}))
             }
             "delete" => {
                 let p: KeyParams = parse_params(call.params)?;
-                let deleted = self.store.remove(&self.key(p.key)).await.is_some();
+                let deleted = self.cache.entries.remove(&p.key).await.is_some();
                 Ok(json!({"deleted": deleted}))
             }
             "mget" => {
                 let p: MgetParams = parse_params(call.params)?;
                 let mut entries = Vec::with_capacity(p.keys.len());
                 for key in p.keys {
-                    entries.push(self.read(key).await);
+                    entries.push(self.read(key).await?);
                 }
                 Ok(json!({"entries": entries}))
             }
             "mset" => {
                 let p: MsetParams = parse_params(call.params)?;
                 // Check every value first so a refused batch stores nothing.
-                for (i, entry) in p.entries.iter().enumerate() {
-                    self.check_size(&format!("/entries/{i}/value"), &entry.value)?;
+                let mut entries = Vec::with_capacity(p.entries.len());
+                for (i, entry) in p.entries.into_iter().enumerate() {
+                    let text = self.text(&format!("/entries/{i}/value"), &entry.value)?;
+                    entries.push((entry.key, text, self.deadline(entry.ttl_ms)));
                 }
-                let stored = p.entries.len();
-                for entry in p.entries {
-                    let value = Stored {
-                        value: Arc::new(entry.value),
-                        expires_at: self.deadline(entry.ttl_ms),
-                    };
-                    self.store.insert(self.key(entry.key), value).await;
-                }
+                let stored = entries.len();
+                self.store(entries).await?;
                 Ok(json!({"stored": stored}))
             }
             "incr" => self.incr(parse_params(call.params)?).await,
@@ -297,14 +428,143 @@ impl Provider for MemoryCache {
         }
     }
 
+    /// The calling tenant's own figures only: every tenant's instance answers health, and
+    /// what others hold is none of its business.
     async fn health(&self) -> Health {
+        let used = self.cache.used().await;
         Health::from_dependencies(vec![DependencyHealth {
             name: "memory".into(),
             status: HealthStatus::Up,
             detail: Some(format!(
-                "{} entries across all tenants",
-                self.store.entry_count()
+                "this tenant holds {} entries in {used} of its {} bytes",
+                self.cache.entries.entry_count(),
+                self.cache.quota
             )),
         }])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU64;
+
+    use switchyard_spi::testkit::Harness;
+
+    use super::*;
+
+    /// The engine under a quota of 1000 bytes per tenant and values of at most 400 bytes.
+    fn harness() -> Harness {
+        let quotas = Quotas {
+            cache_bytes_per_tenant: NonZeroU64::new(1_000).unwrap(),
+            cache_max_value_bytes: NonZeroU64::new(400).unwrap(),
+            ..Quotas::default()
+        };
+        Harness::new(Arc::new(MemoryCacheFactory::new().with_quotas(&quotas)))
+    }
+
+    /// A string value whose JSON text is `bytes` long.
+    fn text_of(bytes: usize) -> Value {
+        json!("x".repeat(bytes - 2))
+    }
+
+    #[tokio::test]
+    async fn a_write_past_the_tenants_quota_is_refused_and_evicts_nobody() {
+        let h = harness();
+        let globex = h.tenant("globex").await;
+        let acme = h.tenant("acme").await;
+        globex
+            .ok("set", json!({"key": "kept", "value": text_of(300)}))
+            .await;
+        // Each entry weighs its key, its text and the overhead: 2 + 300 + 128 = 430 bytes.
+        for key in ["a1", "a2"] {
+            acme.ok("set", json!({"key": key, "value": text_of(300)}))
+                .await;
+        }
+        let refused = acme
+            .err("set", json!({"key": "a3", "value": text_of(300)}))
+            .await;
+        assert_eq!(refused.code, ErrorCode::QuotaExceeded);
+        let refused = acme
+            .err(
+                "mset",
+                json!({"entries": [{"key": "b1", "value": 1}, {"key": "b2", "value": text_of(300)}]}),
+            )
+            .await;
+        assert_eq!(refused.code, ErrorCode::QuotaExceeded);
+        assert_eq!(acme.ok("get", json!({"key": "b1"})).await["found"], false);
+        for key in ["a1", "a2"] {
+            assert_eq!(acme.ok("get", json!({"key": key})).await["found"], true);
+        }
+        assert_eq!(
+            globex.ok("get", json!({"key": "kept"})).await["found"],
+            true
+        );
+        // Replacing a key is charged the difference, and deleting frees room.
+        acme.ok("set", json!({"key": "a2", "value": text_of(350)}))
+            .await;
+        acme.ok("delete", json!({"key": "a1"})).await;
+        acme.ok("set", json!({"key": "a3", "value": text_of(300)}))
+            .await;
+        // An increment is charged the widest integer it could write.
+        let refused = acme.err("incr", json!({"key": "n"})).await;
+        assert_eq!(refused.code, ErrorCode::QuotaExceeded);
+    }
+
+    #[tokio::test]
+    async fn the_tenant_may_narrow_the_operators_largest_value_but_not_widen_it() {
+        let h = harness();
+        let narrowed = h
+            .tenant_with_config("acme", json!({"max_value_bytes": 100}))
+            .await;
+        let too_large = narrowed
+            .err("set", json!({"key": "k", "value": text_of(101)}))
+            .await;
+        assert_eq!(too_large.code, ErrorCode::PayloadTooLarge);
+        let default = h.tenant("globex").await;
+        default
+            .ok("set", json!({"key": "k", "value": text_of(400)}))
+            .await;
+        let too_large = default
+            .err("set", json!({"key": "k", "value": text_of(401)}))
+            .await;
+        assert_eq!(too_large.code, ErrorCode::PayloadTooLarge);
+
+        let refused = MemoryCacheFactory::new()
+            .with_quotas(&Quotas {
+                cache_max_value_bytes: NonZeroU64::new(400).unwrap(),
+                ..Quotas::default()
+            })
+            .start(StartContext {
+                tenant: TenantId::parse("acme").unwrap(),
+                config: json!({"max_value_bytes": 401}),
+            })
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(refused.code, ErrorCode::ConfigInvalid);
+        assert_eq!(refused.errors[0].pointer, "/max_value_bytes");
+    }
+
+    #[tokio::test]
+    async fn health_shows_only_the_callers_own_figures() {
+        let h = harness();
+        let acme = h.tenant("acme").await;
+        let globex = h.tenant("globex").await;
+        let before = serde_json::to_value(acme.provider.health().await).unwrap();
+        for i in 0..3 {
+            globex
+                .ok("set", json!({"key": format!("k{i}"), "value": i}))
+                .await;
+        }
+        assert_eq!(
+            serde_json::to_value(acme.provider.health().await).unwrap(),
+            before
+        );
+        acme.ok("set", json!({"key": "mine", "value": 1})).await;
+        let detail = acme.provider.health().await.dependencies[0].detail.clone();
+        assert_eq!(
+            detail.as_deref(),
+            Some("this tenant holds 1 entries in 133 of its 1000 bytes")
+        );
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use switchyard_spi::ProviderError;
 
-use crate::limits::{self, Limit, MAX_CONNECTIONS, MAX_ROWS};
+use crate::limits::{self, Limit, MAX_CONNECTIONS, MAX_ROWS, STATEMENT_TIMEOUT_MS};
 
 const BUSY_TIMEOUT_MS: Limit = Limit {
     name: "busy_timeout_ms",
@@ -22,10 +22,15 @@ const BUSY_TIMEOUT_MS: Limit = Limit {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SqliteConfig {
-    /// How many read connections may serve `query` and `metadata` at once (1..=32, default
-    /// 4). Writes (`execute`, `transaction`) always share one connection: SQLite admits one
-    /// writer at a time anyway, and a single writer connection never deadlocks with itself.
+    /// How many read connections may serve `query` and `metadata` at once (1..=32 and at most
+    /// the operator's `db_max_connections`, default 4). Writes (`execute`, `transaction`)
+    /// always share one connection: SQLite admits one writer at a time anyway, and a single
+    /// writer connection never deadlocks with itself.
     pub max_connections: u32,
+    /// Longest one call's statements may run (a whole `transaction` batch counts as one)
+    /// before SQLite interrupts them with a retryable `timeout` (1..=600000 ms and at most the
+    /// operator's `db_statement_timeout_ms`, default 30000).
+    pub statement_timeout_ms: u64,
     /// How long a call waits for a database lock or a free connection before it fails with a
     /// retryable `provider_unavailable` (0..=60000 ms, default 5000).
     pub busy_timeout_ms: u64,
@@ -38,6 +43,7 @@ impl Default for SqliteConfig {
     fn default() -> Self {
         SqliteConfig {
             max_connections: 4,
+            statement_timeout_ms: 30_000,
             busy_timeout_ms: 5_000,
             max_rows: 10_000,
         }
@@ -50,6 +56,7 @@ impl SqliteConfig {
     pub fn parse(config: Value) -> Result<Self, ProviderError> {
         let config: SqliteConfig = limits::parse(config)?;
         MAX_CONNECTIONS.check(config.max_connections)?;
+        STATEMENT_TIMEOUT_MS.check(config.statement_timeout_ms)?;
         BUSY_TIMEOUT_MS.check(config.busy_timeout_ms)?;
         MAX_ROWS.check(config.max_rows)?;
         Ok(config)
@@ -57,6 +64,10 @@ impl SqliteConfig {
 
     pub fn busy_timeout(&self) -> Duration {
         Duration::from_millis(self.busy_timeout_ms)
+    }
+
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.statement_timeout_ms)
     }
 }
 
@@ -68,6 +79,10 @@ pub fn schema() -> Value {
         MAX_CONNECTIONS.property(
             defaults.max_connections,
             "Read connections serving query and metadata concurrently; writes always use one connection.",
+        ),
+        STATEMENT_TIMEOUT_MS.property(
+            defaults.statement_timeout_ms,
+            "Longest one call's statements may run (a transaction batch counts as one call) before they are interrupted with a retryable timeout; at most the operator's ceiling.",
         ),
         BUSY_TIMEOUT_MS.property(
             defaults.busy_timeout_ms,
@@ -89,6 +104,7 @@ mod tests {
         let schema = schema();
         for (field, value) in [
             ("max_connections", json!(config.max_connections)),
+            ("statement_timeout_ms", json!(config.statement_timeout_ms)),
             ("busy_timeout_ms", json!(config.busy_timeout_ms)),
             ("max_rows", json!(config.max_rows)),
         ] {
@@ -107,6 +123,8 @@ mod tests {
             (json!({"max_connections": 0}), false),
             (json!({"max_connections": 33}), false),
             (json!({"busy_timeout_ms": 60_001}), false),
+            (json!({"statement_timeout_ms": 0}), false),
+            (json!({"statement_timeout_ms": 600_001}), false),
             (json!({"max_rows": 100_001}), false),
             (json!({"max_rows": 0}), false),
             (json!({"pool": 3}), false),

@@ -7,9 +7,9 @@
 use libsqlite3_sys::{
     SQLITE_AUTH, SQLITE_BUSY, SQLITE_CANTOPEN, SQLITE_CONSTRAINT, SQLITE_CORRUPT, SQLITE_ERROR,
     SQLITE_FULL, SQLITE_INTERRUPT, SQLITE_IOERR, SQLITE_LOCKED, SQLITE_NOMEM, SQLITE_NOTADB,
-    SQLITE_PERM, SQLITE_PROTOCOL, SQLITE_READONLY,
+    SQLITE_PERM, SQLITE_PROTOCOL, SQLITE_READONLY, SQLITE_TOOBIG,
 };
-use switchyard_spi::ProviderError;
+use switchyard_spi::{ErrorCode, ProviderError};
 
 use crate::errors::{at, conflict, failed, read_only, stopped};
 
@@ -55,8 +55,24 @@ fn from_sqlite(extended_code: i32, message: &str) -> ProviderError {
         }
         SQLITE_AUTH => failed(&format!("{REFUSED} ({message})")),
         SQLITE_READONLY => read_only(message),
+        // Only the engine interrupts, when a call's statement timeout has passed.
+        SQLITE_INTERRUPT => ProviderError::new(
+            ErrorCode::Timeout,
+            format!("{message}: the statements ran longer than statement_timeout_ms"),
+        ),
+        SQLITE_TOOBIG => ProviderError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "{message}: a string, blob or row above the operator's \
+                 tenancy.quotas.sqlite_max_length_bytes"
+            ),
+        ),
+        // The process-wide heap limit: other calls may free memory, so waiting can help.
+        SQLITE_NOMEM => ProviderError::unavailable(format!(
+            "{message}: SQLite's memory ceiling is reached, retry later"
+        )),
         SQLITE_IOERR | SQLITE_CORRUPT | SQLITE_NOTADB | SQLITE_FULL | SQLITE_CANTOPEN
-        | SQLITE_NOMEM | SQLITE_PROTOCOL | SQLITE_PERM | SQLITE_INTERRUPT => {
+        | SQLITE_PROTOCOL | SQLITE_PERM => {
             ProviderError::unavailable(format!("database file unusable: {message}"))
                 .with_retryable(false)
         }
@@ -76,7 +92,6 @@ mod tests {
         SQLITE_BUSY_SNAPSHOT, SQLITE_CONSTRAINT_CHECK, SQLITE_CONSTRAINT_FOREIGNKEY,
         SQLITE_CONSTRAINT_NOTNULL, SQLITE_CONSTRAINT_UNIQUE, SQLITE_MISMATCH,
     };
-    use switchyard_spi::ErrorCode;
 
     #[test]
     fn result_codes_map_to_what_the_caller_can_do() {
@@ -98,6 +113,15 @@ mod tests {
             from_sqlite(SQLITE_MISMATCH, "datatype mismatch").code,
             ErrorCode::StatementFailed
         );
+        let interrupted = from_sqlite(SQLITE_INTERRUPT, "interrupted");
+        assert_eq!(interrupted.code, ErrorCode::Timeout);
+        assert_eq!(
+            from_sqlite(SQLITE_TOOBIG, "string or blob too big").code,
+            ErrorCode::PayloadTooLarge
+        );
+        let nomem = from_sqlite(SQLITE_NOMEM, "out of memory");
+        assert_eq!(nomem.code, ErrorCode::ProviderUnavailable);
+        assert!(nomem.retryable);
         assert!(
             from_sqlite(SQLITE_AUTH, "not authorized")
                 .detail

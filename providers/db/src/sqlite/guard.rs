@@ -1,7 +1,17 @@
-//! Connection hardening: what keeps a tenant's SQL inside its own database file, and the few
-//! raw SQLite calls sqlx does not offer. All `unsafe` of the engine is in this file.
+//! Connection hardening: what keeps a tenant's SQL inside its own database file and within
+//! the operator's quotas, and the few raw SQLite calls sqlx does not offer. All `unsafe` of the
+//! engine is in this file.
 //!
-//! Every pooled connection gets an authorizer ([`install_authorizer`]) that SQLite consults
+//! Every pooled connection is limited ([`harden`]): strings, blobs and rows to the operator's
+//! `sqlite_max_length_bytes` (`SQLITE_LIMIT_LENGTH`), so `randomblob(999999999)` fails with
+//! `SQLITE_TOOBIG` before it allocates; and every call runs under a deadline ([`Call`]): a
+//! progress handler ends the running statement with `SQLITE_INTERRUPT` once the call's
+//! statement timeout has passed, and a call abandoned before it finishes (the runtime's call
+//! timeout, a client gone) interrupts its connection. sqlx runs each connection's statements
+//! on a worker thread that would otherwise go on running them to their end, however long, after
+//! the caller stopped waiting. The process-wide heap limit ([`limit_heap`]) is the backstop.
+//!
+//! Every pooled connection gets an authorizer ([`harden`]) that SQLite consults
 //! while compiling each statement, so a refusal does not depend on parsing SQL text ourselves:
 //! - `ATTACH` / `DETACH` are refused, which is what would let a tenant open another file
 //!   (another tenant's database among them). `VACUUM` attaches its target (and begins a
@@ -19,15 +29,26 @@
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::hash::{BuildHasher, RandomState};
-use std::ptr;
+use std::ops::{Deref, DerefMut};
+use std::ptr::{self, NonNull};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use libsqlite3_sys::{
-    SQLITE_ATTACH, SQLITE_DENY, SQLITE_DETACH, SQLITE_FUNCTION, SQLITE_OK, SQLITE_PRAGMA,
-    SQLITE_SAVEPOINT, SQLITE_TRANSACTION, sqlite3_get_autocommit, sqlite3_set_authorizer,
-    sqlite3_set_last_insert_rowid,
+    SQLITE_ATTACH, SQLITE_DENY, SQLITE_DETACH, SQLITE_FUNCTION, SQLITE_LIMIT_LENGTH, SQLITE_OK,
+    SQLITE_PRAGMA, SQLITE_SAVEPOINT, SQLITE_TRANSACTION, sqlite3, sqlite3_get_autocommit,
+    sqlite3_hard_heap_limit64, sqlite3_interrupt, sqlite3_limit, sqlite3_progress_handler,
+    sqlite3_set_authorizer, sqlite3_set_last_insert_rowid,
 };
-use sqlx::SqliteConnection;
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqliteConnection};
+
+use crate::limits;
+
+/// How many virtual machine instructions SQLite runs between two looks at the deadline: a few
+/// microseconds of work, so a runaway statement stops within milliseconds of its deadline at
+/// no measurable cost to ordinary ones.
+const CHECK_EVERY_OPS: c_int = 1000;
 
 /// Pragmas that only read schema information; `metadata` needs `table_list` and `table_info`.
 const ALLOWED_PRAGMAS: [&str; 7] = [
@@ -50,24 +71,158 @@ pub(crate) fn savepoint_name() -> &'static str {
     })
 }
 
-/// Installs the authorizer on a freshly opened connection (pool `after_connect`).
-pub(crate) async fn install_authorizer(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+/// Installs the authorizer and the length limit on a freshly opened connection (pool
+/// `after_connect`).
+pub(crate) async fn harden(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
     // Computed before taking the handle so the callback never initialises it under SQLite.
     savepoint_name();
+    let max_length = limits::sizes().sqlite_max_length_bytes.get();
     let mut handle = conn.lock_handle().await?;
     let db = handle.as_raw_handle().as_ptr();
     // SAFETY: `db` is an open connection that no other thread uses while `handle` is locked;
     // `authorize` is a plain function valid for the program's lifetime and reads no user data,
     // so passing a null user-data pointer is sound.
     let rc = unsafe { sqlite3_set_authorizer(db, Some(authorize), ptr::null_mut()) };
-    if rc == SQLITE_OK {
-        Ok(())
-    } else {
-        Err(sqlx::Error::Configuration(
+    if rc != SQLITE_OK {
+        return Err(sqlx::Error::Configuration(
             format!("sqlite3_set_authorizer failed with code {rc}").into(),
-        ))
+        ));
+    }
+    // SAFETY: as above; sqlite3_limit only sets a field of the connection (SQLite clamps the
+    // value to its compile-time maximum).
+    unsafe {
+        sqlite3_limit(
+            db,
+            SQLITE_LIMIT_LENGTH,
+            c_int::try_from(max_length).unwrap_or(c_int::MAX),
+        )
+    };
+    Ok(())
+}
+
+/// Caps the heap every SQLite connection of the process may use together. Past it an
+/// allocation fails and the statement ends with `SQLITE_NOMEM`; the process keeps running.
+pub(crate) fn limit_heap(bytes: u64) {
+    // SAFETY: sqlite3_hard_heap_limit64 takes SQLite's memory mutex itself and may be called
+    // from any thread at any time.
+    unsafe { sqlite3_hard_heap_limit64(i64::try_from(bytes).unwrap_or(i64::MAX)) };
+}
+
+/// Milliseconds on a process-wide monotonic clock. Deadlines are kept in this unit so that one
+/// fits in the progress handler's user-data pointer, which then points at nothing and needs no
+/// memory kept alive for SQLite.
+fn clock_ms() -> usize {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let elapsed = EPOCH.get_or_init(Instant::now).elapsed().as_millis();
+    usize::try_from(elapsed).unwrap_or(usize::MAX)
+}
+
+/// SQLite's progress handler: non-zero ends the running statement with `SQLITE_INTERRUPT`.
+/// The user data is the deadline itself (see [`clock_ms`]), not a pointer to it.
+unsafe extern "C" fn past_deadline(deadline: *mut c_void) -> c_int {
+    c_int::from(clock_ms() > deadline.addr())
+}
+
+/// One call's hold on a pooled connection: while it lasts, the connection's statements run
+/// under the call's deadline, and dropping it before [`Call::finish`] (the call's future
+/// abandoned mid-statement) interrupts the statement still running on sqlx's worker thread.
+pub(crate) struct Call {
+    // Declared first so it drops first: the connection it interrupts is still open then.
+    watch: Watch,
+    conn: PoolConnection<Sqlite>,
+}
+
+impl Call {
+    /// Arms `conn` with a deadline `timeout` from now.
+    pub async fn begin(
+        mut conn: PoolConnection<Sqlite>,
+        timeout: Duration,
+    ) -> Result<Call, sqlx::Error> {
+        let millis = usize::try_from(timeout.as_millis()).unwrap_or(usize::MAX);
+        let deadline = clock_ms().saturating_add(millis);
+        let db = set_deadline(&mut conn, deadline).await?;
+        Ok(Call {
+            watch: Watch {
+                db: RawConnection(db),
+                finished: false,
+            },
+            conn,
+        })
+    }
+
+    /// Lifts the deadline, for the clean-up a call does after its statements failed (a
+    /// rollback must run even when the deadline is what failed them).
+    pub async fn lift_deadline(&mut self) -> Result<(), sqlx::Error> {
+        set_deadline(&mut self.conn, usize::MAX).await.map(drop)
+    }
+
+    /// The call ended by itself: nothing to interrupt when it is dropped.
+    pub fn finish(&mut self) {
+        self.watch.finished = true;
     }
 }
+
+impl Deref for Call {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Call {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
+
+/// Installs the progress handler with `deadline` (in [`clock_ms`] units) and returns the raw
+/// connection, for [`Watch`].
+async fn set_deadline(
+    conn: &mut SqliteConnection,
+    deadline: usize,
+) -> Result<NonNull<sqlite3>, sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle();
+    // SAFETY: `db` is open and exclusively ours while `handle` is locked; `past_deadline` is a
+    // plain function valid for the program's lifetime, and its user data is a number it never
+    // dereferences.
+    unsafe {
+        sqlite3_progress_handler(
+            db.as_ptr(),
+            CHECK_EVERY_OPS,
+            Some(past_deadline),
+            ptr::without_provenance_mut(deadline),
+        )
+    };
+    Ok(db)
+}
+
+/// Interrupts its connection when dropped unfinished; only ever part of a [`Call`].
+struct Watch {
+    db: RawConnection,
+    finished: bool,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if !self.finished {
+            // SAFETY: the connection is open: a `Watch` lives in a `Call`, which drops it
+            // before the connection. sqlite3_interrupt is documented as safe to call from
+            // any thread while another runs a statement on the connection; when none runs,
+            // it is cleared as the next statement starts.
+            unsafe { sqlite3_interrupt(self.db.0.as_ptr()) };
+        }
+    }
+}
+
+/// A connection handle that moves between threads with its [`Call`].
+struct RawConnection(NonNull<sqlite3>);
+
+// SAFETY: the handle is only used for sqlite3_interrupt, which SQLite allows from any thread.
+unsafe impl Send for RawConnection {}
+// SAFETY: as above; nothing reads through the pointer.
+unsafe impl Sync for RawConnection {}
 
 /// Whether the connection is inside a transaction (pool `after_release` uses it to discard a
 /// connection a cancelled `transaction` call left open, instead of handing it to the next one).

@@ -11,10 +11,10 @@ mod values;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::pool::PoolConnection;
-use sqlx::{Executor, Sqlite, SqlitePool, Statement};
+use sqlx::{Executor, SqlitePool, Statement};
 use switchyard_spi::{
     Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
 };
@@ -27,6 +27,8 @@ use crate::contract::{
 };
 use crate::engine::{self, Engine, Instance, Session};
 use crate::rows::{self, Reader, Rows};
+use guard::Call;
+pub(crate) use guard::limit_heap;
 use pools::{Pools, Registry};
 
 /// The `db/sqlite` engine. Owns the per-tenant pools so that restarting a tenant's instance
@@ -64,6 +66,7 @@ impl ProviderFactory for SqliteFactory {
         Ok(Arc::new(Instance(SqliteProvider {
             tenant: ctx.tenant,
             max_rows: config.max_rows,
+            statement_timeout: config.statement_timeout(),
             pools,
             registry: self.registry.clone(),
             stopped: AtomicBool::new(false),
@@ -71,10 +74,11 @@ impl ProviderFactory for SqliteFactory {
     }
 }
 
-/// One tenant's instance: its row cap and a share of the tenant's pools.
+/// One tenant's instance: its row cap, its calls' deadline and a share of the tenant's pools.
 struct SqliteProvider {
     tenant: TenantId,
     max_rows: u32,
+    statement_timeout: Duration,
     pools: Pools,
     registry: Arc<Registry>,
     /// Makes `stop` idempotent, so the pools' user count stays right.
@@ -87,69 +91,83 @@ impl Engine for SqliteProvider {
 
     async fn query(&self, p: QueryParams) -> Result<QueryResult, ProviderError> {
         let cap = engine::row_cap(p.max_rows, self.max_rows);
-        let mut conn = connection(&self.pools.reader).await?;
-        let query = values::bind(sqlx::query(&p.sql), &p.params, "/params")?;
-        let reader = Reader {
-            columns: values::columns_of_row,
-            object: |row| {
-                values::row_object(row)
-                    .map_err(|e| ProviderError::internal(format!("cannot read a result cell: {e}")))
-            },
-            error: |e| errors::statement(e, "/sql"),
-        };
-        let Rows {
-            columns,
-            rows,
-            truncated,
-        } = rows::read(&mut *conn, query, cap, reader).await?;
-        let columns = match columns {
-            Some(columns) => columns,
-            // No row to look at: the prepared statement still knows its columns.
-            None => (&mut *conn)
-                .prepare(p.sql.as_str())
-                .await
-                .map_err(|e| errors::statement(e, "/sql"))?
-                .columns()
-                .iter()
-                .map(values::column_info)
-                .collect(),
-        };
-        Ok(QueryResult::new(columns, rows, truncated))
+        let mut conn = self.call(&self.pools.reader).await?;
+        let result = async {
+            let query = values::bind(sqlx::query(&p.sql), &p.params, "/params")?;
+            let reader = Reader {
+                columns: values::columns_of_row,
+                object: |row| {
+                    values::row_object(row).map_err(|e| {
+                        ProviderError::internal(format!("cannot read a result cell: {e}"))
+                    })
+                },
+                error: |e| errors::statement(e, "/sql"),
+            };
+            let Rows {
+                columns,
+                rows,
+                truncated,
+            } = rows::read(&mut *conn, query, cap, reader).await?;
+            let columns = match columns {
+                Some(columns) => columns,
+                // No row to look at: the prepared statement still knows its columns.
+                None => (&mut *conn)
+                    .prepare(p.sql.as_str())
+                    .await
+                    .map_err(|e| errors::statement(e, "/sql"))?
+                    .columns()
+                    .iter()
+                    .map(values::column_info)
+                    .collect(),
+            };
+            Ok(QueryResult::new(columns, rows, truncated))
+        }
+        .await;
+        conn.finish();
+        result
     }
 
     async fn execute(&self, p: StatementParams) -> Result<ExecResult, ProviderError> {
-        let mut conn = connection(&self.pools.writer).await?;
-        conn.run_statement(&p, "").await
+        let mut conn = self.call(&self.pools.writer).await?;
+        let result = conn.run_statement(&p, "").await;
+        conn.finish();
+        result
     }
 
     /// Runs the batch inside the engine's savepoint (see `guard`); any failure rolls the
     /// whole batch back and names the failing statement.
     async fn transaction(&self, p: TransactionParams) -> Result<TransactionResult, ProviderError> {
         let savepoint = guard::savepoint_name();
-        let mut conn = connection(&self.pools.writer).await?;
-        sqlx::query(&format!("SAVEPOINT {savepoint}"))
-            .execute(&mut *conn)
-            .await
-            .map_err(errors::from_sqlx)?;
-        let result = match engine::run_batch(&mut conn, &p.statements).await {
-            Ok(result) => result,
-            Err(error) => {
+        let mut conn = self.call(&self.pools.writer).await?;
+        let result = async {
+            sqlx::query(&format!("SAVEPOINT {savepoint}"))
+                .execute(&mut *conn)
+                .await
+                .map_err(errors::from_sqlx)?;
+            let result = match engine::run_batch(&mut conn, &p.statements).await {
+                Ok(result) => result,
+                Err(error) => {
+                    roll_back(&mut conn, savepoint).await;
+                    return Err(error);
+                }
+            };
+            if let Err(e) = sqlx::query(&format!("RELEASE {savepoint}"))
+                .execute(&mut *conn)
+                .await
+            {
                 roll_back(&mut conn, savepoint).await;
-                return Err(error);
+                return Err(errors::from_sqlx(e));
             }
-        };
-        if let Err(e) = sqlx::query(&format!("RELEASE {savepoint}"))
-            .execute(&mut *conn)
-            .await
-        {
-            roll_back(&mut conn, savepoint).await;
-            return Err(errors::from_sqlx(e));
+            Ok(result)
         }
-        Ok(result)
+        .await;
+        conn.finish();
+        result
     }
 
     async fn metadata(&self, p: MetadataParams) -> Result<MetadataResult, ProviderError> {
-        let mut conn = connection(&self.pools.reader).await?;
+        let mut conn = self.call(&self.pools.reader).await?;
+        let result = async {
         // Views and virtual tables' shadow tables are left out; SQLite's own sqlite_* tables too.
         let tables: Vec<(String, bool)> = sqlx::query_as(
             "SELECT name, wr FROM pragma_table_list \
@@ -182,14 +200,21 @@ impl Engine for SqliteProvider {
             });
         }
         Ok(MetadataResult { tables: result })
+        }
+        .await;
+        conn.finish();
+        result
     }
 
     async fn probe(&self) -> Result<(), ProviderError> {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sqlite_schema")
-            .fetch_one(&self.pools.reader)
+        let mut conn = self.call(&self.pools.reader).await?;
+        let result = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sqlite_schema")
+            .fetch_one(&mut *conn)
             .await
             .map(drop)
-            .map_err(errors::from_sqlx)
+            .map_err(errors::from_sqlx);
+        conn.finish();
+        result
     }
 
     /// Gives up this instance's share of the tenant's pools; they close when no instance
@@ -201,8 +226,19 @@ impl Engine for SqliteProvider {
     }
 }
 
+impl SqliteProvider {
+    /// A connection of `pool` (waited for no longer than the tenant's busy timeout), its
+    /// statements held to the tenant's statement timeout from now on.
+    async fn call(&self, pool: &SqlitePool) -> Result<Call, ProviderError> {
+        let conn = pool.acquire().await.map_err(errors::from_sqlx)?;
+        Call::begin(conn, self.statement_timeout)
+            .await
+            .map_err(errors::from_sqlx)
+    }
+}
+
 /// The writer connection, in autocommit for `execute` or inside the batch's savepoint.
-impl Session for PoolConnection<Sqlite> {
+impl Session for Call {
     async fn run_statement(
         &mut self,
         statement: &StatementParams,
@@ -227,14 +263,13 @@ impl Session for PoolConnection<Sqlite> {
     }
 }
 
-/// A connection of `pool`, waited for no longer than the tenant's busy timeout.
-async fn connection(pool: &SqlitePool) -> Result<PoolConnection<Sqlite>, ProviderError> {
-    pool.acquire().await.map_err(errors::from_sqlx)
-}
-
 /// Undoes a batch. If even this fails the connection stays inside the transaction, and the
-/// writer pool's `after_release` check closes it, which rolls back.
-async fn roll_back(conn: &mut PoolConnection<Sqlite>, savepoint: &str) {
+/// writer pool's `after_release` check closes it, which rolls back. SQLite has already rolled
+/// the whole transaction back when it interrupted a write, and then says so here.
+async fn roll_back(conn: &mut Call, savepoint: &str) {
+    if let Err(e) = conn.lift_deadline().await {
+        tracing::warn!(error = %e, "db/sqlite: cannot lift the deadline before a rollback");
+    }
     for sql in [
         format!("ROLLBACK TO {savepoint}"),
         format!("RELEASE {savepoint}"),
@@ -268,4 +303,101 @@ fn describe_columns(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use serde_json::json;
+    use switchyard_spi::ErrorCode;
+    use switchyard_spi::testkit::Harness;
+
+    use super::*;
+
+    /// Counts for ever without returning a row, so only a deadline or an interrupt ends it.
+    const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) AS n FROM c";
+
+    fn harness() -> (tempfile::TempDir, Harness) {
+        let root = tempfile::tempdir().unwrap();
+        let factory = SqliteFactory::new(root.path().to_path_buf());
+        (root, Harness::new(Arc::new(factory)))
+    }
+
+    #[tokio::test]
+    async fn a_runaway_statement_is_interrupted_at_the_statement_timeout() {
+        let (_root, h) = harness();
+        let t = h
+            .tenant_with_config("acme", json!({"statement_timeout_ms": 200}))
+            .await;
+        let started = Instant::now();
+        let err = t.err("query", json!({"sql": ENDLESS})).await;
+        assert_eq!(err.code, ErrorCode::Timeout, "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let err = t
+            .err(
+                "transaction",
+                json!({"statements": [{"sql": "CREATE TABLE t (x)"}, {"sql": format!("INSERT INTO t {ENDLESS}")}]}),
+            )
+            .await;
+        assert_eq!(err.code, ErrorCode::Timeout, "{err:?}");
+        // Nothing of the batch stayed, and the connections serve the next calls.
+        let tables = t.ok("metadata", json!({})).await;
+        assert_eq!(tables["tables"], json!([]));
+        t.ok("execute", json!({"sql": "CREATE TABLE u (x)"})).await;
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_call_interrupts_its_statement() {
+        let (_root, h) = harness();
+        // One reader, a long statement timeout: only the interrupt can free the connection.
+        let t = h
+            .tenant_with_config(
+                "acme",
+                json!({"max_connections": 1, "busy_timeout_ms": 2000, "statement_timeout_ms": 600000}),
+            )
+            .await;
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(300),
+            t.call("query", json!({"sql": ENDLESS})),
+        )
+        .await;
+        assert!(
+            abandoned.is_err(),
+            "the endless query answered: {abandoned:?}"
+        );
+        let rows = t.ok("query", json!({"sql": "SELECT 1 AS one"})).await;
+        assert_eq!(rows["rows"][0]["one"], 1);
+    }
+
+    #[tokio::test]
+    async fn a_gigabyte_value_is_refused_before_it_is_allocated() {
+        let (_root, h) = harness();
+        let t = h.tenant("acme").await;
+        for sql in [
+            "SELECT length(randomblob(999999999)) AS n",
+            "SELECT length(zeroblob(999999999)) AS n",
+        ] {
+            let err = t.err("query", json!({"sql": sql})).await;
+            assert_eq!(err.code, ErrorCode::PayloadTooLarge, "{sql}: {err:?}");
+        }
+        let rows = t
+            .ok(
+                "query",
+                json!({"sql": "SELECT length(randomblob(1000000)) AS n"}),
+            )
+            .await;
+        assert_eq!(rows["rows"][0]["n"], 1_000_000);
+    }
+
+    #[tokio::test]
+    async fn a_result_past_the_result_bytes_is_refused() {
+        let (_root, h) = harness();
+        let t = h.tenant("acme").await;
+        // 24 rows of 2 MB of hex: past the default 16 MiB.
+        let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 24) \
+                   SELECT hex(randomblob(1000000)) AS chunk FROM c";
+        let err = t.err("query", json!({"sql": sql})).await;
+        assert_eq!(err.code, ErrorCode::PayloadTooLarge, "{err:?}");
+    }
 }

@@ -94,7 +94,7 @@ impl TenantPools {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(settings.busy_timeout)
-            .after_connect(|conn, _| Box::pin(guard::install_authorizer(conn)))
+            .after_connect(|conn, _| Box::pin(guard::harden(conn)))
             // A transaction left open (a cancelled call) must not leak into the next call:
             // such a connection is closed, which rolls the transaction back.
             .after_release(|conn, _| {
@@ -110,7 +110,7 @@ impl TenantPools {
         let reader = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.busy_timeout)
-            .after_connect(|conn, _| Box::pin(guard::install_authorizer(conn)))
+            .after_connect(|conn, _| Box::pin(guard::harden(conn)))
             .connect_with(base.read_only(true))
             .await
             .map_err(|e| open_failed(file, e))?;
