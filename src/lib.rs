@@ -45,9 +45,10 @@ pub fn builtin_registry(
                     "SWITCHYARD_POSTGRES_URL is set but SWITCHYARD_POSTGRES_APP_PASSWORD is not"
                         .into(),
             })?;
-        registry.register(Arc::new(PostgresFactory::new(PostgresSettings::new(
-            admin_url, password,
-        ))))?;
+        registry.register(Arc::new(
+            PostgresFactory::new(PostgresSettings::new(admin_url, password))
+                .with_egress(&tenancy.egress),
+        ))?;
     }
     if let Ok(admin_url) = std::env::var("SWITCHYARD_MYSQL_URL") {
         let mut mysql = MysqlFactory::new(admin_url);

@@ -22,12 +22,22 @@
 //! Health is polled every `health_interval_ms` (default 10 s) from the first instance start
 //! on: while the last poll found the service down, calls fail fast with a retryable
 //! `provider_unavailable` instead of each waiting for a connect timeout.
+//!
+//! Egress: the manifest is the operator's (`SWITCHYARD_REMOTE_PROVIDERS`), never a tenant's,
+//! so its `endpoint` counts as operator-allowed — it may be on loopback or a private network
+//! without `[tenancy.egress]` opening it. The runtime's client goes through the platform's one
+//! egress guard (`switchyard-egress`) held to exactly that host and port: no redirect is
+//! followed, no proxy is used, and no other forbidden address is reached. What tenants send
+//! (config, params) travels to the service; where the runtime connects is never theirs to
+//! choose. Errors name the provider, never the endpoint.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use reqwest::Url;
 use serde_json::{Value, json};
+use switchyard_egress::{Egress, Redirects};
 use switchyard_spi::{
     CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
     ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
@@ -97,6 +107,10 @@ impl RemoteFactory {
             .ok_or_else(|| ManifestError("endpoint must be an http:// or https:// URL".into()))?
             .trim_end_matches('/')
             .to_owned();
+        let endpoint_url = Url::parse(&endpoint)
+            .ok()
+            .filter(|url| url.host().is_some())
+            .ok_or_else(|| ManifestError("endpoint is not a URL with a host".into()))?;
         let health_path = manifest
             .get("health_path")
             .and_then(Value::as_str)
@@ -138,7 +152,8 @@ impl RemoteFactory {
                     ManifestError("health_interval_ms must be an integer of at least 100".into())
                 })?,
         };
-        let http = reqwest::Client::builder()
+        let http = Egress::operator_endpoint(&endpoint_url)
+            .client(Redirects::None)
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
             .build()
@@ -278,11 +293,16 @@ impl Link {
             request = request.bearer_auth(token.expose());
         }
         let response = request.send().await.map_err(|e| {
+            let e = e.without_url();
+            tracing::warn!(provider = %self.id, error = %e, "remote provider unreachable");
             ProviderError::unavailable(format!(
-                "{} at {} is unreachable: {}",
+                "{} is unreachable: {}",
                 self.id,
-                self.endpoint,
-                e.without_url()
+                if e.is_connect() {
+                    "could not connect"
+                } else {
+                    "the request failed"
+                }
             ))
         })?;
         let status = response.status();

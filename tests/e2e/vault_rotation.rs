@@ -10,7 +10,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::vault::{RealVault, start_shim};
-use common::{Api, Server, free_port, postgres_admin_url, psql, tenant_with_key};
+use common::{Api, Server, free_port, postgres_admin_url, psql, tenant_with_key, write_config};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -70,9 +70,20 @@ async fn a_vault_password_reaches_postgres_rotates_without_restart_and_never_lea
         ("SWITCHYARD_VAULT_KV_VERSION", "1".to_owned()),
         ("SWITCHYARD_SECRET_REFRESH_SECS", "1".to_owned()),
     ];
+    // The tenant's own database is on the test server's loopback: the operator opens it.
+    let config = write_config(
+        dir.path(),
+        "[tenancy.egress]\nallowed_networks = [\"127.0.0.0/8\"]\n",
+    );
     let server = Server::spawn_with_env(
         dir.path(),
-        &["serve", "--listen", &format!("127.0.0.1:{port}")],
+        &[
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+            &config,
+        ],
         port,
         &mut env,
     );

@@ -1,12 +1,15 @@
 //! What the siloed engines share — db/mysql and db/mssql, which give every tenant a database
 //! and an account of its own on one server: the tenant's config, and how its database and
 //! account are named and the account's password derived. The SQL that provisions them is each
-//! engine's (see its `tenancy`).
+//! engine's (see its `tenancy`). Also the egress check of a database the tenant names itself
+//! (db/postgres's siloed `dsn`; db/mysql and db/mssql connect only to the operator's server).
 
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use switchyard_spi::ProviderError;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use switchyard_egress::Egress;
+use switchyard_spi::{ErrorCode, ProviderError};
 
 use crate::limits::{self, MAX_CONNECTIONS, MAX_ROWS};
 
@@ -51,6 +54,40 @@ pub fn schema() -> Value {
         ),
         limits::max_rows_property(defaults.max_rows),
     ])
+}
+
+/// A tenant's own PostgreSQL server (a siloed `dsn`), held to the operator's egress ceiling
+/// before anything connects: its port and every address its host resolves to are checked,
+/// and the connections are pinned to the first checked address, so no later DNS answer is used
+/// unchecked (DNS rebinding). With `sslmode=verify-full` the name is kept instead: the server
+/// must then prove the name with its certificate, which a rebound address cannot. A Unix
+/// socket (a path host, or no host at all) is this machine, and refused. Refusals are
+/// `egress_forbidden` at `/dsn` and never quote the dsn (it holds a password).
+pub(crate) async fn vet_postgres(
+    options: PgConnectOptions,
+    egress: &Egress,
+) -> Result<PgConnectOptions, ProviderError> {
+    if options.get_socket().is_some() {
+        return Err(ProviderError::field(
+            ErrorCode::EgressForbidden,
+            "/dsn",
+            "the dsn names a Unix socket, a server on this machine; name the database's network host",
+        )
+        .with_retryable(false));
+    }
+    let addresses = egress
+        .resolve(options.get_host(), options.get_port())
+        .await
+        .map_err(|refusal| refusal.at("/dsn"))?;
+    let Some(address) = addresses.first() else {
+        return Err(ProviderError::unavailable(
+            "the dsn's host does not resolve; check the name or retry",
+        ));
+    };
+    Ok(match options.get_ssl_mode() {
+        PgSslMode::VerifyFull => options,
+        _ => options.host(&address.ip().to_string()),
+    })
 }
 
 /// Keeps a database prefix to lowercase letters, digits and `_`.
@@ -100,6 +137,63 @@ pub(crate) fn derived_password(secret: &str, account: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn loopback() -> Egress {
+        Egress::new(&switchyard_spi::tenancy::EgressCeiling {
+            allowed_networks: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+            allowed_ports: vec![5432],
+        })
+    }
+
+    fn dsn(url: &str) -> PgConnectOptions {
+        url.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_tenants_dsn_is_held_to_the_egress_ceiling_and_pinned() {
+        for refused in [
+            "postgres://u:hunter2@127.0.0.1:5432/db",
+            "postgres://u:hunter2@localhost/db",
+            "postgres://u:hunter2@169.254.169.254/db",
+            "postgres://u:hunter2@[::1]:5432/db",
+            "postgres://u:hunter2@db.example/db?hostaddr=10.0.0.7",
+        ] {
+            let err = vet_postgres(dsn(refused), &Egress::default())
+                .await
+                .unwrap_err();
+            assert_eq!(err.code, ErrorCode::EgressForbidden, "{refused}");
+            assert_eq!(err.errors[0].pointer, "/dsn");
+            assert!(!err.detail.contains("hunter2"), "{}", err.detail);
+        }
+        let socket = vet_postgres(
+            dsn("postgres://u@%2Fvar%2Frun%2Fpostgresql/db"),
+            &loopback(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(socket.code, ErrorCode::EgressForbidden);
+        let port = vet_postgres(dsn("postgres://u@127.0.0.1:6543/db"), &loopback())
+            .await
+            .unwrap_err();
+        assert_eq!(port.code, ErrorCode::EgressForbidden);
+        assert!(port.detail.contains("6543"), "{}", port.detail);
+        // Allowed: the name is replaced by the address that was checked.
+        let pinned = vet_postgres(dsn("postgres://u@localhost:5432/db"), &loopback())
+            .await
+            .unwrap();
+        assert!(
+            ["127.0.0.1", "::1"].contains(&pinned.get_host()),
+            "{}",
+            pinned.get_host()
+        );
+        let verified = vet_postgres(
+            dsn("postgres://u@localhost:5432/db?sslmode=verify-full"),
+            &loopback(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(verified.get_host(), "localhost");
+    }
 
     #[test]
     fn empty_config_gives_the_documented_defaults() {

@@ -13,14 +13,21 @@ use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use switchyard_contracts::domains;
 use switchyard_provider_db::{PostgresFactory, PostgresSettings};
+use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::testkit::Harness;
 use switchyard_spi::{ErrorCode, HealthStatus, ProviderFactory, StartContext, TenantId};
 
+/// The engine as an operator who opens loopback (where the test server, and so every siloed
+/// tenant's own database, listens) runs it.
 fn engine(db: &pg::TestDatabase) -> Harness {
-    Harness::new(Arc::new(PostgresFactory::new(PostgresSettings::new(
-        db.url.clone(),
-        pg::APP_PASSWORD,
-    ))))
+    Harness::new(Arc::new(
+        PostgresFactory::new(PostgresSettings::new(db.url.clone(), pg::APP_PASSWORD)).with_egress(
+            &EgressCeiling {
+                allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
+                allowed_ports: Vec::new(),
+            },
+        ),
+    ))
 }
 
 #[test]
@@ -268,6 +275,26 @@ async fn siloed_tenants_use_their_own_database_with_full_ddl() {
         let err = t.err("query", json!({"sql": "SELECT * FROM ledger"})).await;
         assert_eq!(err.code, ErrorCode::StatementFailed);
         assert_eq!(t.ok("metadata", json!({})).await, json!({"tables": []}));
+    }
+}
+
+#[tokio::test]
+async fn a_siloed_dsn_the_operator_did_not_open_is_refused_at_start() {
+    let own = pg::TestDatabase::create("silo_closed").await;
+    let closed = PostgresFactory::new(PostgresSettings::new(own.url.clone(), pg::APP_PASSWORD));
+    let by_name = own.url.replace("127.0.0.1", "localhost");
+    for dsn in [&own.url, &by_name] {
+        let err = closed
+            .start(StartContext {
+                tenant: TenantId::parse("acme").unwrap(),
+                config: json!({"mode": "siloed", "dsn": dsn}),
+            })
+            .await
+            .err()
+            .expect("a dsn on loopback is refused without the operator's allowance");
+        assert_eq!(err.code, ErrorCode::EgressForbidden, "{err:?}");
+        assert_eq!(err.errors[0].pointer, "/dsn");
+        assert!(!err.detail.contains(&own.url));
     }
 }
 

@@ -340,10 +340,13 @@ impl Idp {
         Idp { jwks_port, key }
     }
 
-    /// The `[oidc]` section of a gateway config trusting this IdP.
+    /// The `[oidc]` section of a gateway config trusting this IdP, and the operator's egress
+    /// ceiling opening loopback, where its JWKS listens (the gateway's key fetches go through
+    /// the egress guard too).
     pub fn oidc_config(&self) -> String {
         format!(
-            "[oidc]\nissuer = \"{}\"\naudience = \"{}\"\njwks_url = \"http://127.0.0.1:{}/jwks\"\n",
+            "[oidc]\nissuer = \"{}\"\naudience = \"{}\"\njwks_url = \"http://127.0.0.1:{}/jwks\"\n\
+             [tenancy.egress]\nallowed_networks = [\"127.0.0.0/8\"]\n",
             Idp::ISSUER,
             Idp::AUDIENCE,
             self.jwks_port

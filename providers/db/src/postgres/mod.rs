@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use sqlx::{Executor, PgPool, Postgres, Statement, Transaction};
+use switchyard_egress::Egress;
+use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
     Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
 };
@@ -31,6 +33,7 @@ use crate::contract::{
 use crate::engine::{self, Engine, Instance, Session};
 use crate::errors::stopped;
 use crate::rows::{self, Reader, Rows};
+use crate::siloed;
 use pools::{Access, Registry, Target};
 use rls::{Enrollment, Namespace};
 
@@ -70,6 +73,8 @@ pub struct PostgresFactory {
     shared: Arc<OnceCell<Shared>>,
     registry: Arc<Registry>,
     namespace: Namespace,
+    /// The operator's egress ceiling a siloed tenant's `dsn` host is held to.
+    egress: Egress,
 }
 
 /// The shared database's pools.
@@ -94,7 +99,15 @@ impl PostgresFactory {
             shared: Arc::new(OnceCell::new()),
             registry: Arc::new(Registry::new()),
             namespace: Namespace::Tenant,
+            egress: Egress::default(),
         }
+    }
+
+    /// Holds siloed tenants' own servers (`dsn`) to the operator's egress ceiling (by
+    /// default: no loopback, private or link-local host); see `crate::siloed::vet_postgres`.
+    pub fn with_egress(mut self, ceiling: &EgressCeiling) -> Self {
+        self.egress = Egress::new(ceiling);
+        self
     }
 
     /// The factory of the tenants' service books (see `crate::books`): on the same database
@@ -108,6 +121,7 @@ impl PostgresFactory {
             shared: self.shared.clone(),
             registry: Arc::new(Registry::new()),
             namespace: Namespace::Books,
+            egress: self.egress.clone(),
         }
     }
 
@@ -145,6 +159,7 @@ impl ProviderFactory for PostgresFactory {
         };
         let (scope, access) = match config.connect_options()? {
             Some(options) => {
+                let options = siloed::vet_postgres(options, &self.egress).await?;
                 let target = Target::Own(Box::new(options));
                 let access = pools::acquire(&self.registry, &ctx.tenant, &config, target).await?;
                 (Scope::Siloed, access)
