@@ -36,6 +36,7 @@ pub fn builtin_registry(
 ) -> Result<Registry, SchemaError> {
     let providers = data_dir.join("providers");
     let mut registry = Registry::default();
+    switchyard_provider_db::hold_to(&tenancy.quotas);
     registry.register(Arc::new(SqliteFactory::new(providers.join("db/sqlite"))))?;
     if let Ok(admin_url) = std::env::var("SWITCHYARD_POSTGRES_URL") {
         let password =
@@ -70,7 +71,9 @@ pub fn builtin_registry(
         }
         registry.register(Arc::new(mssql))?;
     }
-    registry.register(Arc::new(MemoryCacheFactory::new()))?;
+    registry.register(Arc::new(
+        MemoryCacheFactory::new().with_quotas(&tenancy.quotas),
+    ))?;
     if let Ok(url) = std::env::var("SWITCHYARD_REDIS_URL") {
         registry.register(Arc::new(RedisCacheFactory::new(url)))?;
     }

@@ -343,6 +343,7 @@ fn main() -> Result<()> {
         } => {
             let config = GatewayConfig::load(config.as_deref()).map_err(anyhow::Error::msg)?;
             let (background, store) = background_runtime(&location)?;
+            let store = store.with_quotas(&config.tenancy.quotas);
             let key = InternalKey::load(&data_dir)?;
             run_gateway(
                 None,
@@ -362,6 +363,7 @@ fn main() -> Result<()> {
         } => {
             let config = GatewayConfig::load(config.as_deref()).map_err(anyhow::Error::msg)?;
             let (background, store) = background_runtime(&location)?;
+            let store = store.with_quotas(&config.tenancy.quotas);
             let key = InternalKey::load(&data_dir)?;
             background.block_on(async {
                 let runtime = Arc::new(
@@ -712,6 +714,7 @@ fn serve(
 ) -> Result<()> {
     let data_dir = location.data_dir.as_path();
     let (background, store) = background_runtime(location)?;
+    let store = store.with_quotas(&config.tenancy.quotas);
     let key = InternalKey::load(data_dir)?;
     // `auth/opa` answers from the bundle the gateway runs; the gateway loads it further down.
     let running_policy: Arc<OnceLock<Arc<Policy>>> = Arc::default();

@@ -5,6 +5,11 @@
 //! gateway instance. This module holds what the proxy needs around them: the config, parsing
 //! the header, fingerprinting the request, mapping refusals to problems, and deciding which
 //! responses are kept and which of their headers are replayed.
+//!
+//! What one tenant's records may hold is the operator's `idempotency_bytes_per_tenant`
+//! (`[tenancy.quotas]`), which the store enforces: a tenant at its quota is refused new keyed
+//! requests with `quota_exceeded` (429) before they run, and never served without the
+//! protection it asked for.
 
 use http::{HeaderMap, HeaderValue};
 use serde::Deserialize;
@@ -118,6 +123,15 @@ pub fn problem_for(begin: &Begin) -> Option<Problem> {
             "this Idempotency-Key was used with a different method, path or body; \
              use a new key for a new request",
         )),
+        // Retryable: records past their retention stop counting.
+        Begin::QuotaExceeded => Some(
+            Problem::new(
+                ErrorCode::QuotaExceeded,
+                "this tenant's stored idempotent responses fill its quota; the request did not \
+                 run: retry once older keys expire",
+            )
+            .with_retryable(true),
+        ),
     }
 }
 
@@ -222,7 +236,7 @@ mod tests {
     }
 
     #[test]
-    fn only_in_flight_and_reused_keys_are_refused() {
+    fn only_in_flight_reused_and_over_quota_keys_are_refused() {
         let replay = Begin::Replay(StoredResponse {
             status: 201,
             headers: Vec::new(),
@@ -239,6 +253,10 @@ mod tests {
         assert_eq!(reused.code, ErrorCode::IdempotencyKeyReused);
         assert_eq!(reused.status(), 422);
         assert!(!reused.retryable);
+        let full = problem_for(&Begin::QuotaExceeded).unwrap();
+        assert_eq!(full.code, ErrorCode::QuotaExceeded);
+        assert_eq!(full.status(), 429);
+        assert!(full.retryable);
     }
 
     #[test]

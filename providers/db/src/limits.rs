@@ -83,6 +83,16 @@ impl Limit {
         self.check_within(value.into(), self.ceiling())
     }
 
+    /// `default`, lowered to the operator's ceiling on the field: a tenant that leaves the
+    /// field out gets a value the ceiling allows, so an operator lowering a ceiling does not
+    /// break every tenant that never configured the engine.
+    pub fn default_within<T>(&self, default: T) -> T
+    where
+        T: Copy + Into<u64> + TryFrom<u64>,
+    {
+        lowered(default, self.ceiling())
+    }
+
     /// The operator's ceiling on this field. Fields are matched by name, which every engine
     /// shares for the same setting, so an engine's own `Limit` is held to it too.
     fn ceiling(&self) -> Option<Ceiling> {
@@ -136,6 +146,17 @@ pub(crate) fn max_rows_property(default: u32) -> (String, Value) {
         default,
         "Most rows one query returns; a caller's max_rows may lower it, never raise it.",
     )
+}
+
+/// `default`, or the ceiling if that is lower.
+fn lowered<T>(default: T, ceiling: Option<Ceiling>) -> T
+where
+    T: Copy + Into<u64> + TryFrom<u64>,
+{
+    match ceiling {
+        Some((ceiling, _)) if default.into() > ceiling => T::try_from(ceiling).unwrap_or(default),
+        _ => default,
+    }
 }
 
 /// What one `query`'s rows may take, measured as the JSON they are sent as: a result past the
@@ -260,6 +281,13 @@ mod tests {
             .check_within(33, Some((64, "db_max_connections")))
             .unwrap_err();
         assert_eq!(err.detail, "33 is outside 1..=32");
+    }
+
+    #[test]
+    fn a_default_above_the_ceiling_is_lowered_to_it() {
+        assert_eq!(lowered(4u32, Some((2, "db_max_connections"))), 2);
+        assert_eq!(lowered(4u32, Some((8, "db_max_connections"))), 4);
+        assert_eq!(lowered(30_000u64, None), 30_000);
     }
 
     #[test]

@@ -142,6 +142,11 @@ impl Server {
         );
     }
 
+    /// The child's process id, to read its memory and CPU time from `/proc/<pid>/`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no shutdown code runs, nothing is flushed that was not already durable.
     pub fn kill9(&mut self) {
         self.child.kill().expect("SIGKILL delivered");

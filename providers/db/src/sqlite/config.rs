@@ -39,11 +39,12 @@ pub struct SqliteConfig {
     pub max_rows: u32,
 }
 
+/// The defaults, each at most the operator's ceiling on its field.
 impl Default for SqliteConfig {
     fn default() -> Self {
         SqliteConfig {
-            max_connections: 4,
-            statement_timeout_ms: 30_000,
+            max_connections: MAX_CONNECTIONS.default_within(4),
+            statement_timeout_ms: STATEMENT_TIMEOUT_MS.default_within(30_000),
             busy_timeout_ms: 5_000,
             max_rows: 10_000,
         }
