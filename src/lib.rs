@@ -183,7 +183,7 @@ pub fn builtin_services() -> Result<Vec<Arc<dyn Service>>, SchemaError> {
     ])
 }
 
-/// For processes that run no policy: `auth/opa` answers provider_unavailable.
+/// For processes that run no policy: `auth/opa` answers provider_not_configured.
 pub fn no_policy() -> PolicySource {
     Arc::new(|| None)
 }

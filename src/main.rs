@@ -286,7 +286,7 @@ enum PolicyCommand {
 
 #[derive(Subcommand)]
 enum TenantCommand {
-    /// Create a tenant; NAME is its id (a-z, 0-9, '-').
+    /// Create a tenant; NAME is its id (a-z, 0-9, '-'), not a reserved name such as `readyz`.
     Create { name: String },
 }
 
@@ -413,7 +413,7 @@ fn main() -> Result<()> {
         Command::Tenant {
             command: TenantCommand::Create { name },
         } => {
-            let tenant = TenantId::parse(&name).map_err(anyhow::Error::msg)?;
+            let tenant = TenantId::parse_new(&name).map_err(anyhow::Error::msg)?;
             block_on_store(&location, |store| async move {
                 store.create_tenant(&tenant).await?;
                 println!("created tenant {tenant}");

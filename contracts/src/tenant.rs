@@ -5,6 +5,32 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Ids no tenant may be created with. `readyz` is the tenant whose platform-default instances
+/// `/readyz` probes (a tenant of that name would share them); the others name the platform's
+/// own routes, files and roles (`/metrics`, `/providers`, `/admin/*`, the `providers` data
+/// directory …), so that a tenant id never reads as one of them in a URL, a metric label, a
+/// log line or an audit record. They stay valid ids for the platform's internal use.
+pub const RESERVED_TENANT_IDS: &[&str] = &[
+    "readyz",
+    "healthz",
+    "livez",
+    "metrics",
+    "openapi",
+    "providers",
+    "services",
+    "policies",
+    "keys",
+    "console",
+    "admin",
+    "operator",
+    "platform",
+    "internal",
+    "system",
+    "switchyard",
+    "tenants",
+    "api",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct TenantId(String);
@@ -23,6 +49,19 @@ impl TenantId {
                 "tenant id {raw:?} must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
             ))
         }
+    }
+
+    /// The id of a tenant about to be created: a valid id that is not one of
+    /// [`RESERVED_TENANT_IDS`]. Everything that creates tenants parses with this; everything
+    /// that reads an existing id (a stored row, a token, a header) uses [`TenantId::parse`].
+    pub fn parse_new(raw: &str) -> Result<Self, String> {
+        let tenant = TenantId::parse(raw)?;
+        if RESERVED_TENANT_IDS.contains(&raw) {
+            return Err(format!(
+                "tenant id {raw:?} is reserved for the platform; choose another name"
+            ));
+        }
+        Ok(tenant)
     }
 
     pub fn as_str(&self) -> &str {
@@ -70,5 +109,19 @@ mod tests {
         ] {
             assert!(TenantId::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn reserved_ids_parse_but_cannot_be_new_tenants() {
+        assert!(TenantId::parse_new("acme").is_ok());
+        for reserved in super::RESERVED_TENANT_IDS {
+            assert!(
+                TenantId::parse(reserved).is_ok(),
+                "{reserved} must stay valid"
+            );
+            let refused = TenantId::parse_new(reserved).unwrap_err();
+            assert!(refused.contains("reserved"), "{refused}");
+        }
+        assert!(TenantId::parse_new("openapi.json").is_err());
     }
 }

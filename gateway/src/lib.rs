@@ -12,15 +12,19 @@
 //! 7. [`filters::rate_limit`]: the tenant's and the credential's budgets → else 429;
 //! 8. [`filters::policy`]: the running OPA bundle decides, the decision is logged → else 403
 //!    `policy_denied` with its decision id (the policy sees `X-Tenant-Id` itself, so
-//!    cross-tenant attempts are decided and logged);
+//!    cross-tenant attempts are decided and logged). What it judges is what runs: the body is
+//!    read by the runtime's own rules ([`switchyard_runtime::http::envelope`]) — a
+//!    Content-Type the route does not take is refused with 415 and a malformed body with 400
+//!    before the policy — and that reading is handed to the runtime in this process, or
+//!    re-read there from the body the signature covers;
 //! 9. [`filters::tenant`]: the credentials' tenant; a disagreeing `X-Tenant-Id` → 403 (the
 //!    backstop when no policy is configured);
 //! 10. [`filters::idempotency`]: a POST with `Idempotency-Key` is replayed, refused (409/422)
 //!     or recorded, and its response stored;
 //! 11. [`filters::forward`]: to a healthy runtime ([`upstream`]) with the verified context
-//!     signed into internal headers (client-sent internal headers are dropped) — or, when the
-//!     runtime lives in this process ([`upstream::RuntimeLink::InProcess`]), straight into it
-//!     with the verified context as a value.
+//!     and the body signed into internal headers (client-sent internal headers are dropped) —
+//!     or, when the runtime lives in this process ([`upstream::RuntimeLink::InProcess`]),
+//!     straight into it with the verified context as a value.
 //!
 //! `GET /policies/...` ([`audit`]) is answered by the gateway itself after step 9.
 
@@ -45,7 +49,8 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use switchyard_contracts::{ErrorCode, Problem, TenantId};
 use switchyard_runtime::PlatformStore;
-use switchyard_runtime::internal_auth::InternalKey;
+use switchyard_runtime::http::envelope::{self, BodyForm, Executed};
+use switchyard_runtime::internal_auth::{BodyTagger, InternalKey};
 use switchyard_runtime::store::{Begin, StoredResponse};
 use switchyard_spi::CallContext;
 
@@ -86,8 +91,12 @@ pub struct RequestCtx {
     rate_limit_headers: Vec<(&'static str, String)>,
     idempotency: Option<PendingIdempotency>,
     /// The body the filters already read whole (for the policy or an idempotency key), kept
-    /// so that in-process dispatch does not read it again.
+    /// so that in-process dispatch does not read it again and forwarding can seal it.
     inspected_body: Option<Bytes>,
+    /// What the policy judged as running, handed to a runtime in this process.
+    executed: Option<Executed>,
+    /// Tags a body that streams through to the runtime ([`filters::forward`]).
+    body_tag: Option<BodyTagger>,
     /// Metrics, spans and the access log line of this request.
     observed: observe::Observed,
 }
@@ -220,16 +229,23 @@ impl Gateway {
             }
             _ => None,
         };
-        let policy_reads_body =
-            self.policy.is_some() && matches!(route, Route::Invoke | Route::Admin);
-        let body = if key.is_some() || (policy_reads_body && !is_raw_upload(header)) {
+        // The route's body rule decides the types it takes, whoever reads the body later.
+        let rule = envelope::rule_of(&header.method, header.uri.path());
+        let form = envelope::accept(rule, header.headers.get(http::header::CONTENT_TYPE))?;
+        let policy_reads_body = self.policy.is_some()
+            && matches!(route, Route::Invoke | Route::Admin)
+            && !matches!(form, BodyForm::Raw | BodyForm::Ignored);
+        let body = if key.is_some() || policy_reads_body {
             Some(self.read_inspected_body(session, ctx).await?)
         } else {
             None
         };
         let header = session.req_header();
         if let Some(policy) = &self.policy {
-            let input = policy_input(header, &identity, route, body.as_deref(), &ctx.request_id);
+            let (resource, executed) =
+                policy_resource(header, route, body.as_deref().unwrap_or_default())?;
+            ctx.executed = executed;
+            let input = policy_input(header, &identity, route, resource, &ctx.request_id);
             let verdict = policy
                 .decide(input, identity.tenant.as_str(), &identity.subject)
                 .await?;
@@ -334,6 +350,9 @@ impl Gateway {
             if let Some(state) = &trace.tracestate {
                 request = request.header("tracestate", state);
             }
+        }
+        if let Some(executed) = ctx.executed.take() {
+            request = request.extension(executed);
         }
         let body = http_body_util::Full::new(body)
             .map_err(|never| match never {})
@@ -628,21 +647,30 @@ impl Gateway {
     }
 }
 
-/// A raw upload: its bytes are not inspected; the policy sees its query parameters instead.
-fn is_raw_upload(header: &RequestHeader) -> bool {
-    header
-        .headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/octet-stream"))
+/// The policy input's `resource` of a request whose body (if its route reads one) is `body`:
+/// for the routes the runtime serves, what it will execute, read by its own rules (refused
+/// with 415 or 400 as it would refuse it), with that reading to hand it; for the gateway's own
+/// routes and the reads, the query parameters.
+pub fn policy_resource(
+    header: &RequestHeader,
+    route: Route,
+    body: &[u8],
+) -> Result<(serde_json::Value, Option<Executed>), Problem> {
+    if !matches!(route, Route::Invoke | Route::Admin) {
+        return Ok((envelope::query_params(header.uri.query()), None));
+    }
+    let rule = envelope::rule_of(&header.method, header.uri.path());
+    let form = envelope::accept(rule, header.headers.get(http::header::CONTENT_TYPE))?;
+    let executed = envelope::execute(rule, form, header.uri.query(), body)?;
+    Ok((executed.resource(), Some(executed)))
 }
 
-/// The policy input: who asks, for what, on which resource.
+/// The policy input: who asks, for what, on which resource (the params that run).
 fn policy_input(
     header: &RequestHeader,
     identity: &Identity,
     route: Route,
-    body: Option<&[u8]>,
+    resource: serde_json::Value,
     request_id: &str,
 ) -> serde_json::Value {
     let path = header.uri.path();
@@ -660,17 +688,6 @@ fn policy_input(
         path.trim_start_matches("/policies/")
     } else {
         target.action
-    };
-    let resource = match body.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok()) {
-        Some(mut envelope) => ["params", "config"]
-            .iter()
-            .find_map(|k| envelope.get_mut(*k).map(serde_json::Value::take))
-            .unwrap_or_else(|| serde_json::json!({})),
-        None => serde_json::Value::Object(
-            form_urlencoded::parse(header.uri.query().unwrap_or("").as_bytes())
-                .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
-                .collect(),
-        ),
     };
     let target_tenant = header
         .headers
@@ -768,7 +785,7 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
         ctx.body_bytes += body.as_ref().map_or(0, Bytes::len);
@@ -778,6 +795,7 @@ impl ProxyHttp for Gateway {
                 "request body over the limit",
             ));
         }
+        filters::forward::tag_chunk(ctx, body, end_of_stream);
         Ok(())
     }
 

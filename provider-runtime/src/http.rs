@@ -2,6 +2,9 @@
 //!
 //! Every `/providers` route requires the context the gateway signed ([`crate::internal_auth`]);
 //! `/openapi.json` and `/healthz` are public. Errors are problem+json with the request id.
+//! What a request executes is read by [`envelope`], the rules the gateway's policy reads it by.
+
+pub mod envelope;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -9,22 +12,26 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use switchyard_contracts::{
-    ErrorCode, InvokeRequest, InvokeResponse, PROBLEM_CONTENT_TYPE, Problem, ResponseMeta, TenantId,
+    ErrorCode, InvokeResponse, PROBLEM_CONTENT_TYPE, Problem, ResponseMeta, TenantId,
 };
 use switchyard_spi::CallContext;
 use tokio::net::TcpListener;
 
-use crate::internal_auth::{CONTEXT_HEADER, InternalKey, SIGNATURE_HEADER, unix_now};
+use crate::internal_auth::{
+    BODY_TAG_LEN, BodySeal, CONTEXT_HEADER, InternalKey, SIGNATURE_HEADER, unix_now,
+};
 use crate::observe;
 use crate::runtime::Runtime;
+use envelope::Executed;
 use switchyard_telemetry::trace;
 
 /// Largest request body, raw storage uploads included.
@@ -94,7 +101,9 @@ impl Service {
     /// the tests) can see that the trace crossed the gateway intact. `trusted` is the context
     /// of a caller the gateway in this same process has already authenticated (in-process
     /// dispatch, ADR 16): nothing crossed a socket, so there is no signature to check. Without
-    /// it, the signed internal headers must prove the context.
+    /// it, the signed internal headers must prove the context and the body. With it, an
+    /// [`Executed`] in the request's extensions is what the gateway's policy judged, and is
+    /// executed as it is instead of being read again.
     pub async fn dispatch(
         &self,
         req: Request<RequestBody>,
@@ -135,16 +144,13 @@ impl Service {
             (&Method::GET, ["metrics"]) => observe::process_metrics(req.headers())
                 .unwrap_or_else(|problem| problem_response(problem, &fallback_request_id(&req))),
             (_, ["providers", ..] | ["services", ..]) => {
-                let verified = match trusted {
-                    Some(ctx) => Ok(ctx),
-                    None => self.verify(&req),
-                };
-                let ctx = match verified {
-                    Ok(ctx) => ctx,
-                    Err(problem) => return problem_response(problem, &fallback_request_id(&req)),
+                let fallback_id = fallback_request_id(&req);
+                let (ctx, request) = match self.admit(req, trusted).await {
+                    Ok(admitted) => admitted,
+                    Err(problem) => return problem_response(problem, &fallback_id),
                 };
                 let request_id = ctx.request_id.clone();
-                match self.route(req, &segments, ctx).await {
+                match self.route(request, &segments, ctx).await {
                     Ok(response) => response,
                     Err(problem) => problem_response(problem, &request_id),
                 }
@@ -156,7 +162,63 @@ impl Service {
         }
     }
 
-    fn verify(&self, req: &Request<RequestBody>) -> Result<CallContext, Problem> {
+    /// The caller's context and the request as it executes: its body read whole (checked
+    /// against the gateway's seal when it crossed a socket) and what it executes, by the
+    /// route's body rule.
+    async fn admit(
+        &self,
+        req: Request<RequestBody>,
+        trusted: Option<CallContext>,
+    ) -> Result<(CallContext, Admitted), Problem> {
+        let (ctx, seal) = match trusted {
+            Some(ctx) => (ctx, None),
+            None => {
+                let (ctx, seal, signature) = self.verify(&req)?;
+                (ctx, Some((seal, signature)))
+            }
+        };
+        let rule = envelope::rule_of(req.method(), req.uri().path());
+        let form = envelope::accept(rule, req.headers().get(header::CONTENT_TYPE))?;
+        let (mut parts, body) = req.into_parts();
+        // Only the gateway in this process hands over what its policy judged; a request from
+        // the network is read here by the same rules, from the body its signature covers.
+        let judged = parts
+            .extensions
+            .remove::<Executed>()
+            .filter(|_| seal.is_none());
+        let body = read_body(body, MAX_BODY_BYTES + BODY_TAG_LEN).await?;
+        let body = match seal {
+            None => body,
+            Some((seal, signature)) => {
+                self.key.open_body(&seal, &signature, body).ok_or_else(|| {
+                    Problem::new(
+                        ErrorCode::Unauthenticated,
+                        "the body is not the one the gateway signed",
+                    )
+                })?
+            }
+        };
+        if body.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        let executed = match judged {
+            Some(executed) => executed,
+            None => envelope::execute(rule, form, parts.uri.query(), &body)?,
+        };
+        Ok((
+            ctx,
+            Admitted {
+                parts,
+                body,
+                executed,
+            },
+        ))
+    }
+
+    fn verify(
+        &self,
+        req: &Request<RequestBody>,
+    ) -> Result<(CallContext, BodySeal, String), Problem> {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         let path = req
             .uri()
@@ -164,13 +226,13 @@ impl Service {
             .map(|p| p.as_str())
             .unwrap_or("/");
         let verified = match (header(CONTEXT_HEADER), header(SIGNATURE_HEADER)) {
-            (Some(context), Some(signature)) => {
-                self.key
-                    .verify(req.method().as_str(), path, context, signature, unix_now())
-            }
+            (Some(context), Some(signature)) => self
+                .key
+                .verify(req.method().as_str(), path, context, signature, unix_now())
+                .map(|ctx| (ctx, signature.to_owned())),
             _ => None,
         };
-        let ctx = verified.ok_or_else(|| {
+        let (ctx, signature) = verified.ok_or_else(|| {
             Problem::new(
                 ErrorCode::Unauthenticated,
                 "the runtime accepts only requests forwarded by the gateway",
@@ -178,34 +240,35 @@ impl Service {
         })?;
         let tenant = TenantId::parse(&ctx.tenant)
             .map_err(|e| Problem::new(ErrorCode::Unauthenticated, e))?;
-        Ok(CallContext {
+        let call = CallContext {
             tenant,
             request_id: ctx.request_id,
             subject: Some(ctx.subject),
             service: None,
-        })
+        };
+        Ok((call, ctx.body, signature))
     }
 
     async fn route(
         &self,
-        req: Request<RequestBody>,
+        req: Admitted,
         segments: &[&str],
         ctx: CallContext,
     ) -> Result<Response<Full<Bytes>>, Problem> {
         let rt = &self.runtime;
         let tenant = &ctx.tenant;
         let rid = Some(ctx.request_id.as_str());
-        let method = req.method().clone();
+        let method = req.parts.method.clone();
         let body = match (&method, segments) {
             (&Method::GET, ["providers"]) => rt.catalog(tenant).await,
             (&Method::GET, ["providers", d, n]) => rt.describe(tenant, d, n).await?,
             (&Method::GET, ["providers", d, n, "health"]) => rt.health(tenant, d, n).await?,
             (&Method::GET, ["providers", d, n, "metrics"]) => {
-                return observe::provider_metrics(req.headers(), rt, tenant, d, n);
+                return observe::provider_metrics(&req.parts.headers, rt, tenant, d, n);
             }
             (&Method::POST, ["providers", d, n, "configure"]) => {
-                let body = read_json(req).await?;
-                rt.configure(tenant, d, n, body).await?
+                rt.configure(tenant, d, n, req.executed.configure_body())
+                    .await?
             }
             (&Method::POST, ["providers", d, n, "start"]) => rt.start(tenant, d, n).await?,
             (&Method::POST, ["providers", d, n, "stop"]) => rt.stop(tenant, d, n).await?,
@@ -243,28 +306,14 @@ impl Service {
 
     async fn invoke(
         &self,
-        req: Request<RequestBody>,
+        req: Admitted,
         ctx: &CallContext,
         domain: &str,
         name: &str,
         action: &str,
     ) -> Result<Response<Full<Bytes>>, Problem> {
         let started = Instant::now();
-        let raw = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/octet-stream"));
-        let (params, payload) = if raw {
-            // Raw bytes in the body; params (strings) in the query string.
-            let params: Map<String, Value> =
-                form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-                    .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-                    .collect();
-            (Value::Object(params), Some(read_body(req).await?))
-        } else {
-            (read_envelope(req).await?, None)
-        };
+        let (params, payload) = req.params()?;
         let data = self
             .runtime
             .invoke(ctx, domain, name, action, params, payload)
@@ -274,13 +323,13 @@ impl Service {
 
     async fn invoke_service(
         &self,
-        req: Request<RequestBody>,
+        req: Admitted,
         ctx: &CallContext,
         name: &str,
         action: &str,
     ) -> Result<Response<Full<Bytes>>, Problem> {
         let started = Instant::now();
-        let params = read_envelope(req).await?;
+        let (params, _) = req.params()?;
         let data = self
             .runtime
             .invoke_service(ctx, name, action, params)
@@ -289,19 +338,25 @@ impl Service {
     }
 }
 
-/// The `params` of an invoke envelope `{"params": {...}}`; an empty body means no params.
-async fn read_envelope(req: Request<RequestBody>) -> Result<Value, Problem> {
-    let body = read_body(req).await?;
-    if body.is_empty() {
-        return Ok(json!({}));
+/// A request past its checks: its head, its whole body, and what it executes.
+struct Admitted {
+    parts: Parts,
+    body: Bytes,
+    executed: Executed,
+}
+
+impl Admitted {
+    /// The params of an invoke and, for a raw upload, its payload.
+    fn params(self) -> Result<(Value, Option<Bytes>), Problem> {
+        let payload = envelope::payload(&self.executed, self.body);
+        match self.executed {
+            Executed::Params { params, .. } => Ok((params, payload)),
+            Executed::Nothing | Executed::Config(_) => Err(Problem::new(
+                ErrorCode::Internal,
+                "an invoke route was read without params",
+            )),
+        }
     }
-    let envelope: InvokeRequest = serde_json::from_slice(&body).map_err(|e| {
-        Problem::new(
-            ErrorCode::RequestInvalid,
-            format!("the body is not an invoke envelope {{\"params\": {{...}}}}: {e}"),
-        )
-    })?;
-    Ok(envelope.params)
 }
 
 fn invoke_answer(
@@ -329,20 +384,15 @@ fn invoke_answer(
     ))
 }
 
-async fn read_body(req: Request<RequestBody>) -> Result<Bytes, Problem> {
-    match Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
+/// The whole body, refused with 413 past `limit` bytes.
+async fn read_body(body: RequestBody, limit: usize) -> Result<Bytes, Problem> {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            Err(Problem::new(
-                ErrorCode::PayloadTooLarge,
-                format!("the body exceeds {MAX_BODY_BYTES} bytes"),
-            ))
+            Err(too_large())
         }
         Err(e) => Err(Problem::new(
             ErrorCode::RequestInvalid,
@@ -351,14 +401,11 @@ async fn read_body(req: Request<RequestBody>) -> Result<Bytes, Problem> {
     }
 }
 
-async fn read_json(req: Request<RequestBody>) -> Result<Value, Problem> {
-    let body = read_body(req).await?;
-    serde_json::from_slice(&body).map_err(|e| {
-        Problem::new(
-            ErrorCode::RequestInvalid,
-            format!("the body is not JSON: {e}"),
-        )
-    })
+fn too_large() -> Problem {
+    Problem::new(
+        ErrorCode::PayloadTooLarge,
+        format!("the body exceeds {MAX_BODY_BYTES} bytes"),
+    )
 }
 
 fn fallback_request_id(req: &Request<RequestBody>) -> String {

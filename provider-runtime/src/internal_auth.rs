@@ -4,15 +4,26 @@
 //! subject, scopes, request id) with a key shared only with the runtime. The runtime trusts
 //! these headers only when the signature matches, so a client that reaches the runtime
 //! directly — or forges the headers through the gateway — is refused.
+//!
+//! The signature covers the body too ([`BodySeal`]): the policy judged one body, and a body
+//! swapped between the gateway and the runtime (or a captured request replayed with another
+//! body inside the freshness window) must not run in its place. A body the gateway holds whole
+//! (it read it for the policy or an idempotency key, or there is none) is sealed by its SHA-256
+//! in the signed context. A body that streams through (a large upload, whose bytes the gateway
+//! never holds) cannot be hashed before the headers leave, so the gateway appends a tag to it:
+//! an HMAC of the signature and every byte before the tag, computed as the bytes pass. The
+//! runtime reads a body whole before acting on it anyway, and strips and checks the tag first;
+//! a changed, cut or extended body fails the check.
 
 use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 pub const CONTEXT_HEADER: &str = "x-switchyard-context";
 pub const SIGNATURE_HEADER: &str = "x-switchyard-signature";
@@ -29,6 +40,42 @@ pub struct VerifiedContext {
     pub scopes: String,
     pub request_id: String,
     pub issued_at: i64,
+    /// How the body is bound to this signature.
+    pub body: BodySeal,
+}
+
+/// Length of the tag that ends a [`BodySeal::Tagged`] body.
+pub const BODY_TAG_LEN: usize = 32;
+
+/// How a forwarded body is bound to the signature of its request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodySeal {
+    /// The SHA-256 (hex) of the whole body, which the gateway held before forwarding it.
+    Sha256(String),
+    /// The body streams through the gateway and ends with a [`BODY_TAG_LEN`]-byte tag made by
+    /// [`InternalKey::body_tagger`].
+    Tagged,
+}
+
+impl BodySeal {
+    /// The seal of a body held whole (an empty one for a request without a body).
+    pub fn of(body: &[u8]) -> Self {
+        BodySeal::Sha256(hex::encode(Sha256::digest(body)))
+    }
+}
+
+/// Computes the tag of a streamed body as its chunks pass.
+pub struct BodyTagger(Hmac<Sha256>);
+
+impl BodyTagger {
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.0.update(chunk);
+    }
+
+    pub fn finish(self) -> [u8; BODY_TAG_LEN] {
+        self.0.finalize().into_bytes().into()
+    }
 }
 
 #[derive(Clone)]
@@ -89,6 +136,34 @@ impl InternalKey {
         (context, signature)
     }
 
+    /// The tagger of a streamed body, bound to the signature of its request (so a tag cannot
+    /// be moved to another request).
+    pub fn body_tagger(&self, signature: &str) -> BodyTagger {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        for part in ["body\n", signature, "\n"] {
+            mac.update(part.as_bytes());
+        }
+        BodyTagger(mac)
+    }
+
+    /// The body as the gateway sealed it (without its tag), or `None` when it is not the body
+    /// the gateway signed.
+    pub fn open_body(&self, seal: &BodySeal, signature: &str, body: Bytes) -> Option<Bytes> {
+        match seal {
+            BodySeal::Sha256(_) => (BodySeal::of(&body) == *seal).then_some(body),
+            BodySeal::Tagged => {
+                let content_len = body.len().checked_sub(BODY_TAG_LEN)?;
+                let mut tagger = self.body_tagger(signature);
+                tagger.update(&body[..content_len]);
+                tagger
+                    .0
+                    .verify_slice(&body[content_len..])
+                    .ok()
+                    .map(|()| body.slice(..content_len))
+            }
+        }
+    }
+
     /// The context, if the signature matches this request and the context is fresh.
     pub fn verify(
         &self,
@@ -139,6 +214,7 @@ mod tests {
             scopes: "*".into(),
             request_id: "r".into(),
             issued_at: 1000,
+            body: BodySeal::of(b"{}"),
         }
     }
 
@@ -185,6 +261,88 @@ mod tests {
                 &sig,
                 1000 + 301
             ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_sealed_body_opens_only_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = InternalKey::load(dir.path()).unwrap();
+        let signed = BodySeal::of(br#"{"params":{"amount":50000}}"#);
+        let (context, sig) = key.sign(
+            "POST",
+            "/services/ledger/post_journal",
+            &VerifiedContext {
+                body: signed.clone(),
+                ..ctx()
+            },
+        );
+        let verified = key
+            .verify(
+                "POST",
+                "/services/ledger/post_journal",
+                &context,
+                &sig,
+                1000,
+            )
+            .unwrap();
+        assert_eq!(verified.body, signed);
+        let genuine = Bytes::from_static(br#"{"params":{"amount":50000}}"#);
+        assert_eq!(
+            key.open_body(&verified.body, &sig, genuine.clone()),
+            Some(genuine)
+        );
+        let swapped = Bytes::from_static(br#"{"params":{"amount":1}}"#);
+        assert_eq!(key.open_body(&verified.body, &sig, swapped), None);
+        // The seal is part of the signed context: another digest breaks the signature.
+        let (forged, _) = key.sign(
+            "POST",
+            "/services/ledger/post_journal",
+            &VerifiedContext {
+                body: BodySeal::of(b"other"),
+                ..ctx()
+            },
+        );
+        assert_eq!(
+            key.verify("POST", "/services/ledger/post_journal", &forged, &sig, 1000),
+            None
+        );
+    }
+
+    #[test]
+    fn a_streamed_body_carries_a_tag_bound_to_its_signature() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = InternalKey::load(dir.path()).unwrap();
+        let content = vec![7u8; 100_000];
+        let mut tagger = key.body_tagger("sig-1");
+        for chunk in content.chunks(4096) {
+            tagger.update(chunk);
+        }
+        let mut tagged = content.clone();
+        tagged.extend_from_slice(&tagger.finish());
+        let tagged = Bytes::from(tagged);
+        assert_eq!(
+            key.open_body(&BodySeal::Tagged, "sig-1", tagged.clone()),
+            Some(Bytes::from(content))
+        );
+        // Another request's signature, a flipped byte, a cut or an untagged body: refused.
+        assert_eq!(
+            key.open_body(&BodySeal::Tagged, "sig-2", tagged.clone()),
+            None
+        );
+        let mut flipped = tagged.to_vec();
+        flipped[10] ^= 1;
+        assert_eq!(
+            key.open_body(&BodySeal::Tagged, "sig-1", flipped.into()),
+            None
+        );
+        assert_eq!(
+            key.open_body(&BodySeal::Tagged, "sig-1", tagged.slice(1..)),
+            None
+        );
+        assert_eq!(
+            key.open_body(&BodySeal::Tagged, "sig-1", Bytes::from_static(b"short")),
             None
         );
     }

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use switchyard_contracts::{Scopes, TenantId};
 use switchyard_runtime::PlatformStore;
-use switchyard_runtime::internal_auth::{InternalKey, VerifiedContext, unix_now};
+use switchyard_runtime::internal_auth::{BodySeal, InternalKey, VerifiedContext, unix_now};
 
 /// The call under load: a small value read from the in-memory cache.
 const PATH: &str = "/providers/cache/memory/get";
@@ -226,6 +226,7 @@ fn signed_headers(key: &InternalKey) -> Vec<(String, String)> {
         scopes: "*".into(),
         request_id: "bench".into(),
         issued_at: unix_now(),
+        body: BodySeal::of(BODY.as_bytes()),
     };
     let (context, signature) = key.sign("POST", PATH, &context);
     vec![

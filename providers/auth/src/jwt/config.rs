@@ -9,7 +9,7 @@ use switchyard_spi::{ErrorCode, ProviderError};
 
 /// Reads a tenant's config. An empty object (a tenant that never configured `auth/jwt`) is
 /// `None`: the instance starts, so listing the catalog never fails for that tenant, and its
-/// calls answer provider_unavailable until the tenant configures its identity provider.
+/// calls answer provider_not_configured until the tenant configures its identity provider.
 pub fn parse(config: Value) -> Result<Option<OidcConfig>, ProviderError> {
     if config.as_object().is_some_and(|fields| fields.is_empty()) {
         return Ok(None);
@@ -40,7 +40,7 @@ pub fn schema() -> Value {
         "type": "object",
         "additionalProperties": false,
         "anyOf": [
-            {"maxProperties": 0, "description": "Not configured: calls answer provider_unavailable."},
+            {"maxProperties": 0, "description": "Not configured: calls answer provider_not_configured."},
             {"required": ["issuer", "audience", "jwks_url"]}
         ],
         "properties": {

@@ -128,7 +128,7 @@ impl JwtVerifier {
         let idp = self
             .idp
             .as_ref()
-            .ok_or_else(|| ProviderError::unavailable(UNCONFIGURED).with_retryable(false))?;
+            .ok_or_else(|| ProviderError::new(ErrorCode::ProviderNotConfigured, UNCONFIGURED))?;
         let identity = match idp.verifier.verify(token).await {
             Ok(identity) => identity,
             Err(problem)

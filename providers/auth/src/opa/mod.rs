@@ -73,8 +73,10 @@ struct EvaluateParams {
 
 impl OpaEvaluator {
     fn engine(&self) -> Result<Arc<PolicyEngine>, ProviderError> {
-        // Not retryable: a gateway gains a policy only by being restarted with one.
-        (self.source)().ok_or_else(|| ProviderError::unavailable(NO_POLICY).with_retryable(false))
+        // A state of the deployment, not an outage: not retryable (a gateway gains a policy only
+        // by being restarted with one), and a 4xx rather than a server error.
+        (self.source)()
+            .ok_or_else(|| ProviderError::new(ErrorCode::ProviderNotConfigured, NO_POLICY))
     }
 
     /// Asks in the calling tenant's name whatever the input says: the policy reads the tenant's

@@ -76,14 +76,14 @@ async fn a_reloaded_bundle_answers_from_the_next_call() {
 }
 
 #[tokio::test]
-async fn no_policy_answers_provider_unavailable() {
+async fn no_policy_answers_provider_not_configured() {
     for (engine, h) in policy_engines(Arc::new(|| None)) {
         // Starting succeeds: the catalog lists the engine for every tenant.
         let acme = h.tenant("acme").await;
         let err = acme
             .err("evaluate", json!({"input": clerk_invoking("query")}))
             .await;
-        assert_eq!(err.code, ErrorCode::ProviderUnavailable, "{engine}");
+        assert_eq!(err.code, ErrorCode::ProviderNotConfigured, "{engine}");
         assert!(!err.retryable, "{engine}");
         assert_eq!(
             acme.provider.health().await.status,

@@ -146,7 +146,7 @@ async fn an_empty_token_is_params_invalid() {
 }
 
 #[tokio::test]
-async fn an_unconfigured_engine_answers_provider_unavailable() {
+async fn an_unconfigured_engine_answers_provider_not_configured() {
     let idp = Idp::start(ISSUER).await;
     let token = idp.token("acme", json!({}));
     for engine in token_engines() {
@@ -154,7 +154,12 @@ async fn an_unconfigured_engine_answers_provider_unavailable() {
         let acme = engine.harness.tenant("acme").await;
         for action in ["verify", "introspect"] {
             let err = acme.err(action, json!({"token": token})).await;
-            assert_eq!(err.code, ErrorCode::ProviderUnavailable, "{}", engine.name);
+            assert_eq!(
+                err.code,
+                ErrorCode::ProviderNotConfigured,
+                "{}",
+                engine.name
+            );
             assert!(
                 !err.retryable,
                 "{}: configuring is needed, not retrying",
