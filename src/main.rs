@@ -373,6 +373,7 @@ fn main() -> Result<()> {
                         resilience(call_timeout_ms),
                         secret_resolver()?,
                     )
+                    .with_secret_scope(config.tenancy.secrets.clone())
                     .with_services(switchyard::builtin_services()?)?,
                 );
                 lifecycle.publish(&runtime)?;
@@ -727,6 +728,7 @@ fn serve(
             resilience(call_timeout_ms),
             secret_resolver()?,
         )
+        .with_secret_scope(config.tenancy.secrets.clone())
         .with_services(switchyard::builtin_services()?)?,
     );
     background.block_on(async { lifecycle.publish(&runtime) })?;

@@ -2,10 +2,11 @@
 //! and the JSON a submitted form stands for.
 //!
 //! Each top-level property becomes one labelled field: text, number, a checkbox, a list for
-//! an `enum`, and a JSON text area for objects, arrays and anything richer. A field whose
-//! schema asks for a `secret://` reference is a password field that is never filled in from
-//! the stored config: a secret is entered as a reference, and no value — reference or not — is
-//! shown back; left empty, the stored one is kept.
+//! an `enum`, and a JSON text area for objects, arrays and anything richer. A secret-bearing
+//! field (its schema says `"x-secret": true`, or asks for a `secret://` reference) is a
+//! password field that is never filled in: a secret is entered as a reference, the stored
+//! reference is shown beside it as text (the API shows references, never values, and masks a
+//! literal stored before literals were refused); left empty, the stored one is kept.
 
 use maud::{Markup, html};
 use serde_json::{Map, Value};
@@ -85,9 +86,10 @@ fn kind(schema: &Value) -> Kind {
     };
     match single {
         Some("string")
-            if schema["pattern"]
-                .as_str()
-                .is_some_and(|p| p.starts_with("^secret://")) =>
+            if schema["x-secret"] == Value::Bool(true)
+                || schema["pattern"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("^secret://")) =>
         {
             Kind::Secret
         }
@@ -115,6 +117,9 @@ pub fn inputs(schema: &Value, current: &Value) -> Markup {
                     Kind::Secret => {
                         input type="password" id=(id) name=(field.name) autocomplete="off"
                             placeholder=(if value.is_null() { "secret://…" } else { "unchanged — enter a new secret:// reference to replace it" });
+                        @if let Some(stored) = value.as_str() {
+                            small class="stored" { "Stored: " code { (stored) } }
+                        }
                     }
                     Kind::Text => {
                         input type="text" id=(id) name=(field.name) value=(value.as_str().unwrap_or_default()) required[field.required];
@@ -272,11 +277,16 @@ mod tests {
     }
 
     #[test]
-    fn a_secret_reference_is_never_written_back_into_the_page() {
+    fn a_stored_reference_is_shown_as_text_never_as_the_fields_value() {
         let schema = json!({"type": "object", "properties": {
-            "dsn": {"type": "string", "pattern": "^secret://"}}});
+            "dsn": {"type": "string", "x-secret": true}}});
+        assert_eq!(fields(&schema)[0].kind, Kind::Secret);
         let page = inputs(&schema, &json!({"dsn": "secret://vault/kv/pg#dsn"})).into_string();
-        assert!(!page.contains("vault/kv"), "{page}");
+        assert!(
+            page.contains("Stored: <code>secret://vault/kv/pg#dsn</code>"),
+            "{page}"
+        );
         assert!(page.contains(r#"type="password""#), "{page}");
+        assert!(!page.contains("value="), "{page}");
     }
 }

@@ -106,7 +106,7 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
         }));
     }
     paths.insert("/policies/bundle".into(), json!({"get": {
-        "operationId": "getPolicyBundle", "summary": "The running OPA bundle, byte for byte as loaded (scope audit).",
+        "operationId": "getPolicyBundle", "summary": "The running OPA bundle, byte for byte as loaded; other tenants' overrides, when it holds any, left out with the signature (scope audit).",
         "responses": {"200": {"description": "The bundle; its revision in X-Bundle-Revision.",
                               "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}},
                       "default": {"$ref": "#/components/responses/Problem"}}

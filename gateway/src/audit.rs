@@ -1,5 +1,7 @@
 //! The auditors' endpoints (scope `audit`), answered by the gateway, which runs the policy:
-//! - `GET /policies/bundle`: the running bundle, byte for byte as loaded;
+//! - `GET /policies/bundle`: the running bundle, byte for byte as loaded, unless it holds other
+//!   tenants' overrides: those are the business of their own tenant, so the caller gets the
+//!   bundle without them (and without the signature, which covers them);
 //! - `GET /policies/revision`: its revision;
 //! - `GET /policies/decisions`: the caller's tenant's decisions, newest first, filtered by
 //!   `subject`, `result` (`allow`|`deny`), `from`/`to` (RFC 3339), paged with `cursor`/`limit`.
@@ -35,11 +37,17 @@ pub async fn answer(
     let bundle = engine.bundle();
     let revision = bundle.revision().to_owned();
     match path {
-        "/policies/bundle" => Ok(Answer {
-            content_type: "application/gzip",
-            body: Bytes::copy_from_slice(bundle.bytes()),
-            revision,
-        }),
+        "/policies/bundle" => {
+            let view = bundle.tenant_view(tenant.as_str()).map_err(|e| {
+                tracing::error!(error = %e, "the bundle could not be narrowed to one tenant");
+                Problem::new(ErrorCode::Internal, "the bundle could not be prepared")
+            })?;
+            Ok(Answer {
+                content_type: "application/gzip",
+                body: Bytes::copy_from_slice(&view),
+                revision,
+            })
+        }
         "/policies/revision" => Ok(Answer {
             content_type: "application/json",
             body: Bytes::from(json!({"revision": revision}).to_string()),

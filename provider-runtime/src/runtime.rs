@@ -10,8 +10,10 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use switchyard_client::Service;
 use switchyard_contracts::{
-    ActionValidators, ErrorCode, Problem, SchemaError, ServiceDescriptor, TenantId, openapi,
+    ActionValidators, ErrorCode, FieldError, Problem, SchemaError, ServiceDescriptor, TenantId,
+    openapi,
 };
+use switchyard_spi::tenancy::SecretScope;
 use switchyard_spi::{CallContext, Invocation, ProviderError, StartContext};
 
 use crate::client::RuntimeClient;
@@ -19,7 +21,7 @@ use crate::events::{Emitter, LifecycleEvent, cloud_event};
 use crate::lifecycle::{Lease, Lifecycle, Slot};
 use crate::registry::Registry;
 use crate::resilience::{CircuitObserver, CircuitState, ResilienceConfig};
-use crate::secrets::SecretResolver;
+use crate::secrets::{Owner, SecretError, SecretResolver, literal_credentials, masked};
 use crate::store::{PlatformStore, StoreError};
 use switchyard_telemetry::{metrics, trace};
 
@@ -29,6 +31,8 @@ pub struct Runtime {
     slots: RwLock<HashMap<(TenantId, usize), Arc<Slot>>>,
     resilience: ResilienceConfig,
     secrets: SecretResolver,
+    /// Where tenants' secret references may point (`[tenancy.secrets]`).
+    secret_scope: SecretScope,
     openapi: Bytes,
     events: Emitter,
     services: Vec<HostedService>,
@@ -54,10 +58,18 @@ impl Runtime {
             slots: RwLock::new(HashMap::new()),
             resilience,
             secrets,
+            secret_scope: SecretScope::default(),
             openapi,
             events: Emitter::default(),
             services: Vec::new(),
         }
+    }
+
+    /// Holds every tenant's secret references to the operator's scope (`[tenancy.secrets]`)
+    /// instead of the default one, which admits only the tenant's own Vault subtree.
+    pub fn with_secret_scope(mut self, scope: SecretScope) -> Self {
+        self.secret_scope = scope;
+        self
     }
 
     /// Hosts business services beside the providers: served under `/services/{name}/{action}`
@@ -248,7 +260,7 @@ impl Runtime {
             .unwrap_or_else(|| json!({}));
         let (config, fingerprint) = self
             .secrets
-            .resolve_config(&config)
+            .resolve_config_as(Owner::Tenant(tenant, &self.secret_scope), &config)
             .await
             .map_err(|e| e.to_string())?;
         let provider = registered
@@ -284,7 +296,8 @@ impl Runtime {
             if !stored.values.to_string().contains("secret://") {
                 continue;
             }
-            match self.secrets.resolve_config(&stored.values).await {
+            let owner = Owner::Tenant(&tenant, &self.secret_scope);
+            match self.secrets.resolve_config_as(owner, &stored.values).await {
                 Ok((resolved, fingerprint)) if slot.secrets_changed(&fingerprint) => {
                     let start = StartContext {
                         tenant: tenant.clone(),
@@ -377,7 +390,8 @@ impl Runtime {
             "domain": d.domain, "name": d.name, "version": d.version, "summary": d.summary,
             "status": status, "capabilities": d.capabilities, "config_schema": d.config_schema,
             "actions": d.actions,
-            "config": config.map(|c| json!({"version": c.version, "values": c.values, "updated_at": c.updated_at})),
+            // References as written; a literal credential stored before they were refused is masked.
+            "config": config.map(|c| json!({"version": c.version, "values": masked(&d.config_schema, &c.values), "updated_at": c.updated_at})),
         });
         add_reason(&mut body, reason);
         Ok(body)
@@ -449,6 +463,23 @@ impl Runtime {
                 "the body must be {\"config\": {...}}",
             ));
         };
+        let schema = &registered.descriptor().config_schema;
+        let literals = literal_credentials(schema, config);
+        if !literals.is_empty() {
+            return Err(Problem::new(
+                ErrorCode::SecretRequired,
+                format!(
+                    "config for {} holds a credential where a secret:// reference belongs",
+                    registered.id()
+                ),
+            )
+            .with_errors(literals));
+        }
+        // Before anything is stored, even a config for an instance held stopped.
+        self.secrets
+            .check_tenant_config(tenant, &self.secret_scope, config)
+            .await
+            .map_err(|e| self.secret_problem(tenant, &registered.id(), e))?;
         let errors = registered.config.check(config);
         if !errors.is_empty() {
             return Err(Problem::new(
@@ -461,20 +492,23 @@ impl Runtime {
         let fresh = if slot.is_held_stopped() {
             None
         } else {
-            let (resolved, fingerprint) =
-                self.secrets.resolve_config(config).await.map_err(|e| {
-                    Problem::new(
-                        ErrorCode::ConfigInvalid,
-                        format!("{} config: {e}", registered.id()),
-                    )
-                })?;
+            let (resolved, fingerprint) = self
+                .secrets
+                .resolve_config_as(Owner::Tenant(tenant, &self.secret_scope), config)
+                .await
+                .map_err(|e| self.secret_problem(tenant, &registered.id(), e))?;
             let start = StartContext {
                 tenant: tenant.clone(),
                 config: resolved,
             };
             slot.remember_secrets(fingerprint);
             Some(registered.factory.start(start).await.map_err(|e| {
-                let code = if e.code == ErrorCode::ProviderUnavailable {
+                // An outage, and the egress guard's refusal (403, the operator's ceiling), keep
+                // their own codes; anything else is the config's fault.
+                let code = if matches!(
+                    e.code,
+                    ErrorCode::ProviderUnavailable | ErrorCode::EgressForbidden
+                ) {
                     e.code
                 } else {
                     ErrorCode::ConfigInvalid
@@ -502,8 +536,27 @@ impl Runtime {
         );
         Ok(json!({
             "provider": registered.id(), "version": stored.version,
-            "values": stored.values, "updated_at": stored.updated_at,
+            "values": masked(schema, &stored.values), "updated_at": stored.updated_at,
         }))
+    }
+
+    /// A tenant's reference refused or unresolved, as the tenant may see it: the field and
+    /// what it may name instead, nothing of the host.
+    fn secret_problem(&self, tenant: &TenantId, provider: &str, e: SecretError) -> Problem {
+        match e {
+            SecretError::Forbidden { pointer, why } => Problem::new(
+                ErrorCode::SecretForbidden,
+                format!(
+                    "{provider} config names a secret outside this tenant's space; its references may point at {}",
+                    self.secret_scope.allowed(tenant.as_str())
+                ),
+            )
+            .with_errors(vec![FieldError {
+                pointer,
+                detail: why.into(),
+            }]),
+            other => Problem::new(ErrorCode::ConfigInvalid, format!("{provider} config: {other}")),
+        }
     }
 
     pub async fn start(

@@ -4,14 +4,35 @@
 //! `secret://vault/<mount>/<path>#<key>`. The stored config, every answer and every log line
 //! keep the reference; only the provider instance receives the resolved value, when it starts.
 //! Re-resolving on an interval lets a rotated secret reach the provider without a restart.
+//!
+//! Whose config it is decides what a reference may name ([`Owner`]): the operator's own
+//! references (the store URL, remote provider manifests) resolve with the process's rights, a
+//! tenant's only inside the [`SecretScope`] the operator set for it, because the provider it
+//! configures talks to a server the tenant chose. A config schema marks secret-bearing fields
+//! with `"x-secret": true` ([`SECRET_KEYWORD`]): there a literal is refused
+//! ([`literal_credentials`]) and never shown back ([`masked`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use switchyard_contracts::{FieldError, TenantId};
+use switchyard_spi::tenancy::{SecretScope, SecretTarget};
+use tokio::io::AsyncReadExt;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
 const PREFIX: &str = "secret://";
+
+/// The config schema keyword marking a field whose value is a credential: only a `secret://`
+/// reference is accepted there, and a literal stored before that rule is shown masked.
+pub const SECRET_KEYWORD: &str = "x-secret";
+
+/// What a literal credential is shown as.
+const MASK: &str = "***";
+
+/// The most a tenant's secret file may hold: a key or a DSN, not a data file to exfiltrate
+/// piece by piece or a device to block on.
+const MAX_TENANT_FILE_BYTES: u64 = 64 * 1024;
 
 /// A resolved secret. Its `Debug` never shows the value, so it cannot leak through a log.
 #[derive(Clone, PartialEq, Eq)]
@@ -58,6 +79,19 @@ pub enum SecretError {
     /// Names the reference, never the value.
     #[error("{reference}: {why}")]
     Unresolved { reference: String, why: String },
+    /// A tenant's reference outside its space. Names the field only: the reference's target
+    /// may be a host path, and whether it exists is none of the tenant's business.
+    #[error("{pointer}: {why}")]
+    Forbidden { pointer: String, why: &'static str },
+}
+
+/// Whose config is resolved, which decides what its references may name.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    /// The operator's own references (environment, CLI, config files): any of them.
+    Operator,
+    /// A tenant's provider config: only references inside `scope` for `tenant`.
+    Tenant(&'a TenantId, &'a SecretScope),
 }
 
 impl SecretRef {
@@ -185,44 +219,279 @@ impl SecretResolver {
     /// The config with every reference replaced by its value, for the provider only, and a
     /// fingerprint of the resolved values (to notice a rotation without keeping them around).
     pub async fn resolve_config(&self, config: &Value) -> Result<(Value, [u8; 32]), SecretError> {
+        self.resolve_config_as(Owner::Operator, config).await
+    }
+
+    /// [`SecretResolver::resolve_config`] for `owner`: a tenant's references are checked
+    /// against its scope before anything is read.
+    pub async fn resolve_config_as(
+        &self,
+        owner: Owner<'_>,
+        config: &Value,
+    ) -> Result<(Value, [u8; 32]), SecretError> {
         let mut digest = Sha256::new();
-        let resolved = self.walk(config, &mut digest).await?;
+        let mut resolved = config.clone();
+        for (pointer, text) in references(config) {
+            let reference = SecretRef::parse(&text)?;
+            let secret = match owner {
+                Owner::Operator => self.resolve(&reference, &text).await?,
+                Owner::Tenant(tenant, scope) => {
+                    match permit(tenant, scope, &reference, &text, &pointer).await? {
+                        Some(file) => read_tenant_file(&file)
+                            .await
+                            .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_owned()))
+                            .map_err(|e| SecretError::Unresolved {
+                                reference: text.clone(),
+                                why: format!("cannot read the file: {}", e.kind()),
+                            })?,
+                        None => self.resolve(&reference, &text).await?,
+                    }
+                }
+            };
+            digest.update(text.as_bytes());
+            digest.update(secret.0.as_bytes());
+            // From now on no log line may show it, whoever writes it.
+            switchyard_telemetry::logs::register_secret(&secret.0);
+            if let Some(slot) = resolved.pointer_mut(&pointer) {
+                *slot = Value::String(secret.0);
+            }
+        }
         Ok((resolved, digest.finalize().into()))
     }
 
-    fn walk<'a>(
-        &'a self,
-        value: &'a Value,
-        digest: &'a mut Sha256,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Value, SecretError>> + Send + 'a>> {
-        Box::pin(async move {
-            match value {
-                Value::String(text) if text.starts_with(PREFIX) => {
-                    let secret = self.resolve(&SecretRef::parse(text)?, text).await?;
-                    digest.update(text.as_bytes());
-                    digest.update(secret.0.as_bytes());
-                    // From now on no log line may show it, whoever writes it.
-                    switchyard_telemetry::logs::register_secret(&secret.0);
-                    Ok(Value::String(secret.0))
-                }
-                Value::Object(map) => {
-                    let mut out = serde_json::Map::new();
-                    for (k, v) in map {
-                        out.insert(k.clone(), self.walk(v, digest).await?);
-                    }
-                    Ok(Value::Object(out))
-                }
-                Value::Array(items) => {
-                    let mut out = Vec::with_capacity(items.len());
-                    for v in items {
-                        out.push(self.walk(v, digest).await?);
-                    }
-                    Ok(Value::Array(out))
-                }
-                other => Ok(other.clone()),
-            }
-        })
+    /// Checks, without reading any secret, that every reference in a tenant's config lies in
+    /// the tenant's space; run before a config is stored, even one that will not start now.
+    pub async fn check_tenant_config(
+        &self,
+        tenant: &TenantId,
+        scope: &SecretScope,
+        config: &Value,
+    ) -> Result<(), SecretError> {
+        for (pointer, text) in references(config) {
+            let reference = SecretRef::parse(&text)?;
+            permit(tenant, scope, &reference, &text, &pointer).await?;
+        }
+        Ok(())
     }
+}
+
+/// Every `secret://` string in `value`, with its JSON pointer, in document order.
+fn references(value: &Value) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    leaves(value, &mut String::new(), &mut |pointer, leaf| {
+        if let Some(text) = leaf.as_str().filter(|t| t.starts_with(PREFIX)) {
+            found.push((pointer.to_owned(), text.to_owned()));
+        }
+    });
+    found
+}
+
+fn leaves(value: &Value, pointer: &mut String, visit: &mut impl FnMut(&str, &Value)) {
+    let at = pointer.len();
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map {
+                push_token(pointer, key);
+                leaves(item, pointer, visit);
+                pointer.truncate(at);
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                pointer.push('/');
+                pointer.push_str(&index.to_string());
+                leaves(item, pointer, visit);
+                pointer.truncate(at);
+            }
+        }
+        leaf => visit(pointer, leaf),
+    }
+}
+
+/// Appends `/key` to a JSON pointer, escaped as RFC 6901 says.
+fn push_token(pointer: &mut String, key: &str) {
+    pointer.push('/');
+    pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+}
+
+/// Whether `tenant` may use `reference`, found at `pointer`; for a file, the canonical path
+/// to read: links inside the tenant's directory must not lead out of it.
+async fn permit(
+    tenant: &TenantId,
+    scope: &SecretScope,
+    reference: &SecretRef,
+    text: &str,
+    pointer: &str,
+) -> Result<Option<PathBuf>, SecretError> {
+    let forbidden = |why| SecretError::Forbidden {
+        pointer: pointer.to_owned(),
+        why,
+    };
+    let (target, why) = match reference {
+        SecretRef::Env(name) => (
+            SecretTarget::Env(name),
+            "environment references are the operator's; tenants may not use them",
+        ),
+        SecretRef::File(path) => (
+            SecretTarget::File(path.to_str().unwrap_or_default()),
+            if scope.file_dir(tenant.as_str()).is_some() {
+                "a file reference outside this tenant's secret directory"
+            } else {
+                "file references are not open to tenants on this platform"
+            },
+        ),
+        SecretRef::Vault { mount, path, key } => (
+            SecretTarget::Vault { mount, path, key },
+            "a Vault reference outside this tenant's subtree",
+        ),
+    };
+    if !scope.permits(tenant.as_str(), target) {
+        return Err(forbidden(why));
+    }
+    let (SecretRef::File(path), Some(dir)) = (reference, scope.file_dir(tenant.as_str())) else {
+        return Ok(None);
+    };
+    let missing = || SecretError::Unresolved {
+        reference: text.to_owned(),
+        why: "no such file in this tenant's secret directory".into(),
+    };
+    let dir = tokio::fs::canonicalize(&dir).await.map_err(|_| missing())?;
+    let real = tokio::fs::canonicalize(path).await.map_err(|_| missing())?;
+    if !real.starts_with(&dir) || real == dir {
+        return Err(forbidden(why));
+    }
+    Ok(Some(real))
+}
+
+/// A tenant's secret file: a regular file of at most [`MAX_TENANT_FILE_BYTES`].
+async fn read_tenant_file(path: &Path) -> std::io::Result<String> {
+    let file = tokio::fs::File::open(path).await?;
+    let meta = file.metadata().await?;
+    if !meta.is_file() || meta.len() > MAX_TENANT_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file of at most 64 KiB",
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_TENANT_FILE_BYTES)
+        .read_to_string(&mut text)
+        .await?;
+    Ok(text)
+}
+
+/// The literal credentials in `config`: a field its `schema` marks [`SECRET_KEYWORD`] holding
+/// a string that is not a `secret://` reference, and any URL that carries a password (a DSN,
+/// a base URL with `user:password@`), wherever it is.
+pub fn literal_credentials(schema: &Value, config: &Value) -> Vec<FieldError> {
+    credentials(schema, config)
+        .into_iter()
+        .filter(|(_, found)| *found != Found::OtherSecretValue)
+        .map(|(pointer, found)| FieldError {
+            pointer,
+            detail: match found {
+                Found::UrlPassword => {
+                    "a URL with a password in it; put the URL in your secret store and write its secret:// reference here"
+                }
+                _ => "a credential must be a secret:// reference, never the value itself",
+            }
+            .into(),
+        })
+        .collect()
+}
+
+/// `config` as it may be shown back: references as written, a literal in a secret-bearing
+/// field as `***`, a URL's password as `***`. Configs stored before literals were refused
+/// may still hold them.
+pub fn masked(schema: &Value, config: &Value) -> Value {
+    let mut shown = config.clone();
+    for (pointer, found) in credentials(schema, config) {
+        let Some(slot) = shown.pointer_mut(&pointer) else {
+            continue;
+        };
+        *slot = match found {
+            Found::UrlPassword => slot
+                .as_str()
+                .and_then(|text| reqwest::Url::parse(text).ok())
+                .and_then(|mut url| url.set_password(Some(MASK)).ok().map(|()| url))
+                .map_or_else(|| Value::from(MASK), |url| Value::from(url.as_str())),
+            Found::SecretLiteral | Found::OtherSecretValue => Value::from(MASK),
+        };
+    }
+    shown
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// A string in a secret-bearing field that is not a reference.
+    SecretLiteral,
+    /// Anything else but a reference in a secret-bearing field (left to the schema check).
+    OtherSecretValue,
+    UrlPassword,
+}
+
+fn credentials(schema: &Value, config: &Value) -> Vec<(String, Found)> {
+    let mut found = Vec::new();
+    walk_with_schema(schema, Some(schema), config, &mut String::new(), &mut found);
+    found
+}
+
+fn walk_with_schema(
+    root: &Value,
+    schema: Option<&Value>,
+    value: &Value,
+    pointer: &mut String,
+    found: &mut Vec<(String, Found)>,
+) {
+    let schema = schema.map(|s| resolve_ref(root, s));
+    let secret = schema.is_some_and(|s| s.get(SECRET_KEYWORD) == Some(&Value::Bool(true)));
+    let at = pointer.len();
+    match value {
+        Value::String(text) if text.starts_with(PREFIX) => {}
+        Value::String(_) if secret => found.push((pointer.clone(), Found::SecretLiteral)),
+        Value::String(text) if url_with_password(text) => {
+            found.push((pointer.clone(), Found::UrlPassword))
+        }
+        _ if secret && !value.is_null() => found.push((pointer.clone(), Found::OtherSecretValue)),
+        Value::Object(map) => {
+            for (key, item) in map {
+                let sub = schema.and_then(|s| {
+                    s.get("properties")
+                        .and_then(|p| p.get(key))
+                        .or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))
+                });
+                push_token(pointer, key);
+                walk_with_schema(root, sub, item, pointer, found);
+                pointer.truncate(at);
+            }
+        }
+        Value::Array(items) => {
+            let sub = schema
+                .and_then(|s| s.get("items"))
+                .filter(|i| i.is_object());
+            for (index, item) in items.iter().enumerate() {
+                pointer.push('/');
+                pointer.push_str(&index.to_string());
+                walk_with_schema(root, sub, item, pointer, found);
+                pointer.truncate(at);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A property that is only a `$ref` into the schema's own `$defs`.
+fn resolve_ref<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+    schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/$defs/"))
+        .and_then(|name| root.get("$defs").and_then(|d| d.get(name)))
+        .unwrap_or(schema)
+}
+
+fn url_with_password(text: &str) -> bool {
+    reqwest::Url::parse(text).is_ok_and(|url| url.password().is_some_and(|p| !p.is_empty()))
 }
 
 /// A Vault error without anything from the response body, which could echo request data.
@@ -293,5 +562,108 @@ mod tests {
             "{err}"
         );
         assert_eq!(format!("{:?}", Secret("s3cret".into())), "Secret(***)");
+    }
+
+    fn pointer_of(e: SecretError) -> String {
+        match e {
+            SecretError::Forbidden { pointer, .. } => pointer,
+            other => panic!("not refused as forbidden: {other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_resolves_only_inside_its_own_space() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("acme")).unwrap();
+        std::fs::create_dir_all(root.join("globex")).unwrap();
+        std::fs::write(root.join("acme/key"), "acme-key\n").unwrap();
+        std::fs::write(root.join("globex/key"), "globex-key").unwrap();
+        std::fs::write(root.join("host.key"), "host").unwrap();
+        std::os::unix::fs::symlink(root.join("host.key"), root.join("acme/link")).unwrap();
+        let scope: SecretScope =
+            serde_json::from_value(json!({"file_dir": format!("{}/{{tenant}}", root.display())}))
+                .unwrap();
+        let acme = TenantId::parse("acme").unwrap();
+        let owner = Owner::Tenant(&acme, &scope);
+        let resolver = SecretResolver::default();
+        let file = |path: &str| format!("secret://file{}/{path}", root.display());
+
+        let own = json!({"auth": {"api_key": file("acme/key")}});
+        let (resolved, _) = resolver.resolve_config_as(owner, &own).await.unwrap();
+        assert_eq!(resolved, json!({"auth": {"api_key": "acme-key"}}));
+        resolver
+            .check_tenant_config(&acme, &scope, &own)
+            .await
+            .unwrap();
+
+        for reference in [
+            file("globex/key"),
+            file("host.key"),
+            file("acme/link"),
+            file("acme/../host.key"),
+            "secret://file/proc/self/environ".to_owned(),
+            "secret://env/HOME".to_owned(),
+            "secret://vault/secret/tenants/globex/x#k".to_owned(),
+        ] {
+            let config = json!({"list": [1, {"a/b": reference}]});
+            let err = resolver
+                .resolve_config_as(owner, &config)
+                .await
+                .unwrap_err();
+            assert!(
+                !err.to_string().contains(&root.display().to_string()),
+                "{err}"
+            );
+            assert_eq!(pointer_of(err), "/list/1/a~1b", "{reference}");
+            let err = resolver
+                .check_tenant_config(&acme, &scope, &config)
+                .await
+                .unwrap_err();
+            assert_eq!(pointer_of(err), "/list/1/a~1b", "{reference}");
+        }
+        // The operator's own references keep every kind.
+        let (resolved, _) = resolver
+            .resolve_config(&json!({"k": file("host.key")}))
+            .await
+            .unwrap();
+        assert_eq!(resolved, json!({"k": "host"}));
+    }
+
+    #[test]
+    fn literals_in_secret_fields_and_passwords_in_urls_are_found_and_masked() {
+        let schema = json!({
+            "type": "object",
+            "$defs": {"key": {"type": "string", "x-secret": true}},
+            "properties": {
+                "api_key": {"$ref": "#/$defs/key"},
+                "dsn": {"type": "string", "x-secret": true},
+                "endpoints": {"type": "object", "additionalProperties": {
+                    "type": "object", "properties": {"secret": {"type": "string", "x-secret": true}}}}
+            }
+        });
+        let config = json!({
+            "api_key": "sk-literal",
+            "dsn": "secret://vault/secret/tenants/acme/pg#dsn",
+            "base_url": "http://ann:pw@h.example/v1",
+            "plain_url": "https://h.example/v1",
+            "endpoints": {"erp": {"secret": "whsec_literal", "url": "https://h.example/in"}}
+        });
+        let pointers: Vec<String> = literal_credentials(&schema, &config)
+            .into_iter()
+            .map(|e| e.pointer)
+            .collect();
+        assert_eq!(pointers, ["/api_key", "/base_url", "/endpoints/erp/secret"]);
+        assert_eq!(
+            masked(&schema, &config),
+            json!({
+                "api_key": "***",
+                "dsn": "secret://vault/secret/tenants/acme/pg#dsn",
+                "base_url": "http://ann:***@h.example/v1",
+                "plain_url": "https://h.example/v1",
+                "endpoints": {"erp": {"secret": "***", "url": "https://h.example/in"}}
+            })
+        );
+        assert!(literal_credentials(&schema, &json!({"dsn": "secret://env/X"})).is_empty());
     }
 }

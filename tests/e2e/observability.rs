@@ -713,11 +713,27 @@ async fn secrets_and_pii_fields_never_reach_the_log() {
             "debug,pingora=info,h2=info,hyper=info".to_owned(),
         ),
         ("SWITCHYARD_LOG_REDACT", "email".to_owned()),
-        ("SY_OBS_SECRET", SECRET.to_owned()),
     ];
+    // The key sits in the tenant's own secret directory; the dead server is on loopback.
+    let secrets = dir.path().join("tenant-secrets");
+    std::fs::create_dir_all(secrets.join("acme")).unwrap();
+    std::fs::write(secrets.join("acme/openai"), SECRET).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[tenancy.egress]\nallowed_networks = [\"127.0.0.0/8\"]\n[tenancy.secrets]\nfile_dir = \"{}/{{tenant}}\"\n",
+            secrets.display()
+        ),
+    );
     let server = Server::spawn_with_env(
         dir.path(),
-        &["serve", "--listen", &format!("127.0.0.1:{port}")],
+        &[
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+            &config,
+        ],
         port,
         &mut env,
     );
@@ -726,7 +742,8 @@ async fn secrets_and_pii_fields_never_reach_the_log() {
     let (status, body) = api
         .post(
             "/providers/ai/openai/configure",
-            json!({"config": {"base_url": format!("http://127.0.0.1:{dead}/v1"), "api_key": "secret://env/SY_OBS_SECRET"}}),
+            json!({"config": {"base_url": format!("http://127.0.0.1:{dead}/v1"),
+                              "api_key": format!("secret://file{}/acme/openai", secrets.display())}}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -12,12 +12,12 @@ mod receiver;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Api, Server, free_port, postgres_admin_url, psql, tenant_with_key};
+use common::{Api, Server, free_port, postgres_admin_url, psql, tenant_with_key, write_config};
 use receiver::{Port, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// The endpoints' signing secret, handed to `serve` as `secret://env/ORDERS_WHSEC`.
+/// The endpoints' signing secret, in the tenant's secret directory.
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// A database of its own on the test server, dropped at the end.
@@ -102,17 +102,33 @@ impl Stack {
             ("SWITCHYARD_ORDERS_DB", "db/postgres".to_owned()),
             ("SWITCHYARD_ORDERS_BUS", "bus/kafka".to_owned()),
             ("SWITCHYARD_ORDERS_WEBHOOK", "erp".to_owned()),
-            ("ORDERS_WHSEC", WHSEC.to_owned()),
         ];
+        let secrets = dir.path().join("tenant-secrets");
+        std::fs::create_dir_all(secrets.join("acme")).unwrap();
+        std::fs::write(secrets.join("acme/whsec"), WHSEC).unwrap();
+        let config = write_config(
+            dir.path(),
+            &format!(
+                "[tenancy.egress]\nallowed_networks = [\"127.0.0.0/8\"]\n[tenancy.secrets]\nfile_dir = \"{}/{{tenant}}\"\n",
+                secrets.display()
+            ),
+        );
         let server = Server::spawn_with_env(
             dir.path(),
-            &["serve", "--listen", &format!("127.0.0.1:{port}")],
+            &[
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--config",
+                &config,
+            ],
             port,
             &mut env,
         );
         let key = tenant_with_key(dir.path(), "acme", "*");
         let api = Api::new(&server, &key);
-        configure_webhook(&api, webhook_url).await;
+        let whsec = format!("secret://file{}/acme/whsec", secrets.display());
+        configure_webhook(&api, webhook_url, &whsec).await;
         for (action, params) in [
             (
                 "define_item",
@@ -181,12 +197,12 @@ impl Stack {
     }
 }
 
-async fn configure_webhook(api: &Api, url: &str) {
+async fn configure_webhook(api: &Api, url: &str, secret: &str) {
     let (status, body) = api
         .post(
             "/providers/integration/webhook/configure",
             json!({"config": {
-                "endpoints": {"erp": {"url": url, "secret": "secret://env/ORDERS_WHSEC"}},
+                "endpoints": {"erp": {"url": url, "secret": secret}},
                 "allowed_networks": ["127.0.0.0/8"],
                 "max_attempts": 3,
                 "initial_backoff_ms": 20,

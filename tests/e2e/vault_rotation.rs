@@ -52,7 +52,8 @@ async fn a_vault_password_reaches_postgres_rotates_without_restart_and_never_lea
             "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('after'); ALTER TABLE notes OWNER TO {role}"
         ),
     );
-    let path = format!("secret/silo/{run}");
+    // Under the default tenant subtree: a tenant may name nothing else in Vault.
+    let path = format!("secret/tenants/acme/silo-{run}");
     vault
         .put(&path, json!({"dsn": dsn(&first, &database)}))
         .await;

@@ -35,7 +35,8 @@ pub struct PolicyConfig {
     /// How often the source is checked for a new revision.
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
-    /// Input fields (at any depth, case-insensitive) masked in the decision log.
+    /// Input fields (at any depth, case-insensitive) masked in the decision log, besides the
+    /// credentials of [`SECRET_FIELDS`], which are always masked.
     #[serde(default = "default_masked")]
     pub masked_fields: Vec<String>,
 }
@@ -51,21 +52,37 @@ fn default_poll_ms() -> u64 {
     5_000
 }
 
+/// Credential fields, masked in every decision log whatever `masked_fields` says: a configure
+/// body is policy input too, so this covers every field a provider's config schema marks
+/// `"x-secret"` (`api_key`, `dsn`, a webhook's `secret`) and the usual names of credentials
+/// elsewhere. A URL's password is masked in any field.
+pub const SECRET_FIELDS: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "client_secret",
+    "secret_access_key",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
+    "private_key",
+    "credentials",
+    "dsn",
+    "connection_string",
+];
+
+/// Personal data masked unless the operator names other fields.
 fn default_masked() -> Vec<String> {
-    [
-        "password",
-        "secret",
-        "token",
-        "api_key",
-        "authorization",
-        "card_number",
-        "iban",
-        "email",
-        "phone",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect()
+    ["card_number", "iban", "email", "phone"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Where a bundle comes from, and the version of it last seen there.
@@ -144,10 +161,10 @@ impl Policy {
                 running: Some(seen),
                 refused: None,
             }),
-            masked: config
-                .masked_fields
+            masked: SECRET_FIELDS
                 .iter()
-                .map(|f| f.to_ascii_lowercase())
+                .map(|f| (*f).to_owned())
+                .chain(config.masked_fields.iter().map(|f| f.to_ascii_lowercase()))
                 .collect(),
             log,
             poll_every: Duration::from_millis(config.poll_interval_ms),
@@ -273,7 +290,8 @@ async fn fetch(source: &Source, seen: Option<&str>) -> Result<Option<(Vec<u8>, S
     }
 }
 
-/// Replaces the values of masked fields, at any depth, before the input is stored.
+/// Replaces the values of masked fields, and the password of any URL, at any depth, before
+/// the input is stored.
 pub fn mask(value: Value, masked: &[String]) -> Value {
     match value {
         Value::Object(map) => Value::Object(
@@ -289,7 +307,22 @@ pub fn mask(value: Value, masked: &[String]) -> Value {
                 .collect::<Map<String, Value>>(),
         ),
         Value::Array(items) => Value::Array(items.into_iter().map(|v| mask(v, masked)).collect()),
+        Value::String(text) if text.contains('@') => Value::String(without_password(text)),
         other => other,
+    }
+}
+
+/// `text` with the password of the URL it is replaced by `***` (a DSN, a base URL with
+/// `user:password@`); anything else unchanged. Only strings with an `@` are parsed.
+fn without_password(text: String) -> String {
+    match reqwest::Url::parse(&text) {
+        Ok(mut url) if url.password().is_some_and(|p| !p.is_empty()) => {
+            match url.set_password(Some("***")) {
+                Ok(()) => url.into(),
+                Err(()) => "***".to_owned(),
+            }
+        }
+        _ => text,
     }
 }
 
@@ -363,11 +396,22 @@ mod tests {
 
     #[test]
     fn masked_fields_are_hidden_at_any_depth() {
-        let masked = default_masked();
+        let masked: Vec<String> = SECRET_FIELDS
+            .iter()
+            .map(|f| (*f).to_owned())
+            .chain(default_masked())
+            .collect();
         let input = json!({"resource": {"Password": "hunter2", "lines": [{"email": "a@b.c", "amount": 5}]}, "tenant": "acme"});
         assert_eq!(
             mask(input, &masked),
             json!({"resource": {"Password": "***", "lines": [{"email": "***", "amount": 5}]}, "tenant": "acme"})
+        );
+        let config = json!({"dsn": "postgres://u:pw@h/db", "client_secret": "c", "secret_access_key": "s",
+                            "base_url": "http://ann:pw2@h.example/v1", "note": "mail ann@h.example"});
+        assert_eq!(
+            mask(config, &masked),
+            json!({"dsn": "***", "client_secret": "***", "secret_access_key": "***",
+                   "base_url": "http://ann:***@h.example/v1", "note": "mail ann@h.example"})
         );
     }
 }

@@ -1,5 +1,6 @@
 //! Building and loading OPA bundles.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
@@ -12,6 +13,8 @@ use crate::rego::{self, Roots, TestReport};
 use crate::signature::{self, SIGNATURES_FILE, SigningKey, VerificationKey};
 
 const MANIFEST_FILE: &str = ".manifest";
+/// Where a bundle's data keeps per-tenant overrides (`policies/README.md`).
+const TENANTS: &[&str] = &["switchyard", "tenants"];
 
 #[derive(Serialize, Deserialize)]
 struct Manifest {
@@ -104,6 +107,62 @@ impl Bundle {
     /// The bundle's own tests, all passed.
     pub fn tests(&self) -> &TestReport {
         &self.tests
+    }
+
+    /// The bundle as `tenant`'s auditor may download it. Per-tenant overrides
+    /// (`data.switchyard.tenants.<tenant>`) are that tenant's business only: when the bundle
+    /// holds another tenant's, they are left out of every `data.json` and the signature file
+    /// goes too (it covers what was left out, so it could not verify); otherwise these are the
+    /// bytes exactly as loaded, signature included.
+    pub fn tenant_view(&self, tenant: &str) -> Result<Cow<'_, [u8]>, PolicyError> {
+        let mut files = archive::unpack(&self.bytes)?;
+        let mut narrowed = false;
+        let data_files: Vec<String> = files
+            .keys()
+            .filter(|name| *name == "data.json" || name.ends_with("/data.json"))
+            .cloned()
+            .collect();
+        for name in data_files {
+            let segments: Vec<&str> = name.split('/').collect();
+            match &segments[..segments.len() - 1] {
+                // `switchyard/tenants/<t>/…/data.json`: another tenant's file.
+                ["switchyard", "tenants", owner, ..] if *owner != tenant => {
+                    files.remove(&name);
+                    narrowed = true;
+                }
+                // `data.json`, `switchyard/data.json` or `switchyard/tenants/data.json`.
+                prefix if TENANTS.starts_with(prefix) => {
+                    let mut document: serde_json::Value = serde_json::from_slice(&files[&name])
+                        .map_err(|e| PolicyError::Data {
+                            file: name.clone(),
+                            message: e.to_string(),
+                        })?;
+                    let mut tenants = Some(&mut document);
+                    for part in &TENANTS[prefix.len()..] {
+                        tenants = tenants.and_then(|t| t.get_mut(*part));
+                    }
+                    if let Some(tenants) = tenants.and_then(|t| t.as_object_mut()) {
+                        let before = tenants.len();
+                        tenants.retain(|owner, _| owner == tenant);
+                        if tenants.len() != before {
+                            narrowed = true;
+                            let bytes =
+                                serde_json::to_vec(&document).map_err(|e| PolicyError::Data {
+                                    file: name.clone(),
+                                    message: e.to_string(),
+                                })?;
+                            files.insert(name, bytes);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !narrowed {
+            return Ok(Cow::Borrowed(&self.bytes));
+        }
+        files.remove(SIGNATURES_FILE);
+        archive::pack(&files).map(Cow::Owned)
     }
 }
 

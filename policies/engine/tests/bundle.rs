@@ -414,3 +414,46 @@ fn bundle_paths_and_file_types_are_checked() {
     with_wasm.insert("policy.wasm".into(), b"\0asm".to_vec());
     assert!(Bundle::load(pack(&with_wasm), None).is_ok());
 }
+
+#[test]
+fn each_tenant_sees_only_its_own_overrides() {
+    let (signed, public) = signed_bundle();
+    let bundle = Bundle::load(signed.clone(), Some(&VerificationKey::Rs256Pem(public))).unwrap();
+    assert_eq!(
+        bundle.tenant_view("acme").unwrap().as_ref(),
+        signed.as_slice(),
+        "no overrides: the bytes as loaded, signature and all"
+    );
+
+    let mut files = unpack(&build_bundle(&policies_dir(), "r-tenants", None).unwrap());
+    let mut data: serde_json::Value = serde_json::from_slice(&files["data.json"]).unwrap();
+    data["switchyard"]["tenants"] = serde_json::json!({
+        "acme": {"deny_actions": ["cache/memory/delete"]},
+        "globex": {"deny_actions": ["db/sqlite/execute"]},
+    });
+    files.insert("data.json".into(), serde_json::to_vec(&data).unwrap());
+    files.insert(
+        "switchyard/tenants/initech/data.json".into(),
+        br#"{"note": "initech only"}"#.to_vec(),
+    );
+    let bundle = Bundle::load(pack(&files), None).unwrap();
+    let view = bundle.tenant_view("acme").unwrap().into_owned();
+    let seen = unpack(&view);
+    assert!(!seen.contains_key("switchyard/tenants/initech/data.json"));
+    let data: serde_json::Value = serde_json::from_slice(&seen["data.json"]).unwrap();
+    assert_eq!(
+        data["switchyard"]["tenants"],
+        serde_json::json!({"acme": {"deny_actions": ["cache/memory/delete"]}})
+    );
+    assert_eq!(
+        data["switchyard"]["roles"],
+        serde_json::json!(files_roles(&files))
+    );
+    // What is served still loads: the same policies, the same revision.
+    assert_eq!(Bundle::load(view, None).unwrap().revision(), "r-tenants");
+}
+
+fn files_roles(files: &BTreeMap<String, Vec<u8>>) -> serde_json::Value {
+    serde_json::from_slice::<serde_json::Value>(&files["data.json"]).unwrap()["switchyard"]["roles"]
+        .clone()
+}

@@ -19,7 +19,7 @@ use switchyard_provider_db::SqliteFactory;
 use switchyard_provider_integration::WebhookFactory;
 use switchyard_runtime::{PlatformStore, Registry, Runtime, RuntimeClient};
 use switchyard_service_kit::testkit::{Caller, validators};
-use switchyard_spi::tenancy::EgressCeiling;
+use switchyard_spi::tenancy::{EgressCeiling, SecretScope};
 
 pub const DB: &str = "db/sqlite";
 pub const TENANT: &str = "acme";
@@ -90,12 +90,20 @@ impl Platform {
             })
             .unwrap(),
         );
+        // The tenant's webhook secret lives in its own secret directory, the only files a
+        // tenant's references may name.
+        let secrets: SecretScope = serde_json::from_value(
+            json!({"file_dir": format!("{}/secrets/{{tenant}}", dir.path().display())}),
+        )
+        .unwrap();
         let runtime = Runtime::new(registry, store, Default::default(), Default::default())
+            .with_secret_scope(secrets)
             .with_services(vec![Arc::new(inventory), Arc::new(ledger), service.clone()])
             .unwrap();
         let runtime = Arc::new(runtime);
 
-        let secret_file = dir.path().join("whsec");
+        let secret_file = dir.path().join("secrets").join(TENANT).join("whsec");
+        std::fs::create_dir_all(secret_file.parent().unwrap()).unwrap();
         std::fs::write(
             &secret_file,
             format!("whsec_{}", STANDARD.encode([7u8; 32])),

@@ -11,7 +11,7 @@ mod secrets;
 
 pub use egress::EgressCeiling;
 pub use quotas::Quotas;
-pub use secrets::SecretScope;
+pub use secrets::{SecretScope, SecretTarget};
 
 use serde::Deserialize;
 
