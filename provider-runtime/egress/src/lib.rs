@@ -290,9 +290,12 @@ impl Egress {
         self.operator_host.as_deref() == Some(host)
     }
 
-    /// An HTTP client builder held to this guard: every connection's addresses checked by
-    /// the resolver, redirects as `redirects` says, no proxy. Add timeouts and the user agent,
-    /// never another resolver, proxy or redirect policy.
+    /// An HTTP client builder held to this guard: every hostname's addresses checked by the
+    /// resolver at connect time, redirects as `redirects` says (each hop's port and IP literal
+    /// checked), no proxy. Add timeouts and the user agent, never another resolver, proxy or
+    /// redirect policy. The resolver never sees an IP literal nor the port, so the URL a
+    /// request starts from must have passed [`Egress::check_url`] or [`Egress::vet_url`]
+    /// (reqwest offers no hook that sees the destination of the first connection).
     pub fn client(&self, redirects: Redirects) -> reqwest::ClientBuilder {
         let policy = match redirects {
             Redirects::None => Policy::none(),
