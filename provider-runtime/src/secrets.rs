@@ -363,16 +363,22 @@ async fn permit(
     Ok(Some(real))
 }
 
-/// A tenant's secret file: a regular file of at most [`MAX_TENANT_FILE_BYTES`].
+/// A tenant's secret file: a regular file of at most [`MAX_TENANT_FILE_BYTES`]. Checked before
+/// opening too, since opening a FIFO would wait for a writer.
 async fn read_tenant_file(path: &Path) -> std::io::Result<String> {
+    let regular = |meta: std::fs::Metadata| {
+        if meta.is_file() && meta.len() <= MAX_TENANT_FILE_BYTES {
+            Ok(())
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a regular file of at most 64 KiB",
+            ))
+        }
+    };
+    regular(tokio::fs::metadata(path).await?)?;
     let file = tokio::fs::File::open(path).await?;
-    let meta = file.metadata().await?;
-    if !meta.is_file() || meta.len() > MAX_TENANT_FILE_BYTES {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "not a regular file of at most 64 KiB",
-        ));
-    }
+    regular(file.metadata().await?)?;
     let mut text = String::new();
     file.take(MAX_TENANT_FILE_BYTES)
         .read_to_string(&mut text)
@@ -622,6 +628,13 @@ mod tests {
                 .unwrap_err();
             assert_eq!(pointer_of(err), "/list/1/a~1b", "{reference}");
         }
+        // Inside its directory, a tenant still reads a key, not a data file.
+        std::fs::write(root.join("acme/big"), vec![b'k'; 64 * 1024 + 1]).unwrap();
+        let err = resolver
+            .resolve_config_as(owner, &json!({"k": file("acme/big")}))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SecretError::Unresolved { .. }), "{err}");
         // The operator's own references keep every kind.
         let (resolved, _) = resolver
             .resolve_config(&json!({"k": file("host.key")}))

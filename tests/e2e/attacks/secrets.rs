@@ -61,10 +61,7 @@ impl Listener {
 async fn read_request(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
     let mut request = Vec::new();
     let mut chunk = [0u8; 4096];
-    loop {
-        let Ok(n) = stream.read(&mut chunk).await else {
-            break;
-        };
+    while let Ok(n) = stream.read(&mut chunk).await {
         if n == 0 {
             break;
         }
