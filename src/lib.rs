@@ -9,12 +9,13 @@ use switchyard_contracts::SchemaError;
 use switchyard_inventory::{InventoryService, InventorySettings};
 use switchyard_ledger::{LedgerService, LedgerSettings};
 use switchyard_orders::{OrdersService, OrdersSettings};
+use switchyard_outbox::OutboxService;
 use switchyard_provider_ai::{LocalAiFactory, OpenAiFactory};
 use switchyard_provider_auth::{JwtFactory, OpaFactory, PolicySource};
 use switchyard_provider_bus::{EmbeddedBusFactory, KafkaFactory, KafkaSettings};
 use switchyard_provider_cache::{MemoryCacheFactory, RedisCacheFactory};
 use switchyard_provider_db::{
-    MssqlFactory, MysqlFactory, PostgresFactory, PostgresSettings, SqliteFactory,
+    MssqlFactory, MysqlFactory, PostgresFactory, PostgresSettings, ServiceBooks, SqliteFactory,
 };
 use switchyard_provider_integration::WebhookFactory;
 use switchyard_provider_storage::{FsFactory, S3Factory, S3Settings};
@@ -37,7 +38,12 @@ pub fn builtin_registry(
     let providers = data_dir.join("providers");
     let mut registry = Registry::default();
     switchyard_provider_db::hold_to(&tenancy.quotas);
-    registry.register(Arc::new(SqliteFactory::new(providers.join("db/sqlite"))))?;
+    // The service books (see `ServiceBooks`) live beside, not under, the tenants' own data.
+    let books = data_dir.join("books");
+    registry.register(Arc::new(ServiceBooks::new(
+        Arc::new(SqliteFactory::new(providers.join("db/sqlite"))),
+        Arc::new(SqliteFactory::new(books.join("db/sqlite"))),
+    )))?;
     if let Ok(admin_url) = std::env::var("SWITCHYARD_POSTGRES_URL") {
         let password =
             std::env::var("SWITCHYARD_POSTGRES_APP_PASSWORD").map_err(|_| SchemaError {
@@ -46,10 +52,13 @@ pub fn builtin_registry(
                     "SWITCHYARD_POSTGRES_URL is set but SWITCHYARD_POSTGRES_APP_PASSWORD is not"
                         .into(),
             })?;
-        registry.register(Arc::new(
-            PostgresFactory::new(PostgresSettings::new(admin_url, password))
-                .with_egress(&tenancy.egress),
-        ))?;
+        let postgres = PostgresFactory::new(PostgresSettings::new(admin_url, password))
+            .with_egress(&tenancy.egress);
+        let books = postgres.books();
+        registry.register(Arc::new(ServiceBooks::new(
+            Arc::new(postgres),
+            Arc::new(books),
+        )))?;
     }
     if let Ok(admin_url) = std::env::var("SWITCHYARD_MYSQL_URL") {
         let mut mysql = MysqlFactory::new(admin_url);
@@ -147,8 +156,9 @@ fn kafka_factory(brokers: String) -> Result<KafkaFactory, SchemaError> {
 
 /// The business services `serve` and `runtime` host under `/services/{name}/{action}`.
 /// `SWITCHYARD_LEDGER_DB` picks the db provider the ledger keeps its books in (default
-/// `db/sqlite`); `SWITCHYARD_LEDGER_BUS` a bus for its `ledger.journal.posted` events, written
-/// to the outbox and carried by `switchyard relay`.
+/// `db/sqlite`; the tenant's service books there, which the tenant's own db calls cannot
+/// reach); `SWITCHYARD_LEDGER_BUS` a bus for its `ledger.journal.posted` events, written to
+/// the outbox in the books and carried by `switchyard relay` through the `outbox` service.
 pub fn builtin_services() -> Result<Vec<Arc<dyn Service>>, SchemaError> {
     let setting = |name: &str, location: &str| SchemaError {
         location: location.into(),
@@ -180,6 +190,7 @@ pub fn builtin_services() -> Result<Vec<Arc<dyn Service>>, SchemaError> {
         Arc::new(ledger),
         Arc::new(inventory),
         Arc::new(orders),
+        Arc::new(OutboxService::default()),
     ])
 }
 

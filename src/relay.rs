@@ -1,5 +1,7 @@
 //! The per-tenant workers that run beside the services, through a gateway:
-//! `switchyard relay` empties one tenant's outbox onto its bus, and
+//! `switchyard relay` empties one tenant's outboxes onto its bus — the services' outbox in the
+//! service books, through `/services/outbox/relay` (the books are not reachable through
+//! `/providers/db/*`), and the tenant's own outbox in its database — and
 //! `switchyard annotate-orders` annotates the tenant's new orders from that bus.
 //!
 //! They run as their own processes on purpose: they hold no state of their own (the outbox
@@ -10,10 +12,11 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use switchyard_client::HttpClient;
-use switchyard_contracts::TenantId;
+use serde_json::{Value, json};
+use switchyard_client::{HttpClient, ProviderClient};
+use switchyard_contracts::{Problem, TenantId};
 use switchyard_orders::Annotator;
-use switchyard_outbox::{Outbox, Relay};
+use switchyard_outbox::{Dialect, Outbox, Relay};
 
 /// Where a worker reaches its tenant.
 pub struct Connection {
@@ -34,16 +37,55 @@ pub fn run(args: RelayArgs) -> Result<()> {
     let client = client(&args.connection)?;
     let outbox = Outbox::new(&args.db).map_err(|p| anyhow::anyhow!(p.detail))?;
     let relay = Relay::new(outbox.clone(), &args.bus, args.batch);
+    // The services run on db/sqlite and db/postgres only: elsewhere there are no books.
+    let books = (outbox.dialect() != Dialect::Mysql)
+        .then(|| json!({"db": args.db, "bus": args.bus, "max_events": args.batch.clamp(1, 500)}));
     on_runtime(async move {
         outbox
             .install(&client)
             .await
             .map_err(|p| anyhow::anyhow!("installing the outbox in {}: {}", args.db, p.detail))?;
-        tracing::info!(db = %args.db, bus = %args.bus, "relaying the outbox");
+        tracing::info!(db = %args.db, bus = %args.bus, "relaying the outboxes");
         let stop = until_signal()?;
-        relay.run(&client, args.idle, stop).await;
-        Ok(())
+        tokio::pin!(stop);
+        loop {
+            let wait = match round(&client, &relay, books.as_ref()).await {
+                Ok(0) => args.idle,
+                Ok(sent) => {
+                    tracing::info!(sent, db = %args.db, bus = %args.bus, "outbox relayed");
+                    Duration::ZERO
+                }
+                Err(problem) => {
+                    tracing::warn!(code = %problem.code, detail = %problem.detail, "outbox relay round failed; retrying");
+                    args.idle
+                }
+            };
+            tokio::select! {
+                _ = &mut stop => return Ok(()),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
     })
+}
+
+/// One round over both outboxes; answers how many events went. The services' round runs on
+/// the server (see `switchyard_outbox::OutboxService`); the tenant's own runs here.
+async fn round(
+    client: &HttpClient,
+    relay: &Relay,
+    books: Option<&Value>,
+) -> Result<usize, Problem> {
+    let mut sent = 0;
+    if let Some(params) = books {
+        let answer = client
+            .invoke("services/outbox", "relay", params.clone())
+            .await?;
+        sent += answer["sent"]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0);
+    }
+    Ok(sent + relay.run_once(client).await?)
 }
 
 pub struct AnnotatorArgs {

@@ -24,13 +24,14 @@ const DOMAIN_FILES: [(&str, &str); 7] = [
 ];
 
 /// The business services' contracts, served under `/services/{name}/{action}`.
-const SERVICE_FILES: [(&str, &str); 3] = [
+const SERVICE_FILES: [(&str, &str); 4] = [
     ("ledger", include_str!("../schemas/services/ledger.json")),
     (
         "inventory",
         include_str!("../schemas/services/inventory.json"),
     ),
     ("orders", include_str!("../schemas/services/orders.json")),
+    ("outbox", include_str!("../schemas/services/outbox.json")),
 ];
 
 #[derive(Deserialize)]

@@ -1,6 +1,7 @@
 //! The services' tests, in process: a runtime with a real db engine (SQLite in a temporary
-//! directory, or PostgreSQL in a throwaway database) and the embedded bus, and the service
-//! calling them through the runtime's client, exactly as it runs in `switchyard serve`. Every
+//! directory, or PostgreSQL in a throwaway database) behind the service books, and the
+//! embedded bus, and the service calling them through the runtime's client, exactly as it runs
+//! in `switchyard serve`. Every
 //! call is checked like the runtime checks it, against the action's params and result schemas.
 //!
 //! PostgreSQL needs `SWITCHYARD_TEST_POSTGRES_URL` (a superuser URL; `scripts/test` sets it).
@@ -12,7 +13,7 @@ use serde_json::Value;
 use switchyard_client::Service;
 use switchyard_contracts::{ActionValidators, Problem, TenantId};
 use switchyard_provider_bus::EmbeddedBusFactory;
-use switchyard_provider_db::{PostgresFactory, PostgresSettings, SqliteFactory};
+use switchyard_provider_db::{PostgresFactory, PostgresSettings, ServiceBooks, SqliteFactory};
 use switchyard_runtime::{PlatformStore, Registry, Runtime, RuntimeClient};
 
 /// Throwaway PostgreSQL databases: the db provider's own test helper, shared rather than
@@ -62,17 +63,25 @@ impl<S: Service> Platform<S> {
         let database = match engine {
             Engine::Sqlite => {
                 registry
-                    .register(Arc::new(SqliteFactory::new(dir.path().join("db"))))
+                    .register(Arc::new(ServiceBooks::new(
+                        Arc::new(SqliteFactory::new(dir.path().join("db"))),
+                        Arc::new(SqliteFactory::new(dir.path().join("books"))),
+                    )))
                     .unwrap();
                 None
             }
             Engine::Postgres => {
                 let database = pg::TestDatabase::create(&name).await;
+                let postgres = PostgresFactory::new(PostgresSettings::new(
+                    database.url.clone(),
+                    pg::APP_PASSWORD,
+                ));
+                let books = postgres.books();
                 registry
-                    .register(Arc::new(PostgresFactory::new(PostgresSettings::new(
-                        database.url.clone(),
-                        pg::APP_PASSWORD,
-                    ))))
+                    .register(Arc::new(ServiceBooks::new(
+                        Arc::new(postgres),
+                        Arc::new(books),
+                    )))
                     .unwrap();
                 Some(database)
             }

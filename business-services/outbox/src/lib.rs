@@ -11,8 +11,10 @@
 mod dialect;
 mod inbox;
 mod relay;
+mod service;
 
 pub use dialect::Dialect;
 pub use inbox::Inbox;
 pub use relay::{Outbox, Pending, Relay};
+pub use service::OutboxService;
 pub use switchyard_contracts::Event;

@@ -43,6 +43,10 @@ impl Outbox {
         &self.db
     }
 
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// Creates the outbox table if it is missing; safe to run at every start.
     pub async fn install(&self, client: &dyn ProviderClient) -> Result<(), Problem> {
         let text = self.dialect.long_text();

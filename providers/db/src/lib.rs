@@ -14,6 +14,7 @@
 //! (config bounds and schema), `registry` (per-tenant pools), `rows` (reading rows through
 //! sqlx), `sql` (statement guards) and `siloed` (db/mysql's and db/mssql's tenancy).
 
+mod books;
 mod contract;
 mod engine;
 mod errors;
@@ -27,6 +28,7 @@ mod siloed;
 mod sql;
 pub mod sqlite;
 
+pub use books::ServiceBooks;
 pub use limits::hold_to;
 pub use mssql::MssqlFactory;
 pub use mysql::MysqlFactory;
