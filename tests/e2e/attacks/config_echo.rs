@@ -371,3 +371,46 @@ async fn auditors_see_only_their_tenant_and_the_decision_log_masks_secrets() {
         );
     }
 }
+
+/// Every field a built-in provider's config schema marks secret-bearing is one the decision
+/// log masks by name, so a configure body that carries one is never logged in clear.
+#[test]
+fn every_secret_bearing_config_field_is_masked_in_the_decision_log() {
+    fn marked(schema: &Value, found: &mut Vec<String>) {
+        if !schema.is_object() {
+            return;
+        }
+        if let Some(properties) = schema["properties"].as_object() {
+            for (name, property) in properties {
+                if property["x-secret"] == json!(true) {
+                    found.push(name.clone());
+                }
+            }
+        }
+        for nested in ["properties", "$defs"] {
+            for child in schema[nested]
+                .as_object()
+                .into_iter()
+                .flat_map(|o| o.values())
+            {
+                marked(child, found);
+            }
+        }
+        for child in ["additionalProperties", "items"] {
+            marked(&schema[child], found);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut found = Vec::new();
+    for d in switchyard::builtin_registry(dir.path(), switchyard::no_policy(), &Default::default())
+        .unwrap()
+        .descriptors()
+    {
+        marked(&d.config_schema, &mut found);
+    }
+    assert!(found.len() >= 2, "{found:?}");
+    let masked = switchyard_gateway::filters::policy::SECRET_FIELDS;
+    for field in found {
+        assert!(masked.contains(&field.as_str()), "{field} is not masked");
+    }
+}
