@@ -1,6 +1,6 @@
 //! The policy judges what runs (issue 17, point 2): for random content types, bodies and query
-//! strings on the routes that carry an envelope, the `resource` the gateway shows the policy is
-//! exactly the params a provider receives — through the runtime as a split deployment reaches
+//! strings on the routes that carry an envelope or a config, the `resource` the gateway shows
+//! the policy is exactly the params a provider receives, or the config `configure` stores — through the runtime as a split deployment reaches
 //! it (signed headers, the body read again there) and in process (the gateway's reading handed
 //! over, or none when no policy read it) — and a request the gateway refuses before the policy
 //! is refused by the runtime with the same code, running nothing.
@@ -61,6 +61,7 @@ impl Provider for Recording {
 }
 
 struct Fixture {
+    runtime: Arc<Runtime>,
     service: Service,
     key: InternalKey,
     seen: Seen,
@@ -101,7 +102,8 @@ async fn fixture() -> Fixture {
     ));
     let key = InternalKey::load(dir.path()).unwrap();
     Fixture {
-        service: Service::new(runtime, key.clone()),
+        service: Service::new(runtime.clone(), key.clone()),
+        runtime,
         key,
         seen,
         _dir: dir,
@@ -138,17 +140,24 @@ impl Fixture {
             service: None,
         });
         let request = request.map(|body| body.map_err(|never| match never {}).boxed_unsync());
+        let configure = request.uri().path().ends_with("/configure");
         let response = self.service.dispatch(request, trusted).await;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let code = serde_json::from_slice::<Value>(&body)
             .ok()
             .and_then(|v| v["code"].as_str().map(str::to_owned));
-        Outcome {
-            status,
-            code,
-            seen: self.seen.lock().unwrap().take(),
-        }
+        let seen = if configure && status == 200 {
+            let described = self
+                .runtime
+                .describe(&acme(), "storage", "recorder")
+                .await
+                .unwrap();
+            Some((described["config"]["values"].clone(), None))
+        } else {
+            self.seen.lock().unwrap().take()
+        };
+        Outcome { status, code, seen }
     }
 
     /// As a split deployment's runtime receives it: the context and the body signed.
@@ -191,7 +200,7 @@ fn header_of(sent: &Sent) -> RequestHeader {
 }
 
 fn sent() -> impl Strategy<Value = Sent> {
-    let action = prop_oneof![Just("put"), Just("get")];
+    let action = prop_oneof![Just("put"), Just("get"), Just("configure")];
     let query = prop_oneof![
         Just(String::new()),
         Just("?amount=1".to_owned()),
@@ -231,9 +240,10 @@ fn sent() -> impl Strategy<Value = Sent> {
         params
             .clone()
             .prop_map(|p| serde_json::to_vec(&json!({"params": p})).unwrap()),
-        params.prop_map(|p| {
+        params.clone().prop_map(|p| {
             serde_json::to_vec(&json!({"params": p, "metadata": {"m": 1}})).unwrap()
         }),
+        params.prop_map(|p| serde_json::to_vec(&json!({"config": p})).unwrap()),
         prop::collection::vec(any::<u8>(), 0..48),
         Just(br#"{"params": {"amount": 1}, "params": {"amount": 50000}}"#.to_vec()),
         Just(br#"{"params": {"amount": 1, "amount": 50000}}"#.to_vec()),
@@ -257,7 +267,8 @@ proptest! {
             for sent in sents {
                 let header = header_of(&sent);
                 let route = route::classify(&header.method, header.uri.path()).unwrap();
-                prop_assert_eq!(route, Route::Invoke);
+                let expected = if sent.path.contains("/configure") { Route::Admin } else { Route::Invoke };
+                prop_assert_eq!(route, expected);
                 let judged = policy_resource(&header, route, &sent.body);
                 let split = fixture.run(fixture.signed(&sent), false).await;
                 let mut handed = plain(&sent);
