@@ -195,13 +195,22 @@ fn invoke_operation(operation_id: &str, tag: &str, action: &ActionDescriptor) ->
         "summary": action.summary,
         "tags": [tag],
         "parameters": [
-            {"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string"}},
+            {"name": "Idempotency-Key", "in": "header", "required": false, "schema": idempotency_key_schema(),
+             "description": "A POST sent again with the same key replays the first answer instead of running twice."},
             {"name": "X-Tenant-Id", "in": "header", "required": false, "schema": {"type": "string"},
              "description": "Must equal the credentials' tenant when given."}
         ],
         "requestBody": {"required": true, "content": {"application/json": {"schema": request}}},
         "responses": responses
     }})
+}
+
+/// What the gateway accepts as an `Idempotency-Key`; any other value is refused with 400
+/// `request_invalid` before the request runs, so the document says so instead of promising any
+/// string.
+fn idempotency_key_schema() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$",
+           "description": "1 to 255 visible ASCII characters."})
 }
 
 fn path_params() -> Value {

@@ -25,6 +25,7 @@ mod pipeline;
 mod plugins;
 mod policy;
 mod restart;
+mod schemathesis;
 mod secrets;
 mod store_postgres;
 mod vault_rotation;

@@ -1,0 +1,176 @@
+//! An independent fuzzer holds the served API to its published contract: schemathesis (PyPI)
+//! reads `/openapi.json` from a real `switchyard serve` on the embedded defaults and sends
+//! generated requests, valid and invalid, to every operation with a tenant admin key. No answer
+//! may be a server error, and every answer must match the status codes, content types and
+//! schemas the document declares.
+
+use crate::common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use common::{Api, Server, tenant_with_key};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// Fixed, so that a failure reproduces with the same requests.
+const SEED: &str = "17";
+const CHECKS: &str = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance";
+const HOOKS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/e2e/schemathesis_hooks.py"
+);
+
+/// The operations that take state away from the tenant: stopping a provider, and revoking a
+/// key (the fuzzer finds the run's own key in `GET /keys`). Left in a long run, they would
+/// leave most of its requests facing a stopped provider or a 401; they get runs of their own.
+const TAKE_STATE: [&str; 4] = [
+    "--exclude-operation-id",
+    "stopProvider",
+    "--exclude-operation-id",
+    "revokeKey",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_no_server_error_and_no_answer_the_served_document_does_not_declare() {
+    let schemathesis = std::env::var("SWITCHYARD_TEST_SCHEMATHESIS").expect(
+        "SWITCHYARD_TEST_SCHEMATHESIS is not set: scripts/test installs schemathesis into a venv",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let key = tenant_with_key(dir.path(), "acme", "*");
+    let api = Api::new(&server, &key);
+    let (status, served) = api.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let documented = served["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().keys())
+        .filter(|method| *method != "parameters")
+        .count();
+    let fuzz = |name: &str, phases: &str, examples: &str, filter: &[&str]| {
+        run(
+            &schemathesis,
+            dir.path(),
+            &server.base,
+            &key,
+            name,
+            &[
+                &["--phases", phases, "--max-examples", examples][..],
+                filter,
+            ]
+            .concat(),
+        )
+    };
+
+    let started = Instant::now();
+    let mut runs = vec![fuzz(
+        "steady",
+        "examples,coverage,fuzzing",
+        "20",
+        &TAKE_STATE,
+    )];
+    // The tenant's admin stops db/sqlite, where the ledger, inventory and orders keep their
+    // books: every call that needs it must still be answered as the contract says, never 5xx.
+    let stop = api
+        .raw()
+        .post(format!("{}/providers/db/sqlite/stop", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stop.status(), StatusCode::OK);
+    runs.push(fuzz("stopped", "fuzzing", "10", &TAKE_STATE[2..]));
+    runs.push(fuzz(
+        "keys",
+        "examples,coverage,fuzzing",
+        "25",
+        &[
+            "--include-operation-id",
+            "listKeys",
+            "--include-operation-id",
+            "createKey",
+            "--include-operation-id",
+            "revokeKey",
+        ],
+    ));
+    let cases: u64 = runs.iter().sum();
+    println!(
+        "schemathesis (seed {SEED}): {documented} documented operations, {} test cases in {} \
+         runs, 0 failures, in {:.0} s",
+        cases,
+        runs.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// One schemathesis run over `selection` (phases, examples, operations); panics with its
+/// output unless it completed without a failure or an error; answers its number of test cases.
+fn run(
+    schemathesis: &str,
+    dir: &Path,
+    base: &str,
+    key: &str,
+    name: &str,
+    selection: &[&str],
+) -> u64 {
+    let started = Instant::now();
+    let report_dir = dir.join(format!("schemathesis-{name}"));
+    let out = Command::new(schemathesis)
+        .current_dir(dir)
+        .env("SCHEMATHESIS_HOOKS", HOOKS)
+        .env("SWITCHYARD_FUZZ_TENANT", "acme")
+        .args([
+            "run",
+            &format!("{base}/openapi.json"),
+            "--header",
+            &format!("Authorization: Bearer {key}"),
+            "--checks",
+            CHECKS,
+            "--seed",
+            SEED,
+            "--workers",
+            "2",
+            "--request-timeout",
+            "30",
+            "--generation-database",
+            "none",
+            "--no-color",
+            "--report",
+            "json",
+            "--report-dir",
+            report_dir.to_str().unwrap(),
+        ])
+        .args(selection)
+        .output()
+        .expect("schemathesis runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report = std::fs::read_dir(&report_dir)
+        .ok()
+        .and_then(|mut files| files.next())
+        .and_then(|file| std::fs::read_to_string(file.ok()?.path()).ok())
+        .unwrap_or_else(|| panic!("schemathesis wrote no report: {stdout}\n{stderr}"));
+    let summary: Value = serde_json::from_str(&report).unwrap();
+    assert!(
+        out.status.success()
+            && summary["failures"] == Value::Array(vec![])
+            && summary["errors"] == Value::Array(vec![]),
+        "schemathesis run {name} found failures: {}\n{stdout}\n{stderr}",
+        summary["failures"]
+    );
+    assert_eq!(
+        summary["operations"]["tested"], summary["operations"]["selected"],
+        "run {name} skipped operations: {summary}"
+    );
+    let cases = summary["test_cases"]["generated"].as_u64().unwrap();
+    println!(
+        "schemathesis run {name} ({}): {} operations, {cases} test cases, in {:.0} s",
+        selection.join(" "),
+        summary["operations"]["tested"],
+        started.elapsed().as_secs_f64()
+    );
+    cases
+}
