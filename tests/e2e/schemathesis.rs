@@ -122,6 +122,8 @@ fn run(
         .current_dir(dir)
         .env("SCHEMATHESIS_HOOKS", HOOKS)
         .env("SWITCHYARD_FUZZ_TENANT", "acme")
+        // No __pycache__ beside the hooks in the source tree.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .args([
             "run",
             &format!("{base}/openapi.json"),

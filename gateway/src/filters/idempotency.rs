@@ -217,6 +217,34 @@ mod tests {
     }
 
     #[test]
+    fn the_published_key_schema_admits_exactly_the_keys_the_gateway_accepts() {
+        let schema = switchyard_contracts::schema::Compiled::new(
+            &switchyard_contracts::openapi::idempotency_key_schema(),
+            "Idempotency-Key",
+        )
+        .unwrap();
+        let (longest, too_long) = ("k".repeat(255), "k".repeat(256));
+        for key in [
+            "a",
+            "order-17:retry#2",
+            "~!",
+            &longest,
+            &too_long,
+            "",
+            "has space",
+            "tab\there",
+            "clé",
+        ] {
+            let header = HeaderValue::from_bytes(key.as_bytes()).unwrap();
+            assert_eq!(
+                parse_key(Some(&header)).is_ok(),
+                schema.check(&serde_json::json!(key)).is_empty(),
+                "{key:?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_fingerprint_covers_method_path_query_and_body_without_ambiguity() {
         let base = fingerprint("POST", "/v1/db/x?a=1", b"{}");
         assert_eq!(base, fingerprint("POST", "/v1/db/x?a=1", b"{}"));
