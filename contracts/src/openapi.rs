@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::descriptor::{ActionDescriptor, ProviderDescriptor, ServiceDescriptor};
 
 /// Major.minor of the HTTP contract. Additive changes bump minor; anything else bumps major.
-pub const CONTRACT_VERSION: &str = "1.1.0";
+pub const CONTRACT_VERSION: &str = "1.2.0";
 
 /// Schemas shared by every route, keyed by component name.
 pub fn components() -> Map<String, Value> {
