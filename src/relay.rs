@@ -49,16 +49,24 @@ pub fn run(args: RelayArgs) -> Result<()> {
         let stop = until_signal()?;
         tokio::pin!(stop);
         loop {
-            let wait = match round(&client, &relay, books.as_ref()).await {
-                Ok(0) => args.idle,
-                Ok(sent) => {
-                    tracing::info!(sent, db = %args.db, bus = %args.bus, "outbox relayed");
-                    Duration::ZERO
+            // Each outbox on its own: a key the policy refuses one of still relays the other.
+            let mut sent = 0;
+            for round in [
+                services_round(&client, books.as_ref()).await,
+                relay.run_once(&client).await,
+            ] {
+                match round {
+                    Ok(n) => sent += n,
+                    Err(problem) => {
+                        tracing::warn!(code = %problem.code, detail = %problem.detail, "outbox relay round failed; retrying");
+                    }
                 }
-                Err(problem) => {
-                    tracing::warn!(code = %problem.code, detail = %problem.detail, "outbox relay round failed; retrying");
-                    args.idle
-                }
+            }
+            let wait = if sent == 0 {
+                args.idle
+            } else {
+                tracing::info!(sent, db = %args.db, bus = %args.bus, "outbox relayed");
+                Duration::ZERO
             };
             tokio::select! {
                 _ = &mut stop => return Ok(()),
@@ -68,24 +76,19 @@ pub fn run(args: RelayArgs) -> Result<()> {
     })
 }
 
-/// One round over both outboxes; answers how many events went. The services' round runs on
-/// the server (see `switchyard_outbox::OutboxService`); the tenant's own runs here.
-async fn round(
-    client: &HttpClient,
-    relay: &Relay,
-    books: Option<&Value>,
-) -> Result<usize, Problem> {
-    let mut sent = 0;
-    if let Some(params) = books {
-        let answer = client
-            .invoke("services/outbox", "relay", params.clone())
-            .await?;
-        sent += answer["sent"]
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(0);
-    }
-    Ok(sent + relay.run_once(client).await?)
+/// One round of the services' outbox, which runs on the server (see
+/// `switchyard_outbox::OutboxService`); answers how many events went.
+async fn services_round(client: &HttpClient, books: Option<&Value>) -> Result<usize, Problem> {
+    let Some(params) = books else {
+        return Ok(0);
+    };
+    let answer = client
+        .invoke("services/outbox", "relay", params.clone())
+        .await?;
+    Ok(answer["sent"]
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0))
 }
 
 pub struct AnnotatorArgs {
