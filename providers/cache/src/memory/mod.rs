@@ -41,9 +41,32 @@ impl Stored {
     }
 }
 
-/// What an entry is charged against its tenant's quota.
-fn weight(key: &str, text: &str) -> u64 {
-    key.len() as u64 + text.len() as u64 + ENTRY_OVERHEAD
+/// What an entry is charged against its tenant's quota, for a value text of `text_len` bytes.
+fn weight(key: &str, text_len: usize) -> u64 {
+    key.len() as u64 + text_len as u64 + ENTRY_OVERHEAD
+}
+
+/// The length of a value's JSON text, measured without building it: a refused value costs no
+/// copy of itself.
+fn text_len(value: &Value) -> usize {
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail, and a `Value` always serializes.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+/// Counts the bytes written to it.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Each entry expires at its own deadline, fixed when written; an `incr` without a TTL keeps it.
@@ -81,7 +104,7 @@ impl TenantCache {
         TenantCache {
             entries: Cache::builder()
                 .weigher(|key: &String, stored: &Stored| {
-                    u32::try_from(weight(key, &stored.text)).unwrap_or(u32::MAX)
+                    u32::try_from(weight(key, stored.text.len())).unwrap_or(u32::MAX)
                 })
                 // The admission check below refuses first; moka's own bound at the same
                 // figure only matters if an entry's weight were misjudged.
@@ -101,17 +124,17 @@ impl TenantCache {
     }
 
     /// Refuses a write that would take the tenant past its quota: `writes` are the keys and
-    /// value texts about to be stored (a key given twice is charged once, last value wins).
-    /// Call with the write lock held.
-    async fn admit(&self, writes: &[(&str, &str)]) -> Result<(), ProviderError> {
+    /// the lengths of the value texts about to be stored (a key given twice is charged once,
+    /// last value wins). Call with the write lock held.
+    async fn admit(&self, writes: &[(&str, usize)]) -> Result<(), ProviderError> {
         let mut new: HashMap<&str, u64> = HashMap::new();
-        for (key, text) in writes {
-            new.insert(key, weight(key, text));
+        for (key, text_len) in writes {
+            new.insert(key, weight(key, *text_len));
         }
         let mut used = self.used().await;
         for key in new.keys() {
             if let Some(old) = self.entries.get(*key).await {
-                used = used.saturating_sub(weight(key, &old.text));
+                used = used.saturating_sub(weight(key, old.text.len()));
             }
         }
         let needed = used.saturating_add(new.values().sum());
@@ -267,13 +290,12 @@ impl MemoryCache {
             .map(|ms| Instant::now() + Duration::from_millis(ms))
     }
 
-    /// The value as stored text, refused as `payload_too_large` above the tenant's limit.
-    fn text(&self, pointer: &str, value: &Value) -> Result<Arc<str>, ProviderError> {
-        let text = value.to_string();
-        if text.len() > self.max_value_bytes {
+    /// The length of the value's text, refused as `payload_too_large` above the tenant's limit.
+    fn check_size(&self, pointer: &str, value: &Value) -> Result<usize, ProviderError> {
+        let len = text_len(value);
+        if len > self.max_value_bytes {
             let detail = format!(
-                "value is {} bytes; this tenant's limit is {}",
-                text.len(),
+                "value is {len} bytes; this tenant's limit is {}",
                 self.max_value_bytes
             );
             return Err(ProviderError::field(
@@ -282,7 +304,7 @@ impl MemoryCache {
                 detail,
             ));
         }
-        Ok(text.into())
+        Ok(len)
     }
 
     async fn read(&self, key: String) -> Result<Value, ProviderError> {
@@ -292,18 +314,20 @@ impl MemoryCache {
         })
     }
 
-    /// Stores `entries` (key, text, deadline) if they fit the tenant's quota, all or none.
+    /// Stores `entries` (key, value, the length of its text, deadline) if they fit the
+    /// tenant's quota, all or none. The texts are built only once admitted.
     async fn store(
         &self,
-        entries: Vec<(String, Arc<str>, Option<Instant>)>,
+        entries: Vec<(String, Value, usize, Option<Instant>)>,
     ) -> Result<(), ProviderError> {
         let _write = self.cache.writes.lock().await;
-        let writes: Vec<(&str, &str)> = entries
+        let writes: Vec<(&str, usize)> = entries
             .iter()
-            .map(|(key, text, _)| (key.as_str(), &**text))
+            .map(|(key, _, text_len, _)| (key.as_str(), *text_len))
             .collect();
         self.cache.admit(&writes).await?;
-        for (key, text, expires_at) in entries {
+        for (key, value, _, expires_at) in entries {
+            let text = value.to_string().into();
             self.cache
                 .entries
                 .insert(key, Stored { text, expires_at })
@@ -320,7 +344,7 @@ impl MemoryCache {
         let _write = self.cache.writes.lock().await;
         // The widest integer text, so the check holds whatever the sum turns out to be.
         self.cache
-            .admit(&[(p.key.as_str(), &i64::MIN.to_string())])
+            .admit(&[(p.key.as_str(), i64::MIN.to_string().len())])
             .await?;
         let result = self
             .cache
@@ -386,9 +410,10 @@ impl Provider for MemoryCache {
             }
             "set" => {
                 let p: SetParams = parse_params(call.params)?;
-                let text = self.text("/value", &p.value)?;
+                let text_len = self.check_size("/value", &p.value)?;
                 let expires_at = self.deadline(p.ttl_ms);
-                self.store(vec![(p.key.clone(), text, expires_at)]).await?;
+                self.store(vec![(p.key.clone(), p.value, text_len, expires_at)])
+                    .await?;
                 Ok(json!({"key": p.key}))
             }
             "delete" => {
@@ -409,8 +434,9 @@ impl Provider for MemoryCache {
                 // Check every value first so a refused batch stores nothing.
                 let mut entries = Vec::with_capacity(p.entries.len());
                 for (i, entry) in p.entries.into_iter().enumerate() {
-                    let text = self.text(&format!("/entries/{i}/value"), &entry.value)?;
-                    entries.push((entry.key, text, self.deadline(entry.ttl_ms)));
+                    let text_len = self.check_size(&format!("/entries/{i}/value"), &entry.value)?;
+                    let expires_at = self.deadline(entry.ttl_ms);
+                    entries.push((entry.key, entry.value, text_len, expires_at));
                 }
                 let stored = entries.len();
                 self.store(entries).await?;
