@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use switchyard_spi::tenancy::Quotas;
 use switchyard_spi::{ErrorCode, ProviderError};
 
-/// The operator's quotas for this process. Process-wide because the operator's config is (one
+/// The operator's quotas for this process. Process-wide, like the operator's config (one
 /// `[tenancy]` section per process), and kept here rather than in each factory so every
 /// engine's config check ([`Limit::check`]) and row reader ([`ResultBudget`]) enforce them
 /// without each engine threading them through. `None` until [`hold_to`] runs: an engine used
