@@ -1,8 +1,8 @@
 //! Hole 5: pooled `db/postgres` tenants share one database and one login role. Tenant globex,
 //! through its own `/providers/db/postgres/*`, tries what that role could once do to tenant
-//! acme: lock acme's table, draw from acme's sequence, read acme's table names, hold an
-//! advisory lock (on the key tenant enrollment takes) across calls so acme cannot start, and
-//! lift its own statement timeout.
+//! acme: lock acme's table, draw from acme's sequence, read acme's table names, cancel or
+//! terminate the shared connections, hold an advisory lock (on the key tenant enrollment
+//! takes) across calls so acme cannot start, and lift its own statement timeout.
 
 use std::time::Duration;
 
@@ -127,6 +127,20 @@ async fn globex_cannot_lock_draw_from_or_list_acmes_tables() {
         json!([]),
         "globex sees acme's tables"
     );
+    // Every pooled connection logs in as the one runtime role; globex may not signal them.
+    let pids = psql(
+        &stack.url,
+        "SELECT pid FROM pg_stat_activity \
+         WHERE datname = current_database() AND usename = 'switchyard_app'",
+    );
+    assert!(!pids.trim().is_empty(), "no pooled connection to aim at");
+    for pid in pids.lines() {
+        for signal in ["pg_cancel_backend", "pg_terminate_backend"] {
+            let statement = format!("SELECT {signal}({pid}) AS signalled");
+            let (status, body) = sql(&globex, "query", &statement).await;
+            assert_ne!(status, StatusCode::OK, "globex ran {statement}: {body}");
+        }
+    }
     // acme's next id is the one after its own insert: nobody drew from its sequence.
     let (status, inserted) = sql(&acme, "execute", "INSERT INTO items (v) VALUES ('a2')").await;
     assert_eq!(status, StatusCode::OK, "{inserted}");
