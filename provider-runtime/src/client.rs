@@ -48,7 +48,10 @@ impl ProviderClient for RuntimeClient {
             tenant: self.tenant.clone(),
             request_id: uuid::Uuid::now_v7().to_string(),
             subject: Some(self.subject.clone()),
-            service: self.subject.strip_prefix(SERVICE_SUBJECT).map(str::to_owned),
+            service: self
+                .subject
+                .strip_prefix(SERVICE_SUBJECT)
+                .map(str::to_owned),
         };
         if domain == SERVICES {
             return self

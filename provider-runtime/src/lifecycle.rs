@@ -37,6 +37,15 @@ struct Instance {
     in_flight: Arc<RwLock<()>>,
 }
 
+/// Why a slot has no instance to lend. The two differ for the caller: a provider the tenant's
+/// own admin stopped stays stopped until that admin starts it (a state the caller controls, not
+/// an outage), while a failed start may succeed on a later call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotRunning {
+    HeldStopped,
+    StartFailed(String),
+}
+
 /// The right to run one call on one instance; the instance is not stopped while it lives.
 pub struct Lease {
     pub provider: Arc<dyn Provider>,
@@ -124,8 +133,8 @@ impl Slot {
     }
 
     /// Starts an instance with `start` unless one runs or an admin holds the slot stopped.
-    /// Returns the lease, or the reason there is none.
-    pub async fn ensure_running<F, Fut>(&self, start: F) -> Result<Lease, String>
+    /// Returns the lease, or why there is none.
+    pub async fn ensure_running<F, Fut>(&self, start: F) -> Result<Lease, NotRunning>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Arc<dyn Provider>, String>>,
@@ -138,18 +147,19 @@ impl Slot {
             return Ok(lease);
         }
         if self.is_held_stopped() {
-            return Err("stopped by an admin; POST .../start to run it again".into());
+            return Err(NotRunning::HeldStopped);
         }
         self.set_status(Lifecycle::Starting, None);
         match start().await {
             Ok(provider) => {
                 self.publish(provider);
-                self.lease()
-                    .ok_or_else(|| "instance vanished right after start".into())
+                self.lease().ok_or_else(|| {
+                    NotRunning::StartFailed("instance vanished right after start".into())
+                })
             }
             Err(reason) => {
                 self.set_status(Lifecycle::Failed, Some(reason.clone()));
-                Err(reason)
+                Err(NotRunning::StartFailed(reason))
             }
         }
     }

@@ -18,7 +18,7 @@ use switchyard_spi::{CallContext, Invocation, ProviderError, StartContext};
 
 use crate::client::RuntimeClient;
 use crate::events::{Emitter, LifecycleEvent, cloud_event};
-use crate::lifecycle::{Lease, Lifecycle, Slot};
+use crate::lifecycle::{Lease, Lifecycle, NotRunning, Slot};
 use crate::registry::Registry;
 use crate::resilience::{CircuitObserver, CircuitState, ResilienceConfig};
 use crate::secrets::{Owner, SecretError, SecretResolver, literal_credentials, masked};
@@ -324,13 +324,22 @@ impl Runtime {
 
     async fn lease(&self, tenant: &TenantId, index: usize) -> Result<Lease, Problem> {
         let slot = self.slot(tenant, index);
+        let id = || self.registry.get(index).id();
         slot.ensure_running(|| self.start_instance(tenant, index))
             .await
-            .map_err(|reason| {
-                Problem::new(
+            .map_err(|why| match why {
+                NotRunning::HeldStopped => Problem::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "{} is stopped by an admin of this tenant; POST /providers/{}/start to run it again",
+                        id(),
+                        id()
+                    ),
+                ),
+                NotRunning::StartFailed(reason) => Problem::new(
                     ErrorCode::ProviderUnavailable,
-                    format!("{} is not running: {reason}", self.registry.get(index).id()),
-                )
+                    format!("{} is not running: {reason}", id()),
+                ),
             })
     }
 

@@ -27,7 +27,7 @@ pub struct SiloedConfig {
 impl Default for SiloedConfig {
     fn default() -> Self {
         SiloedConfig {
-            max_connections: 4,
+            max_connections: MAX_CONNECTIONS.default_within(4),
             max_rows: 10_000,
         }
     }

@@ -12,13 +12,7 @@ use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 use switchyard_spi::{ErrorCode, ProviderError};
 
-use crate::limits::{self, Limit, MAX_CONNECTIONS, MAX_ROWS};
-
-const STATEMENT_TIMEOUT_MS: Limit = Limit {
-    name: "statement_timeout_ms",
-    min: 1,
-    max: 600_000,
-};
+use crate::limits::{self, MAX_CONNECTIONS, MAX_ROWS, STATEMENT_TIMEOUT_MS};
 
 /// Where a tenant's data lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -54,8 +48,8 @@ impl Default for PostgresConfig {
         PostgresConfig {
             mode: Mode::Pooled,
             dsn: None,
-            max_connections: 4,
-            statement_timeout_ms: 30_000,
+            max_connections: MAX_CONNECTIONS.default_within(4),
+            statement_timeout_ms: STATEMENT_TIMEOUT_MS.default_within(30_000),
             max_rows: 10_000,
         }
     }
