@@ -193,10 +193,8 @@ async fn stop_refuses_calls_for_that_tenant_only_until_start() {
         .invoke(&ctx("acme"), "cache", "memory", "get", get.clone(), None)
         .await
         .unwrap_err();
-    assert_eq!(
-        (err.code, err.retryable),
-        (ErrorCode::ProviderUnavailable, true)
-    );
+    // A state the tenant's own admin chose, not an outage: 409, until that admin starts it.
+    assert_eq!((err.code, err.retryable), (ErrorCode::Conflict, false));
     rt.invoke(&ctx("globex"), "cache", "memory", "get", get.clone(), None)
         .await
         .unwrap();
