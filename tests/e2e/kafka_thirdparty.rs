@@ -5,7 +5,7 @@ use crate::common;
 
 use std::process::Command;
 
-use common::{Server, free_port, tenant_with_key};
+use common::{Server, tenant_with_key};
 use serde_json::{Value, json};
 use switchyard_client::{HttpClient, ProviderClient};
 use switchyard_contracts::{Event, TenantId};
@@ -21,17 +21,11 @@ async fn kafka_python_reads_our_relayed_events_with_their_cloudevents_headers() 
     );
     let namespace = format!("e2e{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let mut env = vec![
         ("SWITCHYARD_KAFKA_BROKERS", brokers.clone()),
         ("SWITCHYARD_KAFKA_NAMESPACE", namespace.clone()),
     ];
-    let server = Server::spawn_with_env(
-        dir.path(),
-        &["serve", "--listen", &format!("127.0.0.1:{port}")],
-        port,
-        &mut env,
-    );
+    let server = Server::start_with_env(dir.path(), &[], &mut env);
     let key = tenant_with_key(dir.path(), "acme", "*");
     let tenant = TenantId::parse("acme").unwrap();
     let client = HttpClient::new(&server.base, tenant.clone(), &key);

@@ -212,14 +212,8 @@ async fn a_relayed_posting_event_matches_its_asyncapi_description() {
     use switchyard_contracts::schema::Compiled;
 
     let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
     let mut env = vec![("SWITCHYARD_LEDGER_BUS", "bus/embedded".to_owned())];
-    let server = Server::spawn_with_env(
-        dir.path(),
-        &["serve", "--listen", &format!("127.0.0.1:{port}")],
-        port,
-        &mut env,
-    );
+    let server = Server::start_with_env(dir.path(), &[], &mut env);
     let key = tenant_with_key(dir.path(), "acme", "*");
     let api = Api::new(&server, &key);
     chart(&api).await;

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{Api, Server, free_port, tenant_with_key};
+use common::{Api, Server, tenant_with_key};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -15,18 +15,12 @@ async fn serve_hosts_db_mysql_with_a_database_per_tenant_and_no_cross_tenant_rea
     // A prefix of this run's own, so runs sharing one server never meet.
     let prefix = format!("e2e{}_", std::process::id());
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let mut env = vec![
         ("SWITCHYARD_MYSQL_URL", admin),
         ("SWITCHYARD_MYSQL_TENANT_SECRET", "e2e-tenant-secret".into()),
         ("SWITCHYARD_MYSQL_DATABASE_PREFIX", prefix.clone()),
     ];
-    let server = Server::spawn_with_env(
-        dir.path(),
-        &["serve", "--listen", &format!("127.0.0.1:{port}")],
-        port,
-        &mut env,
-    );
+    let server = Server::start_with_env(dir.path(), &[], &mut env);
     let acme = Api::new(&server, &tenant_with_key(dir.path(), "acme", "*"));
     let globex = Api::new(&server, &tenant_with_key(dir.path(), "globex", "*"));
 

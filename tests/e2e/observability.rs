@@ -706,7 +706,6 @@ async fn secrets_and_pii_fields_never_reach_the_log() {
     const EMAIL: &str = "alice.pii@example.com";
     let dir = tempfile::tempdir().unwrap();
     let key = tenant_with_key(dir.path(), "acme", "*");
-    let port = free_port();
     let mut env = vec![
         (
             "SWITCHYARD_LOG",
@@ -725,18 +724,7 @@ async fn secrets_and_pii_fields_never_reach_the_log() {
             secrets.display()
         ),
     );
-    let server = Server::spawn_with_env(
-        dir.path(),
-        &[
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-            &config,
-        ],
-        port,
-        &mut env,
-    );
+    let server = Server::start_with_env(dir.path(), &["--config", &config], &mut env);
     let api = Api::new(&server, &key);
     let dead = free_port();
     let (status, body) = api

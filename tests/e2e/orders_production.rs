@@ -113,18 +113,7 @@ impl Stack {
                 secrets.display()
             ),
         );
-        let server = Server::spawn_with_env(
-            dir.path(),
-            &[
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--config",
-                &config,
-            ],
-            port,
-            &mut env,
-        );
+        let server = Server::start_with_env(dir.path(), &["--config", &config], &mut env);
         let key = tenant_with_key(dir.path(), "acme", "*");
         let api = Api::new(&server, &key);
         let whsec = format!("secret://file{}/acme/whsec", secrets.display());

@@ -8,7 +8,7 @@ use crate::common;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Api, Server, cli, free_port, postgres_admin_url, psql};
+use common::{Api, Server, cli, postgres_admin_url, psql};
 use serde_json::json;
 
 /// A database and a login role with a password of their own, dropped at the end. The test
@@ -73,15 +73,9 @@ impl Drop for StoreDatabase {
 /// `serve` with these variables besides a log loud enough that sqlx's own connection and
 /// statement logs are checked too.
 fn serve(data_dir: &std::path::Path, store: &[(&'static str, &str)]) -> Server {
-    let port = free_port();
     let mut env = vec![("SWITCHYARD_LOG", "info,sqlx=debug".to_owned())];
     env.extend(store.iter().map(|(name, value)| (*name, value.to_string())));
-    Server::spawn_with_env(
-        data_dir,
-        &["serve", "--listen", &format!("127.0.0.1:{port}")],
-        port,
-        &mut env,
-    )
+    Server::start_with_env(data_dir, &[], &mut env)
 }
 
 #[tokio::test(flavor = "multi_thread")]

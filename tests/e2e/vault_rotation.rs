@@ -10,7 +10,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::vault::{RealVault, start_shim};
-use common::{Api, Server, free_port, postgres_admin_url, psql, tenant_with_key, write_config};
+use common::{Api, Server, postgres_admin_url, psql, tenant_with_key, write_config};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -59,7 +59,6 @@ async fn a_vault_password_reaches_postgres_rotates_without_restart_and_never_lea
         .await;
 
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let mut env = vec![
         ("SWITCHYARD_POSTGRES_URL", admin.clone()),
         (
@@ -76,18 +75,7 @@ async fn a_vault_password_reaches_postgres_rotates_without_restart_and_never_lea
         dir.path(),
         "[tenancy.egress]\nallowed_networks = [\"127.0.0.0/8\"]\n",
     );
-    let server = Server::spawn_with_env(
-        dir.path(),
-        &[
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-            &config,
-        ],
-        port,
-        &mut env,
-    );
+    let server = Server::start_with_env(dir.path(), &["--config", &config], &mut env);
     let api = Api::new(&server, &tenant_with_key(dir.path(), "acme", "*"));
     let mut bodies = Vec::new();
 

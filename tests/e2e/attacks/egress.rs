@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::common::{Api, Server, free_port, postgres_admin_url, tenant_with_key, write_config};
+use crate::common::{Api, Server, postgres_admin_url, tenant_with_key, write_config};
 
 /// A listener the tenant owns: counts connections and answers each with `answer`.
 struct Listener {
@@ -70,19 +70,7 @@ fn completion() -> String {
 fn serve(dir: &std::path::Path, egress: &str, env: &mut Vec<(&str, String)>) -> (Server, String) {
     let key = tenant_with_key(dir, "acme", "*");
     let config = write_config(dir, &format!("[tenancy.egress]\n{egress}\n"));
-    let port = free_port();
-    let server = Server::spawn_with_env(
-        dir,
-        &[
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-            &config,
-        ],
-        port,
-        env,
-    );
+    let server = Server::start_with_env(dir, &["--config", &config], env);
     (server, key)
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::common::{Api, Server, free_port, tenant_with_key, write_config};
+use crate::common::{Api, Server, tenant_with_key, write_config};
 
 /// A value only the `serve` process's environment holds.
 const HOST_ENV: &str = "SY_ATTACK_HOST_SECRET";
@@ -86,17 +86,9 @@ fn serve(dir: &std::path::Path, extra_toml: &str) -> Server {
         dir,
         &format!("[tenancy.egress]\nallowed_networks = [\"127.0.0.0/8\"]\n{extra_toml}"),
     );
-    let port = free_port();
-    Server::spawn_with_env(
+    Server::start_with_env(
         dir,
-        &[
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-            &config,
-        ],
-        port,
+        &["--config", &config],
         &mut vec![(HOST_ENV, HOST_ENV_VALUE.to_owned())],
     )
 }

@@ -76,6 +76,19 @@ impl Server {
         Server::spawn(data_dir, &args, port)
     }
 
+    /// `switchyard serve` with extra arguments and environment variables for the child.
+    pub fn start_with_env(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &mut Vec<(&str, String)>,
+    ) -> Server {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["serve", "--listen", &listen];
+        args.extend_from_slice(extra);
+        Server::spawn_with_env(data_dir, &args, port, env)
+    }
+
     /// Any `switchyard` command that serves HTTP on `port`; returns once `/healthz` answers 200.
     pub fn spawn(data_dir: &Path, args: &[&str], port: u16) -> Server {
         let server = Server::spawn_unready(data_dir, args, port);

@@ -113,7 +113,10 @@ async fn the_annotator_holds_an_order_while_the_ai_is_down_and_annotates_it_when
     let annotate = step(&waiting, "annotate").unwrap();
     assert_eq!(annotate["status"], "failed", "{waiting}");
     assert!(
-        annotate["error"].as_str().unwrap().contains("stopped by an admin"),
+        annotate["error"]
+            .as_str()
+            .unwrap()
+            .contains("stopped by an admin"),
         "{waiting}"
     );
 

@@ -214,7 +214,11 @@ impl Instance for TenantCache {
     /// Counts this tenant's entries only: health is served to every tenant, and the map's total
     /// would tell each one how much the others store.
     fn health(&self) -> Value {
-        let entries = self.lock().keys().filter(|(t, _)| *t == self.tenant).count();
+        let entries = self
+            .lock()
+            .keys()
+            .filter(|(t, _)| *t == self.tenant)
+            .count();
         json!({"status": "up", "dependencies": [
             {"name": "memory", "status": "up", "detail": format!("{entries} entries of this tenant")}
         ]})
