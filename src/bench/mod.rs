@@ -105,6 +105,7 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
         .worker_threads(1)
         .enable_all()
         .build()?;
+    stop_children_on_signal(&tokio)?;
     let settings = load::Settings {
         concurrency: args.concurrency,
         duration: Duration::from_secs(args.duration_secs),
@@ -168,6 +169,26 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
             println!("plot: {}", path.display());
         }
     }
+    Ok(())
+}
+
+/// On SIGINT or SIGTERM, stops every process the bench started before exiting: the default
+/// action would end the bench at once, without dropping (and so stopping) its children, and
+/// nginx and the runtimes would stay running and listening.
+fn stop_children_on_signal(tokio: &tokio::runtime::Runtime) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let _context = tokio.enter();
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio.spawn(async move {
+        let code = tokio::select! {
+            _ = interrupt.recv() => 130,
+            _ = terminate.recv() => 143,
+        };
+        eprintln!("bench: interrupted; stopping the processes it started");
+        load::stop_all();
+        std::process::exit(code);
+    });
     Ok(())
 }
 

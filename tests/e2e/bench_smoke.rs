@@ -2,10 +2,53 @@
 //! `serve` both ways), drives them with wrk and prints its table: a smoke test of the bench
 //! command, not a measurement (benchmarks are too slow and noisy for the test command).
 //! Needs nginx and wrk (`ensure_build_deps --test` installs them).
+//!
+//! It also checks that the bench stops everything it started: bare nginx's workers used to
+//! outlive every run, orphaned to PID 1.
 
 use crate::common::BIN;
 
+use std::path::Path;
 use std::process::Command;
+
+/// The processes that name `dir` in their command line, their working directory or an open
+/// file: nginx's master and workers (workers retitle themselves `nginx: worker process` but
+/// keep the error log under `dir` open), wrk (its script), the runtimes, the gateway and
+/// `serve` (their logs and data dirs). `dir` is this run's own temporary directory, so
+/// processes of other runs and other people's servers never match. Reading other users'
+/// `/proc/<pid>/fd` (nginx's workers run as `nobody`) needs root, as the test machines run.
+fn started_under(dir: &Path) -> Vec<(u32, String)> {
+    let dir = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let proc = entry.path();
+        let Ok(cmdline) = std::fs::read(proc.join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        // A zombie has no command line and is gone once its parent reaps it.
+        if cmdline.is_empty() {
+            continue;
+        }
+        let names_dir = |link: &Path| {
+            std::fs::read_link(link).is_ok_and(|target| target.to_string_lossy().contains(&dir))
+        };
+        let open_files = std::fs::read_dir(proc.join("fd"))
+            .map(|fds| fds.flatten().any(|fd| names_dir(&fd.path())))
+            .unwrap_or(false);
+        if cmdline.contains(&dir) || names_dir(&proc.join("cwd")) || open_files {
+            found.push((pid, cmdline.trim_end().to_owned()));
+        }
+    }
+    found
+}
 
 #[test]
 fn a_quick_bench_run_prints_the_table_and_writes_results_and_plots() {
@@ -23,6 +66,20 @@ fn a_quick_bench_run_prints_the_table_and_writes_results_and_plots() {
         .output()
         .expect("switchyard bench runs");
     let stdout = String::from_utf8_lossy(&run.stdout);
+    // Before any other assertion, so that a failed run is checked too.
+    let left = started_under(out.path());
+    for (pid, _) in &left {
+        // Stopped here so that a failing test leaves nothing behind either.
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", &pid.to_string()])
+            .status();
+    }
+    assert!(
+        left.is_empty(),
+        "the bench left processes running (killed now): {left:#?}\nbench {}: {}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert!(
         run.status.success(),
         "bench failed: {stdout}\n{}",
