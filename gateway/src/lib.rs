@@ -376,6 +376,8 @@ impl Gateway {
                     timeout.as_millis()
                 ),
             );
+            // Nothing worth replaying: free the key before the refusal leaves, for the retry.
+            self.settle_idempotency(ctx, true).await;
             return problem::respond(session, problem, &ctx.request_id, &ctx.rate_limit_headers)
                 .await;
         };
@@ -389,6 +391,9 @@ impl Gateway {
         self.response_filter(session, &mut answer, ctx).await?;
         let mut body = Some(body);
         self.response_body_filter(session, &mut body, true, ctx)?;
+        // The answer is whole here: store it before any of it leaves, so that a client
+        // retrying as soon as it has the answer finds the record done and gets the replay.
+        self.settle_idempotency(ctx, false).await;
         session
             .write_response_header(Box::new(answer), false)
             .await?;
@@ -417,7 +422,9 @@ impl Gateway {
         Ok(body.freeze())
     }
 
-    /// Asks the store whether to proceed, replay or refuse a request with an idempotency key.
+    /// Asks the store whether to proceed, replay or refuse a request with an idempotency key;
+    /// a key found in flight is asked again for up to [`idempotency::IN_FLIGHT_WAIT`] before
+    /// the 409, so a retry sent as soon as a proxied answer arrived gets the replay.
     async fn begin_idempotent(
         &self,
         session: &mut Session,
@@ -430,25 +437,44 @@ impl Gateway {
         let path = header.uri.path_and_query().map_or("/", |p| p.as_str());
         let fingerprint = idempotency::fingerprint(header.method.as_str(), path, body);
         let config = &self.config.idempotency;
-        let begin = self
-            .store
-            .idempotency_begin(
-                &tenant,
-                &key,
-                &fingerprint,
-                unix_ms(),
-                config.lease_ms(),
-                config.retention_ms(),
-            )
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "idempotency record failed");
-                Problem::new(
-                    ErrorCode::Internal,
-                    "the idempotency record could not be written; retry",
+        // A record in flight may belong to a request whose answer has already left: a proxied
+        // response is stored in `logging`, after its last byte went out (`response_body_filter`
+        // cannot wait for the store), so a client retrying at once can find it still in flight.
+        // The retry waits, briefly and bounded, for the record to settle rather than answer 409
+        // to a request that has in fact been answered; past the bound the first request is
+        // taken to be still running, and the retry gets 409 as before.
+        let wait = idempotency::IN_FLIGHT_WAIT.min(Duration::from_millis(
+            self.config.limits.upstream_timeout_ms,
+        ));
+        let started = tokio::time::Instant::now();
+        let mut polls = 0;
+        let begin = loop {
+            let begin = self
+                .store
+                .idempotency_begin(
+                    &tenant,
+                    &key,
+                    &fingerprint,
+                    unix_ms(),
+                    config.lease_ms(),
+                    config.retention_ms(),
                 )
-                .with_retryable(true)
-            })?;
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "idempotency record failed");
+                    Problem::new(
+                        ErrorCode::Internal,
+                        "the idempotency record could not be written; retry",
+                    )
+                    .with_retryable(true)
+                })?;
+            let pause = idempotency::in_flight_poll_delay(polls);
+            if begin != Begin::InFlight || started.elapsed() + pause > wait {
+                break begin;
+            }
+            tokio::time::sleep(pause).await;
+            polls += 1;
+        };
         match begin {
             Begin::Proceed => {
                 ctx.idempotency = Some(PendingIdempotency {
@@ -599,6 +625,46 @@ impl Gateway {
                 session.write_response_body(Some(answer.body), true).await
             }
             Err(problem) => problem::respond(session, problem, &ctx.request_id, &[]).await,
+        }
+    }
+
+    /// Stores the response captured for a recorded request, or releases its key so that a
+    /// retry may proceed (a failed exchange, a status not worth replaying, a body too large to
+    /// store). Does nothing for a request without a key, or one already settled: in-process
+    /// dispatch settles before writing the answer, `logging` settles what was proxied.
+    async fn settle_idempotency(&self, ctx: &mut RequestCtx, failed: bool) {
+        let Some(pending) = ctx.idempotency.take() else {
+            return;
+        };
+        let stored = match (failed, pending.status) {
+            (false, Some(status))
+                if self
+                    .config
+                    .idempotency
+                    .should_store(status, pending.body.len()) =>
+            {
+                let response = StoredResponse {
+                    status,
+                    headers: pending.headers,
+                    body: pending.body,
+                };
+                self.store
+                    .idempotency_complete(
+                        &pending.tenant,
+                        &pending.key,
+                        &pending.fingerprint,
+                        &response,
+                    )
+                    .await
+            }
+            _ => {
+                self.store
+                    .idempotency_release(&pending.tenant, &pending.key, &pending.fingerprint)
+                    .await
+            }
+        };
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "could not settle an idempotency record");
         }
     }
 
@@ -900,8 +966,10 @@ impl ProxyHttp for Gateway {
         Ok(None)
     }
 
-    /// Runs last, success or not: stores the response of a recorded request, or releases the
-    /// key so that a retry may proceed.
+    /// Runs last, success or not: stores the response of a recorded proxied request, or
+    /// releases the key so that a retry may proceed. This is after the response has left (the
+    /// body filter before it is synchronous); a retry arriving in between waits for the record
+    /// in [`Gateway::begin_idempotent`]. An in-process answer was settled before it was written.
     async fn logging(
         &self,
         session: &mut Session,
@@ -909,39 +977,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut Self::CTX,
     ) {
         observe::finish(session, ctx);
-        let Some(pending) = ctx.idempotency.take() else {
-            return;
-        };
-        let stored = match (error, pending.status) {
-            (None, Some(status))
-                if self
-                    .config
-                    .idempotency
-                    .should_store(status, pending.body.len()) =>
-            {
-                let response = StoredResponse {
-                    status,
-                    headers: pending.headers,
-                    body: pending.body,
-                };
-                self.store
-                    .idempotency_complete(
-                        &pending.tenant,
-                        &pending.key,
-                        &pending.fingerprint,
-                        &response,
-                    )
-                    .await
-            }
-            _ => {
-                self.store
-                    .idempotency_release(&pending.tenant, &pending.key, &pending.fingerprint)
-                    .await
-            }
-        };
-        if let Err(e) = stored {
-            tracing::error!(error = %e, "could not settle an idempotency record");
-        }
+        self.settle_idempotency(ctx, error.is_some()).await;
     }
 
     async fn fail_to_proxy(

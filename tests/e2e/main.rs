@@ -11,6 +11,7 @@ mod contract;
 mod errors;
 mod faults;
 mod gateway;
+mod idempotency_retry;
 mod in_process;
 mod inventory;
 mod kafka_thirdparty;

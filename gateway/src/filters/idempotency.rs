@@ -11,6 +11,8 @@
 //! requests with `quota_exceeded` (429) before they run, and never served without the
 //! protection it asked for.
 
+use std::time::Duration;
+
 use http::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -21,6 +23,27 @@ use switchyard_runtime::store::Begin;
 pub const KEY_HEADER: &str = "idempotency-key";
 /// Set to `true` on a replayed response, so a client can tell a replay from a fresh run.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// How long a request finding its key in flight waits for the record to settle before it is
+/// refused with 409 (at most the upstream timeout, when that is shorter).
+///
+/// A proxied response is stored after it has left the gateway: Pingora's body filter, which
+/// sees the last byte, cannot wait for the store, so the record is completed in `logging`. A
+/// client that retries the moment it has the answer can therefore find the record in flight for
+/// the few milliseconds that write takes, and would get 409 for a request that was answered.
+/// Waiting covers that gap (whichever gateway instance served the first request, since the
+/// record is all they share) while a duplicate of a request that is really still running still
+/// gets 409, only later. In-process answers are stored before they are written and never
+/// leave such a gap. A few seconds spans a slow or busy store with margin; a client that
+/// waited longer would see its own timeout rather than a faster 409.
+pub const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
+
+/// The pause before the poll after `polls` polls of a record in flight: 5 ms doubling to 100
+/// ms, so a record completed just after the response left is seen within milliseconds, and a
+/// duplicate of a long request does not hammer the store (each poll takes the key's lock).
+pub fn in_flight_poll_delay(polls: u32) -> Duration {
+    Duration::from_millis(5u64.saturating_mul(1 << polls.min(5)).min(100))
+}
 
 /// Response headers kept with a stored response and replayed with it. Everything else is
 /// per-exchange (`date`, `x-request-id`, `content-length` recomputed on replay) or
@@ -188,6 +211,16 @@ mod tests {
             assert!(!config.should_store(status, 0), "{status}");
         }
         assert!(!config.should_store(200, 11));
+    }
+
+    #[test]
+    fn a_key_in_flight_is_polled_soon_then_at_most_every_100_ms_within_the_wait() {
+        let delays: Vec<u64> = (0..8)
+            .map(|n| in_flight_poll_delay(n).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 100, 100, 100]);
+        assert_eq!(in_flight_poll_delay(u32::MAX), Duration::from_millis(100));
+        assert!(IN_FLIGHT_WAIT >= Duration::from_secs(1));
     }
 
     #[test]
