@@ -49,7 +49,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use switchyard_contracts::{ErrorCode, Problem, TenantId};
 use switchyard_runtime::PlatformStore;
-use switchyard_runtime::http::envelope::{self, BodyForm, Executed};
+use switchyard_runtime::http::envelope::{self, BodyForm, BodyRule, Executed};
 use switchyard_runtime::internal_auth::{BodyTagger, InternalKey};
 use switchyard_runtime::store::{Begin, StoredResponse};
 use switchyard_spi::CallContext;
@@ -230,8 +230,7 @@ impl Gateway {
             _ => None,
         };
         // The route's body rule decides the types it takes, whoever reads the body later.
-        let rule = envelope::rule_of(&header.method, header.uri.path());
-        let form = envelope::accept(rule, header.headers.get(http::header::CONTENT_TYPE))?;
+        let (rule, form) = body_form(header)?;
         let policy_reads_body = self.policy.is_some()
             && matches!(route, Route::Invoke | Route::Admin)
             && !matches!(form, BodyForm::Raw | BodyForm::Ignored);
@@ -242,8 +241,12 @@ impl Gateway {
         };
         let header = session.req_header();
         if let Some(policy) = &self.policy {
-            let (resource, executed) =
-                policy_resource(header, route, body.as_deref().unwrap_or_default())?;
+            let (resource, executed) = judged_resource(
+                header,
+                route,
+                (rule, form),
+                body.as_deref().unwrap_or_default(),
+            )?;
             ctx.executed = executed;
             let input = policy_input(header, &identity, route, resource, &ctx.request_id);
             let verdict = policy
@@ -722,11 +725,27 @@ pub fn policy_resource(
     route: Route,
     body: &[u8],
 ) -> Result<(serde_json::Value, Option<Executed>), Problem> {
+    judged_resource(header, route, body_form(header)?, body)
+}
+
+/// The route's body rule and the form its Content-Type gives the body (415 when the route
+/// does not take that type); read once per request, before the body is.
+fn body_form(header: &RequestHeader) -> Result<(BodyRule, BodyForm), Problem> {
+    let rule = envelope::rule_of(&header.method, header.uri.path());
+    let form = envelope::accept(rule, header.headers.get(http::header::CONTENT_TYPE))?;
+    Ok((rule, form))
+}
+
+/// [`policy_resource`] for a request whose body form is already known.
+fn judged_resource(
+    header: &RequestHeader,
+    route: Route,
+    (rule, form): (BodyRule, BodyForm),
+    body: &[u8],
+) -> Result<(serde_json::Value, Option<Executed>), Problem> {
     if !matches!(route, Route::Invoke | Route::Admin) {
         return Ok((envelope::query_params(header.uri.query()), None));
     }
-    let rule = envelope::rule_of(&header.method, header.uri.path());
-    let form = envelope::accept(rule, header.headers.get(http::header::CONTENT_TYPE))?;
     let executed = envelope::execute(rule, form, header.uri.query(), body)?;
     Ok((executed.resource(), Some(executed)))
 }

@@ -12,42 +12,13 @@ mod receiver;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Api, Server, free_port, postgres_admin_url, psql, tenant_with_key, write_config};
+use common::{Api, Database, Server, free_port, tenant_with_key, write_config};
 use receiver::{Port, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// The endpoints' signing secret, in the tenant's secret directory.
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// A database of its own on the test server, dropped at the end.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create(purpose: &str) -> Database {
-        let admin = postgres_admin_url();
-        let name = format!("sy_{purpose}_{}_{}", std::process::id(), free_port());
-        psql(&admin, &format!("CREATE DATABASE {name}"));
-        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-        Database { admin, name, url }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                &self.admin,
-                "-qAtc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
-}
 
 /// A worker process (`relay`, `annotate-orders`), killed when dropped.
 struct Worker(Child);

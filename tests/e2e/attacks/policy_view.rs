@@ -48,14 +48,7 @@ fn journal(id: &str, amount: &str) -> Value {
 }
 
 async fn ledger_ok(api: &Api, action: &str, params: Value) -> Value {
-    let (status, body) = api
-        .post(
-            &format!("/services/ledger/{action}"),
-            json!({"params": params}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "ledger/{action}: {body}");
-    body["data"].clone()
+    api.service_ok("ledger", action, params).await
 }
 
 /// The same JSON text dressed as each body a client could send, with the Content-Type it

@@ -8,25 +8,20 @@ use std::time::Duration;
 
 use crate::common;
 
-use common::{Api, Server, free_port, postgres_admin_url, psql, tenant_with_key};
+use common::{Api, Database, Server, free_port, psql, tenant_with_key};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// A database of its own on the test server and `serve` on it; dropped in that order.
+/// `serve` on a database of its own; the server is dropped before the database.
 struct Stack {
-    server: Option<Server>,
+    server: Server,
+    database: Database,
     _dir: tempfile::TempDir,
-    admin_url: String,
-    name: String,
-    url: String,
 }
 
 impl Stack {
     fn start() -> Stack {
-        let admin_url = postgres_admin_url();
-        let name = format!("sy_pooled_{}_{}", std::process::id(), free_port());
-        psql(&admin_url, &format!("CREATE DATABASE {name}"));
-        let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+        let database = Database::create("pooled");
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let server = Server::spawn_with_env(
@@ -34,35 +29,22 @@ impl Stack {
             &["serve", "--listen", &format!("127.0.0.1:{port}")],
             port,
             &mut vec![
-                ("SWITCHYARD_POSTGRES_URL", url.clone()),
+                ("SWITCHYARD_POSTGRES_URL", database.url.clone()),
                 ("SWITCHYARD_POSTGRES_APP_PASSWORD", "switchyard-test".into()),
             ],
         );
         Stack {
-            server: Some(server),
+            server,
+            database,
             _dir: dir,
-            admin_url,
-            name,
-            url,
         }
     }
 
     fn tenant(&self, tenant: &str) -> Api {
-        let server = self.server.as_ref().unwrap();
-        Api::new(server, &tenant_with_key(&server.data_dir, tenant, "*"))
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        drop(self.server.take());
-        let _ = std::process::Command::new("psql")
-            .args([
-                &self.admin_url,
-                "-qAtc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
+        Api::new(
+            &self.server,
+            &tenant_with_key(&self.server.data_dir, tenant, "*"),
+        )
     }
 }
 
@@ -129,7 +111,7 @@ async fn globex_cannot_lock_draw_from_or_list_acmes_tables() {
     );
     // Every pooled connection logs in as the one runtime role; globex may not signal them.
     let pids = psql(
-        &stack.url,
+        &stack.database.url,
         "SELECT pid FROM pg_stat_activity \
          WHERE datname = current_database() AND usename = 'switchyard_app'",
     );
@@ -163,7 +145,7 @@ async fn globex_cannot_hold_a_lock_that_stops_acme_from_starting() {
         }
     }
     let held = psql(
-        &stack.url,
+        &stack.database.url,
         "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
          WHERE l.locktype = 'advisory' AND d.datname = current_database()",
     );
@@ -173,7 +155,7 @@ async fn globex_cannot_hold_a_lock_that_stops_acme_from_starting() {
         .raw()
         .post(format!(
             "{}/providers/db/postgres/configure",
-            stack.server.as_ref().unwrap().base
+            stack.server.base
         ))
         .bearer_auth(acme.key())
         .json(&json!({"config": {"max_connections": 3}}))

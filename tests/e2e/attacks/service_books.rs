@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{Api, Server, cli, free_port, postgres_admin_url, psql, tenant_with_key};
+use common::{Api, Database, Server, cli, free_port, tenant_with_key};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -29,14 +29,7 @@ fn keys(server: &Server) -> (Api, Api) {
 }
 
 async fn ledger(api: &Api, action: &str, params: Value) -> Value {
-    let (status, body) = api
-        .post(
-            &format!("/services/ledger/{action}"),
-            json!({"params": params}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "ledger/{action}: {body}");
-    body["data"].clone()
+    api.service_ok("ledger", action, params).await
 }
 
 /// Two accounts and two journals; answers the trial balance they give.
@@ -118,10 +111,8 @@ async fn a_db_key_cannot_see_or_rewrite_the_ledger_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_db_key_cannot_see_or_rewrite_the_ledger_on_pooled_postgres() {
-    let admin_url = postgres_admin_url();
-    let name = format!("sy_books_{}_{}", std::process::id(), free_port());
-    psql(&admin_url, &format!("CREATE DATABASE {name}"));
-    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    // Declared before the server, so it is dropped after it, on success or panic.
+    let database = Database::create("books");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let server = Server::spawn_with_env(
@@ -129,7 +120,7 @@ async fn a_db_key_cannot_see_or_rewrite_the_ledger_on_pooled_postgres() {
         &["serve", "--listen", &format!("127.0.0.1:{port}")],
         port,
         &mut vec![
-            ("SWITCHYARD_POSTGRES_URL", url.clone()),
+            ("SWITCHYARD_POSTGRES_URL", database.url.clone()),
             ("SWITCHYARD_POSTGRES_APP_PASSWORD", "switchyard-test".into()),
             ("SWITCHYARD_LEDGER_DB", "db/postgres".into()),
         ],
@@ -157,10 +148,5 @@ async fn a_db_key_cannot_see_or_rewrite_the_ledger_on_pooled_postgres() {
             .unwrap()
             .contains("permission denied"),
         "{body}"
-    );
-    drop(server);
-    psql(
-        &admin_url,
-        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
     );
 }

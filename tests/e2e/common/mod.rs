@@ -41,6 +41,35 @@ pub fn postgres_admin_url() -> String {
     )
 }
 
+/// A database of its own on the test server, dropped at the end.
+pub struct Database {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+impl Database {
+    pub fn create(purpose: &str) -> Database {
+        let admin = postgres_admin_url();
+        let name = format!("sy_{purpose}_{}_{}", std::process::id(), free_port());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        Database { admin, name, url }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                &self.admin,
+                "-qAtc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
 /// Runs `sql` with psql against `url`, failing the test when psql does; answers its output.
 pub fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
@@ -303,6 +332,19 @@ impl Api {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{provider}/{action} failed: {body}");
+        body["data"].clone()
+    }
+
+    /// Calls a business service's action and returns `data`, panicking with the problem if
+    /// it failed.
+    pub async fn service_ok(&self, service: &str, action: &str, params: Value) -> Value {
+        let (status, body) = self
+            .post(
+                &format!("/services/{service}/{action}"),
+                serde_json::json!({"params": params}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{service}/{action} failed: {body}");
         body["data"].clone()
     }
 
