@@ -150,3 +150,40 @@ async fn a_db_key_cannot_see_or_rewrite_the_ledger_on_pooled_postgres() {
         "{body}"
     );
 }
+
+/// `/services/outbox/relay` carries the caller's own books only: globex relaying finds nothing
+/// of acme's, and acme's events reach acme's bus alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_tenants_relay_carries_nothing_of_acmes_books() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        dir.path(),
+        &[],
+        &mut vec![("SWITCHYARD_LEDGER_BUS", "bus/embedded".to_owned())],
+    );
+    let (acme, _) = keys(&server);
+    post_books(&acme).await;
+    let globex = Api::new(&server, &tenant_with_key(&server.data_dir, "globex", "*"));
+    let relay = json!({"db": "db/sqlite", "bus": "bus/embedded", "max_events": 100});
+    let replay = json!({"topic": "ledger", "from_offset": 0});
+
+    let stolen = globex.service_ok("outbox", "relay", relay.clone()).await;
+    assert_eq!(stolen["sent"], 0, "{stolen}");
+    let (status, on_globex) = globex
+        .post(
+            "/providers/bus/embedded/replay",
+            json!({ "params": replay.clone() }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{on_globex}");
+    assert_eq!(on_globex["data"]["records"], json!([]), "{on_globex}");
+
+    let sent = acme.service_ok("outbox", "relay", relay).await;
+    assert_eq!(sent["sent"], 2, "two journals, two events: {sent}");
+    let on_acme = acme.ok("bus/embedded", "replay", replay).await;
+    assert_eq!(
+        on_acme["records"].as_array().map(Vec::len),
+        Some(2),
+        "{on_acme}"
+    );
+}
