@@ -8,6 +8,10 @@
 //! with something other than 404/405: a caller probing random paths (even one refused with
 //! 429 or 403 first) lands in one [`OTHER`] series instead of minting new ones.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -16,7 +20,8 @@ use pingora::proxy::Session;
 use switchyard_contracts::{ErrorCode, Problem, TenantId};
 use switchyard_runtime::observe::CODE_HEADER;
 use switchyard_telemetry::metrics::{
-    self, CallLabels, DecisionLabels, Format, OK, OTHER, OutcomeLabels, TenantLabels,
+    self, CallLabels, Counter, DecisionLabels, Format, Histogram, OK, OTHER, OutcomeLabels,
+    TenantLabels,
 };
 use switchyard_telemetry::trace::{self, Context, Kind};
 
@@ -117,14 +122,97 @@ pub fn refused(ctx: &mut RequestCtx, code: ErrorCode) {
 
 /// Counts one policy decision.
 pub fn policy_decision(tenant: &str, allow: bool) {
-    metrics::global()
-        .gateway
-        .policy_decisions
-        .get_or_create(&DecisionLabels {
-            tenant: tenant.to_owned(),
-            result: if allow { "allow" } else { "deny" }.to_owned(),
-        })
-        .inc();
+    let result = if allow { "allow" } else { "deny" };
+    DECISIONS.with_borrow_mut(|series| {
+        series.with(
+            &[tenant, result],
+            || {
+                metrics::global()
+                    .gateway
+                    .policy_decisions
+                    .get_or_create_owned(&DecisionLabels {
+                        tenant: tenant.to_owned(),
+                        result: result.to_owned(),
+                    })
+            },
+            |counter| {
+                counter.inc();
+            },
+        );
+    });
+}
+
+/// The series of one label set, found by the label values joined in a buffer the thread
+/// reuses: a request counted in a series its thread has seen allocates nothing. Each thread
+/// keeps its own (Pingora's worker threads are few and long-lived, and label sets are bounded,
+/// see [`metrics`]), so finding one takes no lock; the handles share their values with the
+/// registry's families.
+struct ThreadSeries<M> {
+    key: String,
+    known: HashMap<Box<str>, M>,
+}
+
+impl<M> ThreadSeries<M> {
+    fn new() -> Self {
+        ThreadSeries {
+            key: String::new(),
+            known: HashMap::new(),
+        }
+    }
+
+    /// Applies `record` to the series of `labels`, resolving it with `resolve` the first time.
+    fn with(&mut self, labels: &[&str], resolve: impl FnOnce() -> M, record: impl FnOnce(&M)) {
+        self.key.clear();
+        for label in labels {
+            // No label value holds a NUL (they are verified words, see `target`).
+            self.key.push_str(label);
+            self.key.push('\0');
+        }
+        if let Some(series) = self.known.get(self.key.as_str()) {
+            record(series);
+            return;
+        }
+        let series = resolve();
+        record(&series);
+        self.known.insert(self.key.as_str().into(), series);
+    }
+}
+
+/// A request's duration and its count by outcome.
+struct RequestSeries {
+    duration: Histogram,
+    requests: Counter,
+}
+
+thread_local! {
+    static REQUESTS: RefCell<ThreadSeries<RequestSeries>> = RefCell::new(ThreadSeries::new());
+    static DECISIONS: RefCell<ThreadSeries<Counter>> = RefCell::new(ThreadSeries::new());
+}
+
+/// `SWITCHYARD_ACCESS_LOG_SAMPLE`: the share of successful requests that get an access log
+/// line, from 0 to 1 (default 1, every request). Refusals and errors are always logged.
+static ACCESS_LOG_SAMPLE: LazyLock<f64> = LazyLock::new(|| {
+    let sample = std::env::var("SWITCHYARD_ACCESS_LOG_SAMPLE")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| (0.0..=1.0).contains(v));
+    if sample.is_none() && std::env::var_os("SWITCHYARD_ACCESS_LOG_SAMPLE").is_some() {
+        tracing::warn!(
+            "SWITCHYARD_ACCESS_LOG_SAMPLE is not a number from 0 to 1; logging every request"
+        );
+    }
+    sample.unwrap_or(1.0)
+});
+
+/// Whether this successful request is one of the sampled: every `1/sample`-th, counted over
+/// the process, so the share is exact however the requests spread over threads.
+fn sampled(sample: f64) -> bool {
+    static SUCCESSES: AtomicU64 = AtomicU64::new(0);
+    if sample >= 1.0 {
+        return true;
+    }
+    let n = SUCCESSES.fetch_add(1, Ordering::Relaxed) as f64;
+    (n * sample).floor() != ((n + 1.0) * sample).floor()
 }
 
 /// The request is over (called from `logging`, which runs for every request): record its
@@ -153,29 +241,37 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx) {
     } else {
         (OTHER, OTHER, OTHER)
     };
-    let labels = CallLabels {
-        tenant: tenant.to_owned(),
-        domain: domain.to_owned(),
-        provider: provider.to_owned(),
-        action: action.to_owned(),
-    };
+    REQUESTS.with_borrow_mut(|series| {
+        series.with(
+            &[tenant, domain, provider, action, code],
+            || {
+                let gateway = &metrics::global().gateway;
+                let call = CallLabels {
+                    tenant: tenant.to_owned(),
+                    domain: domain.to_owned(),
+                    provider: provider.to_owned(),
+                    action: action.to_owned(),
+                };
+                RequestSeries {
+                    duration: gateway.duration.get_or_create_owned(&call),
+                    requests: gateway.requests.get_or_create_owned(&OutcomeLabels {
+                        tenant: call.tenant,
+                        domain: call.domain,
+                        provider: call.provider,
+                        action: call.action,
+                        code: code.to_owned(),
+                    }),
+                }
+            },
+            |series| {
+                series.duration.observe(elapsed.as_secs_f64());
+                series.requests.inc();
+            },
+        );
+    });
     let gateway = &metrics::global().gateway;
-    gateway
-        .duration
-        .get_or_create(&labels)
-        .observe(elapsed.as_secs_f64());
-    gateway
-        .requests
-        .get_or_create(&OutcomeLabels {
-            tenant: labels.tenant.clone(),
-            domain: labels.domain.clone(),
-            provider: labels.provider.clone(),
-            action: labels.action.clone(),
-            code: code.to_owned(),
-        })
-        .inc();
     let tenant_labels = || TenantLabels {
-        tenant: labels.tenant.clone(),
+        tenant: tenant.to_owned(),
     };
     if ctx.observed.code == Some(ErrorCode::RateLimited) {
         gateway.rate_limited.get_or_create(&tenant_labels()).inc();
@@ -204,6 +300,9 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx) {
     if let Some(root) = ctx.observed.root.take() {
         let code = (code != OK).then_some(code);
         trace::end(&root, code);
+    }
+    if code == OK && !sampled(*ACCESS_LOG_SAMPLE) {
+        return;
     }
     tracing::info!(
         target: "switchyard::access",
@@ -337,6 +436,32 @@ async fn write_plain(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sample_logs_that_share_of_successes() {
+        assert_eq!((0..1000).filter(|_| sampled(0.25)).count(), 250);
+        assert_eq!((0..1000).filter(|_| sampled(0.0)).count(), 0);
+        assert!((0..10).all(|_| sampled(1.0)));
+    }
+
+    #[test]
+    fn a_thread_resolves_each_label_set_once() {
+        let mut series = ThreadSeries::new();
+        let mut resolved = 0;
+        let mut recorded = Vec::new();
+        for labels in [["a", "b"], ["a", "b"], ["ab", ""], ["a", "b"]] {
+            series.with(
+                &labels,
+                || {
+                    resolved += 1;
+                    resolved
+                },
+                |id| recorded.push(*id),
+            );
+        }
+        assert_eq!(resolved, 2);
+        assert_eq!(recorded, [1, 1, 2, 1]);
+    }
 
     #[test]
     fn targets_are_bounded_words() {

@@ -7,17 +7,29 @@
 //!   `email,phone,password,token,authorization,api_key,secret`): the value after `"field":`
 //!   (JSON) or `field=` (text) is replaced, in every line.
 //!
-//! The scan is one Aho-Corasick pass for all secrets plus a substring search per PII field;
-//! only a line that holds something to hide is copied. Registering a secret (rare: at instance
-//! start and rotation) rebuilds the matcher; writers never wait for a lock.
+//! The scan is one Aho-Corasick pass for all secrets plus one ASCII-case-insensitive pass for
+//! all PII field names; only a line that holds something to hide is copied. Registering a
+//! secret (rare: at instance start and rotation) rebuilds the matcher; writers never wait for
+//! a lock.
+//!
+//! Lines up to `info` (the access log among them) are handed to a writer thread through a
+//! bounded queue ([`tracing_appender::non_blocking`]), which redacts them and writes them to
+//! stderr in batches: a request never waits for stderr or for the scan. When the queue is
+//! full a line is dropped rather than making a request wait, and counted
+//! ([`dropped_lines`], the `switchyard_log_lines_dropped` counter). Warnings and errors are
+//! written at once, in the calling thread: they are few, they are what an operator must see,
+//! and the one written just before the process exits must not be lost in the queue.
 
-use std::io::Write;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::io::{BufWriter, Write};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use arc_swap::ArcSwap;
+use tracing::Level;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 /// What a hidden value is replaced by.
 pub const REDACTED: &str = "[redacted]";
@@ -27,6 +39,14 @@ pub const REDACTED: &str = "[redacted]";
 const MIN_SECRET_LEN: usize = 6;
 
 const DEFAULT_PII_FIELDS: &str = "email,phone,password,token,authorization,api_key,secret";
+
+/// Lines waiting for the writer thread before new ones are dropped: about a second of access
+/// log at full load on a small machine, a few MB at most.
+const QUEUED_LINES: usize = 64 * 1024;
+
+/// The writer thread's buffer: lines are written to stderr in batches of up to this much, and
+/// whatever is buffered is flushed as soon as the queue is empty.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The registered secrets and one matcher for all of them.
 #[derive(Default)]
@@ -38,6 +58,11 @@ struct Secrets {
 static SECRETS: LazyLock<ArcSwap<Secrets>> = LazyLock::new(ArcSwap::default);
 /// Serializes registrations, so that two at once cannot drop one another's secret.
 static REGISTERING: Mutex<()> = Mutex::new(());
+
+/// The writer thread lives as long as the process: dropping its guard would stop it.
+static WRITER_THREAD: OnceLock<WorkerGuard> = OnceLock::new();
+/// Counts the lines dropped because the writer thread's queue was full.
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
 
 /// Hides `value` from every log line written from now on.
 pub fn register_secret(value: &str) {
@@ -63,7 +88,20 @@ pub fn register_secret(value: &str) {
 /// `SWITCHYARD_LOG_FORMAT=text` gives human-readable lines instead of JSON, to stderr.
 pub fn init() {
     let filter = EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| "info".into());
-    let writer = RedactingWriter::new(pii_fields_from_env(), std::io::stderr);
+    let pii = Arc::new(pii_fields_from_env());
+    let stderr = BufWriter::with_capacity(WRITE_BUFFER_BYTES, std::io::stderr());
+    let (queued, writer_thread) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("switchyard-log")
+        .finish(LineWriter::new(pii.clone(), stderr));
+    let _ = DROPPED.set(queued.error_counter());
+    let _ = WRITER_THREAD.set(writer_thread);
+    let at_once = RedactingWriter {
+        pii,
+        inner: std::io::stderr,
+    };
+    let writer = at_once.with_max_level(Level::WARN).or_else(queued);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
@@ -79,26 +117,55 @@ pub fn init() {
     }
 }
 
-fn pii_fields_from_env() -> Vec<String> {
-    std::env::var("SWITCHYARD_LOG_REDACT")
-        .unwrap_or_else(|_| DEFAULT_PII_FIELDS.to_owned())
-        .split(',')
-        .map(|f| f.trim().to_ascii_lowercase())
-        .filter(|f| !f.is_empty())
-        .collect()
+/// Lines dropped so far because the writer thread could not keep up (0 before [`init`]).
+pub fn dropped_lines() -> u64 {
+    DROPPED.get().map_or(0, |c| c.dropped_lines() as u64)
+}
+
+fn pii_fields_from_env() -> PiiFields {
+    PiiFields::new(
+        std::env::var("SWITCHYARD_LOG_REDACT")
+            .unwrap_or_else(|_| DEFAULT_PII_FIELDS.to_owned())
+            .split(',')
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// The PII field names (lowercase) and one ASCII-case-insensitive matcher for all of them,
+/// so that a line naming none of them is ruled out in one pass, without a lowercased copy.
+pub struct PiiFields {
+    names: Vec<String>,
+    matcher: Option<AhoCorasick>,
+}
+
+impl PiiFields {
+    pub fn new(names: Vec<String>) -> Self {
+        let names: Vec<String> = names
+            .iter()
+            .map(|f| f.trim().to_ascii_lowercase())
+            .filter(|f| !f.is_empty())
+            .collect();
+        let matcher = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&names)
+            .ok()
+            .filter(|_| !names.is_empty());
+        PiiFields { names, matcher }
+    }
 }
 
 /// A [`MakeWriter`] that redacts each line before `inner` sees it.
 #[derive(Clone)]
 pub struct RedactingWriter<F> {
-    pii: Arc<[String]>,
+    pii: Arc<PiiFields>,
     inner: F,
 }
 
 impl<F> RedactingWriter<F> {
-    pub fn new(pii: Vec<String>, inner: F) -> Self {
+    pub fn new(pii: PiiFields, inner: F) -> Self {
         RedactingWriter {
-            pii: pii.into(),
+            pii: Arc::new(pii),
             inner,
         }
     }
@@ -112,17 +179,21 @@ where
     type Writer = LineWriter<W>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        LineWriter {
-            pii: self.pii.clone(),
-            inner: (self.inner)(),
-        }
+        LineWriter::new(self.pii.clone(), (self.inner)())
     }
 }
 
-/// Receives one formatted event (tracing-subscriber writes each event in one call).
+/// Receives one formatted event per `write` (tracing-subscriber writes each event in one
+/// call, and so does the writer thread with each queued line).
 pub struct LineWriter<W> {
-    pii: Arc<[String]>,
+    pii: Arc<PiiFields>,
     inner: W,
+}
+
+impl<W> LineWriter<W> {
+    fn new(pii: Arc<PiiFields>, inner: W) -> Self {
+        LineWriter { pii, inner }
+    }
 }
 
 impl<W: Write> Write for LineWriter<W> {
@@ -141,7 +212,7 @@ impl<W: Write> Write for LineWriter<W> {
 }
 
 /// The line with secrets and PII values replaced, or `None` when there is nothing to hide.
-pub fn redact(line: &str, pii: &[String]) -> Option<String> {
+pub fn redact(line: &str, pii: &PiiFields) -> Option<String> {
     let mut out: Option<String> = None;
     let secrets = SECRETS.load();
     if let Some(matcher) = &secrets.matcher
@@ -154,9 +225,15 @@ pub fn redact(line: &str, pii: &[String]) -> Option<String> {
         });
         out = Some(clean);
     }
-    // Lowercased once per line; again only after a field was redacted.
+    let Some(names) = &pii.matcher else {
+        return out;
+    };
+    if !names.is_match(out.as_deref().unwrap_or(line)) {
+        return out;
+    }
+    // The line names a field: lowercased once; again only after a field was redacted.
     let mut lower = out.as_deref().unwrap_or(line).to_ascii_lowercase();
-    for field in pii {
+    for field in &pii.names {
         if !lower.contains(field.as_str()) {
             continue;
         }
@@ -256,8 +333,8 @@ fn value_end(line: &str, start: usize) -> usize {
 mod tests {
     use super::*;
 
-    fn pii() -> Vec<String> {
-        vec!["email".into(), "phone".into()]
+    fn pii() -> PiiFields {
+        PiiFields::new(vec!["email".into(), " Phone".into()])
     }
 
     #[test]

@@ -14,11 +14,14 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+/// The handles of one series, for callers that keep them instead of looking them up by labels.
+pub use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+pub use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use sha2::{Digest, Sha256};
 
@@ -218,6 +221,7 @@ impl Metrics {
             "Provider calls refused by a full bulkhead or an open circuit, before any attempt",
             provider.rejected.clone(),
         );
+        registry.register_collector(Box::new(DroppedLogLines));
         Metrics {
             registry,
             gateway,
@@ -261,6 +265,24 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// `switchyard_log_lines_dropped`: log lines the writer thread's full queue turned away
+/// ([`crate::logs`]), read from its counter at each scrape.
+#[derive(Debug)]
+struct DroppedLogLines;
+
+impl Collector for DroppedLogLines {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(crate::logs::dropped_lines());
+        let metric = encoder.encode_descriptor(
+            "log_lines_dropped",
+            "Log lines dropped because the log writer could not keep up",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
     }
 }
 
@@ -512,6 +534,19 @@ mod tests {
         assert!(!view.contains("switchyard_gateway_"), "{view}");
         assert!(view.contains("# TYPE switchyard_provider_calls counter"));
         assert!(view.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn dropped_log_lines_are_a_counter_of_the_registry() {
+        let encoded = global().encode();
+        assert!(
+            encoded.contains("# TYPE switchyard_log_lines_dropped counter\n"),
+            "{encoded}"
+        );
+        assert!(
+            encoded.contains("\nswitchyard_log_lines_dropped_total 0\n"),
+            "{encoded}"
+        );
     }
 
     #[test]
