@@ -50,6 +50,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use switchyard_contracts::{ErrorCode, Problem, TenantId};
 use switchyard_runtime::PlatformStore;
 use switchyard_runtime::http::envelope::{self, BodyForm, BodyRule, Executed};
+use switchyard_runtime::http::path::{Segments, Split};
 use switchyard_runtime::internal_auth::{BodyTagger, InternalKey};
 use switchyard_runtime::store::{Begin, StoredResponse};
 use switchyard_spi::CallContext;
@@ -79,6 +80,9 @@ pub struct RequestCtx {
     pub request_id: String,
     pub trace: Option<TraceContext>,
     pub route: Option<Route>,
+    /// The path's segments, split once when the request arrives and read by every step (and
+    /// by the runtime in this process) instead of splitting the path again.
+    pub segments: Segments,
     pub identity: Option<Identity>,
     /// Body bytes seen so far, for bodies without a declared length.
     body_bytes: usize,
@@ -194,7 +198,9 @@ impl Gateway {
             header.headers.get("traceparent"),
             header.headers.get("tracestate"),
         ));
-        let route = filters::route::classify(&header.method, header.uri.path())?;
+        let path = header.uri.path();
+        let segments = ctx.segments.of(path);
+        let route = filters::route::classify_segments(&header.method, path, segments.as_slice())?;
         ctx.route = Some(route);
         filters::body_limit::check_declared(
             header.headers.get("content-length"),
@@ -214,7 +220,11 @@ impl Gateway {
             .authenticate(header.headers.get("authorization"), client_cert.as_deref())
             .await?;
         observe::authenticated(ctx, &identity.tenant);
-        filters::authorize::check(&identity, operation, header.uri.path())?;
+        filters::authorize::check(
+            &identity,
+            operation,
+            Target::of_segments(segments.as_slice()),
+        )?;
         if let Some(limiter) = &self.rate_limiter
             && let Some(verdict) = limiter.check(&identity.tenant, &identity.subject).await?
         {
@@ -230,7 +240,7 @@ impl Gateway {
             _ => None,
         };
         // The route's body rule decides the types it takes, whoever reads the body later.
-        let (rule, form) = body_form(header)?;
+        let (rule, form) = body_form_of(header, segments.as_slice())?;
         let policy_reads_body = self.policy.is_some()
             && matches!(route, Route::Invoke | Route::Admin)
             && !matches!(form, BodyForm::Raw | BodyForm::Ignored);
@@ -357,6 +367,7 @@ impl Gateway {
         if let Some(executed) = ctx.executed.take() {
             request = request.extension(executed);
         }
+        request = request.extension(ctx.segments);
         let body = http_body_util::Full::new(body)
             .map_err(|never| match never {})
             .boxed_unsync();
@@ -731,7 +742,15 @@ pub fn policy_resource(
 /// The route's body rule and the form its Content-Type gives the body (415 when the route
 /// does not take that type); read once per request, before the body is.
 fn body_form(header: &RequestHeader) -> Result<(BodyRule, BodyForm), Problem> {
-    let rule = envelope::rule_of(&header.method, header.uri.path());
+    body_form_of(header, Split::of(header.uri.path()).as_slice())
+}
+
+/// [`body_form`] of a request whose path is already split.
+fn body_form_of(
+    header: &RequestHeader,
+    segments: &[&str],
+) -> Result<(BodyRule, BodyForm), Problem> {
+    let rule = envelope::rule_of_segments(&header.method, segments);
     let form = envelope::accept(rule, header.headers.get(http::header::CONTENT_TYPE))?;
     Ok((rule, form))
 }
@@ -815,6 +834,7 @@ impl ProxyHttp for Gateway {
     ) -> pingora::Result<bool> {
         ctx.request_id =
             filters::request_id::assign(session.req_header().headers.get("x-request-id"));
+        ctx.segments = Segments::parse(session.req_header().uri.path());
         observe::start(ctx, session.req_header());
         ctx.in_flight = self.drain.enter();
         if ctx.in_flight.is_none() {

@@ -231,13 +231,13 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx) {
         None => OTHER,
     };
     let tenant = ctx.observed.tenant.as_ref().map_or(OTHER, TenantId::as_str);
-    let path = session.req_header().uri.path();
+    let segments = ctx.segments.of(session.req_header().uri.path());
     let replayed = response.is_some_and(|r| r.headers.contains_key(REPLAYED_HEADER));
     // A path is trusted as a label only once the runtime (or a stored answer it gave) has
     // answered it with something else than "no such thing".
     let vouched = ctx.observed.from_runtime || replayed;
     let (domain, provider, action) = if vouched && status != 404 && status != 405 {
-        target(path)
+        target(segments.as_slice())
     } else {
         (OTHER, OTHER, OTHER)
     };
@@ -319,15 +319,14 @@ pub fn finish(session: &Session, ctx: &mut RequestCtx) {
     );
 }
 
-/// `(domain, provider, action)` of a path, each a bounded word or [`OTHER`].
-fn target(path: &str) -> (&str, &str, &str) {
+/// `(domain, provider, action)` of a path's segments, each a bounded word or [`OTHER`].
+fn target<'a>(segments: &[&'a str]) -> (&'a str, &'a str, &'a str) {
     let sane = |s: &str| {
         (1..=64).contains(&s.len())
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
     };
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (domain, provider, action) = match segments.as_slice() {
+    let (domain, provider, action) = match segments {
         ["providers"] => (OTHER, OTHER, "catalog"),
         ["providers", d, n] => (*d, *n, "describe"),
         ["providers", d, n, a] => (*d, *n, *a),
@@ -436,6 +435,7 @@ async fn write_plain(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard_runtime::http::path::Split;
 
     #[test]
     fn a_sample_logs_that_share_of_successes() {
@@ -463,28 +463,32 @@ mod tests {
         assert_eq!(recorded, [1, 1, 2, 1]);
     }
 
+    fn target_of(path: &str) -> (&str, &str, &str) {
+        target(Split::of(path).as_slice())
+    }
+
     #[test]
     fn targets_are_bounded_words() {
         assert_eq!(
-            target("/providers/cache/memory/get"),
+            target_of("/providers/cache/memory/get"),
             ("cache", "memory", "get")
         );
         assert_eq!(
-            target("/services/ledger/post_journal"),
+            target_of("/services/ledger/post_journal"),
             ("services", "ledger", "post_journal")
         );
         assert_eq!(
-            target("/providers/db/sqlite/health"),
+            target_of("/providers/db/sqlite/health"),
             ("db", "sqlite", "health")
         );
         assert_eq!(
-            target("/providers/cache/Memory%20x/get"),
+            target_of("/providers/cache/Memory%20x/get"),
             (OTHER, OTHER, OTHER)
         );
         assert_eq!(
-            target(&format!("/providers/cache/{}/get", "m".repeat(65))),
+            target_of(&format!("/providers/cache/{}/get", "m".repeat(65))),
             (OTHER, OTHER, OTHER)
         );
-        assert_eq!(target("/healthz"), (OTHER, OTHER, OTHER));
+        assert_eq!(target_of("/healthz"), (OTHER, OTHER, OTHER));
     }
 }

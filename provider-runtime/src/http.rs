@@ -5,6 +5,7 @@
 //! What a request executes is read by [`envelope`], the rules the gateway's policy reads it by.
 
 pub mod envelope;
+pub mod path;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -31,7 +32,8 @@ use crate::internal_auth::{
 };
 use crate::observe;
 use crate::runtime::Runtime;
-use envelope::Executed;
+use envelope::{BodyForm, BodyRule, Executed};
+use path::Segments;
 use switchyard_telemetry::trace;
 
 /// Largest request body, raw storage uploads included.
@@ -129,9 +131,14 @@ impl Service {
         req: Request<RequestBody>,
         trusted: Option<CallContext>,
     ) -> Response<Full<Bytes>> {
-        let path = req.uri().path().to_owned();
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        match (req.method(), segments.as_slice()) {
+        // Split once here (or by the gateway in this process), read again from the request's
+        // own URI after the request has moved into `admit`.
+        let segments = req
+            .extensions()
+            .get::<Segments>()
+            .copied()
+            .unwrap_or_else(|| Segments::parse(req.uri().path()));
+        match (req.method(), segments.of(req.uri().path()).as_slice()) {
             (&Method::GET, ["openapi.json"]) => {
                 json_response(StatusCode::OK, self.runtime.openapi(), None)
             }
@@ -144,19 +151,24 @@ impl Service {
             (&Method::GET, ["metrics"]) => observe::process_metrics(req.headers())
                 .unwrap_or_else(|problem| problem_response(problem, &fallback_request_id(&req))),
             (_, ["providers", ..] | ["services", ..]) => {
-                let fallback_id = fallback_request_id(&req);
-                let (ctx, request) = match self.admit(req, trusted).await {
+                let given_id = req.headers().get("x-request-id").cloned();
+                let (ctx, request) = match self.admit(req, segments, trusted).await {
                     Ok(admitted) => admitted,
-                    Err(problem) => return problem_response(problem, &fallback_id),
+                    Err(problem) => {
+                        return problem_response(problem, &request_id_or_new(given_id.as_ref()));
+                    }
                 };
                 let request_id = ctx.request_id.clone();
-                match self.route(request, &segments, ctx).await {
+                match self.route(request, segments, ctx).await {
                     Ok(response) => response,
                     Err(problem) => problem_response(problem, &request_id),
                 }
             }
             _ => problem_response(
-                Problem::new(ErrorCode::RouteNotFound, format!("no route for {path}")),
+                Problem::new(
+                    ErrorCode::RouteNotFound,
+                    format!("no route for {}", req.uri().path()),
+                ),
                 &fallback_request_id(&req),
             ),
         }
@@ -168,6 +180,7 @@ impl Service {
     async fn admit(
         &self,
         req: Request<RequestBody>,
+        segments: Segments,
         trusted: Option<CallContext>,
     ) -> Result<(CallContext, Admitted), Problem> {
         let (ctx, seal) = match trusted {
@@ -177,15 +190,23 @@ impl Service {
                 (ctx, Some((seal, signature)))
             }
         };
-        let rule = envelope::rule_of(req.method(), req.uri().path());
-        let form = envelope::accept(rule, req.headers().get(header::CONTENT_TYPE))?;
         let (mut parts, body) = req.into_parts();
-        // Only the gateway in this process hands over what its policy judged; a request from
-        // the network is read here by the same rules, from the body its signature covers.
+        // Only the gateway in this process hands over what its policy judged (its Content-Type
+        // already accepted by the same rules); a request from the network is read here by
+        // those rules, from the body its signature covers.
         let judged = parts
             .extensions
             .remove::<Executed>()
             .filter(|_| seal.is_none());
+        let reading = match judged {
+            Some(executed) => Reading::Judged(executed),
+            None => {
+                let split = segments.of(parts.uri.path());
+                let rule = envelope::rule_of_segments(&parts.method, split.as_slice());
+                let form = envelope::accept(rule, parts.headers.get(header::CONTENT_TYPE))?;
+                Reading::ByRule(rule, form)
+            }
+        };
         let body = read_body(body, MAX_BODY_BYTES + BODY_TAG_LEN).await?;
         let body = match seal {
             None => body,
@@ -201,9 +222,9 @@ impl Service {
         if body.len() > MAX_BODY_BYTES {
             return Err(too_large());
         }
-        let executed = match judged {
-            Some(executed) => executed,
-            None => envelope::execute(rule, form, parts.uri.query(), &body)?,
+        let executed = match reading {
+            Reading::Judged(executed) => executed,
+            Reading::ByRule(rule, form) => envelope::execute(rule, form, parts.uri.query(), &body)?,
         };
         Ok((
             ctx,
@@ -252,31 +273,39 @@ impl Service {
     async fn route(
         &self,
         req: Admitted,
-        segments: &[&str],
+        segments: Segments,
         ctx: CallContext,
     ) -> Result<Response<Full<Bytes>>, Problem> {
         let rt = &self.runtime;
         let tenant = &ctx.tenant;
         let rid = Some(ctx.request_id.as_str());
-        let method = req.parts.method.clone();
-        let body = match (&method, segments) {
+        let Admitted {
+            parts,
+            body,
+            executed,
+        } = req;
+        let method = &parts.method;
+        let split = segments.of(parts.uri.path());
+        let body = match (method, split.as_slice()) {
             (&Method::GET, ["providers"]) => rt.catalog(tenant).await,
             (&Method::GET, ["providers", d, n]) => rt.describe(tenant, d, n).await?,
             (&Method::GET, ["providers", d, n, "health"]) => rt.health(tenant, d, n).await?,
             (&Method::GET, ["providers", d, n, "metrics"]) => {
-                return observe::provider_metrics(&req.parts.headers, rt, tenant, d, n);
+                return observe::provider_metrics(&parts.headers, rt, tenant, d, n);
             }
             (&Method::POST, ["providers", d, n, "configure"]) => {
-                rt.configure(tenant, d, n, req.executed.configure_body())
+                rt.configure(tenant, d, n, executed.configure_body())
                     .await?
             }
             (&Method::POST, ["providers", d, n, "start"]) => rt.start(tenant, d, n).await?,
             (&Method::POST, ["providers", d, n, "stop"]) => rt.stop(tenant, d, n).await?,
             (&Method::POST, ["providers", d, n, action]) => {
-                return self.invoke(req, &ctx, d, n, action).await;
+                return self.invoke(executed, body, &ctx, d, n, action).await;
             }
             (&Method::POST, ["services", name, action]) => {
-                return self.invoke_service(req, &ctx, name, action).await;
+                return self
+                    .invoke_service(executed, body, &ctx, name, action)
+                    .await;
             }
             (_, ["providers"] | ["providers", _, _] | ["providers", _, _, _]) => {
                 return Err(Problem::new(
@@ -306,14 +335,15 @@ impl Service {
 
     async fn invoke(
         &self,
-        req: Admitted,
+        executed: Executed,
+        body: Bytes,
         ctx: &CallContext,
         domain: &str,
         name: &str,
         action: &str,
     ) -> Result<Response<Full<Bytes>>, Problem> {
         let started = Instant::now();
-        let (params, payload) = req.params()?;
+        let (params, payload) = params(executed, body)?;
         let data = self
             .runtime
             .invoke(ctx, domain, name, action, params, payload)
@@ -323,13 +353,14 @@ impl Service {
 
     async fn invoke_service(
         &self,
-        req: Admitted,
+        executed: Executed,
+        body: Bytes,
         ctx: &CallContext,
         name: &str,
         action: &str,
     ) -> Result<Response<Full<Bytes>>, Problem> {
         let started = Instant::now();
-        let (params, _) = req.params()?;
+        let (params, _) = params(executed, body)?;
         let data = self
             .runtime
             .invoke_service(ctx, name, action, params)
@@ -345,17 +376,22 @@ struct Admitted {
     executed: Executed,
 }
 
-impl Admitted {
-    /// The params of an invoke and, for a raw upload, its payload.
-    fn params(self) -> Result<(Value, Option<Bytes>), Problem> {
-        let payload = envelope::payload(&self.executed, self.body);
-        match self.executed {
-            Executed::Params { params, .. } => Ok((params, payload)),
-            Executed::Nothing | Executed::Config(_) => Err(Problem::new(
-                ErrorCode::Internal,
-                "an invoke route was read without params",
-            )),
-        }
+/// How a request's body is read: as the gateway in this process judged it, or here by its
+/// route's rule and the form its Content-Type gave.
+enum Reading {
+    Judged(Executed),
+    ByRule(BodyRule, BodyForm),
+}
+
+/// The params of an invoke and, for a raw upload, its payload.
+fn params(executed: Executed, body: Bytes) -> Result<(Value, Option<Bytes>), Problem> {
+    let payload = envelope::payload(&executed, body);
+    match executed {
+        Executed::Params { params, .. } => Ok((params, payload)),
+        Executed::Nothing | Executed::Config(_) => Err(Problem::new(
+            ErrorCode::Internal,
+            "an invoke route was read without params",
+        )),
     }
 }
 
@@ -409,8 +445,12 @@ fn too_large() -> Problem {
 }
 
 fn fallback_request_id(req: &Request<RequestBody>) -> String {
-    req.headers()
-        .get("x-request-id")
+    request_id_or_new(req.headers().get("x-request-id"))
+}
+
+/// The request's `X-Request-Id`, or a new id when it came without one.
+fn request_id_or_new(given: Option<&HeaderValue>) -> String {
+    given
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())

@@ -2,6 +2,7 @@
 //! attribute) belong to the policy engine, which comes after this step.
 
 use switchyard_contracts::{ErrorCode, Operation, Problem};
+use switchyard_runtime::http::path::Split;
 
 use super::authenticate::Identity;
 use super::route::RouteOperation;
@@ -17,8 +18,12 @@ pub struct Target<'a> {
 
 impl<'a> Target<'a> {
     pub fn of(path: &'a str) -> Self {
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        match segments.as_slice() {
+        Target::of_segments(Split::of(path).as_slice())
+    }
+
+    /// [`Target::of`] a path already split.
+    pub fn of_segments(segments: &[&'a str]) -> Self {
+        match segments {
             ["services", domain, action] => Target {
                 domain,
                 provider: "service",
@@ -48,8 +53,11 @@ impl<'a> Target<'a> {
     }
 }
 
-pub fn check(identity: &Identity, operation: RouteOperation, path: &str) -> Result<(), Problem> {
-    let target = Target::of(path);
+pub fn check(
+    identity: &Identity,
+    operation: RouteOperation,
+    target: Target<'_>,
+) -> Result<(), Problem> {
     let op = match operation {
         RouteOperation::Read => Operation::Read,
         RouteOperation::Admin => Operation::Admin,
@@ -89,22 +97,17 @@ mod tests {
 
     #[test]
     fn scopes_gate_each_operation() {
-        let path = "/providers/cache/memory/get";
-        assert!(check(&with("invoke:cache/memory"), RouteOperation::Invoke, path).is_ok());
+        let target = Target::of("/providers/cache/memory/get");
+        assert!(check(&with("invoke:cache/memory"), RouteOperation::Invoke, target).is_ok());
         assert_eq!(
-            check(&with("invoke:db"), RouteOperation::Invoke, path)
+            check(&with("invoke:db"), RouteOperation::Invoke, target)
                 .unwrap_err()
                 .code,
             ErrorCode::ScopeForbidden
         );
-        assert!(check(&with("read"), RouteOperation::Read, "/providers").is_ok());
-        assert!(
-            check(
-                &with("read"),
-                RouteOperation::Admin,
-                "/providers/cache/memory/stop"
-            )
-            .is_err()
-        );
+        let catalog = Target::of("/providers");
+        assert!(check(&with("read"), RouteOperation::Read, catalog).is_ok());
+        let stop = Target::of("/providers/cache/memory/stop");
+        assert!(check(&with("read"), RouteOperation::Admin, stop).is_err());
     }
 }

@@ -3,6 +3,7 @@
 
 use http::Method;
 use switchyard_contracts::{ErrorCode, Problem};
+use switchyard_runtime::http::path::Split;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -48,8 +49,12 @@ pub enum RouteOperation {
 }
 
 pub fn classify(method: &Method, path: &str) -> Result<Route, Problem> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let route = match segments.as_slice() {
+    classify_segments(method, path, Split::of(path).as_slice())
+}
+
+/// [`classify`] for a path already split (its `segments`).
+pub fn classify_segments(method: &Method, path: &str, segments: &[&str]) -> Result<Route, Problem> {
+    let route = match segments {
         ["openapi.json"] | ["healthz"] => Route::Public,
         ["providers"] | ["providers", _, _] | ["providers", _, _, "health" | "metrics"] => {
             Route::Read
@@ -66,7 +71,7 @@ pub fn classify(method: &Method, path: &str) -> Result<Route, Problem> {
             ));
         }
     };
-    let expected: &[Method] = match (route, segments.as_slice()) {
+    let expected: &[Method] = match (route, segments) {
         (Route::Public | Route::Read | Route::Audit, _) => &[Method::GET],
         (Route::Keys | Route::Console, [_]) => &[Method::GET, Method::POST],
         (Route::Console, _) => &[Method::GET, Method::POST],

@@ -20,6 +20,8 @@ use http::{HeaderValue, Method};
 use serde_json::{Map, Value, json};
 use switchyard_contracts::{ErrorCode, InvokeRequest, Problem};
 
+use super::path::Split;
+
 /// The actions of a domain that take raw bytes (`Content-Type: application/octet-stream`, params
 /// in the query string) besides the JSON envelope: every engine of a domain serves the domain's
 /// actions (`contracts/schemas/domains`), so this is a property of the domain contract.
@@ -80,11 +82,15 @@ impl Executed {
 
 /// The rule of the route `method path`, as the runtime routes it.
 pub fn rule_of(method: &Method, path: &str) -> BodyRule {
+    rule_of_segments(method, Split::of(path).as_slice())
+}
+
+/// [`rule_of`] for a path already split.
+pub fn rule_of_segments(method: &Method, segments: &[&str]) -> BodyRule {
     if method != Method::POST {
         return BodyRule::Ignored;
     }
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segments.as_slice() {
+    match segments {
         ["providers", _, _, "configure"] => BodyRule::Config,
         ["providers", _, _, "start" | "stop"] => BodyRule::Ignored,
         ["providers", domain, _, action] if RAW_BODY_ACTIONS.contains(&(*domain, *action)) => {
