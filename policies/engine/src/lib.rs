@@ -13,11 +13,13 @@ mod archive;
 mod bundle;
 mod engine;
 mod error;
+mod reads;
 mod rego;
 mod signature;
 
 pub use bundle::{Bundle, build_bundle, run_tests};
-pub use engine::{DECISION_RULE, Decision, PolicyEngine};
+pub use engine::{DECISION_RULE, DEFAULT_CACHE_ENTRIES, Decided, Decision, PolicyEngine};
 pub use error::{PolicyError, SignatureError};
+pub use reads::ReadSet;
 pub use rego::TestReport;
 pub use signature::{SigningKey, VerificationKey};

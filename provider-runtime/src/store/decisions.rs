@@ -10,9 +10,10 @@ use switchyard_contracts::TenantId;
 
 use super::{PlatformStore, StoreError};
 
-/// Rows per INSERT statement of the decision log: 8 parameters each, well inside SQLite's
+/// Rows per INSERT statement of the decision log: 9 parameters each, well inside SQLite's
 /// (32,766) and PostgreSQL's (65,535) limits on bound parameters.
 const ROWS_PER_INSERT: usize = 256;
+const DECISION_COLUMNS: usize = 9;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DecisionRecord {
@@ -23,8 +24,14 @@ pub struct DecisionRecord {
     pub allowed: bool,
     pub reasons: Vec<String>,
     pub revision: String,
-    /// The policy input as evaluated, with secrets and PII already masked by the caller.
+    /// The policy input as evaluated, with secrets and PII already masked by the caller. When
+    /// `input_digest` is set, `Null` says that this input was recorded with an earlier
+    /// decision of the same revision; reads always fill it in.
     pub input: Value,
+    /// SHA-256 (hex) of the input, when the gateway's decision cache keyed the decision by it:
+    /// each distinct input is then stored once per revision rather than once per decision.
+    #[serde(skip)]
+    pub input_digest: Option<String>,
 }
 
 /// Which decisions an auditor wants; the tenant is always the auditor's own.
@@ -46,17 +53,44 @@ impl PlatformStore {
     /// which under load was most of the gateway's CPU (docs/performance.md).
     pub async fn record_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Inputs first, each distinct one once per batch; a replica (or an evicted cache entry)
+        // recording one again is ignored by the primary key.
+        let mut inputs: Vec<(&str, &str, String)> = Vec::new();
+        for record in records {
+            if let (Some(digest), false) = (&record.input_digest, record.input.is_null())
+                && !inputs
+                    .iter()
+                    .any(|(r, d, _)| *d == digest.as_str() && *r == record.revision.as_str())
+            {
+                inputs.push((&record.revision, digest, record.input.to_string()));
+            }
+        }
+        for chunk in inputs.chunks(ROWS_PER_INSERT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|row| format!("(${}, ${}, ${})", row * 3 + 1, row * 3 + 2, row * 3 + 3))
+                .collect();
+            let sql = format!(
+                "INSERT INTO policy_inputs (revision, digest, input) VALUES {}
+                 ON CONFLICT (revision, digest) DO NOTHING",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (revision, digest, input) in chunk {
+                query = query.bind(*revision).bind(*digest).bind(input.as_str());
+            }
+            query.execute(&mut *tx).await?;
+        }
         for chunk in records.chunks(ROWS_PER_INSERT) {
             let mut sql = String::from(
-                "INSERT INTO policy_decisions (id, at_ms, tenant_id, subject, allowed, reasons, revision, input) VALUES ",
+                "INSERT INTO policy_decisions (id, at_ms, tenant_id, subject, allowed, reasons, revision, input, input_digest) VALUES ",
             );
             for row in 0..chunk.len() {
-                let first = row * 8 + 1;
+                let first = row * DECISION_COLUMNS + 1;
                 if row > 0 {
                     sql.push_str(", ");
                 }
                 sql.push('(');
-                for column in 0..8 {
+                for column in 0..DECISION_COLUMNS {
                     if column > 0 {
                         sql.push_str(", ");
                     }
@@ -66,6 +100,10 @@ impl PlatformStore {
             }
             let mut query = sqlx::query(&sql);
             for r in chunk {
+                let inline = match r.input_digest {
+                    Some(_) => String::new(),
+                    None => r.input.to_string(),
+                };
                 query = query
                     .bind(&r.decision_id)
                     .bind(r.at_ms)
@@ -74,7 +112,8 @@ impl PlatformStore {
                     .bind(r.allowed)
                     .bind(serde_json::to_string(&r.reasons).unwrap_or_default())
                     .bind(&r.revision)
-                    .bind(r.input.to_string());
+                    .bind(inline)
+                    .bind(r.input_digest.as_deref());
             }
             query.execute(&mut *tx).await?;
         }
@@ -92,16 +131,19 @@ impl PlatformStore {
         // `allowed` is an INTEGER in SQLite and a BOOLEAN in PostgreSQL, and the Any driver
         // decodes neither as the other, so it is read back as a number.
         let rows = sqlx::query(
-            "SELECT id, at_ms, tenant_id, subject, CASE WHEN allowed THEN 1 ELSE 0 END AS allowed,
-                    reasons, revision, input
-               FROM policy_decisions
-              WHERE tenant_id = $1
-                AND ($2 IS NULL OR subject = $2)
-                AND ($3 IS NULL OR allowed = $3)
-                AND ($4 IS NULL OR at_ms >= $4)
-                AND ($5 IS NULL OR at_ms < $5)
-                AND ($6 IS NULL OR at_ms < $6 OR (at_ms = $6 AND id < $7))
-              ORDER BY at_ms DESC, id DESC
+            "SELECT d.id, d.at_ms, d.tenant_id, d.subject,
+                    CASE WHEN d.allowed THEN 1 ELSE 0 END AS allowed, d.reasons, d.revision,
+                    CASE WHEN d.input_digest IS NULL THEN d.input ELSE COALESCE(i.input, '{}') END AS input,
+                    d.input_digest
+               FROM policy_decisions d
+               LEFT JOIN policy_inputs i ON i.revision = d.revision AND i.digest = d.input_digest
+              WHERE d.tenant_id = $1
+                AND ($2 IS NULL OR d.subject = $2)
+                AND ($3 IS NULL OR d.allowed = $3)
+                AND ($4 IS NULL OR d.at_ms >= $4)
+                AND ($5 IS NULL OR d.at_ms < $5)
+                AND ($6 IS NULL OR d.at_ms < $6 OR (d.at_ms = $6 AND d.id < $7))
+              ORDER BY d.at_ms DESC, d.id DESC
               LIMIT $8",
         )
         .bind(tenant.as_str())
@@ -129,6 +171,7 @@ impl PlatformStore {
                     revision: row.try_get("revision")?,
                     input: serde_json::from_str(&input)
                         .map_err(|e| StoreError::Invalid(e.to_string()))?,
+                    input_digest: row.try_get("input_digest")?,
                 })
             })
             .collect()

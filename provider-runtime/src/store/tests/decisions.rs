@@ -14,6 +14,7 @@ pub fn record(id: &str, at_ms: i64, tenant: &str, allowed: bool) -> DecisionReco
         reasons: if allowed { vec![] } else { vec!["no".into()] },
         revision: "r1".into(),
         input: json!({"action": "query"}),
+        input_digest: None,
     }
 }
 
@@ -89,4 +90,38 @@ pub async fn decisions_page_newest_first_per_tenant_with_filters(backend: Backen
             .unwrap()
             .is_empty()
     );
+}
+
+/// Decisions keyed by their input's digest store that input once per revision, and each reads
+/// back with it: the first decision carries it, later ones only point at it.
+pub async fn an_input_shared_by_decisions_is_stored_once_and_read_back_with_each(backend: Backend) {
+    let Fresh { store, .. } = &Fresh::new(backend).await;
+    let input = json!({"roles": ["clerk"], "action": "query"});
+    let keyed = |id: &str, at_ms: i64, input: serde_json::Value| DecisionRecord {
+        input,
+        input_digest: Some("abc".into()),
+        ..record(id, at_ms, "acme", true)
+    };
+    store
+        .record_decisions(&[keyed("k1", 1, input.clone()), keyed("k2", 2, json!(null))])
+        .await
+        .unwrap();
+    // A second writer (another replica) recording the same input again is no error.
+    store
+        .record_decisions(&[keyed("k3", 3, input.clone())])
+        .await
+        .unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let all = DecisionFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    let page = store.list_decisions(&acme, &all).await.unwrap();
+    assert_eq!(ids(&page), ["k3", "k2", "k1"]);
+    assert!(page.iter().all(|d| d.input == input), "{page:?}");
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM policy_inputs")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
 }

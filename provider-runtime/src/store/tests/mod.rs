@@ -107,5 +107,6 @@ every_backend!(
     idempotency::records_past_retention_neither_replay_nor_survive_purge,
     idempotency::a_tenant_at_its_quota_is_refused_new_keys_until_its_records_expire,
     decisions::decisions_page_newest_first_per_tenant_with_filters,
+    decisions::an_input_shared_by_decisions_is_stored_once_and_read_back_with_each,
     tenancy::one_tenants_keys_configs_idempotency_records_and_decisions_are_invisible_to_another,
 );
