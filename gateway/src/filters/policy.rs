@@ -393,9 +393,12 @@ impl BackgroundService for PolicyReloader {
 }
 
 /// Most decisions written in one transaction.
-const DECISION_BATCH: usize = 512;
-/// How long a decision may wait for others to share its transaction.
-const DECISION_LOG_WINDOW: Duration = Duration::from_millis(20);
+const DECISION_BATCH: usize = 4096;
+/// How long a decision may wait for others to share its transaction. Each commit rewrites the
+/// tail pages of the log's table and indexes and, on SQLite, fsyncs: at 20 ms (50 commits a
+/// second under load) the commits alone were 7% of `serve`'s CPU (perf, in process, 32
+/// connections). Auditors still see a decision within about a tenth of a second.
+const DECISION_LOG_WINDOW: Duration = Duration::from_millis(100);
 
 /// Writes logged decisions to the platform store in batches, off the request path.
 pub struct DecisionLogWriter {
