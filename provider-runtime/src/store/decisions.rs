@@ -3,9 +3,11 @@
 //! Auditors read it newest first, one tenant at a time, with keyset pagination so a page never
 //! shifts under concurrent writes.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
+use sqlx::{AnyConnection, Connection, Row};
 use switchyard_contracts::TenantId;
 
 use super::{Backend, PlatformStore, StoreError};
@@ -51,16 +53,51 @@ impl PlatformStore {
     /// Rows go [`ROWS_PER_INSERT`] to a statement: one statement per row cost a round trip to
     /// the database (for SQLite, to sqlx's worker thread: two thread wake-ups) per decision,
     /// which under load was most of the gateway's CPU (docs/performance.md).
+    ///
+    /// The commit is not flushed to disk (SQLite: `synchronous = NORMAL` for this transaction
+    /// only; PostgreSQL: `synchronous_commit = off`): the batch already waited in memory for
+    /// the writer's window, where a crash loses it anyway, so a flush would buy nothing for
+    /// these rows and cost an fsync per batch. The database stays consistent either way.
     pub async fn record_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let sqlite = matches!(self.backend, Backend::Sqlite);
+        let mut conn = self.pool.acquire().await?;
+        if sqlite {
+            // SQLite refuses to change it inside a transaction.
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut *conn)
+                .await?;
+        }
+        let written = self.insert_decisions(&mut conn, records).await;
+        if sqlite
+            && sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await
+                .is_err()
+        {
+            // A connection with weaker durability never goes back to the pool.
+            conn.close_on_drop();
+        }
+        written
+    }
+
+    async fn insert_decisions(
+        &self,
+        conn: &mut AnyConnection,
+        records: &[DecisionRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = conn.begin().await?;
+        if matches!(self.backend, Backend::Postgres) {
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+        }
         // Inputs first, each distinct one once per batch; a replica (or an evicted cache entry)
         // recording one again is ignored by the primary key.
+        let mut seen = HashSet::new();
         let mut inputs: Vec<(&str, &str, String)> = Vec::new();
         for record in records {
             if let (Some(digest), false) = (&record.input_digest, record.input.is_null())
-                && !inputs
-                    .iter()
-                    .any(|(r, d, _)| *d == digest.as_str() && *r == record.revision.as_str())
+                && seen.insert((record.revision.as_str(), digest.as_str()))
             {
                 inputs.push((&record.revision, digest, record.input.to_string()));
             }

@@ -124,4 +124,18 @@ pub async fn an_input_shared_by_decisions_is_stored_once_and_read_back_with_each
         .await
         .unwrap();
     assert_eq!(stored, 1);
+    if matches!(backend, Backend::Sqlite) {
+        // The batch's relaxed flush stays with the batch: every pooled connection is back at
+        // FULL (2), which keys, configs and idempotency records rely on.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut conn = store.pool.acquire().await.unwrap();
+            let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(level, 2);
+            held.push(conn);
+        }
+    }
 }
