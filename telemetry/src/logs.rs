@@ -7,10 +7,12 @@
 //!   `email,phone,password,token,authorization,api_key,secret`): the value after `"field":`
 //!   (JSON) or `field=` (text) is replaced, in every line.
 //!
-//! The scan is one Aho-Corasick pass for all secrets plus one ASCII-case-insensitive pass for
-//! all PII field names; only a line that holds something to hide is copied. Registering a
-//! secret (rare: at instance start and rotation) rebuilds the matcher; writers never wait for
-//! a lock.
+//! The scan is one Aho-Corasick pass for all secrets plus, on the line lowercased into a buffer
+//! each thread reuses, a substring search per PII field; only a line that holds something to
+//! hide is copied. (An ASCII-case-insensitive Aho-Corasick matcher for the field names was
+//! measured 4× slower on an access line: those names share their letters with every line.)
+//! Registering a secret (rare: at instance start and rotation) rebuilds the matcher; writers
+//! never wait for a lock.
 //!
 //! Lines up to `info` (the access log among them) are handed to a writer thread through a
 //! bounded queue ([`tracing_appender::non_blocking`]), which redacts them and writes them to
@@ -20,6 +22,7 @@
 //! written at once, in the calling thread: they are few, they are what an operator must see,
 //! and the one written just before the process exits must not be lost in the queue.
 
+use std::cell::RefCell;
 use std::io::{BufWriter, Write};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
@@ -132,26 +135,19 @@ fn pii_fields_from_env() -> PiiFields {
     )
 }
 
-/// The PII field names (lowercase) and one ASCII-case-insensitive matcher for all of them,
-/// so that a line naming none of them is ruled out in one pass, without a lowercased copy.
+/// The PII field names, trimmed and lowercase.
 pub struct PiiFields {
     names: Vec<String>,
-    matcher: Option<AhoCorasick>,
 }
 
 impl PiiFields {
     pub fn new(names: Vec<String>) -> Self {
-        let names: Vec<String> = names
+        let names = names
             .iter()
             .map(|f| f.trim().to_ascii_lowercase())
             .filter(|f| !f.is_empty())
             .collect();
-        let matcher = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(&names)
-            .ok()
-            .filter(|_| !names.is_empty());
-        PiiFields { names, matcher }
+        PiiFields { names }
     }
 }
 
@@ -211,6 +207,11 @@ impl<W: Write> Write for LineWriter<W> {
     }
 }
 
+thread_local! {
+    /// The line being scanned, in ASCII lowercase (same byte offsets).
+    static LOWERCASED: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
 /// The line with secrets and PII values replaced, or `None` when there is nothing to hide.
 pub fn redact(line: &str, pii: &PiiFields) -> Option<String> {
     let mut out: Option<String> = None;
@@ -225,13 +226,16 @@ pub fn redact(line: &str, pii: &PiiFields) -> Option<String> {
         });
         out = Some(clean);
     }
-    let Some(names) = &pii.matcher else {
-        return out;
-    };
-    if !names.is_match(out.as_deref().unwrap_or(line)) {
+    let names_a_field = LOWERCASED.with_borrow_mut(|lower| {
+        lower.clear();
+        lower.push_str(out.as_deref().unwrap_or(line));
+        lower.make_ascii_lowercase();
+        pii.names.iter().any(|field| lower.contains(field.as_str()))
+    });
+    if !names_a_field {
         return out;
     }
-    // The line names a field: lowercased once; again only after a field was redacted.
+    // The line names a field: lowercased into its own copy; again after a field was redacted.
     let mut lower = out.as_deref().unwrap_or(line).to_ascii_lowercase();
     for field in &pii.names {
         if !lower.contains(field.as_str()) {
