@@ -703,18 +703,6 @@ impl Gateway {
             .await
     }
 
-    fn peer(&self, addr: SocketAddr) -> HttpPeer {
-        let mut peer = HttpPeer::new(addr, false, String::new());
-        peer.options.connection_timeout = Some(Duration::from_secs(1));
-        peer.options.read_timeout = Some(Duration::from_millis(
-            self.config.limits.upstream_timeout_ms,
-        ));
-        peer.options.write_timeout = Some(Duration::from_millis(
-            self.config.limits.upstream_timeout_ms,
-        ));
-        peer
-    }
-
     /// Marks the attempt failed; true when another upstream may be tried.
     fn may_retry(&self, ctx: &mut RequestCtx) -> bool {
         ctx.failed_upstream = ctx.upstream;
@@ -922,7 +910,7 @@ impl ProxyHttp for Gateway {
             ));
         };
         ctx.upstream = Some(addr);
-        Ok(Box::new(self.peer(addr)))
+        Ok(Box::new(upstream::peer(addr, &self.config.limits)))
     }
 
     fn fail_to_connect(

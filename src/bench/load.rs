@@ -25,7 +25,8 @@ const PERCENTILES: [f64; 20] = [
 ];
 
 pub struct Settings {
-    pub concurrency: u32,
+    /// Each load target runs once per entry (e.g. 32 and 1 connections), in this order.
+    pub connections: Vec<u32>,
     pub duration: Duration,
     pub warmup: Duration,
     /// The run's data dirs, configs and logs; emptied at the start of each scenario.
@@ -38,7 +39,7 @@ impl Settings {
     fn in_dir(&self, work: PathBuf) -> Settings {
         Settings {
             work,
-            concurrency: self.concurrency,
+            connections: self.connections.clone(),
             duration: self.duration,
             warmup: self.warmup,
             policies: self.policies.clone(),
@@ -46,11 +47,14 @@ impl Settings {
     }
 }
 
-/// What wrk measured for one target.
+/// What wrk measured for one target at one number of connections.
 pub struct LoadResult {
-    /// Short, stable name (`direct`, `nginx`, `gateway`, `serve_http`, `serve_in_process`).
+    /// Short, stable name (`direct`, `nginx`, `pingora`, `gateway`, `serve_http`,
+    /// `serve_in_process`).
     pub name: &'static str,
     pub label: &'static str,
+    /// wrk's open connections, each sending its next request when the last one is answered.
+    pub connections: u32,
     pub requests_per_sec: f64,
     pub requests: u64,
     /// Socket errors, timeouts and non-2xx answers: a healthy run has none.
@@ -75,6 +79,7 @@ impl LoadResult {
         json!({
             "name": self.name,
             "label": self.label,
+            "connections": self.connections,
             "requests_per_sec": self.requests_per_sec,
             "requests": self.requests,
             "errors": self.errors,
@@ -249,9 +254,11 @@ fn spawn_stopped_by(
     stop: Stop,
 ) -> Result<Proc> {
     let log = std::fs::File::create(work.join(format!("{name}.log")))?;
+    // The log level a user runs (`info`: an access log line per request), whatever the
+    // bench's own environment says: a quieter level would measure a path nobody runs.
     let child = Command::new(program)
         .args(args)
-        .env("SWITCHYARD_LOG", "warn")
+        .env_remove("SWITCHYARD_LOG")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -459,23 +466,27 @@ fn cpu_secs(pid: u32) -> f64 {
     ticks as f64 / ticks_per_sec
 }
 
-/// One wrk run against `addr`: warm-up (discarded), then the measured run.
+/// One wrk run against `addr` with `connections` connections: warm-up (discarded), then the
+/// measured run.
 fn wrk(
     settings: &Settings,
+    connections: u32,
     addr: SocketAddr,
     headers: &[(String, String)],
     (name, label): (&'static str, &'static str),
     watch: Watch,
 ) -> Result<LoadResult> {
-    let script_path = settings.work.join(format!("{name}.lua"));
-    let out = settings.work.join(format!("{name}.wrk.json"));
+    let script_path = settings.work.join(format!("{name}-c{connections}.lua"));
+    let out = settings
+        .work
+        .join(format!("{name}-c{connections}.wrk.json"));
     std::fs::write(&script_path, wrk_script(headers, &out))?;
     let url = format!("http://{addr}{PATH}");
     let run = |duration: Duration| -> Result<Value> {
         let child = Command::new("wrk")
             .args([
                 "-t1",
-                &format!("-c{}", settings.concurrency),
+                &format!("-c{connections}"),
                 &format!("-d{}s", duration.as_secs().max(1)),
                 "--timeout",
                 "5s",
@@ -489,7 +500,7 @@ fn wrk(
         // A Proc, so that a signal to the bench stops wrk too.
         let status = Proc::new(child, "wrk", Stop::Kill).wait()?;
         if !status.success() {
-            bail!("wrk failed against {label}: {status}");
+            bail!("wrk failed against {label} ({connections} connections): {status}");
         }
         Ok(serde_json::from_slice(&std::fs::read(&out)?)?)
     };
@@ -522,6 +533,7 @@ fn wrk(
     let result = LoadResult {
         name,
         label,
+        connections,
         requests_per_sec: requests as f64 / seconds,
         requests,
         errors: measured["errors"].as_u64().unwrap_or_default(),
@@ -530,7 +542,7 @@ fn wrk(
         cpu_runtime_us: per_request(runtime_before, runtime_after),
     };
     eprintln!(
-        "bench: {label}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms",
+        "bench: {label}, {connections} connections: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms",
         result.requests_per_sec,
         result.at(50.0),
         result.at(99.0)
@@ -586,7 +598,8 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Scenario 1: the runtime direct, through nginx, through the gateway; one runtime process.
+/// Scenario 1: one runtime process reached (a) directly, (b) through bare nginx, (c) through
+/// the gateway and (d) through a Pingora proxy with no filters, at each number of connections.
 pub async fn gateway(settings: &Settings) -> Result<Vec<LoadResult>> {
     if which("wrk").is_none() {
         bail!("wrk is not installed: apt-get install wrk (scripts/bench does it)");
@@ -596,7 +609,8 @@ pub async fn gateway(settings: &Settings) -> Result<Vec<LoadResult>> {
     let exe = std::env::current_exe()?;
     let data = fixture.data.display().to_string();
     let client = reqwest::Client::new();
-    let (runtime_addr, nginx_addr, gateway_addr) = (free_port()?, free_port()?, free_port()?);
+    let (runtime_addr, nginx_addr, gateway_addr, pingora_addr) =
+        (free_port()?, free_port()?, free_port()?, free_port()?);
     let mut runtime = spawn(
         &work,
         "runtime",
@@ -632,45 +646,72 @@ pub async fn gateway(settings: &Settings) -> Result<Vec<LoadResult>> {
     wait_ready(&mut gateway, gateway_addr, &client).await?;
     let mut nginx = nginx(&work, nginx_addr, runtime_addr)?;
     wait_ready(&mut nginx, nginx_addr, &client).await?;
+    let mut pingora = spawn(
+        &work,
+        "bench-proxy",
+        &exe,
+        &[
+            "bench-proxy",
+            "--listen",
+            &pingora_addr.to_string(),
+            "--upstream",
+            &runtime_addr.to_string(),
+        ],
+    )?;
+    wait_ready(&mut pingora, pingora_addr, &client).await?;
     seed(&client, gateway_addr, &fixture.api_key).await?;
     let settings = settings.in_dir(work);
     let watch = |front: Option<&Proc>| Watch {
         front: front.map(Proc::pid),
         runtime: Some(runtime.pid()),
     };
-    let direct = wrk(
-        &settings,
-        runtime_addr,
-        &signed_headers(&fixture.internal_key),
-        ("direct", "(a) runtime direct"),
-        watch(None),
-    )?;
-    let proxied = wrk(
-        &settings,
-        nginx_addr,
-        &signed_headers(&fixture.internal_key),
-        ("nginx", "(b) bare nginx proxy_pass"),
-        watch(Some(&nginx)),
-    )?;
     let bearer = vec![(
         "Authorization".to_owned(),
         format!("Bearer {}", fixture.api_key),
     )];
-    let gated = wrk(
-        &settings,
-        gateway_addr,
-        &bearer,
-        (
-            "gateway",
-            "(c) switchyard gateway: key + rate limit + policy",
-        ),
-        watch(Some(&gateway)),
-    )?;
-    Ok(vec![direct, proxied, gated])
+    let mut results = Vec::new();
+    for &connections in &settings.connections {
+        results.push(wrk(
+            &settings,
+            connections,
+            runtime_addr,
+            &signed_headers(&fixture.internal_key),
+            ("direct", "(a) runtime direct"),
+            watch(None),
+        )?);
+        results.push(wrk(
+            &settings,
+            connections,
+            nginx_addr,
+            &signed_headers(&fixture.internal_key),
+            ("nginx", "(b) bare nginx proxy_pass"),
+            watch(Some(&nginx)),
+        )?);
+        results.push(wrk(
+            &settings,
+            connections,
+            gateway_addr,
+            &bearer,
+            (
+                "gateway",
+                "(c) switchyard gateway: key + rate limit + policy + decision log + access log",
+            ),
+            watch(Some(&gateway)),
+        )?);
+        results.push(wrk(
+            &settings,
+            connections,
+            pingora_addr,
+            &signed_headers(&fixture.internal_key),
+            ("pingora", "(d) minimal Pingora proxy, no filters"),
+            watch(Some(&pingora)),
+        )?);
+    }
+    Ok(results)
 }
 
 /// Scenario 2: `serve` (gateway and runtime in one process) with the same config, over loopback
-/// HTTP and in process.
+/// HTTP and in process, at each number of connections.
 pub async fn serve_modes(settings: &Settings) -> Result<Vec<LoadResult>> {
     if which("wrk").is_none() {
         bail!("wrk is not installed: apt-get install wrk (scripts/bench does it)");
@@ -680,12 +721,12 @@ pub async fn serve_modes(settings: &Settings) -> Result<Vec<LoadResult>> {
         (
             "http",
             "serve_http",
-            "serve, gateway → runtime over loopback HTTP",
+            "(e) serve, gateway → runtime over loopback HTTP",
         ),
         (
             "in-process",
             "serve_in_process",
-            "serve, gateway → runtime in process",
+            "(f) serve, gateway → runtime in process",
         ),
     ] {
         let fixture = fixture(settings, name).await?;
@@ -720,56 +761,103 @@ pub async fn serve_modes(settings: &Settings) -> Result<Vec<LoadResult>> {
             front: Some(serve.pid()),
             runtime: None,
         };
-        results.push(wrk(
-            &settings.in_dir(work),
-            addr,
-            &bearer,
-            (name, label),
-            watch,
-        )?);
+        let settings = settings.in_dir(work);
+        for &connections in &settings.connections {
+            results.push(wrk(
+                &settings,
+                connections,
+                addr,
+                &bearer,
+                (name, label),
+                watch,
+            )?);
+        }
     }
     Ok(results)
 }
 
-/// The goals, from the targets measured in this run.
-pub fn goals(loads: &[LoadResult]) -> Vec<Value> {
-    let find = |name: &str| loads.iter().find(|l| l.name == name);
+/// A line of the goals table: what was measured against what, the goal (`None` for a figure
+/// shown for reference beside the goals) and whether it was met.
+pub fn goal_line(
+    measure: String,
+    measured: String,
+    goal: Option<(String, bool)>,
+    value: f64,
+) -> Value {
+    let (goal, verdict) = match goal {
+        Some((goal, true)) => (goal, "met".to_owned()),
+        Some((goal, false)) => (goal, "NOT MET".to_owned()),
+        None => ("–".to_owned(), "reference".to_owned()),
+    };
+    json!({"measure": measure, "measured": measured, "goal": goal, "verdict": verdict, "value": value})
+}
+
+/// The goals of issue 18, from the targets measured in this run: throughput against bare
+/// nginx at every number of connections, the latency added over the runtime reached directly
+/// at the fewest, and where the CPU goes at the most (Pingora's own cost, the filters' cost).
+pub fn goals(loads: &[LoadResult], connections: &[u32]) -> Vec<Value> {
+    let find = |name: &str, connections: u32| {
+        loads
+            .iter()
+            .find(|l| l.name == name && l.connections == connections)
+    };
     let mut goals = Vec::new();
-    let mut ratio = |measure: &str, of: &LoadResult, to: &LoadResult| {
-        let ratio = of.requests_per_sec / to.requests_per_sec;
-        let verdict = if ratio >= 1.0 {
-            "met".to_owned()
-        } else {
-            format!("NOT MET: {:.0}% short", (1.0 - ratio) * 100.0)
-        };
-        goals.push(json!({"measure": measure, "measured": format!("{ratio:.2}"), "goal": "≥ 1.00", "verdict": verdict, "value": ratio}));
-    };
-    if let (Some(gateway), Some(nginx)) = (find("gateway"), find("nginx")) {
-        ratio("throughput (c)/(b): gateway / nginx", gateway, nginx);
+    for &c in connections {
+        for (name, what, goal) in [
+            (
+                "serve_in_process",
+                "(f) serve in-process / (b) nginx",
+                Some(1.0),
+            ),
+            ("gateway", "(c) gateway / (b) nginx", Some(0.8)),
+            ("pingora", "(d) minimal Pingora / (b) nginx", None),
+        ] {
+            let (Some(of), Some(nginx)) = (find(name, c), find("nginx", c)) else {
+                continue;
+            };
+            let ratio = of.requests_per_sec / nginx.requests_per_sec;
+            goals.push(goal_line(
+                format!("throughput {what}, {c} conn"),
+                format!("{ratio:.2}"),
+                goal.map(|goal: f64| (format!("≥ {goal:.2}"), ratio >= goal)),
+                ratio,
+            ));
+        }
     }
-    if let (Some(serve), Some(nginx)) = (find("serve_in_process"), find("nginx")) {
-        ratio("throughput serve in-process / nginx", serve, nginx);
+    if let Some(&fewest) = connections.iter().min() {
+        for (name, what, has_goal) in [
+            ("serve_in_process", "(f) serve in-process − (a)", true),
+            ("gateway", "(c) gateway − (a)", true),
+            ("pingora", "(d) minimal Pingora − (a)", false),
+        ] {
+            let (Some(of), Some(direct)) = (find(name, fewest), find("direct", fewest)) else {
+                continue;
+            };
+            for (percentile, goal_ms) in [(50.0, 0.1), (99.0, 0.5)] {
+                let added = of.at(percentile) - direct.at(percentile);
+                goals.push(goal_line(
+                    format!("added latency p{percentile} {what}, {fewest} conn"),
+                    format!("{added:.3} ms"),
+                    has_goal.then(|| (format!("≤ {goal_ms} ms"), added <= goal_ms)),
+                    added,
+                ));
+            }
+        }
     }
-    let mut added = |measure: &str,
-                     of: &LoadResult,
-                     to: &LoadResult,
-                     percentile: f64,
-                     goal_ms: f64| {
-        let added = of.at(percentile) - to.at(percentile);
-        let verdict = if added <= goal_ms {
-            "met".to_owned()
-        } else {
-            format!("NOT MET: {:.3} ms over", added - goal_ms)
-        };
-        goals.push(json!({"measure": measure, "measured": format!("{added:.3} ms"), "goal": format!("≤ {goal_ms} ms"), "verdict": verdict, "value_ms": added}));
-    };
-    for (name, what) in [
-        ("gateway", "(c)−(a)"),
-        ("serve_in_process", "serve in-process − (a)"),
-    ] {
-        if let (Some(of), Some(direct)) = (find(name), find("direct")) {
-            added(&format!("added latency p50 {what}"), of, direct, 50.0, 0.1);
-            added(&format!("added latency p99 {what}"), of, direct, 99.0, 0.5);
+    if let Some(&most) = connections.iter().max() {
+        let cpu = |name: &str| find(name, most).and_then(|l| l.cpu_front_us);
+        for (of, to, what) in [
+            ("pingora", "nginx", "Pingora's own cost (d) − (b)"),
+            ("gateway", "pingora", "the gateway's filters (c) − (d)"),
+        ] {
+            if let (Some(of), Some(to)) = (cpu(of), cpu(to)) {
+                goals.push(goal_line(
+                    format!("CPU µs/req in front, {what}, {most} conn"),
+                    format!("{:+.1} µs ({of:.1} − {to:.1})", of - to),
+                    None,
+                    of - to,
+                ));
+            }
         }
     }
     goals

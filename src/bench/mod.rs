@@ -4,15 +4,20 @@
 //! Scenarios (`--scenarios`, comma-separated; all by default):
 //! - `gateway`: one upstream — a `switchyard runtime` answering `cache/memory/get` — reached
 //!   (a) directly, (b) through bare nginx `proxy_pass`, (c) through `switchyard gateway` with an
-//!   API key, a rate limit that never limits and the policy bundle on; one load generator (wrk)
-//!   for all, fixed concurrency, a warm-up, then req/s and p50/p99/p99.9;
-//! - `inprocess`: `switchyard serve` with the same config, `--dispatch http` and
-//!   `--dispatch in-process` (ADR 16);
+//!   API key, a rate limit that never limits and the policy bundle on, and (d) through a Pingora
+//!   proxy with no filters (`switchyard bench-proxy`: the gateway's Pingora and server settings),
+//!   which splits the gateway's cost into Pingora's and the filters'; one load generator (wrk)
+//!   for all, at 32 and at 1 connections, a warm-up, then req/s and p50/p99/p99.9;
+//! - `inprocess`: `switchyard serve` with the same config, (e) `--dispatch http` and
+//!   (f) `--dispatch in-process` (ADR 16);
 //! - `memory`, `startup`: RSS of an idle `serve`, per active tenant-provider instance, and the
 //!   time from spawn to the first answered `/healthz`;
 //! - `policy`, `ledger`, `trace`: the existing cargo benches (`decision`, `ledger`, `trace`),
 //!   run from the checkout; ledger and trace need `SWITCHYARD_BENCH_POSTGRES_URL`
 //!   (`scripts/bench` starts a PostgreSQL).
+//!
+//! Every Switchyard process runs at the default log level (`info`, an access log line per
+//! request), as a user runs it.
 //!
 //! Output: a table on stdout, `results.json`, `latency.svg` and `throughput.svg` in `--out`.
 //! `scripts/bench` installs nginx and wrk and builds the release binary first.
@@ -49,9 +54,10 @@ pub struct BenchArgs {
     /// checks that everything starts, not a measurement.
     #[arg(long)]
     quick: bool,
-    /// Concurrent connections of the load generator.
-    #[arg(long, default_value_t = 32)]
-    concurrency: u32,
+    /// Concurrent connections of the load generator, comma-separated: every load target runs
+    /// once for each (throughput at many, added latency at the fewest).
+    #[arg(long, value_delimiter = ',', default_values_t = [32, 1])]
+    concurrency: Vec<u32>,
     /// Seconds of load per target, after the warm-up.
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
@@ -96,10 +102,16 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
     if args.quick {
         args.duration_secs = 1;
         args.warmup_secs = 1;
-        args.concurrency = args.concurrency.min(4);
+        for connections in &mut args.concurrency {
+            *connections = (*connections).min(4);
+        }
+        args.concurrency.dedup();
         args.tenants = args.tenants.min(5);
     }
     std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
+    if args.concurrency.contains(&0) {
+        bail!("--concurrency takes numbers of connections of at least 1");
+    }
     let wants = |name: &str| args.scenarios.iter().any(|s| s == name);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -107,7 +119,7 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
         .build()?;
     stop_children_on_signal(&tokio)?;
     let settings = load::Settings {
-        concurrency: args.concurrency,
+        connections: args.concurrency.clone(),
         duration: Duration::from_secs(args.duration_secs),
         warmup: Duration::from_secs(args.warmup_secs),
         // Absolute: nginx reads relative paths from its own prefix, not from here.
@@ -146,10 +158,15 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
             suites::trace(workspace, &args.out)?.into_json(),
         );
     }
-    let goals = load::goals(&loads);
+    // One table block per number of connections, the targets in order within it.
+    loads.sort_by_key(|load| args.concurrency.iter().position(|&c| c == load.connections));
+    let mut goals = load::goals(&loads, &args.concurrency);
+    if let Some(policy) = results.get("policy") {
+        goals.extend(suites::policy_goals(policy));
+    }
     let report = json!({
         "settings": {
-            "concurrency": args.concurrency,
+            "connections": args.concurrency,
             "duration_secs": args.duration_secs,
             "warmup_secs": args.warmup_secs,
             "quick": args.quick,
@@ -196,17 +213,23 @@ fn stop_children_on_signal(tokio: &tokio::runtime::Runtime) -> Result<()> {
 fn print_table(report: &Value) {
     let settings = &report["settings"];
     if let Some(loads) = report["load"].as_array().filter(|l| !l.is_empty()) {
+        let connections: Vec<String> = settings["connections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(Value::to_string)
+            .collect();
         println!(
-            "\n## HTTP load: POST /providers/cache/memory/get, {} connections, {} s warm-up, {} s measured, {}",
-            settings["concurrency"],
+            "\n## HTTP load: POST /providers/cache/memory/get, {} connections, {} s warm-up, {} s measured, {}, default log level",
+            connections.join(" and "),
             settings["warmup_secs"],
             settings["duration_secs"],
             settings["load_generator"].as_str().unwrap_or_default()
         );
         println!(
-            "| target | req/s | p50 ms | p99 ms | p99.9 ms | non-2xx/errors | CPU µs/req front | CPU µs/req runtime |"
+            "| target | conn | req/s | p50 ms | p99 ms | p99.9 ms | non-2xx/errors | CPU µs/req front | CPU µs/req runtime |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         let cpu = |value: &Value| {
             value
                 .as_f64()
@@ -214,8 +237,9 @@ fn print_table(report: &Value) {
         };
         for load in loads {
             println!(
-                "| {} | {:.0} | {:.3} | {:.3} | {:.3} | {} | {} | {} |",
+                "| {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {} | {} | {} |",
                 load["label"].as_str().unwrap_or_default(),
+                load["connections"],
                 load["requests_per_sec"].as_f64().unwrap_or_default(),
                 load["p50_ms"].as_f64().unwrap_or_default(),
                 load["p99_ms"].as_f64().unwrap_or_default(),

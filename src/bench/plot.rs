@@ -4,16 +4,42 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::LoadResult;
 
-/// `latency.svg` (latency by percentile, one line per target) and `throughput.svg` (req/s).
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+/// Draws one panel: the targets measured at one number of connections.
+type Panel = fn(&[&LoadResult], u32, &Area) -> Result<()>;
+
+/// `latency.svg` (latency by percentile, one line per target) and `throughput.svg` (req/s),
+/// each with one panel per number of connections, top to bottom in the order they ran.
 pub fn draw(loads: &[LoadResult], out: &Path) -> Result<Vec<PathBuf>> {
+    let mut levels: Vec<u32> = Vec::new();
+    for load in loads {
+        if !levels.contains(&load.connections) {
+            levels.push(load.connections);
+        }
+    }
+    let panels = |path: &Path, draw: Panel| {
+        let height = 540 * u32::try_from(levels.len()).unwrap_or(1);
+        let root = SVGBackend::new(path, (960, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        for (area, &connections) in root.split_evenly((levels.len(), 1)).iter().zip(&levels) {
+            let shown: Vec<&LoadResult> = loads
+                .iter()
+                .filter(|l| l.connections == connections)
+                .collect();
+            draw(&shown, connections, area)?;
+        }
+        root.present()?;
+        anyhow::Ok(())
+    };
     let latency = out.join("latency.svg");
     let throughput = out.join("throughput.svg");
-    draw_latency(loads, &latency)?;
-    draw_throughput(loads, &throughput)?;
+    panels(&latency, draw_latency)?;
+    panels(&throughput, draw_throughput)?;
     Ok(vec![latency, throughput])
 }
 
@@ -22,9 +48,7 @@ fn nines(percentile: f64) -> f64 {
     -(1.0 - percentile / 100.0).max(1e-5).log10()
 }
 
-fn draw_latency(loads: &[LoadResult], path: &Path) -> Result<()> {
-    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
-    root.fill(&WHITE)?;
+fn draw_latency(loads: &[&LoadResult], connections: u32, root: &Area) -> Result<()> {
     // The 100th percentile is one outlier: the axis ends at 99.99 so the body stays readable.
     let shown = |l: &LoadResult| -> Vec<(f64, f64)> {
         l.percentiles
@@ -38,9 +62,11 @@ fn draw_latency(loads: &[LoadResult], path: &Path) -> Result<()> {
         .flat_map(|l| shown(l).into_iter().map(|(_, ms)| ms))
         .fold(0.0f64, f64::max)
         * 1.1;
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(root)
         .caption(
-            "Latency by percentile: POST /providers/cache/memory/get",
+            format!(
+                "Latency by percentile: POST /providers/cache/memory/get, {connections} connections"
+            ),
             ("sans-serif", 22),
         )
         .margin(15)
@@ -74,20 +100,20 @@ fn draw_latency(loads: &[LoadResult], path: &Path) -> Result<()> {
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()?;
-    root.present()?;
     Ok(())
 }
 
-fn draw_throughput(loads: &[LoadResult], path: &Path) -> Result<()> {
-    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
-    root.fill(&WHITE)?;
+fn draw_throughput(loads: &[&LoadResult], connections: u32, root: &Area) -> Result<()> {
     let top = loads
         .iter()
         .map(|l| l.requests_per_sec)
         .fold(0.0f64, f64::max)
         * 1.15;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Throughput (requests per second)", ("sans-serif", 22))
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            format!("Throughput (requests per second), {connections} connections"),
+            ("sans-serif", 22),
+        )
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(75)
@@ -120,6 +146,5 @@ fn draw_throughput(loads: &[LoadResult], path: &Path) -> Result<()> {
             ("sans-serif", 16),
         )
     }))?;
-    root.present()?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use switchyard_contracts::{Scopes, TenantId};
 use switchyard_runtime::PlatformStore;
 
 use super::Outcome;
-use super::load::{Settings, fixture, free_port, spawn, wait_ready};
+use super::load::{Settings, fixture, free_port, goal_line, spawn, wait_ready};
 
 /// Resident set size of a process, from /proc.
 fn rss_kib(pid: u32) -> Result<u64> {
@@ -120,14 +120,69 @@ fn cargo_bench(
     Ok(Outcome::Ran(serde_json::from_slice(&bytes)?))
 }
 
+/// The bench of a decision through the gateway's policy step (its decision cache and decision
+/// log), beside the engine's own `decision` bench.
+const GATEWAY_POLICY_BENCH: &str = "gateway/benches/policy_path.rs";
+
+/// The engine's decision bench, then (in checkouts that have it) the gateway's policy step:
+/// its cache hit and miss p50/p99 join the figures as `gateway_path_{hit,miss}_{p50,p99}_us`.
 pub fn policy(workspace: &Path, out: &Path) -> Result<Outcome> {
-    cargo_bench(
+    let engine = cargo_bench(
         workspace,
         out,
         &["-p", "switchyard-policy", "--bench", "decision"],
         &[],
         "policy.json",
-    )
+    )?;
+    let Outcome::Ran(Value::Object(mut figures)) = engine else {
+        return Ok(engine);
+    };
+    if workspace.join(GATEWAY_POLICY_BENCH).is_file() {
+        let gateway = cargo_bench(
+            workspace,
+            out,
+            &["-p", "switchyard-gateway", "--bench", "policy_path"],
+            &[],
+            "policy_path.json",
+        )?;
+        if let Outcome::Ran(path) = gateway {
+            for case in ["hit", "miss"] {
+                for percentile in ["p50_us", "p99_us"] {
+                    let value = path[case][percentile].as_f64().with_context(|| {
+                        format!("policy_path.json has no {case}.{percentile}: {path}")
+                    })?;
+                    figures.insert(format!("gateway_path_{case}_{percentile}"), json!(value));
+                }
+            }
+        }
+    }
+    Ok(Outcome::Ran(Value::Object(figures)))
+}
+
+/// The goal for a decision through the gateway's path on a cache hit.
+const GOAL_HIT_P99_US: f64 = 5.0;
+
+/// The goals table's lines for the policy figures, when the gateway's path was measured: the
+/// hit's p99 against its goal, the miss's beside it.
+pub fn policy_goals(figures: &Value) -> Vec<Value> {
+    let mut lines = Vec::new();
+    if let Some(hit) = figures["gateway_path_hit_p99_us"].as_f64() {
+        lines.push(goal_line(
+            "policy decision through the gateway's path, cache hit p99".into(),
+            format!("{hit:.2} µs"),
+            Some((format!("≤ {GOAL_HIT_P99_US} µs"), hit <= GOAL_HIT_P99_US)),
+            hit,
+        ));
+    }
+    if let Some(miss) = figures["gateway_path_miss_p99_us"].as_f64() {
+        lines.push(goal_line(
+            "policy decision through the gateway's path, cache miss p99".into(),
+            format!("{miss:.2} µs"),
+            None,
+            miss,
+        ));
+    }
+    lines
 }
 
 fn postgres_url() -> Option<String> {

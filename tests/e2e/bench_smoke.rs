@@ -1,6 +1,7 @@
 //! `switchyard bench --quick` starts every process it measures (runtime, gateway, bare nginx,
-//! `serve` both ways), drives them with wrk and prints its table: a smoke test of the bench
-//! command, not a measurement (benchmarks are too slow and noisy for the test command).
+//! the minimal Pingora proxy, `serve` both ways), drives them with wrk at several and at one
+//! connection and prints its table and the issue-18 ratios: a smoke test of the bench command,
+//! not a measurement (benchmarks are too slow and noisy for the test command).
 //! Needs nginx and wrk (`ensure_build_deps --test` installs them).
 //!
 //! It also checks that the bench stops everything it started: bare nginx's workers used to
@@ -86,12 +87,12 @@ fn a_quick_bench_run_prints_the_table_and_writes_results_and_plots() {
         String::from_utf8_lossy(&run.stderr)
     );
     for row in [
-        "| (a) runtime direct |",
-        "| (b) bare nginx proxy_pass |",
+        "| (a) runtime direct | 4 |",
+        "| (b) bare nginx proxy_pass | 1 |",
         "| (c) switchyard gateway",
-        "| serve, gateway → runtime in process |",
-        "throughput (c)/(b)",
-        "added latency p50 (c)−(a)",
+        "| (d) minimal Pingora proxy, no filters | 1 |",
+        "| (e) serve, gateway → runtime over loopback HTTP | 4 |",
+        "| (f) serve, gateway → runtime in process | 1 |",
         "startup_to_ready_ms",
         "rss_idle_serve_mib",
     ] {
@@ -100,10 +101,76 @@ fn a_quick_bench_run_prints_the_table_and_writes_results_and_plots() {
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("results.json")).unwrap()).unwrap();
     let loads = results["load"].as_array().unwrap();
-    assert_eq!(loads.len(), 5, "{results}");
+    // Six targets, each at the quick run's 4 connections and at 1.
+    let mut measured: Vec<(&str, u64)> = loads
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap(),
+                l["connections"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    measured.sort();
+    let mut expected: Vec<(&str, u64)> = [
+        "direct",
+        "nginx",
+        "gateway",
+        "pingora",
+        "serve_http",
+        "serve_in_process",
+    ]
+    .into_iter()
+    .flat_map(|name| [(name, 4), (name, 1)])
+    .collect();
+    expected.sort();
+    assert_eq!(measured, expected, "{results}");
     for load in loads {
         assert!(load["requests"].as_u64().unwrap() > 0, "{load}");
         assert_eq!(load["errors"], 0, "every answer was a 200: {load}");
+    }
+    // The issue's "Must show" lines, each with a figure, its goal and a verdict.
+    let goals = results["goals"].as_array().unwrap();
+    for (measure, goal) in [
+        (
+            "throughput (f) serve in-process / (b) nginx, 4 conn",
+            "≥ 1.00",
+        ),
+        ("throughput (c) gateway / (b) nginx, 4 conn", "≥ 0.80"),
+        ("throughput (c) gateway / (b) nginx, 1 conn", "≥ 0.80"),
+        ("throughput (d) minimal Pingora / (b) nginx, 4 conn", "–"),
+        (
+            "added latency p50 (f) serve in-process − (a), 1 conn",
+            "≤ 0.1 ms",
+        ),
+        (
+            "added latency p99 (f) serve in-process − (a), 1 conn",
+            "≤ 0.5 ms",
+        ),
+        ("added latency p50 (c) gateway − (a), 1 conn", "≤ 0.1 ms"),
+        (
+            "CPU µs/req in front, Pingora's own cost (d) − (b), 4 conn",
+            "–",
+        ),
+        (
+            "CPU µs/req in front, the gateway's filters (c) − (d), 4 conn",
+            "–",
+        ),
+    ] {
+        let line = goals
+            .iter()
+            .find(|g| g["measure"] == measure)
+            .unwrap_or_else(|| panic!("no goal line {measure:?}: {goals:#?}"));
+        assert_eq!(line["goal"], goal, "{line}");
+        assert!(line["value"].as_f64().is_some_and(f64::is_finite), "{line}");
+        assert!(
+            ["met", "NOT MET", "reference"].contains(&line["verdict"].as_str().unwrap()),
+            "{line}"
+        );
+        assert!(
+            stdout.contains(measure),
+            "{measure:?} not in the table:\n{stdout}"
+        );
     }
     for plot in ["latency.svg", "throughput.svg"] {
         let svg = std::fs::read_to_string(out.path().join(plot)).unwrap();
