@@ -254,11 +254,13 @@ fn spawn_stopped_by(
     stop: Stop,
 ) -> Result<Proc> {
     let log = std::fs::File::create(work.join(format!("{name}.log")))?;
-    // The log level a user runs (`info`: an access log line per request), whatever the
-    // bench's own environment says: a quieter level would measure a path nobody runs.
+    // The logging a user runs by default (`info`, an access log line for every request),
+    // whatever the bench's own environment says: a quieter level or a sampled access log would
+    // measure a path nobody runs.
     let child = Command::new(program)
         .args(args)
         .env_remove("SWITCHYARD_LOG")
+        .env_remove("SWITCHYARD_ACCESS_LOG_SAMPLE")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
