@@ -14,22 +14,27 @@
 //! Registering a secret (rare: at instance start and rotation) rebuilds the matcher; writers
 //! never wait for a lock.
 //!
-//! Lines up to `info` (the access log among them) are handed to a writer thread through a
-//! bounded queue ([`tracing_appender::non_blocking`]), which redacts them and writes them to
-//! stderr in batches: a request never waits for stderr or for the scan. When the queue is
-//! full a line is dropped rather than making a request wait, and counted
-//! ([`dropped_lines`], the `switchyard_log_lines_dropped` counter). Warnings and errors are
-//! written at once, in the calling thread: they are few, they are what an operator must see,
-//! and the one written just before the process exits must not be lost in the queue.
+//! Lines up to `info` (the access log among them) are redacted and appended to a bounded
+//! buffer, which a log thread writes to stderr every [`FLUSH_EVERY`] (sooner past
+//! [`FLUSH_BYTES`]), and once more when the process exits: a request never waits for stderr,
+//! and a thousand access lines cost one `write` instead of a thousand. When the buffer is full
+//! a line is dropped rather than making a request wait, and counted ([`dropped_lines`], the
+//! `switchyard_log_lines_dropped` counter). Warnings and errors are written at once, in the
+//! calling thread: they are few and they are what an operator must see first.
+//!
+//! Measured with `switchyard bench` (issue 18): tracing-appender's non-blocking writer wakes its
+//! thread for every line that finds it idle, which at a few thousand requests per second is
+//! every line, and cost more CPU per request than writing each line to stderr directly.
 
 use std::cell::RefCell;
-use std::io::{BufWriter, Write};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, PoisonError};
+use std::time::Duration;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use arc_swap::ArcSwap;
 use tracing::Level;
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
@@ -43,13 +48,14 @@ const MIN_SECRET_LEN: usize = 6;
 
 const DEFAULT_PII_FIELDS: &str = "email,phone,password,token,authorization,api_key,secret";
 
-/// Lines waiting for the writer thread before new ones are dropped: about a second of access
-/// log at full load on a small machine, a few MB at most.
-const QUEUED_LINES: usize = 64 * 1024;
+/// How long a line waits at most for the log thread.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
-/// The writer thread's buffer: lines are written to stderr in batches of up to this much, and
-/// whatever is buffered is flushed as soon as the queue is empty.
-const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// Buffered bytes that wake the log thread before [`FLUSH_EVERY`].
+pub const FLUSH_BYTES: usize = 64 * 1024;
+
+/// Buffered bytes past which lines are dropped: seconds of access log at full load.
+const BUFFER_BYTES: usize = 8 * 1024 * 1024;
 
 /// The registered secrets and one matcher for all of them.
 #[derive(Default)]
@@ -62,10 +68,79 @@ static SECRETS: LazyLock<ArcSwap<Secrets>> = LazyLock::new(ArcSwap::default);
 /// Serializes registrations, so that two at once cannot drop one another's secret.
 static REGISTERING: Mutex<()> = Mutex::new(());
 
-/// The writer thread lives as long as the process: dropping its guard would stop it.
-static WRITER_THREAD: OnceLock<WorkerGuard> = OnceLock::new();
-/// Counts the lines dropped because the writer thread's queue was full.
-static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+/// Lines up to `info`, redacted, waiting for the log thread.
+static PENDING: Pending = Pending::new();
+
+struct Pending {
+    lines: Mutex<Vec<u8>>,
+    /// Signalled when [`FLUSH_BYTES`] are waiting.
+    ready: Condvar,
+    dropped: AtomicU64,
+}
+
+impl Pending {
+    const fn new() -> Self {
+        Pending {
+            lines: Mutex::new(Vec::new()),
+            ready: Condvar::new(),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    fn push(&self, line: &[u8]) {
+        let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        if lines.len() + line.len() > BUFFER_BYTES {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        lines.extend_from_slice(line);
+        if lines.len() >= FLUSH_BYTES {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Swaps what is waiting into `batch` (empty), after waiting up to `wait` for enough of it.
+    fn take(&self, batch: &mut Vec<u8>, wait: Duration) {
+        let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        if lines.len() < FLUSH_BYTES && !wait.is_zero() {
+            lines = self
+                .ready
+                .wait_timeout(lines, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        std::mem::swap(&mut *lines, batch);
+    }
+
+    fn write_out(&self, batch: &mut Vec<u8>, wait: Duration) {
+        self.take(batch, wait);
+        if !batch.is_empty() {
+            // Nowhere to report a failing stderr.
+            let _ = std::io::stderr().write_all(batch);
+            batch.clear();
+        }
+    }
+}
+
+/// The buffer's writer for one event (redacted by [`LineWriter`] first).
+struct Buffered;
+
+impl Write for Buffered {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        PENDING.push(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes what is still buffered when the process exits (`main` returned or
+/// `std::process::exit`): statics are never dropped, so nothing else would.
+extern "C" fn write_out_at_exit() {
+    PENDING.write_out(&mut Vec::new(), Duration::ZERO);
+}
 
 /// Hides `value` from every log line written from now on.
 pub fn register_secret(value: &str) {
@@ -92,19 +167,35 @@ pub fn register_secret(value: &str) {
 pub fn init() {
     let filter = EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| "info".into());
     let pii = Arc::new(pii_fields_from_env());
-    let stderr = BufWriter::with_capacity(WRITE_BUFFER_BYTES, std::io::stderr());
-    let (queued, writer_thread) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("switchyard-log")
-        .finish(LineWriter::new(pii.clone(), stderr));
-    let _ = DROPPED.set(queued.error_counter());
-    let _ = WRITER_THREAD.set(writer_thread);
+    let log_thread = std::thread::Builder::new()
+        .name("switchyard-log".into())
+        .spawn(|| {
+            let mut batch = Vec::new();
+            loop {
+                PENDING.write_out(&mut batch, FLUSH_EVERY);
+            }
+        });
     let at_once = RedactingWriter {
-        pii,
+        pii: pii.clone(),
         inner: std::io::stderr,
     };
-    let writer = at_once.with_max_level(Level::WARN).or_else(queued);
+    let buffered = RedactingWriter {
+        pii,
+        inner: || Buffered,
+    };
+    // Without a log thread (none could be started) every line is written at once.
+    let writer = at_once
+        .with_max_level(if log_thread.is_ok() {
+            Level::WARN
+        } else {
+            Level::TRACE
+        })
+        .or_else(buffered);
+    // SAFETY: registers a function without arguments that touches only `PENDING` and stderr,
+    // both usable until the process ends.
+    unsafe {
+        libc::atexit(write_out_at_exit);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
@@ -120,9 +211,9 @@ pub fn init() {
     }
 }
 
-/// Lines dropped so far because the writer thread could not keep up (0 before [`init`]).
+/// Lines dropped so far because the log thread could not keep up.
 pub fn dropped_lines() -> u64 {
-    DROPPED.get().map_or(0, |c| c.dropped_lines() as u64)
+    PENDING.dropped.load(Ordering::Relaxed)
 }
 
 fn pii_fields_from_env() -> PiiFields {
@@ -180,7 +271,7 @@ where
 }
 
 /// Receives one formatted event per `write` (tracing-subscriber writes each event in one
-/// call, and so does the writer thread with each queued line).
+/// call).
 pub struct LineWriter<W> {
     pii: Arc<PiiFields>,
     inner: W,
@@ -375,6 +466,24 @@ mod tests {
         let clean = redact(text, &pii()).unwrap();
         assert_eq!(clean, "DEBUG invoke email=[redacted] action=get");
         assert!(redact("nothing to hide, emails=3", &pii()).is_none());
+    }
+
+    #[test]
+    fn buffered_lines_are_taken_in_order_and_past_the_bound_dropped_and_counted() {
+        let pending = Pending::new();
+        pending.push(b"one\n");
+        pending.push(b"two\n");
+        let mut batch = Vec::new();
+        pending.take(&mut batch, Duration::ZERO);
+        assert_eq!(batch, b"one\ntwo\n");
+        batch.clear();
+        let big = vec![b'x'; BUFFER_BYTES / 2];
+        for _ in 0..3 {
+            pending.push(&big);
+        }
+        assert_eq!(pending.dropped.load(Ordering::Relaxed), 1);
+        pending.take(&mut batch, Duration::from_secs(5));
+        assert_eq!(batch.len(), BUFFER_BYTES, "a full buffer does not wait");
     }
 
     #[test]
