@@ -20,7 +20,8 @@
 //! and a thousand access lines cost one `write` instead of a thousand. When the buffer is full
 //! a line is dropped rather than making a request wait, and counted ([`dropped_lines`], the
 //! `switchyard_log_lines_dropped` counter). Warnings and errors are written at once, in the
-//! calling thread: they are few and they are what an operator must see first.
+//! calling thread: they are few and they are what an operator must see first (so one may come
+//! out before `info` lines logged just before it; each line carries its own timestamp).
 //!
 //! Measured with `switchyard bench` (issue 18): tracing-appender's non-blocking writer wakes its
 //! thread for every line that finds it idle, which at a few thousand requests per second is
