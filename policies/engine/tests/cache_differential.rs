@@ -264,3 +264,27 @@ fn cached_decisions_equal_plain_rego_with_tenant_overrides() {
         "tenant overrides: {compared} cached decisions compared with plain Rego, 0 differences, {hits} from the cache"
     );
 }
+
+#[test]
+fn a_full_cache_is_emptied_and_keeps_answering_as_rego() {
+    let bundle = Bundle::load(
+        build_bundle(&policies_dir(), "r1", None).expect("build"),
+        None,
+    )
+    .expect("load");
+    let engine = PolicyEngine::with_cache(bundle, 4).expect("engine");
+    let mut rng = StdRng::seed_from_u64(19);
+    for (i, target) in TARGETS.iter().enumerate() {
+        let identity = (vec![ROLES[i % ROLES.len()]], vec![]);
+        let input = input(&mut rng, &identity, "invoke", *target, TENANCY[0]);
+        let plain = engine.decide(&input).expect("plain Rego");
+        let first = engine.decide_cached(&input).expect("cached");
+        let again = engine.decide_cached(&input).expect("cached");
+        assert_eq!(
+            (*first.decision == plain, *again.decision == plain),
+            (true, true)
+        );
+        assert!(again.evaluated.is_none(), "the entry just stored answers");
+        assert_eq!(first.digest, again.digest);
+    }
+}
