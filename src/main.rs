@@ -15,7 +15,8 @@ use switchyard_contracts::{Scopes, TenantId, openapi};
 use switchyard_gateway::config::{GatewayConfig, Limits};
 use switchyard_gateway::filters::authenticate::Authenticator;
 use switchyard_gateway::filters::client_cert;
-use switchyard_gateway::filters::policy::{DecisionLogWriter, Policy, PolicyReloader};
+use switchyard_gateway::filters::decision_log::DecisionLogWriter;
+use switchyard_gateway::filters::policy::{Policy, PolicyReloader};
 use switchyard_gateway::purge::IdempotencyPurge;
 use switchyard_gateway::shutdown::{Drain, DrainOnSigterm};
 use switchyard_gateway::upstream::{BareProxy, RuntimeLink, Upstreams};
@@ -853,7 +854,7 @@ fn run_gateway(
         ));
         let writer = DecisionLogWriter {
             store: store.clone(),
-            receiver: tokio::sync::Mutex::new(Some(decision_log)),
+            queue: decision_log,
         };
         server.add_service(background_service("decision log", writer));
         if let Some(cell) = &running_policy {

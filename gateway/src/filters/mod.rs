@@ -4,6 +4,7 @@ pub mod authenticate;
 pub mod authorize;
 pub mod body_limit;
 pub mod client_cert;
+pub mod decision_log;
 pub mod forward;
 pub mod idempotency;
 pub mod oidc;

@@ -18,9 +18,10 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use switchyard_contracts::{ErrorCode, Problem};
 use switchyard_policy::{Bundle, PolicyEngine, VerificationKey};
-use switchyard_runtime::PlatformStore;
 use switchyard_runtime::store::DecisionRecord;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::Mutex;
+
+use super::decision_log::DecisionQueue;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,7 +112,7 @@ pub struct Policy {
     /// (so a bad bundle is reported once, not at every poll).
     seen: Mutex<Seen>,
     masked: Vec<String>,
-    log: mpsc::Sender<DecisionRecord>,
+    log: Arc<DecisionQueue>,
     poll_every: Duration,
     cache_entries: u64,
 }
@@ -131,10 +132,8 @@ pub struct Verdict {
 
 impl Policy {
     /// Loads the first bundle; a gateway with a policy configured never starts without one.
-    /// Returns the policy and the receiving end of its decision log.
-    pub async fn start(
-        config: &PolicyConfig,
-    ) -> Result<(Arc<Policy>, mpsc::Receiver<DecisionRecord>), String> {
+    /// Returns the policy and the queue its decision log writer takes decisions from.
+    pub async fn start(config: &PolicyConfig) -> Result<(Arc<Policy>, Arc<DecisionQueue>), String> {
         let verify = match &config.verify_key_file {
             None => None,
             Some(path) => {
@@ -159,7 +158,7 @@ impl Policy {
             .ok_or("the bundle source returned nothing")?;
         let engine = load(bytes, verify.as_ref(), config.decision_cache_entries)?;
         announce(&engine, "policy bundle loaded");
-        let (log, receiver) = mpsc::channel(16_384);
+        let log = Arc::new(DecisionQueue::default());
         let policy = Policy {
             engine: ArcSwap::from_pointee(engine),
             source,
@@ -173,11 +172,11 @@ impl Policy {
                 .map(|f| (*f).to_owned())
                 .chain(config.masked_fields.iter().map(|f| f.to_ascii_lowercase()))
                 .collect(),
-            log,
+            log: log.clone(),
             poll_every: Duration::from_millis(config.poll_interval_ms),
             cache_entries: config.decision_cache_entries,
         };
-        Ok((Arc::new(policy), receiver))
+        Ok((Arc::new(policy), log))
     }
 
     pub fn current(&self) -> Arc<PolicyEngine> {
@@ -244,18 +243,19 @@ impl Policy {
                 .map_or(Value::Null, |input| mask(input, &self.masked)),
             input_digest: decided.digest.as_deref().map(str::to_owned),
         };
-        if self.log.send(record).await.is_err() {
-            tracing::error!("the decision log writer has stopped");
-            return Err(
-                Problem::new(ErrorCode::Internal, "the decision could not be logged")
-                    .with_retryable(true),
-            );
-        }
+        self.log.push(record).await;
         Ok(Verdict {
             decision_id,
             allow: decided.decision.allow,
             reasons: decided.decision.reasons.clone(),
         })
+    }
+}
+
+/// The decision log writer stops once the policy is gone, after writing what is queued.
+impl Drop for Policy {
+    fn drop(&mut self) {
+        self.log.close();
     }
 }
 
@@ -387,51 +387,6 @@ impl BackgroundService for PolicyReloader {
             }
             if let Err(e) = self.0.reload().await {
                 tracing::warn!(error = %e, revision = self.0.current().bundle().revision(), "keeping the running policy bundle");
-            }
-        }
-    }
-}
-
-/// Most decisions written in one transaction.
-const DECISION_BATCH: usize = 4096;
-/// How long a decision may wait for others to share its transaction. Each commit rewrites the
-/// tail pages of the log's table and indexes and, on SQLite, fsyncs: at 20 ms (50 commits a
-/// second under load) the commits alone were 7% of `serve`'s CPU (perf, in process, 32
-/// connections). Auditors still see a decision within about a tenth of a second.
-const DECISION_LOG_WINDOW: Duration = Duration::from_millis(100);
-
-/// Writes logged decisions to the platform store in batches, off the request path.
-pub struct DecisionLogWriter {
-    pub store: PlatformStore,
-    pub receiver: Mutex<Option<mpsc::Receiver<DecisionRecord>>>,
-}
-
-#[async_trait]
-impl BackgroundService for DecisionLogWriter {
-    async fn start(&self, _shutdown: ShutdownWatch) {
-        let Some(mut receiver) = self.receiver.lock().await.take() else {
-            return;
-        };
-        let mut batch = Vec::with_capacity(DECISION_BATCH);
-        // Runs until every sender is gone, so decisions taken while draining are still written.
-        while receiver.recv_many(&mut batch, DECISION_BATCH).await > 0 {
-            // Gather what arrives within the window: under load one transaction (one fsync)
-            // carries hundreds of decisions instead of a few (docs/performance.md). The writer
-            // sleeps through the window and then takes whatever queued, rather than waking for
-            // every decision that arrives inside it (each wake-up cost the request path CPU).
-            tokio::time::sleep(DECISION_LOG_WINDOW).await;
-            loop {
-                if batch.len() < DECISION_BATCH && !receiver.is_empty() {
-                    let room = DECISION_BATCH - batch.len();
-                    receiver.recv_many(&mut batch, room).await;
-                }
-                if let Err(e) = self.store.record_decisions(&batch).await {
-                    tracing::error!(error = %e, lost = batch.len(), "decision log write failed");
-                }
-                batch.clear();
-                if receiver.is_empty() {
-                    break;
-                }
             }
         }
     }
