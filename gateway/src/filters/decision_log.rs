@@ -41,13 +41,23 @@ pub struct DecisionQueue {
     taken: Notify,
     /// Set when the policy is gone: the writer writes what is left and stops.
     closed: AtomicBool,
+    /// Set when the writer has stopped for any reason (a panic included): a decision pushed
+    /// then would never be written, and a full queue would hold its request forever.
+    writer_gone: AtomicBool,
 }
+
+/// The decision log writer is not running: the decision cannot be logged.
+#[derive(Debug)]
+pub struct WriterGone;
 
 impl DecisionQueue {
     /// Appends `record`, waiting only while [`QUEUE_CAPACITY`] decisions are already queued.
-    pub async fn push(&self, record: DecisionRecord) {
+    pub async fn push(&self, record: DecisionRecord) -> Result<(), WriterGone> {
         let mut record = Some(record);
         loop {
+            if self.writer_gone.load(Ordering::Acquire) {
+                return Err(WriterGone);
+            }
             let taken = self.taken.notified();
             tokio::pin!(taken);
             // Registered before looking, so a take between the look and the wait still wakes us.
@@ -59,7 +69,7 @@ impl DecisionQueue {
                         self.arrived.notify_one();
                     }
                     pending.extend(record.take());
-                    return;
+                    return Ok(());
                 }
             }
             taken.await;
@@ -104,6 +114,7 @@ impl BackgroundService for DecisionLogWriter {
     /// Runs until the policy is gone (not at the shutdown signal), so decisions taken while
     /// requests drain are still written.
     async fn start(&self, _shutdown: ShutdownWatch) {
+        let _gone_when_stopped = GoneWhenDropped(&self.queue);
         let mut batch = Vec::new();
         loop {
             // Idle until a decision arrives; then let the window gather the others, so that
@@ -120,6 +131,16 @@ impl BackgroundService for DecisionLogWriter {
                 return;
             }
         }
+    }
+}
+
+/// Marks the writer gone when it returns or unwinds, and wakes requests waiting on a full queue.
+struct GoneWhenDropped<'a>(&'a DecisionQueue);
+
+impl Drop for GoneWhenDropped<'_> {
+    fn drop(&mut self) {
+        self.0.writer_gone.store(true, Ordering::Release);
+        self.0.taken.notify_waiters();
     }
 }
 
@@ -145,7 +166,7 @@ mod tests {
     async fn a_full_queue_holds_a_decision_until_the_writer_takes_the_queue() {
         let queue = Arc::new(DecisionQueue::default());
         for id in 0..QUEUE_CAPACITY {
-            queue.push(record(id)).await;
+            queue.push(record(id)).await.unwrap();
         }
         let waiting = tokio::spawn({
             let queue = queue.clone();
@@ -156,7 +177,7 @@ mod tests {
         let mut batch = Vec::new();
         queue.take_into(&mut batch);
         assert_eq!(batch.len(), QUEUE_CAPACITY);
-        waiting.await.unwrap();
+        waiting.await.unwrap().unwrap();
         batch.clear();
         queue.take_into(&mut batch);
         assert_eq!(batch[0].decision_id, format!("d{QUEUE_CAPACITY}"));
@@ -176,10 +197,10 @@ mod tests {
             writer.start(shutdown).await;
         });
         for id in 0..3 {
-            queue.push(record(id)).await;
+            queue.push(record(id)).await.unwrap();
         }
         tokio::time::sleep(DECISION_LOG_WINDOW * 3).await;
-        queue.push(record(3)).await;
+        queue.push(record(3)).await.unwrap();
         queue.close();
         tokio::time::timeout(Duration::from_secs(5), running)
             .await
@@ -191,5 +212,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(store.list_decisions(&acme, &filter).await.unwrap().len(), 4);
+        // Nothing would write a decision now: a request is refused instead of queued.
+        assert!(queue.push(record(4)).await.is_err());
     }
 }

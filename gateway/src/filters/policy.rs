@@ -243,7 +243,13 @@ impl Policy {
                 .map_or(Value::Null, |input| mask(input, &self.masked)),
             input_digest: decided.digest.as_deref().map(str::to_owned),
         };
-        self.log.push(record).await;
+        if self.log.push(record).await.is_err() {
+            tracing::error!("the decision log writer has stopped");
+            return Err(
+                Problem::new(ErrorCode::Internal, "the decision could not be logged")
+                    .with_retryable(true),
+            );
+        }
         Ok(Verdict {
             decision_id,
             allow: decided.decision.allow,
