@@ -22,8 +22,10 @@
 //! Output: a table on stdout, `results.json`, `latency.svg` and `throughput.svg` in `--out`.
 //! `scripts/bench` installs nginx and wrk and builds the release binary first.
 
+mod goals;
 mod load;
 mod plot;
+mod procs;
 mod suites;
 
 use std::path::{Path, PathBuf};
@@ -160,7 +162,7 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
     }
     // One table block per number of connections, the targets in order within it.
     loads.sort_by_key(|load| args.concurrency.iter().position(|&c| c == load.connections));
-    let mut goals = load::goals(&loads, &args.concurrency);
+    let mut goals = goals::goals(&loads, &args.concurrency);
     if let Some(policy) = results.get("policy") {
         goals.extend(suites::policy_goals(policy));
     }
@@ -203,7 +205,7 @@ fn stop_children_on_signal(tokio: &tokio::runtime::Runtime) -> Result<()> {
             _ = terminate.recv() => 143,
         };
         eprintln!("bench: interrupted; stopping the processes it started");
-        load::stop_all();
+        procs::stop_all();
         std::process::exit(code);
     });
     Ok(())

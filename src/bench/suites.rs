@@ -12,7 +12,9 @@ use switchyard_contracts::{Scopes, TenantId};
 use switchyard_runtime::PlatformStore;
 
 use super::Outcome;
-use super::load::{Settings, fixture, free_port, goal_line, spawn, wait_ready};
+use super::goals::goal_line;
+use super::load::{Settings, fixture};
+use super::procs::{free_port, spawn, wait_ready};
 
 /// Resident set size of a process, from /proc.
 fn rss_kib(pid: u32) -> Result<u64> {
