@@ -1,6 +1,7 @@
 //! Evaluating the gateway's decision rule, with a cache keyed by what the rule can read.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -14,7 +15,16 @@ pub const DECISION_RULE: &str = "data.switchyard.authz.decision";
 /// 20 MiB at the size of the product policy's projections.
 pub const DEFAULT_CACHE_ENTRIES: u64 = 65_536;
 
-/// Decisions by projection key, for one revision, holding at most `capacity` entries.
+/// Keys longer than this are decided without being cached. A key holds the request fields the
+/// policy reads, some of them a tenant's params (journal lines): a tenant sending megabytes of
+/// them must not fill the gateway's memory, and such decisions rarely repeat.
+pub const MAX_CACHED_KEY_BYTES: usize = 4096;
+
+/// Key bytes one revision's cache holds at most, whatever the entry count allows.
+const CACHE_KEY_BYTES: usize = 32 << 20;
+
+/// Decisions by projection key, for one revision, holding at most `capacity` entries and
+/// about [`CACHE_KEY_BYTES`] of keys.
 ///
 /// A full cache is emptied, not evicted entry by entry. The distinct projections of an RBAC
 /// policy are few (callers' roles × targets); those that are not (postings with distinct
@@ -24,16 +34,31 @@ pub const DEFAULT_CACHE_ENTRIES: u64 = 65_536;
 struct Cache {
     entries: dashmap::DashMap<Vec<u8>, Arc<Entry>>,
     capacity: usize,
+    /// Key bytes inserted since the cache was last emptied (an estimate under races).
+    key_bytes: AtomicUsize,
 }
 
 impl Cache {
+    fn new(capacity: usize) -> Cache {
+        Cache {
+            entries: dashmap::DashMap::new(),
+            capacity,
+            key_bytes: AtomicUsize::new(0),
+        }
+    }
+
     fn get(&self, key: &[u8]) -> Option<Arc<Entry>> {
         self.entries.get(key).map(|entry| entry.value().clone())
     }
 
     fn insert(&self, key: Vec<u8>, entry: Arc<Entry>) {
-        if self.entries.len() >= self.capacity {
+        if key.len() > MAX_CACHED_KEY_BYTES {
+            return;
+        }
+        let bytes = self.key_bytes.fetch_add(key.len(), Ordering::Relaxed) + key.len();
+        if self.entries.len() >= self.capacity || bytes > CACHE_KEY_BYTES {
             self.entries.clear();
+            self.key_bytes.store(key.len(), Ordering::Relaxed);
         }
         self.entries.insert(key, entry);
     }
@@ -96,10 +121,8 @@ impl PolicyEngine {
     /// turns the cache off.
     pub fn with_cache(bundle: Bundle, cache_entries: u64) -> Result<PolicyEngine, PolicyError> {
         let reads = ReadSet::of(&bundle.engine)?;
-        let cache = (cache_entries > 0 && reads.is_ok()).then(|| Cache {
-            entries: dashmap::DashMap::new(),
-            capacity: usize::try_from(cache_entries).unwrap_or(usize::MAX),
-        });
+        let cache = (cache_entries > 0 && reads.is_ok())
+            .then(|| Cache::new(usize::try_from(cache_entries).unwrap_or(usize::MAX)));
         let engine = PolicyEngine {
             bundle,
             reads,

@@ -18,7 +18,9 @@ mod rego;
 mod signature;
 
 pub use bundle::{Bundle, build_bundle, run_tests};
-pub use engine::{DECISION_RULE, DEFAULT_CACHE_ENTRIES, Decided, Decision, PolicyEngine};
+pub use engine::{
+    DECISION_RULE, DEFAULT_CACHE_ENTRIES, Decided, Decision, MAX_CACHED_KEY_BYTES, PolicyEngine,
+};
 pub use error::{PolicyError, SignatureError};
 pub use reads::ReadSet;
 pub use rego::TestReport;

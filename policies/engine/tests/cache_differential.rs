@@ -288,3 +288,23 @@ fn a_full_cache_is_emptied_and_keeps_answering_as_rego() {
         assert_eq!(first.digest, again.digest);
     }
 }
+
+/// A tenant controls the resource fields a key holds (journal lines): a huge one is decided as
+/// Rego decides it, every time, and never kept.
+#[test]
+fn an_oversized_key_is_decided_but_not_cached() {
+    let engine = engine(&policies_dir());
+    let lines: Vec<Value> = (0..2_000).map(|i| json!({"debit": i % 3})).collect();
+    let input = json!({
+        "tenant": "acme", "target_tenant": "acme", "roles": ["approver"], "scopes": [],
+        "operation": "invoke", "domain": "ledger", "provider": "service",
+        "action": "post_journal", "resource": {"lines": lines}
+    });
+    assert!(input["resource"].to_string().len() > switchyard_policy::MAX_CACHED_KEY_BYTES);
+    let plain = engine.decide(&input).expect("plain Rego");
+    for _ in 0..2 {
+        let decided = engine.decide_cached(&input).expect("cached");
+        assert_eq!(*decided.decision, plain);
+        assert!(decided.evaluated.is_some(), "an oversized key was cached");
+    }
+}
