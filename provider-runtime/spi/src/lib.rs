@@ -17,11 +17,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::Value;
 
+pub use descriptor::{Describe, config_schema, parse_config, probe_health};
 pub use switchyard_contracts::{
     ActionDescriptor, DependencyHealth, ErrorCode, FieldError, Health, HealthStatus,
     ProviderDescriptor, TenantId,
 };
 
+pub mod descriptor;
 pub mod tenancy;
 #[cfg(feature = "testkit")]
 pub mod testkit;

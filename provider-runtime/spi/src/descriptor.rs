@@ -1,0 +1,187 @@
+//! What an engine says about itself, built the same way by every engine: its descriptor (the
+//! domain's actions come from the published contract, never from the engine), its config
+//! schema (derived from the config struct, so the struct is the one source of what a tenant
+//! may configure: validation, the console's form and the docs), and its health from a probe.
+
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use serde_json::Value;
+use switchyard_contracts::domains;
+
+use crate::{DependencyHealth, ErrorCode, Health, HealthStatus, ProviderDescriptor, ProviderError};
+
+/// Builds the descriptor of engine `<domain>/<name>`:
+///
+/// ```
+/// # #[derive(schemars::JsonSchema)]
+/// # struct MemoryCacheConfig {}
+/// let descriptor = switchyard_spi::Describe::new("cache", "memory", env!("CARGO_PKG_VERSION"))
+///     .summary("In-process cache with per-key TTL; the embedded default.")
+///     .capabilities(&["ttl", "atomic_incr"])
+///     .config::<MemoryCacheConfig>()
+///     .build();
+/// assert_eq!(descriptor.actions.len(), 7);
+/// ```
+#[must_use]
+pub struct Describe {
+    descriptor: ProviderDescriptor,
+}
+
+impl Describe {
+    /// Every action of the domain, an empty summary and capability list, and a config schema
+    /// that accepts only an empty object (an engine without tenant config).
+    pub fn new(domain: &str, name: &str, version: &str) -> Self {
+        Describe {
+            descriptor: ProviderDescriptor {
+                domain: domain.into(),
+                name: name.into(),
+                version: version.into(),
+                summary: String::new(),
+                capabilities: Vec::new(),
+                config_schema: serde_json::json!({
+                    "type": "object", "additionalProperties": false, "properties": {}
+                }),
+                actions: domains::actions(domain),
+            },
+        }
+    }
+
+    pub fn summary(mut self, summary: impl Into<String>) -> Self {
+        self.descriptor.summary = summary.into();
+        self
+    }
+
+    pub fn capabilities(mut self, capabilities: &[&str]) -> Self {
+        self.descriptor.capabilities = capabilities.iter().map(|&c| c.into()).collect();
+        self
+    }
+
+    /// The tenant config the engine reads, as [`config_schema`] derives it.
+    pub fn config<C: JsonSchema>(mut self) -> Self {
+        self.descriptor.config_schema = config_schema::<C>();
+        self
+    }
+
+    /// Only these of the domain's actions, for an engine that offers a part of the domain
+    /// (e.g. `ai/local` has no `chat`). Panics on a name the domain does not define: that is
+    /// a bug in the engine, found by any test that builds it.
+    pub fn actions(mut self, names: &[&str]) -> Self {
+        self.descriptor.actions = domains::actions_named(&self.descriptor.domain, names);
+        self
+    }
+
+    pub fn build(self) -> ProviderDescriptor {
+        self.descriptor
+    }
+}
+
+/// The JSON Schema of config type `C` as a descriptor serves it: draft 2020-12 with every
+/// subschema inlined, so the console's form (which reads `properties` one level deep) and any
+/// validator read it without resolving references, and without `$schema` or `title` (the
+/// schema is a part of a descriptor, not a document of its own, and a struct's Rust name
+/// says nothing to a tenant). Field doc comments become descriptions; `deny_unknown_fields`
+/// becomes `additionalProperties: false`.
+pub fn config_schema<C: JsonSchema>() -> Value {
+    let mut schema = SchemaSettings::draft2020_12()
+        .with(|settings| settings.inline_subschemas = true)
+        .into_generator()
+        .into_root_schema_for::<C>()
+        .to_value();
+    if let Some(root) = schema.as_object_mut() {
+        root.remove("$schema");
+        root.remove("title");
+    }
+    schema
+}
+
+/// Reads a tenant's config into the engine's config type. The runtime checked it against the
+/// derived schema already, so a failure here is what the schema cannot say (e.g. a number
+/// past the type's range) and is reported as `config_invalid`.
+pub fn parse_config<C: serde::de::DeserializeOwned>(config: Value) -> Result<C, ProviderError> {
+    serde_json::from_value(config)
+        .map_err(|e| ProviderError::new(ErrorCode::ConfigInvalid, e.to_string()))
+}
+
+/// An instance's health from one probe of its dependency `name`: up with what the probe
+/// reported, or down with the probe's error.
+pub fn probe_health(name: &str, probe: Result<Option<String>, ProviderError>) -> Health {
+    let (status, detail) = match probe {
+        Ok(detail) => (HealthStatus::Up, detail),
+        Err(e) => (HealthStatus::Down, Some(e.detail)),
+    };
+    Health::from_dependencies(vec![DependencyHealth {
+        name: name.into(),
+        status,
+        detail,
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+    use switchyard_contracts::schema::Compiled;
+
+    use super::*;
+
+    /// A config as engines write them.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Example {
+        /// How long, in milliseconds.
+        #[schemars(range(min = 1))]
+        ttl_ms: Option<u64>,
+        #[serde(default)]
+        mode: Mode,
+    }
+
+    #[derive(Default, Deserialize, serde::Serialize, JsonSchema)]
+    #[serde(rename_all = "snake_case")]
+    enum Mode {
+        #[default]
+        Fast,
+        Safe,
+    }
+
+    #[test]
+    fn a_config_schema_is_inline_and_refuses_what_the_struct_refuses() {
+        let schema = config_schema::<Example>();
+        assert!(schema.get("$defs").is_none(), "{schema}");
+        assert!(schema.get("$schema").is_none() && schema.get("title").is_none());
+        assert_eq!(schema["additionalProperties"], json!(false));
+        assert_eq!(
+            schema["properties"]["ttl_ms"]["description"],
+            "How long, in milliseconds."
+        );
+        assert_eq!(
+            schema["properties"]["mode"]["enum"],
+            json!(["fast", "safe"])
+        );
+        let compiled = Compiled::new(&schema, "example").unwrap();
+        assert!(
+            compiled
+                .check(&json!({"ttl_ms": 5, "mode": "safe"}))
+                .is_empty()
+        );
+        assert!(compiled.check(&json!({})).is_empty());
+        for refused in [
+            json!({"ttl_ms": 0}),
+            json!({"mode": "slow"}),
+            json!({"other": 1}),
+        ] {
+            assert!(!compiled.check(&refused).is_empty(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_descriptor_lists_the_domains_actions_or_the_ones_named() {
+        let all = Describe::new("cache", "memory", "1").build();
+        assert_eq!(all.actions, domains::actions("cache"));
+        let some = Describe::new("ai", "local", "1")
+            .actions(&["embed", "classify"])
+            .build();
+        let names: Vec<&str> = some.actions.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["embed", "classify"]);
+    }
+}
