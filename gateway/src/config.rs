@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use serde::Deserialize;
+use switchyard_identity::oidc::OidcConfig;
 
 use crate::filters::client_cert::MtlsConfig;
 use crate::filters::idempotency::IdempotencyConfig;
-use crate::filters::oidc::OidcConfig;
 use crate::filters::policy::PolicyConfig;
 use crate::filters::rate_limit::RateLimitConfig;
 

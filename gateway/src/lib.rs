@@ -48,6 +48,8 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use switchyard_contracts::{ErrorCode, Problem, TenantId};
+use switchyard_identity::Identity;
+use switchyard_identity::oidc::OidcVerifier;
 use switchyard_runtime::PlatformStore;
 use switchyard_runtime::http::envelope::{self, BodyForm, BodyRule, Executed};
 use switchyard_runtime::http::path::{Segments, Split};
@@ -56,7 +58,7 @@ use switchyard_runtime::store::{Begin, StoredResponse};
 use switchyard_spi::CallContext;
 
 use config::GatewayConfig;
-use filters::authenticate::{Authenticator, Identity};
+use filters::authenticate::Authenticator;
 use filters::authorize::Target;
 use filters::idempotency;
 use filters::policy::Policy;
@@ -164,10 +166,10 @@ impl Gateway {
             drain,
         } = parts;
         if let Some(oidc) = &config.oidc {
-            authenticator = authenticator.with_oidc(filters::oidc::OidcVerifier::new(
-                oidc.clone(),
-                &config.tenancy.egress,
-            )?);
+            authenticator = authenticator.with_oidc(
+                OidcVerifier::new(oidc.clone(), &config.tenancy.egress)
+                    .map_err(|e| e.to_string())?,
+            );
         }
         let rate_limiter = config
             .rate_limit

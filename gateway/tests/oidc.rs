@@ -22,7 +22,7 @@ use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Problem};
-use switchyard_gateway::filters::oidc::{OidcConfig, OidcVerifier};
+use switchyard_identity::oidc::{OidcConfig, OidcVerifier};
 use switchyard_spi::tenancy::EgressCeiling;
 use tokio::net::TcpListener;
 

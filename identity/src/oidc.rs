@@ -1,7 +1,7 @@
 //! OIDC bearer tokens: JWTs signed by the identity provider (IdP), checked against its JWKS.
 //!
 //! Trust comes from the IdP's published key set alone. A token names its key with `kid`; the
-//! key, not the token header, decides the algorithm, so a token cannot talk the gateway into
+//! key, not the token header, decides the algorithm, so a token cannot talk the verifier into
 //! `alg: none` or into using an RSA public key as an HMAC secret. Only RS256, ES256 and EdDSA
 //! keys are trusted; symmetric (`oct`) keys and encryption keys in the set are ignored.
 //! Header fields that point at other keys (`jku`, `x5u`, an embedded `jwk`) are never used.
@@ -39,7 +39,7 @@ use switchyard_egress::{Egress, Redirects, Refusal};
 use switchyard_spi::tenancy::EgressCeiling;
 use tokio::sync::Mutex;
 
-use crate::filters::authenticate::Identity;
+use crate::Identity;
 
 /// How long one JWKS request may take. Verifications waiting for keys wait this long at worst,
 /// so it stays well below a client's patience.
@@ -125,6 +125,11 @@ struct RefreshState {
     last_attempt_failed: bool,
 }
 
+/// The verifier could not be built: no HTTP client for JWKS fetches (no TLS backend).
+#[derive(Debug, thiserror::Error)]
+#[error("the OIDC verifier's HTTP client: {0}")]
+pub struct VerifierBuildError(#[source] reqwest::Error);
+
 /// Why a key set could not be fetched.
 enum FetchError {
     /// The egress guard refused the JWKS address (or a redirect from it).
@@ -151,12 +156,12 @@ pub struct OidcVerifier {
 impl OidcVerifier {
     /// A verifier whose JWKS fetches are held to the operator's egress `ceiling`. Fails only
     /// when no HTTP client can be built (no TLS backend).
-    pub fn new(config: OidcConfig, ceiling: &EgressCeiling) -> Result<Self, String> {
+    pub fn new(config: OidcConfig, ceiling: &EgressCeiling) -> Result<Self, VerifierBuildError> {
         let egress = Egress::new(ceiling);
         let http = egress
             .client(Redirects::Checked)
             .build()
-            .map_err(|e| format!("the OIDC verifier's HTTP client: {e}"))?;
+            .map_err(VerifierBuildError)?;
         Ok(OidcVerifier {
             config,
             egress,
@@ -344,7 +349,7 @@ fn trust(jwk: &Jwk) -> Result<TrustedKey, &'static str> {
     Ok(TrustedKey { algorithm, key })
 }
 
-/// Maps verified claims onto the gateway's identity. The signature and the registered claims
+/// Maps verified claims onto an [`Identity`]. The signature and the registered claims
 /// (`exp`, `nbf`, `iss`, `aud`, `sub` present) have been checked already.
 fn identity_from_claims(
     claims: &Map<String, Value>,

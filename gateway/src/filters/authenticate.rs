@@ -12,25 +12,14 @@ use moka::future::Cache;
 use pingora::protocols::tls::SslDigest;
 use sha2::{Digest, Sha256};
 use switchyard_contracts::{ErrorCode, Problem, Scopes, TenantId};
+use switchyard_identity::Identity;
+use switchyard_identity::oidc::OidcVerifier;
 use switchyard_runtime::PlatformStore;
 use switchyard_runtime::store::StoreError;
 
 use super::client_cert;
-use super::oidc::OidcVerifier;
 
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
-
-/// Who the caller is, once verified. API keys, OIDC tokens and client certificates all end
-/// in this one shape, so nothing after authentication cares which was used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub tenant: TenantId,
-    /// `key:<id>` for API keys, `oidc:<sub>` for tokens, `cert:<serial>` for client certificates.
-    pub subject: String,
-    pub scopes: Scopes,
-    /// Roles from the token's claims (empty for keys and certificates); read by the policy step.
-    pub roles: Vec<String>,
-}
 
 pub struct Authenticator {
     store: PlatformStore,

@@ -2,9 +2,9 @@
 //! attribute) belong to the policy engine, which comes after this step.
 
 use switchyard_contracts::{ErrorCode, Operation, Problem};
+use switchyard_identity::Identity;
 use switchyard_runtime::http::path::Split;
 
-use super::authenticate::Identity;
 use super::route::RouteOperation;
 
 /// What a path addresses: `/providers/{domain}/{provider}/{action}` or

@@ -12,8 +12,7 @@ use pingora::protocols::tls::SslDigest;
 use pingora::tls::ssl::{SslVerifyMode, SslVersion};
 use serde::Deserialize;
 use switchyard_contracts::{ErrorCode, Problem, Scopes, TenantId};
-
-use super::authenticate::Identity;
+use switchyard_identity::Identity;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,8 +3,7 @@
 
 use http::HeaderValue;
 use switchyard_contracts::{ErrorCode, Problem};
-
-use super::authenticate::Identity;
+use switchyard_identity::Identity;
 
 pub fn resolve(identity: &Identity, claimed: Option<&HeaderValue>) -> Result<(), Problem> {
     match claimed {

@@ -4,7 +4,7 @@
 
 use reqwest::Url;
 use serde_json::{Value, json};
-use switchyard_gateway::filters::oidc::OidcConfig;
+use switchyard_identity::oidc::OidcConfig;
 use switchyard_spi::{ErrorCode, ProviderError};
 
 /// Reads a tenant's config. An empty object (a tenant that never configured `auth/jwt`) is

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchyard_contracts::domains;
 use switchyard_egress::Egress;
-use switchyard_gateway::filters::authenticate::Identity;
-use switchyard_gateway::filters::oidc::OidcVerifier;
+use switchyard_identity::Identity;
+use switchyard_identity::oidc::OidcVerifier;
 use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
     CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
@@ -81,7 +81,7 @@ impl ProviderFactory for JwtFactory {
                 Some(Idp {
                     issuer: config.issuer.clone(),
                     verifier: OidcVerifier::new(config, &self.egress)
-                        .map_err(ProviderError::internal)?,
+                        .map_err(|e| ProviderError::internal(e.to_string()))?,
                 })
             }
         };
