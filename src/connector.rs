@@ -37,7 +37,10 @@ pub fn conformance(
     let report = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(switchyard_conformance::run(factory, checks));
+        .block_on(switchyard_conformance::run(
+            || switchyard_conformance::Subject::new(factory.clone()),
+            checks,
+        ));
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -60,7 +60,11 @@ async fn the_example_plugin_passes_the_unchanged_cache_suite_at_every_level() {
     assert_eq!(factory.descriptor().domain, "cache");
     assert_eq!(factory.descriptor().name, "example");
     let checks = switchyard_conformance::suite("cache").unwrap();
-    let report = switchyard_conformance::run(factory, checks).await;
+    let report = switchyard_conformance::run(
+        || switchyard_conformance::Subject::new(factory.clone()),
+        checks,
+    )
+    .await;
     assert_eq!(report.failed, 0, "{}", report.to_text());
     assert_eq!(
         report.levels,

@@ -1,24 +1,31 @@
-//! The conformance suites as a library: one module per domain, one `pub async fn` per check.
+//! The conformance kit: every domain's suite as a list of named checks, and the runner that
+//! certifies a provider against it.
 //!
-//! Each engine's own test target (`providers/<domain>/tests/conformance/`) calls these checks
-//! for every engine it enrols, and `switchyard conformance <domain>/<name>` runs the same
-//! checks through [`run`] against any registered provider — in-tree, plugin or remote — so a
-//! certification and a `cargo test` can never disagree about what the suite checks.
+//! One module per domain, one `pub async fn` per check, each at a [`Level`] and gated on what
+//! the provider declares (a capability, or an optional action). The same checks run in two
+//! places: the kit's own test target (`tests/engines/`), which enrols every built-in engine of
+//! every domain with its test fixture and runs each (engine × check) as a named test, and
+//! `switchyard conformance <domain>/<name>`, which runs them through [`run`] against any
+//! registered provider — built-in, plugin or remote — so a certification and `cargo test` can
+//! never disagree about what the suite checks.
 //!
 //! A check panics on failure (it is test code, written with `assert!`); [`run`] runs each one
 //! on its own task, so a failing check becomes a line of the [`Report`], not a crash.
 
+use std::any::Any;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use switchyard_spi::ProviderFactory;
 use switchyard_spi::testkit::Harness;
+use switchyard_spi::{ProviderDescriptor, ProviderFactory};
 
 pub mod cache;
 
 /// What a check proves. A provider is certified at `core` when every core check passes, and
-/// gains each further level whose checks all pass too.
+/// gains each further level whose checks all pass too (modelled on Dapr's certification of
+/// components: conformance first, then the properties a production user relies on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
@@ -28,8 +35,13 @@ pub enum Level {
     Transactions,
     /// One tenant never sees, counts or changes another's data.
     Isolation,
-    /// State survives a restart of the tenant's instance (the runtime's hot swap).
+    /// State survives a restart of the tenant's instance (the runtime's hot swap) or of the
+    /// provider's process (a new factory over the same backing store).
     Resilience,
+    /// The provider reconnects by itself after its backing server restarts. Only a fixture
+    /// that can restart the backing server runs these checks; without one the level is not
+    /// assessed (and so not claimed).
+    Stable,
 }
 
 impl Level {
@@ -40,14 +52,16 @@ impl Level {
             Level::Transactions => "+transactions",
             Level::Isolation => "+isolation",
             Level::Resilience => "+resilience",
+            Level::Stable => "+stable",
         }
     }
 
-    const ALL: [Level; 4] = [
+    const ALL: [Level; 5] = [
         Level::Core,
         Level::Transactions,
         Level::Isolation,
         Level::Resilience,
+        Level::Stable,
     ];
 }
 
@@ -57,20 +71,150 @@ type CheckFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 pub struct Check {
     pub name: &'static str,
     pub level: Level,
-    pub run: fn(Arc<Harness>) -> CheckFuture,
+    /// What the provider must declare for the check to apply: a capability, or
+    /// `action:<name>` for an optional action. A check that does not apply is skipped.
+    pub requires: &'static [&'static str],
+    pub run: fn(Arc<Subject>) -> CheckFuture,
 }
 
-/// Declares a [`Check`] from a `pub async fn name(&Harness)` of a suite module.
+impl Check {
+    /// Whether the provider `descriptor` describes declares all this check requires.
+    pub fn applies_to(&self, descriptor: &ProviderDescriptor) -> bool {
+        self.requires
+            .iter()
+            .all(|r| match r.strip_prefix("action:") {
+                Some(action) => descriptor.action(action).is_some(),
+                None => descriptor.has_capability(r),
+            })
+    }
+}
+
+/// Declares a [`Check`] from a `pub async fn name(&Subject)` (or `&Harness`) of a suite
+/// module, optionally gated: `check!(Level::Core, name, requires = ["ttl", "action:presign"])`.
 macro_rules! check {
     ($level:expr, $name:ident) => {
+        $crate::check!($level, $name, requires = [])
+    };
+    ($level:expr, $name:ident, requires = [$($req:expr),* $(,)?]) => {
         $crate::Check {
             name: stringify!($name),
             level: $level,
-            run: |h| Box::pin(async move { $name(&h).await }),
+            requires: &[$($req),*],
+            run: |s| Box::pin(async move { $name(&s).await }),
         }
     };
 }
 pub(crate) use check;
+
+/// The provider a check runs against: its [`Harness`] (which a check uses as `&Harness` by
+/// deref), plus what a domain's checks may need beyond the contract — a way to model a process
+/// restart, a domain fixture, the backing store to keep alive.
+///
+/// `switchyard conformance` builds a plain one ([`Subject::new`]): a restart is modelled by a
+/// new instance from the same factory and every fixture is its domain's default. The kit's
+/// tests enrol built-in engines with richer ones (a fresh database per check, a factory
+/// re-created over the same files).
+pub struct Subject {
+    harness: Harness,
+    reopen: Box<dyn Fn() -> Arc<dyn ProviderFactory> + Send + Sync>,
+    fixture: Option<Arc<dyn Any + Send + Sync>>,
+    restart_backing: Option<Box<dyn Fn() -> CheckFuture + Send + Sync>>,
+    _backing: Box<dyn Any + Send + Sync>,
+}
+
+impl Subject {
+    pub fn new(factory: Arc<dyn ProviderFactory>) -> Self {
+        let same = factory.clone();
+        Subject {
+            harness: Harness::new(factory),
+            reopen: Box::new(move || same.clone()),
+            fixture: None,
+            restart_backing: None,
+            _backing: Box::new(()),
+        }
+    }
+
+    /// How to build a new factory over the same backing store, as after a process restart.
+    pub fn with_reopen(
+        mut self,
+        reopen: impl Fn() -> Arc<dyn ProviderFactory> + Send + Sync + 'static,
+    ) -> Self {
+        self.reopen = Box::new(reopen);
+        self
+    }
+
+    /// The domain fixture the domain's checks read with [`Subject::fixture`].
+    pub fn with_fixture<T: Any + Send + Sync>(mut self, fixture: T) -> Self {
+        self.fixture = Some(Arc::new(fixture));
+        self
+    }
+
+    /// How to restart the server behind the provider (stop it, start it again on the same
+    /// address and data): the [`Level::Stable`] checks run only when there is one.
+    pub fn with_backing_restart(
+        mut self,
+        restart: impl Fn() -> CheckFuture + Send + Sync + 'static,
+    ) -> Self {
+        self.restart_backing = Some(Box::new(restart));
+        self
+    }
+
+    /// Restarts the backing server; panics (fails the check) when the subject has no way to.
+    pub async fn restart_backing(&self) {
+        let restart = self
+            .restart_backing
+            .as_ref()
+            .expect("the subject has no backing server to restart");
+        restart().await;
+    }
+
+    /// Whether `check` can run against this subject: what it requires is declared, and a
+    /// stable check has a backing server to restart.
+    pub fn can_run(&self, check: &Check) -> bool {
+        check.applies_to(&self.harness.factory.descriptor())
+            && (check.level != Level::Stable || self.restart_backing.is_some())
+    }
+
+    /// Keeps `backing` (a temp dir, a test database) alive as long as the subject.
+    pub fn keeping(mut self, backing: impl Any + Send + Sync) -> Self {
+        self._backing = Box::new(backing);
+        self
+    }
+
+    /// Tenants of this subject are `<prefix>-<name>`.
+    pub fn with_tenant_prefix(mut self, prefix: &str) -> Self {
+        self.harness = self.harness.with_tenant_prefix(prefix);
+        self
+    }
+
+    /// The domain fixture of type `T`, or `T`'s default when the subject was given none (a
+    /// provider certified from the command line).
+    pub fn fixture<T: Any + Send + Sync + Default>(&self) -> Arc<T> {
+        self.fixture
+            .clone()
+            .and_then(|f| f.downcast::<T>().ok())
+            .unwrap_or_default()
+    }
+
+    /// A harness over a new factory on the same backing store, with the same tenant names.
+    pub fn reopened(&self) -> Harness {
+        self.harness.with_factory((self.reopen)())
+    }
+
+    /// `<domain>/<name>`, for failure messages.
+    pub fn name(&self) -> String {
+        let d = self.harness.factory.descriptor();
+        format!("{}/{}", d.domain, d.name)
+    }
+}
+
+impl Deref for Subject {
+    type Target = Harness;
+
+    fn deref(&self) -> &Harness {
+        &self.harness
+    }
+}
 
 /// The suite of a domain, or `None` when that domain has none yet.
 pub fn suite(domain: &str) -> Option<Vec<Check>> {
@@ -88,6 +232,10 @@ pub struct CheckOutcome {
     pub name: &'static str,
     pub level: Level,
     pub passed: bool,
+    /// Not run: the provider does not declare what the check requires, or (stable checks)
+    /// there is no backing server to restart.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
     /// Why it failed: the assertion's message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -101,6 +249,8 @@ pub struct Report {
     pub version: String,
     pub passed: usize,
     pub failed: usize,
+    /// Checks not run: the provider does not declare what they require.
+    pub skipped: usize,
     /// The levels earned, e.g. `["core", "+isolation"]`; empty when a core check failed.
     pub levels: Vec<&'static str>,
     /// The levels joined, e.g. `core+isolation`, or `none`.
@@ -112,12 +262,14 @@ pub struct Report {
 /// under a second; a remote provider adds round trips).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs `checks` one after another against `factory` (each on a task of its own, so a panic
-/// is a failed check) and works out the certification.
-pub async fn run(factory: Arc<dyn ProviderFactory>, checks: Vec<Check>) -> Report {
-    let d = factory.descriptor();
-    let provider = format!("{}/{}", d.domain, d.name);
-    let version = d.version.clone();
+/// Runs `checks` one after another, each against a subject `subject` makes for it (on a task
+/// of its own, so a panic is a failed check), and works out the certification. A check the
+/// subject cannot run is reported skipped.
+pub async fn run(subject: impl Fn() -> Subject, checks: Vec<Check>) -> Report {
+    let (provider, version) = {
+        let first = subject();
+        (first.name(), first.factory.descriptor().version.clone())
+    };
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -126,19 +278,25 @@ pub async fn run(factory: Arc<dyn ProviderFactory>, checks: Vec<Check>) -> Repor
     for (i, check) in checks.into_iter().enumerate() {
         // Tenants of their own per check and per run: a long-lived provider keeps earlier
         // runs' keys, and no check may see another's.
-        let harness = Harness::new(factory.clone()).with_tenant_prefix(&format!("cf{run_id}-{i}"));
+        let subject = subject().with_tenant_prefix(&format!("cf{run_id}-{i}"));
         let started = Instant::now();
-        let task = tokio::spawn((check.run)(Arc::new(harness)));
-        let detail = match tokio::time::timeout(CHECK_TIMEOUT, task).await {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) if e.is_panic() => Some(panic_message(e.into_panic())),
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some(format!("did not finish within {CHECK_TIMEOUT:?}")),
+        let skipped = !subject.can_run(&check);
+        let detail = if skipped {
+            None
+        } else {
+            let task = tokio::spawn((check.run)(Arc::new(subject)));
+            match tokio::time::timeout(CHECK_TIMEOUT, task).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) if e.is_panic() => Some(panic_message(e.into_panic())),
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!("did not finish within {CHECK_TIMEOUT:?}")),
+            }
         };
         outcomes.push(CheckOutcome {
             name: check.name,
             level: check.level,
-            passed: detail.is_none(),
+            passed: !skipped && detail.is_none(),
+            skipped,
             detail,
             duration_ms: started.elapsed().as_millis(),
         });
@@ -148,7 +306,8 @@ pub async fn run(factory: Arc<dyn ProviderFactory>, checks: Vec<Check>) -> Repor
         provider,
         version,
         passed: outcomes.iter().filter(|o| o.passed).count(),
-        failed: outcomes.iter().filter(|o| !o.passed).count(),
+        failed: outcomes.iter().filter(|o| !o.passed && !o.skipped).count(),
+        skipped: outcomes.iter().filter(|o| o.skipped).count(),
         certification: if levels.is_empty() {
             "none".into()
         } else {
@@ -160,10 +319,13 @@ pub async fn run(factory: Arc<dyn ProviderFactory>, checks: Vec<Check>) -> Repor
 }
 
 /// `core` when every core check passed, then each level all of whose checks passed. A level
-/// the suite has no check for is not claimed.
+/// none of whose checks ran is not claimed.
 fn certified(outcomes: &[CheckOutcome]) -> Vec<&'static str> {
     let earned = |level: Level| {
-        let mut at_level = outcomes.iter().filter(|o| o.level == level).peekable();
+        let mut at_level = outcomes
+            .iter()
+            .filter(|o| o.level == level && !o.skipped)
+            .peekable();
         at_level.peek().is_some() && at_level.all(|o| o.passed)
     };
     if !earned(Level::Core) {
@@ -189,7 +351,11 @@ impl Report {
     pub fn to_text(&self) -> String {
         let mut out = format!("conformance of {} {}\n", self.provider, self.version);
         for check in &self.checks {
-            let mark = if check.passed { "pass" } else { "FAIL" };
+            let mark = match (check.passed, check.skipped) {
+                (true, _) => "pass",
+                (false, true) => "skip",
+                (false, false) => "FAIL",
+            };
             out.push_str(&format!(
                 "  {mark}  {:<14} {} ({} ms)\n",
                 check.level.label(),
@@ -203,8 +369,8 @@ impl Report {
             }
         }
         out.push_str(&format!(
-            "{} passed, {} failed; certification: {}\n",
-            self.passed, self.failed, self.certification
+            "{} passed, {} failed, {} skipped; certification: {}\n",
+            self.passed, self.failed, self.skipped, self.certification
         ));
         out
     }
@@ -219,6 +385,7 @@ mod tests {
             name: "x",
             level,
             passed,
+            skipped: false,
             detail: None,
             duration_ms: 0,
         }
@@ -235,5 +402,23 @@ mod tests {
         assert_eq!(certified(&all), vec!["core", "+isolation"]);
         let no_core = vec![outcome(Level::Core, false), outcome(Level::Isolation, true)];
         assert!(certified(&no_core).is_empty());
+    }
+
+    #[test]
+    fn a_level_whose_checks_were_all_skipped_is_not_claimed() {
+        let skipped = CheckOutcome {
+            skipped: true,
+            ..outcome(Level::Stable, false)
+        };
+        let outcomes = vec![
+            outcome(Level::Core, true),
+            skipped.clone(),
+            outcome(Level::Resilience, true),
+            CheckOutcome {
+                skipped: true,
+                ..outcome(Level::Resilience, false)
+            },
+        ];
+        assert_eq!(certified(&outcomes), vec!["core", "+resilience"]);
     }
 }

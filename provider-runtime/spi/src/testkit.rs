@@ -43,6 +43,15 @@ impl Harness {
         self
     }
 
+    /// A harness over `factory` whose tenants have this one's names (the same tenants after a
+    /// restart of the provider's process).
+    pub fn with_factory(&self, factory: Arc<dyn ProviderFactory>) -> Self {
+        Harness {
+            factory,
+            tenant_prefix: self.tenant_prefix.clone(),
+        }
+    }
+
     pub fn has_capability(&self, capability: &str) -> bool {
         self.factory.descriptor().has_capability(capability)
     }

@@ -1,0 +1,88 @@
+//! Every built-in engine of every domain against its domain's suite: each (engine × check) is
+//! a test of its own, named `<domain>/<engine>::<check>` (filter with e.g. `-- cache/redis::`),
+//! run by libtest-mimic the way `cargo test` runs `#[test]`s.
+//!
+//! Enrolling an engine is one entry in its domain's fixture module here: how to build a fresh
+//! subject (a factory over a store no other test uses) and, where the engine has one, how to
+//! model a process restart over the same store. The checks, their levels and their gates are
+//! the kit's (`switchyard_conformance::suite`), shared with `switchyard conformance`.
+
+mod cache;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use switchyard_conformance::{Subject, suite};
+
+/// A fresh subject for one test.
+type MakeSubject = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Subject> + Send>> + Send + Sync>;
+
+/// One built-in engine enrolled in its domain's suite.
+pub struct Enrolled {
+    /// `<domain>/<name>`, as the engine's descriptor names it.
+    pub provider: &'static str,
+    pub subject: MakeSubject,
+}
+
+impl Enrolled {
+    pub fn new<F>(provider: &'static str, subject: impl Fn() -> F + Send + Sync + 'static) -> Self
+    where
+        F: Future<Output = Subject> + Send + 'static,
+    {
+        Enrolled {
+            provider,
+            subject: Arc::new(move || Box::pin(subject())),
+        }
+    }
+}
+
+fn enrolled() -> Vec<Enrolled> {
+    [cache::enrolled()].into_iter().flatten().collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    for engine in enrolled() {
+        let domain = engine.provider.split_once('/').map_or("", |(d, _)| d);
+        let checks = suite(domain).unwrap_or_else(|| panic!("the {domain} domain has no suite"));
+        // What the engine declares decides which checks apply; a fresh subject tells.
+        let probe = runtime().block_on(async {
+            let subject = (engine.subject)().await;
+            assert_eq!(
+                subject.name(),
+                engine.provider,
+                "enrolled under another name than its descriptor's"
+            );
+            checks
+                .iter()
+                .map(|check| subject.can_run(check))
+                .collect::<Vec<_>>()
+        });
+        for (check, can_run) in checks.into_iter().zip(probe) {
+            let make = engine.subject.clone();
+            let name = format!("{}::{}", engine.provider, check.name);
+            trials.push(
+                Trial::test(name, move || {
+                    runtime().block_on(async {
+                        let subject = make().await;
+                        (check.run)(Arc::new(subject)).await;
+                    });
+                    Ok::<(), Failed>(())
+                })
+                .with_kind(check.level.label())
+                .with_ignored_flag(!can_run),
+            );
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
