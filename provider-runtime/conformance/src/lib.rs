@@ -71,21 +71,27 @@ type CheckFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 pub struct Check {
     pub name: &'static str,
     pub level: Level,
-    /// What the provider must declare for the check to apply: a capability, or
-    /// `action:<name>` for an optional action. A check that does not apply is skipped.
+    /// What the check needs to apply: a capability the provider declares, `action:<name>` for
+    /// an optional action it offers, or `fixture:<name>` for something only a test fixture can
+    /// give (e.g. the host folder behind a local engine). A check that does not apply is
+    /// skipped.
     pub requires: &'static [&'static str],
     pub run: fn(Arc<Subject>) -> CheckFuture,
 }
 
 impl Check {
-    /// Whether the provider `descriptor` describes declares all this check requires.
-    pub fn applies_to(&self, descriptor: &ProviderDescriptor) -> bool {
-        self.requires
-            .iter()
-            .all(|r| match r.strip_prefix("action:") {
-                Some(action) => descriptor.action(action).is_some(),
-                None => descriptor.has_capability(r),
-            })
+    /// Whether the provider `descriptor` describes, with a fixture providing `provided`,
+    /// has all this check requires.
+    pub fn applies_to(&self, descriptor: &ProviderDescriptor, provided: &[&str]) -> bool {
+        self.requires.iter().all(|r| {
+            if let Some(action) = r.strip_prefix("action:") {
+                descriptor.action(action).is_some()
+            } else if let Some(feature) = r.strip_prefix("fixture:") {
+                provided.contains(&feature)
+            } else {
+                descriptor.has_capability(r)
+            }
+        })
     }
 }
 
@@ -119,6 +125,8 @@ pub struct Subject {
     reopen: Box<dyn Fn() -> Arc<dyn ProviderFactory> + Send + Sync>,
     fixture: Option<Arc<dyn Any + Send + Sync>>,
     restart_backing: Option<Box<dyn Fn() -> CheckFuture + Send + Sync>>,
+    /// What the fixture gives beyond the defaults, for `fixture:<name>` requirements.
+    provided: Vec<&'static str>,
     _backing: Box<dyn Any + Send + Sync>,
 }
 
@@ -130,6 +138,7 @@ impl Subject {
             reopen: Box::new(move || same.clone()),
             fixture: None,
             restart_backing: None,
+            provided: Vec::new(),
             _backing: Box::new(()),
         }
     }
@@ -171,8 +180,14 @@ impl Subject {
     /// Whether `check` can run against this subject: what it requires is declared, and a
     /// stable check has a backing server to restart.
     pub fn can_run(&self, check: &Check) -> bool {
-        check.applies_to(&self.harness.factory.descriptor())
+        check.applies_to(&self.harness.factory.descriptor(), &self.provided)
             && (check.level != Level::Stable || self.restart_backing.is_some())
+    }
+
+    /// Declares that the fixture gives `feature` (see [`Check::requires`]).
+    pub fn providing(mut self, feature: &'static str) -> Self {
+        self.provided.push(feature);
+        self
     }
 
     /// Keeps `backing` (a temp dir, a test database) alive as long as the subject.
