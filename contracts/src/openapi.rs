@@ -8,17 +8,30 @@
 use serde_json::{Map, Value, json};
 
 use crate::descriptor::{ActionDescriptor, ProviderDescriptor, ServiceDescriptor};
+use crate::schema::Compiled;
 
 /// Major.minor of the HTTP contract. Additive changes bump minor; anything else bumps major.
-pub const CONTRACT_VERSION: &str = "1.2.0";
+pub const CONTRACT_VERSION: &str = "1.3.0";
 
-/// Schemas shared by every route, keyed by component name.
+/// Schemas shared by every route, keyed by component name. Some refer to others (an
+/// `InvokeResponse`'s `meta` is a `ResponseMeta`), always by their whole name: client generators
+/// follow `#/components/schemas/<name>` and nothing deeper. To compile one alone, take
+/// [`component_schema`].
 pub fn components() -> Map<String, Value> {
     let mut components: Map<String, Value> =
         serde_json::from_str(include_str!("../schemas/components.json"))
             .expect("contracts/schemas/components.json is valid JSON");
     components.extend(key_components());
     components
+}
+
+/// The component `name` as a schema that compiles on its own: a root holding every component, so
+/// that its references to other components resolve as they do in the document.
+pub fn component_schema(name: &str) -> Value {
+    json!({
+        "$ref": format!("#/components/schemas/{name}"),
+        "components": {"schemas": components()}
+    })
 }
 
 /// The answers of `/keys`: a key's id, scopes and times, never its secret or hash (except the
@@ -176,14 +189,23 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
 }
 
 /// `POST` of one action: the invoke envelope around the action's params, its result in `data`.
+///
+/// The runtime reads a missing body as `{}` and missing params as `{}` (`InvokeRequest`), so
+/// both are optional exactly when the action's params accept an empty object; otherwise
+/// leaving them out is refused like any other params the schema refuses.
 fn invoke_operation(operation_id: &str, tag: &str, action: &ActionDescriptor) -> Value {
-    let request = json!({
-        "type": "object", "additionalProperties": false, "required": ["params"],
+    let params_optional = Compiled::new(&action.params, &action.name)
+        .is_ok_and(|params| params.check(&json!({})).is_empty());
+    let mut request = json!({
+        "type": "object", "additionalProperties": false,
         "properties": {"params": action.params, "metadata": {"type": "object"}}
     });
+    if !params_optional {
+        request["required"] = json!(["params"]);
+    }
     let response = json!({
         "type": "object", "required": ["data", "meta"], "additionalProperties": false,
-        "properties": {"data": action.result, "meta": {"$ref": "#/components/schemas/InvokeResponse/properties/meta"}}
+        "properties": {"data": action.result, "meta": {"$ref": "#/components/schemas/ResponseMeta"}}
     });
     let mut responses = ok_or_problem_inline(response);
     responses.insert(
@@ -200,7 +222,7 @@ fn invoke_operation(operation_id: &str, tag: &str, action: &ActionDescriptor) ->
             {"name": "X-Tenant-Id", "in": "header", "required": false, "schema": {"type": "string"},
              "description": "Must equal the credentials' tenant when given."}
         ],
-        "requestBody": {"required": true, "content": {"application/json": {"schema": request}}},
+        "requestBody": {"required": !params_optional, "content": {"application/json": {"schema": request}}},
         "responses": responses
     }})
 }
@@ -257,6 +279,93 @@ mod tests {
         let published = components()["Problem"]["properties"]["code"]["enum"].clone();
         let ours: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(published, serde_json::json!(ours));
+    }
+
+    /// A document with every domain's and service's actions, as the runtime builds it.
+    fn full_document() -> Value {
+        let providers: Vec<ProviderDescriptor> = crate::domains::names()
+            .map(|domain| ProviderDescriptor {
+                domain: domain.into(),
+                name: "any".into(),
+                version: "1".into(),
+                summary: String::new(),
+                capabilities: vec![],
+                config_schema: json!({"type": "object"}),
+                actions: crate::domains::actions(domain),
+            })
+            .collect();
+        let services: Vec<ServiceDescriptor> = crate::domains::service_names()
+            .map(|name| ServiceDescriptor {
+                name: name.into(),
+                version: "1".into(),
+                summary: String::new(),
+                actions: crate::domains::service_actions(name),
+            })
+            .collect();
+        document(&providers, &services)
+    }
+
+    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    found.push(target);
+                }
+                map.values().for_each(|v| refs(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+
+    /// Client generators resolve `#/components/<kind>/<name>` and nothing deeper (a pointer
+    /// into another schema's properties loses the response model), so every reference names a
+    /// whole component that exists.
+    #[test]
+    fn every_ref_names_a_whole_component() {
+        let doc = full_document();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(found.len() > 100, "{} refs", found.len());
+        for target in found {
+            let parts: Vec<&str> = target.split('/').collect();
+            assert!(
+                matches!(parts[..], ["#", "components", "schemas" | "responses", _]),
+                "{target} points inside a component"
+            );
+            assert!(
+                doc["components"][parts[2]][parts[3]].is_object(),
+                "{target} names no component"
+            );
+        }
+    }
+
+    #[test]
+    fn a_component_compiles_alone_with_the_components_it_refers_to() {
+        let schema = Compiled::new(&component_schema("InvokeResponse"), "InvokeResponse").unwrap();
+        let meta = json!({"request_id": "r", "provider": "cache/memory", "action": "get", "duration_ms": 0.5});
+        assert_eq!(schema.check(&json!({"data": null, "meta": meta})), vec![]);
+        let errors = schema.check(&json!({"data": null, "meta": {"request_id": "r"}}));
+        assert!(
+            errors.iter().any(|e| e.pointer == "/meta/provider"),
+            "{errors:?}"
+        );
+    }
+
+    /// The runtime reads a missing body and missing params as `{}`: the document says so where
+    /// the params accept `{}`, and keeps both required where they do not.
+    #[test]
+    fn the_body_is_optional_exactly_where_empty_params_are_valid() {
+        let doc = full_document();
+        let operation = |path: &str| doc["paths"][path]["post"].clone();
+        let list = operation("/providers/storage/any/list");
+        assert_eq!(list["requestBody"]["required"], json!(false));
+        let schema = &list["requestBody"]["content"]["application/json"]["schema"];
+        assert!(schema.get("required").is_none(), "{schema}");
+        let get = operation("/providers/cache/any/get");
+        assert_eq!(get["requestBody"]["required"], json!(true));
+        let schema = &get["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(schema["required"], json!(["params"]));
     }
 
     #[test]
