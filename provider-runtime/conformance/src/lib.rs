@@ -180,8 +180,13 @@ impl Subject {
     /// Whether `check` can run against this subject: what it requires is declared, and a
     /// stable check has a backing server to restart.
     pub fn can_run(&self, check: &Check) -> bool {
-        check.applies_to(&self.harness.factory.descriptor(), &self.provided)
+        self.declares_what(check)
             && (check.level != Level::Stable || self.restart_backing.is_some())
+    }
+
+    /// Whether the provider declares, and the fixture provides, what `check` requires.
+    pub fn declares_what(&self, check: &Check) -> bool {
+        check.applies_to(&self.harness.factory.descriptor(), &self.provided)
     }
 
     /// Declares that the fixture gives `feature` (see [`Check::requires`]).

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use switchyard_conformance::{Subject, suite};
+use switchyard_conformance::{Check, Level, Subject, suite};
 
 /// A fresh subject for one test.
 type MakeSubject = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Subject> + Send>> + Send + Sync>;
@@ -24,6 +24,9 @@ pub struct Enrolled {
     /// `<domain>/<name>`, as the engine's descriptor names it.
     pub provider: &'static str,
     pub subject: MakeSubject,
+    /// For the stable checks: a subject on a backing server of its own, which the check
+    /// restarts (the shared test servers cannot be). Without one they are not run.
+    pub stable: Option<MakeSubject>,
 }
 
 impl Enrolled {
@@ -34,6 +37,23 @@ impl Enrolled {
         Enrolled {
             provider,
             subject: Arc::new(move || Box::pin(subject())),
+            stable: None,
+        }
+    }
+
+    pub fn with_stable<F>(mut self, subject: impl Fn() -> F + Send + Sync + 'static) -> Self
+    where
+        F: Future<Output = Subject> + Send + 'static,
+    {
+        self.stable = Some(Arc::new(move || Box::pin(subject())));
+        self
+    }
+
+    /// The subject a check runs against.
+    fn subject_for(&self, check: &Check) -> Option<&MakeSubject> {
+        match check.level {
+            Level::Stable => self.stable.as_ref(),
+            _ => Some(&self.subject),
         }
     }
 }
@@ -52,37 +72,35 @@ fn runtime() -> tokio::runtime::Runtime {
 fn main() {
     let args = Arguments::from_args();
     let mut trials = Vec::new();
+    let probe = runtime();
     for engine in enrolled() {
         let domain = engine.provider.split_once('/').map_or("", |(d, _)| d);
         let checks = suite(domain).unwrap_or_else(|| panic!("the {domain} domain has no suite"));
         // What the engine declares decides which checks apply; a fresh subject tells.
-        let probe = runtime().block_on(async {
-            let subject = (engine.subject)().await;
-            assert_eq!(
-                subject.name(),
-                engine.provider,
-                "enrolled under another name than its descriptor's"
-            );
-            checks
-                .iter()
-                .map(|check| subject.can_run(check))
-                .collect::<Vec<_>>()
-        });
-        for (check, can_run) in checks.into_iter().zip(probe) {
-            let make = engine.subject.clone();
+        let subject = probe.block_on((engine.subject)());
+        assert_eq!(
+            subject.name(),
+            engine.provider,
+            "enrolled under another name than its descriptor's"
+        );
+        for check in checks {
             let name = format!("{}::{}", engine.provider, check.name);
-            trials.push(
-                Trial::test(name, move || {
-                    runtime().block_on(async {
-                        let subject = make().await;
-                        (check.run)(Arc::new(subject)).await;
-                    });
-                    Ok::<(), Failed>(())
-                })
-                .with_kind(check.level.label())
-                .with_ignored_flag(!can_run),
-            );
+            let make = engine.subject_for(&check).cloned();
+            let level = check.level.label();
+            let can_run = make.is_some() && subject.declares_what(&check);
+            let trial = Trial::test(name, move || {
+                let make = make.expect("an ignored trial is not run");
+                runtime().block_on(async {
+                    let subject = make().await;
+                    assert!(subject.can_run(&check), "the subject cannot run this check");
+                    (check.run)(Arc::new(subject)).await;
+                });
+                Ok::<(), Failed>(())
+            });
+            trials.push(trial.with_kind(level).with_ignored_flag(!can_run));
         }
+        // Dropped where it was made: a subject's pools belong to that runtime.
+        probe.block_on(async move { drop(subject) });
     }
     libtest_mimic::run(&args, trials).exit();
 }
