@@ -20,7 +20,7 @@ use pingora::services::background::BackgroundService;
 use serde_json::{Value, json};
 use switchyard_gateway::filters::decision_log::DecisionLogWriter;
 use switchyard_gateway::filters::policy::{Policy, PolicyConfig};
-use switchyard_runtime::PlatformStore;
+use switchyard_platform_store::PlatformStore;
 
 const WARMUP: usize = 2_000;
 const ITERATIONS: usize = 20_000;

@@ -11,8 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use serde_json::json;
 use switchyard_contracts::{ErrorCode, FieldError, Problem, TenantId};
-use switchyard_runtime::PlatformStore;
-use switchyard_runtime::store::DecisionFilter;
+use switchyard_platform_store::DecisionFilter;
+use switchyard_platform_store::PlatformStore;
 
 use crate::filters::policy::Policy;
 

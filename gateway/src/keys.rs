@@ -11,7 +11,7 @@
 use http::Method;
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, FieldError, Problem, Scopes, TenantId};
-use switchyard_runtime::PlatformStore;
+use switchyard_platform_store::PlatformStore;
 
 pub async fn answer(
     method: &Method,
@@ -20,7 +20,7 @@ pub async fn answer(
     tenant: &TenantId,
     store: &PlatformStore,
 ) -> Result<Value, Problem> {
-    let unavailable = |e: switchyard_runtime::store::StoreError| {
+    let unavailable = |e: switchyard_platform_store::StoreError| {
         tracing::error!(error = %e, "key store failed");
         Problem::new(ErrorCode::Internal, "the key store could not be reached").with_retryable(true)
     };

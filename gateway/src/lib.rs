@@ -50,11 +50,11 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use switchyard_contracts::{ErrorCode, Problem, TenantId};
 use switchyard_identity::Identity;
 use switchyard_identity::oidc::OidcVerifier;
-use switchyard_runtime::PlatformStore;
+use switchyard_platform_store::PlatformStore;
+use switchyard_platform_store::internal_auth::{BodyTagger, InternalKey};
+use switchyard_platform_store::{Begin, StoredResponse};
 use switchyard_runtime::http::envelope::{self, BodyForm, BodyRule, Executed};
 use switchyard_runtime::http::path::{Segments, Split};
-use switchyard_runtime::internal_auth::{BodyTagger, InternalKey};
-use switchyard_runtime::store::{Begin, StoredResponse};
 use switchyard_spi::CallContext;
 
 use config::GatewayConfig;

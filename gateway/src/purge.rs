@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use switchyard_runtime::PlatformStore;
+use switchyard_platform_store::PlatformStore;
 
 const EVERY: Duration = Duration::from_secs(600);
 

@@ -669,7 +669,7 @@ async fn a_failing_jwks_endpoint_is_retryable_and_not_hammered() {
 async fn a_token_naming_a_tenant_the_platform_does_not_have_is_unauthenticated() {
     use switchyard_contracts::TenantId;
     use switchyard_gateway::filters::authenticate::Authenticator;
-    use switchyard_runtime::PlatformStore;
+    use switchyard_platform_store::PlatformStore;
 
     let keys = Keys::new();
     let idp = Idp::start(&keys.jwks()).await;

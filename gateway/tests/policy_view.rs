@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 use switchyard_contracts::{ActionDescriptor, ProviderDescriptor, TenantId};
 use switchyard_gateway::filters::route::{self, Route};
 use switchyard_gateway::policy_resource;
-use switchyard_runtime::http::Service;
-use switchyard_runtime::internal_auth::{
+use switchyard_platform_store::internal_auth::{
     BodySeal, CONTEXT_HEADER, InternalKey, SIGNATURE_HEADER, VerifiedContext, unix_now,
 };
+use switchyard_runtime::http::Service;
 use switchyard_runtime::{PlatformStore, Registry, ResilienceConfig, Runtime};
 use switchyard_spi::{
     CallContext, Health, Invocation, Provider, ProviderError, ProviderFactory, StartContext,

@@ -19,7 +19,6 @@ pub mod client;
 pub mod events;
 pub mod foreign;
 pub mod http;
-pub mod internal_auth;
 pub mod lifecycle;
 pub mod observe;
 pub mod plugin;
@@ -28,10 +27,11 @@ pub mod remote;
 pub mod resilience;
 pub mod runtime;
 pub mod secrets;
-pub mod store;
 
 pub use client::RuntimeClient;
 pub use registry::Registry;
 pub use resilience::ResilienceConfig;
 pub use runtime::Runtime;
-pub use store::PlatformStore;
+/// The platform store and the gateway-signed context live in their own crate, which the
+/// gateway uses without the runtime; re-exported under their old paths for the runtime's users.
+pub use switchyard_platform_store::{self as store, PlatformStore, internal_auth};

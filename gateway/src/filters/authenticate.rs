@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use switchyard_contracts::{ErrorCode, Problem, Scopes, TenantId};
 use switchyard_identity::Identity;
 use switchyard_identity::oidc::OidcVerifier;
-use switchyard_runtime::PlatformStore;
-use switchyard_runtime::store::StoreError;
+use switchyard_platform_store::PlatformStore;
+use switchyard_platform_store::StoreError;
 
 use super::client_cert;
 

@@ -16,8 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use switchyard_runtime::PlatformStore;
-use switchyard_runtime::store::DecisionRecord;
+use switchyard_platform_store::DecisionRecord;
+use switchyard_platform_store::PlatformStore;
 use tokio::sync::Notify;
 
 /// Decisions that may wait for the writer; a request that finds the queue full waits for the
@@ -207,7 +207,7 @@ mod tests {
             .expect("the writer stops once closed")
             .unwrap();
         let acme = switchyard_contracts::TenantId::parse("acme").unwrap();
-        let filter = switchyard_runtime::store::DecisionFilter {
+        let filter = switchyard_platform_store::DecisionFilter {
             limit: 10,
             ..Default::default()
         };

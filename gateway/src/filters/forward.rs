@@ -8,7 +8,7 @@
 
 use bytes::{Bytes, BytesMut};
 use pingora::http::RequestHeader;
-use switchyard_runtime::internal_auth::{
+use switchyard_platform_store::internal_auth::{
     BODY_TAG_LEN, BodySeal, CONTEXT_HEADER, INTERNAL_HEADER_PREFIX, InternalKey, SIGNATURE_HEADER,
     VerifiedContext, unix_now,
 };

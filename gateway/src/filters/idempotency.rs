@@ -17,7 +17,7 @@ use http::{HeaderMap, HeaderValue};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use switchyard_contracts::{ErrorCode, Problem};
-use switchyard_runtime::store::Begin;
+use switchyard_platform_store::Begin;
 
 /// The request header carrying the key.
 pub const KEY_HEADER: &str = "idempotency-key";
@@ -175,7 +175,7 @@ pub fn storable_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_runtime::store::StoredResponse;
+    use switchyard_platform_store::StoredResponse;
 
     #[test]
     fn config_defaults_apply_to_missing_fields_and_unknown_fields_are_refused() {

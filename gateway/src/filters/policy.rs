@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use switchyard_contracts::{ErrorCode, Problem};
+use switchyard_platform_store::DecisionRecord;
 use switchyard_policy::{Bundle, PolicyEngine, VerificationKey};
-use switchyard_runtime::store::DecisionRecord;
 use tokio::sync::Mutex;
 
 use super::decision_log::DecisionQueue;

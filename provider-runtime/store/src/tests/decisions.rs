@@ -2,7 +2,7 @@ use serde_json::json;
 use switchyard_contracts::TenantId;
 
 use super::{Backend, Fresh};
-use crate::store::{DecisionFilter, DecisionRecord};
+use crate::{DecisionFilter, DecisionRecord};
 
 pub fn record(id: &str, at_ms: i64, tenant: &str, allowed: bool) -> DecisionRecord {
     DecisionRecord {

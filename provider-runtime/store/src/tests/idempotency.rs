@@ -4,7 +4,7 @@ use switchyard_contracts::TenantId;
 use switchyard_spi::tenancy::Quotas;
 
 use super::{Backend, Fresh};
-use crate::store::{Begin, PlatformStore, StoredResponse};
+use crate::{Begin, PlatformStore, StoredResponse};
 
 const LEASE_MS: i64 = 60_000;
 const RETENTION_MS: i64 = 86_400_000;

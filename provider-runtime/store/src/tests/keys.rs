@@ -1,7 +1,7 @@
 use switchyard_contracts::{Scopes, TenantId};
 
 use super::{Backend, Fresh};
-use crate::store::StoreError;
+use crate::StoreError;
 
 pub async fn a_key_verifies_once_created_and_nothing_else_does(backend: Backend) {
     let Fresh { store, .. } = &Fresh::with_tenants(backend, &["acme"]).await;

@@ -5,6 +5,13 @@
 //! runtime replicas share one store. Every query is written once, with `$N` placeholders, and
 //! runs on sqlx's Any driver (ADR 0008). Each backend has its own migrations, applied at open,
 //! so an existing store is upgraded in place.
+//!
+//! The gateway and the provider runtime both read and write the store, and both hold the key
+//! of the context the gateway signs for the runtime ([`internal_auth`]). Both live in this
+//! crate, apart from the runtime, so the gateway needs neither the runtime's engines nor its
+//! plugin loader to reach them; the runtime re-exports it as `switchyard_runtime::store`.
+
+pub mod internal_auth;
 
 mod certifications;
 mod configs;

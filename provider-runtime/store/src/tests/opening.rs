@@ -3,7 +3,7 @@
 use switchyard_contracts::TenantId;
 
 use super::throwaway;
-use crate::store::{PlatformStore, StoreError, redacted_url};
+use crate::{PlatformStore, StoreError, redacted_url};
 
 const PASSWORD: &str = "hunter2-must-not-show";
 

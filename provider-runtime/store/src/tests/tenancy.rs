@@ -3,7 +3,7 @@ use switchyard_contracts::{Scopes, TenantId};
 
 use super::decisions::record;
 use super::{Backend, Fresh};
-use crate::store::{Begin, DecisionFilter, StoredResponse};
+use crate::{Begin, DecisionFilter, StoredResponse};
 
 /// Everything acme stores stays acme's: globex can neither see nor touch it.
 pub async fn one_tenants_keys_configs_idempotency_records_and_decisions_are_invisible_to_another(
