@@ -57,11 +57,20 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// The provider exists but this tenant has not configured it (and it has no default).
     ProviderNotConfigured,
+    /// Runtime registration (issue 19), appended after the tenant boundary's codes. A route
+    /// of the platform operator (`/providers/register`) called without the operator's token,
+    /// e.g. with a tenant's key.
+    OperatorOnly,
+    /// A remote provider's manifest the runtime cannot use (no endpoint, a plaintext token).
+    ManifestInvalid,
+    /// A provider failed a core conformance check of its domain; the problem's `errors` name
+    /// each failing check (`/checks/<name>`) and why.
+    ConformanceFailed,
 }
 
 impl ErrorCode {
     /// Every code, in the order the published schema lists them.
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 38] = [
         ErrorCode::Unauthenticated,
         ErrorCode::TokenInvalid,
         ErrorCode::TokenExpired,
@@ -97,6 +106,9 @@ impl ErrorCode {
         ErrorCode::EgressForbidden,
         ErrorCode::QuotaExceeded,
         ErrorCode::ProviderNotConfigured,
+        ErrorCode::OperatorOnly,
+        ErrorCode::ManifestInvalid,
+        ErrorCode::ConformanceFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -136,6 +148,9 @@ impl ErrorCode {
             ErrorCode::EgressForbidden => "egress_forbidden",
             ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::ProviderNotConfigured => "provider_not_configured",
+            ErrorCode::OperatorOnly => "operator_only",
+            ErrorCode::ManifestInvalid => "manifest_invalid",
+            ErrorCode::ConformanceFailed => "conformance_failed",
         }
     }
 
@@ -146,7 +161,8 @@ impl ErrorCode {
             | ErrorCode::ScopeForbidden
             | ErrorCode::PolicyDenied
             | ErrorCode::SecretForbidden
-            | ErrorCode::EgressForbidden => 403,
+            | ErrorCode::EgressForbidden
+            | ErrorCode::OperatorOnly => 403,
             ErrorCode::RouteNotFound
             | ErrorCode::ProviderNotFound
             | ErrorCode::ActionNotFound
@@ -155,13 +171,16 @@ impl ErrorCode {
             ErrorCode::RequestInvalid
             | ErrorCode::ParamsInvalid
             | ErrorCode::ConfigInvalid
-            | ErrorCode::SecretRequired => 400,
+            | ErrorCode::SecretRequired
+            | ErrorCode::ManifestInvalid => 400,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Conflict | ErrorCode::IdempotencyInFlight => 409,
             ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::RateLimited | ErrorCode::QuotaExceeded => 429,
-            ErrorCode::StatementFailed | ErrorCode::JournalUnbalanced => 422,
+            ErrorCode::StatementFailed
+            | ErrorCode::JournalUnbalanced
+            | ErrorCode::ConformanceFailed => 422,
             ErrorCode::PeriodClosed
             | ErrorCode::InsufficientStock
             | ErrorCode::ProviderNotConfigured => 409,
@@ -225,6 +244,9 @@ impl ErrorCode {
             ErrorCode::EgressForbidden => "The outbound address is not allowed",
             ErrorCode::QuotaExceeded => "A tenant quota is used up",
             ErrorCode::ProviderNotConfigured => "The provider is not configured for this tenant",
+            ErrorCode::OperatorOnly => "Only the platform operator may do this",
+            ErrorCode::ManifestInvalid => "The provider manifest cannot be used",
+            ErrorCode::ConformanceFailed => "The provider failed its domain's core conformance checks",
         }
     }
 }
