@@ -80,7 +80,9 @@ impl Describe {
 /// validator read it without resolving references, and without `$schema` or `title` (the
 /// schema is a part of a descriptor, not a document of its own, and a struct's Rust name
 /// says nothing to a tenant). Field doc comments become descriptions; `deny_unknown_fields`
-/// becomes `additionalProperties: false`.
+/// becomes `additionalProperties: false`. A `"default": null` that the property's type refuses
+/// (an `Option` the schema keeps non-null: left out means the engine's default) is dropped, as
+/// it would advertise a value the schema refuses.
 pub fn config_schema<C: JsonSchema>() -> Value {
     let mut schema = SchemaSettings::draft2020_12()
         .with(|settings| settings.inline_subschemas = true)
@@ -90,6 +92,21 @@ pub fn config_schema<C: JsonSchema>() -> Value {
     if let Some(root) = schema.as_object_mut() {
         root.remove("$schema");
         root.remove("title");
+    }
+    if let Some(properties) = schema["properties"].as_object_mut() {
+        for property in properties.values_mut() {
+            let nullable = match &property["type"] {
+                Value::String(t) => t == "null",
+                Value::Array(types) => types.iter().any(|t| t == "null"),
+                _ => true,
+            };
+            if !nullable
+                && property["default"].is_null()
+                && let Some(property) = property.as_object_mut()
+            {
+                property.remove("default");
+            }
+        }
     }
     schema
 }
@@ -130,10 +147,15 @@ mod tests {
     #[allow(dead_code)]
     struct Example {
         /// How long, in milliseconds.
+        #[serde(default)]
         #[schemars(range(min = 1))]
         ttl_ms: Option<u64>,
         #[serde(default)]
         mode: Mode,
+        /// Left out: the engine's; null refused.
+        #[serde(default)]
+        #[schemars(with = "u32")]
+        limit: Option<u32>,
     }
 
     #[derive(Default, Deserialize, serde::Serialize, JsonSchema)]
@@ -155,6 +177,11 @@ mod tests {
             "How long, in milliseconds."
         );
         assert_eq!(
+            schema["properties"]["ttl_ms"].get("default"),
+            Some(&Value::Null)
+        );
+        assert!(schema["properties"]["limit"].get("default").is_none());
+        assert_eq!(
             schema["properties"]["mode"]["enum"],
             json!(["fast", "safe"])
         );
@@ -169,6 +196,7 @@ mod tests {
             json!({"ttl_ms": 0}),
             json!({"mode": "slow"}),
             json!({"other": 1}),
+            json!({"limit": null}),
         ] {
             assert!(!compiled.check(&refused).is_empty(), "{refused}");
         }

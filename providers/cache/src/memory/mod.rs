@@ -10,14 +10,18 @@ use async_trait::async_trait;
 use moka::Expiry;
 use moka::future::Cache;
 use moka::ops::compute::Op;
-use serde::Deserialize;
-use serde_json::{Value, json};
-use switchyard_contracts::domains;
+use serde_json::Value;
 use switchyard_spi::tenancy::Quotas;
 use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
-    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
+    ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext,
+    TenantId, parse_config,
 };
+
+use crate::contract::{
+    DeletePrefixResult, DeleteResult, Entry, IncrParams, IncrResult, KeyParams, MgetParams,
+    MgetResult, MsetParams, MsetResult, PrefixParams, SetParams, SetResult,
+};
+use crate::engine::{Engine, Instance, describe};
 
 pub use config::MemoryCacheConfig;
 
@@ -172,15 +176,11 @@ impl MemoryCacheFactory {
     /// The engine under the default quotas (`Quotas::default()`).
     pub fn new() -> Self {
         MemoryCacheFactory {
-            descriptor: ProviderDescriptor {
-                domain: "cache".into(),
-                name: "memory".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: "In-process cache with per-key TTL; the embedded default.".into(),
-                capabilities: vec!["ttl".into(), "atomic_incr".into()],
-                config_schema: config::schema(),
-                actions: domains::actions("cache"),
-            },
+            descriptor: describe("memory")
+                .summary("In-process cache with per-key TTL; the embedded default.")
+                .capabilities(&["ttl", "atomic_incr"])
+                .config::<MemoryCacheConfig>()
+                .build(),
             quota: 0,
             max_value_bytes: 0,
             tenants: Mutex::default(),
@@ -213,8 +213,7 @@ impl ProviderFactory for MemoryCacheFactory {
     }
 
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
-        let config: MemoryCacheConfig = serde_json::from_value(ctx.config)
-            .map_err(|e| ProviderError::new(ErrorCode::ConfigInvalid, e.to_string()))?;
+        let config: MemoryCacheConfig = parse_config(ctx.config)?;
         let max_value_bytes = match config.max_value_bytes {
             None => self.max_value_bytes,
             Some(wanted) if wanted <= self.max_value_bytes => wanted,
@@ -229,11 +228,11 @@ impl ProviderFactory for MemoryCacheFactory {
                 ));
             }
         };
-        Ok(Arc::new(MemoryCache {
+        Ok(Arc::new(Instance(MemoryCache {
             cache: self.tenant_cache(&ctx.tenant),
             default_ttl_ms: config.default_ttl_ms,
             max_value_bytes,
-        }))
+        })))
     }
 }
 
@@ -242,45 +241,6 @@ struct MemoryCache {
     default_ttl_ms: Option<u64>,
     /// The tenant's own limit, at most the operator's.
     max_value_bytes: usize,
-}
-
-#[derive(Deserialize)]
-struct KeyParams {
-    key: String,
-}
-
-#[derive(Deserialize)]
-struct SetParams {
-    key: String,
-    value: Value,
-    ttl_ms: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct MgetParams {
-    keys: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct MsetParams {
-    entries: Vec<SetParams>,
-}
-
-#[derive(Deserialize)]
-struct IncrParams {
-    key: String,
-    #[serde(default = "one")]
-    by: i64,
-    ttl_ms: Option<u64>,
-}
-
-fn one() -> i64 {
-    1
-}
-
-#[derive(Deserialize)]
-struct PrefixParams {
-    prefix: String,
 }
 
 impl MemoryCache {
@@ -307,10 +267,10 @@ impl MemoryCache {
         Ok(len)
     }
 
-    async fn read(&self, key: String) -> Result<Value, ProviderError> {
+    async fn read(&self, key: String) -> Result<Entry, ProviderError> {
         Ok(match self.cache.entries.get(&key).await {
-            Some(stored) => json!({"key": key, "found": true, "value": stored.value()?}),
-            None => json!({"key": key, "found": false, "value": null}),
+            Some(stored) => Entry::found(key, stored.value()?),
+            None => Entry::missing(key),
         })
     }
 
@@ -336,7 +296,7 @@ impl MemoryCache {
         Ok(())
     }
 
-    async fn incr(&self, p: IncrParams) -> Result<Value, ProviderError> {
+    async fn incr(&self, p: IncrParams) -> Result<IncrResult, ProviderError> {
         let explicit_deadline = p
             .ttl_ms
             .map(|ms| Instant::now() + Duration::from_millis(ms));
@@ -376,14 +336,20 @@ impl MemoryCache {
                 }))
             })
             .await?;
-        let value = match result.into_entry() {
-            Some(entry) => entry.into_value().value()?,
-            None => Value::Null,
-        };
-        Ok(json!({"key": p.key, "value": value}))
+        // The computation always puts a value, so there is always an entry.
+        let stored = result
+            .into_entry()
+            .ok_or_else(|| ProviderError::internal("incr stored nothing"))?
+            .into_value();
+        let value = stored
+            .value()?
+            .as_i64()
+            .ok_or_else(|| ProviderError::internal("incr stored a value that is not an integer"))?;
+        Ok(IncrResult { key: p.key, value })
     }
 
-    async fn delete_prefix(&self, prefix: String) -> Value {
+    /// How many keys starting with `prefix` it removed.
+    async fn delete_prefix(&self, prefix: String) -> u64 {
         let entries = &self.cache.entries;
         let doomed: Vec<Arc<String>> = entries
             .iter()
@@ -396,77 +362,71 @@ impl MemoryCache {
                 deleted += 1;
             }
         }
-        json!({"deleted": deleted})
+        deleted
     }
 }
 
 #[async_trait]
-impl Provider for MemoryCache {
-    async fn invoke(&self, _ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
-        match call.action.as_str() {
-            "get" => {
-                let p: KeyParams = parse_params(call.params)?;
-                self.read(p.key).await
-            }
-            "set" => {
-                let p: SetParams = parse_params(call.params)?;
-                let text_len = self.check_size("/value", &p.value)?;
-                let expires_at = self.deadline(p.ttl_ms);
-                self.store(vec![(p.key.clone(), p.value, text_len, expires_at)])
-                    .await?;
-                Ok(json!({"key": p.key}))
-            }
-            "delete" => {
-                let p: KeyParams = parse_params(call.params)?;
-                let deleted = self.cache.entries.remove(&p.key).await.is_some();
-                Ok(json!({"deleted": deleted}))
-            }
-            "mget" => {
-                let p: MgetParams = parse_params(call.params)?;
-                let mut entries = Vec::with_capacity(p.keys.len());
-                for key in p.keys {
-                    entries.push(self.read(key).await?);
-                }
-                Ok(json!({"entries": entries}))
-            }
-            "mset" => {
-                let p: MsetParams = parse_params(call.params)?;
-                // Check every value first so a refused batch stores nothing.
-                let mut entries = Vec::with_capacity(p.entries.len());
-                for (i, entry) in p.entries.into_iter().enumerate() {
-                    let text_len = self.check_size(&format!("/entries/{i}/value"), &entry.value)?;
-                    let expires_at = self.deadline(entry.ttl_ms);
-                    entries.push((entry.key, entry.value, text_len, expires_at));
-                }
-                let stored = entries.len();
-                self.store(entries).await?;
-                Ok(json!({"stored": stored}))
-            }
-            "incr" => self.incr(parse_params(call.params)?).await,
-            "delete_prefix" => {
-                let p: PrefixParams = parse_params(call.params)?;
-                Ok(self.delete_prefix(p.prefix).await)
-            }
-            other => Err(ProviderError::new(
-                ErrorCode::ActionNotFound,
-                format!("cache/memory has no action {other}"),
-            )),
+impl Engine for MemoryCache {
+    const NAME: &'static str = "memory";
+
+    async fn get(&self, p: KeyParams) -> Result<Entry, ProviderError> {
+        self.read(p.key).await
+    }
+
+    async fn set(&self, p: SetParams) -> Result<SetResult, ProviderError> {
+        let text_len = self.check_size("/value", &p.value)?;
+        let expires_at = self.deadline(p.ttl_ms);
+        self.store(vec![(p.key.clone(), p.value, text_len, expires_at)])
+            .await?;
+        Ok(SetResult { key: p.key })
+    }
+
+    async fn delete(&self, p: KeyParams) -> Result<DeleteResult, ProviderError> {
+        let deleted = self.cache.entries.remove(&p.key).await.is_some();
+        Ok(DeleteResult { deleted })
+    }
+
+    async fn mget(&self, p: MgetParams) -> Result<MgetResult, ProviderError> {
+        let mut entries = Vec::with_capacity(p.keys.len());
+        for key in p.keys {
+            entries.push(self.read(key).await?);
         }
+        Ok(MgetResult { entries })
+    }
+
+    async fn mset(&self, p: MsetParams) -> Result<MsetResult, ProviderError> {
+        // Check every value first so a refused batch stores nothing.
+        let mut entries = Vec::with_capacity(p.entries.len());
+        for (i, entry) in p.entries.into_iter().enumerate() {
+            let text_len = self.check_size(&format!("/entries/{i}/value"), &entry.value)?;
+            let expires_at = self.deadline(entry.ttl_ms);
+            entries.push((entry.key, entry.value, text_len, expires_at));
+        }
+        let stored = entries.len();
+        self.store(entries).await?;
+        Ok(MsetResult { stored })
+    }
+
+    async fn incr(&self, p: IncrParams) -> Result<IncrResult, ProviderError> {
+        MemoryCache::incr(self, p).await
+    }
+
+    async fn delete_prefix(&self, p: PrefixParams) -> Result<DeletePrefixResult, ProviderError> {
+        Ok(DeletePrefixResult {
+            deleted: MemoryCache::delete_prefix(self, p.prefix).await,
+        })
     }
 
     /// The calling tenant's own figures only: every tenant's instance answers health, and
     /// what others hold is none of its business.
-    async fn health(&self) -> Health {
+    async fn probe(&self) -> Result<Option<String>, ProviderError> {
         let used = self.cache.used().await;
-        Health::from_dependencies(vec![DependencyHealth {
-            name: "memory".into(),
-            status: HealthStatus::Up,
-            detail: Some(format!(
-                "this tenant holds {} entries in {used} of its {} bytes",
-                self.cache.entries.entry_count(),
-                self.cache.quota
-            )),
-        }])
+        Ok(Some(format!(
+            "this tenant holds {} entries in {used} of its {} bytes",
+            self.cache.entries.entry_count(),
+            self.cache.quota
+        )))
     }
 }
 
@@ -474,6 +434,7 @@ impl Provider for MemoryCache {
 mod tests {
     use std::num::NonZeroU64;
 
+    use serde_json::json;
     use switchyard_spi::testkit::Harness;
 
     use super::*;

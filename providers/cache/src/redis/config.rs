@@ -1,19 +1,21 @@
 //! Per-tenant config of `cache/redis`. Same fields, defaults and meaning as `cache/memory`'s, so
 //! a tenant can move between the engines without touching its config.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisCacheConfig {
-    /// TTL applied by `set`, `mset` and `incr` (on creation) when the call gives none. `None`:
-    /// keys live until deleted or evicted by Redis's own policy.
+    /// TTL in milliseconds applied by `set`, `mset` and `incr` (on creation) when the call
+    /// gives none; null keeps keys until deleted or evicted by Redis's own policy.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub default_ttl_ms: Option<u64>,
-    /// Largest accepted value, measured as its JSON text. Protects the Redis memory every tenant
-    /// shares from one tenant's oversized values.
+    /// Largest accepted value, as JSON text. Protects the Redis memory every tenant shares
+    /// from one tenant's oversized values.
     #[serde(default = "default_max_value_bytes")]
+    #[schemars(range(min = 1, max = 67_108_864))]
     pub max_value_bytes: usize,
 }
 
@@ -28,15 +30,4 @@ impl Default for RedisCacheConfig {
             max_value_bytes: default_max_value_bytes(),
         }
     }
-}
-
-pub fn schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "default_ttl_ms": {"type": ["integer", "null"], "minimum": 1, "description": "TTL used when a call gives none; null keeps keys until deleted or evicted."},
-            "max_value_bytes": {"type": "integer", "minimum": 1, "maximum": 67108864, "default": 1048576, "description": "Largest accepted value, as JSON text."}
-        }
-    })
 }

@@ -10,16 +10,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script, cmd};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use switchyard_contracts::domains;
+use serde_json::Value;
 use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
-    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, parse_params,
+    ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext,
+    parse_config,
 };
 use tokio::sync::OnceCell;
 
 pub use config::RedisCacheConfig;
+
+use crate::contract::{
+    DeletePrefixResult, DeleteResult, Entry, IncrParams, IncrResult, KeyParams, MgetParams,
+    MgetResult, MsetParams, MsetResult, PrefixParams, SetParams, SetResult,
+};
+use crate::engine::{Engine, Instance, describe};
 
 /// The namespace production keys live under: `sy:{<tenant>}:<key>`.
 const DEFAULT_NAMESPACE: &str = "sy";
@@ -69,16 +73,11 @@ impl RedisCacheFactory {
     /// other's keys. The namespace must not contain `{`, which would move the hash tag.
     pub fn with_namespace(url: String, namespace: String) -> Self {
         RedisCacheFactory {
-            descriptor: ProviderDescriptor {
-                domain: "cache".into(),
-                name: "redis".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: "Redis-backed cache with per-key TTL, shared by every gateway process."
-                    .into(),
-                capabilities: vec!["ttl".into(), "atomic_incr".into(), "shared".into()],
-                config_schema: config::schema(),
-                actions: domains::actions("cache"),
-            },
+            descriptor: describe("redis")
+                .summary("Redis-backed cache with per-key TTL, shared by every gateway process.")
+                .capabilities(&["ttl", "atomic_incr", "shared"])
+                .config::<RedisCacheConfig>()
+                .build(),
             redis: Arc::new(SharedRedis {
                 url,
                 namespace,
@@ -96,13 +95,12 @@ impl ProviderFactory for RedisCacheFactory {
     }
 
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
-        let config: RedisCacheConfig = serde_json::from_value(ctx.config)
-            .map_err(|e| ProviderError::new(ErrorCode::ConfigInvalid, e.to_string()))?;
-        Ok(Arc::new(RedisCache {
+        let config: RedisCacheConfig = parse_config(ctx.config)?;
+        Ok(Arc::new(Instance(RedisCache {
             key_prefix: format!("{}:{{{}}}:", self.redis.namespace, ctx.tenant),
             config,
             redis: self.redis.clone(),
-        }))
+        })))
     }
 }
 
@@ -211,45 +209,6 @@ struct RedisCache {
     redis: Arc<SharedRedis>,
 }
 
-#[derive(Deserialize)]
-struct KeyParams {
-    key: String,
-}
-
-#[derive(Deserialize)]
-struct SetParams {
-    key: String,
-    value: Value,
-    ttl_ms: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct MgetParams {
-    keys: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct MsetParams {
-    entries: Vec<SetParams>,
-}
-
-#[derive(Deserialize)]
-struct IncrParams {
-    key: String,
-    #[serde(default = "one")]
-    by: i64,
-    ttl_ms: Option<u64>,
-}
-
-fn one() -> i64 {
-    1
-}
-
-#[derive(Deserialize)]
-struct PrefixParams {
-    prefix: String,
-}
-
 impl RedisCache {
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.key_prefix)
@@ -279,16 +238,16 @@ impl RedisCache {
     }
 
     /// One contract entry from what Redis holds under the key.
-    fn entry(key: String, stored: Option<String>) -> Result<Value, ProviderError> {
+    fn entry(key: String, stored: Option<String>) -> Result<Entry, ProviderError> {
         match stored {
-            None => Ok(json!({"key": key, "found": false, "value": null})),
+            None => Ok(Entry::missing(key)),
             Some(text) => {
                 let value: Value = serde_json::from_str(&text).map_err(|e| {
                     ProviderError::internal(format!(
                         "the value under {key} is not JSON text (written outside cache/redis?): {e}"
                     ))
                 })?;
-                Ok(json!({"key": key, "found": true, "value": value}))
+                Ok(Entry::found(key, value))
             }
         }
     }
@@ -302,15 +261,15 @@ impl RedisCache {
         command
     }
 
-    async fn set(&self, p: SetParams) -> Result<Value, ProviderError> {
+    async fn set(&self, p: SetParams) -> Result<SetResult, ProviderError> {
         let text = self.encode("/value", &p.value)?;
         self.redis
             .query::<()>(&self.set_command(&p.key, text, p.ttl_ms))
             .await?;
-        Ok(json!({"key": p.key}))
+        Ok(SetResult { key: p.key })
     }
 
-    async fn mset(&self, p: MsetParams) -> Result<Value, ProviderError> {
+    async fn mset(&self, p: MsetParams) -> Result<MsetResult, ProviderError> {
         // Encode (and so size-check) every value first so a refused batch stores nothing.
         let mut texts = Vec::with_capacity(p.entries.len());
         for (i, entry) in p.entries.iter().enumerate() {
@@ -326,10 +285,12 @@ impl RedisCache {
         }
         let mut connection = self.redis.connection().await?;
         bounded("answering", pipeline.query_async::<()>(&mut connection)).await?;
-        Ok(json!({"stored": p.entries.len()}))
+        Ok(MsetResult {
+            stored: p.entries.len(),
+        })
     }
 
-    async fn incr(&self, p: IncrParams) -> Result<Value, ProviderError> {
+    async fn incr(&self, p: IncrParams) -> Result<IncrResult, ProviderError> {
         let optional = |ttl: Option<u64>| ttl.map(|ms| ms.to_string()).unwrap_or_default();
         let mut invocation = self.redis.incr.key(self.key(&p.key));
         invocation
@@ -356,10 +317,10 @@ impl RedisCache {
         let value: i64 = text.parse().map_err(|e| {
             ProviderError::internal(format!("redis answered incr with a non-integer: {e}"))
         })?;
-        Ok(json!({"key": p.key, "value": value}))
+        Ok(IncrResult { key: p.key, value })
     }
 
-    async fn delete_prefix(&self, prefix: &str) -> Result<Value, ProviderError> {
+    async fn delete_prefix(&self, prefix: &str) -> Result<DeletePrefixResult, ProviderError> {
         let pattern = format!("{}*", glob_literal(&self.key(prefix)));
         let mut cursor = 0u64;
         let mut deleted = 0u64;
@@ -378,7 +339,7 @@ impl RedisCache {
                 deleted += removed;
             }
             if next == 0 {
-                return Ok(json!({"deleted": deleted}));
+                return Ok(DeletePrefixResult { deleted });
             }
             cursor = next;
         }
@@ -386,54 +347,51 @@ impl RedisCache {
 }
 
 #[async_trait]
-impl Provider for RedisCache {
-    async fn invoke(&self, _ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
-        match call.action.as_str() {
-            "get" => {
-                let p: KeyParams = parse_params(call.params)?;
-                let stored = self.redis.query(cmd("GET").arg(self.key(&p.key))).await?;
-                Self::entry(p.key, stored)
-            }
-            "set" => self.set(parse_params(call.params)?).await,
-            "delete" => {
-                let p: KeyParams = parse_params(call.params)?;
-                let removed: u64 = self.redis.query(cmd("DEL").arg(self.key(&p.key))).await?;
-                Ok(json!({"deleted": removed > 0}))
-            }
-            "mget" => {
-                let p: MgetParams = parse_params(call.params)?;
-                let keys: Vec<String> = p.keys.iter().map(|k| self.key(k)).collect();
-                let stored: Vec<Option<String>> = self.redis.query(cmd("MGET").arg(keys)).await?;
-                let entries = p
-                    .keys
-                    .into_iter()
-                    .zip(stored)
-                    .map(|(key, stored)| Self::entry(key, stored))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(json!({"entries": entries}))
-            }
-            "mset" => self.mset(parse_params(call.params)?).await,
-            "incr" => self.incr(parse_params(call.params)?).await,
-            "delete_prefix" => {
-                let p: PrefixParams = parse_params(call.params)?;
-                self.delete_prefix(&p.prefix).await
-            }
-            other => Err(ProviderError::new(
-                ErrorCode::ActionNotFound,
-                format!("cache/redis has no action {other}"),
-            )),
-        }
+impl Engine for RedisCache {
+    const NAME: &'static str = "redis";
+
+    async fn get(&self, p: KeyParams) -> Result<Entry, ProviderError> {
+        let stored = self.redis.query(cmd("GET").arg(self.key(&p.key))).await?;
+        Self::entry(p.key, stored)
     }
 
-    async fn health(&self) -> Health {
-        let (status, detail) = match self.redis.query::<String>(&cmd("PING")).await {
-            Ok(_) => (HealthStatus::Up, None),
-            Err(e) => (HealthStatus::Down, Some(e.detail)),
-        };
-        Health::from_dependencies(vec![DependencyHealth {
-            name: "redis".into(),
-            status,
-            detail,
-        }])
+    async fn set(&self, p: SetParams) -> Result<SetResult, ProviderError> {
+        RedisCache::set(self, p).await
+    }
+
+    async fn delete(&self, p: KeyParams) -> Result<DeleteResult, ProviderError> {
+        let removed: u64 = self.redis.query(cmd("DEL").arg(self.key(&p.key))).await?;
+        Ok(DeleteResult {
+            deleted: removed > 0,
+        })
+    }
+
+    async fn mget(&self, p: MgetParams) -> Result<MgetResult, ProviderError> {
+        let keys: Vec<String> = p.keys.iter().map(|k| self.key(k)).collect();
+        let stored: Vec<Option<String>> = self.redis.query(cmd("MGET").arg(keys)).await?;
+        let entries = p
+            .keys
+            .into_iter()
+            .zip(stored)
+            .map(|(key, stored)| Self::entry(key, stored))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(MgetResult { entries })
+    }
+
+    async fn mset(&self, p: MsetParams) -> Result<MsetResult, ProviderError> {
+        RedisCache::mset(self, p).await
+    }
+
+    async fn incr(&self, p: IncrParams) -> Result<IncrResult, ProviderError> {
+        RedisCache::incr(self, p).await
+    }
+
+    async fn delete_prefix(&self, p: PrefixParams) -> Result<DeletePrefixResult, ProviderError> {
+        RedisCache::delete_prefix(self, &p.prefix).await
+    }
+
+    async fn probe(&self) -> Result<Option<String>, ProviderError> {
+        self.redis.query::<String>(&cmd("PING")).await?;
+        Ok(None)
     }
 }
