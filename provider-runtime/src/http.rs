@@ -5,6 +5,7 @@
 //! What a request executes is read by [`envelope`], the rules the gateway's policy reads it by.
 
 pub mod envelope;
+pub mod operator;
 pub mod path;
 
 use std::convert::Infallible;
@@ -33,6 +34,7 @@ use crate::internal_auth::{
 use crate::observe;
 use crate::runtime::Runtime;
 use envelope::{BodyForm, BodyRule, Executed};
+use operator::OperatorToken;
 use path::Segments;
 use switchyard_telemetry::trace;
 
@@ -47,6 +49,7 @@ pub type RequestBody = UnsyncBoxBody<Bytes, hyper::Error>;
 pub struct Service {
     runtime: Arc<Runtime>,
     key: InternalKey,
+    operator: OperatorToken,
 }
 
 /// Accepts connections until `shutdown` resolves. Connections already accepted finish their
@@ -88,8 +91,13 @@ pub async fn serve(
 }
 
 impl Service {
+    /// The operator's token comes from `SWITCHYARD_OPERATOR_TOKEN` ([`operator`]).
     pub fn new(runtime: Arc<Runtime>, key: InternalKey) -> Self {
-        Service { runtime, key }
+        Service {
+            runtime,
+            key,
+            operator: OperatorToken::from_env(),
+        }
     }
 
     /// Answers one request from the network; `/providers` and `/services` need the context
@@ -150,6 +158,21 @@ impl Service {
             (&Method::GET, ["readyz"]) => observe::readiness(&self.runtime).await,
             (&Method::GET, ["metrics"]) => observe::process_metrics(req.headers())
                 .unwrap_or_else(|problem| problem_response(problem, &fallback_request_id(&req))),
+            (_, ["providers", "register", ..]) => {
+                let request_id = fallback_request_id(&req);
+                // Owned: the request moves into the answer. Rare requests, a short path.
+                let path = req.uri().path().to_owned();
+                operator::answer(
+                    &self.runtime,
+                    &self.operator,
+                    req,
+                    path::Split::of(&path).as_slice(),
+                    trusted.is_some(),
+                    &request_id,
+                )
+                .await
+                .unwrap_or_else(|problem| problem_response(problem, &request_id))
+            }
             (_, ["providers", ..] | ["services", ..]) => {
                 let given_id = req.headers().get("x-request-id").cloned();
                 let (ctx, request) = match self.admit(req, segments, trusted).await {

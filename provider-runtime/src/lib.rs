@@ -2,6 +2,7 @@
 //! Switchyard contract.
 //!
 //! - [`registry`]: engines by `(domain, name)`, schemas compiled once;
+//! - [`registration`]: remote providers an operator registers while serving;
 //! - [`lifecycle`]: per-tenant slots (stopped → starting → running → stopping, failed) and
 //!   hot swap on reconfigure;
 //! - [`runtime`]: the contract's operations, usable in process;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod observe;
 pub mod plugin;
+pub mod registration;
 pub mod registry;
 pub mod remote;
 pub mod resilience;

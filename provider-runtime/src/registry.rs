@@ -1,5 +1,13 @@
 //! The registry of provider engines, keyed by `(domain, name)`, with their schemas compiled
 //! once at registration.
+//!
+//! A provider's index is its identity for as long as the process lives: the runtime keys its
+//! per-tenant slots and lifecycle events by it. A provider removed at runtime
+//! (`DELETE /providers/register/...`) leaves an empty place, never reused, so an index held by
+//! a request in flight can never name another provider. The registry is a value the runtime
+//! swaps whole when an operator registers or removes a provider (see
+//! [`Runtime::register_remote`](crate::Runtime::register_remote)): a clone copies one `Arc`
+//! per provider, and readers never wait.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,14 +16,46 @@ use switchyard_contracts::schema::Compiled;
 use switchyard_contracts::{ActionValidators, ProviderDescriptor, SchemaError};
 use switchyard_spi::ProviderFactory;
 
+/// How a provider came to be registered, which decides whether an operator may remove it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Built in, or named at start-up (`SWITCHYARD_PLUGINS`, `SWITCHYARD_REMOTE_PROVIDERS`):
+    /// the process's configuration, which only a restart changes.
+    Startup,
+    /// Registered while serving by `POST /providers/register`; removable.
+    Operator,
+}
+
 /// One registered engine.
 pub struct Registered {
     pub factory: Arc<dyn ProviderFactory>,
     pub actions: HashMap<String, ActionValidators>,
     pub config: Compiled,
+    pub origin: Origin,
 }
 
 impl Registered {
+    /// Compiles the descriptor's schemas; one that does not compile is refused here, so a
+    /// broken descriptor stops start-up (or a registration) instead of failing requests later.
+    pub fn compile(
+        factory: Arc<dyn ProviderFactory>,
+        origin: Origin,
+    ) -> Result<Registered, SchemaError> {
+        let descriptor = factory.descriptor();
+        let id = format!("{}/{}", descriptor.domain, descriptor.name);
+        let mut actions = HashMap::new();
+        for action in &descriptor.actions {
+            actions.insert(action.name.clone(), ActionValidators::compile(&id, action)?);
+        }
+        let config = Compiled::new(&descriptor.config_schema, &format!("{id}#config"))?;
+        Ok(Registered {
+            factory,
+            actions,
+            config,
+            origin,
+        })
+    }
+
     pub fn descriptor(&self) -> &ProviderDescriptor {
         self.factory.descriptor()
     }
@@ -26,57 +66,57 @@ impl Registered {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Registry {
-    providers: Vec<Registered>,
+    /// `None` where a provider was removed: indexes are never reused.
+    providers: Vec<Option<Arc<Registered>>>,
 }
 
 impl Registry {
-    /// Adds an engine. Refuses a duplicate `(domain, name)` and schemas that do not compile,
-    /// so a broken descriptor stops start-up instead of failing requests later.
+    /// Adds an engine at start-up. Refuses a duplicate `(domain, name)` and schemas that do
+    /// not compile.
     pub fn register(&mut self, factory: Arc<dyn ProviderFactory>) -> Result<(), SchemaError> {
-        let descriptor = factory.descriptor();
-        let id = format!("{}/{}", descriptor.domain, descriptor.name);
-        if self
-            .index_of(&descriptor.domain, &descriptor.name)
-            .is_some()
-        {
+        self.add(Registered::compile(factory, Origin::Startup)?)
+            .map(|_| ())
+    }
+
+    /// Adds a compiled engine and answers its index; refuses a `(domain, name)` already taken.
+    pub fn add(&mut self, registered: Registered) -> Result<usize, SchemaError> {
+        let d = registered.descriptor();
+        if self.index_of(&d.domain, &d.name).is_some() {
             return Err(SchemaError {
-                location: id,
+                location: registered.id(),
                 message: "registered twice".into(),
             });
         }
-        let mut actions = HashMap::new();
-        for action in &descriptor.actions {
-            actions.insert(action.name.clone(), ActionValidators::compile(&id, action)?);
-        }
-        let config = Compiled::new(&descriptor.config_schema, &format!("{id}#config"))?;
-        self.providers.push(Registered {
-            factory,
-            actions,
-            config,
-        });
-        Ok(())
+        self.providers.push(Some(Arc::new(registered)));
+        Ok(self.providers.len() - 1)
+    }
+
+    /// Unlists the engine at `index`; its place stays empty.
+    pub fn remove(&mut self, index: usize) -> Option<Arc<Registered>> {
+        self.providers.get_mut(index).and_then(Option::take)
     }
 
     pub fn index_of(&self, domain: &str, name: &str) -> Option<usize> {
+        self.iter()
+            .find(|(_, p)| p.descriptor().domain == domain && p.descriptor().name == name)
+            .map(|(index, _)| index)
+    }
+
+    /// The engine at `index`, or `None` once it was removed.
+    pub fn get(&self, index: usize) -> Option<&Arc<Registered>> {
+        self.providers.get(index).and_then(Option::as_ref)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Arc<Registered>)> {
         self.providers
             .iter()
-            .position(|p| p.descriptor().domain == domain && p.descriptor().name == name)
-    }
-
-    pub fn get(&self, index: usize) -> &Registered {
-        &self.providers[index]
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &Registered)> {
-        self.providers.iter().enumerate()
+            .enumerate()
+            .filter_map(|(index, p)| p.as_ref().map(|p| (index, p)))
     }
 
     pub fn descriptors(&self) -> Vec<ProviderDescriptor> {
-        self.providers
-            .iter()
-            .map(|p| p.descriptor().clone())
-            .collect()
+        self.iter().map(|(_, p)| p.descriptor().clone()).collect()
     }
 }

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+
+use arc_swap::ArcSwap;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -19,23 +21,28 @@ use switchyard_spi::{CallContext, Invocation, ProviderError, StartContext};
 use crate::client::RuntimeClient;
 use crate::events::{Emitter, LifecycleEvent, cloud_event};
 use crate::lifecycle::{Lease, Lifecycle, NotRunning, Slot};
-use crate::registry::Registry;
+use crate::registration::Registrations;
+use crate::registry::{Registered, Registry};
 use crate::resilience::{CircuitObserver, CircuitState, ResilienceConfig};
 use crate::secrets::{Owner, SecretError, SecretResolver, literal_credentials, masked};
 use crate::store::{PlatformStore, StoreError};
 use switchyard_telemetry::{metrics, trace};
 
 pub struct Runtime {
-    registry: Registry,
-    store: PlatformStore,
-    slots: RwLock<HashMap<(TenantId, usize), Arc<Slot>>>,
+    /// Swapped whole when an operator registers or removes a provider; readers never wait.
+    pub(crate) registry: ArcSwap<Registry>,
+    pub(crate) store: PlatformStore,
+    pub(crate) slots: RwLock<HashMap<(TenantId, usize), Arc<Slot>>>,
     resilience: ResilienceConfig,
-    secrets: SecretResolver,
+    pub(crate) secrets: Arc<SecretResolver>,
     /// Where tenants' secret references may point (`[tenancy.secrets]`).
     secret_scope: SecretScope,
-    openapi: Bytes,
+    /// Rebuilt with the registry, so a registered provider's actions are published at once.
+    openapi: ArcSwap<Bytes>,
     events: Emitter,
     services: Vec<HostedService>,
+    /// The providers registered while serving, and the lock that orders their changes.
+    pub(crate) registrations: Registrations,
 }
 
 /// A business service with its params validators, compiled once.
@@ -53,15 +60,16 @@ impl Runtime {
     ) -> Self {
         let openapi = Bytes::from(openapi::document(&registry.descriptors(), &[]).to_string());
         Runtime {
-            registry,
+            registry: ArcSwap::from_pointee(registry),
             store,
             slots: RwLock::new(HashMap::new()),
             resilience,
-            secrets,
+            secrets: Arc::new(secrets),
             secret_scope: SecretScope::default(),
-            openapi,
+            openapi: ArcSwap::from_pointee(openapi),
             events: Emitter::default(),
             services: Vec::new(),
+            registrations: Registrations::default(),
         }
     }
 
@@ -84,11 +92,18 @@ impl Runtime {
             }
             self.services.push(HostedService { service, params });
         }
-        self.openapi = Bytes::from(
-            openapi::document(&self.registry.descriptors(), &self.service_descriptors())
-                .to_string(),
-        );
+        self.refresh_openapi();
         Ok(self)
+    }
+
+    /// Rebuilds the OpenAPI document from the providers registered now.
+    pub(crate) fn refresh_openapi(&self) {
+        let document = openapi::document(
+            &self.registry.load().descriptors(),
+            &self.service_descriptors(),
+        );
+        self.openapi
+            .store(Arc::new(Bytes::from(document.to_string())));
     }
 
     pub fn service_descriptors(&self) -> Vec<ServiceDescriptor> {
@@ -160,7 +175,11 @@ impl Runtime {
                 let Some(runtime) = runtime.upgrade() else {
                     return;
                 };
-                let d = runtime.registry.get(emitted.index).descriptor();
+                // A provider removed since the event was emitted has no topic to name.
+                let Some(registered) = runtime.registered(emitted.index) else {
+                    continue;
+                };
+                let d = registered.descriptor();
                 let event = cloud_event(&d.domain, &d.name, &emitted);
                 let message = json!({
                     "key": event.key, "headers": event.headers(&emitted.tenant), "payload": event.data,
@@ -187,8 +206,25 @@ impl Runtime {
         self.events.emit(tenant, index, event, data);
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The providers registered now; a registration while the answer is held is not in it.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.load_full()
+    }
+
+    /// The provider at `index`, or `None` once an operator removed it.
+    pub(crate) fn registered(&self, index: usize) -> Option<Arc<Registered>> {
+        self.registry.load().get(index).cloned()
+    }
+
+    /// [`Runtime::registered`] for a request that found the index a moment ago: a removal in
+    /// between answers as if it had come first.
+    fn registered_or_gone(&self, index: usize) -> Result<Arc<Registered>, Problem> {
+        self.registered(index).ok_or_else(|| {
+            Problem::new(
+                ErrorCode::ProviderNotFound,
+                "the provider was removed; GET /providers lists them",
+            )
+        })
     }
 
     pub fn store(&self) -> &PlatformStore {
@@ -197,16 +233,26 @@ impl Runtime {
 
     /// The OpenAPI document for the registered providers, serialized once.
     pub fn openapi(&self) -> Bytes {
-        self.openapi.clone()
+        self.openapi.load().as_ref().clone()
     }
 
     fn find(&self, domain: &str, name: &str) -> Result<usize, Problem> {
-        self.registry.index_of(domain, name).ok_or_else(|| {
+        self.registry.load().index_of(domain, name).ok_or_else(|| {
             Problem::new(
                 ErrorCode::ProviderNotFound,
                 format!("no provider {domain}/{name}; GET /providers lists them"),
             )
         })
+    }
+
+    /// [`Runtime::find`] with the provider itself, held for the rest of the request.
+    fn find_registered(
+        &self,
+        domain: &str,
+        name: &str,
+    ) -> Result<(usize, Arc<Registered>), Problem> {
+        let index = self.find(domain, name)?;
+        Ok((index, self.registered_or_gone(index)?))
     }
 
     fn slot(&self, tenant: &TenantId, index: usize) -> Arc<Slot> {
@@ -221,8 +267,12 @@ impl Runtime {
         }
         let events = self.events.clone();
         let tenant_of_slot = tenant.clone();
-        let d = self.registry.get(index).descriptor();
-        let (domain, name) = (d.domain.clone(), d.name.clone());
+        // A slot for a provider removed a moment ago is never started (`start_instance`
+        // finds no factory); its metric labels may stay empty.
+        let (domain, name) = self
+            .registered(index)
+            .map(|r| (r.descriptor().domain.clone(), r.descriptor().name.clone()))
+            .unwrap_or_default();
         metrics::circuit_state(tenant.as_str(), &domain, &name, false);
         let circuit: CircuitObserver = Arc::new(move |state| {
             let open = state == CircuitState::Open;
@@ -249,7 +299,9 @@ impl Runtime {
         tenant: &TenantId,
         index: usize,
     ) -> Result<Arc<dyn switchyard_spi::Provider>, String> {
-        let registered = self.registry.get(index);
+        let registered = self
+            .registered(index)
+            .ok_or("the provider was removed by the platform operator")?;
         let d = registered.descriptor();
         let config = self
             .store
@@ -287,7 +339,9 @@ impl Runtime {
             if slot.lease().is_none() {
                 continue;
             }
-            let registered = self.registry.get(index);
+            let Some(registered) = self.registered(index) else {
+                continue;
+            };
             let d = registered.descriptor();
             let Ok(Some(stored)) = self.store.current_config(&tenant, &d.domain, &d.name).await
             else {
@@ -324,7 +378,11 @@ impl Runtime {
 
     async fn lease(&self, tenant: &TenantId, index: usize) -> Result<Lease, Problem> {
         let slot = self.slot(tenant, index);
-        let id = || self.registry.get(index).id();
+        let id = || {
+            self.registered(index)
+                .map(|r| r.id())
+                .unwrap_or_else(|| "the provider".into())
+        };
         slot.ensure_running(|| self.start_instance(tenant, index))
             .await
             .map_err(|why| match why {
@@ -360,7 +418,8 @@ impl Runtime {
             Vec::new()
         });
         let mut providers = Vec::new();
-        for (index, registered) in self.registry.iter() {
+        let registry = self.registry();
+        for (index, registered) in registry.iter() {
             let d = registered.descriptor();
             let (status, reason) = self.status_of(tenant, index).await;
             let mut entry = json!({
@@ -387,8 +446,8 @@ impl Runtime {
         domain: &str,
         name: &str,
     ) -> Result<Value, Problem> {
-        let index = self.find(domain, name)?;
-        let d = self.registry.get(index).descriptor();
+        let (index, registered) = self.find_registered(domain, name)?;
+        let d = registered.descriptor();
         let (status, reason) = self.status_of(tenant, index).await;
         let config = self
             .store
@@ -412,8 +471,8 @@ impl Runtime {
         domain: &str,
         name: &str,
     ) -> Result<Value, Problem> {
-        let index = self.find(domain, name)?;
-        let provider = self.registry.get(index).id();
+        let (index, registered) = self.find_registered(domain, name)?;
+        let provider = registered.id();
         let started = Instant::now();
         let leased = self.lease(tenant, index).await;
         let status = self.slot(tenant, index).status();
@@ -461,8 +520,7 @@ impl Runtime {
         name: &str,
         body: Value,
     ) -> Result<Value, Problem> {
-        let index = self.find(domain, name)?;
-        let registered = self.registry.get(index);
+        let (index, registered) = self.find_registered(domain, name)?;
         let Some(config) = body
             .get("config")
             .filter(|_| body.as_object().is_some_and(|o| o.len() == 1))
@@ -593,7 +651,8 @@ impl Runtime {
 
     async fn lifecycle_answer(&self, tenant: &TenantId, index: usize) -> Result<Value, Problem> {
         let (status, reason) = self.status_of(tenant, index).await;
-        let mut body = json!({"provider": self.registry.get(index).id(), "status": status});
+        let provider = self.registered_or_gone(index)?.id();
+        let mut body = json!({"provider": provider, "status": status});
         add_reason(&mut body, reason);
         Ok(body)
     }
@@ -609,8 +668,7 @@ impl Runtime {
         params: Value,
         payload: Option<Bytes>,
     ) -> Result<Value, Problem> {
-        let index = self.find(domain, name)?;
-        let registered = self.registry.get(index);
+        let (index, registered) = self.find_registered(domain, name)?;
         let validators = registered.actions.get(action).ok_or_else(|| {
             let known: Vec<&str> = registered
                 .descriptor()
