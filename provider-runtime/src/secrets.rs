@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 use switchyard_contracts::{FieldError, TenantId};
 use switchyard_spi::tenancy::{SecretScope, SecretTarget};
 use tokio::io::AsyncReadExt;
-use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder, VaultClientSettingsBuilderError};
+use vaultrs::error::ClientError;
 
 const PREFIX: &str = "secret://";
 
@@ -162,23 +163,30 @@ impl VaultSettings {
     }
 }
 
+/// Why no Vault client could be built from the operator's settings.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultSetupError {
+    #[error("Vault settings: {0}")]
+    Settings(#[from] VaultClientSettingsBuilderError),
+    #[error("Vault client: {0}")]
+    Client(#[from] ClientError),
+}
+
 #[derive(Default)]
 pub struct SecretResolver {
     vault: Option<(VaultClient, u8)>,
 }
 
 impl SecretResolver {
-    pub fn new(vault: Option<VaultSettings>) -> Result<Self, String> {
+    pub fn new(vault: Option<VaultSettings>) -> Result<Self, VaultSetupError> {
         let vault = match vault {
             None => None,
             Some(settings) => {
                 let client_settings = VaultClientSettingsBuilder::default()
                     .address(&settings.address)
                     .token(settings.token.0.clone())
-                    .build()
-                    .map_err(|e| format!("Vault settings: {e}"))?;
-                let client =
-                    VaultClient::new(client_settings).map_err(|e| format!("Vault client: {e}"))?;
+                    .build()?;
+                let client = VaultClient::new(client_settings)?;
                 Some((client, settings.kv_version))
             }
         };

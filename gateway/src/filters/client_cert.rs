@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use pingora::listeners::tls::TlsSettings;
 use pingora::protocols::tls::SslDigest;
+use pingora::tls::error::ErrorStack;
 use pingora::tls::ssl::{SslVerifyMode, SslVersion};
 use serde::Deserialize;
 use switchyard_contracts::{ErrorCode, Problem, Scopes, TenantId};
@@ -34,19 +35,39 @@ fn all_scopes() -> String {
     "*".into()
 }
 
+/// Why the mTLS listener cannot be set up; each names the file or setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum MtlsError {
+    #[error("{} is not UTF-8", .0.display())]
+    NotUtf8(PathBuf),
+    #[error("mTLS listener certificate: {0}")]
+    Certificate(#[source] Box<pingora::Error>),
+    #[error("mTLS listener minimum TLS version: {0}")]
+    Protocol(#[source] ErrorStack),
+    #[error("client CA {}: {source}", path.display())]
+    ClientCa {
+        path: PathBuf,
+        #[source]
+        source: ErrorStack,
+    },
+}
+
 /// TLS settings for the mTLS listener: TLS 1.2+, client certificate required and verified.
-pub fn tls_settings(config: &MtlsConfig) -> Result<TlsSettings, String> {
+pub fn tls_settings(config: &MtlsConfig) -> Result<TlsSettings, MtlsError> {
     let path = |p: &PathBuf| {
         p.to_str()
             .map(str::to_owned)
-            .ok_or_else(|| format!("{} is not UTF-8", p.display()))
+            .ok_or_else(|| MtlsError::NotUtf8(p.clone()))
     };
     let mut tls = TlsSettings::intermediate(&path(&config.cert_file)?, &path(&config.key_file)?)
-        .map_err(|e| format!("mTLS listener certificate: {e}"))?;
+        .map_err(MtlsError::Certificate)?;
     tls.set_min_proto_version(Some(SslVersion::TLS1_2))
-        .map_err(|e| e.to_string())?;
+        .map_err(MtlsError::Protocol)?;
     tls.set_ca_file(&config.client_ca_file)
-        .map_err(|e| format!("client CA {}: {e}", config.client_ca_file.display()))?;
+        .map_err(|source| MtlsError::ClientCa {
+            path: config.client_ca_file.clone(),
+            source,
+        })?;
     tls.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
     Ok(tls)
 }
