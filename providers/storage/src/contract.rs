@@ -102,6 +102,37 @@ impl PutParams {
     }
 }
 
+/// The contract's default lifetime of a presigned URL.
+const DEFAULT_PRESIGN_SECS: u64 = 900;
+
+#[derive(Deserialize)]
+pub struct PresignParams {
+    pub key: String,
+    pub method: PresignMethod,
+    #[serde(default = "default_presign_secs")]
+    pub expires_in_secs: u64,
+}
+
+fn default_presign_secs() -> u64 {
+    DEFAULT_PRESIGN_SECS
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresignMethod {
+    Get,
+    Put,
+}
+
+#[derive(Serialize)]
+pub struct PresignResult {
+    pub url: String,
+    /// `GET` or `PUT`: the HTTP method the URL must be used with.
+    pub method: String,
+    /// RFC 3339 in UTC.
+    pub expires_at: String,
+}
+
 #[derive(Deserialize)]
 pub struct ListParams {
     #[serde(default)]

@@ -11,6 +11,7 @@
 //! - [`s3`]: objects in a bucket of an S3-compatible server, one key prefix per tenant.
 
 mod contract;
+mod engine;
 pub mod fs;
 mod key;
 pub mod s3;

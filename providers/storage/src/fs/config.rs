@@ -1,7 +1,8 @@
 //! Per-tenant config of `storage/fs`.
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use switchyard_spi::{ErrorCode, ProviderError};
 
 /// 64 MiB: large enough for documents and images, small enough that a whole object fits in
@@ -9,13 +10,14 @@ use switchyard_spi::{ErrorCode, ProviderError};
 const DEFAULT_MAX_OBJECT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What a tenant may tune. Every field is optional; an empty object means the defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FsConfig {
-    /// Largest object `put` accepts, in bytes (at least 1). Bigger content is refused with
+    /// Largest object `put` accepts, in bytes; bigger content is refused with
     /// payload_too_large before anything touches the disk, so one tenant cannot fill the
     /// volume with a single call.
     #[serde(default = "default_max_object_bytes")]
+    #[schemars(range(min = 1))]
     pub max_object_bytes: u64,
 }
 
@@ -32,7 +34,7 @@ impl Default for FsConfig {
 }
 
 impl FsConfig {
-    /// Reads a tenant's config. The runtime has already checked it against [`schema`]; the
+    /// Reads a tenant's config. The runtime has already checked it against the schema derived from this struct; the
     /// checks are repeated so a caller that skips the runtime (a test, a tool) gets the same
     /// answer instead of a provider running with a zero size limit.
     pub fn from_value(config: Value) -> Result<Self, ProviderError> {
@@ -49,26 +51,12 @@ impl FsConfig {
     }
 }
 
-/// JSON Schema of [`FsConfig`], published in the descriptor.
-pub fn schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "max_object_bytes": {
-                "type": "integer",
-                "minimum": 1,
-                "default": DEFAULT_MAX_OBJECT_BYTES,
-                "description": "Largest object put accepts, in bytes; bigger content is refused with payload_too_large."
-            }
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use serde_json::json;
     use switchyard_contracts::schema::Compiled;
+
+    use super::*;
 
     #[test]
     fn empty_config_means_defaults() {
@@ -90,7 +78,11 @@ mod tests {
 
     #[test]
     fn schema_agrees_with_the_struct() {
-        let schema = Compiled::new(&schema(), "storage/fs#config").unwrap();
+        let schema = Compiled::new(
+            &switchyard_spi::config_schema::<FsConfig>(),
+            "storage/fs#config",
+        )
+        .unwrap();
         assert!(schema.check(&json!({})).is_empty());
         assert!(schema.check(&json!({"max_object_bytes": 10})).is_empty());
         assert!(!schema.check(&json!({"max_object_bytes": 0})).is_empty());

@@ -11,15 +11,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
-use serde_json::Value;
-use switchyard_contracts::domains;
 use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
-    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
-    to_result,
+    Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
 };
 
-use crate::contract::{DeleteResult, GetResult, ListParams, PutParams, parse_key};
+use crate::contract::{DeleteResult, GetResult, ListParams, ObjectMeta, Page};
+use crate::engine::{Engine, Instance, describe};
 use crate::key::ObjectKey;
 use config::FsConfig;
 use store::TenantStore;
@@ -52,15 +49,12 @@ impl FsFactory {
         }
         FsFactory {
             root,
-            descriptor: ProviderDescriptor {
-                domain: "storage".into(),
-                name: "fs".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: "Objects as files on a local or mounted filesystem, one directory per tenant, written atomically.".into(),
-                capabilities: vec!["list_pagination".into(), "raw_body".into()],
-                config_schema: config::schema(),
-                actions: domains::actions_named("storage", &ACTIONS),
-            },
+            descriptor: describe("fs")
+                .summary("Objects as files on a local or mounted filesystem, one directory per tenant, written atomically.")
+                .capabilities(&["list_pagination", "raw_body"])
+                .config::<FsConfig>()
+                .actions(&ACTIONS)
+                .build(),
         }
     }
 }
@@ -88,11 +82,11 @@ impl ProviderFactory for FsFactory {
             Ok(store)
         })
         .await?;
-        Ok(Arc::new(FsProvider {
+        Ok(Arc::new(Instance(FsProvider {
             tenant: ctx.tenant,
             config,
             store: Arc::new(store),
-        }))
+        })))
     }
 }
 
@@ -103,42 +97,40 @@ struct FsProvider {
     store: Arc<TenantStore>,
 }
 
-impl FsProvider {
-    async fn put(&self, params: Value, payload: Option<Bytes>) -> Result<Value, ProviderError> {
-        let mut params: PutParams = parse_params(params)?;
-        let key = ObjectKey::parse(&params.key, "/key")?;
-        let content = params.content(payload, self.config.max_object_bytes)?;
+#[async_trait]
+impl Engine for FsProvider {
+    const NAME: &'static str = "fs";
+    const DEPENDENCY: &'static str = "filesystem";
+
+    fn max_object_bytes(&self) -> u64 {
+        self.config.max_object_bytes
+    }
+
+    async fn put(&self, key: ObjectKey, content: Bytes) -> Result<ObjectMeta, ProviderError> {
         let size = content.len() as u64;
         let store = self.store.clone();
         let meta = blocking(move || store.put(&key, &content)).await?;
         tracing::debug!(tenant = %self.tenant, key = %meta.key, size, "object written");
-        to_result(meta)
+        Ok(meta)
     }
 
-    async fn get(&self, params: Value) -> Result<Value, ProviderError> {
-        let key = parse_key(params)?;
+    async fn get(&self, key: ObjectKey) -> Result<GetResult, ProviderError> {
         let store = self.store.clone();
         let (meta, content) = blocking(move || store.get(&key)).await?;
-        to_result(GetResult::new(meta, &content))
+        Ok(GetResult::new(meta, &content))
     }
 
-    async fn head(&self, params: Value) -> Result<Value, ProviderError> {
-        let key = parse_key(params)?;
+    async fn head(&self, key: ObjectKey) -> Result<ObjectMeta, ProviderError> {
         let store = self.store.clone();
-        to_result(blocking(move || store.head(&key)).await?)
+        blocking(move || store.head(&key)).await
     }
 
-    async fn list(&self, params: Value) -> Result<Value, ProviderError> {
-        let params = ListParams::parse(params)?;
+    async fn list(&self, p: ListParams) -> Result<Page, ProviderError> {
         let store = self.store.clone();
-        let page =
-            blocking(move || store.list(&params.prefix, params.cursor.as_deref(), params.limit))
-                .await?;
-        to_result(page)
+        blocking(move || store.list(&p.prefix, p.cursor.as_deref(), p.limit)).await
     }
 
-    async fn delete(&self, params: Value) -> Result<Value, ProviderError> {
-        let key = parse_key(params)?;
+    async fn delete(&self, key: ObjectKey) -> Result<DeleteResult, ProviderError> {
         let store = self.store.clone();
         let deleted = blocking(move || {
             let deleted = store.delete(&key)?;
@@ -148,41 +140,17 @@ impl FsProvider {
             Ok(deleted)
         })
         .await?;
-        to_result(DeleteResult { deleted })
-    }
-}
-
-#[async_trait]
-impl Provider for FsProvider {
-    async fn invoke(&self, _ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
-        match call.action.as_str() {
-            "put" => self.put(call.params, call.payload).await,
-            "get" => self.get(call.params).await,
-            "head" => self.head(call.params).await,
-            "list" => self.list(call.params).await,
-            "delete" => self.delete(call.params).await,
-            other => Err(ProviderError::new(
-                ErrorCode::ActionNotFound,
-                format!("storage/fs has no action {other:?}"),
-            )),
-        }
+        Ok(DeleteResult { deleted })
     }
 
-    async fn health(&self) -> Health {
+    async fn probe(&self) -> Result<(), ProviderError> {
         let store = self.store.clone();
-        let probe = blocking(move || store.probe().map_err(ProviderError::unavailable)).await;
-        let (status, detail) = match probe {
-            Ok(()) => (HealthStatus::Up, None),
-            Err(e) => (
-                HealthStatus::Down,
-                Some(format!("the tenant's folder is not writable: {}", e.detail)),
-            ),
-        };
-        Health::from_dependencies(vec![DependencyHealth {
-            name: "filesystem".into(),
-            status,
-            detail,
-        }])
+        blocking(move || {
+            store.probe().map_err(|e| {
+                ProviderError::unavailable(format!("the tenant's folder is not writable: {e}"))
+            })
+        })
+        .await
     }
 }
 
@@ -201,6 +169,8 @@ where
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use switchyard_contracts::domains;
+    use switchyard_spi::{CallContext, ErrorCode, HealthStatus, Invocation};
 
     use super::*;
 

@@ -4,8 +4,9 @@
 //! tenant can only narrow what it is allowed within its own prefix, never point the engine
 //! somewhere else, so no tenant config ever holds a credential.
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use switchyard_spi::{ErrorCode, ProviderError};
 
 /// 64 MiB, as `storage/fs`: `get` answers the whole object base64-encoded in a JSON body, so
@@ -16,16 +17,20 @@ const DEFAULT_MAX_OBJECT_BYTES: u64 = 64 * 1024 * 1024;
 pub const MAX_PRESIGN_SECS: u64 = 604_800;
 
 /// What a tenant may tune. Every field is optional; an empty object means the defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
-    /// Largest object `put` accepts, in bytes (at least 1), refused with payload_too_large
-    /// before anything is sent to the server.
+    /// Largest object `put` accepts, in bytes; bigger content is refused with
+    /// payload_too_large before anything is sent to the server. Presigned PUT URLs are not
+    /// bound by it.
     #[serde(default = "default_max_object_bytes")]
+    #[schemars(range(min = 1))]
     pub max_object_bytes: u64,
-    /// Longest lifetime `presign` grants, in seconds (1 to 604800). A tenant that hands URLs
-    /// to browsers may want them short-lived whatever its callers ask for.
+    /// Longest lifetime `presign` grants, in seconds; a longer `expires_in_secs` is refused
+    /// with params_invalid. A tenant that hands URLs to browsers may want them short-lived
+    /// whatever its callers ask for.
     #[serde(default = "default_max_presign_secs")]
+    #[schemars(range(min = 1, max = MAX_PRESIGN_SECS))]
     pub max_presign_secs: u64,
 }
 
@@ -47,7 +52,7 @@ impl Default for S3Config {
 }
 
 impl S3Config {
-    /// Reads a tenant's config. The runtime has already checked it against [`schema`]; the
+    /// Reads a tenant's config. The runtime has already checked it against the schema derived from this struct; the
     /// checks are repeated so a caller that skips the runtime gets the same answer.
     pub fn from_value(config: Value) -> Result<Self, ProviderError> {
         let config: S3Config = serde_json::from_value(config)
@@ -70,33 +75,12 @@ impl S3Config {
     }
 }
 
-/// JSON Schema of [`S3Config`], published in the descriptor.
-pub fn schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "max_object_bytes": {
-                "type": "integer",
-                "minimum": 1,
-                "default": DEFAULT_MAX_OBJECT_BYTES,
-                "description": "Largest object put accepts, in bytes; bigger content is refused with payload_too_large. Presigned PUT URLs are not bound by it."
-            },
-            "max_presign_secs": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": MAX_PRESIGN_SECS,
-                "default": MAX_PRESIGN_SECS,
-                "description": "Longest lifetime presign grants, in seconds; a longer expires_in_secs is refused with params_invalid."
-            }
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use serde_json::json;
     use switchyard_contracts::schema::Compiled;
+
+    use super::*;
 
     #[test]
     fn empty_config_means_defaults() {
@@ -128,7 +112,11 @@ mod tests {
 
     #[test]
     fn schema_agrees_with_the_struct() {
-        let schema = Compiled::new(&schema(), "storage/s3#config").unwrap();
+        let schema = Compiled::new(
+            &switchyard_spi::config_schema::<S3Config>(),
+            "storage/s3#config",
+        )
+        .unwrap();
         assert!(schema.check(&json!({})).is_empty());
         assert!(
             schema

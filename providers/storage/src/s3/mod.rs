@@ -12,19 +12,16 @@ use futures::TryStreamExt as _;
 use opendal::services::S3;
 use opendal::{ErrorKind, HttpTransporter, Metadata, Operator};
 use opendal_http_transport_reqwest::ReqwestTransport;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use switchyard_contracts::domains;
 use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
-    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
-    to_result,
+    ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
 };
 use time::OffsetDateTime;
 
 use crate::contract::{
-    DeleteResult, GetResult, ListParams, ObjectMeta, Page, PutParams, parse_key, rfc3339,
+    DeleteResult, GetResult, ListParams, ObjectMeta, Page, PresignMethod, PresignParams,
+    PresignResult, rfc3339,
 };
+use crate::engine::{self, Engine, Instance};
 use crate::key::{self, ObjectKey};
 use config::S3Config;
 
@@ -39,9 +36,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a health probe may take before the server counts as down: long enough for a
 /// loaded server, short enough that a health page does not hang on a dead one.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The contract's default lifetime of a presigned URL.
-const DEFAULT_PRESIGN_SECS: u64 = 900;
 
 /// The most keys one ListObjectsV2 request returns.
 const MAX_KEYS_PER_REQUEST: usize = 1000;
@@ -145,15 +139,11 @@ impl S3Factory {
         Ok(S3Factory {
             settings,
             transport: HttpTransporter::new(ReqwestTransport::new(client)),
-            descriptor: ProviderDescriptor {
-                domain: "storage".into(),
-                name: "s3".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: "Objects in a bucket of an S3-compatible server, one key prefix per tenant, with presigned URLs.".into(),
-                capabilities: vec!["list_pagination".into(), "raw_body".into()],
-                config_schema: config::schema(),
-                actions: domains::actions("storage"),
-            },
+            descriptor: engine::describe("s3")
+                .summary("Objects in a bucket of an S3-compatible server, one key prefix per tenant, with presigned URLs.")
+                .capabilities(&["list_pagination", "raw_body"])
+                .config::<S3Config>()
+                .build(),
         })
     }
 
@@ -195,11 +185,11 @@ impl ProviderFactory for S3Factory {
 
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
         let config = S3Config::from_value(ctx.config)?;
-        Ok(Arc::new(S3Provider {
+        Ok(Arc::new(Instance(S3Provider {
             operator: self.operator(&ctx.tenant)?,
             tenant: ctx.tenant,
             config,
-        }))
+        })))
     }
 }
 
@@ -210,48 +200,26 @@ struct S3Provider {
     operator: Operator,
 }
 
-#[derive(Deserialize)]
-struct PresignParams {
-    key: String,
-    method: PresignMethod,
-    #[serde(default = "default_presign_secs")]
-    expires_in_secs: u64,
-}
+#[async_trait]
+impl Engine for S3Provider {
+    const NAME: &'static str = "s3";
+    const DEPENDENCY: &'static str = "s3";
 
-fn default_presign_secs() -> u64 {
-    DEFAULT_PRESIGN_SECS
-}
+    fn max_object_bytes(&self) -> u64 {
+        self.config.max_object_bytes
+    }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum PresignMethod {
-    Get,
-    Put,
-}
-
-#[derive(Serialize)]
-struct PresignResult {
-    url: String,
-    method: String,
-    expires_at: String,
-}
-
-impl S3Provider {
-    async fn put(&self, params: Value, payload: Option<Bytes>) -> Result<Value, ProviderError> {
-        let mut params: PutParams = parse_params(params)?;
-        let key = ObjectKey::parse(&params.key, "/key")?;
-        let content = params.content(payload, self.config.max_object_bytes)?;
+    async fn put(&self, key: ObjectKey, content: Bytes) -> Result<ObjectMeta, ProviderError> {
         let size = content.len();
         if let Err(e) = self.operator.write(key.as_str(), content).await {
             return Err(self.write_failure(&key, e).await);
         }
         let meta = self.stat(&key, "put").await?;
         tracing::debug!(tenant = %self.tenant, key = %meta.key, size, "object written");
-        to_result(meta)
+        Ok(meta)
     }
 
-    async fn get(&self, params: Value) -> Result<Value, ProviderError> {
-        let key = parse_key(params)?;
+    async fn get(&self, key: ObjectKey) -> Result<GetResult, ProviderError> {
         let read = async {
             let reader = self.operator.reader(key.as_str()).await?;
             let content = reader.read(..).await?.to_bytes();
@@ -267,18 +235,16 @@ impl S3Provider {
             Some(seen) => describe(key.as_str(), content.len() as u64, &seen)?,
             None => self.stat(&key, "get").await?,
         };
-        to_result(GetResult::new(meta, &content))
+        Ok(GetResult::new(meta, &content))
     }
 
-    async fn head(&self, params: Value) -> Result<Value, ProviderError> {
-        let key = parse_key(params)?;
-        to_result(self.stat(&key, "head").await?)
+    async fn head(&self, key: ObjectKey) -> Result<ObjectMeta, ProviderError> {
+        self.stat(&key, "head").await
     }
 
-    async fn list(&self, params: Value) -> Result<Value, ProviderError> {
-        let params = ListParams::parse(params)?;
+    async fn list(&self, params: ListParams) -> Result<Page, ProviderError> {
         if !key::could_begin_a_key(&params.prefix) {
-            return to_result(Page {
+            return Ok(Page {
                 objects: Vec::new(),
                 next_cursor: None,
             });
@@ -316,7 +282,7 @@ impl S3Provider {
         let next_cursor = more
             .then(|| objects.last().map(|o| o.key.clone()))
             .flatten();
-        to_result(Page {
+        Ok(Page {
             objects,
             next_cursor,
         })
@@ -324,12 +290,11 @@ impl S3Provider {
 
     /// S3 deletes answer the same whether or not the object existed, so the engine looks
     /// first to tell the caller which it was.
-    async fn delete(&self, params: Value) -> Result<Value, ProviderError> {
-        let key = parse_key(params)?;
+    async fn delete(&self, key: ObjectKey) -> Result<DeleteResult, ProviderError> {
         match self.stat(&key, "delete").await {
             Ok(_) => {}
             Err(e) if e.code == ErrorCode::ResourceNotFound => {
-                return to_result(DeleteResult { deleted: false });
+                return Ok(DeleteResult { deleted: false });
             }
             Err(e) => return Err(e),
         }
@@ -339,12 +304,14 @@ impl S3Provider {
             .map_err(|e| failure("delete", key.as_str(), e))?;
         self.prune_folders(&key).await;
         tracing::debug!(tenant = %self.tenant, key = %key.as_str(), "object deleted");
-        to_result(DeleteResult { deleted: true })
+        Ok(DeleteResult { deleted: true })
     }
 
-    async fn presign(&self, params: Value) -> Result<Value, ProviderError> {
-        let params: PresignParams = parse_params(params)?;
-        let key = ObjectKey::parse(&params.key, "/key")?;
+    async fn presign(
+        &self,
+        key: ObjectKey,
+        params: PresignParams,
+    ) -> Result<PresignResult, ProviderError> {
         let max = self.config.max_presign_secs;
         if !(1..=max).contains(&params.expires_in_secs) {
             return Err(ProviderError::invalid_param(
@@ -377,13 +344,38 @@ impl S3Provider {
             )));
         }
         tracing::debug!(tenant = %self.tenant, key = %key.as_str(), method = %presigned.method(), secs = params.expires_in_secs, "URL presigned");
-        to_result(PresignResult {
+        Ok(PresignResult {
             url: presigned.uri().to_string(),
             method: presigned.method().as_str().to_owned(),
             expires_at: rfc3339(signed_at + lifetime)?,
         })
     }
 
+    /// Up while the tenant's folder of the bucket can be listed with the platform's
+    /// credentials.
+    async fn probe(&self) -> Result<(), ProviderError> {
+        let probe = async {
+            let mut lister = self.operator.lister_with("").limit(1).await?;
+            lister.try_next().await.map(|_| ())
+        };
+        match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(tenant = %self.tenant, kind = %e.kind(), message = e.message(), "S3 health probe failed");
+                Err(ProviderError::unavailable(format!(
+                    "the bucket cannot be listed ({})",
+                    e.kind()
+                )))
+            }
+            Err(_) => Err(ProviderError::unavailable(format!(
+                "the server did not answer within {}s",
+                HEALTH_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+}
+
+impl S3Provider {
     /// HeadObject, as every action describes an object.
     async fn stat(&self, key: &ObjectKey, action: &str) -> Result<ObjectMeta, ProviderError> {
         match self.operator.stat(key.as_str()).await {
@@ -454,55 +446,6 @@ impl S3Provider {
     }
 }
 
-#[async_trait]
-impl Provider for S3Provider {
-    async fn invoke(&self, _ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
-        match call.action.as_str() {
-            "put" => self.put(call.params, call.payload).await,
-            "get" => self.get(call.params).await,
-            "head" => self.head(call.params).await,
-            "list" => self.list(call.params).await,
-            "delete" => self.delete(call.params).await,
-            "presign" => self.presign(call.params).await,
-            other => Err(ProviderError::new(
-                ErrorCode::ActionNotFound,
-                format!("storage/s3 has no action {other:?}"),
-            )),
-        }
-    }
-
-    /// Up while the tenant's folder of the bucket can be listed with the platform's
-    /// credentials.
-    async fn health(&self) -> Health {
-        let probe = async {
-            let mut lister = self.operator.lister_with("").limit(1).await?;
-            lister.try_next().await.map(|_| ())
-        };
-        let (status, detail) = match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
-            Ok(Ok(())) => (HealthStatus::Up, None),
-            Ok(Err(e)) => {
-                tracing::warn!(tenant = %self.tenant, kind = %e.kind(), message = e.message(), "S3 health probe failed");
-                (
-                    HealthStatus::Down,
-                    Some(format!("the bucket cannot be listed ({})", e.kind())),
-                )
-            }
-            Err(_) => (
-                HealthStatus::Down,
-                Some(format!(
-                    "the server did not answer within {}s",
-                    HEALTH_TIMEOUT.as_secs()
-                )),
-            ),
-        };
-        Health::from_dependencies(vec![DependencyHealth {
-            name: "s3".into(),
-            status,
-            detail,
-        }])
-    }
-}
-
 /// An object's metadata as the contract answers it. `modified_at` is cut to whole seconds:
 /// S3 gives seconds in HeadObject (an HTTP date) but milliseconds in listings, and every
 /// action must describe an object the same way.
@@ -550,6 +493,8 @@ fn failure(action: &str, key: &str, e: opendal::Error) -> ProviderError {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use switchyard_contracts::domains;
+    use switchyard_spi::{CallContext, HealthStatus, Invocation};
 
     use super::*;
 
