@@ -14,16 +14,35 @@ pub struct SchemaError {
 
 /// A compiled schema. Compiling is the expensive part, so the runtime does it once per
 /// provider descriptor and keeps the result.
-pub struct Compiled(jsonschema::Validator);
+pub struct Compiled {
+    validator: jsonschema::Validator,
+    /// The schema itself, which [`Compiled::with_integers`] walks.
+    schema: Value,
+}
 
 impl Compiled {
     pub fn new(schema: &Value, location: &str) -> Result<Self, SchemaError> {
         jsonschema::validator_for(schema)
-            .map(Compiled)
+            .map(|validator| Compiled {
+                validator,
+                schema: schema.clone(),
+            })
             .map_err(|e| SchemaError {
                 location: location.to_owned(),
                 message: e.to_string(),
             })
+    }
+
+    /// `instance` with every number written with a zero fraction (`5.0`) where the schema asks
+    /// for an integer rewritten as that integer (`5`). JSON Schema counts `5.0` as an integer,
+    /// so the published document promises such params are accepted; the typed params behind an
+    /// action (`u64`, `u32`) would refuse them as floats, and the validator itself refuses them
+    /// under a type list such as `["integer", "null"]`. Apply it before [`Compiled::check`].
+    /// Only places the schema types as integers change: a number in free-form JSON (a cached
+    /// value, a message payload) stays as it was sent.
+    pub fn with_integers(&self, mut instance: Value) -> Value {
+        integers(&self.schema, &mut instance);
+        instance
     }
 
     /// Every violation, each with the pointer of the offending value. A missing required
@@ -32,7 +51,7 @@ impl Compiled {
     pub fn check(&self, instance: &Value) -> Vec<FieldError> {
         use jsonschema::error::ValidationErrorKind as Kind;
         let mut found = Vec::new();
-        for err in self.0.iter_errors(instance) {
+        for err in self.validator.iter_errors(instance) {
             let at = err.instance_path.to_string();
             let detail = err.to_string();
             match &err.kind {
@@ -56,6 +75,76 @@ impl Compiled {
             }
         }
         found
+    }
+}
+
+/// Rewrites integral floats in `value` where `schema` types it as an integer, through
+/// properties, additional properties, array items and the subschemas of `allOf`/`anyOf`/`oneOf`
+/// (rewriting a number that another branch calls a plain number changes nothing it means).
+fn integers(schema: &Value, value: &mut Value) {
+    let Value::Object(schema) = schema else {
+        return;
+    };
+    let is_integer = match schema.get("type") {
+        Some(Value::String(kind)) => kind == "integer",
+        Some(Value::Array(kinds)) => {
+            kinds.iter().any(|k| k == "integer") && !kinds.iter().any(|k| k == "number")
+        }
+        _ => false,
+    };
+    if is_integer && let Value::Number(number) = value {
+        // 2^64 and -2^63 are exact as f64; beyond them the float is no integer of ours.
+        match number.as_f64() {
+            Some(f)
+                if number.is_f64()
+                    && f.fract() == 0.0
+                    && (0.0..18_446_744_073_709_551_616.0).contains(&f) =>
+            {
+                *value = Value::from(f as u64);
+            }
+            Some(f)
+                if number.is_f64()
+                    && f.fract() == 0.0
+                    && (-9_223_372_036_854_775_808.0..0.0).contains(&f) =>
+            {
+                *value = Value::from(f as i64);
+            }
+            _ => {}
+        }
+    }
+    for combinator in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(branches)) = schema.get(combinator) {
+            for branch in branches {
+                integers(branch, value);
+            }
+        }
+    }
+    match value {
+        Value::Object(fields) => {
+            let properties = schema.get("properties");
+            for (name, field) in fields.iter_mut() {
+                match properties.and_then(|p| p.get(name)) {
+                    Some(property) => integers(property, field),
+                    None => {
+                        if let Some(additional) = schema.get("additionalProperties") {
+                            integers(additional, field);
+                        }
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            let prefix = match schema.get("prefixItems") {
+                Some(Value::Array(prefix)) => prefix.as_slice(),
+                _ => &[],
+            };
+            for (at, item) in items.iter_mut().enumerate() {
+                if let Some(item_schema) = prefix.get(at).or_else(|| schema.get("items")) {
+                    integers(item_schema, item);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -105,5 +194,43 @@ mod tests {
         assert!(pointers.contains(&"/params/1"), "{pointers:?}");
         assert!(pointers.contains(&"/extra"), "{pointers:?}");
         assert!(v.check(&json!({"sql": "select 1"})).is_empty());
+    }
+
+    #[test]
+    fn integral_floats_become_integers_only_where_the_schema_asks_for_integers() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "ttl_ms": {"type": "integer", "minimum": 0},
+                "by": {"type": "integer"},
+                "ratio": {"type": "number"},
+                "value": {},
+                "offsets": {"type": "array", "items": {"type": "integer"}},
+                "entries": {"type": "array", "items": {"type": "object", "properties": {"ttl_ms": {"type": ["integer", "null"]}}}},
+                "either": {"oneOf": [{"type": "integer"}, {"type": "string"}]}
+            },
+            "additionalProperties": {"type": "integer"}
+        });
+        let compiled = Compiled::new(&schema, "test").unwrap();
+        let sent = json!({
+            "ttl_ms": 34813.0, "by": -1376.0, "ratio": 2.0, "value": {"n": 2.0},
+            "offsets": [1.0, 2], "entries": [{"ttl_ms": 5.0}], "either": 7.0, "extra": 3.0
+        });
+        let read = compiled.with_integers(sent);
+        assert_eq!(compiled.check(&read), vec![]);
+        assert_eq!(
+            read.to_string(),
+            json!({
+                "ttl_ms": 34813, "by": -1376, "ratio": 2.0, "value": {"n": 2.0},
+                "offsets": [1, 2], "entries": [{"ttl_ms": 5}], "either": 7, "extra": 3
+            })
+            .to_string()
+        );
+        let fractional = compiled.with_integers(json!({"ttl_ms": 1.5}));
+        assert_eq!(
+            fractional,
+            json!({"ttl_ms": 1.5}),
+            "a real fraction is left for check to refuse"
+        );
     }
 }

@@ -138,6 +138,8 @@ impl Runtime {
                 format!("service {name} has no action {action:?}"),
             )
         })?;
+        // `5.0` where an integer is asked for is an integer (the schema says so), read as `5`.
+        let params = validators.params.with_integers(params);
         let errors = validators.params.check(&params);
         if !errors.is_empty() {
             return Err(Problem::new(
@@ -685,6 +687,8 @@ impl Runtime {
                 ),
             )
         })?;
+        // `5.0` where an integer is asked for is an integer (the schema says so), read as `5`.
+        let params = validators.params.with_integers(params);
         let errors = validators.params.check(&params);
         if !errors.is_empty() {
             return Err(Problem::new(
