@@ -196,6 +196,39 @@ mod tests {
         assert!(v.check(&json!({"sql": "select 1"})).is_empty());
     }
 
+    /// The services refuse a zero amount, a nanosecond and a date that does not exist; their
+    /// published params say so (a lookahead and a pattern the validator must honour).
+    #[test]
+    fn published_service_params_refuse_what_the_services_refuse() {
+        let actions = crate::domains::service_actions("ledger");
+        let post = actions.iter().find(|a| a.name == "post_journal").unwrap();
+        let params = Compiled::new(&post.params, "post_journal").unwrap();
+        let journal = |amount: &str, time: &str| {
+            json!({"journal_id": "J", "posting_time": time, "lines": [
+                {"account": "1000", "debit": amount, "currency": "EUR"},
+                {"account": "4000", "credit": amount, "currency": "EUR"}]})
+        };
+        assert_eq!(
+            params.check(&journal("0.50", "2026-03-01T09:00:00.123456Z")),
+            vec![]
+        );
+        assert_eq!(
+            params.check(&journal("1", "2026-03-01T09:00:00.123456000+01:00")),
+            vec![]
+        );
+        let pointers = |errors: Vec<FieldError>| -> Vec<String> {
+            errors.into_iter().map(|e| e.pointer).collect()
+        };
+        assert_eq!(
+            pointers(params.check(&journal("0.00", "2026-03-01T09:00:00Z"))),
+            ["/lines/0/debit", "/lines/1/credit"]
+        );
+        assert_eq!(
+            pointers(params.check(&journal("1", "2026-03-01T09:00:00.1234567Z"))),
+            ["/posting_time"]
+        );
+    }
+
     #[test]
     fn integral_floats_become_integers_only_where_the_schema_asks_for_integers() {
         let schema = json!({
