@@ -30,10 +30,14 @@ pub fn conformance(
     };
     let mut registry = crate::registry(data_dir, policy, &Tenancy::default())?;
     external.register(&mut registry)?;
-    let index = registry.index_of(domain, name).with_context(|| {
-        format!("no provider {provider} is registered; `switchyard providers` lists them")
-    })?;
-    let factory = registry.get(index).factory.clone();
+    let factory = registry
+        .index_of(domain, name)
+        .and_then(|index| registry.get(index))
+        .with_context(|| {
+            format!("no provider {provider} is registered; `switchyard providers` lists them")
+        })?
+        .factory
+        .clone();
     let report = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -388,6 +388,7 @@ fn main() -> Result<()> {
                     .with_services(switchyard::builtin_services()?)?,
                 );
                 lifecycle.publish(&runtime)?;
+                runtime.restore_registrations().await?;
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
@@ -756,6 +757,8 @@ fn serve(
         .with_services(switchyard::builtin_services()?)?,
     );
     background.block_on(async { lifecycle.publish(&runtime) })?;
+    // Remote providers an operator registered while an earlier process served.
+    background.block_on(runtime.restore_registrations())?;
     background.spawn(refresh_secrets(runtime.clone()));
     if let Dispatch::InProcess = dispatch {
         tracing::info!("runtime in process (in-process dispatch)");

@@ -5,7 +5,9 @@
 //!
 //! A manifest is listed only after its domain's `core` conformance level passed against the
 //! service it names, so a tenant never finds a provider in the catalog that breaks the
-//! contract. Changes are ordered by one lock (a registration runs the checks while holding
+//! contract. Registrations are kept in the platform store: [`Runtime::restore_registrations`]
+//! registers them again when the process starts (without running the checks again: the
+//! service may well start after the runtime, and health polling says when it is down). Changes are ordered by one lock (a registration runs the checks while holding
 //! it, so two operators registering the same name cannot both win); requests never take it:
 //! they read the registry the runtime swaps whole once a change is decided.
 
@@ -16,13 +18,12 @@ use serde_json::{Value, json};
 use switchyard_conformance::Subject;
 use switchyard_conformance::{Level, Report};
 use switchyard_contracts::{ErrorCode, FieldError, Problem, TenantId};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::lifecycle::Slot;
 use crate::registry::{Origin, Registered};
 use crate::remote::RemoteFactory;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, store_problem};
+use crate::store::StoreError;
 
 /// The providers an operator registered, by `domain/name`, with the lock that orders changes.
 #[derive(Default)]
@@ -94,12 +95,16 @@ impl Runtime {
         if !report.levels.contains(&Level::Core.label()) {
             return Err(refused(&id, &report));
         }
+        let name = registered.descriptor().name.clone();
+        let registered_at = self
+            .store
+            .save_registration(&domain, &name, &manifest.to_string(), &report.certification)
+            .await
+            .map_err(store_problem)?;
         let registration = Registration {
             manifest,
             certification: report.certification.clone(),
-            registered_at: OffsetDateTime::now_utc()
-                .format(&Rfc3339)
-                .unwrap_or_default(),
+            registered_at,
         };
         self.record(&registered, &report).await;
         let mut next = (*self.registry()).clone();
@@ -121,6 +126,17 @@ impl Runtime {
         let _change = self.registrations.changes.lock().await;
         let registry = self.registry();
         let Some(index) = registry.index_of(domain, name) else {
+            // A stored registration whose manifest no longer loads is not listed; removing it
+            // is still the operator's way to be rid of it.
+            if self
+                .store
+                .delete_registration(domain, name)
+                .await
+                .map_err(store_problem)?
+            {
+                self.listed().remove(&id);
+                return Ok(json!({"provider": id, "removed": true, "instances_stopped": 0}));
+            }
             return Err(Problem::new(
                 ErrorCode::ProviderNotFound,
                 format!("no provider {id}; GET /providers/register lists the registered ones"),
@@ -135,6 +151,10 @@ impl Runtime {
                 ),
             ));
         }
+        self.store
+            .delete_registration(domain, name)
+            .await
+            .map_err(store_problem)?;
         let mut next = (*registry).clone();
         next.remove(index);
         self.registry.store(Arc::new(next));
@@ -147,6 +167,47 @@ impl Runtime {
         self.listed().remove(&id);
         tracing::info!(provider = %id, stopped, "remote provider removed");
         Ok(json!({"provider": id, "removed": true, "instances_stopped": stopped}))
+    }
+
+    /// Registers again what operators registered before this process started, and answers
+    /// how many. A stored manifest the runtime can no longer use (a name now built in, a
+    /// setting this build refuses) is skipped with an error in the log, so one bad row never
+    /// stops the platform; `DELETE` removes it.
+    pub async fn restore_registrations(&self) -> Result<usize, StoreError> {
+        let stored = self.store.registrations().await?;
+        let _change = self.registrations.changes.lock().await;
+        let mut next = (*self.registry()).clone();
+        let mut restored = 0;
+        for row in stored {
+            let id = format!("{}/{}", row.domain, row.name);
+            let registered = serde_json::from_str::<Value>(&row.manifest)
+                .map_err(|e| e.to_string())
+                .and_then(|manifest| {
+                    let factory = RemoteFactory::from_manifest(&manifest, self.secrets.clone())
+                        .map_err(|e| e.to_string())?;
+                    let registered = Registered::compile(Arc::new(factory), Origin::Operator)
+                        .map_err(|e| e.to_string())?;
+                    next.add(registered).map_err(|e| e.to_string())?;
+                    Ok(manifest)
+                });
+            match registered {
+                Ok(manifest) => {
+                    let registration = Registration {
+                        manifest,
+                        certification: row.certification,
+                        registered_at: row.registered_at,
+                    };
+                    self.listed().insert(id, registration);
+                    restored += 1;
+                }
+                Err(why) => {
+                    tracing::error!(provider = %id, error = %why, "a registered remote provider could not be registered again; DELETE /providers/register/{id} removes it");
+                }
+            }
+        }
+        self.registry.store(Arc::new(next));
+        self.refresh_openapi();
+        Ok(restored)
     }
 
     /// `GET /providers/register`: every provider an operator registered.

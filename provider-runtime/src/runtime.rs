@@ -753,7 +753,7 @@ fn provider_problem(e: ProviderError) -> Problem {
         .with_retryable(e.retryable)
 }
 
-fn store_problem(e: StoreError) -> Problem {
+pub(crate) fn store_problem(e: StoreError) -> Problem {
     tracing::error!(error = %e, "platform store failed");
     Problem::new(
         ErrorCode::Internal,

@@ -53,13 +53,13 @@ fn plugin(crate_name: &str) -> PathBuf {
 }
 
 /// A remote provider service (Python, standard library) on a free port, killed on drop.
-struct RemoteService {
+pub(crate) struct RemoteService {
     child: Child,
     port: u16,
 }
 
 impl RemoteService {
-    fn start(script: &Path, token: &str) -> RemoteService {
+    pub(crate) fn start(script: &Path, token: &str) -> RemoteService {
         let port = free_port();
         let child = Command::new("python3")
             .arg(script)
@@ -80,7 +80,7 @@ impl RemoteService {
     }
 
     /// `manifest` with its endpoint pointed at this service, written into `dir`.
-    fn manifest(&self, manifest: &Path, dir: &Path) -> PathBuf {
+    pub(crate) fn manifest(&self, manifest: &Path, dir: &Path) -> PathBuf {
         let mut json: Value =
             serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
         json["endpoint"] = json!(format!("http://127.0.0.1:{}", self.port));
@@ -97,16 +97,16 @@ impl Drop for RemoteService {
     }
 }
 
-fn example_service() -> PathBuf {
+pub(crate) fn example_service() -> PathBuf {
     Path::new(WORKSPACE).join("examples/remote/cache_service.py")
 }
 
-fn example_manifest() -> PathBuf {
+pub(crate) fn example_manifest() -> PathBuf {
     Path::new(WORKSPACE).join("examples/remote/manifest.json")
 }
 
 /// A token no other run uses, so finding it anywhere is a leak of this run's secret.
-fn token() -> String {
+pub(crate) fn token() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -23,13 +23,17 @@ pub enum Route {
     /// `/console` and below: the admin console's pages. It signs its users in itself and
     /// reaches everything else through the routes above, under the user's own key.
     Console,
+    /// `/providers/register` and `/providers/register/{d}/{n}`: the platform operator's, not a
+    /// tenant's. The gateway authenticates no tenant here; the runtime checks the operator's
+    /// token (docs/adr/0022) and refuses anything else, a tenant's key included, with 403.
+    Operator,
 }
 
 impl Route {
     /// The scope-checked operation, or `None` for public routes.
     pub fn operation(self) -> Option<RouteOperation> {
         match self {
-            Route::Public | Route::Console => None,
+            Route::Public | Route::Console | Route::Operator => None,
             Route::Read => Some(RouteOperation::Read),
             Route::Admin => Some(RouteOperation::Admin),
             Route::Invoke => Some(RouteOperation::Invoke),
@@ -56,6 +60,7 @@ pub fn classify(method: &Method, path: &str) -> Result<Route, Problem> {
 pub fn classify_segments(method: &Method, path: &str, segments: &[&str]) -> Result<Route, Problem> {
     let route = match segments {
         ["openapi.json"] | ["healthz"] => Route::Public,
+        ["providers", "register"] | ["providers", "register", _, _] => Route::Operator,
         ["providers"] | ["providers", _, _] | ["providers", _, _, "health" | "metrics"] => {
             Route::Read
         }
@@ -75,6 +80,8 @@ pub fn classify_segments(method: &Method, path: &str, segments: &[&str]) -> Resu
         (Route::Public | Route::Read | Route::Audit, _) => &[Method::GET],
         (Route::Keys | Route::Console, [_]) => &[Method::GET, Method::POST],
         (Route::Console, _) => &[Method::GET, Method::POST],
+        (Route::Operator, [_, _]) => &[Method::GET, Method::POST],
+        (Route::Operator, _) => &[Method::GET, Method::DELETE],
         (Route::Admin | Route::Invoke | Route::Keys, _) => &[Method::POST],
     };
     if !expected.contains(method) {
@@ -123,6 +130,21 @@ mod tests {
             Route::Console
         );
         assert_eq!(Route::Console.operation(), None);
+        assert_eq!(
+            classify(&post, "/providers/register").unwrap(),
+            Route::Operator
+        );
+        assert_eq!(
+            classify(&Method::DELETE, "/providers/register/cache/r").unwrap(),
+            Route::Operator
+        );
+        assert_eq!(
+            classify(&post, "/providers/register/cache/r")
+                .unwrap_err()
+                .code,
+            ErrorCode::MethodNotAllowed
+        );
+        assert_eq!(Route::Operator.operation(), None);
         assert_eq!(
             classify(&get, "/admin").unwrap_err().code,
             ErrorCode::RouteNotFound

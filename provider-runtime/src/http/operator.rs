@@ -79,6 +79,7 @@ impl OperatorToken {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
+            .filter(|token| !token.trim().is_empty())
         else {
             return Err(Problem::new(
                 ErrorCode::Unauthenticated,

@@ -18,6 +18,7 @@ mod configs;
 mod decisions;
 mod idempotency;
 mod keys;
+mod registrations;
 mod tenants;
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,7 @@ pub use configs::StoredConfig;
 pub use decisions::{DecisionFilter, DecisionRecord};
 pub use idempotency::{Begin, StoredResponse};
 pub use keys::{CreatedKey, KeyInfo, VerifiedKey};
+pub use registrations::StoredRegistration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

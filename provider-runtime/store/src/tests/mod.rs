@@ -7,6 +7,7 @@ mod decisions;
 mod idempotency;
 mod keys;
 mod opening;
+mod registrations;
 mod tenancy;
 /// Throwaway PostgreSQL databases: the db provider's test helper, shared rather than copied.
 /// It also carries the db engine's app-role password, which the store has no use for.
@@ -108,5 +109,6 @@ every_backend!(
     idempotency::a_tenant_at_its_quota_is_refused_new_keys_until_its_records_expire,
     decisions::decisions_page_newest_first_per_tenant_with_filters,
     decisions::an_input_shared_by_decisions_is_stored_once_and_read_back_with_each,
+    registrations::registrations_survive_reopening_and_are_unique_until_deleted,
     tenancy::one_tenants_keys_configs_idempotency_records_and_decisions_are_invisible_to_another,
 );
