@@ -1,12 +1,12 @@
 //! Per-tenant config of the bus engines. `bus/embedded` and `bus/kafka` take the same fields
 //! with the same meaning, so a tenant moves between them without touching its config.
 //!
-//! The JSON Schema below is what the runtime validates a tenant's config against before the
-//! factory sees it; the serde struct reads the same shape. Both take their bounds from the
-//! same constants, and a test keeps the schema's default equal to the struct's.
+//! The JSON Schema the runtime validates a tenant's config against before the factory sees it
+//! is derived from [`BusConfig`], so it reads the same shape with the same bounds and default.
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use switchyard_spi::{ErrorCode, ProviderError};
 
 const MIN_RECORDS: u32 = 1;
@@ -19,18 +19,19 @@ const MIN_DELIVERIES: u32 = 1;
 pub(crate) const MAX_DELIVERIES: u32 = 1000;
 
 /// A tenant's settings. Every field is optional; an empty object is the default config.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BusConfig {
-    /// How many records `poll` and `replay` return when the call does not say
-    /// (`max_records` absent). 1 to 1000, default 100. Lower it for tenants with large
-    /// payloads so an unbounded poll stays small.
+    /// Records returned by `poll` and `replay` when the call gives no `max_records`. Lower it
+    /// for tenants with large payloads so an unbounded poll stays small.
     #[serde(default = "default_max_records")]
+    #[schemars(range(min = MIN_RECORDS, max = MAX_RECORDS))]
     pub default_max_records: u32,
-    /// Dead letters: how many times `poll` delivers the record at a group's committed position
-    /// before moving it to `<topic>.dead-letter` and the group past it. `None` (the default):
-    /// never; a record that always fails blocks its group until the group commits past it.
+    /// Times `poll` delivers the record at a group's committed position before moving it to
+    /// `<topic>.dead-letter` and the group past it; absent or null: never, and a record that
+    /// always fails blocks its group until the group commits past it.
     #[serde(default)]
+    #[schemars(range(min = MIN_DELIVERIES, max = MAX_DELIVERIES))]
     pub max_deliveries: Option<u32>,
 }
 
@@ -48,7 +49,8 @@ fn default_max_records() -> u32 {
 }
 
 impl BusConfig {
-    /// Reads a config the runtime has already checked against [`schema`]. The checks are
+    /// Reads a config the runtime has already checked against the schema derived from
+    /// this struct. The checks are
     /// repeated here so that a factory started directly (tests, embedding) cannot run with an
     /// out-of-range value.
     pub(crate) fn from_value(config: Value) -> Result<Self, ProviderError> {
@@ -79,31 +81,11 @@ impl BusConfig {
     }
 }
 
-/// JSON Schema of the config, published in the provider descriptor.
-pub(crate) fn schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "default_max_records": {
-                "type": "integer",
-                "minimum": MIN_RECORDS,
-                "maximum": MAX_RECORDS,
-                "default": DEFAULT_MAX_RECORDS,
-                "description": "Records returned by poll and replay when the call gives no max_records."
-            },
-            "max_deliveries": {
-                "type": ["integer", "null"],
-                "minimum": MIN_DELIVERIES,
-                "maximum": MAX_DELIVERIES,
-                "description": "Times poll delivers the record at a group's committed position before moving it to <topic>.dead-letter and the group past it; absent or null: never."
-            }
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+    use switchyard_contracts::schema::Compiled;
+
     use super::*;
 
     #[test]
@@ -111,9 +93,34 @@ mod tests {
         let config = BusConfig::from_value(json!({})).unwrap();
         assert_eq!(config, BusConfig::default());
         assert_eq!(
-            schema()["properties"]["default_max_records"]["default"],
+            switchyard_spi::config_schema::<BusConfig>()["properties"]["default_max_records"]["default"],
             json!(config.default_max_records)
         );
+    }
+
+    #[test]
+    fn the_schema_refuses_what_from_value_refuses() {
+        let schema =
+            Compiled::new(&switchyard_spi::config_schema::<BusConfig>(), "bus#config").unwrap();
+        for accepted in [
+            json!({}),
+            json!({"default_max_records": 1000, "max_deliveries": null}),
+            json!({"default_max_records": 1, "max_deliveries": 1000}),
+        ] {
+            assert!(schema.check(&accepted).is_empty(), "{accepted}");
+            BusConfig::from_value(accepted).unwrap();
+        }
+        for refused in [
+            json!({"default_max_records": 0}),
+            json!({"default_max_records": 1001}),
+            json!({"default_max_records": null}),
+            json!({"max_deliveries": 0}),
+            json!({"max_deliveries": 1001}),
+            json!({"retention": "7d"}),
+        ] {
+            assert!(!schema.check(&refused).is_empty(), "{refused}");
+            BusConfig::from_value(refused).unwrap_err();
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod config;
 mod contract;
 pub mod embedded;
+mod engine;
 pub mod kafka;
 
 pub use config::BusConfig;

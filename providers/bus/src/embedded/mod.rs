@@ -8,20 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
-use switchyard_contracts::domains;
 use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
-    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
-    to_result,
+    Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
 };
 use tokio::sync::OnceCell;
 
-use crate::config::{self, BusConfig};
+use crate::config::BusConfig;
 use crate::contract::{
     CommitParams, Committed, PollParams, PublishParams, Published, RecordOut, Records, ReplayFrom,
     ReplayParams, dead_letter_topic, format_time_ms, offset_param,
 };
+use crate::engine::{Engine, Instance, describe};
 use log::{Log, NewMessage, StoredRecord};
 
 /// How long a statement waits for a lock held by someone else (another process on the same
@@ -52,19 +49,14 @@ impl EmbeddedBusFactory {
         }
         EmbeddedBusFactory {
             root,
-            descriptor: ProviderDescriptor {
-                domain: "bus".into(),
-                name: "embedded".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: "Durable event log in one SQLite file per tenant: ordered topics, \
-                          consumer groups, replay; no broker to run."
-                    .into(),
-                capabilities: ["ordering", "consumer_groups", "replay", "durable"]
-                    .map(String::from)
-                    .to_vec(),
-                config_schema: config::schema(),
-                actions: domains::actions("bus"),
-            },
+            descriptor: describe("embedded")
+                .summary(
+                    "Durable event log in one SQLite file per tenant: ordered topics, \
+                     consumer groups, replay; no broker to run.",
+                )
+                .capabilities(&["ordering", "consumer_groups", "replay", "durable"])
+                .config::<BusConfig>()
+                .build(),
             logs: Mutex::new(HashMap::new()),
         }
     }
@@ -96,7 +88,7 @@ impl ProviderFactory for EmbeddedBusFactory {
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
         let config = BusConfig::from_value(ctx.config)?;
         let log = self.log(&ctx.tenant).await?;
-        Ok(Arc::new(EmbeddedBus { log, config }))
+        Ok(Arc::new(Instance(EmbeddedBus { log, config })))
     }
 }
 
@@ -108,38 +100,10 @@ struct EmbeddedBus {
 }
 
 #[async_trait]
-impl Provider for EmbeddedBus {
-    async fn invoke(&self, _ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
-        match call.action.as_str() {
-            "publish" => to_result(self.publish(parse_params(call.params)?).await?),
-            "poll" => to_result(self.poll(parse_params(call.params)?).await?),
-            "commit" => to_result(self.commit(parse_params(call.params)?).await?),
-            "replay" => to_result(self.replay(parse_params(call.params)?).await?),
-            other => Err(ProviderError::new(
-                ErrorCode::ActionNotFound,
-                format!("bus/embedded has no action {other:?}"),
-            )),
-        }
-    }
+impl Engine for EmbeddedBus {
+    const NAME: &'static str = "embedded";
+    const DEPENDENCY: &'static str = "log";
 
-    async fn health(&self) -> Health {
-        let log = match self.log.ping().await {
-            Ok(()) => DependencyHealth {
-                name: "log".into(),
-                status: HealthStatus::Up,
-                detail: None,
-            },
-            Err(e) => DependencyHealth {
-                name: "log".into(),
-                status: HealthStatus::Down,
-                detail: Some(e.detail),
-            },
-        };
-        Health::from_dependencies(vec![log])
-    }
-}
-
-impl EmbeddedBus {
     async fn publish(&self, params: PublishParams) -> Result<Published, ProviderError> {
         let messages: Vec<NewMessage> = params
             .messages
@@ -205,6 +169,12 @@ impl EmbeddedBus {
         records(start, self.log.read(&params.topic, start, limit).await?)
     }
 
+    async fn probe(&self) -> Result<(), ProviderError> {
+        self.log.ping().await
+    }
+}
+
+impl EmbeddedBus {
     fn limit(&self, max_records: Option<u32>) -> i64 {
         i64::from(max_records.unwrap_or(self.config.default_max_records))
     }
@@ -235,8 +205,10 @@ fn record_out(record: StoredRecord) -> Result<RecordOut, ProviderError> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+    use switchyard_spi::{CallContext, ErrorCode, HealthStatus, Invocation};
+
     use super::*;
-    use serde_json::json;
 
     async fn start(factory: &EmbeddedBusFactory, tenant: &str, config: Value) -> Arc<dyn Provider> {
         factory

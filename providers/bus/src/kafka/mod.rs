@@ -11,14 +11,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use serde_json::Value;
-use switchyard_contracts::domains;
 use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
-    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
-    to_result,
+    ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
 };
 
-use crate::config::{self as bus_config, BusConfig, MAX_DELIVERIES};
+use crate::config::{BusConfig, MAX_DELIVERIES};
 use crate::contract::{
     CommitParams, Committed, PollParams, PublishParams, Published, RecordOut, Records, ReplayFrom,
     ReplayParams, dead_letter_headers, dead_letter_topic, format_time_ms, offset_param,
@@ -26,6 +23,8 @@ use crate::contract::{
 use client::{Cluster, Fetched, Outgoing};
 pub use config::KafkaSettings;
 use names::Names;
+
+use crate::engine::{self as bus, Instance};
 
 /// The header the engine appends to every record it produces, naming the publishing tenant
 /// for consumers that read the topics with plain Kafka clients.
@@ -65,19 +64,14 @@ impl KafkaFactory {
         let namespace = settings.namespace.clone();
         let cluster = Cluster::new(settings)?;
         Ok(KafkaFactory {
-            descriptor: ProviderDescriptor {
-                domain: "bus".into(),
-                name: "kafka".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: "Event log on a Kafka cluster: one single-partition topic per tenant \
-                          topic, consumer-group offsets in Kafka, replay by offset or time."
-                    .into(),
-                capabilities: ["ordering", "consumer_groups", "replay", "durable"]
-                    .map(String::from)
-                    .to_vec(),
-                config_schema: bus_config::schema(),
-                actions: domains::actions("bus"),
-            },
+            descriptor: bus::describe("kafka")
+                .summary(
+                    "Event log on a Kafka cluster: one single-partition topic per tenant \
+                     topic, consumer-group offsets in Kafka, replay by offset or time.",
+                )
+                .capabilities(&["ordering", "consumer_groups", "replay", "durable"])
+                .config::<BusConfig>()
+                .build(),
             engine: Arc::new(Engine {
                 namespace,
                 cluster,
@@ -96,12 +90,12 @@ impl ProviderFactory for KafkaFactory {
 
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
         let config = BusConfig::from_value(ctx.config)?;
-        Ok(Arc::new(KafkaBus {
+        Ok(Arc::new(Instance(KafkaBus {
             names: Names::new(&self.engine.namespace, &ctx.tenant),
             tenant: ctx.tenant,
             engine: self.engine.clone(),
             config,
-        }))
+        })))
     }
 }
 
@@ -114,34 +108,6 @@ struct KafkaBus {
     config: BusConfig,
 }
 
-#[async_trait]
-impl Provider for KafkaBus {
-    async fn invoke(&self, _ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
-        match call.action.as_str() {
-            "publish" => to_result(self.publish(parse_params(call.params)?).await?),
-            "poll" => to_result(self.poll(parse_params(call.params)?).await?),
-            "commit" => to_result(self.commit(parse_params(call.params)?).await?),
-            "replay" => to_result(self.replay(parse_params(call.params)?).await?),
-            other => Err(ProviderError::new(
-                ErrorCode::ActionNotFound,
-                format!("bus/kafka has no action {other:?}"),
-            )),
-        }
-    }
-
-    async fn health(&self) -> Health {
-        let (status, detail) = match self.engine.cluster.ping().await {
-            Ok(()) => (HealthStatus::Up, None),
-            Err(e) => (HealthStatus::Down, Some(e.detail)),
-        };
-        Health::from_dependencies(vec![DependencyHealth {
-            name: "brokers".into(),
-            status,
-            detail,
-        }])
-    }
-}
-
 /// A record to publish, before it gets the engine's header.
 struct NewRecord {
     key: Option<String>,
@@ -149,7 +115,11 @@ struct NewRecord {
     payload: Value,
 }
 
-impl KafkaBus {
+#[async_trait]
+impl bus::Engine for KafkaBus {
+    const NAME: &'static str = "kafka";
+    const DEPENDENCY: &'static str = "brokers";
+
     async fn publish(&self, params: PublishParams) -> Result<Published, ProviderError> {
         let records = params
             .messages
@@ -301,6 +271,12 @@ impl KafkaBus {
         records(start, self.engine.cluster.read(&topic, start, limit).await?)
     }
 
+    async fn probe(&self) -> Result<(), ProviderError> {
+        self.engine.cluster.ping().await
+    }
+}
+
+impl KafkaBus {
     /// Produces `records` to the Kafka topic `topic` (created if needed) under the topic's
     /// lock, all stamped with one time that is not before the topic's last record's.
     async fn produce(
@@ -455,8 +431,10 @@ impl<K: Eq + Hash, V: Default> Locks<K, V> {
 mod tests {
     use std::time::Duration;
 
-    use super::*;
     use serde_json::json;
+    use switchyard_spi::{CallContext, HealthStatus, Invocation};
+
+    use super::*;
 
     #[test]
     fn the_engine_header_is_hidden_and_a_callers_own_kept() {
