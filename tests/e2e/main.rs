@@ -25,6 +25,7 @@ mod outbox_crash;
 mod pipeline;
 mod plugins;
 mod policy;
+mod python_client;
 mod register;
 mod restart;
 mod schemathesis;
