@@ -6,7 +6,7 @@
 
 use crate::common;
 #[allow(dead_code)]
-#[path = "../../providers/integration/tests/conformance/receiver.rs"]
+#[path = "../../provider-runtime/conformance/src/integration/receiver.rs"]
 mod receiver;
 
 use std::process::{Child, Command, Stdio};

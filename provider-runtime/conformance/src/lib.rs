@@ -21,7 +21,11 @@ use serde::Serialize;
 use switchyard_spi::testkit::Harness;
 use switchyard_spi::{ProviderDescriptor, ProviderFactory};
 
+pub mod ai;
+pub mod auth;
+pub mod bus;
 pub mod cache;
+pub mod integration;
 
 /// What a check proves. A provider is certified at `core` when every core check passes, and
 /// gains each further level whose checks all pass too (modelled on Dapr's certification of
@@ -239,13 +243,17 @@ impl Deref for Subject {
 /// The suite of a domain, or `None` when that domain has none yet.
 pub fn suite(domain: &str) -> Option<Vec<Check>> {
     match domain {
+        "ai" => Some(ai::checks()),
+        "auth" => Some(auth::checks()),
+        "bus" => Some(bus::checks()),
         "cache" => Some(cache::checks()),
+        "integration" => Some(integration::checks()),
         _ => None,
     }
 }
 
 /// The domains that have a suite, for error messages.
-pub const DOMAINS: [&str; 1] = ["cache"];
+pub const DOMAINS: [&str; 5] = ["ai", "auth", "bus", "cache", "integration"];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckOutcome {

@@ -7,7 +7,11 @@
 //! model a process restart over the same store. The checks, their levels and their gates are
 //! the kit's (`switchyard_conformance::suite`), shared with `switchyard conformance`.
 
+mod ai;
+mod auth;
+mod bus;
 mod cache;
+mod integration;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -59,7 +63,16 @@ impl Enrolled {
 }
 
 fn enrolled() -> Vec<Enrolled> {
-    [cache::enrolled()].into_iter().flatten().collect()
+    [
+        ai::enrolled(),
+        auth::enrolled(),
+        bus::enrolled(),
+        cache::enrolled(),
+        integration::enrolled(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
