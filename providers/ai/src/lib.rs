@@ -7,6 +7,8 @@
 //!
 //! The suite in `tests/conformance` holds every engine to the actions it serves.
 
+mod contract;
+mod engine;
 pub mod local;
 pub mod openai;
 

@@ -2,9 +2,10 @@
 //! vector (and the `model` name that says so), so vectors stored under one config must not be
 //! compared with vectors made under another.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
-use switchyard_spi::{ErrorCode, ProviderError};
+use serde_json::Value;
+use switchyard_spi::{ErrorCode, ProviderError, parse_config};
 
 use super::ngram::Embedder;
 
@@ -13,14 +14,21 @@ const N: (usize, usize) = (1, 8);
 const DEFAULT_MIN_N: usize = 3;
 const DEFAULT_MAX_N: usize = 5;
 
-#[derive(Deserialize)]
+/// What a tenant configures; [`parse`] turns it into the embedder it describes.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Raw {
+pub struct LocalAiConfig {
+    /// Length of every vector. More dimensions, fewer hash collisions, bigger answers.
     #[serde(default = "default_dimensions")]
+    #[schemars(range(min = DIMENSIONS.0, max = DIMENSIONS.1))]
     dimensions: usize,
+    /// Shortest character n-gram, counting the < > that frame each word.
     #[serde(default = "default_min_n")]
+    #[schemars(range(min = N.0, max = N.1))]
     min_n: usize,
+    /// Longest character n-gram; at least min_n.
     #[serde(default = "default_max_n")]
+    #[schemars(range(min = N.0, max = N.1))]
     max_n: usize,
 }
 
@@ -40,8 +48,7 @@ fn invalid(pointer: &str, detail: String) -> ProviderError {
 
 /// Reads a tenant's config into the embedder it describes; an empty object is the default.
 pub fn parse(config: Value) -> Result<Embedder, ProviderError> {
-    let raw: Raw = serde_json::from_value(config)
-        .map_err(|e| ProviderError::new(ErrorCode::ConfigInvalid, e.to_string()))?;
+    let raw: LocalAiConfig = parse_config(config)?;
     if !(DIMENSIONS.0..=DIMENSIONS.1).contains(&raw.dimensions) {
         return Err(invalid(
             "/dimensions",
@@ -66,27 +73,17 @@ pub fn parse(config: Value) -> Result<Embedder, ProviderError> {
     })
 }
 
-pub fn schema() -> Value {
-    let n = |default: usize, description: &str| json!({"type": "integer", "minimum": N.0, "maximum": N.1, "default": default, "description": description});
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "dimensions": {"type": "integer", "minimum": DIMENSIONS.0, "maximum": DIMENSIONS.1, "default": DIMENSIONS.2, "description": "Length of every vector. More dimensions, fewer hash collisions, bigger answers."},
-            "min_n": n(DEFAULT_MIN_N, "Shortest character n-gram, counting the < > that frame each word."),
-            "max_n": n(DEFAULT_MAX_N, "Longest character n-gram; at least min_n.")
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+    use switchyard_contracts::schema::Compiled;
+
     use super::*;
 
     #[test]
     fn an_empty_config_is_the_schema_default() {
         let embedder = parse(json!({})).unwrap();
-        let schema = schema();
+        let schema = switchyard_spi::config_schema::<LocalAiConfig>();
         assert_eq!(
             schema["properties"]["dimensions"]["default"],
             json!(embedder.dimensions)
@@ -117,5 +114,29 @@ mod tests {
             parse(json!({"model": "gpt"})).unwrap_err().code,
             ErrorCode::ConfigInvalid
         );
+    }
+
+    /// What only `parse` can refuse: `min_n` above `max_n`.
+    #[test]
+    fn the_schema_refuses_each_field_out_of_its_range() {
+        let schema = Compiled::new(
+            &switchyard_spi::config_schema::<LocalAiConfig>(),
+            "ai/local#config",
+        )
+        .unwrap();
+        assert!(
+            schema
+                .check(&json!({"dimensions": 4096, "min_n": 1, "max_n": 8}))
+                .is_empty()
+        );
+        for bad in [
+            json!({"dimensions": 15}),
+            json!({"dimensions": 4097}),
+            json!({"min_n": 0}),
+            json!({"max_n": 9}),
+            json!({"model": "gpt"}),
+        ] {
+            assert!(!schema.check(&bad).is_empty(), "{bad}");
+        }
     }
 }

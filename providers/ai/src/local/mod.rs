@@ -7,13 +7,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use switchyard_contracts::domains;
-use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
-    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, parse_params, to_result,
-};
+use switchyard_spi::{Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext};
+
+use crate::contract::{Classification, ClassifyParams, EmbedParams, Embeddings, Score};
+use crate::engine::{Engine, Instance, describe};
 
 use ngram::Embedder;
 
@@ -32,19 +29,16 @@ impl Default for LocalAiFactory {
 impl LocalAiFactory {
     pub fn new() -> Self {
         LocalAiFactory {
-            descriptor: ProviderDescriptor {
-                domain: "ai".into(),
-                name: "local".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: "Offline, deterministic text vectors from hashed character n-grams \
-                          (feature hashing, L2-normalised) and nearest-label cosine \
-                          classification. Not a language model: it compares spellings, not \
-                          meanings."
-                    .into(),
-                capabilities: vec!["deterministic".into(), "offline".into()],
-                config_schema: config::schema(),
-                actions: domains::actions_named("ai", &["embed", "classify"]),
-            },
+            descriptor: describe("local", &["embed", "classify"])
+                .summary(
+                    "Offline, deterministic text vectors from hashed character n-grams \
+                     (feature hashing, L2-normalised) and nearest-label cosine \
+                     classification. Not a language model: it compares spellings, not \
+                     meanings.",
+                )
+                .capabilities(&["deterministic", "offline"])
+                .config::<config::LocalAiConfig>()
+                .build(),
         }
     }
 }
@@ -56,9 +50,9 @@ impl ProviderFactory for LocalAiFactory {
     }
 
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
-        Ok(Arc::new(LocalAi {
+        Ok(Arc::new(Instance(LocalAi {
             embedder: config::parse(ctx.config)?,
-        }))
+        })))
     }
 }
 
@@ -66,68 +60,34 @@ struct LocalAi {
     embedder: Embedder,
 }
 
-#[derive(Deserialize)]
-struct EmbedParams {
-    texts: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct Embeddings {
-    model: String,
-    dimensions: usize,
-    vectors: Vec<Vec<f64>>,
-}
-
-#[derive(Deserialize)]
-struct ClassifyParams {
-    text: String,
-    labels: Vec<Label>,
-}
-
-#[derive(Deserialize)]
-struct Label {
-    name: String,
-    examples: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct Classification {
-    label: String,
-    scores: Vec<Score>,
-}
-
-#[derive(Serialize)]
-struct Score {
-    label: String,
-    score: f64,
-}
-
 #[async_trait]
-impl Provider for LocalAi {
-    async fn invoke(&self, _ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
+impl Engine for LocalAi {
+    const NAME: &'static str = "local";
+    const DEPENDENCY: &'static str = "ngram";
+
+    async fn embed(&self, p: EmbedParams) -> Result<Embeddings, ProviderError> {
         let embedder = self.embedder;
-        // Hashing a full batch is pure CPU work (up to 256 texts of 32 KiB): off the async
-        // workers, so other calls keep being served meanwhile.
-        let work = move || match call.action.as_str() {
-            "embed" => to_result(embed(embedder, parse_params(call.params)?)),
-            "classify" => to_result(classify(embedder, parse_params(call.params)?)?),
-            other => Err(ProviderError::new(
-                ErrorCode::ActionNotFound,
-                format!("ai/local has no action {other:?}"),
-            )),
-        };
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| ProviderError::internal(format!("ai/local worker failed: {e}")))?
+        blocking(move || Ok(embed(embedder, p))).await
     }
 
-    async fn health(&self) -> Health {
-        Health::from_dependencies(vec![DependencyHealth {
-            name: "ngram".into(),
-            status: HealthStatus::Up,
-            detail: Some(self.embedder.model()),
-        }])
+    async fn classify(&self, p: ClassifyParams) -> Result<Classification, ProviderError> {
+        let embedder = self.embedder;
+        blocking(move || classify(embedder, p)).await
     }
+
+    async fn probe(&self) -> Result<Option<String>, ProviderError> {
+        Ok(Some(self.embedder.model()))
+    }
+}
+
+/// Hashing a full batch is pure CPU work (up to 256 texts of 32 KiB): off the async workers,
+/// so other calls keep being served meanwhile.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ProviderError> + Send + 'static,
+) -> Result<T, ProviderError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ProviderError::internal(format!("ai/local worker failed: {e}")))?
 }
 
 fn embed(embedder: Embedder, p: EmbedParams) -> Embeddings {

@@ -7,9 +7,10 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::Url;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
-use switchyard_spi::{ErrorCode, ProviderError};
+use serde_json::Value;
+use switchyard_spi::{ErrorCode, ProviderError, parse_config};
 
 const DEFAULT_TIMEOUT_MS: u64 = 25_000;
 /// Below the runtime's 30 s call timeout, so a slow server is reported as this provider's
@@ -45,17 +46,39 @@ pub struct OpenAiConfig {
     pub timeout: Duration,
 }
 
-#[derive(Deserialize)]
+/// The tenant's server: nothing (not configured: calls answer provider_not_configured), or at
+/// least base_url.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Raw {
-    base_url: String,
+#[schemars(extend("anyOf" = [
+    {"maxProperties": 0, "description": "Not configured: calls answer provider_not_configured."},
+    {"required": ["base_url"]}
+]))]
+pub struct OpenAiConfigFields {
+    /// The API's base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1.
+    // Optional here so that the empty object (not configured) is valid; the `anyOf` above
+    // requires it of every other config.
     #[serde(default)]
+    #[schemars(with = "String", regex(pattern = "^https?://"))]
+    base_url: Option<String>,
+    /// A secret:// reference to the API key, sent as a bearer token; omit for servers that
+    /// need none.
+    #[serde(default)]
+    #[schemars(with = "String", regex(pattern = "^secret://"), extend("x-secret" = true))]
     api_key: Option<String>,
+    /// The model chat uses, e.g. gpt-4o-mini; without it chat answers
+    /// provider_not_configured.
     #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 256))]
     chat_model: Option<String>,
+    /// The model embed uses, e.g. text-embedding-3-small; without it embed answers
+    /// provider_not_configured.
     #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 256))]
     embedding_model: Option<String>,
+    /// How long one request to the server may take, in milliseconds.
     #[serde(default = "default_timeout_ms")]
+    #[schemars(range(min = MIN_TIMEOUT_MS, max = MAX_TIMEOUT_MS))]
     timeout_ms: u64,
 }
 
@@ -70,10 +93,10 @@ pub fn parse(config: Value) -> Result<Option<OpenAiConfig>, ProviderError> {
     if config.as_object().is_some_and(|fields| fields.is_empty()) {
         return Ok(None);
     }
-    let raw: Raw = serde_json::from_value(config)
-        .map_err(|e| ProviderError::new(ErrorCode::ConfigInvalid, e.to_string()))?;
-    let base_url = Url::parse(raw.base_url.trim_end_matches('/'))
-        .ok()
+    let raw: OpenAiConfigFields = parse_config(config)?;
+    let base_url = raw
+        .base_url
+        .and_then(|url| Url::parse(url.trim_end_matches('/')).ok())
         .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
         .ok_or_else(|| {
             ProviderError::field(
@@ -109,35 +132,21 @@ pub fn parse(config: Value) -> Result<Option<OpenAiConfig>, ProviderError> {
     }))
 }
 
-pub fn schema() -> Value {
-    let model = |description: &str| json!({"type": "string", "minLength": 1, "maxLength": 256, "description": description});
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "anyOf": [
-            {"maxProperties": 0, "description": "Not configured: calls answer provider_not_configured."},
-            {"required": ["base_url"]}
-        ],
-        "properties": {
-            "base_url": {"type": "string", "pattern": "^https?://", "description": "The API's base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1."},
-            "api_key": {"type": "string", "pattern": "^secret://", "x-secret": true, "description": "A secret:// reference to the API key, sent as a bearer token; omit for servers that need none."},
-            "chat_model": model("The model chat uses, e.g. gpt-4o-mini; without it chat answers provider_not_configured."),
-            "embedding_model": model("The model embed uses, e.g. text-embedding-3-small; without it embed answers provider_not_configured."),
-            "timeout_ms": {"type": "integer", "minimum": MIN_TIMEOUT_MS, "maximum": MAX_TIMEOUT_MS, "default": DEFAULT_TIMEOUT_MS, "description": "How long one request to the server may take."}
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
     use switchyard_contracts::schema::Compiled;
 
     use super::*;
 
+    fn derived() -> Value {
+        switchyard_spi::config_schema::<OpenAiConfigFields>()
+    }
+
     #[test]
     fn empty_is_unconfigured_and_the_schema_takes_only_key_references() {
         assert!(parse(json!({})).unwrap().is_none());
-        let schema = Compiled::new(&schema(), "ai/openai#config").unwrap();
+        let schema = Compiled::new(&derived(), "ai/openai#config").unwrap();
         assert!(schema.check(&json!({})).is_empty());
         let stored = json!({"base_url": "https://api.openai.com/v1", "api_key": "secret://env/OPENAI_API_KEY", "chat_model": "gpt-4o-mini"});
         assert!(schema.check(&stored).is_empty());
@@ -146,11 +155,18 @@ mod tests {
                 .check(&json!({"base_url": "https://api.openai.com/v1", "api_key": "sk-plain"}))
                 .is_empty()
         );
-        assert!(
-            !schema
-                .check(&json!({"chat_model": "gpt-4o-mini"}))
-                .is_empty()
-        );
+        for refused in [
+            json!({"chat_model": "gpt-4o-mini"}),
+            json!({"base_url": "ftp://x"}),
+            json!({"base_url": null}),
+            json!({"base_url": "http://x", "chat_model": ""}),
+            json!({"base_url": "http://x", "timeout_ms": 999}),
+            json!({"base_url": "http://x", "timeout_ms": 28_001}),
+            json!({"base_url": "http://x", "organisation": "o"}),
+        ] {
+            assert!(!schema.check(&refused).is_empty(), "{refused}");
+        }
+        assert_eq!(derived()["properties"]["api_key"]["x-secret"], json!(true));
     }
 
     #[test]

@@ -7,16 +7,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::{Client, StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_contracts::domains;
 use switchyard_egress::{Egress, Redirects, Refusal};
 use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
-    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, parse_params, to_result,
+    ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext,
 };
 
+use crate::contract::{ChatMessage, ChatParams, ChatResult, EmbedParams, Embeddings, Usage};
+use crate::engine::{Engine, Instance, describe};
 use config::OpenAiConfig;
 
 /// What an unconfigured tenant is told, on every call and in its health.
@@ -45,17 +45,14 @@ impl Default for OpenAiFactory {
 impl OpenAiFactory {
     pub fn new() -> Self {
         OpenAiFactory {
-            descriptor: ProviderDescriptor {
-                domain: "ai".into(),
-                name: "openai".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: "Chat and embeddings from the tenant's OpenAI-compatible server \
-                          (OpenAI, or a local server speaking its API)."
-                    .into(),
-                capabilities: vec!["openai_compatible".into()],
-                config_schema: config::schema(),
-                actions: domains::actions_named("ai", &["chat", "embed"]),
-            },
+            descriptor: describe("openai", &["chat", "embed"])
+                .summary(
+                    "Chat and embeddings from the tenant's OpenAI-compatible server \
+                     (OpenAI, or a local server speaking its API).",
+                )
+                .capabilities(&["openai_compatible"])
+                .config::<config::OpenAiConfigFields>()
+                .build(),
             egress: Egress::default(),
         }
     }
@@ -95,7 +92,7 @@ impl ProviderFactory for OpenAiFactory {
                 Some(Server { config, client })
             }
         };
-        Ok(Arc::new(OpenAi { server }))
+        Ok(Arc::new(Instance(OpenAi { server })))
     }
 }
 
@@ -107,24 +104,6 @@ struct Server {
 struct OpenAi {
     /// `None` until the tenant configures a server.
     server: Option<Server>,
-}
-
-#[derive(Deserialize, Serialize)]
-struct ChatMessage {
-    role: String,
-    content: String,
-}
-
-#[derive(Deserialize)]
-struct ChatParams {
-    messages: Vec<ChatMessage>,
-    temperature: Option<f64>,
-    max_tokens: Option<u32>,
-}
-
-#[derive(Deserialize)]
-struct EmbedParams {
-    texts: Vec<String>,
 }
 
 /// The parts of OpenAI's chat completion answer the contract uses.
@@ -152,13 +131,6 @@ struct AnswerMessage {
     content: Option<String>,
 }
 
-#[derive(Deserialize, Serialize)]
-struct Usage {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
-}
-
 #[derive(Deserialize)]
 struct EmbeddingList {
     #[serde(default)]
@@ -172,44 +144,30 @@ struct Embedding {
     embedding: Vec<f64>,
 }
 
-#[async_trait]
-impl Provider for OpenAi {
-    async fn invoke(&self, _ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
-        let server = self
-            .server
+impl OpenAi {
+    fn server(&self) -> Result<&Server, ProviderError> {
+        self.server
             .as_ref()
-            .ok_or_else(|| ProviderError::new(ErrorCode::ProviderNotConfigured, UNCONFIGURED))?;
-        match call.action.as_str() {
-            "chat" => server.chat(parse_params(call.params)?).await,
-            "embed" => server.embed(parse_params(call.params)?).await,
-            other => Err(ProviderError::new(
-                ErrorCode::ActionNotFound,
-                format!("ai/openai has no action {other:?}"),
-            )),
-        }
+            .ok_or_else(|| ProviderError::new(ErrorCode::ProviderNotConfigured, UNCONFIGURED))
+    }
+}
+
+#[async_trait]
+impl Engine for OpenAi {
+    const NAME: &'static str = "openai";
+    const DEPENDENCY: &'static str = "server";
+
+    async fn chat(&self, p: ChatParams) -> Result<ChatResult, ProviderError> {
+        self.server()?.chat(p).await
     }
 
-    async fn health(&self) -> Health {
-        let dependency = match &self.server {
-            None => DependencyHealth {
-                name: "server".into(),
-                status: HealthStatus::Down,
-                detail: Some(UNCONFIGURED.into()),
-            },
-            Some(server) => match server.list_models().await {
-                Ok(()) => DependencyHealth {
-                    name: "server".into(),
-                    status: HealthStatus::Up,
-                    detail: None,
-                },
-                Err(e) => DependencyHealth {
-                    name: "server".into(),
-                    status: HealthStatus::Down,
-                    detail: Some(e.detail),
-                },
-            },
-        };
-        Health::from_dependencies(vec![dependency])
+    async fn embed(&self, p: EmbedParams) -> Result<Embeddings, ProviderError> {
+        self.server()?.embed(p).await
+    }
+
+    async fn probe(&self) -> Result<Option<String>, ProviderError> {
+        self.server()?.list_models().await?;
+        Ok(None)
     }
 }
 
@@ -224,7 +182,7 @@ impl Server {
         })
     }
 
-    async fn chat(&self, p: ChatParams) -> Result<Value, ProviderError> {
+    async fn chat(&self, p: ChatParams) -> Result<ChatResult, ProviderError> {
         let model = self.model(&self.config.chat_model, "chat_model")?;
         let mut request = json!({"model": model, "messages": p.messages});
         if let Some(temperature) = p.temperature {
@@ -239,15 +197,18 @@ impl Server {
             .into_iter()
             .next()
             .ok_or_else(|| off_contract("a chat completion without choices"))?;
-        Ok(json!({
-            "message": {"role": "assistant", "content": choice.message.content.unwrap_or_default()},
-            "model": completion.model.unwrap_or_else(|| model.to_owned()),
-            "finish_reason": choice.finish_reason,
-            "usage": completion.usage,
-        }))
+        Ok(ChatResult {
+            message: ChatMessage {
+                role: "assistant".into(),
+                content: choice.message.content.unwrap_or_default(),
+            },
+            model: completion.model.unwrap_or_else(|| model.to_owned()),
+            finish_reason: choice.finish_reason,
+            usage: completion.usage,
+        })
     }
 
-    async fn embed(&self, p: EmbedParams) -> Result<Value, ProviderError> {
+    async fn embed(&self, p: EmbedParams) -> Result<Embeddings, ProviderError> {
         let model = self.model(&self.config.embedding_model, "embedding_model")?;
         let list: EmbeddingList = self
             .post("embeddings", &json!({"model": model, "input": p.texts}))
@@ -266,11 +227,11 @@ impl Server {
         if dimensions == 0 || data.iter().any(|e| e.embedding.len() != dimensions) {
             return Err(off_contract("embeddings of differing or zero length"));
         }
-        to_result(json!({
-            "model": list.model.unwrap_or_else(|| model.to_owned()),
-            "dimensions": dimensions,
-            "vectors": data.into_iter().map(|e| e.embedding).collect::<Vec<_>>(),
-        }))
+        Ok(Embeddings {
+            model: list.model.unwrap_or_else(|| model.to_owned()),
+            dimensions,
+            vectors: data.into_iter().map(|e| e.embedding).collect(),
+        })
     }
 
     /// `GET /models`: the cheapest request that proves the server is there and takes the key.
