@@ -1,3 +1,5 @@
+//! `commit`: a group's position, per topic, never past the end.
+
 use serde_json::json;
 use switchyard_spi::ErrorCode;
 

@@ -1,3 +1,5 @@
+//! `poll`: a group reads from its committed position (or an explicit offset) without moving it.
+
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

@@ -1,3 +1,5 @@
+//! `publish`: a batch gets consecutive offsets of its topic, acknowledged only once stored.
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -1,3 +1,5 @@
+//! `replay`: reading from an offset or a time, moving no group.
+
 use std::time::Duration;
 
 use serde_json::json;

@@ -1,3 +1,6 @@
+//! One tenant never sees another's topics or group positions, and a tenant's running and
+//! restarted instances share one log.
+
 use serde_json::json;
 
 use super::{payloads, publish, record_offsets};
