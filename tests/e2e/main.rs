@@ -28,6 +28,7 @@ mod policy;
 mod python_client;
 mod register;
 mod restart;
+mod scaffold;
 mod schemathesis;
 mod secrets;
 mod store_postgres;
