@@ -97,7 +97,7 @@ async fn start(
         config["decision_cache_entries"] = json!(entries);
     }
     let config: PolicyConfig = serde_json::from_value(config).map_err(|e| e.to_string())?;
-    let (policy, log) = Policy::start(&config).await?;
+    let (policy, log) = Policy::start(&config).await.map_err(|e| e.to_string())?;
     let writer = DecisionLogWriter {
         store: PlatformStore::open(dir).await.map_err(|e| e.to_string())?,
         queue: log,

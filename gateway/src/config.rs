@@ -1,7 +1,7 @@
 //! The gateway's config file (TOML), validated before anything starts. Every section is
 //! optional: an empty file is the embedded default (API keys only, one local runtime).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use switchyard_identity::oidc::OidcConfig;
@@ -77,13 +77,36 @@ impl Default for UpstreamConfig {
 
 impl GatewayConfig {
     /// Reads and validates the file; `None` gives the defaults.
-    pub fn load(path: Option<&Path>) -> Result<Self, String> {
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let Some(path) = path else {
             return Ok(GatewayConfig::default());
         };
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Invalid {
+            path: path.to_owned(),
+            source,
+        })
     }
+}
+
+/// Why the gateway's config file cannot be used; both name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use switchyard_contracts::{ErrorCode, Problem, TenantId};
 use switchyard_identity::Identity;
-use switchyard_identity::oidc::OidcVerifier;
+use switchyard_identity::oidc::{OidcVerifier, VerifierBuildError};
 use switchyard_platform_store::PlatformStore;
 use switchyard_platform_store::internal_auth::{BodyTagger, InternalKey};
 use switchyard_platform_store::{Begin, StoredResponse};
@@ -62,7 +62,7 @@ use filters::authenticate::Authenticator;
 use filters::authorize::Target;
 use filters::idempotency;
 use filters::policy::Policy;
-use filters::rate_limit::RateLimiter;
+use filters::rate_limit::{RateLimitConfigError, RateLimiter};
 use filters::route::Route;
 use filters::trace_context::TraceContext;
 use shutdown::{Drain, InFlight};
@@ -143,6 +143,15 @@ pub struct Gateway {
     console: switchyard_console::Console,
 }
 
+/// Why `Gateway::new` refuses its parts.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayBuildError {
+    #[error(transparent)]
+    Oidc(#[from] VerifierBuildError),
+    #[error(transparent)]
+    RateLimit(#[from] RateLimitConfigError),
+}
+
 /// The parts a gateway is built from; `Gateway::new` checks the config against them.
 pub struct GatewayParts {
     pub config: GatewayConfig,
@@ -155,7 +164,7 @@ pub struct GatewayParts {
 }
 
 impl Gateway {
-    pub fn new(parts: GatewayParts) -> Result<Self, String> {
+    pub fn new(parts: GatewayParts) -> Result<Self, GatewayBuildError> {
         let GatewayParts {
             config,
             runtime,
@@ -166,10 +175,8 @@ impl Gateway {
             drain,
         } = parts;
         if let Some(oidc) = &config.oidc {
-            authenticator = authenticator.with_oidc(
-                OidcVerifier::new(oidc.clone(), &config.tenancy.egress)
-                    .map_err(|e| e.to_string())?,
-            );
+            authenticator =
+                authenticator.with_oidc(OidcVerifier::new(oidc.clone(), &config.tenancy.egress)?);
         }
         let rate_limiter = config
             .rate_limit

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use switchyard_contracts::{ErrorCode, Problem};
 use switchyard_platform_store::DecisionRecord;
-use switchyard_policy::{Bundle, PolicyEngine, VerificationKey};
+use switchyard_policy::{Bundle, PolicyEngine, PolicyError, VerificationKey};
 use tokio::sync::Mutex;
 
 use super::decision_log::DecisionQueue;
@@ -133,11 +133,16 @@ pub struct Verdict {
 impl Policy {
     /// Loads the first bundle; a gateway with a policy configured never starts without one.
     /// Returns the policy and the queue its decision log writer takes decisions from.
-    pub async fn start(config: &PolicyConfig) -> Result<(Arc<Policy>, Arc<DecisionQueue>), String> {
+    pub async fn start(
+        config: &PolicyConfig,
+    ) -> Result<(Arc<Policy>, Arc<DecisionQueue>), BundleError> {
         let verify = match &config.verify_key_file {
             None => None,
             Some(path) => {
-                let key = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let key = std::fs::read(path).map_err(|source| BundleError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 Some(match config.verify_algorithm {
                     VerifyAlgorithm::RS256 => VerificationKey::Rs256Pem(key),
                     VerifyAlgorithm::HS256 => VerificationKey::Hs256(key),
@@ -153,9 +158,7 @@ impl Policy {
             } else {
                 Source::File(PathBuf::from(&config.bundle))
             };
-        let (bytes, seen) = fetch(&source, None)
-            .await?
-            .ok_or("the bundle source returned nothing")?;
+        let (bytes, seen) = fetch(&source, None).await?.ok_or(BundleError::Empty)?;
         let engine = load(bytes, verify.as_ref(), config.decision_cache_entries)?;
         announce(&engine, "policy bundle loaded");
         let log = Arc::new(DecisionQueue::default());
@@ -185,7 +188,7 @@ impl Policy {
 
     /// Checks the source once; a new, valid bundle replaces the running one. A bundle that
     /// fails its checks is reported once and then ignored until the source changes again.
-    pub async fn reload(&self) -> Result<bool, String> {
+    pub async fn reload(&self) -> Result<bool, BundleError> {
         let mut seen = self.seen.lock().await;
         let Some((bytes, version)) = fetch(&self.source, seen.running.as_deref()).await? else {
             return Ok(false);
@@ -269,9 +272,36 @@ fn load(
     bytes: Vec<u8>,
     verify: Option<&VerificationKey>,
     cache_entries: u64,
-) -> Result<PolicyEngine, String> {
-    let bundle = Bundle::load(bytes, verify).map_err(|e| format!("bundle refused: {e}"))?;
-    PolicyEngine::with_cache(bundle, cache_entries).map_err(|e| format!("bundle refused: {e}"))
+) -> Result<PolicyEngine, BundleError> {
+    let bundle = Bundle::load(bytes, verify)?;
+    Ok(PolicyEngine::with_cache(bundle, cache_entries)?)
+}
+
+/// Why a policy bundle (or its verification key) could not be loaded; the running bundle, if
+/// any, stays.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{url}: {source}")]
+    Fetch {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{url}: HTTP {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("the bundle source returned nothing")]
+    Empty,
+    #[error("bundle refused: {0}")]
+    Refused(#[from] PolicyError),
 }
 
 /// Logs a revision going live with what its decisions are cached by, or why they are not.
@@ -289,12 +319,18 @@ fn announce(engine: &PolicyEngine, message: &str) {
 }
 
 /// The source's bytes and their version, or `None` when an HTTP source answers 304.
-async fn fetch(source: &Source, seen: Option<&str>) -> Result<Option<(Vec<u8>, String)>, String> {
+async fn fetch(
+    source: &Source,
+    seen: Option<&str>,
+) -> Result<Option<(Vec<u8>, String)>, BundleError> {
     match source {
         Source::File(path) => {
             let bytes = tokio::fs::read(path)
                 .await
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(|source| BundleError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
             let version = hex::encode(Sha256::digest(&bytes));
             Ok(Some((bytes, version)))
         }
@@ -303,23 +339,26 @@ async fn fetch(source: &Source, seen: Option<&str>) -> Result<Option<(Vec<u8>, S
             if let Some(etag) = seen {
                 request = request.header("if-none-match", etag);
             }
-            let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+            let fetch_failed = |source| BundleError::Fetch {
+                url: url.clone(),
+                source,
+            };
+            let response = request.send().await.map_err(fetch_failed)?;
             if response.status() == reqwest::StatusCode::NOT_MODIFIED {
                 return Ok(None);
             }
             if !response.status().is_success() {
-                return Err(format!("{url}: HTTP {}", response.status()));
+                return Err(BundleError::Status {
+                    url: url.clone(),
+                    status: response.status(),
+                });
             }
             let etag = response
                 .headers()
                 .get("etag")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| format!("{url}: {e}"))?
-                .to_vec();
+            let bytes = response.bytes().await.map_err(fetch_failed)?.to_vec();
             let version = etag.unwrap_or_else(|| hex::encode(Sha256::digest(&bytes)));
             Ok(Some((bytes, version)))
         }

@@ -174,18 +174,34 @@ struct Rate {
     quota: governor::Quota,
 }
 
+/// Why a `[rate_limit]` section is refused; each names the quota or setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RateLimitConfigError {
+    #[error("rate limit {0}: requests, per_seconds and burst must each be at least 1")]
+    TooSmall(String),
+    #[error("rate limit {0}: at most 1000000 requests per second are supported")]
+    TooFast(String),
+    #[error("rate limit {0}: a full burst must refill within a year")]
+    RefillTooSlow(String),
+    #[error("rate limit tenants: {0}")]
+    Tenant(String),
+    #[error("rate limit redis_url {url:?}: {source}")]
+    RedisUrl {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+}
+
 impl Rate {
-    fn parse(quota: &Quota, name: &str) -> Result<Rate, String> {
-        let too_small = || {
-            format!("rate limit {name}: requests, per_seconds and burst must each be at least 1")
-        };
+    fn parse(quota: &Quota, name: &str) -> Result<Rate, RateLimitConfigError> {
+        let too_small = || RateLimitConfigError::TooSmall(name.to_owned());
         if quota.requests == 0 || quota.per_seconds == 0 {
             return Err(too_small());
         }
         let burst = NonZeroU32::new(quota.burst.unwrap_or(quota.requests)).ok_or_else(too_small)?;
         let interval_micros = u64::from(quota.per_seconds) * 1_000_000 / u64::from(quota.requests);
-        let too_fast =
-            || format!("rate limit {name}: at most 1000000 requests per second are supported");
+        let too_fast = || RateLimitConfigError::TooFast(name.to_owned());
         let one_per_interval = governor::Quota::with_period(Duration::from_micros(interval_micros))
             .ok_or_else(too_fast)?;
         match interval_micros.checked_mul(u64::from(burst.get())) {
@@ -194,9 +210,7 @@ impl Rate {
                 interval_micros,
                 quota: one_per_interval.allow_burst(burst),
             }),
-            _ => Err(format!(
-                "rate limit {name}: a full burst must refill within a year"
-            )),
+            _ => Err(RateLimitConfigError::RefillTooSlow(name.to_owned())),
         }
     }
 
@@ -246,7 +260,7 @@ enum Store {
 
 impl RateLimiter {
     /// Validates the quotas (and the Redis URL; no connection is made until the first check).
-    pub fn new(config: RateLimitConfig) -> Result<Self, String> {
+    pub fn new(config: RateLimitConfig) -> Result<Self, RateLimitConfigError> {
         let per_tenant = config
             .per_tenant
             .map(|q| Rate::parse(&q, "per_tenant"))
@@ -257,7 +271,7 @@ impl RateLimiter {
             .transpose()?;
         let mut tenants = HashMap::new();
         for (tenant, quota) in &config.tenants {
-            let id = TenantId::parse(tenant).map_err(|e| format!("rate limit tenants: {e}"))?;
+            let id = TenantId::parse(tenant).map_err(RateLimitConfigError::Tenant)?;
             tenants.insert(id, Rate::parse(quota, &format!("tenants.{tenant}"))?);
         }
         let store = match config.redis_url {
@@ -460,9 +474,11 @@ struct RedisStore {
 }
 
 impl RedisStore {
-    fn new(url: &str, fail_open: bool) -> Result<RedisStore, String> {
-        let client =
-            redis::Client::open(url).map_err(|e| format!("rate limit redis_url {url:?}: {e}"))?;
+    fn new(url: &str, fail_open: bool) -> Result<RedisStore, RateLimitConfigError> {
+        let client = redis::Client::open(url).map_err(|source| RateLimitConfigError::RedisUrl {
+            url: url.to_owned(),
+            source,
+        })?;
         Ok(RedisStore {
             client,
             connection: OnceCell::new(),
