@@ -25,7 +25,9 @@ pub mod ai;
 pub mod auth;
 pub mod bus;
 pub mod cache;
+pub mod db;
 pub mod integration;
+pub mod storage;
 
 /// What a check proves. A provider is certified at `core` when every core check passes, and
 /// gains each further level whose checks all pass too (modelled on Dapr's certification of
@@ -76,9 +78,10 @@ pub struct Check {
     pub name: &'static str,
     pub level: Level,
     /// What the check needs to apply: a capability the provider declares, `action:<name>` for
-    /// an optional action it offers, or `fixture:<name>` for something only a test fixture can
-    /// give (e.g. the host folder behind a local engine). A check that does not apply is
-    /// skipped.
+    /// an optional action it offers, `config:<property>` for an optional setting its tenant
+    /// config schema accepts (e.g. a size cap), or `fixture:<name>` for something only a test
+    /// fixture can give (e.g. the host folder behind a local engine). A check that does not
+    /// apply is skipped.
     pub requires: &'static [&'static str],
     pub run: fn(Arc<Subject>) -> CheckFuture,
 }
@@ -92,6 +95,8 @@ impl Check {
                 descriptor.action(action).is_some()
             } else if let Some(feature) = r.strip_prefix("fixture:") {
                 provided.contains(&feature)
+            } else if let Some(property) = r.strip_prefix("config:") {
+                descriptor.config_schema["properties"].get(property).is_some()
             } else {
                 descriptor.has_capability(r)
             }
@@ -190,7 +195,7 @@ impl Subject {
 
     /// Whether the provider declares, and the fixture provides, what `check` requires.
     pub fn declares_what(&self, check: &Check) -> bool {
-        check.applies_to(&self.harness.factory.descriptor(), &self.provided)
+        check.applies_to(self.harness.factory.descriptor(), &self.provided)
     }
 
     /// Declares that the fixture gives `feature` (see [`Check::requires`]).
@@ -247,13 +252,15 @@ pub fn suite(domain: &str) -> Option<Vec<Check>> {
         "auth" => Some(auth::checks()),
         "bus" => Some(bus::checks()),
         "cache" => Some(cache::checks()),
+        "db" => Some(db::checks()),
         "integration" => Some(integration::checks()),
+        "storage" => Some(storage::checks()),
         _ => None,
     }
 }
 
 /// The domains that have a suite, for error messages.
-pub const DOMAINS: [&str; 5] = ["ai", "auth", "bus", "cache", "integration"];
+pub const DOMAINS: [&str; 7] = ["ai", "auth", "bus", "cache", "db", "integration", "storage"];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckOutcome {

@@ -11,7 +11,9 @@ mod ai;
 mod auth;
 mod bus;
 mod cache;
+mod db;
 mod integration;
+mod storage;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -68,7 +70,9 @@ fn enrolled() -> Vec<Enrolled> {
         auth::enrolled(),
         bus::enrolled(),
         cache::enrolled(),
+        db::enrolled(),
         integration::enrolled(),
+        storage::enrolled(),
     ]
     .into_iter()
     .flatten()

@@ -9,8 +9,8 @@
 
 use switchyard_provider_db::mssql::{ConnectionString, quote_literal, quote_name, tenant_login};
 
-use crate::prefix::BoxError;
-pub use crate::prefix::TestPrefix;
+use super::prefix::BoxError;
+pub use super::prefix::TestPrefix;
 
 pub const URL_VARIABLE: &str = "SWITCHYARD_TEST_MSSQL_URL";
 

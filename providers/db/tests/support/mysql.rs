@@ -6,8 +6,8 @@
 
 use sqlx::{Connection, Executor, MySqlConnection};
 
-use crate::prefix::BoxError;
-pub use crate::prefix::TestPrefix;
+use super::prefix::BoxError;
+pub use super::prefix::TestPrefix;
 
 pub const URL_VARIABLE: &str = "SWITCHYARD_TEST_MYSQL_URL";
 

@@ -1,0 +1,86 @@
+//! The db engines, each subject on a store of its own (a temp directory, a new PostgreSQL
+//! database, a database-name prefix on the shared MySQL or SQL Server), which a process
+//! restart reopens with a new factory. Each engine's dialect is found the way
+//! `switchyard conformance` finds it, from its descriptor.
+//!
+//! `db/mssql` is enrolled only when `SWITCHYARD_TEST_MSSQL_URL` names a SQL Server, which
+//! cannot run where the suite usually runs; without one the runner says so on stderr.
+
+#[path = "../../../../providers/db/tests/support/mssql.rs"]
+mod ms;
+#[path = "../../../../providers/db/tests/support/mysql.rs"]
+mod my;
+#[path = "../../../../providers/db/tests/support/postgres.rs"]
+mod pg;
+#[path = "../../../../providers/db/tests/support/prefix.rs"]
+mod prefix;
+
+use std::sync::Arc;
+
+use switchyard_conformance::Subject;
+use switchyard_provider_db::{
+    MssqlFactory, MysqlFactory, PostgresFactory, PostgresSettings, SqliteFactory,
+};
+use switchyard_spi::ProviderFactory;
+
+use crate::Enrolled;
+
+pub fn enrolled() -> Vec<Enrolled> {
+    let mut engines = vec![
+        Enrolled::new("db/sqlite", || async {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let root = dir.path().to_path_buf();
+            let sqlite =
+                move || -> Arc<dyn ProviderFactory> { Arc::new(SqliteFactory::new(root.clone())) };
+            Subject::new(sqlite()).with_reopen(sqlite).keeping(dir)
+        }),
+        // Always enrolled, like every engine whose server scripts/test starts: a missing
+        // server fails their checks rather than skipping them.
+        Enrolled::new("db/postgres", || async {
+            let database = pg::TestDatabase::create("conformance").await;
+            let url = database.url.clone();
+            let postgres = move || -> Arc<dyn ProviderFactory> {
+                Arc::new(PostgresFactory::new(PostgresSettings::new(
+                    url.clone(),
+                    pg::APP_PASSWORD,
+                )))
+            };
+            Subject::new(postgres())
+                .with_reopen(postgres)
+                .keeping(database)
+        }),
+        Enrolled::new("db/mysql", || async {
+            let prefix = my::test_prefix("c");
+            let name = prefix.prefix.clone();
+            let mysql = move || -> Arc<dyn ProviderFactory> {
+                Arc::new(MysqlFactory::new(my::server_url()).with_database_prefix(&name))
+            };
+            Subject::new(mysql()).with_reopen(mysql).keeping(prefix)
+        }),
+    ];
+    if mssql_server() {
+        engines.push(Enrolled::new("db/mssql", || async {
+            let prefix = ms::test_prefix("c");
+            let name = prefix.prefix.clone();
+            let mssql = move || -> Arc<dyn ProviderFactory> {
+                Arc::new(
+                    MssqlFactory::new(ms::server_url())
+                        .with_secret("mssql-conformance-secret")
+                        .with_database_prefix(&name),
+                )
+            };
+            Subject::new(mssql()).with_reopen(mssql).keeping(prefix)
+        }));
+    } else {
+        eprintln!(
+            "db/mssql not enrolled: no MSSQL server (set {} to run the db suite on it)",
+            ms::URL_VARIABLE
+        );
+    }
+    engines
+}
+
+/// Whether a SQL Server is named for db/mssql.
+fn mssql_server() -> bool {
+    std::env::var(ms::URL_VARIABLE).is_ok_and(|url| !url.trim().is_empty())
+}
