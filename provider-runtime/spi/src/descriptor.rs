@@ -80,7 +80,8 @@ impl Describe {
 /// validator read it without resolving references, and without `$schema` or `title` (the
 /// schema is a part of a descriptor, not a document of its own, and a struct's Rust name
 /// says nothing to a tenant). Field doc comments become descriptions; `deny_unknown_fields`
-/// becomes `additionalProperties: false`. A `"default": null` that the property's type refuses
+/// becomes `additionalProperties: false`, with the comment's line wrapping undone (a paragraph
+/// break stays). A `"default": null` that the property's type refuses
 /// (an `Option` the schema keeps non-null: left out means the engine's default) is dropped, as
 /// it would advertise a value the schema refuses.
 pub fn config_schema<C: JsonSchema>() -> Value {
@@ -93,6 +94,7 @@ pub fn config_schema<C: JsonSchema>() -> Value {
         root.remove("$schema");
         root.remove("title");
     }
+    unwrap_descriptions(&mut schema);
     if let Some(properties) = schema["properties"].as_object_mut() {
         for property in properties.values_mut() {
             let nullable = match &property["type"] {
@@ -109,6 +111,28 @@ pub fn config_schema<C: JsonSchema>() -> Value {
         }
     }
     schema
+}
+
+/// Joins the lines a doc comment was wrapped into, in every `description` of `schema`.
+fn unwrap_descriptions(schema: &mut Value) {
+    match schema {
+        Value::Object(members) => {
+            for (name, member) in members.iter_mut() {
+                match member {
+                    Value::String(text) if name == "description" => {
+                        *text = text
+                            .split("\n\n")
+                            .map(|paragraph| paragraph.replace('\n', " "))
+                            .collect::<Vec<_>>()
+                            .join("\n\n");
+                    }
+                    _ => unwrap_descriptions(member),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
 }
 
 /// Reads a tenant's config into the engine's config type. The runtime checked it against the
@@ -146,7 +170,8 @@ mod tests {
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Example {
-        /// How long, in milliseconds.
+        /// How long,
+        /// in milliseconds.
         #[serde(default)]
         #[schemars(range(min = 1))]
         ttl_ms: Option<u64>,

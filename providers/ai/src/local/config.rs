@@ -14,7 +14,8 @@ const N: (usize, usize) = (1, 8);
 const DEFAULT_MIN_N: usize = 3;
 const DEFAULT_MAX_N: usize = 5;
 
-/// What a tenant configures; [`parse`] turns it into the embedder it describes.
+/// The shape of the tenant's vectors. Every field is optional; an empty object means the
+/// defaults.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocalAiConfig {

@@ -2,9 +2,10 @@
 //! secret), the networks its endpoints may reach despite the SSRF guard, and the delivery
 //! budget.
 //!
-//! The JSON Schema below is checked by the runtime against the *stored* config, where the
-//! secret is a `secret://` reference; [`WebhookConfig::from_value`] reads the *resolved* config
-//! the factory gets, where it is the `whsec_…` value. Errors never quote a URL or a secret.
+//! The JSON Schema derived from [`WebhookConfigFields`] is checked by the runtime against the
+//! *stored* config, where the secret is a `secret://` reference; [`WebhookConfig::from_value`]
+//! reads the *resolved* config the factory gets, where it is the `whsec_…` value. Errors never
+//! quote a URL or a secret.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,9 +15,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ipnet::IpNet;
 use reqwest::Url;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
-use switchyard_spi::{ErrorCode, ProviderError};
+use serde_json::Value;
+use switchyard_spi::{ErrorCode, ProviderError, parse_config};
 
 /// The prefix Standard Webhooks puts before the base64 of a signing secret.
 const SECRET_PREFIX: &str = "whsec_";
@@ -84,31 +86,64 @@ pub struct WebhookConfig {
     pub retention: Duration,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawEndpoint {
+struct EndpointFields {
+    /// The receiver's http(s) URL, or a secret:// reference to it when it carries a token.
+    #[schemars(regex(pattern = "^(https?|secret)://"))]
     url: String,
+    /// A secret:// reference to the endpoint's Standard Webhooks signing secret (whsec_ +
+    /// base64 of 24 to 64 bytes).
+    #[schemars(regex(pattern = "^secret://"), extend("x-secret" = true))]
     secret: String,
 }
 
-#[derive(Deserialize)]
+/// The tenant's endpoints, the networks they may reach and the delivery budget. Every field
+/// is optional; an empty object has no endpoints.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+pub struct WebhookConfigFields {
+    /// The receivers trigger may name, by endpoint name.
     #[serde(default)]
-    endpoints: BTreeMap<String, RawEndpoint>,
+    #[schemars(extend("propertyNames" = {"pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"}))]
+    endpoints: BTreeMap<String, EndpointFields>,
+    /// Narrows the forbidden networks (loopback, private, link-local, …) endpoints may reach
+    /// to these CIDR networks, each inside the operator's [tenancy.egress] allowed_networks
+    /// (else egress_forbidden). Absent: every network the operator allows.
     #[serde(default)]
+    #[schemars(
+        with = "Vec<String>",
+        length(max = 64),
+        inner(regex(pattern = "^[0-9a-fA-F.:]+/[0-9]{1,3}$"))
+    )]
     allowed_networks: Option<Vec<String>>,
+    /// HTTP requests per trigger or redeliver before the message is dead-lettered.
     #[serde(default = "default_max_attempts")]
+    #[schemars(range(min = 1, max = MAX_MAX_ATTEMPTS))]
     max_attempts: u32,
+    /// Wait before the first retry; doubles on each retry, plus random jitter of up to the
+    /// same again.
     #[serde(default = "default_initial_backoff_ms")]
+    #[schemars(range(min = 1, max = 60_000))]
     initial_backoff_ms: u64,
+    /// Longest wait between two attempts before jitter (a receiver's Retry-After may ask for
+    /// longer).
     #[serde(default = "default_max_backoff_ms")]
+    #[schemars(range(min = 1, max = 60_000))]
     max_backoff_ms: u64,
+    /// How long one HTTP request may take.
     #[serde(default = "default_attempt_timeout_ms")]
+    #[schemars(range(min = 100, max = 25_000))]
     attempt_timeout_ms: u64,
+    /// The whole trigger ends within this; attempts and waits that would not fit are not
+    /// started.
     #[serde(default = "default_max_total_ms")]
+    #[schemars(range(min = 100, max = MAX_MAX_TOTAL_MS))]
     max_total_ms: u64,
+    /// How long delivered messages, and so their idempotency keys, are kept. Dead letters
+    /// stay until redelivered.
     #[serde(default = "default_retention_hours")]
+    #[schemars(range(min = 1, max = MAX_RETENTION_HOURS))]
     retention_hours: u64,
 }
 
@@ -139,8 +174,7 @@ impl WebhookConfig {
     /// Reads a resolved config. Bounds are checked here too, not only by the schema, because
     /// a factory can be started without the runtime (tests, other hosts).
     pub fn from_value(config: Value) -> Result<Self, ProviderError> {
-        let raw: RawConfig = serde_json::from_value(config)
-            .map_err(|e| ProviderError::new(ErrorCode::ConfigInvalid, e.to_string()))?;
+        let raw: WebhookConfigFields = parse_config(config)?;
         let mut endpoints = BTreeMap::new();
         for (name, endpoint) in raw.endpoints {
             let pointer = format!("/endpoints/{name}");
@@ -264,45 +298,16 @@ fn parse_secret(text: &str, pointer: &str) -> Result<SigningKey, ProviderError> 
     Ok(SigningKey(bytes))
 }
 
-/// JSON Schema of the stored config, published in the descriptor.
-pub fn schema() -> Value {
-    let ms = |minimum: u64, maximum: u64, default: u64, description: &str| json!({"type": "integer", "minimum": minimum, "maximum": maximum, "default": default, "description": description});
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "endpoints": {
-                "type": "object",
-                "description": "The receivers trigger may name, by endpoint name.",
-                "propertyNames": {"pattern": "^[a-z0-9][a-z0-9_.-]{0,63}$"},
-                "additionalProperties": {
-                    "type": "object", "required": ["url", "secret"], "additionalProperties": false,
-                    "properties": {
-                        "url": {"type": "string", "pattern": "^(https?|secret)://", "description": "The receiver's http(s) URL, or a secret:// reference to it when it carries a token."},
-                        "secret": {"type": "string", "pattern": "^secret://", "x-secret": true, "description": "A secret:// reference to the endpoint's Standard Webhooks signing secret (whsec_ + base64 of 24 to 64 bytes)."}
-                    }
-                }
-            },
-            "allowed_networks": {
-                "type": "array", "maxItems": 64,
-                "items": {"type": "string", "pattern": "^[0-9a-fA-F.:]+/[0-9]{1,3}$"},
-                "description": "Narrows the forbidden networks (loopback, private, link-local, …) endpoints may reach to these CIDR networks, each inside the operator's [tenancy.egress] allowed_networks (else egress_forbidden). Absent: every network the operator allows."
-            },
-            "max_attempts": {"type": "integer", "minimum": 1, "maximum": MAX_MAX_ATTEMPTS, "default": DEFAULT_MAX_ATTEMPTS, "description": "HTTP requests per trigger or redeliver before the message is dead-lettered."},
-            "initial_backoff_ms": ms(1, 60_000, DEFAULT_INITIAL_BACKOFF_MS, "Wait before the first retry; doubles on each retry, plus random jitter of up to the same again."),
-            "max_backoff_ms": ms(1, 60_000, DEFAULT_MAX_BACKOFF_MS, "Longest wait between two attempts before jitter (a receiver's Retry-After may ask for longer)."),
-            "attempt_timeout_ms": ms(100, 25_000, DEFAULT_ATTEMPT_TIMEOUT_MS, "How long one HTTP request may take."),
-            "max_total_ms": ms(100, MAX_MAX_TOTAL_MS, DEFAULT_MAX_TOTAL_MS, "The whole trigger ends within this; attempts and waits that would not fit are not started."),
-            "retention_hours": {"type": "integer", "minimum": 1, "maximum": MAX_RETENTION_HOURS, "default": DEFAULT_RETENTION_HOURS, "description": "How long delivered messages, and so their idempotency keys, are kept. Dead letters stay until redelivered."}
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
     use switchyard_contracts::schema::Compiled;
 
     use super::*;
+
+    fn schema() -> Value {
+        switchyard_spi::config_schema::<WebhookConfigFields>()
+    }
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -331,6 +336,25 @@ mod tests {
         assert!(schema.check(&stored).is_empty());
         let plain = json!({"endpoints": {"a": {"url": "https://h.example", "secret": SECRET}}});
         assert!(!schema.check(&plain).is_empty());
+        let reference = "secret://env/W";
+        for refused in [
+            json!({"endpoints": {"Upper": {"url": "https://h.example", "secret": reference}}}),
+            json!({"endpoints": {"a": {"url": "ftp://h.example", "secret": reference}}}),
+            json!({"endpoints": {"a": {"url": "https://h.example"}}}),
+            json!({"endpoints": {"a": {"url": "https://h.example", "secret": reference, "x": 1}}}),
+            json!({"allowed_networks": null}),
+            json!({"allowed_networks": ["localhost"]}),
+            json!({"allowed_networks": vec!["10.0.0.0/8"; 65]}),
+            json!({"max_attempts": 21}),
+            json!({"initial_backoff_ms": 0}),
+            json!({"max_backoff_ms": 60_001}),
+            json!({"attempt_timeout_ms": 99}),
+            json!({"max_total_ms": 25_001}),
+            json!({"retention_hours": 8785}),
+            json!({"retries": 3}),
+        ] {
+            assert!(!schema.check(&refused).is_empty(), "{refused}");
+        }
     }
 
     #[test]

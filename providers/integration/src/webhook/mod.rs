@@ -11,20 +11,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use reqwest::Client;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use switchyard_contracts::domains;
+use serde_json::json;
 use switchyard_egress::{Egress, Redirects};
 use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
-    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
-    to_result,
+    CallContext, ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory,
+    StartContext, TenantId,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::OnceCell;
 
+use crate::contract::{
+    DeadLetter, DeadLetterPage, DeadLettersParams, Delivery, RedeliverParams, TriggerParams,
+};
+use crate::engine::{Engine, Instance, describe};
 use config::{Endpoint, WebhookConfig};
 use delivery::{Budget, Report};
 use store::{Inserted, Message, NewMessage, State, Store};
@@ -58,27 +59,21 @@ impl WebhookFactory {
         }
         WebhookFactory {
             root,
-            descriptor: ProviderDescriptor {
-                domain: "integration".into(),
-                name: "webhook".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary:
+            descriptor: describe("webhook")
+                .summary(
                     "Signed webhook deliveries (Standard Webhooks) to the tenant's configured \
-                          endpoints: retries with backoff, an SSRF guard, idempotency keys and a \
-                          per-tenant dead-letter store."
-                        .into(),
-                capabilities: [
+                     endpoints: retries with backoff, an SSRF guard, idempotency keys and a \
+                     per-tenant dead-letter store.",
+                )
+                .capabilities(&[
                     "standard_webhooks",
                     "retries",
                     "dead_letters",
                     "idempotency_keys",
                     "ssrf_guard",
-                ]
-                .map(String::from)
-                .to_vec(),
-                config_schema: config::schema(),
-                actions: domains::actions("integration"),
-            },
+                ])
+                .config::<config::WebhookConfigFields>()
+                .build(),
             stores: Mutex::new(HashMap::new()),
             egress: Egress::default(),
         }
@@ -137,12 +132,12 @@ impl ProviderFactory for WebhookFactory {
             .build()
             .map_err(|e| ProviderError::internal(format!("HTTP client: {e}")))?;
         let store = self.store(&ctx.tenant).await?;
-        Ok(Arc::new(Webhook {
+        Ok(Arc::new(Instance(Webhook {
             config,
             egress,
             client,
             store,
-        }))
+        })))
     }
 }
 
@@ -152,38 +147,6 @@ struct Webhook {
     egress: Egress,
     client: Client,
     store: Arc<Store>,
-}
-
-#[derive(Deserialize)]
-struct TriggerParams {
-    endpoint: String,
-    event_type: String,
-    payload: Value,
-    idempotency_key: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct DeadLettersParams {
-    limit: u32,
-    cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RedeliverParams {
-    message_id: String,
-}
-
-/// The answer of trigger and redeliver.
-#[derive(Serialize)]
-struct Delivery {
-    message_id: String,
-    status: &'static str,
-    attempts: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_status: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_error: Option<String>,
-    replayed: bool,
 }
 
 impl Delivery {
@@ -204,60 +167,6 @@ impl Delivery {
     }
 }
 
-#[derive(Serialize)]
-struct DeadLetter {
-    message_id: String,
-    endpoint: String,
-    event_type: String,
-    payload: Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    idempotency_key: Option<String>,
-    attempts: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_status: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_error: Option<String>,
-    created_at: String,
-    dead_lettered_at: String,
-}
-
-#[derive(Serialize)]
-struct DeadLetterPage {
-    dead_letters: Vec<DeadLetter>,
-    next_cursor: Option<String>,
-}
-
-#[async_trait]
-impl Provider for Webhook {
-    async fn invoke(&self, ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
-        match call.action.as_str() {
-            "trigger" => to_result(self.trigger(ctx, parse_params(call.params)?).await?),
-            "dead_letters" => to_result(self.dead_letters(parse_params(call.params)?).await?),
-            "redeliver" => to_result(self.redeliver(ctx, parse_params(call.params)?).await?),
-            other => Err(ProviderError::new(
-                ErrorCode::ActionNotFound,
-                format!("integration/webhook has no action {other:?}"),
-            )),
-        }
-    }
-
-    async fn health(&self) -> Health {
-        let store = match self.store.count_dead_letters().await {
-            Ok(count) => DependencyHealth {
-                name: "message_store".into(),
-                status: HealthStatus::Up,
-                detail: Some(format!("{count} dead letters")),
-            },
-            Err(e) => DependencyHealth {
-                name: "message_store".into(),
-                status: HealthStatus::Down,
-                detail: Some(e.detail),
-            },
-        };
-        Health::from_dependencies(vec![store])
-    }
-}
-
 impl Webhook {
     fn endpoint(&self, name: &str) -> Option<&Endpoint> {
         self.config.endpoints.get(name)
@@ -271,15 +180,23 @@ impl Webhook {
             .await
             .map_err(|refusal| refusal.at(&url_pointer(name)))
     }
+}
+
+#[async_trait]
+impl Engine for Webhook {
+    const NAME: &'static str = "webhook";
+    const DEPENDENCY: &'static str = "message_store";
 
     async fn trigger(
         &self,
         ctx: &CallContext,
         p: TriggerParams,
     ) -> Result<Delivery, ProviderError> {
+        // Which endpoints exist is the tenant's config, not the schema: 422, not 400.
         let endpoint = self.endpoint(&p.endpoint).ok_or_else(|| {
             let known: Vec<&String> = self.config.endpoints.keys().collect();
-            ProviderError::invalid_param(
+            ProviderError::field(
+                ErrorCode::ParamsUnprocessable,
                 "/endpoint",
                 format!(
                     "no endpoint {:?} in this tenant's config; configured: {known:?}",
@@ -339,7 +256,12 @@ impl Webhook {
                 .ok()
                 .filter(|seq| *seq >= 0)
                 .ok_or_else(|| {
-                    ProviderError::invalid_param("/cursor", "not a cursor this provider returned")
+                    // Cursors are opaque in the contract, so a wrong one breaks no schema.
+                    ProviderError::field(
+                        ErrorCode::ParamsUnprocessable,
+                        "/cursor",
+                        "not a cursor this provider returned",
+                    )
                 })?,
         };
         let limit = i64::from(p.limit);
@@ -426,6 +348,13 @@ impl Webhook {
         }
     }
 
+    async fn probe(&self) -> Result<Option<String>, ProviderError> {
+        let count = self.store.count_dead_letters().await?;
+        Ok(Some(format!("{count} dead letters")))
+    }
+}
+
+impl Webhook {
     /// Runs one delivery of a message this call holds (`delivering`) to its end and records
     /// the outcome. It runs as its own task: if the caller goes away (a timeout, a dropped
     /// connection) the delivery still ends and is recorded, instead of leaving the message
