@@ -46,12 +46,36 @@ const SKELETONS: &[Skeleton] = &[
         manifest: include_str!("../../scaffolds/ai/manifest.json"),
     },
     Skeleton {
+        domain: "auth",
+        plugin: include_str!("../../scaffolds/auth/plugin.rs"),
+        plugin_dependencies: "",
+        service: include_str!("../../scaffolds/auth/service.py"),
+        uses_protocol: true,
+        manifest: include_str!("../../scaffolds/auth/manifest.json"),
+    },
+    Skeleton {
+        domain: "bus",
+        plugin: include_str!("../../scaffolds/bus/plugin.rs"),
+        plugin_dependencies: "",
+        service: include_str!("../../scaffolds/bus/service.py"),
+        uses_protocol: true,
+        manifest: include_str!("../../scaffolds/bus/manifest.json"),
+    },
+    Skeleton {
         domain: "cache",
         plugin: include_str!("../../examples/plugins/cache-memory/src/lib.rs"),
         plugin_dependencies: "",
         service: include_str!("../../examples/remote/cache_service.py"),
         uses_protocol: false,
         manifest: include_str!("../../examples/remote/manifest.json"),
+    },
+    Skeleton {
+        domain: "storage",
+        plugin: include_str!("../../scaffolds/storage/plugin.rs"),
+        plugin_dependencies: "base64 = \"0.22\"\n",
+        service: include_str!("../../scaffolds/storage/service.py"),
+        uses_protocol: true,
+        manifest: include_str!("../../scaffolds/storage/manifest.json"),
     },
 ];
 
