@@ -53,8 +53,9 @@ use switchyard_identity::oidc::{OidcVerifier, VerifierBuildError};
 use switchyard_platform_store::PlatformStore;
 use switchyard_platform_store::internal_auth::{BodyTagger, InternalKey};
 use switchyard_platform_store::{Begin, StoredResponse};
-use switchyard_runtime::http::envelope::{self, BodyForm, BodyRule, Executed};
-use switchyard_runtime::http::path::{Segments, Split};
+use switchyard_request::Dispatch;
+use switchyard_request::envelope::{self, BodyForm, BodyRule, Executed};
+use switchyard_request::path::{Segments, Split};
 use switchyard_spi::CallContext;
 
 use config::GatewayConfig;
@@ -341,7 +342,7 @@ impl Gateway {
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        runtime: &switchyard_runtime::http::Service,
+        runtime: &dyn Dispatch,
     ) -> pingora::Result<()> {
         let body = match ctx.inspected_body.take() {
             Some(body) => body,
@@ -858,7 +859,7 @@ impl ProxyHttp for Gateway {
             Ok(Next::Proxy) => match &self.runtime {
                 RuntimeLink::Http(_) => Ok(false),
                 RuntimeLink::InProcess(runtime) => {
-                    self.dispatch_in_process(session, ctx, runtime).await?;
+                    self.dispatch_in_process(session, ctx, runtime.as_ref()).await?;
                     Ok(true)
                 }
             },

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use switchyard_contracts::{ErrorCode, Problem, TenantId};
-use switchyard_runtime::observe::CODE_HEADER;
+use switchyard_request::CODE_HEADER;
 use switchyard_telemetry::metrics::{
     self, CallLabels, Counter, DecisionLabels, Format, Histogram, OK, OTHER, OutcomeLabels,
     TenantLabels,
@@ -435,7 +435,7 @@ async fn write_plain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_runtime::http::path::Split;
+    use switchyard_request::path::Split;
 
     #[test]
     fn a_sample_logs_that_share_of_successes() {

@@ -16,7 +16,7 @@ use pingora::lb::selection::RoundRobin;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::services::background::{GenBackgroundService, background_service};
-use switchyard_runtime::http::Service;
+use switchyard_request::Dispatch;
 
 use crate::config::Limits;
 
@@ -30,7 +30,7 @@ pub enum RuntimeLink {
     /// The runtime lives in this process (`serve --dispatch in-process`): the gateway hands
     /// it the request and the verified context directly — no loopback connection, no second
     /// HTTP parse, no signing.
-    InProcess(Arc<Service>),
+    InProcess(Arc<dyn Dispatch>),
 }
 
 pub struct Upstreams {

@@ -4,9 +4,10 @@
 //! `/openapi.json` and `/healthz` are public. Errors are problem+json with the request id.
 //! What a request executes is read by [`envelope`], the rules the gateway's policy reads it by.
 
-pub mod envelope;
 pub mod operator;
-pub mod path;
+
+/// Shared with the gateway, which reads every request by the same rules.
+pub use switchyard_request::{envelope, path};
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,7 +17,6 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -41,10 +41,7 @@ use switchyard_telemetry::trace;
 /// Largest request body, raw storage uploads included.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
-/// A request body from the network (hyper's) or handed over by the gateway in the same
-/// process ([`Service::dispatch`]); boxed so that one routing code serves both. Its error is
-/// hyper's (an in-memory body has none).
-pub type RequestBody = UnsyncBoxBody<Bytes, hyper::Error>;
+pub use switchyard_request::RequestBody;
 
 pub struct Service {
     runtime: Arc<Runtime>,
@@ -517,4 +514,16 @@ pub fn problem_response(problem: Problem, request_id: &str) -> Response<Full<Byt
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response
+}
+
+/// How the gateway in this process reaches the runtime, without depending on the runtime crate.
+#[async_trait::async_trait]
+impl switchyard_request::Dispatch for Service {
+    async fn dispatch(
+        &self,
+        request: Request<RequestBody>,
+        trusted: Option<CallContext>,
+    ) -> Response<Full<Bytes>> {
+        Service::dispatch(self, request, trusted).await
+    }
 }

@@ -14,8 +14,7 @@ use switchyard_telemetry::metrics::{self, Format};
 
 use crate::runtime::Runtime;
 
-/// The error code of a problem answer, for the gateway's metrics; the gateway strips it.
-pub const CODE_HEADER: &str = "x-switchyard-code";
+pub use switchyard_request::CODE_HEADER;
 
 /// `SWITCHYARD_REQUIRED_PROVIDERS`: `domain/name` list the runtime must host to be ready.
 static REQUIRED: LazyLock<Vec<String>> = LazyLock::new(|| {

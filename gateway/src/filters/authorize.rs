@@ -3,7 +3,7 @@
 
 use switchyard_contracts::{ErrorCode, Operation, Problem};
 use switchyard_identity::Identity;
-use switchyard_runtime::http::path::Split;
+use switchyard_request::path::Split;
 
 use super::route::RouteOperation;
 

@@ -3,7 +3,7 @@
 
 use http::Method;
 use switchyard_contracts::{ErrorCode, Problem};
-use switchyard_runtime::http::path::Split;
+use switchyard_request::path::Split;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {

@@ -20,7 +20,7 @@ use http::{HeaderValue, Method};
 use serde_json::{Map, Value, json};
 use switchyard_contracts::{ErrorCode, InvokeRequest, Problem};
 
-use super::path::Split;
+use crate::path::Split;
 
 /// The actions of a domain that take raw bytes (`Content-Type: application/octet-stream`, params
 /// in the query string) besides the JSON envelope: every engine of a domain serves the domain's
