@@ -70,6 +70,16 @@ const SKELETONS: &[Skeleton] = &[
         manifest: include_str!("../../examples/remote/manifest.json"),
     },
     Skeleton {
+        domain: "db",
+        plugin: include_str!("../../scaffolds/db/plugin.rs"),
+        // The SQLite the workspace builds for sqlx: same version, same features.
+        plugin_dependencies: "base64 = \"0.22\"\nlibsqlite3-sys = { version = \"0.30\", default-features = false, \
+                              features = [\"bundled\", \"pkg-config\", \"vcpkg\", \"unlock_notify\"] }\n",
+        service: include_str!("../../scaffolds/db/service.py"),
+        uses_protocol: true,
+        manifest: include_str!("../../scaffolds/db/manifest.json"),
+    },
+    Skeleton {
         domain: "storage",
         plugin: include_str!("../../scaffolds/storage/plugin.rs"),
         plugin_dependencies: "base64 = \"0.22\"\n",
