@@ -49,36 +49,46 @@ const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const SCP_CLAIM: &str = "scp";
 
 /// Where the IdP is and how its tokens map onto an [`Identity`].
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// Its JSON Schema (derived) is `auth/jwt`'s tenant config schema.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
     /// The exact `iss` the IdP writes into its tokens; any other issuer is refused.
+    #[schemars(length(min = 1))]
     pub issuer: String,
     /// The audience the gateway answers to; a token's `aud` (string or array) must contain it,
     /// so tokens minted for another service of the same IdP are refused.
+    #[schemars(length(min = 1))]
     pub audience: String,
     /// Where the IdP publishes its signing keys (the `jwks_uri` of its discovery document).
+    #[schemars(regex(pattern = "^https?://"))]
     pub jwks_url: String,
     /// The claim holding the tenant id; it must parse as a [`TenantId`].
     #[serde(default = "default_tenant_claim")]
+    #[schemars(length(min = 1))]
     pub tenant_claim: String,
     /// The claim holding the caller's roles, an array of strings; absent means no roles.
     #[serde(default = "default_roles_claim")]
+    #[schemars(length(min = 1))]
     pub roles_claim: String,
     /// The claim holding the scopes: a space-separated string (RFC 8693) or an array of
     /// strings. When it is absent, an `scp` claim (string or array) is used instead.
     #[serde(default = "default_scopes_claim")]
+    #[schemars(length(min = 1))]
     pub scopes_claim: String,
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
     #[serde(default = "default_leeway_secs")]
+    #[schemars(range(max = 300))]
     pub leeway_secs: u64,
     /// The shortest time between two JWKS fetches caused by unknown `kid`s (or by a failed
     /// fetch), in seconds: the bound on how hard bad tokens can make the gateway hit the IdP.
     #[serde(default = "default_jwks_refresh_min_interval_secs")]
+    #[schemars(range(min = 1, max = 3600))]
     pub jwks_refresh_min_interval_secs: u64,
     /// How long a fetched key set is trusted before it is fetched again, in seconds; a key the
     /// IdP withdraws stops verifying within this time.
     #[serde(default = "default_jwks_cache_ttl_secs")]
+    #[schemars(range(min = 1, max = 86_400))]
     pub jwks_cache_ttl_secs: u64,
 }
 

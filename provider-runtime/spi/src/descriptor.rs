@@ -135,6 +135,23 @@ fn unwrap_descriptions(schema: &mut Value) {
     }
 }
 
+/// A `#[schemars(transform = unconfigured_or_complete)]` for the config of an engine that
+/// starts unconfigured (its calls answer provider_not_configured until the tenant configures
+/// it): the empty object is valid, and any other config must have the struct's required
+/// fields. The struct stays the source of which fields those are.
+pub fn unconfigured_or_complete(schema: &mut schemars::Schema) {
+    let required = schema
+        .remove("required")
+        .unwrap_or_else(|| Value::Array(Vec::new()));
+    schema.insert(
+        "anyOf".into(),
+        serde_json::json!([
+            {"maxProperties": 0, "description": "Not configured: calls answer provider_not_configured."},
+            {"required": required}
+        ]),
+    );
+}
+
 /// Reads a tenant's config into the engine's config type. The runtime checked it against the
 /// derived schema already, so a failure here is what the schema cannot say (e.g. a number
 /// past the type's range) and is reported as `config_invalid`.
@@ -222,6 +239,37 @@ mod tests {
             json!({"mode": "slow"}),
             json!({"other": 1}),
             json!({"limit": null}),
+        ] {
+            assert!(!compiled.check(&refused).is_empty(), "{refused}");
+        }
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(transform = unconfigured_or_complete)]
+    #[allow(dead_code)]
+    struct Server {
+        url: String,
+        #[serde(default)]
+        model: Option<String>,
+    }
+
+    #[test]
+    fn an_engine_that_starts_unconfigured_takes_nothing_or_its_required_fields() {
+        let schema = config_schema::<Server>();
+        assert!(schema.get("required").is_none(), "{schema}");
+        let compiled = Compiled::new(&schema, "server").unwrap();
+        for accepted in [
+            json!({}),
+            json!({"url": "u"}),
+            json!({"url": "u", "model": "m"}),
+        ] {
+            assert!(compiled.check(&accepted).is_empty(), "{accepted}");
+        }
+        for refused in [
+            json!({"model": "m"}),
+            json!({"url": 1}),
+            json!({"other": 1}),
         ] {
             assert!(!compiled.check(&refused).is_empty(), "{refused}");
         }

@@ -17,7 +17,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::Value;
 
-pub use descriptor::{Describe, config_schema, parse_config, probe_health};
+pub use descriptor::{
+    Describe, config_schema, parse_config, probe_health, unconfigured_or_complete,
+};
 pub use switchyard_contracts::{
     ActionDescriptor, DependencyHealth, ErrorCode, FieldError, Health, HealthStatus,
     ProviderDescriptor, TenantId,

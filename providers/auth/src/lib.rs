@@ -6,6 +6,8 @@
 //! tokens, [`OpaFactory`] (`auth/opa`) evaluates the policy bundle. Both are proven by the suite
 //! in `tests/conformance/`.
 
+mod contract;
+mod engine;
 pub mod jwt;
 pub mod opa;
 

@@ -50,17 +50,11 @@ pub struct OpenAiConfig {
 /// least base_url.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("anyOf" = [
-    {"maxProperties": 0, "description": "Not configured: calls answer provider_not_configured."},
-    {"required": ["base_url"]}
-]))]
+#[schemars(transform = switchyard_spi::unconfigured_or_complete)]
 pub struct OpenAiConfigFields {
     /// The API's base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1.
-    // Optional here so that the empty object (not configured) is valid; the `anyOf` above
-    // requires it of every other config.
-    #[serde(default)]
-    #[schemars(with = "String", regex(pattern = "^https?://"))]
-    base_url: Option<String>,
+    #[schemars(regex(pattern = "^https?://"))]
+    base_url: String,
     /// A secret:// reference to the API key, sent as a bearer token; omit for servers that
     /// need none.
     #[serde(default)]
@@ -94,9 +88,8 @@ pub fn parse(config: Value) -> Result<Option<OpenAiConfig>, ProviderError> {
         return Ok(None);
     }
     let raw: OpenAiConfigFields = parse_config(config)?;
-    let base_url = raw
-        .base_url
-        .and_then(|url| Url::parse(url.trim_end_matches('/')).ok())
+    let base_url = Url::parse(raw.base_url.trim_end_matches('/'))
+        .ok()
         .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
         .ok_or_else(|| {
             ProviderError::field(

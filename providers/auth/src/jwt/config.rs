@@ -3,9 +3,18 @@
 //! this provider read it the same way.
 
 use reqwest::Url;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde_json::Value;
 use switchyard_identity::oidc::OidcConfig;
 use switchyard_spi::{ErrorCode, ProviderError};
+
+/// The tenant's identity provider: nothing (not configured: calls answer
+/// provider_not_configured), or at least issuer, audience and jwks_url.
+// Only the schema is this type's (the descriptor's); `parse` reads the config as an
+// `OidcConfig`, the struct the gateway reads its own identity provider with.
+#[derive(JsonSchema)]
+#[schemars(transform = switchyard_spi::unconfigured_or_complete)]
+pub struct JwtConfig(#[allow(dead_code)] OidcConfig);
 
 /// Reads a tenant's config. An empty object (a tenant that never configured `auth/jwt`) is
 /// `None`: the instance starts, so listing the catalog never fails for that tenant, and its
@@ -33,35 +42,16 @@ pub fn jwks_url(config: &OidcConfig) -> Result<Url, ProviderError> {
         })
 }
 
-pub fn schema() -> Value {
-    let seconds = |minimum: u64, maximum: u64, default: u64, description: &str| json!({"type": "integer", "minimum": minimum, "maximum": maximum, "default": default, "description": description});
-    let claim = |default: &str, description: &str| json!({"type": "string", "minLength": 1, "default": default, "description": description});
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "anyOf": [
-            {"maxProperties": 0, "description": "Not configured: calls answer provider_not_configured."},
-            {"required": ["issuer", "audience", "jwks_url"]}
-        ],
-        "properties": {
-            "issuer": {"type": "string", "minLength": 1, "description": "The exact iss the identity provider writes into its tokens."},
-            "audience": {"type": "string", "minLength": 1, "description": "The audience a token's aud must contain."},
-            "jwks_url": {"type": "string", "pattern": "^https?://", "description": "Where the identity provider publishes its signing keys."},
-            "tenant_claim": claim("tenant", "Claim holding the tenant id; it must equal the calling tenant."),
-            "roles_claim": claim("roles", "Claim holding the roles, an array of strings."),
-            "scopes_claim": claim("scope", "Claim holding the scopes (string or array); scp is read when it is absent."),
-            "leeway_secs": seconds(0, 300, 30, "Clock skew tolerated on exp and nbf."),
-            "jwks_refresh_min_interval_secs": seconds(1, 3600, 10, "Shortest time between two key fetches caused by unknown kids."),
-            "jwks_cache_ttl_secs": seconds(1, 86400, 300, "How long fetched keys are trusted before they are fetched again.")
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
     use switchyard_contracts::schema::Compiled;
 
     use super::*;
+
+    fn schema() -> Value {
+        switchyard_spi::config_schema::<JwtConfig>()
+    }
 
     #[test]
     fn an_empty_config_is_unconfigured_and_a_partial_one_is_refused() {
@@ -95,5 +85,19 @@ mod tests {
                 .check(&json!({"issuer": "i", "audience": "a", "jwks_url": "file:///etc/passwd"}))
                 .is_empty()
         );
+        let minimal = json!({"issuer": "i", "audience": "a", "jwks_url": "http://idp/jwks"});
+        for (field, refused) in [
+            ("issuer", json!("")),
+            ("tenant_claim", json!("")),
+            ("leeway_secs", json!(301)),
+            ("jwks_refresh_min_interval_secs", json!(0)),
+            ("jwks_cache_ttl_secs", json!(86_401)),
+            ("tenant_clam", json!("org")),
+        ] {
+            let mut config = minimal.clone();
+            config[field] = refused;
+            assert!(!schema.check(&config).is_empty(), "{config}");
+        }
+        assert!(schema.check(&minimal).is_empty());
     }
 }

@@ -5,17 +5,17 @@ mod config;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
-use switchyard_contracts::domains;
+use serde_json::{Map, Value};
 use switchyard_egress::Egress;
 use switchyard_identity::Identity;
 use switchyard_identity::oidc::OidcVerifier;
 use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
-    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
+    ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
 };
+
+use crate::contract::{IntrospectResult, TokenError, TokenParams, VerifiedIdentity, VerifyResult};
+use crate::engine::{Engine, Instance, describe};
 
 /// What an unconfigured tenant is told, on every call and in its health.
 const UNCONFIGURED: &str =
@@ -39,16 +39,11 @@ impl Default for JwtFactory {
 impl JwtFactory {
     pub fn new() -> Self {
         JwtFactory {
-            descriptor: ProviderDescriptor {
-                domain: "auth".into(),
-                name: "jwt".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: "Verifies and introspects OIDC tokens of the tenant's identity provider."
-                    .into(),
-                capabilities: vec!["oidc".into(), "jwks_rotation".into()],
-                config_schema: config::schema(),
-                actions: domains::actions_named("auth", &["verify", "introspect"]),
-            },
+            descriptor: describe("jwt", &["verify", "introspect"])
+                .summary("Verifies and introspects OIDC tokens of the tenant's identity provider.")
+                .capabilities(&["oidc", "jwks_rotation"])
+                .config::<config::JwtConfig>()
+                .build(),
             egress: EgressCeiling::default(),
         }
     }
@@ -85,10 +80,10 @@ impl ProviderFactory for JwtFactory {
                 })
             }
         };
-        Ok(Arc::new(JwtVerifier {
+        Ok(Arc::new(Instance(JwtVerifier {
             tenant: ctx.tenant,
             idp,
-        }))
+        })))
     }
 }
 
@@ -105,11 +100,6 @@ struct JwtVerifier {
     idp: Option<Idp>,
 }
 
-#[derive(Deserialize)]
-struct TokenParams {
-    token: String,
-}
-
 /// The verdict on one token. A refusal is an answer, not an error: the caller asked whether
 /// the token is good, and "no" is what it needs to know.
 enum Outcome {
@@ -124,11 +114,14 @@ enum Outcome {
 }
 
 impl JwtVerifier {
-    async fn check(&self, token: &str) -> Result<Outcome, ProviderError> {
-        let idp = self
-            .idp
+    fn idp(&self) -> Result<&Idp, ProviderError> {
+        self.idp
             .as_ref()
-            .ok_or_else(|| ProviderError::new(ErrorCode::ProviderNotConfigured, UNCONFIGURED))?;
+            .ok_or_else(|| ProviderError::new(ErrorCode::ProviderNotConfigured, UNCONFIGURED))
+    }
+
+    async fn check(&self, token: &str) -> Result<Outcome, ProviderError> {
+        let idp = self.idp()?;
         let identity = match idp.verifier.verify(token).await {
             Ok(identity) => identity,
             Err(problem)
@@ -178,52 +171,47 @@ impl JwtVerifier {
     }
 }
 
-fn verify_result(outcome: Outcome) -> Value {
+fn verify_result(outcome: Outcome) -> VerifyResult {
     match outcome {
-        Outcome::Accepted { identity, .. } => json!({
-            "valid": true,
-            "identity": {
-                "tenant": identity.tenant.as_str(),
-                "subject": identity.subject,
-                "scopes": identity.scopes.as_list(),
-                "roles": identity.roles,
-            },
-            "error": null,
-        }),
-        Outcome::Refused { code, detail } => json!({
-            "valid": false,
-            "identity": null,
-            "error": {"code": code.as_str(), "detail": detail},
-        }),
+        Outcome::Accepted { identity, .. } => VerifyResult {
+            valid: true,
+            identity: Some(VerifiedIdentity {
+                tenant: identity.tenant.as_str().to_owned(),
+                subject: identity.subject,
+                scopes: identity.scopes.as_list().to_vec(),
+                roles: identity.roles,
+            }),
+            error: None,
+        },
+        Outcome::Refused { code, detail } => VerifyResult {
+            valid: false,
+            identity: None,
+            error: Some(TokenError {
+                code: code.as_str(),
+                detail,
+            }),
+        },
     }
 }
 
 /// RFC 7662: an inactive token says nothing but `active: false`, whatever the reason, so
 /// introspection cannot be used to probe why another tenant's token is refused.
-fn introspect_result(outcome: Outcome) -> Value {
+fn introspect_result(outcome: Outcome) -> IntrospectResult {
     let Outcome::Accepted { identity, claims } = outcome else {
-        return json!({"active": false});
+        return IntrospectResult::default();
     };
-    let mut result = Map::new();
-    result.insert("active".into(), Value::Bool(true));
-    if let Some(sub) = claims.get("sub").and_then(Value::as_str) {
-        result.insert("sub".into(), sub.into());
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    IntrospectResult {
+        active: true,
+        sub: text("sub"),
+        tenant: Some(identity.tenant.as_str().to_owned()),
+        scope: Some(identity.scopes.as_list().join(" ")),
+        roles: Some(identity.roles),
+        exp: claims.get("exp").and_then(numeric_date),
+        iat: claims.get("iat").and_then(numeric_date),
+        iss: text("iss"),
+        aud: claims.get("aud").filter(|aud| is_audience(aud)).cloned(),
     }
-    result.insert("tenant".into(), identity.tenant.as_str().into());
-    result.insert("scope".into(), identity.scopes.as_list().join(" ").into());
-    result.insert("roles".into(), identity.roles.into());
-    for name in ["exp", "iat"] {
-        if let Some(at) = claims.get(name).and_then(numeric_date) {
-            result.insert(name.into(), at.into());
-        }
-    }
-    if let Some(iss) = claims.get("iss").and_then(Value::as_str) {
-        result.insert("iss".into(), iss.into());
-    }
-    if let Some(aud) = claims.get("aud").filter(|aud| is_audience(aud)) {
-        result.insert("aud".into(), aud.clone());
-    }
-    Value::Object(result)
 }
 
 /// A JWT NumericDate in whole seconds; RFC 7519 allows fractions, which introspection drops.
@@ -242,44 +230,30 @@ fn is_audience(value: &Value) -> bool {
 }
 
 #[async_trait]
-impl Provider for JwtVerifier {
-    async fn invoke(&self, _ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
-        match call.action.as_str() {
-            "verify" => {
-                let p: TokenParams = parse_params(call.params)?;
-                Ok(verify_result(self.check(&p.token).await?))
-            }
-            "introspect" => {
-                let p: TokenParams = parse_params(call.params)?;
-                Ok(introspect_result(self.check(&p.token).await?))
-            }
-            other => Err(ProviderError::new(
-                ErrorCode::ActionNotFound,
-                format!("auth/jwt has no action {other}"),
-            )),
-        }
+impl Engine for JwtVerifier {
+    const NAME: &'static str = "jwt";
+    const DEPENDENCY: &'static str = "identity_provider";
+
+    async fn verify(&self, p: TokenParams) -> Result<VerifyResult, ProviderError> {
+        Ok(verify_result(self.check(&p.token).await?))
+    }
+
+    async fn introspect(&self, p: TokenParams) -> Result<IntrospectResult, ProviderError> {
+        Ok(introspect_result(self.check(&p.token).await?))
     }
 
     /// Reports the configuration only: fetching keys here would let health polling hit the
     /// tenant's identity provider, and key outages already surface on calls.
-    async fn health(&self) -> Health {
-        let (status, detail) = match &self.idp {
-            Some(idp) => (
-                HealthStatus::Up,
-                format!("trusts tokens issued by {}", idp.issuer),
-            ),
-            None => (HealthStatus::Down, UNCONFIGURED.to_owned()),
-        };
-        Health::from_dependencies(vec![DependencyHealth {
-            name: "identity_provider".into(),
-            status,
-            detail: Some(detail),
-        }])
+    async fn probe(&self) -> Result<Option<String>, ProviderError> {
+        let idp = self.idp()?;
+        Ok(Some(format!("trusts tokens issued by {}", idp.issuer)))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

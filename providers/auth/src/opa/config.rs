@@ -1,11 +1,11 @@
 //! Per-tenant config of `auth/opa`: there is none. The policy bundle is the gateway's, the same
 //! for every tenant, so a tenant cannot point its decisions at a policy of its own choosing.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use switchyard_spi::{ErrorCode, ProviderError};
 
-/// Accepts only the empty object, so a config meant for another engine is refused rather than
-/// silently ignored.
+/// Accepts only the empty object (the schema of a descriptor without config says the same), so
+/// a config meant for another engine is refused rather than silently ignored.
 pub fn check(config: &Value) -> Result<(), ProviderError> {
     if config.as_object().is_some_and(|fields| fields.is_empty()) {
         Ok(())
@@ -17,12 +17,10 @@ pub fn check(config: &Value) -> Result<(), ProviderError> {
     }
 }
 
-pub fn schema() -> Value {
-    json!({"type": "object", "additionalProperties": false, "properties": {}})
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

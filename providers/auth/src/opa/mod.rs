@@ -5,14 +5,14 @@ mod config;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
-use switchyard_contracts::domains;
+use serde_json::{Map, Value};
 use switchyard_policy::{DECISION_RULE, PolicyEngine};
 use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
-    ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId, parse_params,
+    ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
 };
+
+use crate::contract::{Decision, EvaluateParams, EvaluateResult};
+use crate::engine::{Engine, Instance, describe};
 
 /// The running policy engine, asked on every call: the gateway owns the bundle and swaps it on
 /// reload, so holding an engine here would keep answering with a retired revision. `None`
@@ -30,17 +30,12 @@ pub struct OpaFactory {
 impl OpaFactory {
     pub fn new(source: PolicySource) -> Self {
         OpaFactory {
-            descriptor: ProviderDescriptor {
-                domain: "auth".into(),
-                name: "opa".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                summary: format!(
+            descriptor: describe("opa", &["evaluate"])
+                .summary(format!(
                     "Evaluates {DECISION_RULE} of the gateway's running policy bundle."
-                ),
-                capabilities: vec!["rego".into()],
-                config_schema: config::schema(),
-                actions: domains::actions_named("auth", &["evaluate"]),
-            },
+                ))
+                .capabilities(&["rego"])
+                .build(),
             source,
         }
     }
@@ -54,21 +49,16 @@ impl ProviderFactory for OpaFactory {
 
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
         config::check(&ctx.config)?;
-        Ok(Arc::new(OpaEvaluator {
+        Ok(Arc::new(Instance(OpaEvaluator {
             tenant: ctx.tenant,
             source: self.source.clone(),
-        }))
+        })))
     }
 }
 
 struct OpaEvaluator {
     tenant: TenantId,
     source: PolicySource,
-}
-
-#[derive(Deserialize)]
-struct EvaluateParams {
-    input: Map<String, Value>,
 }
 
 impl OpaEvaluator {
@@ -91,8 +81,14 @@ impl OpaEvaluator {
         input.insert("tenant".into(), tenant);
         Value::Object(input)
     }
+}
 
-    fn evaluate(&self, params: EvaluateParams) -> Result<Value, ProviderError> {
+#[async_trait]
+impl Engine for OpaEvaluator {
+    const NAME: &'static str = "opa";
+    const DEPENDENCY: &'static str = "policy_bundle";
+
+    async fn evaluate(&self, params: EvaluateParams) -> Result<EvaluateResult, ProviderError> {
         let engine = self.engine()?;
         let input = self.pin_tenant(params.input);
         // Like the gateway, keep the policy's error to the logs: it can quote bundle internals.
@@ -100,37 +96,20 @@ impl OpaEvaluator {
             tracing::warn!(tenant = %self.tenant, error = %e, "policy evaluation failed");
             ProviderError::internal("the policy could not be evaluated")
         })?;
-        Ok(json!({
-            "decision": {"allow": decision.allow, "reasons": decision.reasons},
-            "revision": engine.bundle().revision(),
-        }))
-    }
-}
-
-#[async_trait]
-impl Provider for OpaEvaluator {
-    async fn invoke(&self, _ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
-        match call.action.as_str() {
-            "evaluate" => self.evaluate(parse_params(call.params)?),
-            other => Err(ProviderError::new(
-                ErrorCode::ActionNotFound,
-                format!("auth/opa has no action {other}"),
-            )),
-        }
+        Ok(EvaluateResult {
+            decision: Decision {
+                allow: decision.allow,
+                reasons: decision.reasons,
+            },
+            revision: engine.bundle().revision().to_string(),
+        })
     }
 
-    async fn health(&self) -> Health {
-        let (status, detail) = match (self.source)() {
-            Some(engine) => (
-                HealthStatus::Up,
-                format!("bundle revision {}", engine.bundle().revision()),
-            ),
-            None => (HealthStatus::Down, NO_POLICY.to_owned()),
-        };
-        Health::from_dependencies(vec![DependencyHealth {
-            name: "policy_bundle".into(),
-            status,
-            detail: Some(detail),
-        }])
+    async fn probe(&self) -> Result<Option<String>, ProviderError> {
+        let engine = self.engine()?;
+        Ok(Some(format!(
+            "bundle revision {}",
+            engine.bundle().revision()
+        )))
     }
 }
