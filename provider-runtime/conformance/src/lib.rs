@@ -27,6 +27,7 @@ pub mod bus;
 pub mod cache;
 pub mod db;
 pub mod integration;
+mod reconnect;
 pub mod storage;
 
 /// What a check proves. A provider is certified at `core` when every core check passes, and

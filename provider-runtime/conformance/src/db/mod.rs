@@ -9,6 +9,7 @@ mod dialect;
 mod execute;
 mod metadata;
 mod query;
+mod stable;
 mod tenancy;
 mod transaction;
 
@@ -20,6 +21,7 @@ pub use dialect::{DIALECTS, Dialect, Type};
 use execute::*;
 use metadata::*;
 use query::*;
+use stable::*;
 use tenancy::*;
 use transaction::*;
 
@@ -89,6 +91,10 @@ pub fn checks() -> Vec<Check> {
         check!(
             Level::Resilience,
             old_and_new_instance_of_a_tenant_share_data_during_a_swap
+        ),
+        check!(
+            Level::Stable,
+            the_instance_reconnects_after_its_backing_server_restarts
         ),
     ]
 }

@@ -14,6 +14,7 @@ mod keys;
 mod list;
 mod presign;
 mod put;
+mod stable;
 mod tenancy;
 
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use keys::*;
 use list::*;
 use presign::*;
 use put::*;
+use stable::*;
 use tenancy::*;
 
 use crate::{Check, Level, check};
@@ -169,6 +171,10 @@ pub fn checks() -> Vec<Check> {
         check!(
             Level::Resilience,
             two_instances_of_a_tenant_share_its_objects
+        ),
+        check!(
+            Level::Stable,
+            the_instance_reconnects_after_its_backing_server_restarts
         ),
     ]
 }

@@ -1,7 +1,8 @@
 //! The db engines, each subject on a store of its own (a temp directory, a new PostgreSQL
 //! database, a database-name prefix on the shared MySQL or SQL Server), which a process
-//! restart reopens with a new factory. Each engine's dialect is found the way
-//! `switchyard conformance` finds it, from its descriptor.
+//! restart reopens with a new factory; db/postgres's +stable check gets a server of its own to
+//! restart. Each engine's dialect is found the way `switchyard conformance` finds it, from its
+//! descriptor.
 //!
 //! `db/mssql` is enrolled only when `SWITCHYARD_TEST_MSSQL_URL` names a SQL Server, which
 //! cannot run where the suite usually runs; without one the runner says so on stderr.
@@ -14,6 +15,7 @@ mod my;
 mod pg;
 #[path = "../../../../providers/db/tests/support/prefix.rs"]
 mod prefix;
+mod private_postgres;
 
 use std::sync::Arc;
 
@@ -24,6 +26,7 @@ use switchyard_provider_db::{
 use switchyard_spi::ProviderFactory;
 
 use crate::Enrolled;
+use private_postgres::PrivatePostgres;
 
 pub fn enrolled() -> Vec<Enrolled> {
     let mut engines = vec![
@@ -48,6 +51,23 @@ pub fn enrolled() -> Vec<Enrolled> {
             Subject::new(postgres())
                 .with_reopen(postgres)
                 .keeping(database)
+        })
+        .with_stable(|| async {
+            let server = Arc::new(PrivatePostgres::start());
+            let restart = server.clone();
+            Subject::new(Arc::new(PostgresFactory::new(PostgresSettings::new(
+                server.url(),
+                pg::APP_PASSWORD,
+            ))))
+            .with_backing_restart(move || {
+                let server = restart.clone();
+                Box::pin(async move {
+                    tokio::task::spawn_blocking(move || server.restart())
+                        .await
+                        .expect("the restart finishes")
+                })
+            })
+            .keeping(server)
         }),
         Enrolled::new("db/mysql", || async {
             let prefix = my::test_prefix("c");

@@ -1,6 +1,7 @@
 //! The storage engines: fs in a temp dir of its own per subject (the fixture knows where it
 //! keeps a tenant's files, for the checks that plant links there), and s3 on a fresh bucket of
-//! the test S3 server per subject, so no check sees another's objects.
+//! the test S3 server per subject, so no check sees another's objects; its +stable check gets an
+//! s3s-fs server of its own to restart.
 
 mod s3;
 
@@ -8,7 +9,7 @@ use std::sync::Arc;
 
 use switchyard_conformance::Subject;
 use switchyard_conformance::storage::Fixture;
-use switchyard_provider_storage::{FsFactory, S3Factory};
+use switchyard_provider_storage::{FsFactory, S3Factory, S3Settings};
 use switchyard_spi::ProviderFactory;
 
 use crate::Enrolled;
@@ -33,10 +34,27 @@ pub fn enrolled() -> Vec<Enrolled> {
         // The bucket stays on the server; the server's data directory goes with the server.
         Enrolled::new("storage/s3", || async {
             let settings = s3::TestBucket::create().settings();
-            let s3 = move || -> Arc<dyn ProviderFactory> {
-                Arc::new(S3Factory::new(settings.clone()).expect("an HTTP client for S3"))
-            };
+            let s3 = move || -> Arc<dyn ProviderFactory> { s3_factory(&settings) };
             Subject::new(s3()).with_reopen(s3)
+        })
+        .with_stable(|| async {
+            let server = Arc::new(s3::PrivateS3::start());
+            let settings = server.bucket().settings();
+            let restart = server.clone();
+            Subject::new(s3_factory(&settings))
+                .with_backing_restart(move || {
+                    let server = restart.clone();
+                    Box::pin(async move {
+                        tokio::task::spawn_blocking(move || server.restart())
+                            .await
+                            .expect("the restart finishes")
+                    })
+                })
+                .keeping(server)
         }),
     ]
+}
+
+fn s3_factory(settings: &S3Settings) -> Arc<dyn ProviderFactory> {
+    Arc::new(S3Factory::new(settings.clone()).expect("an HTTP client for S3"))
 }

@@ -1,16 +1,20 @@
 //! The S3-compatible server the suite runs `storage/s3` against, and a fresh bucket on it for
-//! every test.
+//! every test; for the +stable check, an s3s-fs server of the subject's own to restart.
 //!
 //! `scripts/test` starts s3s-fs and exports `SWITCHYARD_TEST_S3_URL`,
 //! `SWITCHYARD_TEST_S3_ACCESS_KEY` and `SWITCHYARD_TEST_S3_SECRET_KEY`; without them every
 //! test of the suite fails with a message rather than silently passing without the engine.
 
 use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use switchyard_provider_storage::S3Settings;
+use tempfile::TempDir;
 
 const URL_VARIABLE: &str = "SWITCHYARD_TEST_S3_URL";
 const ACCESS_KEY_VARIABLE: &str = "SWITCHYARD_TEST_S3_ACCESS_KEY";
@@ -42,10 +46,17 @@ impl TestBucket {
     /// Creates a bucket with a name no other test (or test process) uses, through the S3 API
     /// (CreateBucket, signed by curl's own SigV4 implementation).
     pub fn create() -> TestBucket {
+        Self::create_on(
+            &variable(URL_VARIABLE),
+            variable(ACCESS_KEY_VARIABLE),
+            variable(SECRET_KEY_VARIABLE),
+        )
+    }
+
+    /// [`TestBucket::create`] on the server at `url`, with these credentials.
+    pub fn create_on(url: &str, access_key: String, secret_key: String) -> TestBucket {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let url = variable(URL_VARIABLE).trim_end_matches('/').to_owned();
-        let access_key = variable(ACCESS_KEY_VARIABLE);
-        let secret_key = variable(SECRET_KEY_VARIABLE);
+        let url = url.trim_end_matches('/').to_owned();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("clock after 1970")
@@ -107,4 +118,76 @@ impl TestBucket {
         });
         (status, body.to_owned())
     }
+}
+
+/// The credentials of a [`PrivateS3`] server.
+const PRIVATE_ACCESS_KEY: &str = "switchyard-test";
+const PRIVATE_SECRET_KEY: &str = "switchyard-test-secret";
+
+/// An s3s-fs server of one subject's own, over a temp dir, which the +stable check restarts
+/// (the shared test server cannot be).
+pub struct PrivateS3 {
+    port: u16,
+    dir: TempDir,
+    process: Mutex<Child>,
+}
+
+impl PrivateS3 {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let process = Mutex::new(Self::spawn(port, dir.path()));
+        PrivateS3 { port, dir, process }
+    }
+
+    fn spawn(port: u16, dir: &Path) -> Child {
+        let child = Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", PRIVATE_ACCESS_KEY])
+            .args(["--secret-key", PRIVATE_SECRET_KEY])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs runs (scripts/deps.sh --test installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    /// A fresh bucket on this server.
+    pub fn bucket(&self) -> TestBucket {
+        TestBucket::create_on(
+            &format!("http://127.0.0.1:{}", self.port),
+            PRIVATE_ACCESS_KEY.into(),
+            PRIVATE_SECRET_KEY.into(),
+        )
+    }
+
+    /// Stops the server the hard way and starts it again on the same port and data.
+    pub fn restart(&self) {
+        let mut process = self.process.lock().expect("not poisoned");
+        process.kill().expect("s3s-fs stops");
+        process.wait().expect("s3s-fs is reaped");
+        *process = Self::spawn(self.port, self.dir.path());
+    }
+}
+
+impl Drop for PrivateS3 {
+    fn drop(&mut self) {
+        let process = self.process.get_mut().expect("not poisoned");
+        let _ = process.kill();
+        let _ = process.wait();
+    }
+}
+
+/// A loopback port nothing listens on now (the OS picks it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
