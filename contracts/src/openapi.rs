@@ -34,6 +34,17 @@ pub fn component_schema(name: &str) -> Value {
     })
 }
 
+/// What [`crate::Scopes::parse`] accepts, as a regular expression: pieces split at `,` and
+/// ` `, each trimmed of (Unicode) whitespace, empty pieces skipped, at least one scope. Without
+/// it the document promised any string, and the gateway refused most of them.
+fn scopes_pattern() -> String {
+    // Rust's `str::trim` whitespace, the space excepted (it separates pieces).
+    const TRIMMED: &str = "\t\n\u{b}\u{c}\r\u{85}\u{a0}\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}";
+    let scope = "(\\*|read|admin|audit|invoke(:[a-z0-9_-]+(/[a-z0-9_-]+)?)?)";
+    let w = format!("[{TRIMMED}]*");
+    format!("^({w}[, ])*{w}{scope}{w}([, ]{w}({scope}{w})?)*$")
+}
+
 /// The answers of `/keys`: a key's id, scopes and times, never its secret or hash (except the
 /// new key's plaintext, in the answer that creates it).
 fn key_components() -> Map<String, Value> {
@@ -58,7 +69,8 @@ fn key_components() -> Map<String, Value> {
     );
     map.insert("CreateKeyRequest".into(), json!({
         "type": "object", "required": ["scopes"], "additionalProperties": false,
-        "properties": {"scopes": {"type": "string", "description": "*, read, admin, audit, invoke, invoke:<domain> or invoke:<domain>/<name>, comma-separated."}}
+        "properties": {"scopes": {"type": "string", "pattern": scopes_pattern(),
+                                  "description": "*, read, admin, audit, invoke, invoke:<domain> or invoke:<domain>/<name>, comma- or space-separated; at least one."}}
     }));
     map.insert("CreatedKey".into(), json!({
         "type": "object", "required": ["id", "key", "scopes"], "additionalProperties": false,
@@ -366,6 +378,42 @@ mod tests {
         assert_eq!(get["requestBody"]["required"], json!(true));
         let schema = &get["requestBody"]["content"]["application/json"]["schema"];
         assert_eq!(schema["required"], json!(["params"]));
+    }
+
+    /// The published scopes pattern refuses exactly what the gateway's parser refuses.
+    #[test]
+    fn the_scopes_pattern_accepts_exactly_what_scopes_parse_accepts() {
+        let schema = Compiled::new(&components()["CreateKeyRequest"], "CreateKeyRequest").unwrap();
+        let samples = [
+            "*",
+            "read,admin",
+            " read , invoke:db/sqlite ",
+            "read admin",
+            "read,,audit",
+            "\tread\u{a0},",
+            "invoke:cache",
+            "",
+            " ",
+            ",",
+            "read\tadmin",
+            "invoke:",
+            "invoke:a/b/c",
+            "READ",
+            "invoke:x/",
+            "invoke:db/Sqlite",
+            "audit\u{3000}",
+            "rea d",
+            "*,*",
+            "invoke:a_b-1/c",
+        ];
+        for raw in samples {
+            let published = schema.check(&json!({"scopes": raw})).is_empty();
+            let parsed = crate::Scopes::parse(raw).is_ok();
+            assert_eq!(
+                published, parsed,
+                "{raw:?}: published {published}, parsed {parsed}"
+            );
+        }
     }
 
     #[test]

@@ -66,11 +66,16 @@ pub enum ErrorCode {
     /// A provider failed a core conformance check of its domain; the problem's `errors` name
     /// each failing check (`/checks/<name>`) and why.
     ConformanceFailed,
+    /// Params the action's published schema accepts but that break a rule no JSON Schema can
+    /// state: a check digit, a name given twice in a list, lines in different currencies, a
+    /// cursor the provider never returned (ADR 0023). `params_invalid` (400) is kept for params
+    /// the schema itself refuses.
+    ParamsUnprocessable,
 }
 
 impl ErrorCode {
     /// Every code, in the order the published schema lists them.
-    pub const ALL: [ErrorCode; 38] = [
+    pub const ALL: [ErrorCode; 39] = [
         ErrorCode::Unauthenticated,
         ErrorCode::TokenInvalid,
         ErrorCode::TokenExpired,
@@ -109,6 +114,7 @@ impl ErrorCode {
         ErrorCode::OperatorOnly,
         ErrorCode::ManifestInvalid,
         ErrorCode::ConformanceFailed,
+        ErrorCode::ParamsUnprocessable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -151,6 +157,7 @@ impl ErrorCode {
             ErrorCode::OperatorOnly => "operator_only",
             ErrorCode::ManifestInvalid => "manifest_invalid",
             ErrorCode::ConformanceFailed => "conformance_failed",
+            ErrorCode::ParamsUnprocessable => "params_unprocessable",
         }
     }
 
@@ -180,7 +187,8 @@ impl ErrorCode {
             ErrorCode::RateLimited | ErrorCode::QuotaExceeded => 429,
             ErrorCode::StatementFailed
             | ErrorCode::JournalUnbalanced
-            | ErrorCode::ConformanceFailed => 422,
+            | ErrorCode::ConformanceFailed
+            | ErrorCode::ParamsUnprocessable => 422,
             ErrorCode::PeriodClosed
             | ErrorCode::InsufficientStock
             | ErrorCode::ProviderNotConfigured => 409,
@@ -246,7 +254,10 @@ impl ErrorCode {
             ErrorCode::ProviderNotConfigured => "The provider is not configured for this tenant",
             ErrorCode::OperatorOnly => "Only the platform operator may do this",
             ErrorCode::ManifestInvalid => "The provider manifest cannot be used",
-            ErrorCode::ConformanceFailed => "The provider failed its domain's core conformance checks",
+            ErrorCode::ConformanceFailed => {
+                "The provider failed its domain's core conformance checks"
+            }
+            ErrorCode::ParamsUnprocessable => "Params break a rule their schema cannot state",
         }
     }
 }

@@ -622,6 +622,12 @@ fn invalid(detail: &str, errors: Vec<FieldError>) -> Problem {
     Problem::new(ErrorCode::ParamsInvalid, detail).with_errors(errors)
 }
 
+/// A document of the published shape whose events the inventory cannot take (EPCIS's own
+/// rules, which the params schema leaves to this code): 422, not a schema violation.
+fn unprocessable(detail: &str, errors: Vec<FieldError>) -> Problem {
+    Problem::new(ErrorCode::ParamsUnprocessable, detail).with_errors(errors)
+}
+
 impl Inventory<'_> {
     pub async fn export_epcis(&self, p: ExportQuery) -> Result<Value, Problem> {
         let from = clock::normalize(&p.from, "/from")?;
@@ -678,12 +684,12 @@ impl Inventory<'_> {
             }
         }
         if !errors.is_empty() {
-            return Err(invalid("events that do not map onto lots", errors));
+            return Err(unprocessable("events that do not map onto lots", errors));
         }
         self.resolve_items(&mut events).await?;
         let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
         if ids.iter().collect::<BTreeSet<_>>().len() != ids.len() {
-            return Err(invalid("the document holds an eventID twice", vec![]));
+            return Err(unprocessable("the document holds an eventID twice", vec![]));
         }
         let known = self.known_events(&ids).await?;
         let fresh: Vec<&LotEvent> = events
@@ -696,7 +702,7 @@ impl Inventory<'_> {
             .map(|lot| lot.lot.as_str())
             .collect();
         if created.iter().collect::<BTreeSet<_>>().len() != created.len() {
-            return Err(invalid("the document creates a lot twice", vec![]));
+            return Err(unprocessable("the document creates a lot twice", vec![]));
         }
         if let Some(lot) = self.existing_lots(&created).await?.first() {
             return Err(Problem::new(
@@ -708,7 +714,7 @@ impl Inventory<'_> {
         for event in &fresh {
             let rows = event.rows(self.db, true);
             if rows.len() > BATCH {
-                return Err(invalid(
+                return Err(unprocessable(
                     "an event names too many lots to import at once",
                     vec![],
                 ));
@@ -775,7 +781,7 @@ impl Inventory<'_> {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(invalid("lots of unknown items", errors))
+            Err(unprocessable("lots of unknown items", errors))
         }
     }
 

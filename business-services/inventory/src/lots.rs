@@ -144,8 +144,10 @@ impl Draw {
     }
 }
 
+/// A lot operation the published schema allows but the inventory cannot do (a lot named twice,
+/// split into itself, lots of different items merged): 422, not a schema violation.
 fn refuse(why: String) -> Problem {
-    Problem::new(ErrorCode::ParamsInvalid, why)
+    Problem::new(ErrorCode::ParamsUnprocessable, why)
 }
 
 /// `total` shared over `quantities` in proportion, the last share taking the rounding

@@ -108,8 +108,9 @@ impl Inventory<'_> {
         if let Some(gtin) = &p.gtin
             && !gtin_is_valid(gtin)
         {
+            // The schema publishes the 14 digits; no schema can state the check digit.
             return Err(Problem::new(
-                ErrorCode::ParamsInvalid,
+                ErrorCode::ParamsUnprocessable,
                 format!("{gtin:?} is not a GTIN-14 with a valid check digit"),
             )
             .with_errors(vec![FieldError {

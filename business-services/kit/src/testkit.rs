@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use switchyard_client::Service;
-use switchyard_contracts::{ActionValidators, Problem, TenantId};
+use switchyard_contracts::{ActionValidators, FieldError, Problem, TenantId};
 use switchyard_provider_bus::EmbeddedBusFactory;
 use switchyard_provider_db::{PostgresFactory, PostgresSettings, ServiceBooks, SqliteFactory};
 use switchyard_runtime::{PlatformStore, Registry, Runtime, RuntimeClient};
@@ -174,6 +174,12 @@ impl<S: Service> Caller<S> {
         self.call(action, params.clone())
             .await
             .unwrap_or_else(|p| panic!("{action} {params} failed: {p:?}"))
+    }
+
+    /// Where the action's published params schema refuses `params`: the runtime answers those
+    /// 400 `params_invalid` before the service runs, so [`Caller::call`] cannot send them.
+    pub fn schema_refuses(&self, action: &str, params: &Value) -> Vec<FieldError> {
+        self.validators[action].params.check(params)
     }
 
     pub async fn refused(&self, action: &str, params: Value) -> Problem {

@@ -1121,11 +1121,15 @@ fn validate(p: &CreateParams) -> Result<(String, Decimal), Problem> {
     let mut total = Decimal::ZERO;
     for (n, line) in p.lines.iter().enumerate() {
         if line.currency != first.currency {
-            return Err(invalid(format!(
-                "line {}: every line of an order has the currency {}",
-                n + 1,
-                first.currency
-            )));
+            // One currency per order is a rule across lines, which no schema states: 422.
+            return Err(Problem::new(
+                ErrorCode::ParamsUnprocessable,
+                format!(
+                    "line {}: every line of an order has the currency {}",
+                    n + 1,
+                    first.currency
+                ),
+            ));
         }
         let quantity = decimal(&line.quantity)
             .map_err(|_| invalid(format!("line {}: bad quantity", n + 1)))?;

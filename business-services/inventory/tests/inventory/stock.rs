@@ -246,7 +246,7 @@ async fn master_data_is_checked_and_units_never_change(engine: Engine) {
             json!({"item": "bad", "name": "Bad", "uom": "ST", "gtin": "09520123456789"}),
         )
         .await;
-    assert_eq!(problem.code, ErrorCode::ParamsInvalid, "check digit");
+    assert_eq!(problem.code, ErrorCode::ParamsUnprocessable, "check digit");
     let problem = acme
         .refused("define_bin", json!({"warehouse": "nowhere", "bin": "X"}))
         .await;

@@ -80,7 +80,7 @@ pub async fn labels_must_be_unique_and_at_least_two(s: &Subject) {
             ]}),
         )
         .await;
-    assert_eq!(twice.code, ErrorCode::ParamsInvalid, "{name}");
+    assert_eq!(twice.code, ErrorCode::ParamsUnprocessable, "{name}");
     assert_eq!(twice.errors[0].pointer, "/labels/1/name", "{name}");
     let alone = t
         .err(

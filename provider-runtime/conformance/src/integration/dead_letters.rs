@@ -116,7 +116,7 @@ pub async fn dead_letters_are_listed_oldest_first_a_page_at_a_time(s: &Subject) 
     let bad = acme
         .err("dead_letters", json!({"limit": 2, "cursor": "page-two"}))
         .await;
-    assert_eq!(bad.code, ErrorCode::ParamsInvalid, "{name}");
+    assert_eq!(bad.code, ErrorCode::ParamsUnprocessable, "{name}");
     assert_eq!(bad.errors[0].pointer, "/cursor", "{name}");
 }
 

@@ -61,7 +61,7 @@ pub async fn callers_name_an_endpoint_never_a_url(s: &Subject) {
             json!({"endpoint": "billing", "event_type": "x", "payload": {}}),
         )
         .await;
-    assert_eq!(unknown.code, ErrorCode::ParamsInvalid, "{name}");
+    assert_eq!(unknown.code, ErrorCode::ParamsUnprocessable, "{name}");
     assert_eq!(unknown.errors[0].pointer, "/endpoint", "{name}");
     let url = acme
         .err(

@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use switchyard_spi::{Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext};
+use switchyard_spi::{
+    ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext,
+};
 
 use crate::contract::{Classification, ClassifyParams, EmbedParams, Embeddings, Score};
 use crate::engine::{Engine, Instance, describe};
@@ -104,7 +106,9 @@ fn classify(embedder: Embedder, p: ClassifyParams) -> Result<Classification, Pro
     let mut seen = HashSet::new();
     for (i, label) in p.labels.iter().enumerate() {
         if !seen.insert(label.name.as_str()) {
-            return Err(ProviderError::invalid_param(
+            // Unique names across items is a rule no JSON Schema states: 422, not 400.
+            return Err(ProviderError::field(
+                ErrorCode::ParamsUnprocessable,
                 &format!("/labels/{i}/name"),
                 format!("label {:?} is given twice", label.name),
             ));
