@@ -48,7 +48,10 @@ fn fnv1a(word: &str) -> u64 {
 fn vector(text: &str) -> Vec<f64> {
     let mut v = vec![0.0; DIMENSIONS];
     let lower = text.to_lowercase();
-    for word in lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+    for word in lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         v[(fnv1a(word) % DIMENSIONS as u64) as usize] += 1.0;
     }
     let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -69,7 +72,11 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
 }
 
 fn texts(value: &Value) -> impl Iterator<Item = &str> {
-    value.as_array().into_iter().flatten().filter_map(Value::as_str)
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
 }
 
 impl Instance for Tenant {
@@ -87,7 +94,7 @@ impl Instance for Tenant {
                     if !seen.insert(label["name"].as_str().unwrap_or_default()) {
                         let pointer = format!("/labels/{i}/name");
                         return Err(PluginError::field(
-                            "params_invalid",
+                            "params_unprocessable",
                             &pointer,
                             "label names must be unique",
                         ));

@@ -44,7 +44,7 @@ class Engine:
             seen = set()
             for i, label in enumerate(p["labels"]):
                 if label["name"] in seen:
-                    raise Problem(400, "params_invalid", "label names must be unique",
+                    raise Problem(422, "params_unprocessable", "label names must be unique",
                                   f"/labels/{i}/name")
                 seen.add(label["name"])
             text = vector(p["text"])

@@ -62,7 +62,9 @@ pub struct Tenant {
 /// Now as RFC 3339 in UTC (`2026-01-31T12:00:00.123Z`), from the days-to-civil algorithm of
 /// Howard Hinnant's date library, so the skeleton needs no date crate.
 fn now_rfc3339() -> String {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = since.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
@@ -118,7 +120,11 @@ impl Instance for Tenant {
                 Ok(json!({"topic": p["topic"], "offsets": offsets}))
             }
             "poll" => {
-                let group = (topic.0.clone(), topic.1.clone(), text(p, "group").to_owned());
+                let group = (
+                    topic.0.clone(),
+                    topic.1.clone(),
+                    text(p, "group").to_owned(),
+                );
                 let committed = logs.committed.get(&group).copied().unwrap_or(0);
                 let start = p["offset"].as_u64().unwrap_or(committed) as usize;
                 let max = p["max_records"].as_u64().unwrap_or(100) as usize;

@@ -106,7 +106,8 @@ fn failed(db: &Db, pointer: &str) -> PluginError {
 fn exec(db: &Db, sql: &str) -> Result<(), PluginError> {
     let sql = CString::new(sql).map_err(|e| PluginError::new("statement_failed", e.to_string()))?;
     // SAFETY: a live handle and a C string; no callback.
-    let done = unsafe { ffi::sqlite3_exec(db.0, sql.as_ptr(), None, ptr::null_mut(), ptr::null_mut()) };
+    let done =
+        unsafe { ffi::sqlite3_exec(db.0, sql.as_ptr(), None, ptr::null_mut(), ptr::null_mut()) };
     if done == ffi::SQLITE_OK {
         Ok(())
     } else {
@@ -152,7 +153,13 @@ impl<'a> Statement<'a> {
         let mut tail = ptr::null();
         // SAFETY: the text and its length; SQLite reads no further than the length.
         let prepared = unsafe {
-            ffi::sqlite3_prepare_v2(db.0, sql.as_ptr().cast(), sql.len() as c_int, &mut raw, &mut tail)
+            ffi::sqlite3_prepare_v2(
+                db.0,
+                sql.as_ptr().cast(),
+                sql.len() as c_int,
+                &mut raw,
+                &mut tail,
+            )
         };
         let statement = Statement {
             db,
@@ -165,7 +172,11 @@ impl<'a> Statement<'a> {
         // SAFETY: `tail` points into `sql` at or before its end.
         let rest = unsafe { tail.cast::<u8>().offset_from(sql.as_ptr()) } as usize;
         if raw.is_null() || !sql[rest..].trim().is_empty() {
-            return Err(PluginError::field("statement_failed", at, "give exactly one SQL statement"));
+            return Err(PluginError::field(
+                "statement_failed",
+                at,
+                "give exactly one SQL statement",
+            ));
         }
         let params_at = format!("{}/params", at.trim_end_matches("/sql"));
         for (i, value) in params.as_array().into_iter().flatten().enumerate() {
@@ -298,7 +309,8 @@ fn execute(db: &Db, sql: &str, params: &Value, at: &str) -> Result<Value, Plugin
     while statement.step()?.is_some() {}
     let affected = total_changes(db) - before;
     let trimmed = sql.trim_start().to_ascii_uppercase();
-    let inserted = affected > 0 && (trimmed.starts_with("INSERT") || trimmed.starts_with("REPLACE"));
+    let inserted =
+        affected > 0 && (trimmed.starts_with("INSERT") || trimmed.starts_with("REPLACE"));
     // SAFETY: a live handle.
     let last = inserted.then(|| unsafe { ffi::sqlite3_last_insert_rowid(db.0) });
     Ok(json!({"rows_affected": affected, "last_insert_id": last}))
@@ -306,7 +318,12 @@ fn execute(db: &Db, sql: &str, params: &Value, at: &str) -> Result<Value, Plugin
 
 fn query(db: &Db, p: &Value) -> Result<Value, PluginError> {
     let max_rows = p["max_rows"].as_u64().unwrap_or(10_000) as usize;
-    let statement = Statement::new(db, p["sql"].as_str().unwrap_or_default(), &p["params"], "/sql")?;
+    let statement = Statement::new(
+        db,
+        p["sql"].as_str().unwrap_or_default(),
+        &p["params"],
+        "/sql",
+    )?;
     if !statement.read_only() {
         return Err(PluginError::field(
             "statement_failed",
@@ -341,12 +358,17 @@ fn query(db: &Db, p: &Value) -> Result<Value, PluginError> {
     let objects: Vec<Value> = rows
         .into_iter()
         .map(|row| {
-            let fields: Map<String, Value> =
-                columns.iter().map(|(name, _)| name.clone()).zip(row).collect();
+            let fields: Map<String, Value> = columns
+                .iter()
+                .map(|(name, _)| name.clone())
+                .zip(row)
+                .collect();
             Value::Object(fields)
         })
         .collect();
-    Ok(json!({"columns": described, "row_count": objects.len(), "rows": objects, "truncated": truncated}))
+    Ok(
+        json!({"columns": described, "row_count": objects.len(), "rows": objects, "truncated": truncated}),
+    )
 }
 
 fn transaction(db: &Db, p: &Value) -> Result<Value, PluginError> {
@@ -357,7 +379,12 @@ fn transaction(db: &Db, p: &Value) -> Result<Value, PluginError> {
     let mut outcome = Ok(());
     for (i, statement) in p["statements"].as_array().into_iter().flatten().enumerate() {
         let sql = statement["sql"].as_str().unwrap_or_default();
-        match execute(db, sql, &statement["params"], &format!("/statements/{i}/sql")) {
+        match execute(
+            db,
+            sql,
+            &statement["params"],
+            &format!("/statements/{i}/sql"),
+        ) {
             Ok(result) => results.push(result),
             Err(e) => {
                 outcome = Err(e);
@@ -392,7 +419,10 @@ fn metadata(db: &Db, p: &Value) -> Result<Value, PluginError> {
     }
     if let Some(wanted) = p["table"].as_str() {
         if !tables.iter().any(|t| t == wanted) {
-            return Err(PluginError::new("resource_not_found", format!("no table {wanted}")));
+            return Err(PluginError::new(
+                "resource_not_found",
+                format!("no table {wanted}"),
+            ));
         }
         tables = vec![wanted.to_owned()];
     }
@@ -420,7 +450,12 @@ impl Instance for Tenant {
         let db = self.lock();
         match call.action.as_str() {
             "query" => query(&db, p),
-            "execute" => execute(&db, p["sql"].as_str().unwrap_or_default(), &p["params"], "/sql"),
+            "execute" => execute(
+                &db,
+                p["sql"].as_str().unwrap_or_default(),
+                &p["params"],
+                "/sql",
+            ),
             "transaction" => transaction(&db, p),
             "metadata" => metadata(&db, p),
             other => Err(PluginError::new(

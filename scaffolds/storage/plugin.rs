@@ -65,7 +65,9 @@ pub struct Tenant {
 /// Now as RFC 3339 in UTC (`2026-01-31T12:00:00.123Z`), from the days-to-civil algorithm of
 /// Howard Hinnant's date library, so the skeleton needs no date crate.
 fn now_rfc3339() -> String {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = since.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
@@ -173,7 +175,9 @@ impl Instance for Tenant {
                 let objects = self.lock();
                 let mut matching = objects
                     .range(self.id(prefix)..)
-                    .take_while(|((tenant, key), _)| *tenant == self.tenant && key.starts_with(prefix))
+                    .take_while(|((tenant, key), _)| {
+                        *tenant == self.tenant && key.starts_with(prefix)
+                    })
                     .filter(|((_, key), _)| cursor.is_none_or(|c| key.as_str() > c));
                 let page: Vec<Value> = matching
                     .by_ref()

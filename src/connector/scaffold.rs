@@ -80,6 +80,14 @@ const SKELETONS: &[Skeleton] = &[
         manifest: include_str!("../../scaffolds/db/manifest.json"),
     },
     Skeleton {
+        domain: "integration",
+        plugin: include_str!("../../scaffolds/integration/plugin.rs"),
+        plugin_dependencies: "base64 = \"0.22\"\nhmac = \"0.12\"\nsha2 = \"0.10\"\n",
+        service: include_str!("../../scaffolds/integration/service.py"),
+        uses_protocol: true,
+        manifest: include_str!("../../scaffolds/integration/manifest.json"),
+    },
+    Skeleton {
         domain: "storage",
         plugin: include_str!("../../scaffolds/storage/plugin.rs"),
         plugin_dependencies: "base64 = \"0.22\"\n",

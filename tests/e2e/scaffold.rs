@@ -17,7 +17,7 @@ use crate::plugins::{RemoteService, token};
 const WORKSPACE: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Every domain with a skeleton; each must be certified at core, as a plugin and as a service.
-const DOMAINS: &[&str] = &["ai", "auth", "bus", "cache", "db", "storage"];
+const DOMAINS: &[&str] = &["ai", "auth", "bus", "cache", "db", "integration", "storage"];
 
 fn target_dir() -> PathBuf {
     Path::new(BIN)
