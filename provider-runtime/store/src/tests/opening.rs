@@ -109,6 +109,7 @@ fn the_sqlite_migrations_are_the_ones_existing_data_dirs_recorded() {
         "8c13943e0197dd21b05c2dda29f3081d2f0b3d0557f8c0a7ac292ed98e980fe36e943b171007be89d86d0c10bc069cfa",
         "ba5b7d163ef124cd2aa1c72a2be800ff0a7b1e93e7f1de2fb3b9b2b354acda464d47fd0668cd55976496394ffbac9f6f",
         "8701e670202428d7c991bba2e82d7d04e83910152635e6f52f395f1dac77d7d2eaafcb8bf14bd0b51062df57387d5baa",
+        "c07da692cdddee12cc2348ccd6fe28f01b31575532abe7023a58be40e7b3844c4528081d5c90d6761488ca651d514fa6",
     ];
     let checksums: Vec<String> = sqlite
         .iter()
