@@ -81,7 +81,8 @@ pub async fn an_unconfigured_tenant_has_no_endpoints(s: &Subject) {
             json!({"endpoint": "hook", "event_type": "x", "payload": {}}),
         )
         .await;
-    assert_eq!(err.code, ErrorCode::ParamsInvalid, "{}", s.name());
+    // An endpoint the tenant's config lacks breaks no schema: 422 (ADR 23).
+    assert_eq!(err.code, ErrorCode::ParamsUnprocessable, "{}", s.name());
 }
 
 pub async fn an_oversized_payload_is_refused_unsent(s: &Subject) {
