@@ -23,10 +23,21 @@ pub enum Operation<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scopes(Vec<String>);
 
+/// Why a scope list is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopesError {
+    #[error("at least one scope is required")]
+    Empty,
+    #[error(
+        "unknown scope {0:?}: use *, read, admin, audit, invoke, invoke:<domain> or invoke:<domain>/<name>"
+    )]
+    Unknown(String),
+}
+
 impl Scopes {
     /// Parses a comma- or space-separated list, refusing unknown scope forms so a typo never
     /// silently grants nothing (or everything).
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, ScopesError> {
         let items: Vec<String> = raw
             .split([',', ' '])
             .map(str::trim)
@@ -34,7 +45,7 @@ impl Scopes {
             .map(str::to_owned)
             .collect();
         if items.is_empty() {
-            return Err("at least one scope is required".into());
+            return Err(ScopesError::Empty);
         }
         for item in &items {
             let valid = match item.as_str() {
@@ -45,9 +56,7 @@ impl Scopes {
                 }),
             };
             if !valid {
-                return Err(format!(
-                    "unknown scope {item:?}: use *, read, admin, audit, invoke, invoke:<domain> or invoke:<domain>/<name>"
-                ));
+                return Err(ScopesError::Unknown(item.clone()));
             }
         }
         Ok(Scopes(items))

@@ -36,7 +36,7 @@ pub const RESERVED_TENANT_IDS: &[&str] = &[
 pub struct TenantId(String);
 
 impl TenantId {
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, TenantIdError> {
         let ok_len = (1..=63).contains(&raw.len());
         let ok_chars = raw
             .bytes()
@@ -45,21 +45,17 @@ impl TenantId {
         if ok_len && ok_chars && ok_edges {
             Ok(TenantId(raw.to_owned()))
         } else {
-            Err(format!(
-                "tenant id {raw:?} must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
-            ))
+            Err(TenantIdError::Malformed(raw.to_owned()))
         }
     }
 
     /// The id of a tenant about to be created: a valid id that is not one of
     /// [`RESERVED_TENANT_IDS`]. Everything that creates tenants parses with this; everything
     /// that reads an existing id (a stored row, a token, a header) uses [`TenantId::parse`].
-    pub fn parse_new(raw: &str) -> Result<Self, String> {
+    pub fn parse_new(raw: &str) -> Result<Self, TenantIdError> {
         let tenant = TenantId::parse(raw)?;
         if RESERVED_TENANT_IDS.contains(&raw) {
-            return Err(format!(
-                "tenant id {raw:?} is reserved for the platform; choose another name"
-            ));
+            return Err(TenantIdError::Reserved(raw.to_owned()));
         }
         Ok(tenant)
     }
@@ -69,8 +65,19 @@ impl TenantId {
     }
 }
 
+/// Why a text is not a tenant id (or not one a new tenant may take); each quotes the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TenantIdError {
+    #[error(
+        "tenant id {0:?} must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
+    )]
+    Malformed(String),
+    #[error("tenant id {0:?} is reserved for the platform; choose another name")]
+    Reserved(String),
+}
+
 impl TryFrom<String> for TenantId {
-    type Error = String;
+    type Error = TenantIdError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
         TenantId::parse(&value)
     }
@@ -90,7 +97,7 @@ impl std::fmt::Display for TenantId {
 
 #[cfg(test)]
 mod tests {
-    use super::TenantId;
+    use super::{TenantId, TenantIdError};
 
     #[test]
     fn accepts_slugs_and_refuses_path_tricks() {
@@ -120,7 +127,8 @@ mod tests {
                 "{reserved} must stay valid"
             );
             let refused = TenantId::parse_new(reserved).unwrap_err();
-            assert!(refused.contains("reserved"), "{refused}");
+            assert_eq!(refused, TenantIdError::Reserved((*reserved).to_owned()));
+            assert!(refused.to_string().contains("reserved"), "{refused}");
         }
         assert!(TenantId::parse_new("openapi.json").is_err());
     }

@@ -82,7 +82,7 @@ fn requested_scopes(body: &[u8]) -> Result<Scopes, Problem> {
     let scopes = request["scopes"]
         .as_str()
         .ok_or_else(|| invalid("a string such as \"invoke\" or \"read,audit\"".into()))?;
-    Scopes::parse(scopes).map_err(invalid)
+    Scopes::parse(scopes).map_err(|e| invalid(e.to_string()))
 }
 
 #[cfg(test)]

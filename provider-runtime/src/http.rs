@@ -280,7 +280,7 @@ impl Service {
             )
         })?;
         let tenant = TenantId::parse(&ctx.tenant)
-            .map_err(|e| Problem::new(ErrorCode::Unauthenticated, e))?;
+            .map_err(|e| Problem::new(ErrorCode::Unauthenticated, e.to_string()))?;
         let call = CallContext {
             tenant,
             request_id: ctx.request_id,

@@ -22,6 +22,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
+use switchyard_contracts::tenant::TenantIdError;
 use switchyard_contracts::{ErrorCode, Problem, TenantId};
 use tokio::sync::OnceCell;
 
@@ -184,7 +185,7 @@ pub enum RateLimitConfigError {
     #[error("rate limit {0}: a full burst must refill within a year")]
     RefillTooSlow(String),
     #[error("rate limit tenants: {0}")]
-    Tenant(String),
+    Tenant(#[from] TenantIdError),
     #[error("rate limit redis_url {url:?}: {source}")]
     RedisUrl {
         url: String,

@@ -102,8 +102,8 @@ impl PlatformStore {
         }
         Ok(Some(VerifiedKey {
             key_id: id.to_owned(),
-            tenant: TenantId::parse(&tenant).map_err(StoreError::Invalid)?,
-            scopes: Scopes::parse(&scopes).map_err(StoreError::Invalid)?,
+            tenant: TenantId::parse(&tenant).map_err(|e| StoreError::Invalid(e.to_string()))?,
+            scopes: Scopes::parse(&scopes).map_err(|e| StoreError::Invalid(e.to_string()))?,
         }))
     }
 
@@ -121,7 +121,8 @@ impl PlatformStore {
                 let scopes: String = row.try_get("scopes")?;
                 Ok(KeyInfo {
                     id: row.try_get("id")?,
-                    scopes: Scopes::parse(&scopes).map_err(StoreError::Invalid)?,
+                    scopes: Scopes::parse(&scopes)
+                        .map_err(|e| StoreError::Invalid(e.to_string()))?,
                     created_at: row.try_get("created_at")?,
                     revoked_at: row.try_get("revoked_at")?,
                     last_used_at: row.try_get("last_used_at")?,
