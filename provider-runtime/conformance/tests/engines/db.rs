@@ -1,8 +1,8 @@
 //! The db engines, each subject on a store of its own (a temp directory, a new PostgreSQL
 //! database, a database-name prefix on the shared MySQL or SQL Server), which a process
-//! restart reopens with a new factory; db/postgres's +stable check gets a server of its own to
-//! restart. Each engine's dialect is found the way `switchyard conformance` finds it, from its
-//! descriptor.
+//! restart reopens with a new factory; the +stable checks of db/postgres and db/mysql get a
+//! server of their own to restart. Each engine's dialect is found the way
+//! `switchyard conformance` finds it, from its descriptor.
 //!
 //! `db/mssql` is enrolled only when `SWITCHYARD_TEST_MSSQL_URL` names a SQL Server, which
 //! cannot run where the suite usually runs; without one the runner says so on stderr.
@@ -15,8 +15,12 @@ mod my;
 mod pg;
 #[path = "../../../../providers/db/tests/support/prefix.rs"]
 mod prefix;
+mod private_mariadb;
 mod private_postgres;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::process::Command;
 use std::sync::Arc;
 
 use switchyard_conformance::Subject;
@@ -26,6 +30,7 @@ use switchyard_provider_db::{
 use switchyard_spi::ProviderFactory;
 
 use crate::Enrolled;
+use private_mariadb::PrivateMariadb;
 use private_postgres::PrivatePostgres;
 
 pub fn enrolled() -> Vec<Enrolled> {
@@ -59,14 +64,7 @@ pub fn enrolled() -> Vec<Enrolled> {
                 server.url(),
                 pg::APP_PASSWORD,
             ))))
-            .with_backing_restart(move || {
-                let server = restart.clone();
-                Box::pin(async move {
-                    tokio::task::spawn_blocking(move || server.restart())
-                        .await
-                        .expect("the restart finishes")
-                })
-            })
+            .with_backing_restart(move || restart_on_a_thread(restart.clone(), |s| s.restart()))
             .keeping(server)
         }),
         Enrolled::new("db/mysql", || async {
@@ -76,6 +74,13 @@ pub fn enrolled() -> Vec<Enrolled> {
                 Arc::new(MysqlFactory::new(my::server_url()).with_database_prefix(&name))
             };
             Subject::new(mysql()).with_reopen(mysql).keeping(prefix)
+        })
+        .with_stable(|| async {
+            let server = Arc::new(PrivateMariadb::start());
+            let restart = server.clone();
+            Subject::new(Arc::new(MysqlFactory::new(server.url())))
+                .with_backing_restart(move || restart_on_a_thread(restart.clone(), |s| s.restart()))
+                .keeping(server)
         }),
     ];
     if mssql_server() {
@@ -103,4 +108,35 @@ pub fn enrolled() -> Vec<Enrolled> {
 /// Whether a SQL Server is named for db/mssql.
 fn mssql_server() -> bool {
     std::env::var(ms::URL_VARIABLE).is_ok_and(|url| !url.trim().is_empty())
+}
+
+/// Restarts a private server off the check's runtime (stopping and starting it blocks).
+fn restart_on_a_thread<S: Send + Sync + 'static>(
+    server: Arc<S>,
+    restart: fn(&S),
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(move || restart(&server))
+            .await
+            .expect("the restart finishes")
+    })
+}
+
+/// Runs a command to its end; fails the check with its stderr unless it succeeds.
+#[track_caller]
+fn run(command: &mut Command) {
+    let output = command.output().expect("the command runs");
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A loopback port nothing listens on now (the OS picks it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
