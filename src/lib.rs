@@ -10,16 +10,12 @@ use switchyard_inventory::{InventoryService, InventorySettings};
 use switchyard_ledger::{LedgerService, LedgerSettings};
 use switchyard_orders::{OrdersService, OrdersSettings};
 use switchyard_outbox::OutboxService;
-use switchyard_provider_ai::{LocalAiFactory, OpenAiFactory};
-use switchyard_provider_auth::{JwtFactory, OpaFactory, PolicySource};
-use switchyard_provider_bus::{EmbeddedBusFactory, KafkaFactory, KafkaSettings};
-use switchyard_provider_cache::{MemoryCacheFactory, RedisCacheFactory};
+use switchyard_provider_auth::PolicySource;
 use switchyard_provider_db::{
     MssqlFactory, MysqlFactory, PostgresFactory, PostgresSettings, ServiceBooks, SqliteFactory,
 };
-use switchyard_provider_integration::WebhookFactory;
-use switchyard_provider_storage::{FsFactory, S3Factory, S3Settings};
 use switchyard_runtime::Registry;
+use switchyard_spi::Host;
 use switchyard_spi::tenancy::Tenancy;
 
 pub mod external;
@@ -80,78 +76,24 @@ pub fn builtin_registry(
         }
         registry.register(Arc::new(mssql))?;
     }
-    registry.register(Arc::new(
-        MemoryCacheFactory::new().with_quotas(&tenancy.quotas),
-    ))?;
-    if let Ok(url) = std::env::var("SWITCHYARD_REDIS_URL") {
-        registry.register(Arc::new(RedisCacheFactory::new(url)))?;
+    // Every other domain lists its own engines (`builtins` in each crate): a new engine is
+    // its folder and one line there, nothing here.
+    let host = Host {
+        data: &providers,
+        tenancy,
+    };
+    let domains = [
+        switchyard_provider_cache::builtins(&host)?,
+        switchyard_provider_storage::builtins(&host)?,
+        switchyard_provider_bus::builtins(&host)?,
+        switchyard_provider_auth::builtins(&host, policy)?,
+        switchyard_provider_integration::builtins(&host)?,
+        switchyard_provider_ai::builtins(&host)?,
+    ];
+    for factory in domains.into_iter().flatten() {
+        registry.register(factory)?;
     }
-    registry.register(Arc::new(FsFactory::new(providers.join("storage/fs"))))?;
-    if let Ok(endpoint) = std::env::var("SWITCHYARD_S3_URL") {
-        registry.register(Arc::new(s3_factory(endpoint)?))?;
-    }
-    registry.register(Arc::new(EmbeddedBusFactory::new(
-        providers.join("bus/embedded"),
-    )))?;
-    if let Ok(brokers) = std::env::var("SWITCHYARD_KAFKA_BROKERS") {
-        registry.register(Arc::new(kafka_factory(brokers)?))?;
-    }
-    registry.register(Arc::new(JwtFactory::new().with_egress(&tenancy.egress)))?;
-    registry.register(Arc::new(OpaFactory::new(policy)))?;
-    registry.register(Arc::new(
-        WebhookFactory::new(providers.join("integration/webhook")).with_egress(&tenancy.egress),
-    ))?;
-    registry.register(Arc::new(LocalAiFactory::new()))?;
-    // Always registered: each tenant configures its own server; unconfigured, it says so.
-    registry.register(Arc::new(OpenAiFactory::new().with_egress(&tenancy.egress)))?;
     Ok(registry)
-}
-
-/// storage/s3 from the `SWITCHYARD_S3_*` variables; a missing one is a startup error naming it.
-fn s3_factory(endpoint: String) -> Result<S3Factory, SchemaError> {
-    let problem = |message: String| SchemaError {
-        location: "storage/s3".into(),
-        message,
-    };
-    let required = |name: &str| {
-        std::env::var(name)
-            .map_err(|_| problem(format!("SWITCHYARD_S3_URL is set but {name} is not")))
-    };
-    let mut settings = S3Settings::new(
-        endpoint,
-        required("SWITCHYARD_S3_BUCKET")?,
-        required("SWITCHYARD_S3_ACCESS_KEY_ID")?,
-        required("SWITCHYARD_S3_SECRET_ACCESS_KEY")?,
-    );
-    if let Ok(region) = std::env::var("SWITCHYARD_S3_REGION") {
-        settings = settings.with_region(region);
-    }
-    if let Ok(prefix) = std::env::var("SWITCHYARD_S3_PREFIX") {
-        settings = settings.with_prefix(&prefix);
-    }
-    S3Factory::new(settings).map_err(|e| problem(e.detail))
-}
-
-/// bus/kafka on `brokers`, with the optional settings from the environment. Settings that can
-/// never work stop the process at startup rather than failing every call.
-fn kafka_factory(brokers: String) -> Result<KafkaFactory, SchemaError> {
-    let invalid = |message: String| SchemaError {
-        location: "bus/kafka".into(),
-        message,
-    };
-    let mut settings = KafkaSettings::new(brokers);
-    if let Ok(namespace) = std::env::var("SWITCHYARD_KAFKA_NAMESPACE") {
-        settings = settings.with_namespace(namespace);
-    }
-    if let Ok(factor) = std::env::var("SWITCHYARD_KAFKA_REPLICATION_FACTOR") {
-        let factor = factor.parse().map_err(|e| {
-            invalid(format!(
-                "SWITCHYARD_KAFKA_REPLICATION_FACTOR {factor:?} is not a number: {e}"
-            ))
-        })?;
-        settings = settings.with_replication_factor(factor);
-    }
-    KafkaFactory::new(settings).map_err(|e| invalid(e.detail))
 }
 
 /// The business services `serve` and `runtime` host under `/services/{name}/{action}`.

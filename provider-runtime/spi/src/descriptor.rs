@@ -1,14 +1,22 @@
 //! What an engine says about itself, built the same way by every engine: its descriptor (the
 //! domain's actions come from the published contract, never from the engine), its config
 //! schema (derived from the config struct, so the struct is the one source of what a tenant
-//! may configure: validation, the console's form and the docs), and its health from a probe.
+//! may configure: validation, the console's form and the docs), and its health from a probe;
+//! and how a domain crate lists its built-in engines ([`builtins`]).
+
+use std::path::Path;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 use serde_json::Value;
-use switchyard_contracts::domains;
+use switchyard_contracts::{SchemaError, domains};
 
-use crate::{DependencyHealth, ErrorCode, Health, HealthStatus, ProviderDescriptor, ProviderError};
+use crate::tenancy::Tenancy;
+use crate::{
+    DependencyHealth, ErrorCode, Health, HealthStatus, ProviderDescriptor, ProviderError,
+    ProviderFactory,
+};
 
 /// Builds the descriptor of engine `<domain>/<name>`:
 ///
@@ -150,6 +158,33 @@ pub fn unconfigured_or_complete(schema: &mut schemars::Schema) {
             {"required": required}
         ]),
     );
+}
+
+/// Where the `switchyard` process hosts its built-in engines, handed to each domain crate's
+/// `builtins`.
+pub struct Host<'a> {
+    /// The directory an embedded engine keeps its data under, in `<domain>/<name>`.
+    pub data: &'a Path,
+    /// The operator's ceilings every tenant's instance is held to.
+    pub tenancy: &'a Tenancy,
+}
+
+/// One built-in engine: its factory when this process hosts it (an embedded engine always, a
+/// production engine when its `SWITCHYARD_*` variables name its server), or why it cannot
+/// start (a variable missing or malformed, named in the error).
+pub type Builtin = fn(&Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError>;
+
+/// The factories of `engines` this process hosts, in order: a domain crate's `builtins` is
+/// this over its list of engines, so a new engine is one line in that list.
+pub fn builtins(
+    host: &Host,
+    engines: &[Builtin],
+) -> Result<Vec<Arc<dyn ProviderFactory>>, SchemaError> {
+    let mut hosted = Vec::with_capacity(engines.len());
+    for engine in engines {
+        hosted.extend(engine(host)?);
+    }
+    Ok(hosted)
 }
 
 /// Reads a tenant's config into the engine's config type. The runtime checked it against the

@@ -18,7 +18,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 pub use descriptor::{
-    Describe, config_schema, parse_config, probe_health, unconfigured_or_complete,
+    Builtin, Describe, Host, builtins, config_schema, parse_config, probe_health,
+    unconfigured_or_complete,
 };
 pub use switchyard_contracts::{
     ActionDescriptor, DependencyHealth, ErrorCode, FieldError, Health, HealthStatus,

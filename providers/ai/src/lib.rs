@@ -12,5 +12,14 @@ mod engine;
 pub mod local;
 pub mod openai;
 
+use std::sync::Arc;
+
 pub use local::LocalAiFactory;
 pub use openai::OpenAiFactory;
+use switchyard_contracts::SchemaError;
+use switchyard_spi::{Host, ProviderFactory};
+
+/// The ai engines `switchyard` hosts: a new engine is its folder and one line here.
+pub fn builtins(host: &Host) -> Result<Vec<Arc<dyn ProviderFactory>>, SchemaError> {
+    switchyard_spi::builtins(host, &[local::builtin, openai::builtin])
+}

@@ -12,6 +12,15 @@ pub mod embedded;
 mod engine;
 pub mod kafka;
 
+use std::sync::Arc;
+
 pub use config::BusConfig;
 pub use embedded::EmbeddedBusFactory;
 pub use kafka::{KafkaFactory, KafkaSettings};
+use switchyard_contracts::SchemaError;
+use switchyard_spi::{Host, ProviderFactory};
+
+/// The bus engines `switchyard` hosts: a new engine is its folder and one line here.
+pub fn builtins(host: &Host) -> Result<Vec<Arc<dyn ProviderFactory>>, SchemaError> {
+    switchyard_spi::builtins(host, &[embedded::builtin, kafka::builtin])
+}

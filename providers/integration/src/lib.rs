@@ -8,4 +8,13 @@ mod contract;
 mod engine;
 pub mod webhook;
 
+use std::sync::Arc;
+
+use switchyard_contracts::SchemaError;
+use switchyard_spi::{Host, ProviderFactory};
 pub use webhook::WebhookFactory;
+
+/// The integration engines `switchyard` hosts: a new engine is its folder and one line here.
+pub fn builtins(host: &Host) -> Result<Vec<Arc<dyn ProviderFactory>>, SchemaError> {
+    switchyard_spi::builtins(host, &[webhook::builtin])
+}

@@ -16,5 +16,14 @@ pub mod fs;
 mod key;
 pub mod s3;
 
+use std::sync::Arc;
+
 pub use fs::FsFactory;
 pub use s3::{S3Factory, S3Settings};
+use switchyard_contracts::SchemaError;
+use switchyard_spi::{Host, ProviderFactory};
+
+/// The storage engines `switchyard` hosts: a new engine is its folder and one line here.
+pub fn builtins(host: &Host) -> Result<Vec<Arc<dyn ProviderFactory>>, SchemaError> {
+    switchyard_spi::builtins(host, &[fs::builtin, s3::builtin])
+}

@@ -7,8 +7,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use switchyard_contracts::SchemaError;
 use switchyard_spi::{
-    ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext,
+    ErrorCode, Host, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext,
 };
 
 use crate::contract::{Classification, ClassifyParams, EmbedParams, Embeddings, Score};
@@ -140,4 +141,9 @@ fn classify(embedder: Embedder, p: ClassifyParams) -> Result<Classification, Pro
         label: best,
         scores,
     })
+}
+
+/// Always hosted: the embedded default.
+pub(crate) fn builtin(_: &Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError> {
+    Ok(Some(Arc::new(LocalAiFactory::new())))
 }

@@ -9,10 +9,11 @@ use async_trait::async_trait;
 use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use switchyard_contracts::SchemaError;
 use switchyard_egress::{Egress, Redirects, Refusal};
 use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
-    ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext,
+    ErrorCode, Host, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext,
 };
 
 use crate::contract::{ChatMessage, ChatParams, ChatResult, EmbedParams, Embeddings, Usage};
@@ -341,4 +342,11 @@ fn status_error(status: StatusCode) -> ProviderError {
 
 fn off_contract(what: &str) -> ProviderError {
     ProviderError::unavailable(format!("the AI server answered {what}")).with_retryable(false)
+}
+
+/// Always hosted: each tenant configures its own server; unconfigured, it says so.
+pub(crate) fn builtin(host: &Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError> {
+    Ok(Some(Arc::new(
+        OpenAiFactory::new().with_egress(&host.tenancy.egress),
+    )))
 }

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
+use switchyard_contracts::SchemaError;
 use switchyard_egress::Egress;
 use switchyard_identity::Identity;
 use switchyard_identity::oidc::OidcVerifier;
 use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
-    ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
+    ErrorCode, Host, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext,
+    TenantId,
 };
 
 use crate::contract::{IntrospectResult, TokenError, TokenParams, VerifiedIdentity, VerifyResult};
@@ -248,6 +250,14 @@ impl Engine for JwtVerifier {
         let idp = self.idp()?;
         Ok(Some(format!("trusts tokens issued by {}", idp.issuer)))
     }
+}
+
+/// Always hosted: each tenant configures its identity provider, whose key server is held to the
+/// operator's egress ceiling.
+pub(crate) fn builtin(host: &Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError> {
+    Ok(Some(Arc::new(
+        JwtFactory::new().with_egress(&host.tenancy.egress),
+    )))
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use switchyard_contracts::SchemaError;
 use switchyard_spi::{
-    Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
+    Host, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
 };
 use tokio::sync::OnceCell;
 
@@ -201,6 +202,13 @@ fn record_out(record: StoredRecord) -> Result<RecordOut, ProviderError> {
         payload: record.payload,
         published_at: format_time_ms(record.published_at_ms)?,
     })
+}
+
+/// Always hosted: the embedded default, under the data directory.
+pub(crate) fn builtin(host: &Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError> {
+    Ok(Some(Arc::new(EmbeddedBusFactory::new(
+        host.data.join("bus/embedded"),
+    ))))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 mod client;
 mod config;
+mod env;
 mod names;
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,6 +23,7 @@ use crate::contract::{
 };
 use client::{Cluster, Fetched, Outgoing};
 pub use config::KafkaSettings;
+pub(crate) use env::builtin;
 use names::Names;
 
 use crate::engine::{self as bus, Instance};

@@ -11,9 +11,10 @@ use moka::Expiry;
 use moka::future::Cache;
 use moka::ops::compute::Op;
 use serde_json::Value;
+use switchyard_contracts::SchemaError;
 use switchyard_spi::tenancy::Quotas;
 use switchyard_spi::{
-    ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext,
+    ErrorCode, Host, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext,
     TenantId, parse_config,
 };
 
@@ -428,6 +429,13 @@ impl Engine for MemoryCache {
             self.cache.quota
         )))
     }
+}
+
+/// Always hosted: the embedded default, held to the operator's quotas.
+pub(crate) fn builtin(host: &Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError> {
+    Ok(Some(Arc::new(
+        MemoryCacheFactory::new().with_quotas(&host.tenancy.quotas),
+    )))
 }
 
 #[cfg(test)]

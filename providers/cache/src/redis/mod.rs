@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Script, cmd};
 use serde_json::Value;
+use switchyard_contracts::SchemaError;
 use switchyard_spi::{
-    ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext,
+    ErrorCode, Host, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext,
     parse_config,
 };
 use tokio::sync::OnceCell;
@@ -394,4 +395,11 @@ impl Engine for RedisCache {
         self.redis.query::<String>(&cmd("PING")).await?;
         Ok(None)
     }
+}
+
+/// Hosted when `SWITCHYARD_REDIS_URL` names the platform's Redis.
+pub(crate) fn builtin(_: &Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError> {
+    Ok(std::env::var("SWITCHYARD_REDIS_URL")
+        .ok()
+        .map(|url| Arc::new(RedisCacheFactory::new(url)) as Arc<dyn ProviderFactory>))
 }

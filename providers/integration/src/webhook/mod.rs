@@ -12,10 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use reqwest::Client;
 use serde_json::json;
+use switchyard_contracts::SchemaError;
 use switchyard_egress::{Egress, Redirects};
 use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
-    CallContext, ErrorCode, Provider, ProviderDescriptor, ProviderError, ProviderFactory,
+    CallContext, ErrorCode, Host, Provider, ProviderDescriptor, ProviderError, ProviderFactory,
     StartContext, TenantId,
 };
 use time::OffsetDateTime;
@@ -436,4 +437,13 @@ fn rfc3339(ms: i64) -> Result<String, ProviderError> {
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .ok_or_else(|| ProviderError::internal(format!("time {ms} ms is out of range")))
+}
+
+/// Always hosted: stores under the data directory, deliveries held to the operator's egress
+/// ceiling.
+pub(crate) fn builtin(host: &Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError> {
+    Ok(Some(Arc::new(
+        WebhookFactory::new(host.data.join("integration/webhook"))
+            .with_egress(&host.tenancy.egress),
+    )))
 }

@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
+use switchyard_contracts::SchemaError;
 use switchyard_spi::{
-    Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
+    Host, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
 };
 
 use crate::contract::{DeleteResult, GetResult, ListParams, ObjectMeta, Page};
@@ -164,6 +165,11 @@ where
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ProviderError::internal(format!("filesystem task failed: {e}")))?
+}
+
+/// Always hosted: the embedded default, under the data directory.
+pub(crate) fn builtin(host: &Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError> {
+    Ok(Some(Arc::new(FsFactory::new(host.data.join("storage/fs")))))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 #![doc = include_str!("docs.md")]
 
 mod config;
+mod env;
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::contract::{
 use crate::engine::{self, Engine, Instance};
 use crate::key::{self, ObjectKey};
 use config::S3Config;
+pub(crate) use env::builtin;
 
 /// S3's default region. Servers that ignore regions (most S3-compatible ones) accept it, and
 /// it is what an unconfigured AWS client signs for.
