@@ -1,6 +1,7 @@
 //! Behaviour specific to `db/mssql` that only a SQL Server can show (its siloed tenancy, its
-//! value mapping); what every engine shares is in `tests/conformance`, and what needs no
-//! server is unit-tested in `src/mssql`. Without `SWITCHYARD_TEST_MSSQL_URL` these tests are
+//! value mapping); what every engine shares is the conformance kit's db suite
+//! (`provider-runtime/conformance/src/db`), and what needs no server is unit-tested in
+//! `src/mssql`. Without `SWITCHYARD_TEST_MSSQL_URL` these tests are
 //! reported as ignored ("skipped: no MSSQL server"), see `build.rs`.
 
 #[path = "support/mssql.rs"]

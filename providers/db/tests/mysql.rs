@@ -1,5 +1,5 @@
 //! Behaviour specific to `db/mysql` (its siloed tenancy, the SQL it refuses); the behaviour
-//! every engine shares is in `tests/conformance`.
+//! every engine shares is the conformance kit's db suite (`provider-runtime/conformance/src/db`).
 
 #[path = "support/mysql.rs"]
 mod my;
