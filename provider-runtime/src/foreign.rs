@@ -12,12 +12,12 @@ use switchyard_spi::{ErrorCode, ProviderDescriptor, ProviderError};
 /// lists none) and their schemas come from `contracts/schemas/domains/<domain>.json`, so a
 /// foreign engine cannot loosen the schemas its domain promises. A domain without a contract
 /// file must bring its own action schemas.
-pub fn descriptor(json: &Value) -> Result<ProviderDescriptor, String> {
-    let text = |field: &str| -> Result<String, String> {
+pub fn descriptor(json: &Value) -> Result<ProviderDescriptor, DescriptorError> {
+    let text = |field: &'static str| -> Result<String, DescriptorError> {
         json.get(field)
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| format!("the descriptor lacks the string field {field:?}"))
+            .ok_or(DescriptorError::MissingField(field))
     };
     let domain = text("domain")?;
     let name = text("name")?;
@@ -27,14 +27,11 @@ pub fn descriptor(json: &Value) -> Result<ProviderDescriptor, String> {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
     };
     if !valid_name(&domain) || !valid_name(&name) {
-        return Err(format!(
-            "{domain}/{name}: domain and name must be lowercase letters, digits, '-' or '_'"
-        ));
+        return Err(DescriptorError::BadName { domain, name });
     }
     let capabilities = match json.get("capabilities") {
         None => Vec::new(),
-        Some(c) => serde_json::from_value(c.clone())
-            .map_err(|e| format!("capabilities must be a list of strings: {e}"))?,
+        Some(c) => serde_json::from_value(c.clone()).map_err(DescriptorError::Capabilities)?,
     };
     let declared: Option<Vec<Value>> = json.get("actions").and_then(Value::as_array).cloned();
     let known = domains::names().any(|d| d == domain);
@@ -48,11 +45,13 @@ pub fn descriptor(json: &Value) -> Result<ProviderDescriptor, String> {
                     .get("name")
                     .and_then(Value::as_str)
                     .or(action.as_str())
-                    .ok_or("every action needs a name")?;
-                let found = contract
-                    .iter()
-                    .find(|a| a.name == wanted)
-                    .ok_or_else(|| format!("the {domain} contract has no action {wanted:?}"))?;
+                    .ok_or(DescriptorError::UnnamedAction)?;
+                let found = contract.iter().find(|a| a.name == wanted).ok_or_else(|| {
+                    DescriptorError::UnknownAction {
+                        domain: domain.clone(),
+                        action: wanted.to_owned(),
+                    }
+                })?;
                 actions.push(found.clone());
             }
             actions
@@ -61,19 +60,12 @@ pub fn descriptor(json: &Value) -> Result<ProviderDescriptor, String> {
             .into_iter()
             .map(serde_json::from_value::<ActionDescriptor>)
             .collect::<Result<_, _>>()
-            .map_err(|e| format!("actions need name, summary, params and result schemas: {e}"))?,
-        (false, None) => {
-            return Err(format!(
-                "domain {domain:?} has no contract file, so the provider must list its actions \
-                 with their schemas"
-            ));
-        }
+            .map_err(DescriptorError::ActionSchemas)?,
+        (false, None) => return Err(DescriptorError::NoContract(domain)),
     };
     for reserved in ["health", "configure", "start", "stop"] {
         if actions.iter().any(|a| a.name == reserved) {
-            return Err(format!(
-                "the action name {reserved:?} is reserved by the routes"
-            ));
+            return Err(DescriptorError::ReservedAction(reserved));
         }
     }
     Ok(ProviderDescriptor {
@@ -92,6 +84,29 @@ pub fn descriptor(json: &Value) -> Result<ProviderDescriptor, String> {
         domain,
         name,
     })
+}
+
+/// Why a plugin's or a manifest's descriptor is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DescriptorError {
+    #[error("the descriptor lacks the string field {0:?}")]
+    MissingField(&'static str),
+    #[error("{domain}/{name}: domain and name must be lowercase letters, digits, '-' or '_'")]
+    BadName { domain: String, name: String },
+    #[error("capabilities must be a list of strings: {0}")]
+    Capabilities(#[source] serde_json::Error),
+    #[error("every action needs a name")]
+    UnnamedAction,
+    #[error("the {domain} contract has no action {action:?}")]
+    UnknownAction { domain: String, action: String },
+    #[error("actions need name, summary, params and result schemas: {0}")]
+    ActionSchemas(#[source] serde_json::Error),
+    #[error(
+        "domain {0:?} has no contract file, so the provider must list its actions with their schemas"
+    )]
+    NoContract(String),
+    #[error("the action name {0:?} is reserved by the routes")]
+    ReservedAction(&'static str),
 }
 
 /// A foreign error `{"code", "detail", "retryable"?, "errors"?}` (a problem+json body has the
@@ -142,7 +157,11 @@ mod tests {
             &json!({"domain": "cache", "name": "x", "version": "1", "actions": ["fly"]}),
         )
         .unwrap_err();
-        assert!(err.contains("no action \"fly\""), "{err}");
+        assert!(
+            matches!(&err, DescriptorError::UnknownAction { action, .. } if action == "fly"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("no action \"fly\""), "{err}");
     }
 
     #[test]

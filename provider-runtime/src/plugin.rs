@@ -98,7 +98,7 @@ impl PluginLibrary {
         .map_err(|e| fail(format!("its descriptor call failed: {}", e.detail)))?;
         Ok(PluginLibrary {
             table,
-            descriptor: foreign::descriptor(&descriptor).map_err(fail)?,
+            descriptor: foreign::descriptor(&descriptor).map_err(|e| fail(e.to_string()))?,
             _library: library,
         })
     }

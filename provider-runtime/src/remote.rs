@@ -99,7 +99,7 @@ impl RemoteFactory {
         manifest: &Value,
         secrets: Arc<SecretResolver>,
     ) -> Result<RemoteFactory, ManifestError> {
-        let descriptor = foreign::descriptor(manifest).map_err(ManifestError)?;
+        let descriptor = foreign::descriptor(manifest).map_err(|e| ManifestError(e.to_string()))?;
         let endpoint = manifest
             .get("endpoint")
             .and_then(Value::as_str)
