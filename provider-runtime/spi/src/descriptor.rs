@@ -70,6 +70,13 @@ impl Describe {
         self
     }
 
+    /// A config schema built another way (the db engines build theirs from the same bounds
+    /// their parsers check, `providers/db/src/limits.rs`).
+    pub fn config_schema(mut self, schema: Value) -> Self {
+        self.descriptor.config_schema = schema;
+        self
+    }
+
     /// Only these of the domain's actions, for an engine that offers a part of the domain
     /// (e.g. `ai/local` has no `chat`). Panics on a name the domain does not define: that is
     /// a bug in the engine, found by any test that builds it.

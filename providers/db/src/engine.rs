@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use switchyard_contracts::domains;
 use switchyard_spi::{
-    CallContext, DependencyHealth, ErrorCode, Health, HealthStatus, Invocation, Provider,
+    CallContext, DependencyHealth, Describe, ErrorCode, Health, HealthStatus, Invocation, Provider,
     ProviderDescriptor, ProviderError, parse_params, to_result,
 };
 
@@ -44,15 +43,11 @@ pub(crate) fn descriptor(
     capabilities: &[&str],
     config_schema: Value,
 ) -> ProviderDescriptor {
-    ProviderDescriptor {
-        domain: "db".into(),
-        name: name.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        summary: summary.into(),
-        capabilities: capabilities.iter().map(|&c| c.into()).collect(),
-        config_schema,
-        actions: domains::actions("db"),
-    }
+    Describe::new("db", name, env!("CARGO_PKG_VERSION"))
+        .summary(summary)
+        .capabilities(capabilities)
+        .config_schema(config_schema)
+        .build()
 }
 
 /// An [`Engine`] as the runtime calls it (a wrapper, because `Provider` is another crate's
