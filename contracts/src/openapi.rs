@@ -120,7 +120,7 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
     }));
     paths.insert("/providers/{domain}/{name}/configure".into(), json!({
         "parameters": path_params(),
-        "post": {"operationId": "configureProvider", "summary": "Set the tenant's config; a new version, swapped in without dropping calls.",
+        "post": {"operationId": "configureProvider", "summary": "Set the tenant's config; a new version, swapped in without dropping calls. Each provider's own configure operation publishes its config schema.",
                  "requestBody": body_ref("ConfigureRequest"), "responses": ok_or_problem("ConfigureResponse")}
     }));
     for verb in ["start", "stop"] {
@@ -165,6 +165,10 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
                  "responses": ok_or_problem("RevokedKey")}
     }));
     for provider in providers {
+        paths.insert(
+            format!("/providers/{}/{}/configure", provider.domain, provider.name),
+            configure_operation(provider),
+        );
         for action in &provider.actions {
             let path = format!(
                 "/providers/{}/{}/{}",
@@ -198,6 +202,32 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
             "responses": {"Problem": problem_response("An error, as RFC 9457 problem details.")}
         }
     })
+}
+
+/// `POST .../configure` of one provider, its config schema in the body: the templated
+/// `configureProvider` can only say "an object", while the runtime refuses every config its
+/// provider's schema refuses (400 `config_invalid`). A concrete path is matched before the
+/// templated one, so both describe the same route.
+fn configure_operation(provider: &ProviderDescriptor) -> Value {
+    let id = format!("{}_{}_configure", provider.domain, provider.name);
+    let tag = format!("{}/{}", provider.domain, provider.name);
+    let request = json!({
+        "type": "object", "required": ["config"], "additionalProperties": false,
+        "properties": {"config": provider.config_schema}
+    });
+    let mut responses =
+        ok_or_problem_inline(json!({"$ref": "#/components/schemas/ConfigureResponse"}));
+    responses.insert(
+        "400".into(),
+        problem_response("The config violates the provider's config schema (config_invalid)."),
+    );
+    json!({"post": {
+        "operationId": id,
+        "summary": format!("Set the tenant's config of {tag}; a new version, swapped in without dropping calls."),
+        "tags": [tag],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": request}}},
+        "responses": responses
+    }})
 }
 
 /// `POST` of one action: the invoke envelope around the action's params, its result in `data`.

@@ -79,6 +79,21 @@ fn requested_scopes(body: &[u8]) -> Result<Scopes, Problem> {
             format!("the body is not JSON: {e}"),
         )
     })?;
+    // The published CreateKeyRequest takes `scopes` only; a typo such as `scope` is refused
+    // rather than ignored.
+    if let Some(extra) = request
+        .as_object()
+        .and_then(|fields| fields.keys().find(|name| *name != "scopes"))
+    {
+        return Err(Problem::new(
+            ErrorCode::ParamsInvalid,
+            format!("{extra:?} is not an accepted property"),
+        )
+        .with_errors(vec![FieldError {
+            pointer: format!("/{}", extra.replace('~', "~0").replace('/', "~1")),
+            detail: format!("{extra:?} is not an accepted property"),
+        }]));
+    }
     let scopes = request["scopes"]
         .as_str()
         .ok_or_else(|| invalid("a string such as \"invoke\" or \"read,audit\"".into()))?;
@@ -102,6 +117,9 @@ mod tests {
             assert_eq!(problem.code, ErrorCode::ParamsInvalid);
             assert_eq!(problem.errors[0].pointer, "/scopes");
         }
+        let typo = requested_scopes(br#"{"scopes": "read", "scope": "*"}"#).unwrap_err();
+        assert_eq!(typo.code, ErrorCode::ParamsInvalid);
+        assert_eq!(typo.errors[0].pointer, "/scope");
         assert_eq!(
             requested_scopes(b"scopes=read").unwrap_err().code,
             ErrorCode::RequestInvalid

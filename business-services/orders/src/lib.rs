@@ -280,9 +280,10 @@ impl OrdersService {
                 vec![json!(p.customer)],
             )
             .await?;
+        // Which customers exist is the books' state, not the schema: 422, not 400 (ADR 23).
         if known.is_empty() {
             return Err(Problem::new(
-                ErrorCode::ParamsInvalid,
+                ErrorCode::ParamsUnprocessable,
                 format!(
                     "order {} not created: no customer {:?} (define_customer records one)",
                     p.order_id, p.customer
@@ -312,7 +313,7 @@ impl OrdersService {
                 // The inventory knows no such item (or warehouse, or bin): the order is wrong,
                 // not the inventory.
                 return Err(if problem.code == ErrorCode::ResourceNotFound {
-                    Problem::new(ErrorCode::ParamsInvalid, detail).with_errors(vec![field(
+                    Problem::new(ErrorCode::ParamsUnprocessable, detail).with_errors(vec![field(
                         &format!("/params/lines/{n}/item"),
                         &problem.detail,
                     )])
@@ -1482,9 +1483,14 @@ mod tests {
         for bad in [
             order(" ", &[("1", "1", "USD")]),
             order("acme", &[("0", "1", "USD")]),
-            order("acme", &[("1", "1", "USD"), ("1", "1", "EUR")]),
         ] {
             assert_eq!(validate(&bad).unwrap_err().code, ErrorCode::ParamsInvalid);
         }
+        // One currency per order is a rule across lines, which no schema states.
+        let mixed = order("acme", &[("1", "1", "USD"), ("1", "1", "EUR")]);
+        assert_eq!(
+            validate(&mixed).unwrap_err().code,
+            ErrorCode::ParamsUnprocessable
+        );
     }
 }

@@ -76,14 +76,18 @@ impl PutParams {
             (None, Some(text)) => Bytes::from(BASE64.decode(text).map_err(|e| {
                 ProviderError::invalid_param("/content_base64", format!("not valid base64: {e}"))
             })?),
+            // Where the content comes from depends on the body's form, which the params
+            // schema does not see: 422, not 400 (ADR 23).
             (Some(_), Some(_)) => {
-                return Err(ProviderError::invalid_param(
+                return Err(ProviderError::field(
+                    ErrorCode::ParamsUnprocessable,
                     "/content_base64",
                     "send the content either as the raw body or as content_base64, not both",
                 ));
             }
             (None, None) => {
-                return Err(ProviderError::invalid_param(
+                return Err(ProviderError::field(
+                    ErrorCode::ParamsUnprocessable,
                     "/content_base64",
                     "no content: send content_base64 or a raw request body",
                 ));

@@ -170,7 +170,7 @@ async fn a_failed_line_releases_the_lines_reserved_before_it() {
         .call("create", order("SO-5", "no-such-item", "1", "1"))
         .await
         .unwrap_err();
-    assert_eq!(unknown.code, ErrorCode::ParamsInvalid, "{unknown:?}");
+    assert_eq!(unknown.code, ErrorCode::ParamsUnprocessable, "{unknown:?}");
     assert_eq!(
         unknown.errors[0].pointer, "/params/lines/0/item",
         "{unknown:?}"
@@ -178,7 +178,11 @@ async fn a_failed_line_releases_the_lines_reserved_before_it() {
     let mut stranger = order("SO-5", "nut", "1", "1");
     stranger["customer"] = json!("nobody");
     let stranger = platform.call("create", stranger).await.unwrap_err();
-    assert_eq!(stranger.code, ErrorCode::ParamsInvalid, "{stranger:?}");
+    assert_eq!(
+        stranger.code,
+        ErrorCode::ParamsUnprocessable,
+        "{stranger:?}"
+    );
     assert_eq!(stranger.errors[0].pointer, "/params/customer");
     assert_eq!(
         platform.stock("nut").await,

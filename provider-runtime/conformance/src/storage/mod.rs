@@ -62,10 +62,10 @@ pub fn checks() -> Vec<Check> {
         ),
         check!(
             Level::Core,
-            put_both_raw_payload_and_base64_is_params_invalid,
+            put_both_raw_payload_and_base64_is_params_unprocessable,
             requires = ["raw_body"]
         ),
-        check!(Level::Core, put_without_content_is_params_invalid),
+        check!(Level::Core, put_without_content_is_params_unprocessable),
         check!(Level::Core, put_invalid_base64_is_params_invalid),
         check!(Level::Core, put_empty_object_is_an_object_of_size_zero),
         check!(Level::Core, put_overwrites_an_existing_object),
@@ -217,7 +217,13 @@ fn assert_code(engine: &str, err: &ProviderError, code: ErrorCode) {
 /// params_invalid with a field error at `pointer`, as the caller needs to fix the request.
 #[track_caller]
 fn assert_params_invalid(engine: &str, err: &ProviderError, pointer: &str) {
-    assert_code(engine, err, ErrorCode::ParamsInvalid);
+    assert_field(engine, err, ErrorCode::ParamsInvalid, pointer);
+}
+
+/// `code` with a field error at `pointer`.
+#[track_caller]
+fn assert_field(engine: &str, err: &ProviderError, code: ErrorCode, pointer: &str) {
+    assert_code(engine, err, code);
     assert!(
         err.errors.iter().any(|e| e.pointer == pointer),
         "{engine}: expected a field error at {pointer}, got {:?}",

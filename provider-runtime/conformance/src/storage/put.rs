@@ -5,7 +5,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::Subject;
-use crate::storage::{assert_code, assert_params_invalid, b64, content_of, keys_of, put};
+use crate::storage::{
+    assert_code, assert_field, assert_params_invalid, b64, content_of, keys_of, put,
+};
 
 /// Every byte value, so a lossy text conversion anywhere shows up.
 fn all_bytes() -> Vec<u8> {
@@ -58,7 +60,7 @@ pub async fn put_raw_payload_stores_the_body_as_is(s: &Subject) {
     assert_eq!(content_of(&acme, "raw.bin").await, content, "{engine}");
 }
 
-pub async fn put_both_raw_payload_and_base64_is_params_invalid(s: &Subject) {
+pub async fn put_both_raw_payload_and_base64_is_params_unprocessable(s: &Subject) {
     let engine = s.name();
     let acme = s.tenant("acme").await;
     let err = acme
@@ -69,7 +71,12 @@ pub async fn put_both_raw_payload_and_base64_is_params_invalid(s: &Subject) {
         )
         .await
         .expect_err("two contents");
-    assert_params_invalid(&engine, &err, "/content_base64");
+    assert_field(
+        &engine,
+        &err,
+        ErrorCode::ParamsUnprocessable,
+        "/content_base64",
+    );
     assert_code(
         &engine,
         &acme.err("head", json!({"key": "two.bin"})).await,
@@ -77,11 +84,16 @@ pub async fn put_both_raw_payload_and_base64_is_params_invalid(s: &Subject) {
     );
 }
 
-pub async fn put_without_content_is_params_invalid(s: &Subject) {
+pub async fn put_without_content_is_params_unprocessable(s: &Subject) {
     let engine = s.name();
     let acme = s.tenant("acme").await;
     let err = acme.err("put", json!({"key": "empty-call"})).await;
-    assert_params_invalid(&engine, &err, "/content_base64");
+    assert_field(
+        &engine,
+        &err,
+        ErrorCode::ParamsUnprocessable,
+        "/content_base64",
+    );
 }
 
 pub async fn put_invalid_base64_is_params_invalid(s: &Subject) {
