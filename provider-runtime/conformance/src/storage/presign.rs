@@ -207,7 +207,11 @@ pub async fn a_tenant_cannot_presign_or_read_another_tenants_objects(s: &Subject
     put(&globex, "secret.txt", b"globex's").await;
     let url = presign(&globex, "secret.txt", "get", 300).await;
     assert_eq!(curl_get(&url), (200, b"globex's".to_vec()), "{engine}");
-    let redirected = url.replacen("/globex/secret.txt?", "/acme/secret.txt?", 1);
+    let redirected = url.replacen(
+        &format!("/{}/secret.txt?", globex.tenant),
+        &format!("/{}/secret.txt?", acme.tenant),
+        1,
+    );
     assert_ne!(
         redirected, url,
         "{engine}: the tenant's folder is in the path"
