@@ -223,10 +223,16 @@ mod tests {
             pointers(params.check(&journal("0.00", "2026-03-01T09:00:00Z"))),
             ["/lines/0/debit", "/lines/1/credit"]
         );
-        assert_eq!(
-            pointers(params.check(&journal("1", "2026-03-01T09:00:00.1234567Z"))),
-            ["/posting_time"]
-        );
+        for nanoseconds in [
+            "2026-03-01T09:00:00.1234567Z",
+            "2026-03-01T09:00:00.586100004Z",
+        ] {
+            assert_eq!(
+                pointers(params.check(&journal("1", nanoseconds))),
+                ["/posting_time"],
+                "{nanoseconds}"
+            );
+        }
     }
 
     #[test]
