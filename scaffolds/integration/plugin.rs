@@ -464,13 +464,6 @@ impl Instance for Tenant {
         match call.action.as_str() {
             "trigger" => {
                 let name = p["endpoint"].as_str().unwrap_or_default();
-                if self.endpoints.is_empty() {
-                    return Err(PluginError::field(
-                        "params_invalid",
-                        "/endpoint",
-                        "this tenant configured no endpoints",
-                    ));
-                }
                 if !self.endpoints.contains_key(name) {
                     return Err(PluginError::field(
                         "params_unprocessable",

@@ -133,8 +133,9 @@ impl Instance for Tenant {
             "put" => {
                 let key = checked(p)?;
                 let Some(encoded) = p["content_base64"].as_str() else {
+                    // Nothing in the schema requires it (a raw body could carry it): 422.
                     return Err(PluginError::field(
-                        "params_invalid",
+                        "params_unprocessable",
                         "/content_base64",
                         "put needs content_base64",
                     ));

@@ -45,7 +45,8 @@ class Engine:
         if action == "put":
             key = checked(p["key"])
             if "content_base64" not in p:
-                raise Problem(400, "params_invalid", "put needs content_base64", "/content_base64")
+                raise Problem(422, "params_unprocessable", "put needs content_base64",
+                              "/content_base64")
             try:
                 content = base64.b64decode(p["content_base64"], validate=True)
             except (binascii.Error, ValueError):

@@ -27,8 +27,8 @@ fn target_dir() -> PathBuf {
         .to_owned()
 }
 
-/// `switchyard conformance <provider> --json <extra>`: the report, which must claim core and
-/// fail no check.
+/// `switchyard conformance <provider> --json <extra>`: the report, which must claim core (no
+/// core check failed; a skeleton need not earn the further levels).
 fn certify(data_dir: &Path, provider: &str, extra: &[&str], env: &[(&str, &str)]) -> Value {
     let out = Command::new(BIN)
         .args(["conformance", provider, "--json"])
@@ -45,7 +45,13 @@ fn certify(data_dir: &Path, provider: &str, extra: &[&str], env: &[(&str, &str)]
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_str(&stdout).expect("the report is JSON");
-    assert_eq!(report["failed"], 0, "{provider}: {report}");
+    let failed_core: Vec<&Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["level"] == "core" && c["passed"] == false && c["skipped"] != true)
+        .collect();
+    assert!(failed_core.is_empty(), "{provider}: {failed_core:?}");
     assert!(
         report["levels"]
             .as_array()
