@@ -29,10 +29,11 @@ type MakeSubject = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Subject> + Send>>
 pub struct Enrolled {
     /// `<domain>/<name>`, as the engine's descriptor names it.
     pub provider: &'static str,
-    pub subject: MakeSubject,
+    /// `None` when the engine's server cannot run here: its trials are listed, ignored.
+    subject: Option<MakeSubject>,
     /// For the stable checks: a subject on a backing server of its own, which the check
     /// restarts (the shared test servers cannot be). Without one they are not run.
-    pub stable: Option<MakeSubject>,
+    stable: Option<MakeSubject>,
 }
 
 impl Enrolled {
@@ -42,7 +43,17 @@ impl Enrolled {
     {
         Enrolled {
             provider,
-            subject: Arc::new(move || Box::pin(subject())),
+            subject: Some(Arc::new(move || Box::pin(subject()))),
+            stable: None,
+        }
+    }
+
+    /// An engine whose server is not available here, and why (said once on stderr).
+    pub fn unavailable(provider: &'static str, why: &str) -> Self {
+        eprintln!("{provider} not enrolled: {why}");
+        Enrolled {
+            provider,
+            subject: None,
             stable: None,
         }
     }
@@ -59,7 +70,7 @@ impl Enrolled {
     fn subject_for(&self, check: &Check) -> Option<&MakeSubject> {
         match check.level {
             Level::Stable => self.stable.as_ref(),
-            _ => Some(&self.subject),
+            _ => self.subject.as_ref(),
         }
     }
 }
@@ -94,17 +105,21 @@ fn main() {
         let domain = engine.provider.split_once('/').map_or("", |(d, _)| d);
         let checks = suite(domain).unwrap_or_else(|| panic!("the {domain} domain has no suite"));
         // What the engine declares decides which checks apply; a fresh subject tells.
-        let subject = probe.block_on((engine.subject)());
-        assert_eq!(
-            subject.name(),
-            engine.provider,
-            "enrolled under another name than its descriptor's"
-        );
+        let subject = engine.subject.as_ref().map(|make| {
+            let subject = probe.block_on(make());
+            assert_eq!(
+                subject.name(),
+                engine.provider,
+                "enrolled under another name than its descriptor's"
+            );
+            subject
+        });
         for check in checks {
             let name = format!("{}::{}", engine.provider, check.name);
             let make = engine.subject_for(&check).cloned();
             let level = check.level.label();
-            let can_run = make.is_some() && subject.declares_what(&check);
+            let can_run =
+                make.is_some() && subject.as_ref().is_some_and(|s| s.declares_what(&check));
             let trial = Trial::test(name, move || {
                 let make = make.expect("an ignored trial is not run");
                 runtime().block_on(async {
