@@ -11,6 +11,7 @@ mod durability;
 mod poll;
 mod publish;
 mod replay;
+mod stable;
 mod tenancy;
 
 use serde_json::{Value, json};
@@ -23,6 +24,7 @@ use durability::*;
 use poll::*;
 use publish::*;
 use replay::*;
+use stable::*;
 use tenancy::*;
 
 /// Every check with its level, in the order reports list them.
@@ -181,6 +183,12 @@ pub fn checks() -> Vec<Check> {
         check!(
             Level::Resilience,
             records_and_commits_survive_an_engine_that_never_shuts_down,
+            requires = ["durable"]
+        ),
+        // the broker restarts (run only where the fixture can restart it)
+        check!(
+            Level::Stable,
+            the_instance_reconnects_after_its_backing_server_restarts,
             requires = ["durable"]
         ),
     ]
