@@ -317,6 +317,55 @@ mod tests {
         }
     }
 
+    /// A factory that is only ever listed here, never started.
+    struct Hosted(ProviderDescriptor);
+
+    #[async_trait::async_trait]
+    impl ProviderFactory for Hosted {
+        fn descriptor(&self) -> &ProviderDescriptor {
+            &self.0
+        }
+
+        async fn start(
+            &self,
+            _: crate::StartContext,
+        ) -> Result<Arc<dyn crate::Provider>, ProviderError> {
+            Err(ProviderError::internal("never started"))
+        }
+    }
+
+    fn always(_: &Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError> {
+        Ok(Some(Arc::new(Hosted(
+            Describe::new("cache", "a", "1").build(),
+        ))))
+    }
+
+    fn unset(_: &Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError> {
+        Ok(None)
+    }
+
+    fn misconfigured(_: &Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError> {
+        Err(SchemaError {
+            location: "cache/b".into(),
+            message: "SWITCHYARD_B_URL is set but SWITCHYARD_B_KEY is not".into(),
+        })
+    }
+
+    #[test]
+    fn builtins_hosts_what_is_configured_and_stops_at_a_half_configured_engine() {
+        let tenancy = Tenancy::default();
+        let host = Host {
+            data: Path::new("/nonexistent"),
+            tenancy: &tenancy,
+        };
+        let hosted = builtins(&host, &[unset, always, unset, always]).unwrap();
+        assert_eq!(hosted.len(), 2);
+        let refused = builtins(&host, &[always, misconfigured, always])
+            .err()
+            .expect("a half-configured engine stops the start");
+        assert_eq!(refused.location, "cache/b");
+    }
+
     #[test]
     fn a_descriptor_lists_the_domains_actions_or_the_ones_named() {
         let all = Describe::new("cache", "memory", "1").build();
