@@ -532,6 +532,8 @@ impl Runtime {
                 "the body must be {\"config\": {...}}",
             ));
         };
+        // `5.0` where an integer is asked for is an integer (the schema says so), kept as `5`.
+        let config = &registered.config.with_integers(config.clone());
         let schema = &registered.descriptor().config_schema;
         let literals = literal_credentials(schema, config);
         if !literals.is_empty() {
