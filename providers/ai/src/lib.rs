@@ -5,7 +5,8 @@
 //! - `openai`: `chat` and `embed` through an OpenAI-compatible HTTP server the tenant
 //!   configures.
 //!
-//! The suite in `tests/conformance` holds every engine to the actions it serves.
+//! The conformance kit's ai checks (`provider-runtime/conformance/src/ai/`) hold every engine
+//! to the actions it serves.
 
 mod contract;
 mod engine;

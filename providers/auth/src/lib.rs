@@ -4,7 +4,7 @@
 //!
 //! Each engine serves part of the domain: [`JwtFactory`] (`auth/jwt`) verifies and introspects
 //! tokens, [`OpaFactory`] (`auth/opa`) evaluates the policy bundle. Both are proven by the suite
-//! in `tests/conformance/`.
+//! in the conformance kit (`provider-runtime/conformance/src/auth/`).
 
 mod contract;
 mod engine;

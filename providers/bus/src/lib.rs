@@ -4,7 +4,7 @@
 //! One module per engine, each owning its factory and storage code, so an engine can be added
 //! without touching the others; the params, results and tenant config they share live in
 //! `contract` and `config`, and every engine is held to the same behaviour by the
-//! conformance suite in `tests/conformance`.
+//! conformance kit's bus checks (`provider-runtime/conformance/src/bus/`).
 
 mod config;
 mod contract;

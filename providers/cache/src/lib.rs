@@ -1,5 +1,6 @@
 //! Cache providers: one module per engine, all serving the `cache` domain contract
-//! (`contracts/schemas/domains/cache.json`) and proven by the suite in `tests/conformance/`.
+//! (`contracts/schemas/domains/cache.json`) and proven by the conformance kit's cache checks
+//! (`provider-runtime/conformance/src/cache.rs`).
 
 mod contract;
 mod engine;
