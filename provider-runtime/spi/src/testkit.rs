@@ -52,6 +52,12 @@ impl Harness {
         }
     }
 
+    /// The tenant id a check's `name` stands for here (`<prefix>-<name>` under a prefix), for
+    /// checks that write it into what they send (a token's `tenant` claim).
+    pub fn tenant_name(&self, name: &str) -> String {
+        format!("{}{name}", self.tenant_prefix)
+    }
+
     pub fn has_capability(&self, capability: &str) -> bool {
         self.factory.descriptor().has_capability(capability)
     }
@@ -63,7 +69,7 @@ impl Harness {
     }
 
     pub async fn tenant_with_config(&self, tenant: &str, config: Value) -> TenantInstance {
-        let tenant = TenantId::parse(&format!("{}{tenant}", self.tenant_prefix))
+        let tenant = TenantId::parse(&self.tenant_name(tenant))
             .expect("test tenant id is valid");
         let provider = self
             .factory

@@ -13,7 +13,7 @@ pub async fn a_genuine_token_of_another_tenant_is_refused(s: &Subject) {
     let idp = Idp::start("https://idp.shared.test").await;
     let acme = trusting_idp(s, "acme", &idp).await;
     let globex = trusting_idp(s, "globex", &idp).await;
-    let token = idp.token("globex", json!({}));
+    let token = idp.token(&s.tenant_name("globex"), json!({}));
 
     assert_eq!(
         globex.ok("verify", json!({"token": token})).await["valid"],
@@ -43,12 +43,12 @@ pub async fn each_tenant_trusts_only_its_own_identity_provider(s: &Subject) {
     let globex_idp = Idp::start("https://idp.globex.test").await;
     let globex = trusting_idp(s, "globex", &globex_idp).await;
     // Acme's identity provider minting a token that claims globex.
-    let minted_by_acme = acme_idp.token("globex", json!({}));
+    let minted_by_acme = acme_idp.token(&s.tenant_name("globex"), json!({}));
     let result = globex.ok("verify", json!({"token": minted_by_acme})).await;
     assert_eq!(result["valid"], false, "{}", s.name());
     assert_eq!(result["error"]["code"], "token_invalid", "{}", s.name());
 
-    let own = globex_idp.token("globex", json!({}));
+    let own = globex_idp.token(&s.tenant_name("globex"), json!({}));
     assert_eq!(
         globex.ok("verify", json!({"token": own})).await["valid"],
         true,

@@ -27,7 +27,7 @@ pub async fn a_valid_token_maps_onto_its_identity(s: &Subject) {
     let idp = Idp::start(ISSUER).await;
     let acme = trusting_idp(s, "acme", &idp).await;
     let token = idp.token(
-        "acme",
+        &s.tenant_name("acme"),
         json!({"scope": "read invoke:db", "roles": ["clerk", "auditor"]}),
     );
     let result = acme.ok("verify", json!({"token": token})).await;
@@ -36,7 +36,7 @@ pub async fn a_valid_token_maps_onto_its_identity(s: &Subject) {
         json!({
             "valid": true,
             "identity": {
-                "tenant": "acme", "subject": "oidc:ann",
+                "tenant": s.tenant_name("acme"), "subject": "oidc:ann",
                 "scopes": ["read", "invoke:db"], "roles": ["clerk", "auditor"],
             },
             "error": null,
@@ -51,7 +51,7 @@ pub async fn an_expired_token_is_token_expired(s: &Subject) {
     let acme = trusting_idp(s, "acme", &idp).await;
     let an_hour_ago = now() - 3600;
     let token = idp.token(
-        "acme",
+        &s.tenant_name("acme"),
         json!({"iat": an_hour_ago - 600, "exp": an_hour_ago}),
     );
     assert_eq!(
@@ -65,7 +65,10 @@ pub async fn an_expired_token_is_token_expired(s: &Subject) {
 pub async fn a_tampered_token_is_token_invalid(s: &Subject) {
     let idp = Idp::start(ISSUER).await;
     let acme = trusting_idp(s, "acme", &idp).await;
-    let promoted = tampered(&idp.token("acme", json!({})), json!({"roles": ["admin"]}));
+    let promoted = tampered(
+        &idp.token(&s.tenant_name("acme"), json!({})),
+        json!({"roles": ["admin"]}),
+    );
     assert_eq!(
         refusal(&acme, &promoted).await,
         "token_invalid",
@@ -77,14 +80,17 @@ pub async fn a_tampered_token_is_token_invalid(s: &Subject) {
 pub async fn a_token_for_another_audience_or_issuer_is_token_invalid(s: &Subject) {
     let idp = Idp::start(ISSUER).await;
     let acme = trusting_idp(s, "acme", &idp).await;
-    let for_crm = idp.token("acme", json!({"aud": "crm"}));
+    let for_crm = idp.token(&s.tenant_name("acme"), json!({"aud": "crm"}));
     assert_eq!(
         refusal(&acme, &for_crm).await,
         "token_invalid",
         "{}",
         s.name()
     );
-    let other_issuer = idp.token("acme", json!({"iss": "https://idp.evil.test"}));
+    let other_issuer = idp.token(
+        &s.tenant_name("acme"),
+        json!({"iss": "https://idp.evil.test"}),
+    );
     assert_eq!(
         refusal(&acme, &other_issuer).await,
         "token_invalid",
@@ -98,7 +104,7 @@ pub async fn a_token_signed_by_a_key_the_idp_does_not_publish_is_token_invalid(s
     // Same issuer, same kid, another private key: only the signature tells them apart.
     let impostor = Idp::start(ISSUER).await;
     let acme = trusting_idp(s, "acme", &idp).await;
-    let forged = impostor.token("acme", json!({}));
+    let forged = impostor.token(&s.tenant_name("acme"), json!({}));
     assert_eq!(
         refusal(&acme, &forged).await,
         "token_invalid",
@@ -127,7 +133,7 @@ pub async fn an_empty_token_is_params_invalid(s: &Subject) {
 
 pub async fn an_unconfigured_engine_answers_provider_not_configured(s: &Subject) {
     let idp = Idp::start(ISSUER).await;
-    let token = idp.token("acme", json!({}));
+    let token = idp.token(&s.tenant_name("acme"), json!({}));
     // Starting with an empty config succeeds: the catalog lists the engine for everyone.
     let acme = s.tenant("acme").await;
     for action in ["verify", "introspect"] {
@@ -155,7 +161,7 @@ pub async fn an_unconfigured_engine_answers_provider_not_configured(s: &Subject)
 
 pub async fn unreachable_keys_are_provider_unavailable_and_retryable(s: &Subject) {
     let idp = Idp::start(ISSUER).await;
-    let token = idp.token("acme", json!({}));
+    let token = idp.token(&s.tenant_name("acme"), json!({}));
     let acme = s
         .tenant_with_config(
             "acme",

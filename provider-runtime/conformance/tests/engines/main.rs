@@ -90,11 +90,31 @@ fn enrolled() -> Vec<Enrolled> {
     .collect()
 }
 
+/// A runtime like the product's (several workers), so concurrent calls in a check really run
+/// at the same time; two is what the machines the suite runs on have.
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime")
+}
+
+/// Whether any of `names` survives the command line's filter and skips (libtest's rules:
+/// a substring, or the whole name with `--exact`), so an engine none of whose trials will
+/// run is not probed (a probe needs its server).
+fn any_wanted(args: &Arguments, names: &[String]) -> bool {
+    let matches = |name: &str, pattern: &str| {
+        if args.exact {
+            name == pattern
+        } else {
+            name.contains(pattern)
+        }
+    };
+    names.iter().any(|name| {
+        args.filter.as_deref().is_none_or(|f| matches(name, f))
+            && !args.skip.iter().any(|s| matches(name, s))
+    })
 }
 
 fn main() {
@@ -105,7 +125,12 @@ fn main() {
         let domain = engine.provider.split_once('/').map_or("", |(d, _)| d);
         let checks = suite(domain).unwrap_or_else(|| panic!("the {domain} domain has no suite"));
         // What the engine declares decides which checks apply; a fresh subject tells.
-        let subject = engine.subject.as_ref().map(|make| {
+        let names: Vec<String> = checks
+            .iter()
+            .map(|check| format!("{}::{}", engine.provider, check.name))
+            .collect();
+        let wanted = any_wanted(&args, &names);
+        let subject = engine.subject.as_ref().filter(|_| wanted).map(|make| {
             let subject = probe.block_on(make());
             assert_eq!(
                 subject.name(),
@@ -114,8 +139,7 @@ fn main() {
             );
             subject
         });
-        for check in checks {
-            let name = format!("{}::{}", engine.provider, check.name);
+        for (check, name) in checks.into_iter().zip(names) {
             let make = engine.subject_for(&check).cloned();
             let level = check.level.label();
             let can_run =
@@ -123,7 +147,9 @@ fn main() {
             let trial = Trial::test(name, move || {
                 let make = make.expect("an ignored trial is not run");
                 runtime().block_on(async {
-                    let subject = make().await;
+                    // Tenant names as `switchyard conformance` gives them (prefixed), so
+                    // a check that assumes a bare name fails here, not in the field.
+                    let subject = make().await.with_tenant_prefix("kit");
                     assert!(subject.can_run(&check), "the subject cannot run this check");
                     (check.run)(Arc::new(subject)).await;
                 });
