@@ -1,11 +1,11 @@
 //! The `storage` domain suite (`contracts/schemas/domains/storage.json`): every storage engine
 //! must pass every check here that applies to it.
 //!
-//! Optional behaviours are gated on the engine's capabilities (`list_pagination`, `raw_body`),
-//! optional actions (`presign`) on the descriptor offering them, optional tenant settings
-//! (`max_object_bytes`, `max_presign_secs`) on its config schema accepting them, and the
-//! checks that plant links behind the provider's back on a fixture that knows where a local
-//! engine keeps a tenant's files.
+//! Optional behaviours are gated on the engine's capabilities (`list_pagination`, `raw_body`,
+//! `durable` for objects that outlive the process), optional actions (`presign`) on the
+//! descriptor offering them, optional tenant settings (`max_object_bytes`, `max_presign_secs`)
+//! on its config schema accepting them, and the checks that plant links behind the provider's
+//! back on a fixture that knows where a local engine keeps a tenant's files.
 
 mod delete;
 mod get;
@@ -167,7 +167,12 @@ pub fn checks() -> Vec<Check> {
             a_link_into_another_tenant_is_never_followed,
             requires = ["fixture:local_objects"]
         ),
-        check!(Level::Resilience, objects_survive_a_restart),
+        // Only an engine that says its objects outlive its process is held to it.
+        check!(
+            Level::Resilience,
+            objects_survive_a_restart,
+            requires = ["durable"]
+        ),
         check!(
             Level::Resilience,
             two_instances_of_a_tenant_share_its_objects

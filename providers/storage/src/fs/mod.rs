@@ -52,7 +52,7 @@ impl FsFactory {
             root,
             descriptor: describe("fs")
                 .summary("Objects as files on a local or mounted filesystem, one directory per tenant, written atomically.")
-                .capabilities(&["list_pagination", "raw_body"])
+                .capabilities(&["list_pagination", "raw_body", "durable"])
                 .config::<FsConfig>()
                 .actions(&ACTIONS)
                 .build(),

@@ -143,7 +143,7 @@ impl S3Factory {
             transport: HttpTransporter::new(ReqwestTransport::new(client)),
             descriptor: engine::describe("s3")
                 .summary("Objects in a bucket of an S3-compatible server, one key prefix per tenant, with presigned URLs.")
-                .capabilities(&["list_pagination", "raw_body"])
+                .capabilities(&["list_pagination", "raw_body", "durable"])
                 .config::<S3Config>()
                 .build(),
         })
