@@ -9,21 +9,24 @@
 //!
 //! - [`fs`]: objects as files on a local or mounted filesystem.
 //! - [`s3`]: objects in a bucket of an S3-compatible server, one key prefix per tenant.
+//! - [`memory`]: objects in the process's memory, for development and tests.
 
 mod contract;
 mod engine;
 pub mod fs;
 mod key;
+pub mod memory;
 pub mod s3;
 
 use std::sync::Arc;
 
 pub use fs::FsFactory;
+pub use memory::MemoryStorageFactory;
 pub use s3::{S3Factory, S3Settings};
 use switchyard_contracts::SchemaError;
 use switchyard_spi::{Host, ProviderFactory};
 
 /// The storage engines `switchyard` hosts: a new engine is its folder and one line here.
 pub fn builtins(host: &Host) -> Result<Vec<Arc<dyn ProviderFactory>>, SchemaError> {
-    switchyard_spi::builtins(host, &[fs::builtin, s3::builtin])
+    switchyard_spi::builtins(host, &[fs::builtin, s3::builtin, memory::builtin])
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use switchyard_conformance::Subject;
 use switchyard_conformance::storage::Fixture;
-use switchyard_provider_storage::{FsFactory, S3Factory, S3Settings};
+use switchyard_provider_storage::{FsFactory, MemoryStorageFactory, S3Factory, S3Settings};
 use switchyard_spi::ProviderFactory;
 
 use crate::Enrolled;
@@ -51,6 +51,9 @@ pub fn enrolled() -> Vec<Enrolled> {
                     })
                 })
                 .keeping(server)
+        }),
+        Enrolled::new("storage/memory", || async {
+            Subject::new(Arc::new(MemoryStorageFactory::new(1 << 20)))
         }),
     ]
 }
