@@ -120,3 +120,38 @@ impl Registry {
         self.iter().map(|(_, p)| p.descriptor().clone()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::remote::RemoteFactory;
+
+    fn remote(name: &str) -> Registered {
+        let manifest = json!({"domain": "cache", "name": name, "version": "1",
+                              "endpoint": "http://127.0.0.1:1"});
+        let factory = RemoteFactory::from_manifest(&manifest, Default::default()).unwrap();
+        Registered::compile(Arc::new(factory), Origin::Operator).unwrap()
+    }
+
+    #[test]
+    fn a_removed_provider_leaves_its_index_empty_and_a_new_one_never_takes_it() {
+        let mut registry = Registry::default();
+        assert_eq!(registry.add(remote("a")).unwrap(), 0);
+        assert_eq!(registry.add(remote("b")).unwrap(), 1);
+        assert!(registry.add(remote("b")).is_err(), "registered twice");
+
+        let snapshot = registry.clone();
+        assert!(registry.remove(0).is_some());
+        assert!(registry.get(0).is_none());
+        assert_eq!(registry.index_of("cache", "a"), None);
+        assert_eq!(registry.index_of("cache", "b"), Some(1));
+        // The same name again is a new provider at a new index.
+        assert_eq!(registry.add(remote("a")).unwrap(), 2);
+        let names: Vec<String> = registry.descriptors().into_iter().map(|d| d.name).collect();
+        assert_eq!(names, ["b", "a"]);
+        // A clone taken before the change (what a request in flight holds) is unchanged.
+        assert_eq!(snapshot.index_of("cache", "a"), Some(0));
+    }
+}
