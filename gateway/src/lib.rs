@@ -859,7 +859,8 @@ impl ProxyHttp for Gateway {
             Ok(Next::Proxy) => match &self.runtime {
                 RuntimeLink::Http(_) => Ok(false),
                 RuntimeLink::InProcess(runtime) => {
-                    self.dispatch_in_process(session, ctx, runtime.as_ref()).await?;
+                    self.dispatch_in_process(session, ctx, runtime.as_ref())
+                        .await?;
                     Ok(true)
                 }
             },
