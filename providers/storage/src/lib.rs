@@ -2,10 +2,11 @@
 //! presigned URLs where the engine's server signs them) behind the `storage` domain contract.
 //!
 //! Each engine lives in its own module, as in Apache OpenDAL, so that adding one (GCS, Azure)
-//! touches nothing shared: the contract, its action schemas and the conformance suite under
-//! `tests/conformance/` are common to all engines, and every engine must pass that suite. What
-//! the schemas cannot say — the key rules, how content arrives, timestamps — lives in `key`
-//! and `contract`, shared by the engines so they cannot drift apart.
+//! is its folder and one line in [`builtins`]: the contract, its action schemas and the
+//! storage suite of the conformance kit (`provider-runtime/conformance`) are common to all
+//! engines, and every engine must pass that suite. What the schemas cannot say — the key
+//! rules, how content arrives, the size limit — the adapter in `engine` applies before any
+//! engine sees a call, so the engines cannot drift apart.
 //!
 //! - [`fs`]: objects as files on a local or mounted filesystem.
 //! - [`s3`]: objects in a bucket of an S3-compatible server, one key prefix per tenant.
