@@ -11,9 +11,6 @@ use switchyard_ledger::{LedgerService, LedgerSettings};
 use switchyard_orders::{OrdersService, OrdersSettings};
 use switchyard_outbox::OutboxService;
 use switchyard_provider_auth::PolicySource;
-use switchyard_provider_db::{
-    MssqlFactory, MysqlFactory, PostgresFactory, PostgresSettings, ServiceBooks, SqliteFactory,
-};
 use switchyard_runtime::Registry;
 use switchyard_spi::Host;
 use switchyard_spi::tenancy::Tenancy;
@@ -32,57 +29,18 @@ pub fn builtin_registry(
     tenancy: &Tenancy,
 ) -> Result<Registry, SchemaError> {
     let providers = data_dir.join("providers");
-    let mut registry = Registry::default();
-    switchyard_provider_db::hold_to(&tenancy.quotas);
     // The service books (see `ServiceBooks`) live beside, not under, the tenants' own data.
     let books = data_dir.join("books");
-    registry.register(Arc::new(ServiceBooks::new(
-        Arc::new(SqliteFactory::new(providers.join("db/sqlite"))),
-        Arc::new(SqliteFactory::new(books.join("db/sqlite"))),
-    )))?;
-    if let Ok(admin_url) = std::env::var("SWITCHYARD_POSTGRES_URL") {
-        let password =
-            std::env::var("SWITCHYARD_POSTGRES_APP_PASSWORD").map_err(|_| SchemaError {
-                location: "db/postgres".into(),
-                message:
-                    "SWITCHYARD_POSTGRES_URL is set but SWITCHYARD_POSTGRES_APP_PASSWORD is not"
-                        .into(),
-            })?;
-        let postgres = PostgresFactory::new(PostgresSettings::new(admin_url, password))
-            .with_egress(&tenancy.egress);
-        let books = postgres.books();
-        registry.register(Arc::new(ServiceBooks::new(
-            Arc::new(postgres),
-            Arc::new(books),
-        )))?;
-    }
-    if let Ok(admin_url) = std::env::var("SWITCHYARD_MYSQL_URL") {
-        let mut mysql = MysqlFactory::new(admin_url);
-        if let Ok(secret) = std::env::var("SWITCHYARD_MYSQL_TENANT_SECRET") {
-            mysql = mysql.with_secret(secret);
-        }
-        if let Ok(prefix) = std::env::var("SWITCHYARD_MYSQL_DATABASE_PREFIX") {
-            mysql = mysql.with_database_prefix(&prefix);
-        }
-        registry.register(Arc::new(mysql))?;
-    }
-    if let Ok(connection) = std::env::var("SWITCHYARD_MSSQL_URL") {
-        let mut mssql = MssqlFactory::new(connection);
-        if let Ok(secret) = std::env::var("SWITCHYARD_MSSQL_TENANT_SECRET") {
-            mssql = mssql.with_secret(secret);
-        }
-        if let Ok(prefix) = std::env::var("SWITCHYARD_MSSQL_DATABASE_PREFIX") {
-            mssql = mssql.with_database_prefix(&prefix);
-        }
-        registry.register(Arc::new(mssql))?;
-    }
-    // Every other domain lists its own engines (`builtins` in each crate): a new engine is
-    // its folder and one line there, nothing here.
+    let mut registry = Registry::default();
+    // Every domain lists its own engines (`builtins` in each crate): a new engine is its
+    // folder and one line there, nothing here.
     let host = Host {
         data: &providers,
+        books: &books,
         tenancy,
     };
     let domains = [
+        switchyard_provider_db::builtins(&host)?,
         switchyard_provider_cache::builtins(&host)?,
         switchyard_provider_storage::builtins(&host)?,
         switchyard_provider_bus::builtins(&host)?,

@@ -172,6 +172,10 @@ pub fn unconfigured_or_complete(schema: &mut schemars::Schema) {
 pub struct Host<'a> {
     /// The directory an embedded engine keeps its data under, in `<domain>/<name>`.
     pub data: &'a Path,
+    /// Where the business services' books live (db engines keep them there, in
+    /// `<domain>/<name>`): beside, not under, the tenants' own data, so a tenant's own calls
+    /// can never reach them.
+    pub books: &'a Path,
     /// The operator's ceilings every tenant's instance is held to.
     pub tenancy: &'a Tenancy,
 }
@@ -356,6 +360,7 @@ mod tests {
         let tenancy = Tenancy::default();
         let host = Host {
             data: Path::new("/nonexistent"),
+            books: Path::new("/nonexistent"),
             tenancy: &tenancy,
         };
         let hosted = builtins(&host, &[unset, always, unset, always]).unwrap();

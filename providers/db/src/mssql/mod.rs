@@ -5,10 +5,13 @@
 //! fact that this engine has not yet run against a real server.
 
 mod config;
+mod env;
 mod errors;
 mod session;
 mod tenancy;
 mod values;
+
+pub(crate) use env::builtin;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,10 +3,13 @@
 //!
 //! See `docs.md` next to this file for what a user configures and can expect.
 
+mod env;
 mod errors;
 mod session;
 mod tenancy;
 mod values;
+
+pub(crate) use env::builtin;
 
 use std::str::FromStr;
 use std::sync::Arc;

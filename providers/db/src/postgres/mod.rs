@@ -5,11 +5,14 @@
 //! See `docs.md` next to this file for what a user configures and can expect.
 
 mod config;
+mod env;
 mod errors;
 mod pools;
 mod rls;
 mod session;
 mod values;
+
+pub(crate) use env::builtin;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

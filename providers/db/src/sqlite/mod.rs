@@ -305,6 +305,17 @@ fn describe_columns(
         .collect()
 }
 
+/// Always hosted: the embedded default, the tenants' files under the data directory and the
+/// services' books beside them.
+pub(crate) fn builtin(
+    host: &switchyard_spi::Host,
+) -> Result<Option<Arc<dyn switchyard_spi::ProviderFactory>>, switchyard_contracts::SchemaError> {
+    Ok(Some(Arc::new(crate::ServiceBooks::new(
+        Arc::new(SqliteFactory::new(host.data.join("db/sqlite"))),
+        Arc::new(SqliteFactory::new(host.books.join("db/sqlite"))),
+    ))))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
