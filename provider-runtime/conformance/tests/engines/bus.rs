@@ -4,11 +4,10 @@
 //! Either way a reopened subject is a new factory over the same records: a process restart.
 //! Kafka's +stable check gets a broker of its own to restart.
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use switchyard_conformance::Subject;
 use switchyard_provider_bus::{EmbeddedBusFactory, KafkaFactory, KafkaSettings};
@@ -16,6 +15,7 @@ use switchyard_spi::ProviderFactory;
 use tempfile::TempDir;
 
 use crate::Enrolled;
+use crate::private::{Private, S3S_ACCESS_KEY, S3S_SECRET_KEY, restart_on_a_thread, s3s_fs};
 
 pub fn enrolled() -> Vec<Enrolled> {
     vec![
@@ -24,20 +24,15 @@ pub fn enrolled() -> Vec<Enrolled> {
             kafka(&test_brokers(), &unique_namespace())
         })
         .with_stable(|| async {
-            let broker = Arc::new(PrivateKafka::start());
-            let restart = broker.clone();
+            let kafka_server = Arc::new(PrivateKafka::start());
             // The broker is the subject's alone; a short namespace keeps the object keys of
             // its store within what s3s-fs can name as files.
-            kafka(&broker.address(), "stable")
-                .with_backing_restart(move || {
-                    let broker = restart.clone();
-                    Box::pin(async move {
-                        tokio::task::spawn_blocking(move || broker.restart())
-                            .await
-                            .expect("the restart finishes")
-                    })
+            kafka(&kafka_server.address(), "stable")
+                .with_backing_restart({
+                    let server = kafka_server.clone();
+                    move || restart_on_a_thread(server.clone(), |s| s.broker.restart())
                 })
-                .keeping(broker)
+                .keeping(kafka_server)
         }),
     ]
 }
@@ -78,102 +73,44 @@ fn unique_namespace() -> String {
     format!("sytest-{}-{nanos}-{n}", std::process::id())
 }
 
-/// The credentials of a [`PrivateKafka`]'s object store.
-const STORE_ACCESS_KEY: &str = "switchyard-test";
-const STORE_SECRET_KEY: &str = "switchyard-test-secret";
-
 /// A tansu broker of one subject's own, which the +stable check restarts (the shared test
 /// broker cannot be). The tansu here keeps its log in memory or in S3 only, so its records go
 /// to an s3s-fs server over a temp dir (tansu creates its bucket there): a restarted broker
 /// finds them.
 struct PrivateKafka {
-    port: u16,
-    store_port: u16,
-    store: Child,
-    broker: Mutex<Child>,
+    broker: Private,
+    _store: Private,
     _dir: TempDir,
 }
 
 impl PrivateKafka {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store_port = free_port();
-        let store = Command::new("s3s-fs")
-            .args(["--host", "127.0.0.1", "--port", &store_port.to_string()])
-            .args(["--access-key", STORE_ACCESS_KEY])
-            .args(["--secret-key", STORE_SECRET_KEY])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("s3s-fs runs (scripts/deps.sh --test installs it)");
-        wait_for(store_port, "s3s-fs");
-        let port = free_port();
-        let broker = Mutex::new(Self::spawn(port, store_port));
+        let path = dir.path().to_owned();
+        let store = Private::start("s3s-fs", move |port| s3s_fs(port, &path));
+        let store_port = store.port();
+        let broker = Private::start("tansu", move |port| {
+            let listener = format!("tcp://127.0.0.1:{port}");
+            let mut command = Command::new("tansu");
+            command
+                .args(["broker", "--listener-url", &listener])
+                .args(["--advertised-listener-url", &listener])
+                .args(["--storage-engine", "s3://tansu/"])
+                .env("AWS_ENDPOINT", format!("http://127.0.0.1:{store_port}"))
+                .env("AWS_ACCESS_KEY_ID", S3S_ACCESS_KEY)
+                .env("AWS_SECRET_ACCESS_KEY", S3S_SECRET_KEY)
+                .env("AWS_DEFAULT_REGION", "us-east-1")
+                .env("AWS_ALLOW_HTTP", "true");
+            command
+        });
         PrivateKafka {
-            port,
-            store_port,
-            store,
             broker,
+            _store: store,
             _dir: dir,
         }
     }
 
-    fn spawn(port: u16, store_port: u16) -> Child {
-        let listener = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new("tansu")
-            .args(["broker", "--listener-url", &listener])
-            .args(["--advertised-listener-url", &listener])
-            .args(["--storage-engine", "s3://tansu/"])
-            .env("AWS_ENDPOINT", format!("http://127.0.0.1:{store_port}"))
-            .env("AWS_ACCESS_KEY_ID", STORE_ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", STORE_SECRET_KEY)
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_ALLOW_HTTP", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu runs (scripts/deps.sh --test installs it)");
-        wait_for(port, "tansu");
-        child
-    }
-
     fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.broker.port())
     }
-
-    /// Stops the broker the hard way and starts it again on the same port and store.
-    fn restart(&self) {
-        let mut broker = self.broker.lock().expect("not poisoned");
-        broker.kill().expect("tansu stops");
-        broker.wait().expect("tansu is reaped");
-        *broker = Self::spawn(self.port, self.store_port);
-    }
-}
-
-impl Drop for PrivateKafka {
-    fn drop(&mut self) {
-        let broker = self.broker.get_mut().expect("not poisoned");
-        for process in [broker, &mut self.store] {
-            let _ = process.kill();
-            let _ = process.wait();
-        }
-    }
-}
-
-/// Waits until something listens on `port`.
-fn wait_for(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A loopback port nothing listens on now (the OS picks it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }

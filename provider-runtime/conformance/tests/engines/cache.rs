@@ -2,17 +2,17 @@
 //! running side by side on one Redis never see each other's keys; its stable checks get a
 //! Redis server of their own to restart.
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use switchyard_conformance::Subject;
 use switchyard_provider_cache::{MemoryCacheFactory, RedisCacheFactory};
 use tempfile::TempDir;
 
 use crate::Enrolled;
+use crate::private::{Private, restart_on_a_thread};
 
 pub fn enrolled() -> Vec<Enrolled> {
     vec![
@@ -27,18 +27,13 @@ pub fn enrolled() -> Vec<Enrolled> {
         })
         .with_stable(|| async {
             let server = Arc::new(PrivateRedis::start());
-            let restart = server.clone();
             Subject::new(Arc::new(RedisCacheFactory::with_namespace(
                 server.url(),
                 unique_namespace(),
             )))
-            .with_backing_restart(move || {
-                let server = restart.clone();
-                Box::pin(async move {
-                    tokio::task::spawn_blocking(move || server.restart())
-                        .await
-                        .expect("the restart finishes")
-                })
+            .with_backing_restart({
+                let server = server.clone();
+                move || restart_on_a_thread(server.clone(), |s| s.server.restart())
             })
             .keeping(server)
         }),
@@ -48,74 +43,36 @@ pub fn enrolled() -> Vec<Enrolled> {
 /// A Redis server of one subject's own, in a temp dir with an append-only file synced on every
 /// write, so a restart keeps what was acknowledged.
 struct PrivateRedis {
-    port: u16,
-    dir: TempDir,
-    process: Mutex<Child>,
+    server: Private,
+    _dir: TempDir,
 }
 
 impl PrivateRedis {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let process = Mutex::new(Self::spawn(port, dir.path()));
-        PrivateRedis { port, dir, process }
-    }
-
-    fn spawn(port: u16, dir: &std::path::Path) -> Child {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server runs (scripts/deps.sh --test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child
+        let path = dir.path().to_owned();
+        let server = Private::start("redis-server", move |port| {
+            let mut command = Command::new("redis-server");
+            command
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args([
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    "",
+                ])
+                .arg("--dir")
+                .arg(&path);
+            command
+        });
+        PrivateRedis { server, _dir: dir }
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://127.0.0.1:{}", self.server.port())
     }
-
-    /// Stops the server the hard way (no chance to say goodbye to clients) and starts it again
-    /// on the same port and data.
-    fn restart(&self) {
-        let mut process = self.process.lock().expect("not poisoned");
-        process.kill().expect("redis-server stops");
-        process.wait().expect("redis-server is reaped");
-        *process = Self::spawn(self.port, self.dir.path());
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let process = self.process.get_mut().expect("not poisoned");
-        let _ = process.kill();
-        let _ = process.wait();
-    }
-}
-
-/// A loopback port nothing listens on now (the OS picks it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// The Redis the suite runs against; without one the suite fails rather than skip Redis.

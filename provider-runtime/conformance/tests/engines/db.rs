@@ -18,8 +18,6 @@ mod prefix;
 mod private_mariadb;
 mod private_postgres;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -30,6 +28,7 @@ use switchyard_provider_db::{
 use switchyard_spi::ProviderFactory;
 
 use crate::Enrolled;
+use crate::private::{free_port, restart_on_a_thread};
 use private_mariadb::PrivateMariadb;
 use private_postgres::PrivatePostgres;
 
@@ -111,18 +110,6 @@ fn mssql_server() -> bool {
     std::env::var(ms::URL_VARIABLE).is_ok_and(|url| !url.trim().is_empty())
 }
 
-/// Restarts a private server off the check's runtime (stopping and starting it blocks).
-fn restart_on_a_thread<S: Send + Sync + 'static>(
-    server: Arc<S>,
-    restart: fn(&S),
-) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    Box::pin(async move {
-        tokio::task::spawn_blocking(move || restart(&server))
-            .await
-            .expect("the restart finishes")
-    })
-}
-
 /// Runs a command to its end; fails the check with its stderr unless it succeeds.
 #[track_caller]
 fn run(command: &mut Command) {
@@ -132,12 +119,4 @@ fn run(command: &mut Command) {
         "{command:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-/// A loopback port nothing listens on now (the OS picks it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }

@@ -13,6 +13,7 @@ mod bus;
 mod cache;
 mod db;
 mod integration;
+mod private;
 mod storage;
 
 use std::future::Future;

@@ -13,6 +13,7 @@ use switchyard_provider_storage::{FsFactory, MemoryStorageFactory, S3Factory, S3
 use switchyard_spi::ProviderFactory;
 
 use crate::Enrolled;
+use crate::private::restart_on_a_thread;
 
 pub fn enrolled() -> Vec<Enrolled> {
     vec![
@@ -40,15 +41,10 @@ pub fn enrolled() -> Vec<Enrolled> {
         .with_stable(|| async {
             let server = Arc::new(s3::PrivateS3::start());
             let settings = server.bucket().settings();
-            let restart = server.clone();
             Subject::new(s3_factory(&settings))
-                .with_backing_restart(move || {
-                    let server = restart.clone();
-                    Box::pin(async move {
-                        tokio::task::spawn_blocking(move || server.restart())
-                            .await
-                            .expect("the restart finishes")
-                    })
+                .with_backing_restart({
+                    let server = server.clone();
+                    move || restart_on_a_thread(server.clone(), |s| s.server.restart())
                 })
                 .keeping(server)
         }),

@@ -6,15 +6,14 @@
 //! test of the suite fails with a message rather than silently passing without the engine.
 
 use std::io::Write as _;
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use switchyard_provider_storage::S3Settings;
 use tempfile::TempDir;
+
+use crate::private::{Private, S3S_ACCESS_KEY, S3S_SECRET_KEY, s3s_fs};
 
 const URL_VARIABLE: &str = "SWITCHYARD_TEST_S3_URL";
 const ACCESS_KEY_VARIABLE: &str = "SWITCHYARD_TEST_S3_ACCESS_KEY";
@@ -120,74 +119,27 @@ impl TestBucket {
     }
 }
 
-/// The credentials of a [`PrivateS3`] server.
-const PRIVATE_ACCESS_KEY: &str = "switchyard-test";
-const PRIVATE_SECRET_KEY: &str = "switchyard-test-secret";
-
 /// An s3s-fs server of one subject's own, over a temp dir, which the +stable check restarts
 /// (the shared test server cannot be).
 pub struct PrivateS3 {
-    port: u16,
-    dir: TempDir,
-    process: Mutex<Child>,
+    pub server: Private,
+    _dir: TempDir,
 }
 
 impl PrivateS3 {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let process = Mutex::new(Self::spawn(port, dir.path()));
-        PrivateS3 { port, dir, process }
-    }
-
-    fn spawn(port: u16, dir: &Path) -> Child {
-        let child = Command::new("s3s-fs")
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", PRIVATE_ACCESS_KEY])
-            .args(["--secret-key", PRIVATE_SECRET_KEY])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("s3s-fs runs (scripts/deps.sh --test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child
+        let path = dir.path().to_owned();
+        let server = Private::start("s3s-fs", move |port| s3s_fs(port, &path));
+        PrivateS3 { server, _dir: dir }
     }
 
     /// A fresh bucket on this server.
     pub fn bucket(&self) -> TestBucket {
         TestBucket::create_on(
-            &format!("http://127.0.0.1:{}", self.port),
-            PRIVATE_ACCESS_KEY.into(),
-            PRIVATE_SECRET_KEY.into(),
+            &format!("http://127.0.0.1:{}", self.server.port()),
+            S3S_ACCESS_KEY.into(),
+            S3S_SECRET_KEY.into(),
         )
     }
-
-    /// Stops the server the hard way and starts it again on the same port and data.
-    pub fn restart(&self) {
-        let mut process = self.process.lock().expect("not poisoned");
-        process.kill().expect("s3s-fs stops");
-        process.wait().expect("s3s-fs is reaped");
-        *process = Self::spawn(self.port, self.dir.path());
-    }
-}
-
-impl Drop for PrivateS3 {
-    fn drop(&mut self) {
-        let process = self.process.get_mut().expect("not poisoned");
-        let _ = process.kill();
-        let _ = process.wait();
-    }
-}
-
-/// A loopback port nothing listens on now (the OS picks it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
