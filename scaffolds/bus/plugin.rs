@@ -1,4 +1,4 @@
-//! `bus/__NAME__`: a bus provider plugin (publish, poll, commit) on an in-memory log per tenant
+//! `bus/__NAME__`: a bus provider plugin (publish, poll, commit, replay) on an in-memory log per tenant
 //! and topic. Records are numbered from 0 in the order published; a group's position is the
 //! offset it committed last. The engine owns the logs, so a tenant's new instance (a
 //! reconfigure) keeps them; nothing survives the process: replace `Logs` with a durable store
@@ -39,8 +39,8 @@ impl Plugin for Engine {
             "name": "__NAME__",
             "version": env!("CARGO_PKG_VERSION"),
             "summary": "bus/__NAME__: an in-memory log per tenant and topic (a plugin skeleton)",
-            "capabilities": ["ordering"],
-            "actions": ["publish", "poll", "commit"],
+            "capabilities": ["ordering", "replay"],
+            "actions": ["publish", "poll", "commit", "replay"],
             "config_schema": {"type": "object", "additionalProperties": false, "properties": {}}
         })
     }
@@ -83,6 +83,89 @@ fn now_rfc3339() -> String {
         rem % 60,
         since.subsec_millis()
     )
+}
+
+/// Days from 1970-01-01 to a civil date (the inverse of the algorithm above).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year - era * 400;
+    let doy = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// An RFC 3339 time (`2026-01-31T12:00:00.5+02:00`) as nanoseconds since 1970 UTC, or `None`
+/// when it is not one.
+fn instant(text: &str) -> Option<i128> {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| digits_of(text.get(range)?);
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let valid = (1..=12).contains(&month)
+        && (1..=month_days[(month - 1).clamp(0, 11) as usize]).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second <= 60;
+    if !valid {
+        return None;
+    }
+    let mut rest = &text[19..];
+    let mut nanos: i128 = 0;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let length = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if length == 0 {
+            return None;
+        }
+        let padded = format!("{:0<9}", &fraction[..length.min(9)]);
+        nanos = padded.parse().ok()?;
+        rest = &fraction[length..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            if rest.len() != 6 || rest.as_bytes()[3] != b':' {
+                return None;
+            }
+            let (h, m) = (digits_of(&rest[1..3])?, digits_of(&rest[4..6])?);
+            sign * (h * 3_600 + m * 60)
+        }
+    };
+    let seconds =
+        days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second - offset;
+    Some(i128::from(seconds) * 1_000_000_000 + nanos)
+}
+
+fn digits_of(part: &str) -> Option<i64> {
+    part.bytes()
+        .all(|c| c.is_ascii_digit())
+        .then(|| part.parse().ok())?
 }
 
 impl Tenant {
@@ -148,6 +231,42 @@ impl Instance for Tenant {
                 let group = (topic.0, topic.1, text(p, "group").to_owned());
                 logs.committed.insert(group, offset);
                 Ok(json!({"topic": p["topic"], "group": p["group"], "committed": offset}))
+            }
+            "replay" => {
+                if p.get("from_offset").is_some() && p.get("from_time").is_some() {
+                    return Err(PluginError::field(
+                        "params_invalid",
+                        "/from_time",
+                        "give from_offset or from_time, not both",
+                    ));
+                }
+                let log = logs
+                    .topics
+                    .get(&topic)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let mut start = p["from_offset"].as_u64().unwrap_or(0) as usize;
+                if let Some(text) = p["from_time"].as_str() {
+                    let since = instant(text).ok_or_else(|| {
+                        PluginError::field(
+                            "params_invalid",
+                            "/from_time",
+                            "from_time is not an RFC 3339 time",
+                        )
+                    })?;
+                    start = log
+                        .iter()
+                        .position(|r| {
+                            r["published_at"]
+                                .as_str()
+                                .and_then(instant)
+                                .is_some_and(|at| at >= since)
+                        })
+                        .unwrap_or(log.len());
+                }
+                let max = p["max_records"].as_u64().unwrap_or(100) as usize;
+                let records: Vec<Value> = log.iter().skip(start).take(max).cloned().collect();
+                Ok(json!({"next_offset": start + records.len(), "records": records}))
             }
             other => Err(PluginError::new(
                 "action_not_found",

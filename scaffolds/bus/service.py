@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bus/__NAME__: a remote bus provider (publish, poll, commit) on an in-memory log per tenant
+"""bus/__NAME__: a remote bus provider (publish, poll, commit, replay) on an in-memory log per tenant
 and topic. Records are numbered from 0 in the order published; a group's position is the
 offset it committed last. Nothing survives a restart of this service: replace `LOGS` and
 `COMMITTED` with a durable store (and declare "durable") for production.
@@ -7,12 +7,27 @@ offset it committed last. Nothing survives a restart of this service: replace `L
 Run: python3 service.py --port 9400 (see switchyard_protocol.py for the protocol).
 """
 
+import re
 from datetime import datetime, timezone
 
 from switchyard_protocol import Problem, serve
 
 LOGS = {}  # (tenant, topic) -> [record]
 COMMITTED = {}  # (tenant, topic, group) -> offset
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def instant(text):
+    """An RFC 3339 time as an aware datetime, or None when it is not one."""
+    match = RFC3339.match(text)
+    if not match:
+        return None
+    fraction = match.group(1) or ""
+    text = text.replace(fraction, fraction[:7]) if fraction else text
+    try:
+        return datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 class Engine:
@@ -47,6 +62,21 @@ class Engine:
                               "/offset")
             COMMITTED[(self.tenant, p["topic"], p["group"])] = p["offset"]
             return {"topic": p["topic"], "group": p["group"], "committed": p["offset"]}
+        if action == "replay":
+            log = self.log(p["topic"])
+            if "from_offset" in p and "from_time" in p:
+                raise Problem(400, "params_invalid", "give from_offset or from_time, not both",
+                              "/from_time")
+            start = p.get("from_offset", 0)
+            if "from_time" in p:
+                since = instant(p["from_time"])
+                if since is None:
+                    raise Problem(400, "params_invalid", "from_time is not an RFC 3339 time",
+                                  "/from_time")
+                start = next((r["offset"] for r in log if instant(r["published_at"]) >= since),
+                             len(log))
+            records = log[start:start + p.get("max_records", 100)]
+            return {"records": records, "next_offset": max(start, 0) + len(records)}
         raise Problem(404, "action_not_found", f"bus/__NAME__ has no action {action}")
 
 
