@@ -97,7 +97,9 @@ impl Check {
             } else if let Some(feature) = r.strip_prefix("fixture:") {
                 provided.contains(&feature)
             } else if let Some(property) = r.strip_prefix("config:") {
-                descriptor.config_schema["properties"].get(property).is_some()
+                descriptor.config_schema["properties"]
+                    .get(property)
+                    .is_some()
             } else {
                 descriptor.has_capability(r)
             }

@@ -69,8 +69,7 @@ impl Harness {
     }
 
     pub async fn tenant_with_config(&self, tenant: &str, config: Value) -> TenantInstance {
-        let tenant = TenantId::parse(&self.tenant_name(tenant))
-            .expect("test tenant id is valid");
+        let tenant = TenantId::parse(&self.tenant_name(tenant)).expect("test tenant id is valid");
         let provider = self
             .factory
             .start(StartContext {
