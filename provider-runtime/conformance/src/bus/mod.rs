@@ -94,43 +94,43 @@ pub fn checks() -> Vec<Check> {
         check!(
             Level::Core,
             replay_reads_from_an_offset_or_from_zero,
-            requires = ["replay"]
+            requires = ["replay", "action:replay"]
         ),
         check!(
             Level::Core,
             replay_from_a_time_starts_at_the_first_record_published_at_or_after_it,
-            requires = ["replay"]
+            requires = ["replay", "action:replay"]
         ),
         check!(
             Level::Core,
             replay_pages_with_max_records,
-            requires = ["replay"]
+            requires = ["replay", "action:replay"]
         ),
         check!(
             Level::Core,
             replay_does_not_move_any_group,
-            requires = ["replay", "consumer_groups"]
+            requires = ["replay", "action:replay", "consumer_groups"]
         ),
         check!(
             Level::Core,
             an_unparsable_time_is_params_invalid_at_from_time,
-            requires = ["replay"]
+            requires = ["replay", "action:replay"]
         ),
         check!(
             Level::Core,
             an_offset_and_a_time_together_are_params_invalid,
-            requires = ["replay"]
+            requires = ["replay", "action:replay"]
         ),
         // dead letters
         check!(
             Level::Core,
             a_record_delivered_max_deliveries_times_moves_to_the_dead_letter_topic,
-            requires = ["consumer_groups"]
+            requires = ["consumer_groups", "action:replay"]
         ),
         check!(
             Level::Core,
             the_next_record_gets_its_own_count_after_a_dead_letter,
-            requires = ["consumer_groups"]
+            requires = ["consumer_groups", "action:replay"]
         ),
         check!(
             Level::Core,
@@ -140,12 +140,12 @@ pub fn checks() -> Vec<Check> {
         check!(
             Level::Core,
             polls_at_an_explicit_offset_and_replays_count_no_delivery,
-            requires = ["consumer_groups"]
+            requires = ["consumer_groups", "action:replay"]
         ),
         check!(
             Level::Core,
             without_max_deliveries_a_record_is_delivered_forever,
-            requires = ["consumer_groups"]
+            requires = ["consumer_groups", "action:replay"]
         ),
         check!(
             Level::Core,
@@ -156,10 +156,14 @@ pub fn checks() -> Vec<Check> {
         check!(
             Level::Transactions,
             concurrent_publishers_get_dense_unique_offsets_and_lose_nothing,
-            requires = ["ordering"]
+            requires = ["ordering", "action:replay"]
         ),
         // tenancy
-        check!(Level::Isolation, tenants_do_not_see_each_others_topics),
+        check!(
+            Level::Isolation,
+            tenants_do_not_see_each_others_topics,
+            requires = ["action:replay"]
+        ),
         check!(
             Level::Isolation,
             tenants_do_not_share_group_positions,
@@ -168,7 +172,7 @@ pub fn checks() -> Vec<Check> {
         check!(
             Level::Isolation,
             dead_letters_stay_with_their_tenant,
-            requires = ["consumer_groups"]
+            requires = ["consumer_groups", "action:replay"]
         ),
         // restarts
         check!(
