@@ -369,10 +369,14 @@ impl Gateway {
             request = request.header(http::header::CONTENT_TYPE, content_type);
         }
         // The operator's routes carry no verified context: the runtime checks the token itself.
-        if ctx.route == Some(Route::Operator)
-            && let Some(authorization) = header.headers.get(http::header::AUTHORIZATION)
-        {
-            request = request.header(http::header::AUTHORIZATION, authorization);
+        if ctx.route == Some(Route::Operator) {
+            if let Some(authorization) = header.headers.get(http::header::AUTHORIZATION) {
+                request = request.header(http::header::AUTHORIZATION, authorization);
+            }
+            // Its client's address, by which the runtime limits wrong tokens.
+            if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
+                request = request.extension(client.ip());
+            }
         }
         if let Some(trace) = &ctx.trace {
             request = request.header("traceparent", &trace.traceparent);

@@ -60,7 +60,7 @@ pub async fn serve(
     let service = Arc::new(Service::new(runtime, key));
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -73,7 +73,9 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         tokio::spawn(async move {
-            let handler = service_fn(move |req| {
+            let handler = service_fn(move |mut req: Request<Incoming>| {
+                // The client's address: operator::Guesses limits wrong tokens by it.
+                req.extensions_mut().insert(peer.ip());
                 let service = service.clone();
                 async move { Ok::<_, Infallible>(service.handle(req).await) }
             });

@@ -10,16 +10,29 @@
 //! digests, so not even the length leaks). Anything else — no token, another token, a tenant's
 //! API key, a request the gateway signed for a tenant — is refused; a runtime without the
 //! variable refuses every registration. docs/adr/0022-runtime-registration.md says why.
+//!
+//! These routes skip the gateway's tenant rate limiter (there is no tenant to charge), so the
+//! guesses at the token are limited here, per client address ([`Guesses`]).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use governor::clock::{Clock, DefaultClock, Reference};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use switchyard_contracts::{ErrorCode, Problem};
 
-use super::{RequestBody, json_response, read_body};
+use super::{RequestBody, json_response, problem_response, read_body};
 use crate::internal_auth::CONTEXT_HEADER;
 use crate::runtime::Runtime;
 
@@ -32,8 +45,113 @@ const MIN_TOKEN_LEN: usize = 16;
 /// Largest manifest body; a manifest is a few hundred bytes.
 const MAX_MANIFEST_BYTES: usize = 64 * 1024;
 
-/// The operator's token, kept as its digest; `None` turns registration off.
-pub struct OperatorToken(Option<[u8; 32]>);
+/// Wrong tokens one client address may send before it is refused (the burst); one more is
+/// allowed every minute / this much.
+const FAILURES_PER_MINUTE: u32 = 10;
+
+/// The key of requests that come without a client address (none is known for them).
+const UNKNOWN_ADDRESS: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+
+/// The operator's token, kept as its digest (`None` turns registration off), and the wrong
+/// guesses at it.
+pub struct OperatorToken {
+    digest: Option<[u8; 32]>,
+    guesses: Guesses,
+}
+
+/// Why a request is not the operator's.
+struct Refusal {
+    problem: Problem,
+    /// A token was given and it was not the operator's: the one refusal that is a guess.
+    guess: bool,
+}
+
+impl From<Problem> for Refusal {
+    fn from(problem: Problem) -> Self {
+        Refusal {
+            problem,
+            guess: false,
+        }
+    }
+}
+
+/// Wrong tokens per client address: [`FAILURES_PER_MINUTE`] in a burst, then one per
+/// minute / that (governor's GCRA, keyed by address). An address past its budget is refused
+/// with 429 `rate_limited` for *every* request until its budget frees one — the right token
+/// included, or the answers would still tell a right guess from a wrong one at full speed.
+/// Keyed by address so that one guesser never locks the operator out from elsewhere.
+///
+/// The address is the request's [`IpAddr`] extension: the gateway in this process sets it from
+/// its client's connection, [`super::serve`] from the connection it accepted (behind a
+/// proxying gateway, the gateway's own address: every client of that gateway shares one budget).
+pub(crate) struct Guesses<C: Clock = DefaultClock> {
+    failures: RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, C, NoOpMiddleware<C::Instant>>,
+    /// Addresses past their budget, until when. governor counts only the attempts it admits
+    /// and cannot be asked without counting one, so a refusal is remembered here to refuse the
+    /// address's next request before its token is even compared.
+    refused_until: Mutex<HashMap<IpAddr, C::Instant>>,
+}
+
+impl Guesses {
+    fn new() -> Self {
+        Guesses::with_clock(DefaultClock::default())
+    }
+}
+
+impl<C: Clock> Guesses<C> {
+    fn with_clock(clock: C) -> Self {
+        let burst = NonZeroU32::new(FAILURES_PER_MINUTE).expect("a positive burst");
+        Guesses {
+            failures: RateLimiter::new(
+                Quota::per_minute(burst),
+                DefaultKeyedStateStore::default(),
+                clock,
+            ),
+            refused_until: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long `address` must still wait, when it is past its budget.
+    fn refused(&self, address: IpAddr) -> Option<Duration> {
+        let now = self.failures.clock().now();
+        let mut refused = self.refused_until.lock().unwrap_or_else(|p| p.into_inner());
+        let until = *refused.get(&address)?;
+        if until > now {
+            return Some(until.duration_since(now).into());
+        }
+        refused.remove(&address);
+        None
+    }
+
+    /// Counts a wrong token from `address`; past its budget, how long it must wait.
+    fn failed(&self, address: IpAddr) -> Option<Duration> {
+        let not_until = self.failures.check_key(&address).err()?;
+        let now = self.failures.clock().now();
+        let mut refused = self.refused_until.lock().unwrap_or_else(|p| p.into_inner());
+        // Only addresses past their budget are kept, each until it may try again.
+        refused.retain(|_, until| *until > now);
+        refused.insert(address, not_until.earliest_possible());
+        self.failures.retain_recent();
+        Some(not_until.wait_time_from(now))
+    }
+}
+
+/// 429 `rate_limited` with the whole seconds to wait in `Retry-After`.
+fn too_many_guesses(wait: Duration, request_id: &str) -> Response<Full<Bytes>> {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let problem = Problem::new(
+        ErrorCode::RateLimited,
+        format!(
+            "too many wrong operator tokens from this address ({FAILURES_PER_MINUTE} a minute); \
+             try again in {seconds} s"
+        ),
+    );
+    let mut response = problem_response(problem, request_id);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
 
 impl OperatorToken {
     /// From [`TOKEN_VARIABLE`]; unset, empty or too short, registration is off (said once
@@ -45,19 +163,29 @@ impl OperatorToken {
                 tracing::warn!(
                     "{TOKEN_VARIABLE} is shorter than {MIN_TOKEN_LEN} characters; runtime registration is off"
                 );
-                OperatorToken(None)
+                OperatorToken::off()
             }
-            _ => OperatorToken(None),
+            _ => OperatorToken::off(),
         }
     }
 
     pub fn new(token: &str) -> Self {
-        OperatorToken(Some(Sha256::digest(token.as_bytes()).into()))
+        OperatorToken {
+            digest: Some(Sha256::digest(token.as_bytes()).into()),
+            guesses: Guesses::new(),
+        }
+    }
+
+    fn off() -> Self {
+        OperatorToken {
+            digest: None,
+            guesses: Guesses::new(),
+        }
     }
 
     /// Whether the request is the operator's. `tenant` is set when the request carries a
     /// tenant's verified context (in-process, or signed by the gateway).
-    fn admit(&self, headers: &HeaderMap, tenant: bool) -> Result<(), Problem> {
+    fn admit(&self, headers: &HeaderMap, tenant: bool) -> Result<(), Refusal> {
         let refused = |why: &str| {
             Problem::new(
                 ErrorCode::OperatorOnly,
@@ -67,13 +195,14 @@ impl OperatorToken {
                 ),
             )
         };
-        let Some(expected) = &self.0 else {
+        let Some(expected) = &self.digest else {
             return Err(refused(&format!(
                 "this runtime has no {TOKEN_VARIABLE}, so runtime registration is off"
-            )));
+            ))
+            .into());
         };
         if tenant || headers.contains_key(CONTEXT_HEADER) {
-            return Err(refused("the request comes with a tenant's credentials"));
+            return Err(refused("the request comes with a tenant's credentials").into());
         }
         let Some(given) = headers
             .get(header::AUTHORIZATION)
@@ -84,20 +213,23 @@ impl OperatorToken {
             return Err(Problem::new(
                 ErrorCode::Unauthenticated,
                 format!("/providers/register needs Authorization: Bearer <{TOKEN_VARIABLE}>"),
-            ));
+            )
+            .into());
         };
         let given: [u8; 32] = Sha256::digest(given.trim().as_bytes()).into();
         if bool::from(given.ct_eq(expected)) {
             Ok(())
         } else {
-            Err(refused(
-                "the credentials given are not the operator's token",
-            ))
+            Err(Refusal {
+                problem: refused("the credentials given are not the operator's token"),
+                guess: true,
+            })
         }
     }
 }
 
-/// Answers one request under `/providers/register` (`split` is its path, split).
+/// Answers one request under `/providers/register` (`split` is its path, split). The client's
+/// address is the request's [`IpAddr`] extension, when it has one.
 pub(super) async fn answer(
     runtime: &Runtime,
     token: &OperatorToken,
@@ -106,7 +238,21 @@ pub(super) async fn answer(
     tenant: bool,
     request_id: &str,
 ) -> Result<Response<Full<Bytes>>, Problem> {
-    token.admit(req.headers(), tenant)?;
+    let address = req
+        .extensions()
+        .get::<IpAddr>()
+        .copied()
+        .unwrap_or(UNKNOWN_ADDRESS);
+    if let Some(wait) = token.guesses.refused(address) {
+        return Ok(too_many_guesses(wait, request_id));
+    }
+    if let Err(Refusal { problem, guess }) = token.admit(req.headers(), tenant) {
+        if guess && let Some(wait) = token.guesses.failed(address) {
+            tracing::warn!(%address, "operator token guesses from this address are rate limited");
+            return Ok(too_many_guesses(wait, request_id));
+        }
+        return Err(problem);
+    }
     let (parts, body) = req.into_parts();
     let (status, answer) = match (&parts.method, split) {
         (&Method::GET, [_, _]) => (StatusCode::OK, runtime.registrations()),
@@ -191,7 +337,7 @@ mod tests {
                 .admit(&bearer("operator-token-0123456789"), false)
                 .is_ok()
         );
-        let code = |r: Result<(), Problem>| r.unwrap_err().code;
+        let code = |r: Result<(), Refusal>| r.unwrap_err().problem.code;
         assert_eq!(
             code(token.admit(&bearer("sk_acme_tenantkey"), false)),
             ErrorCode::OperatorOnly
@@ -206,8 +352,57 @@ mod tests {
             ErrorCode::OperatorOnly
         );
         assert_eq!(
-            code(OperatorToken(None).admit(&bearer("operator-token-0123456789"), false)),
+            code(OperatorToken::off().admit(&bearer("operator-token-0123456789"), false)),
             ErrorCode::OperatorOnly
         );
+    }
+
+    #[test]
+    fn only_a_wrong_token_is_a_guess() {
+        let token = OperatorToken::new("operator-token-0123456789");
+        let guess = |r: Result<(), Refusal>| r.unwrap_err().guess;
+        assert!(guess(token.admit(&bearer("operator-token-wrong"), false)));
+        assert!(!guess(token.admit(&HeaderMap::new(), false)));
+        assert!(!guess(
+            token.admit(&bearer("operator-token-0123456789"), true)
+        ));
+        assert!(!guess(
+            OperatorToken::off().admit(&bearer("operator-token-wrong"), false)
+        ));
+    }
+
+    /// Past its budget an address waits (whatever it sends), another address does not, and
+    /// the budget frees one guess a minute / FAILURES_PER_MINUTE later. A fake clock, no sleep.
+    #[test]
+    fn guesses_are_limited_per_address_and_freed_with_time() {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let guesses = Guesses::with_clock(clock.clone());
+        let guesser: IpAddr = "203.0.113.7".parse().unwrap();
+        let operator: IpAddr = "198.51.100.1".parse().unwrap();
+        for attempt in 0..FAILURES_PER_MINUTE {
+            assert_eq!(guesses.failed(guesser), None, "attempt {attempt}");
+            assert_eq!(guesses.refused(guesser), None, "attempt {attempt}");
+        }
+        let interval = Duration::from_secs(60) / FAILURES_PER_MINUTE;
+        assert_eq!(guesses.failed(guesser), Some(interval));
+        assert_eq!(guesses.refused(guesser), Some(interval));
+        assert_eq!(guesses.refused(operator), None);
+        assert_eq!(guesses.failed(operator), None);
+
+        clock.advance(interval / 2);
+        assert_eq!(guesses.refused(guesser), Some(interval / 2));
+        clock.advance(interval / 2);
+        assert_eq!(guesses.refused(guesser), None);
+        assert_eq!(guesses.failed(guesser), None, "one guess freed");
+        assert_eq!(guesses.failed(guesser), Some(interval));
+    }
+
+    #[test]
+    fn a_limited_address_is_told_when_to_come_back() {
+        let response = too_many_guesses(Duration::from_millis(5_500), "r");
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "6");
+        let response = too_many_guesses(Duration::ZERO, "r");
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 }
