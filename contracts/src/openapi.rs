@@ -5,13 +5,15 @@
 //! it for the built-in providers; a test fails when the two drift, so the published file is
 //! always what the code serves.
 
+mod operator;
+
 use serde_json::{Map, Value, json};
 
 use crate::descriptor::{ActionDescriptor, ProviderDescriptor, ServiceDescriptor};
 use crate::schema::Compiled;
 
 /// Major.minor of the HTTP contract. Additive changes bump minor; anything else bumps major.
-pub const CONTRACT_VERSION: &str = "1.3.0";
+pub const CONTRACT_VERSION: &str = "1.4.0";
 
 /// Schemas shared by every route, keyed by component name. Some refer to others (an
 /// `InvokeResponse`'s `meta` is a `ResponseMeta`), always by their whole name: client generators
@@ -22,6 +24,7 @@ pub fn components() -> Map<String, Value> {
         serde_json::from_str(include_str!("../schemas/components.json"))
             .expect("contracts/schemas/components.json is valid JSON");
     components.extend(key_components());
+    components.extend(operator::components());
     components
 }
 
@@ -164,6 +167,7 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
         "post": {"operationId": "revokeKey", "summary": "Revoke one of the tenant's keys; it stops working within the gateway's key cache TTL (10 s) (scope *).",
                  "responses": ok_or_problem("RevokedKey")}
     }));
+    paths.extend(operator::paths());
     for provider in providers {
         paths.insert(
             format!("/providers/{}/{}/configure", provider.domain, provider.name),
@@ -198,7 +202,10 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
         "paths": paths,
         "components": {
             "schemas": components(),
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "description": "A tenant-scoped API key: Authorization: Bearer sy_..."}},
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "A tenant-scoped API key: Authorization: Bearer sy_..."},
+                operator::SCHEME: operator::security_scheme()
+            },
             "responses": {"Problem": problem_response("An error, as RFC 9457 problem details.")}
         }
     })

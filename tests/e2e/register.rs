@@ -3,16 +3,60 @@
 //! certifies it at its domain's core level first, tenants find it in the catalog and use it
 //! (each seeing only its own data), a restart keeps it, and `DELETE` removes it. A service that
 //! breaks the contract is refused with its failing checks named; a tenant's key registers
-//! nothing.
+//! nothing, and an address guessing the operator's token is slowed down. Every answer is held to
+//! the operation the served OpenAPI document declares for it.
+
+use std::net::IpAddr;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use switchyard_contracts::schema::Compiled;
 
 use crate::common::{Api, Server, decode, free_port, tenant_with_key};
 use crate::plugins::{RemoteService, example_manifest, example_service, token};
 
 /// The operator's token the servers below are started with.
 const OPERATOR_TOKEN: &str = "operator-token-for-the-register-test";
+
+/// Wrong tokens one address may send before 429 (the runtime's `FAILURES_PER_MINUTE`).
+const GUESSES_ALLOWED: usize = 10;
+
+/// The served OpenAPI document, to hold answers to the operations it declares.
+struct Contract(Value);
+
+impl Contract {
+    async fn served(api: &Api) -> Contract {
+        let (status, document) = api.get("/openapi.json").await;
+        assert_eq!(status, StatusCode::OK);
+        Contract(document)
+    }
+
+    /// Panics unless `body` is what `method path` declares for `status`: that status (or the
+    /// default answer) documented, and the body valid against its schema.
+    fn holds(&self, method: &str, path: &str, status: StatusCode, body: &Value) {
+        let operation = &self.0["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        let mut response = &operation["responses"][status.as_str()];
+        if response.is_null() {
+            response = &operation["responses"]["default"];
+        }
+        if let Some(target) = response["$ref"].as_str() {
+            let name = target.rsplit('/').next().unwrap();
+            response = &self.0["components"]["responses"][name];
+        }
+        let (_, content) = response["content"]
+            .as_object()
+            .and_then(|c| c.iter().next())
+            .unwrap_or_else(|| panic!("{method} {path} {status}: no content declared"));
+        let mut schema = content["schema"].clone();
+        schema["components"] = self.0["components"].clone();
+        let errors = Compiled::new(&schema, path).unwrap().check(body);
+        assert!(
+            errors.is_empty(),
+            "{method} {path} answered {status} off its contract: {errors:?}\n{body}"
+        );
+    }
+}
 
 /// A cache service that answers every call with empty data: it speaks the protocol (start,
 /// health, problem-free answers) but remembers nothing, so the cache suite's core checks fail.
@@ -103,18 +147,65 @@ async fn a_remote_provider_is_registered_certified_used_per_tenant_kept_and_remo
     let globex = Api::new(&server, &tenant_with_key(dir.path(), "globex", "*"));
 
     // Not a tenant's to do, not even with every scope; nor anyone's without a token.
-    let (status, problem) = acme.post("/providers/register", manifest.clone()).await;
+    let contract = Contract::served(&acme).await;
+    let register = "/providers/register";
+    let one = "/providers/register/{domain}/{name}";
+    let (status, problem) = acme.post(register, manifest.clone()).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
     assert_eq!(problem["code"], "operator_only", "{problem}");
-    let (status, problem) = Api::new(&server, "").get("/providers/register").await;
+    contract.holds("post", register, status, &problem);
+    let (status, problem) = Api::new(&server, "").get(register).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{problem}");
     assert_eq!(problem["code"], "unauthenticated", "{problem}");
+    contract.holds("get", register, status, &problem);
+
+    // Guessing the token from one address is slowed down, whatever that address sends next;
+    // the operator at another address is not.
+    let guesser = reqwest::Client::builder()
+        .local_address(IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .unwrap();
+    let guess = |token: &str| {
+        guesser
+            .get(format!("{}{register}", server.base))
+            .bearer_auth(token)
+            .send()
+    };
+    for attempt in 0..GUESSES_ALLOWED {
+        let (status, problem) = decode(guess(&format!("guess-{attempt}")).await.unwrap()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "guess {attempt}: {problem}");
+    }
+    let limited = guess("guess-past-the-budget").await.unwrap();
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+    let (status, problem) = decode(limited).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{problem}");
+    assert_eq!(problem["code"], "rate_limited", "{problem}");
+    contract.holds("get", register, status, &problem);
+    let (status, problem) = decode(guess(OPERATOR_TOKEN).await.unwrap()).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a limited address learns nothing from the right token: {problem}"
+    );
+    let (status, listed) = operator.get(register).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "another address is not slowed: {listed}"
+    );
+    contract.holds("get", register, status, &listed);
     let (_, catalog) = acme.get("/providers").await;
     assert!(in_catalog(&catalog, provider).is_none(), "{catalog}");
 
     // Registered while serving, certified first.
-    let (status, registered) = operator.post("/providers/register", manifest.clone()).await;
+    let (status, registered) = operator.post(register, manifest.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{registered}");
+    contract.holds("post", register, status, &registered);
     assert_eq!(registered["provider"], provider);
     assert!(
         registered["certification"]
@@ -123,11 +214,22 @@ async fn a_remote_provider_is_registered_certified_used_per_tenant_kept_and_remo
             .starts_with("core"),
         "{registered}"
     );
-    let (status, problem) = operator.post("/providers/register", manifest.clone()).await;
+    let (status, problem) = operator.post(register, manifest.clone()).await;
     assert_eq!(status, StatusCode::CONFLICT, "registered twice: {problem}");
-    let (status, listed) = operator.get("/providers/register").await;
+    contract.holds("post", register, status, &problem);
+    let (status, listed) = operator.get(register).await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     assert_eq!(listed["registrations"][0]["provider"], provider, "{listed}");
+    contract.holds("get", register, status, &listed);
+    let (status, shown) = operator
+        .get("/providers/register/cache/example-remote")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown, listed["registrations"][0], "{shown}");
+    contract.holds("get", one, status, &shown);
+    let (status, problem) = operator.get("/providers/register/cache/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+    contract.holds("get", one, status, &problem);
 
     // Listed for tenants, with its certification, and served per tenant.
     let (_, catalog) = acme.get("/providers").await;
@@ -159,9 +261,10 @@ async fn a_remote_provider_is_registered_certified_used_per_tenant_kept_and_remo
     let broken_service = RemoteService::start(&forgetful, &remote_token);
     let mut broken = manifest_of(&broken_service, dir.path());
     broken["name"] = json!("forgetful");
-    let (status, problem) = operator.post("/providers/register", broken).await;
+    let (status, problem) = operator.post(register, broken).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert_eq!(problem["code"], "conformance_failed", "{problem}");
+    contract.holds("post", register, status, &problem);
     let failing: Vec<&str> = problem["errors"]
         .as_array()
         .unwrap()
@@ -179,13 +282,11 @@ async fn a_remote_provider_is_registered_certified_used_per_tenant_kept_and_remo
     );
     // A manifest the runtime cannot use at all.
     let (status, problem) = operator
-        .post(
-            "/providers/register",
-            json!({"domain": "cache", "name": "x"}),
-        )
+        .post(register, json!({"domain": "cache", "name": "x"}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     assert_eq!(problem["code"], "manifest_invalid", "{problem}");
+    contract.holds("post", register, status, &problem);
 
     // A restart keeps the registration; this time over the runtime's own HTTP listener, so
     // the operator's token also crosses the gateway's proxy path.
@@ -201,12 +302,15 @@ async fn a_remote_provider_is_registered_certified_used_per_tenant_kept_and_remo
     let (status, problem) = delete(&acme, "/providers/register/cache/example-remote").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
     assert_eq!(problem["code"], "operator_only");
+    contract.holds("delete", one, status, &problem);
 
     // Only what an operator registered can be removed; once removed, it is unknown.
     let (status, problem) = delete(&operator, "/providers/register/cache/memory").await;
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    contract.holds("delete", one, status, &problem);
     let (status, removed) = delete(&operator, "/providers/register/cache/example-remote").await;
     assert_eq!(status, StatusCode::OK, "{removed}");
+    contract.holds("delete", one, status, &removed);
     assert_eq!(
         removed["instances_stopped"], 1,
         "acme's instance: {removed}"
@@ -221,8 +325,9 @@ async fn a_remote_provider_is_registered_certified_used_per_tenant_kept_and_remo
     assert_eq!(problem["code"], "provider_not_found");
     let (_, catalog) = acme.get("/providers").await;
     assert!(in_catalog(&catalog, provider).is_none(), "{catalog}");
-    let (status, _) = delete(&operator, "/providers/register/cache/example-remote").await;
+    let (status, problem) = delete(&operator, "/providers/register/cache/example-remote").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    contract.holds("delete", one, status, &problem);
 
     // And it stays removed across a restart.
     drop(server);
