@@ -176,7 +176,7 @@ impl Ledger<'_> {
     }
 
     /// Every line's account exists and keeps the line's currency: `resource_not_found` or
-    /// `params_invalid`, pointing at each offending line.
+    /// `params_unprocessable`, pointing at each offending line.
     pub async fn check_lines(&self, journal: &Journal) -> Result<(), Problem> {
         let mut codes: Vec<String> = journal.lines.iter().map(|l| l.account.clone()).collect();
         codes.sort();
@@ -213,8 +213,9 @@ impl Ledger<'_> {
             .with_errors(unknown));
         }
         if !mismatched.is_empty() {
+            // The accounts' currencies are data, not schema (ADR 23): 422.
             return Err(Problem::new(
-                ErrorCode::ParamsInvalid,
+                ErrorCode::ParamsUnprocessable,
                 "a line's currency must be its account's currency",
             )
             .with_errors(mismatched));

@@ -50,8 +50,9 @@ impl Ledger<'_> {
         if let Some(currency) = &params.currency
             && *currency != account.currency
         {
+            // Which currency an account is kept in is data, not schema (ADR 23): 422.
             return Err(Problem::new(
-                ErrorCode::ParamsInvalid,
+                ErrorCode::ParamsUnprocessable,
                 format!("account {} is kept in {}", account.code, account.currency),
             )
             .with_errors(vec![FieldError {
@@ -204,7 +205,7 @@ impl Ledger<'_> {
             None => 0,
             Some(cursor) => cursor.parse().map_err(|_| {
                 Problem::new(
-                    ErrorCode::ParamsInvalid,
+                    ErrorCode::ParamsUnprocessable,
                     "the cursor is not one this ledger gave",
                 )
                 .with_errors(vec![FieldError {
