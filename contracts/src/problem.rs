@@ -71,11 +71,16 @@ pub enum ErrorCode {
     /// cursor the provider never returned (ADR 0023). `params_invalid` (400) is kept for params
     /// the schema itself refuses.
     ParamsUnprocessable,
+    /// The config side of `params_unprocessable`: a config the provider's published schema
+    /// accepts but that breaks a rule no JSON Schema can state (`min_n` above `max_n`,
+    /// backoffs out of order, a secret reference that resolves to nothing). `config_invalid`
+    /// (400) is kept for configs the schema itself refuses (ADR 0023).
+    ConfigUnprocessable,
 }
 
 impl ErrorCode {
     /// Every code, in the order the published schema lists them.
-    pub const ALL: [ErrorCode; 39] = [
+    pub const ALL: [ErrorCode; 40] = [
         ErrorCode::Unauthenticated,
         ErrorCode::TokenInvalid,
         ErrorCode::TokenExpired,
@@ -115,6 +120,7 @@ impl ErrorCode {
         ErrorCode::ManifestInvalid,
         ErrorCode::ConformanceFailed,
         ErrorCode::ParamsUnprocessable,
+        ErrorCode::ConfigUnprocessable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -158,6 +164,7 @@ impl ErrorCode {
             ErrorCode::ManifestInvalid => "manifest_invalid",
             ErrorCode::ConformanceFailed => "conformance_failed",
             ErrorCode::ParamsUnprocessable => "params_unprocessable",
+            ErrorCode::ConfigUnprocessable => "config_unprocessable",
         }
     }
 
@@ -188,7 +195,8 @@ impl ErrorCode {
             ErrorCode::StatementFailed
             | ErrorCode::JournalUnbalanced
             | ErrorCode::ConformanceFailed
-            | ErrorCode::ParamsUnprocessable => 422,
+            | ErrorCode::ParamsUnprocessable
+            | ErrorCode::ConfigUnprocessable => 422,
             ErrorCode::PeriodClosed
             | ErrorCode::InsufficientStock
             | ErrorCode::ProviderNotConfigured => 409,
@@ -258,6 +266,7 @@ impl ErrorCode {
                 "The provider failed its domain's core conformance checks"
             }
             ErrorCode::ParamsUnprocessable => "Params break a rule their schema cannot state",
+            ErrorCode::ConfigUnprocessable => "Config breaks a rule its schema cannot state",
         }
     }
 }

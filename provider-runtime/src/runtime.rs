@@ -574,11 +574,14 @@ impl Runtime {
             };
             slot.remember_secrets(fingerprint);
             Some(registered.factory.start(start).await.map_err(|e| {
-                // An outage, and the egress guard's refusal (403, the operator's ceiling), keep
-                // their own codes; anything else is the config's fault.
+                // An outage, the egress guard's refusal (403, the operator's ceiling) and a
+                // rule the config schema cannot state (422) keep their own codes; anything
+                // else is the config's fault.
                 let code = if matches!(
                     e.code,
-                    ErrorCode::ProviderUnavailable | ErrorCode::EgressForbidden
+                    ErrorCode::ProviderUnavailable
+                        | ErrorCode::EgressForbidden
+                        | ErrorCode::ConfigUnprocessable
                 ) {
                     e.code
                 } else {
@@ -626,7 +629,13 @@ impl Runtime {
                 pointer,
                 detail: why.into(),
             }]),
-            other => Problem::new(ErrorCode::ConfigInvalid, format!("{provider} config: {other}")),
+            // A well-formed reference (the schema's pattern) that names no secret is a rule
+            // no schema can state: 422, like a provider's own (ADR 23).
+            unresolved @ SecretError::Unresolved { .. } => Problem::new(
+                ErrorCode::ConfigUnprocessable,
+                format!("{provider} config: {unresolved}"),
+            ),
+            malformed => Problem::new(ErrorCode::ConfigInvalid, format!("{provider} config: {malformed}")),
         }
     }
 
