@@ -60,8 +60,12 @@ pub struct OidcConfig {
     /// so tokens minted for another service of the same IdP are refused.
     #[schemars(length(min = 1))]
     pub audience: String,
-    /// Where the IdP publishes its signing keys (the `jwks_uri` of its discovery document).
-    #[schemars(regex(pattern = "^https?://"))]
+    /// Where the IdP publishes its signing keys (the `jwks_uri` of its discovery document):
+    /// http(s), a host (a name of letters, digits, dots and dashes, or a bracketed IPv6
+    /// address), no credentials, an optional port.
+    #[schemars(regex(
+        pattern = r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#]\S*)?$"
+    ))]
     pub jwks_url: String,
     /// The claim holding the tenant id; it must parse as a [`TenantId`].
     #[serde(default = "default_tenant_claim")]

@@ -5,9 +5,11 @@
 //! The runtime validates a tenant's config against the schema before a factory sees it; each
 //! engine's `parse` checks the same bounds again so a factory used without the runtime (tests,
 //! tools) cannot be started with values the engine would misuse. The schema publishes the
-//! engine's own bounds; the operator's ceilings (`[tenancy.quotas]`, see [`hold_to`]) may be
-//! lower, and `parse` refuses a value above them as `config_invalid` at its field: the fix is
-//! the tenant's, in that field, and waiting (what a 429 would suggest) never helps.
+//! engine's own bounds, lowered to the operator's ceilings (`[tenancy.quotas]`, see
+//! [`hold_to`], which `switchyard` runs before any descriptor is built), so what the served
+//! document accepts is what the engine takes (ADR 23); `parse` refuses a value above them as
+//! `config_invalid` at its field: the fix is the tenant's, in that field, and waiting (what a
+//! 429 would suggest) never helps.
 
 use std::io;
 use std::sync::RwLock;
@@ -128,12 +130,16 @@ impl Limit {
         }
     }
 
-    /// The field's schema property: an integer within the bounds, with its default.
+    /// The field's schema property: an integer within the bounds and the operator's ceiling,
+    /// with its default (lowered to the ceiling, as [`Limit::default_within`] does).
     pub fn property(&self, default: impl Into<u64>, description: &str) -> (String, Value) {
+        let max = self
+            .ceiling()
+            .map_or(self.max, |(ceiling, _)| ceiling.min(self.max));
         let property = json!({
             "type": "integer",
-            "minimum": self.min, "maximum": self.max,
-            "default": default.into(),
+            "minimum": self.min, "maximum": max,
+            "default": default.into().min(max),
             "description": description,
         });
         (self.name.to_owned(), property)

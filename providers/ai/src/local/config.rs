@@ -64,8 +64,14 @@ pub fn parse(config: Value) -> Result<Embedder, ProviderError> {
             ));
         }
     }
+    // A rule between two fields that JSON Schema cannot state (it has no `$data`): the schema
+    // accepts `{"min_n": 4, "max_n": 3}`, so this is 422, not the schema's 400 (ADR 23).
     if raw.min_n > raw.max_n {
-        return Err(invalid("/max_n", "must be at least min_n".into()));
+        return Err(ProviderError::field(
+            ErrorCode::ConfigUnprocessable,
+            "/max_n",
+            "must be at least min_n",
+        ));
     }
     Ok(Embedder {
         dimensions: raw.dimensions,
@@ -105,19 +111,21 @@ mod tests {
             (json!({"dimensions": 8}), "/dimensions"),
             (json!({"min_n": 0}), "/min_n"),
             (json!({"max_n": 9}), "/max_n"),
-            (json!({"min_n": 4, "max_n": 3}), "/max_n"),
         ] {
             let err = parse(bad.clone()).unwrap_err();
             assert_eq!(err.code, ErrorCode::ConfigInvalid, "{bad}");
             assert_eq!(err.errors[0].pointer, pointer, "{bad}");
         }
+        let crossed = parse(json!({"min_n": 4, "max_n": 3})).unwrap_err();
+        assert_eq!(crossed.code, ErrorCode::ConfigUnprocessable);
+        assert_eq!(crossed.errors[0].pointer, "/max_n");
         assert_eq!(
             parse(json!({"model": "gpt"})).unwrap_err().code,
             ErrorCode::ConfigInvalid
         );
     }
 
-    /// What only `parse` can refuse: `min_n` above `max_n`.
+    /// What only `parse` can refuse, as 422: `min_n` above `max_n`.
     #[test]
     fn the_schema_refuses_each_field_out_of_its_range() {
         let schema = Compiled::new(
@@ -139,5 +147,6 @@ mod tests {
         ] {
             assert!(!schema.check(&bad).is_empty(), "{bad}");
         }
+        assert!(schema.check(&json!({"min_n": 4, "max_n": 3})).is_empty());
     }
 }

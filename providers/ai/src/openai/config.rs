@@ -18,6 +18,15 @@ const DEFAULT_TIMEOUT_MS: u64 = 25_000;
 const MAX_TIMEOUT_MS: u64 = 28_000;
 const MIN_TIMEOUT_MS: u64 = 1_000;
 
+/// What the schema publishes of `base_url`: http(s), a host (a name of letters, digits, dots
+/// and dashes, or a bracketed IPv6 address), no credentials, an optional port. What it cannot
+/// state (a name the URL standard refuses, a port past 65535) is 422 `config_unprocessable`.
+const BASE_URL_PATTERN: &str =
+    r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#]\S*)?$";
+/// A `secret://` reference as the runtime's resolver parses it: `env/NAME`, `file/<path>` or
+/// `vault/<mount>/<path>#<key>`.
+const SECRET_PATTERN: &str = r"^secret://(env/[^/]+|file/[\s\S]*|vault/[^/#]+/[^#]+#[\s\S]+)$";
+
 /// A resolved API key. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
@@ -53,12 +62,12 @@ pub struct OpenAiConfig {
 #[schemars(transform = switchyard_spi::unconfigured_or_complete)]
 pub struct OpenAiConfigFields {
     /// The API's base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1.
-    #[schemars(regex(pattern = "^https?://"))]
+    #[schemars(regex(pattern = BASE_URL_PATTERN))]
     base_url: String,
     /// A secret:// reference to the API key, sent as a bearer token; omit for servers that
     /// need none.
     #[serde(default)]
-    #[schemars(with = "String", regex(pattern = "^secret://"), extend("x-secret" = true))]
+    #[schemars(with = "String", regex(pattern = SECRET_PATTERN), extend("x-secret" = true))]
     api_key: Option<String>,
     /// The model chat uses, e.g. gpt-4o-mini; without it chat answers
     /// provider_not_configured.
@@ -88,15 +97,18 @@ pub fn parse(config: Value) -> Result<Option<OpenAiConfig>, ProviderError> {
         return Ok(None);
     }
     let raw: OpenAiConfigFields = parse_config(config)?;
+    // A URL the schema's pattern accepts and the URL standard refuses is 422; one the pattern
+    // refuses (another scheme) was refused by the runtime's schema check already.
+    let code = if raw.base_url.starts_with("http://") || raw.base_url.starts_with("https://") {
+        ErrorCode::ConfigUnprocessable
+    } else {
+        ErrorCode::ConfigInvalid
+    };
     let base_url = Url::parse(raw.base_url.trim_end_matches('/'))
         .ok()
         .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
         .ok_or_else(|| {
-            ProviderError::field(
-                ErrorCode::ConfigInvalid,
-                "/base_url",
-                "must be an http:// or https:// URL",
-            )
+            ProviderError::field(code, "/base_url", "must be an http:// or https:// URL")
         })?;
     if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&raw.timeout_ms) {
         return Err(ProviderError::field(
@@ -110,8 +122,9 @@ pub fn parse(config: Value) -> Result<Option<OpenAiConfig>, ProviderError> {
         .as_ref()
         .is_some_and(|key| key.0.is_empty() || key.0.starts_with("secret://"))
     {
+        // The schema sees the reference, never what it resolved to.
         return Err(ProviderError::field(
-            ErrorCode::ConfigInvalid,
+            ErrorCode::ConfigUnprocessable,
             "/api_key",
             "the API key reference did not resolve to a key",
         ));
@@ -143,6 +156,16 @@ mod tests {
         assert!(schema.check(&json!({})).is_empty());
         let stored = json!({"base_url": "https://api.openai.com/v1", "api_key": "secret://env/OPENAI_API_KEY", "chat_model": "gpt-4o-mini"});
         assert!(schema.check(&stored).is_empty());
+        for accepted in [
+            "http://[::1]:11434/v1",
+            "http://127.0.0.1:11434",
+            "https://api.openai.com/v1?x=1",
+        ] {
+            assert!(
+                schema.check(&json!({"base_url": accepted})).is_empty(),
+                "{accepted}"
+            );
+        }
         assert!(
             !schema
                 .check(&json!({"base_url": "https://api.openai.com/v1", "api_key": "sk-plain"}))
@@ -151,6 +174,12 @@ mod tests {
         for refused in [
             json!({"chat_model": "gpt-4o-mini"}),
             json!({"base_url": "ftp://x"}),
+            json!({"base_url": "http://"}),
+            json!({"base_url": "http:///v1"}),
+            json!({"base_url": "http://user:pw@x/v1"}),
+            json!({"base_url": "http://x", "api_key": "secret://"}),
+            json!({"base_url": "http://x", "api_key": "secret://env/"}),
+            json!({"base_url": "http://x", "api_key": "secret://vault/kv/path"}),
             json!({"base_url": null}),
             json!({"base_url": "http://x", "chat_model": ""}),
             json!({"base_url": "http://x", "timeout_ms": 999}),
@@ -175,19 +204,37 @@ mod tests {
 
     #[test]
     fn bad_fields_are_config_invalid_without_echoing_the_key() {
-        for (bad, pointer) in [
-            (json!({"base_url": "ftp://x"}), "/base_url"),
+        let schema = Compiled::new(&derived(), "ai/openai#config").unwrap();
+        for (bad, pointer, code) in [
+            (
+                json!({"base_url": "ftp://x"}),
+                "/base_url",
+                ErrorCode::ConfigInvalid,
+            ),
             (
                 json!({"base_url": "http://x", "timeout_ms": 60000}),
                 "/timeout_ms",
+                ErrorCode::ConfigInvalid,
             ),
+            // What the schema accepts and only the code refuses is 422.
             (
                 json!({"base_url": "http://x", "api_key": "secret://env/NOT_RESOLVED"}),
                 "/api_key",
+                ErrorCode::ConfigUnprocessable,
+            ),
+            (
+                json!({"base_url": "http://1.2.3.999/v1"}),
+                "/base_url",
+                ErrorCode::ConfigUnprocessable,
             ),
         ] {
             let err = parse(bad.clone()).unwrap_err();
-            assert_eq!(err.code, ErrorCode::ConfigInvalid, "{bad}");
+            assert_eq!(err.code, code, "{bad}");
+            assert_eq!(
+                schema.check(&bad).is_empty(),
+                code == ErrorCode::ConfigUnprocessable,
+                "{bad}"
+            );
             assert_eq!(err.errors[0].pointer, pointer, "{bad}");
             assert!(!err.detail.contains("NOT_RESOLVED"));
         }

@@ -28,17 +28,24 @@ pub fn parse(config: Value) -> Result<Option<OidcConfig>, ProviderError> {
         .map_err(|e| ProviderError::new(ErrorCode::ConfigInvalid, e.to_string()))
 }
 
-/// The config's `jwks_url` as a URL; anything else is `config_invalid` at `/jwks_url`.
+/// The config's `jwks_url` as a URL. Another scheme is `config_invalid`, as the schema's
+/// pattern says; an http(s) URL the standard refuses (a port past 65535, a name that is no
+/// host) is `config_unprocessable`, a rule no pattern states (ADR 23). The runtime's schema
+/// check has refused the rest of what the pattern refuses before this runs.
 pub fn jwks_url(config: &OidcConfig) -> Result<Url, ProviderError> {
+    let code = if ["http://", "https://"]
+        .iter()
+        .any(|scheme| config.jwks_url.starts_with(scheme))
+    {
+        ErrorCode::ConfigUnprocessable
+    } else {
+        ErrorCode::ConfigInvalid
+    };
     Url::parse(&config.jwks_url)
         .ok()
         .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
         .ok_or_else(|| {
-            ProviderError::field(
-                ErrorCode::ConfigInvalid,
-                "/jwks_url",
-                "must be an http:// or https:// URL",
-            )
+            ProviderError::field(code, "/jwks_url", "must be an http:// or https:// URL")
         })
 }
 
@@ -99,5 +106,32 @@ mod tests {
             assert!(!schema.check(&config).is_empty(), "{config}");
         }
         assert!(schema.check(&minimal).is_empty());
+        for refused in ["http://", "http:///jwks", "https://user:pw@idp/jwks"] {
+            let mut config = minimal.clone();
+            config["jwks_url"] = json!(refused);
+            assert!(!schema.check(&config).is_empty(), "{config}");
+        }
+        for accepted in [
+            "http://[::1]:8080/jwks",
+            "https://idp.example:8443/jwks?x=1",
+        ] {
+            let mut config = minimal.clone();
+            config["jwks_url"] = json!(accepted);
+            assert!(schema.check(&config).is_empty(), "{config}");
+        }
+    }
+
+    /// What the pattern accepts and the URL standard refuses is 422, at the field.
+    #[test]
+    fn a_jwks_url_the_pattern_accepts_and_the_standard_refuses_is_unprocessable() {
+        let schema = Compiled::new(&schema(), "auth/jwt#config").unwrap();
+        let config = json!({"issuer": "i", "audience": "a", "jwks_url": "http://1.2.3.999/jwks"});
+        assert!(schema.check(&config).is_empty());
+        let err = jwks_url(&parse(config).unwrap().unwrap()).unwrap_err();
+        assert_eq!(err.code, ErrorCode::ConfigUnprocessable);
+        assert_eq!(err.errors[0].pointer, "/jwks_url");
+        let ftp = json!({"issuer": "i", "audience": "a", "jwks_url": "ftp://idp/jwks"});
+        let err = jwks_url(&parse(ftp).unwrap().unwrap()).unwrap_err();
+        assert_eq!(err.code, ErrorCode::ConfigInvalid);
     }
 }

@@ -2,6 +2,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +19,20 @@ pub struct MemoryCacheConfig {
     #[serde(default)]
     #[schemars(with = "u64", range(min = 1, max = 67_108_864))]
     pub max_value_bytes: Option<usize>,
+}
+
+/// Publishes the operator's `cache_max_value_bytes` as the schema's `maximum` for
+/// `max_value_bytes` (when it is below the engine's own bound), so a config above the ceiling
+/// is refused by the schema the tenant reads (400 `config_invalid`) rather than by a rule the
+/// document does not state (ADR 23). The served document is built from the running process's
+/// descriptors, so it carries this operator's figure.
+pub fn publish_ceiling(schema: &mut Value, ceiling: u64) {
+    if let Some(field) = schema.pointer_mut("/properties/max_value_bytes") {
+        let bound = field["maximum"]
+            .as_u64()
+            .map_or(ceiling, |own| own.min(ceiling));
+        field["maximum"] = json!(bound);
+    }
 }
 
 #[cfg(test)]
@@ -48,5 +63,20 @@ mod tests {
         ] {
             assert!(!compiled.check(&refused).is_empty(), "{refused}");
         }
+    }
+
+    #[test]
+    fn the_operators_ceiling_is_the_published_maximum_when_it_is_lower() {
+        let mut schema = switchyard_spi::config_schema::<MemoryCacheConfig>();
+        publish_ceiling(&mut schema, 400);
+        let compiled = Compiled::new(&schema, "cache/memory#config").unwrap();
+        assert!(compiled.check(&json!({"max_value_bytes": 400})).is_empty());
+        assert!(!compiled.check(&json!({"max_value_bytes": 401})).is_empty());
+        let mut schema = switchyard_spi::config_schema::<MemoryCacheConfig>();
+        publish_ceiling(&mut schema, u64::MAX);
+        assert_eq!(
+            schema["properties"]["max_value_bytes"]["maximum"],
+            json!(67_108_864)
+        );
     }
 }

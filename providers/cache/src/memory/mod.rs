@@ -195,6 +195,10 @@ impl MemoryCacheFactory {
         self.quota = quotas.cache_bytes_per_tenant.get();
         self.max_value_bytes =
             usize::try_from(quotas.cache_max_value_bytes.get()).unwrap_or(usize::MAX);
+        config::publish_ceiling(
+            &mut self.descriptor.config_schema,
+            quotas.cache_max_value_bytes.get(),
+        );
         self
     }
 

@@ -38,6 +38,15 @@ const DEFAULT_RETENTION_HOURS: u64 = 168;
 /// A leap year.
 const MAX_RETENTION_HOURS: u64 = 8784;
 
+/// A `secret://` reference as the runtime's resolver parses it: `env/NAME`, `file/<path>` or
+/// `vault/<mount>/<path>#<key>`.
+const SECRET_PATTERN: &str = r"^secret://(env/[^/]+|file/[\s\S]*|vault/[^/#]+/[^#]+#[\s\S]+)$";
+/// An endpoint URL, or a reference to one. What the schema publishes of a URL: http(s), a host
+/// (a name of letters, digits, dots and dashes, or a bracketed IPv6 address), no credentials,
+/// an optional port. What it cannot state (a name the URL standard refuses, a port past 65535)
+/// is 422.
+const URL_OR_SECRET_PATTERN: &str = r"^(https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#]\S*)?|secret://(env/[^/]+|file/[\s\S]*|vault/[^/#]+/[^#]+#[\s\S]+))$";
+
 /// An endpoint's signing key, decoded. `Debug` never shows it.
 #[derive(Clone)]
 pub struct SigningKey(Vec<u8>);
@@ -90,11 +99,11 @@ pub struct WebhookConfig {
 #[serde(deny_unknown_fields)]
 struct EndpointFields {
     /// The receiver's http(s) URL, or a secret:// reference to it when it carries a token.
-    #[schemars(regex(pattern = "^(https?|secret)://"))]
+    #[schemars(regex(pattern = URL_OR_SECRET_PATTERN))]
     url: String,
     /// A secret:// reference to the endpoint's Standard Webhooks signing secret (whsec_ +
     /// base64 of 24 to 64 bytes).
-    #[schemars(regex(pattern = "^secret://"), extend("x-secret" = true))]
+    #[schemars(regex(pattern = SECRET_PATTERN), extend("x-secret" = true))]
     secret: String,
 }
 
@@ -170,6 +179,12 @@ fn invalid(pointer: &str, detail: impl Into<String>) -> ProviderError {
     ProviderError::field(ErrorCode::ConfigInvalid, pointer, detail)
 }
 
+/// A rule the schema cannot state: between two fields, or about a resolved secret (the schema
+/// only sees its reference), or the finer points of URLs and CIDR networks (ADR 23).
+fn unprocessable(pointer: &str, detail: impl Into<String>) -> ProviderError {
+    ProviderError::field(ErrorCode::ConfigUnprocessable, pointer, detail)
+}
+
 impl WebhookConfig {
     /// Reads a resolved config. Bounds are checked here too, not only by the schema, because
     /// a factory can be started without the runtime (tests, other hosts).
@@ -198,7 +213,7 @@ impl WebhookConfig {
                     .enumerate()
                     .map(|(i, network)| {
                         network.parse::<IpNet>().map_err(|_| {
-                            invalid(
+                            unprocessable(
                                 &format!("/allowed_networks/{i}"),
                                 format!("{network:?} is not a CIDR network such as 10.0.0.0/8"),
                             )
@@ -240,7 +255,7 @@ impl WebhookConfig {
             ));
         }
         if config.max_backoff < config.initial_backoff {
-            return Err(invalid(
+            return Err(unprocessable(
                 "/max_backoff_ms",
                 "must be at least initial_backoff_ms",
             ));
@@ -258,14 +273,16 @@ fn valid_endpoint_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
 }
 
-/// An `http(s)://` URL with a host. The URL is never quoted back: it may carry a token.
+/// An `http(s)://` URL with a host. The URL is never quoted back: it may carry a token. The
+/// schema's pattern refused the rest of a URL written in the config; what is left (a resolved
+/// reference, a host the URL standard refuses) is 422.
 fn parse_url(text: &str, pointer: &str) -> Result<Url, ProviderError> {
-    let url = Url::parse(text).map_err(|e| invalid(pointer, format!("not a URL ({e})")))?;
+    let url = Url::parse(text).map_err(|e| unprocessable(pointer, format!("not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(invalid(pointer, "must be an http:// or https:// URL"));
+        return Err(unprocessable(pointer, "must be an http:// or https:// URL"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
+        return Err(unprocessable(
             pointer,
             "must not carry credentials; receivers authenticate the signature",
         ));
@@ -273,19 +290,20 @@ fn parse_url(text: &str, pointer: &str) -> Result<Url, ProviderError> {
     Ok(url)
 }
 
-/// `whsec_` + base64 of 24 to 64 bytes, as Standard Webhooks issues secrets.
+/// `whsec_` + base64 of 24 to 64 bytes, as Standard Webhooks issues secrets: the resolved
+/// value, which the schema never sees, so a wrong one is 422.
 fn parse_secret(text: &str, pointer: &str) -> Result<SigningKey, ProviderError> {
     let encoded = text.strip_prefix(SECRET_PREFIX).ok_or_else(|| {
-        invalid(
+        unprocessable(
             pointer,
             "must resolve to a Standard Webhooks secret: whsec_ followed by base64",
         )
     })?;
     let bytes = STANDARD
         .decode(encoded)
-        .map_err(|_| invalid(pointer, "the part after whsec_ is not base64"))?;
+        .map_err(|_| unprocessable(pointer, "the part after whsec_ is not base64"))?;
     if !SECRET_BYTES.contains(&bytes.len()) {
-        return Err(invalid(
+        return Err(unprocessable(
             pointer,
             format!(
                 "the secret is {} bytes; Standard Webhooks secrets are {} to {}",
@@ -340,6 +358,10 @@ mod tests {
         for refused in [
             json!({"endpoints": {"Upper": {"url": "https://h.example", "secret": reference}}}),
             json!({"endpoints": {"a": {"url": "ftp://h.example", "secret": reference}}}),
+            json!({"endpoints": {"a": {"url": "https://", "secret": reference}}}),
+            json!({"endpoints": {"a": {"url": "https://u:p@h.example/", "secret": reference}}}),
+            json!({"endpoints": {"a": {"url": "secret://env/", "secret": reference}}}),
+            json!({"endpoints": {"a": {"url": "https://h.example", "secret": "secret://vault/kv#k"}}}),
             json!({"endpoints": {"a": {"url": "https://h.example"}}}),
             json!({"endpoints": {"a": {"url": "https://h.example", "secret": reference, "x": 1}}}),
             json!({"allowed_networks": null}),
@@ -358,7 +380,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_secrets_and_urls_are_config_invalid_without_quoting_them() {
+    fn bad_secrets_and_urls_are_config_unprocessable_without_quoting_them() {
         for (url, secret, pointer) in [
             (
                 "https://h.example/t0ken",
@@ -372,12 +394,13 @@ mod tests {
             ),
             ("ftp://h.example/t0ken", SECRET, "/endpoints/a/url"),
             ("https://user:t0ken@h.example/", SECRET, "/endpoints/a/url"),
+            ("https://1.2.3.999/t0ken", SECRET, "/endpoints/a/url"),
         ] {
             let err = WebhookConfig::from_value(
                 json!({"endpoints": {"a": {"url": url, "secret": secret}}}),
             )
             .unwrap_err();
-            assert_eq!(err.code, ErrorCode::ConfigInvalid);
+            assert_eq!(err.code, ErrorCode::ConfigUnprocessable);
             assert_eq!(err.errors[0].pointer, pointer, "{url} {secret}");
             assert!(!err.detail.contains("t0ken") && !err.detail.contains(secret));
         }
@@ -385,20 +408,41 @@ mod tests {
 
     #[test]
     fn bounds_and_networks_are_checked() {
-        for (bad, pointer) in [
-            (json!({"max_attempts": 0}), "/max_attempts"),
-            (json!({"max_total_ms": 60_000}), "/max_total_ms"),
+        let schema = Compiled::new(&schema(), "integration/webhook#config").unwrap();
+        for (bad, pointer, code) in [
             (
-                json!({"initial_backoff_ms": 500, "max_backoff_ms": 100}),
-                "/max_backoff_ms",
+                json!({"max_attempts": 0}),
+                "/max_attempts",
+                ErrorCode::ConfigInvalid,
+            ),
+            (
+                json!({"max_total_ms": 60_000}),
+                "/max_total_ms",
+                ErrorCode::ConfigInvalid,
             ),
             (
                 json!({"allowed_networks": ["localhost"]}),
                 "/allowed_networks/0",
+                ErrorCode::ConfigUnprocessable,
+            ),
+            (
+                json!({"initial_backoff_ms": 500, "max_backoff_ms": 100}),
+                "/max_backoff_ms",
+                ErrorCode::ConfigUnprocessable,
+            ),
+            (
+                json!({"allowed_networks": ["10.0.0.0/33"]}),
+                "/allowed_networks/0",
+                ErrorCode::ConfigUnprocessable,
             ),
         ] {
             let err = WebhookConfig::from_value(bad.clone()).unwrap_err();
             assert_eq!(err.errors[0].pointer, pointer, "{bad}");
+            assert_eq!(err.code, code, "{bad}");
+            // The schema accepts these; only the code refuses them.
+            if bad["allowed_networks"][0] != "localhost" && code == ErrorCode::ConfigUnprocessable {
+                assert!(schema.check(&bad).is_empty(), "{bad}");
+            }
         }
         let config = WebhookConfig::from_value(
             json!({"allowed_networks": ["127.0.0.0/8", "::1/128"], "max_attempts": 3}),
