@@ -10,7 +10,7 @@
 //! with a `cap_std::fs::Dir`, and `storage/s3` prefixes every object name with the tenant's own
 //! folder after the key passed them.
 
-use switchyard_spi::ProviderError;
+use switchyard_spi::{ErrorCode, ProviderError};
 
 /// Longest key the contract allows, in characters.
 const MAX_KEY_CHARS: usize = 1024;
@@ -59,7 +59,17 @@ impl ObjectKey {
                 }
                 "." | ".." => return Err(problem("a key must not contain a '.' or '..' segment")),
                 s if s.len() > MAX_SEGMENT_BYTES => {
-                    return Err(problem("a key segment is at most 255 bytes"));
+                    // The published pattern counts characters (at most 255); a pattern cannot
+                    // count UTF-8 bytes, so a segment within 255 characters and past 255 bytes
+                    // matches the schema and breaks a rule it cannot state: 422 (ADR 23).
+                    if s.chars().count() <= MAX_SEGMENT_BYTES {
+                        return Err(ProviderError::field(
+                            ErrorCode::ParamsUnprocessable,
+                            pointer,
+                            format!("{raw:?}: a key segment is at most 255 bytes in UTF-8"),
+                        ));
+                    }
+                    return Err(problem("a key segment is at most 255 characters"));
                 }
                 _ => {}
             }
@@ -159,6 +169,17 @@ mod tests {
             );
             assert_eq!(err.errors[0].pointer, "/key", "{bad:?}");
         }
+    }
+
+    /// The published pattern allows 255 characters a segment; 128 two-byte characters are
+    /// within it and past the 255 bytes a filesystem takes: 422, the rule it cannot state.
+    #[test]
+    fn a_segment_within_255_characters_and_past_255_bytes_is_unprocessable() {
+        let wide = "é".repeat(128);
+        let err = ObjectKey::parse(&format!("a/{wide}"), "/key").unwrap_err();
+        assert_eq!(err.code, ErrorCode::ParamsUnprocessable);
+        assert_eq!(err.errors[0].pointer, "/key");
+        ObjectKey::parse(&"é".repeat(127), "/key").unwrap();
     }
 
     #[test]
