@@ -103,20 +103,15 @@ async fn schemathesis_finds_no_server_error_and_no_answer_the_served_document_do
     assert_eq!(stop.status(), StatusCode::OK);
     runs.push(fuzz("stopped", "fuzzing", "10", &TAKE_STATE[..4]));
     // Each provider's configure with generated configs, valid and invalid by its schema: never
-    // a server error, and no config its schema refuses is taken. Configs are not yet held to
-    // positive_data_acceptance: the templated configure can only say "an object", and the
-    // providers' config structs still check rules their derived schemas do not publish
-    // (min_n <= max_n, backoffs in order, the operator's ceilings, URLs with a host).
+    // a server error, no config its schema refuses is taken, and none it accepts is refused as
+    // malformed. A config schema publishes every rule a schema can state (bounds, patterns,
+    // URLs with a host); the rest (min_n <= max_n, backoffs in order) answers 422
+    // config_unprocessable, which counts as acceptance (ADR 23).
     runs.push(fuzz(
         "configure",
         "examples,coverage,fuzzing",
         "10",
-        &[
-            "--include-path-regex",
-            "/configure$",
-            "--exclude-checks",
-            "positive_data_acceptance",
-        ],
+        &["--include-path-regex", "/configure$"],
     ));
     runs.push(fuzz(
         "keys",
