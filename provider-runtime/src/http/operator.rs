@@ -49,6 +49,9 @@ const MAX_MANIFEST_BYTES: usize = 64 * 1024;
 /// allowed every minute / this much.
 const FAILURES_PER_MINUTE: u32 = 10;
 
+/// Addresses with failures counted past which the ones whose budget is whole are forgotten.
+const TRACKED_ADDRESSES: usize = 4096;
+
 /// The key of requests that come without a client address (none is known for them).
 const UNKNOWN_ADDRESS: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
 
@@ -125,13 +128,17 @@ impl<C: Clock> Guesses<C> {
 
     /// Counts a wrong token from `address`; past its budget, how long it must wait.
     fn failed(&self, address: IpAddr) -> Option<Duration> {
+        // Addresses whose budget is whole again are forgotten, once there are many of them
+        // (guesses sprayed from many addresses, each failing once, must not grow the map).
+        if self.failures.len() > TRACKED_ADDRESSES {
+            self.failures.retain_recent();
+        }
         let not_until = self.failures.check_key(&address).err()?;
         let now = self.failures.clock().now();
         let mut refused = self.refused_until.lock().unwrap_or_else(|p| p.into_inner());
         // Only addresses past their budget are kept, each until it may try again.
         refused.retain(|_, until| *until > now);
         refused.insert(address, not_until.earliest_possible());
-        self.failures.retain_recent();
         Some(not_until.wait_time_from(now))
     }
 }
@@ -395,6 +402,22 @@ mod tests {
         assert_eq!(guesses.refused(guesser), None);
         assert_eq!(guesses.failed(guesser), None, "one guess freed");
         assert_eq!(guesses.failed(guesser), Some(interval));
+    }
+
+    /// Guesses sprayed from many addresses, each failing once, are forgotten once their
+    /// budgets are whole again instead of growing the map for good.
+    #[test]
+    fn addresses_whose_budget_is_whole_are_forgotten() {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let guesses = Guesses::with_clock(clock.clone());
+        let address = |n: usize| IpAddr::from([10, 0, (n / 256) as u8, (n % 256) as u8]);
+        for n in 0..=TRACKED_ADDRESSES {
+            assert_eq!(guesses.failed(address(n)), None);
+        }
+        assert_eq!(guesses.failures.len(), TRACKED_ADDRESSES + 1);
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(guesses.failed(address(0)), None);
+        assert_eq!(guesses.failures.len(), 1);
     }
 
     #[test]
