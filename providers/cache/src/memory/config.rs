@@ -4,6 +4,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+/// The engine's own bound on `max_value_bytes` (64 MiB), whatever the operator's ceiling.
+const MAX_VALUE_BYTES: u64 = 67_108_864;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryCacheConfig {
@@ -17,21 +20,19 @@ pub struct MemoryCacheConfig {
     /// it, since the operator's figure is what protects the process every tenant shares.
     // Left out means the operator's figure; null is refused, as it says nothing more.
     #[serde(default)]
-    #[schemars(with = "u64", range(min = 1, max = 67_108_864))]
+    #[schemars(with = "u64", range(min = 1, max = MAX_VALUE_BYTES))]
     pub max_value_bytes: Option<usize>,
 }
 
 /// Publishes the operator's `cache_max_value_bytes` as the schema's `maximum` for
-/// `max_value_bytes` (when it is below the engine's own bound), so a config above the ceiling
+/// `max_value_bytes` (when it is below the engine's own bound; a factory held to new quotas
+/// is published anew, never from its previous figure), so a config above the ceiling
 /// is refused by the schema the tenant reads (400 `config_invalid`) rather than by a rule the
 /// document does not state (ADR 23). The served document is built from the running process's
 /// descriptors, so it carries this operator's figure.
 pub fn publish_ceiling(schema: &mut Value, ceiling: u64) {
     if let Some(field) = schema.pointer_mut("/properties/max_value_bytes") {
-        let bound = field["maximum"]
-            .as_u64()
-            .map_or(ceiling, |own| own.min(ceiling));
-        field["maximum"] = json!(bound);
+        field["maximum"] = json!(MAX_VALUE_BYTES.min(ceiling));
     }
 }
 
@@ -72,11 +73,17 @@ mod tests {
         let compiled = Compiled::new(&schema, "cache/memory#config").unwrap();
         assert!(compiled.check(&json!({"max_value_bytes": 400})).is_empty());
         assert!(!compiled.check(&json!({"max_value_bytes": 401})).is_empty());
-        let mut schema = switchyard_spi::config_schema::<MemoryCacheConfig>();
+        // Raised again (a factory built under the defaults, then held to the operator's):
+        // up to the engine's own bound, never above it.
+        publish_ceiling(&mut schema, 32 * 1024 * 1024);
+        assert_eq!(
+            schema["properties"]["max_value_bytes"]["maximum"],
+            json!(32 * 1024 * 1024)
+        );
         publish_ceiling(&mut schema, u64::MAX);
         assert_eq!(
             schema["properties"]["max_value_bytes"]["maximum"],
-            json!(67_108_864)
+            json!(MAX_VALUE_BYTES)
         );
     }
 }
