@@ -7,6 +7,7 @@ mod common;
 mod attacks;
 mod bench_smoke;
 mod console;
+mod conformance_cli;
 mod contract;
 mod errors;
 mod faults;
