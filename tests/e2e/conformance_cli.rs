@@ -40,7 +40,7 @@ fn every_built_in_engine_is_certified_from_the_command_line_and_claims_no_untest
         env("SWITCHYARD_TEST_KAFKA_BROKERS"),
     );
     let mut certified = Vec::new();
-    for (provider, expected) in EXPECTED {
+    for (provider, _) in EXPECTED {
         let out = Command::new(BIN)
             .args(["conformance", provider, "--json"])
             .env("SWITCHYARD_DATA_DIR", dir.path())
