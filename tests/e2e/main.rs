@@ -6,8 +6,8 @@ mod common;
 
 mod attacks;
 mod bench_smoke;
-mod console;
 mod conformance_cli;
+mod console;
 mod contract;
 mod errors;
 mod faults;
