@@ -2,6 +2,8 @@
 //! `transaction` actions through the tenant's client.
 
 use serde_json::{Map, Value, json};
+use sqlparser::dialect::SQLiteDialect;
+use sqlparser::tokenizer::{Token, Tokenizer};
 use switchyard_client::ProviderClient;
 use switchyard_contracts::{ErrorCode, Problem};
 use switchyard_outbox::Dialect;
@@ -52,10 +54,10 @@ impl Db {
     }
 
     /// The services' SQL is written with SQLite's numbered placeholders (`?1`); PostgreSQL
-    /// spells them `$1`. The texts are the services' own, holding no other `?`.
+    /// spells them `$1`.
     pub fn sql(&self, text: &str) -> String {
         match self.dialect {
-            Dialect::Postgres => text.replace('?', "$"),
+            Dialect::Postgres => dollar_placeholders(text),
             Dialect::Sqlite | Dialect::Mysql => text.to_owned(),
         }
     }
@@ -189,9 +191,72 @@ impl Db {
     }
 }
 
+/// `text` with each numbered placeholder `?N` written `$N`. The text is tokenized, so a `?`
+/// inside a string literal, a quoted identifier or a comment stays as written. A text the
+/// tokenizer cannot read is returned unchanged, and the database reports it.
+fn dollar_placeholders(text: &str) -> String {
+    let Ok(tokens) = Tokenizer::new(&SQLiteDialect {}, text).tokenize_with_location() else {
+        return text.to_owned();
+    };
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(at, _)| at + 1))
+        .collect();
+    // `?` and `$` are one byte each: rewriting in place keeps every other offset.
+    let mut bytes = text.as_bytes().to_vec();
+    for token in tokens {
+        let Token::Placeholder(placeholder) = &token.token else {
+            continue;
+        };
+        if !placeholder.starts_with('?') {
+            continue;
+        }
+        // Locations count lines and characters from 1.
+        let start = token.span.start;
+        let line = line_starts[start.line as usize - 1];
+        let column = text[line..]
+            .char_indices()
+            .nth(start.column as usize - 1)
+            .map(|(at, _)| at);
+        if let Some(at) = column {
+            bytes[line + at] = b'$';
+        }
+    }
+    String::from_utf8(bytes).unwrap_or_else(|_| text.to_owned())
+}
+
 fn broken(what: &str) -> Problem {
     Problem::new(
         ErrorCode::Internal,
         format!("the db provider answered {what}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dollar_placeholders;
+
+    #[test]
+    fn placeholders_become_dollars_and_nothing_quoted_or_commented_changes() {
+        let sql =
+            "SELECT ?1, '?2', 'it''s ?3' FROM t WHERE a = ?2 -- ?4\n  AND \"b?\" = ?10 /* ?5 */";
+        assert_eq!(
+            dollar_placeholders(sql),
+            "SELECT $1, '?2', 'it''s ?3' FROM t WHERE a = $2 -- ?4\n  AND \"b?\" = $10 /* ?5 */"
+        );
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let sql = "SELECT 'é€', ?1\nWHERE 'ü' = ?2 AND x = ?3";
+        assert_eq!(
+            dollar_placeholders(sql),
+            "SELECT 'é€', $1\nWHERE 'ü' = $2 AND x = $3"
+        );
+    }
+
+    #[test]
+    fn a_text_the_tokenizer_cannot_read_is_left_for_the_database_to_refuse() {
+        let sql = "SELECT 'unterminated ?1";
+        assert_eq!(dollar_placeholders(sql), sql);
+    }
 }
