@@ -25,6 +25,7 @@
 
 mod annotator;
 mod db;
+mod restock;
 
 use std::collections::HashMap;
 
@@ -688,8 +689,9 @@ impl OrdersService {
         self.view(client, order_id, None).await
     }
 
-    /// Takes a fulfilled order back whole: receives each line's stock into the bin it left at
-    /// the unit cost it left with, then posts the sale's opposite (receivable/revenue for the
+    /// Takes a fulfilled order back whole: receives each line's stock into the bin it left,
+    /// worth exactly the value its issue removed (in two receipts when no single four-place
+    /// unit cost gives that value, see [`restock`]), then posts the sale's opposite (receivable/revenue for the
     /// total, inventory/COGS for the value received back). Steps already `ok` are not
     /// repeated, so return again resumes a return stopped by a failed step.
     async fn return_order(
@@ -715,26 +717,37 @@ impl OrdersService {
                 .map(decimal)
                 .transpose()?
                 .unwrap_or(Decimal::ZERO);
-            // The inventory takes unit costs to four places, as the ledger does.
-            let unit_cost = (issued / quantity).round_dp(4);
-            let line_value = (unit_cost * quantity).round_dp(4);
-            value += line_value;
-            let name = format!("restock:{}", line.line);
-            if steps.get(&name).is_some_and(|s| s.status == OK) {
-                continue;
+            // The issued value itself comes back, not the quantity at a rounded unit cost, so
+            // inventory and COGS net to zero.
+            value += issued;
+            let parts = restock::parts(quantity, issued).ok_or_else(|| {
+                broken(&format!(
+                    "line {} issued {} worth {issued}, which the inventory cannot take back",
+                    line.line, line.quantity
+                ))
+            })?;
+            for (index, part) in parts.into_iter().enumerate() {
+                let name = restock_step(line.line, index);
+                if steps.get(&name).is_some_and(|s| s.status == OK) {
+                    continue;
+                }
+                let received = client
+                    .invoke(
+                        INVENTORY,
+                        "receive",
+                        json!({"item": line.item, "warehouse": head.warehouse, "bin": head.bin,
+                               "quantity": part.quantity.to_string(),
+                               "unit_cost": money(part.unit_cost), "reference": reference}),
+                    )
+                    .await;
+                let detail = received
+                    .as_ref()
+                    .ok()
+                    .and_then(|moved| moved["value"].as_str())
+                    .map(str::to_owned);
+                self.settle(client, order_id, &name, received, detail)
+                    .await?;
             }
-            let received = client
-                .invoke(
-                    INVENTORY,
-                    "receive",
-                    json!({"item": line.item, "warehouse": head.warehouse, "bin": head.bin,
-                           "quantity": line.quantity, "unit_cost": money(unit_cost),
-                           "reference": reference}),
-                )
-                .await;
-            let detail = received.is_ok().then(|| money(line_value));
-            self.settle(client, order_id, &name, received, detail)
-                .await?;
         }
         let posting_time = self
             .posting_time(client, order_id, "post_return", &steps)
@@ -1229,11 +1242,12 @@ async fn classify(
         .ok_or_else(|| Problem::new(ErrorCode::Internal, format!("{ai} answered no label")))
 }
 
-/// Where steps sort in `get`: the saga's order.
+/// Where steps sort in `get`: the saga's order (a line's second receipt, `restock:<line>/2`,
+/// sorts with its line and after its first by name).
 fn step_order(name: &str) -> i64 {
     let line = |prefix: &str| {
         name.strip_prefix(prefix)
-            .and_then(|n| n.parse::<i64>().ok())
+            .and_then(|n| n.split('/').next()?.parse::<i64>().ok())
             .unwrap_or(0)
     };
     match name {
@@ -1246,6 +1260,15 @@ fn step_order(name: &str) -> i64 {
         _ if name.starts_with("release:") => 1_000 + line("release:"),
         _ if name.starts_with("issue:") => 2_000 + line("issue:"),
         _ => 9_000,
+    }
+}
+
+/// The step that receives part `index` (0 or 1) of line `line` back: `restock:<line>`, and
+/// `restock:<line>/2` for the second receipt of a line that comes back in two.
+fn restock_step(line: i64, index: usize) -> String {
+    match index {
+        0 => format!("restock:{line}"),
+        n => format!("restock:{line}/{}", n + 1),
     }
 }
 

@@ -130,3 +130,47 @@ async fn the_annotator_holds_an_order_while_the_ai_is_down_and_annotates_it_when
     // Committed: the next round finds nothing new.
     assert_eq!(platform.annotate_round().await.read, 0);
 }
+
+/// One sheet at 1.0000 and two at 1.0001 average 1.000066…: the three leave worth 3.0002, and
+/// a return must bring back exactly that, not three at a unit cost rounded to 1.0001.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_return_restores_exactly_the_value_that_left_and_nets_inventory_and_cogs_to_zero() {
+    let receiver = Receiver::start().await;
+    let platform = Platform::new(&receiver.url()).await;
+    let inv = "services/inventory";
+    platform.stock_item("sheet", "1", "1.0000").await;
+    platform
+        .other(
+            inv,
+            "receive",
+            json!({"item": "sheet", "warehouse": "w1", "bin": "main",
+                   "quantity": "2", "unit_cost": "1.0001"}),
+        )
+        .await;
+    platform
+        .ok("create", order("SO-1", "sheet", "3", "2.00"))
+        .await;
+    platform.ok("confirm", json!({"order_id": "SO-1"})).await;
+    let fulfilled = platform.ok("fulfil", json!({"order_id": "SO-1"})).await;
+    assert_eq!(step(&fulfilled, "issue:1").unwrap()["detail"], "3.0002");
+
+    let returned = platform.ok("return", json!({"order_id": "SO-1"})).await;
+    assert_eq!(returned["status"], "returned", "{returned}");
+    assert_eq!(step(&returned, "restock:1").unwrap()["detail"], "1.0000");
+    assert_eq!(step(&returned, "restock:1/2").unwrap()["detail"], "2.0002");
+    let valuation = platform
+        .other(inv, "valuation", json!({"item": "sheet"}))
+        .await;
+    assert_eq!(valuation["rows"][0]["on_hand"], "3", "{valuation}");
+    assert_eq!(valuation["rows"][0]["value"], "3.0002", "{valuation}");
+
+    let ledger = "services/ledger";
+    for account in ["1300-USD", "5000-USD"] {
+        let balance = platform
+            .other(ledger, "balance", json!({"account": account}))
+            .await;
+        assert_eq!(balance["balance"], "0.0000", "{account}: {balance}");
+    }
+    let trial = platform.other(ledger, "trial_balance", json!({})).await;
+    assert_eq!(trial["balanced"], true, "{trial}");
+}
