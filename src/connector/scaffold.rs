@@ -36,31 +36,25 @@ struct Skeleton {
     manifest: &'static str,
 }
 
+/// The skeleton of a domain whose templates are `scaffolds/<domain>/{plugin.rs,service.py,
+/// manifest.json}`, the plugin needing `dependencies` (Cargo.toml lines) beyond the ABI.
+macro_rules! skeleton {
+    ($domain:literal, $dependencies:expr) => {
+        Skeleton {
+            domain: $domain,
+            plugin: include_str!(concat!("../../scaffolds/", $domain, "/plugin.rs")),
+            plugin_dependencies: $dependencies,
+            service: include_str!(concat!("../../scaffolds/", $domain, "/service.py")),
+            uses_protocol: true,
+            manifest: include_str!(concat!("../../scaffolds/", $domain, "/manifest.json")),
+        }
+    };
+}
+
 const SKELETONS: &[Skeleton] = &[
-    Skeleton {
-        domain: "ai",
-        plugin: include_str!("../../scaffolds/ai/plugin.rs"),
-        plugin_dependencies: "",
-        service: include_str!("../../scaffolds/ai/service.py"),
-        uses_protocol: true,
-        manifest: include_str!("../../scaffolds/ai/manifest.json"),
-    },
-    Skeleton {
-        domain: "auth",
-        plugin: include_str!("../../scaffolds/auth/plugin.rs"),
-        plugin_dependencies: "",
-        service: include_str!("../../scaffolds/auth/service.py"),
-        uses_protocol: true,
-        manifest: include_str!("../../scaffolds/auth/manifest.json"),
-    },
-    Skeleton {
-        domain: "bus",
-        plugin: include_str!("../../scaffolds/bus/plugin.rs"),
-        plugin_dependencies: "",
-        service: include_str!("../../scaffolds/bus/service.py"),
-        uses_protocol: true,
-        manifest: include_str!("../../scaffolds/bus/manifest.json"),
-    },
+    skeleton!("ai", ""),
+    skeleton!("auth", ""),
+    skeleton!("bus", ""),
     Skeleton {
         domain: "cache",
         plugin: include_str!("../../examples/plugins/cache-memory/src/lib.rs"),
@@ -69,32 +63,17 @@ const SKELETONS: &[Skeleton] = &[
         uses_protocol: false,
         manifest: include_str!("../../examples/remote/manifest.json"),
     },
-    Skeleton {
-        domain: "db",
-        plugin: include_str!("../../scaffolds/db/plugin.rs"),
-        // The SQLite the workspace builds for sqlx: same version, same features.
-        plugin_dependencies: "base64 = \"0.22\"\nlibsqlite3-sys = { version = \"0.30\", default-features = false, \
-                              features = [\"bundled\", \"pkg-config\", \"vcpkg\", \"unlock_notify\"] }\n",
-        service: include_str!("../../scaffolds/db/service.py"),
-        uses_protocol: true,
-        manifest: include_str!("../../scaffolds/db/manifest.json"),
-    },
-    Skeleton {
-        domain: "integration",
-        plugin: include_str!("../../scaffolds/integration/plugin.rs"),
-        plugin_dependencies: "base64 = \"0.22\"\nhmac = \"0.12\"\nsha2 = \"0.10\"\n",
-        service: include_str!("../../scaffolds/integration/service.py"),
-        uses_protocol: true,
-        manifest: include_str!("../../scaffolds/integration/manifest.json"),
-    },
-    Skeleton {
-        domain: "storage",
-        plugin: include_str!("../../scaffolds/storage/plugin.rs"),
-        plugin_dependencies: "base64 = \"0.22\"\n",
-        service: include_str!("../../scaffolds/storage/service.py"),
-        uses_protocol: true,
-        manifest: include_str!("../../scaffolds/storage/manifest.json"),
-    },
+    // The SQLite the workspace builds for sqlx: same version, same features.
+    skeleton!(
+        "db",
+        "base64 = \"0.22\"\nlibsqlite3-sys = { version = \"0.30\", default-features = false, \
+         features = [\"bundled\", \"pkg-config\", \"vcpkg\", \"unlock_notify\"] }\n"
+    ),
+    skeleton!(
+        "integration",
+        "base64 = \"0.22\"\nhmac = \"0.12\"\nsha2 = \"0.10\"\n"
+    ),
+    skeleton!("storage", "base64 = \"0.22\"\n"),
 ];
 
 /// The domains with a skeleton, for error messages.
