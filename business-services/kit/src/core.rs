@@ -12,7 +12,8 @@ use crate::{Db, Installs, descriptor, expect_domain};
 pub struct ServiceCore {
     pub descriptor: ServiceDescriptor,
     pub db: Db,
-    outbox: Option<(Outbox, String)>,
+    /// The outbox, and the bus this process relays it to when one is configured.
+    outbox: Option<(Outbox, Option<String>)>,
     /// Tenants whose tables this process has already created.
     installs: Installs,
 }
@@ -31,7 +32,7 @@ impl ServiceCore {
         let outbox = match bus {
             Some(bus) => {
                 expect_domain(&bus, "bus")?;
-                Some((Outbox::new(db)?, bus))
+                Some((Outbox::new(db)?, Some(bus)))
             }
             None => None,
         };
@@ -43,7 +44,24 @@ impl ServiceCore {
         })
     }
 
-    /// The outbox events go to, when a bus is configured.
+    /// Like [`ServiceCore::new`], but events go to the outbox even without a bus: a relay
+    /// outside the process (`switchyard relay`, through the `outbox` service) carries them then.
+    pub fn with_outbox(
+        name: &'static str,
+        version: &str,
+        summary: &str,
+        db: &str,
+        bus: Option<String>,
+    ) -> Result<Self, Problem> {
+        let mut core = Self::new(name, version, summary, db, bus)?;
+        if core.outbox.is_none() {
+            core.outbox = Some((Outbox::new(db)?, None));
+        }
+        Ok(core)
+    }
+
+    /// The outbox events go to: when a bus is configured, or always when built
+    /// [`ServiceCore::with_outbox`].
     pub fn outbox(&self) -> Option<&Outbox> {
         self.outbox.as_ref().map(|(outbox, _)| outbox)
     }
@@ -51,9 +69,8 @@ impl ServiceCore {
     /// The relay that publishes the outbox to the bus, one per tenant client; `None` without
     /// a bus. Run it beside the service (`Relay::run`).
     pub fn relay(&self) -> Option<Relay> {
-        self.outbox
-            .as_ref()
-            .map(|(outbox, bus)| Relay::new(outbox.clone(), bus, 100))
+        let (outbox, bus) = self.outbox.as_ref()?;
+        Some(Relay::new(outbox.clone(), bus.as_deref()?, 100))
     }
 
     /// Creates the tenant's `tables` (built for this database's dialect) and the outbox, once
