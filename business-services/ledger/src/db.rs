@@ -25,7 +25,7 @@ pub fn optional_text(row: &Row, column: &str) -> Option<String> {
 /// An integer column of `row` (a number, or a PostgreSQL `numeric` string).
 pub fn integer(row: &Row, column: &str) -> Result<i128, Problem> {
     row.get(column)
-        .and_then(crate::amount::read)
+        .and_then(switchyard_service_kit::money::read_units)
         .ok_or_else(|| broken(&format!("a row without an integer {column}: {row:?}")))
 }
 

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use switchyard_contracts::{ErrorCode, FieldError, Problem};
+use switchyard_service_kit::{Money, Sign, clock};
 
 use crate::amount;
 use crate::db::{self, Row};
-use crate::timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,7 +61,7 @@ impl Line {
             "account": self.account,
             "currency": self.currency,
         });
-        line[self.side.as_str()] = json!(amount::format(self.units.into()));
+        line[self.side.as_str()] = json!(Money(self.units).to_string());
         if let Some(memo) = &self.memo {
             line["memo"] = json!(memo);
         }
@@ -96,7 +96,7 @@ impl Line {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Journal {
     pub journal_id: String,
-    /// Normalised (see [`timestamp`]).
+    /// Normalised (see [`clock`]).
     pub posting_time: String,
     pub recorded_at: String,
     pub memo: Option<String>,
@@ -159,7 +159,7 @@ impl Journal {
             };
             lines.push(Line {
                 line: i as i64 + 1,
-                units: amount::parse(raw, &format!("/lines/{i}/{field}"))?,
+                units: Money::parse(raw, Sign::Positive, &format!("/lines/{i}/{field}"))?.0,
                 side,
                 account: line.account,
                 currency: line.currency,
@@ -167,7 +167,7 @@ impl Journal {
             });
         }
         Ok(Journal {
-            posting_time: timestamp::normalize(&params.posting_time, "/posting_time")?,
+            posting_time: clock::normalize(&params.posting_time, "/posting_time")?,
             journal_id: params.journal_id,
             recorded_at,
             memo: params.memo,
@@ -214,9 +214,9 @@ impl Journal {
                 pointer: "/lines".into(),
                 detail: format!(
                     "{currency}: debits {} and credits {} differ by {}",
-                    amount::format(debit),
-                    amount::format(credit),
-                    amount::format(debit - credit)
+                    Money::format_sum(debit),
+                    Money::format_sum(credit),
+                    Money::format_sum(debit - credit)
                 ),
             })
             .collect();
@@ -368,7 +368,7 @@ impl Journal {
                     account: text(line, "account")?,
                     currency: text(line, "currency")?,
                     side,
-                    units: amount::parse(raw.as_str()?, "").ok()?,
+                    units: Money::parse(raw.as_str()?, Sign::Positive, "").ok()?.0,
                     memo: text(line, "memo"),
                 })
             })

@@ -20,7 +20,6 @@ mod posting;
 mod rebuild;
 mod reports;
 mod schema;
-mod timestamp;
 
 use async_trait::async_trait;
 use serde_json::Value;

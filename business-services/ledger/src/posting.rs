@@ -5,11 +5,11 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Event, Problem, event::now_rfc3339};
+use switchyard_service_kit::clock;
 
 use crate::Ledger;
 use crate::db::{self, Row};
 use crate::journal::{Journal, PostParams};
-use crate::timestamp;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,7 +52,7 @@ impl Ledger<'_> {
     }
 
     pub async fn reverse_journal(&self, params: ReverseParams) -> Result<Value, Problem> {
-        let posting_time = timestamp::normalize(&params.posting_time, "/posting_time")?;
+        let posting_time = clock::normalize(&params.posting_time, "/posting_time")?;
         let original = self.journal(&params.journal_id).await?.ok_or_else(|| {
             Problem::new(
                 ErrorCode::ResourceNotFound,
@@ -82,7 +82,7 @@ impl Ledger<'_> {
     }
 
     pub async fn close_period(&self, params: CloseParams) -> Result<Value, Problem> {
-        let through = timestamp::normalize(&params.through, "/through")?;
+        let through = clock::normalize(&params.through, "/through")?;
         let closed_at = now_rfc3339();
         // Forwards only, decided by the database in the same statement: the update's WHERE
         // makes a backwards close change no row.

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use switchyard_contracts::Problem;
+use switchyard_service_kit::Money;
 
 use crate::Ledger;
-use crate::amount;
 use crate::db::{self, PAGE};
 use crate::journal::{Journal, Line};
 
@@ -48,7 +48,7 @@ impl Projection {
 }
 
 fn totals_json((debit, credit): (i128, i128)) -> Value {
-    json!({"debit_total": amount::format(debit), "credit_total": amount::format(credit)})
+    json!({"debit_total": Money::format_sum(debit), "credit_total": Money::format_sum(credit)})
 }
 
 /// Every key on which `replayed` and `live` disagree.

@@ -5,12 +5,11 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, FieldError, Problem};
+use switchyard_service_kit::{Money, clock};
 
 use crate::Ledger;
-use crate::amount;
 use crate::db::{self, PAGE, Row};
 use crate::journal::{Line, Side};
-use crate::timestamp;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +61,7 @@ impl Ledger<'_> {
         }
         let as_of = params
             .as_of
-            .map(|t| timestamp::normalize(&t, "/as_of"))
+            .map(|t| clock::normalize(&t, "/as_of"))
             .transpose()?;
         let rows = match &as_of {
             Some(as_of) => {
@@ -103,9 +102,9 @@ impl Ledger<'_> {
             "account": account.code,
             "currency": account.currency,
             "normal_side": side.as_str(),
-            "debit_total": amount::format(debit),
-            "credit_total": amount::format(credit),
-            "balance": amount::format(balance),
+            "debit_total": Money::format_sum(debit),
+            "credit_total": Money::format_sum(credit),
+            "balance": Money::format_sum(balance),
             "as_of": as_of,
         }))
     }
@@ -116,7 +115,7 @@ impl Ledger<'_> {
     pub async fn trial_balance(&self, params: TrialBalanceParams) -> Result<Value, Problem> {
         let as_of = params
             .as_of
-            .map(|t| timestamp::normalize(&t, "/as_of"))
+            .map(|t| clock::normalize(&t, "/as_of"))
             .transpose()?;
         let mut accounts = Vec::new();
         let mut currencies: BTreeMap<String, (i128, i128)> = BTreeMap::new();
@@ -163,8 +162,8 @@ impl Ledger<'_> {
                 accounts.push(json!({
                     "account": db::text(row, "account")?,
                     "currency": currency,
-                    "debit_total": amount::format(debit),
-                    "credit_total": amount::format(credit),
+                    "debit_total": Money::format_sum(debit),
+                    "credit_total": Money::format_sum(credit),
                 }));
             }
             match rows.last() {
@@ -180,8 +179,8 @@ impl Ledger<'_> {
             .map(|(currency, (debit, credit))| {
                 json!({
                     "currency": currency,
-                    "debit_total": amount::format(debit),
-                    "credit_total": amount::format(credit),
+                    "debit_total": Money::format_sum(debit),
+                    "credit_total": Money::format_sum(credit),
                     "balanced": debit == credit,
                 })
             })
@@ -221,7 +220,7 @@ impl Ledger<'_> {
         let mut values = vec![json!(account.code), json!(after), json!(limit + 1)];
         for (bound, op, pointer) in [(&params.from, ">=", "/from"), (&params.to, "<=", "/to")] {
             if let Some(time) = bound {
-                values.push(json!(timestamp::normalize(time, pointer)?));
+                values.push(json!(clock::normalize(time, pointer)?));
                 sql.push_str(&format!(" AND posting_time {op} ?{}", values.len()));
             }
         }
