@@ -17,8 +17,9 @@
 //!   at a given cost, an order line);
 //! - a unit cost from a value over a quantity, [`Money::per`] (an average cost shown in a
 //!   report, an order line's unit price);
-//! - the share of a value that part of a quantity carries, [`Money::share`] (an issue at the
-//!   moving average, a lot's value split over its outputs).
+//! - the share of a value that part of a quantity carries, [`Money::share`] and
+//!   [`Money::at_average`] (an issue at the moving average, a lot's value split over its
+//!   outputs).
 //!
 //! Half away from zero is commercial rounding (what accountants and the euro conversion rules
 //! use, and what the inventory has stored since its first day, so every stored value stays
@@ -110,14 +111,29 @@ impl Money {
     }
 
     /// The part of `self` that `part` of `whole` carries (`self × part ÷ whole`), rounded half
-    /// away from zero; `None` for no `whole` or a share beyond [`LIMIT`]. Callers that take
-    /// all of `whole` take all of `self` instead, so no rounding residue is left behind.
-    pub fn share(self, part: Quantity, whole: Quantity) -> Option<Self> {
-        if whole.0 == 0 {
-            return None;
+    /// away from zero: what taking `part` out of stock `whole` worth `self` costs. Taking all
+    /// of `whole` or more takes all of `self`, so no rounding residue is left behind; taking
+    /// nothing costs nothing. Never beyond `self`, so it cannot fail.
+    pub fn share(self, part: Quantity, whole: Quantity) -> Self {
+        if part.0 >= whole.0 {
+            return self;
+        }
+        if part.0 <= 0 {
+            return Self::ZERO;
         }
         let share = round_div(i128::from(self.0) * i128::from(part.0), i128::from(whole.0));
-        within_limit(share).map(Self)
+        // 0 < part < whole, so the share lies between zero and `self`.
+        Self(share as i64)
+    }
+
+    /// What `qty` is worth at the average cost of `self` over `of` (`self × qty ÷ of`, rounded
+    /// once, not through a rounded unit cost); `None` for no `of` or a value beyond [`LIMIT`].
+    pub fn at_average(self, qty: Quantity, of: Quantity) -> Option<Self> {
+        if of.0 == 0 {
+            return None;
+        }
+        let value = round_div(i128::from(self.0) * i128::from(qty.0), i128::from(of.0));
+        within_limit(value).map(Self)
     }
 
     /// A sum of stored amounts (a balance, a report total), which may exceed one amount's
@@ -410,16 +426,22 @@ mod tests {
         assert_eq!(money("10").per(qty("3")), Some(money("3.3333")));
         assert_eq!(money("3.0002").per(qty("3")), Some(money("1.0001")));
         assert_eq!(money("5").per(Quantity::ZERO), None);
-        // A third of 3.0002 is 1.0001 (rounded); the share of the whole is the whole.
+        // A third of 3.0002 is 1.0001 (rounded); all of it, or more, is the whole value.
+        assert_eq!(money("3.0002").share(qty("1"), qty("3")), money("1.0001"));
+        assert_eq!(money("3.0002").share(qty("3"), qty("3")), money("3.0002"));
+        assert_eq!(money("3.0002").share(qty("4"), qty("3")), money("3.0002"));
+        assert_eq!(money("1").share(Quantity::ZERO, Quantity::ZERO), money("1"));
+        assert_eq!(money("1").share(Quantity::ZERO, qty("2")), Money::ZERO);
+        // 6.6667 over 2 units: 1 unit is worth 3.33335 -> 3.3334, rounded once.
         assert_eq!(
-            money("3.0002").share(qty("1"), qty("3")),
-            Some(money("1.0001"))
+            money("6.6667").at_average(qty("1"), qty("2")),
+            Some(money("3.3334"))
         );
         assert_eq!(
-            money("3.0002").share(qty("3"), qty("3")),
-            Some(money("3.0002"))
+            money("6.6667").at_average(qty("3"), qty("2")),
+            Some(money("10.0001"))
         );
-        assert_eq!(money("1").share(qty("1"), Quantity::ZERO), None);
+        assert_eq!(money("1").at_average(qty("1"), Quantity::ZERO), None);
     }
 
     #[test]
@@ -430,6 +452,7 @@ mod tests {
         assert_eq!(Money::of(Quantity(LIMIT), Money(LIMIT)), None);
         assert_eq!(most.per(Quantity(1)), None);
         assert_eq!(Money::of(qty("1000"), most), None);
+        assert_eq!(most.at_average(qty("2"), qty("1")), None);
         assert_eq!(Quantity(LIMIT).checked_add(Quantity(1)), None);
     }
 
@@ -500,13 +523,21 @@ mod tests {
         }
 
         #[test]
-        fn shares_never_exceed_the_whole_and_the_whole_share_is_exact(
-            value in 0..LIMIT, part in 0..LIMIT, extra in 0..LIMIT,
+        fn a_share_is_the_rounded_proportion_and_never_exceeds_the_value(
+            value in 0..LIMIT, part in 1..LIMIT, rest in 1..LIMIT,
         ) {
-            let whole = Quantity(part.saturating_add(extra).min(LIMIT));
-            let share = Money(value).share(Quantity(part), whole).unwrap();
-            prop_assert!(share <= Money(value));
-            prop_assert_eq!(Money(value).share(whole, whole), Some(Money(value)));
+            let (value, part) = (Money(value), Quantity(part));
+            let whole = part.checked_add(Quantity(rest)).unwrap_or(Quantity(LIMIT));
+            prop_assume!(part < whole);
+            let share = value.share(part, whole);
+            prop_assert!(share >= Money::ZERO && share <= value);
+            prop_assert_eq!(Some(share), value.at_average(part, whole));
+            // Within half a ten-thousandth of the exact proportion.
+            let off = (i128::from(share.0) * i128::from(whole.0)
+                - i128::from(value.0) * i128::from(part.0))
+            .abs();
+            prop_assert!(off * 2 <= i128::from(whole.0));
+            prop_assert_eq!(value.share(whole, whole), value);
         }
     }
 }
