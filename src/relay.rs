@@ -37,14 +37,19 @@ pub fn run(args: RelayArgs) -> Result<()> {
     let client = client(&args.connection)?;
     let outbox = Outbox::new(&args.db).map_err(|p| anyhow::anyhow!(p.detail))?;
     let relay = Relay::new(outbox.clone(), &args.bus, args.batch);
-    // The services run on db/sqlite and db/postgres only: elsewhere there are no books.
-    let books = (outbox.dialect() != Dialect::Mysql)
-        .then(|| json!({"db": args.db, "bus": args.bus, "max_events": args.batch.clamp(1, 500)}));
     on_runtime(async move {
         outbox
             .install(&client)
             .await
             .map_err(|p| anyhow::anyhow!("installing the outbox in {}: {}", args.db, p.detail))?;
+        // The services' SQL is for SQLite and PostgreSQL only: elsewhere there are no books.
+        let dialect = outbox
+            .dialect(&client)
+            .await
+            .map_err(|p| anyhow::anyhow!(p.detail))?;
+        let books = (dialect != Dialect::Mysql).then(
+            || json!({"db": args.db, "bus": args.bus, "max_events": args.batch.clamp(1, 500)}),
+        );
         tracing::info!(db = %args.db, bus = %args.bus, "relaying the outboxes");
         let stop = until_signal()?;
         tokio::pin!(stop);

@@ -63,4 +63,9 @@ impl ProviderClient for RuntimeClient {
             .invoke(&ctx, domain, name, action, params, None)
             .await
     }
+
+    async fn describe(&self, provider: &str) -> Result<Value, Problem> {
+        let (domain, name) = provider_route(provider)?;
+        self.runtime.describe(&self.tenant, domain, name).await
+    }
 }

@@ -20,8 +20,9 @@ pub struct ServiceCore {
 
 impl ServiceCore {
     /// Service `name` keeping its data in db provider `db` and, with `bus`, writing its events
-    /// to the outbox for that bus. Refuses a db provider the kit has no SQL for and a bus id
-    /// that names no bus provider.
+    /// to the outbox for that bus. Refuses ids that name no db or no bus provider; a db
+    /// provider declaring no dialect the SQL is written for is refused on the first call,
+    /// when it is asked ([`Db::dialect`]).
     pub fn new(
         name: &'static str,
         version: &str,
@@ -82,7 +83,9 @@ impl ServiceCore {
     ) -> Result<(), Problem> {
         self.installs
             .once(client.tenant(), || async {
-                self.db.create(client, &tables(self.db.dialect())).await?;
+                self.db
+                    .create(client, &tables(self.db.dialect(client).await?))
+                    .await?;
                 if let Some(outbox) = self.outbox() {
                     outbox.install(client).await?;
                 }

@@ -1,12 +1,15 @@
 //! A service's only door to its database: the db provider's `query`, `execute` and
 //! `transaction` actions through the tenant's client.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
-use sqlparser::dialect::SQLiteDialect;
-use sqlparser::tokenizer::{Token, Tokenizer};
 use switchyard_client::ProviderClient;
 use switchyard_contracts::{ErrorCode, Problem};
 use switchyard_outbox::Dialect;
+use tokio::sync::OnceCell;
+
+use crate::expect_domain;
 
 /// Most rows one `query` returns under the engines' default config. Reads that must be
 /// complete page with `LIMIT` [`PAGE`] and a key.
@@ -24,47 +27,72 @@ pub struct Rows {
 }
 
 /// A db provider the service keeps its tables in.
+///
+/// The services write their SQL once, with SQLite's numbered placeholders (`?1`), and every
+/// statement is bound for the dialect the provider declares ([`Dialect::bind`], the one
+/// translator) when it is sent.
 #[derive(Debug, Clone)]
 pub struct Db {
     provider: String,
-    dialect: Dialect,
+    /// Learned from the provider's descriptor on the first call, once per process: the
+    /// provider may be registered (a plugin, a remote engine) after the service was built.
+    dialect: Arc<OnceCell<Dialect>>,
     /// Who owns the SQL, for errors: `the ledger`, `inventory`, ….
     service: &'static str,
 }
 
 impl Db {
-    /// The services' SQL runs on SQLite and PostgreSQL; MySQL lacks `INSERT … ON CONFLICT`,
-    /// which every service writes with. `service` names the caller in errors.
+    /// The tables of `service` (named in errors) in db provider `provider`. Which SQL it
+    /// speaks is asked of the provider on the first call ([`Db::dialect`]).
     pub fn new(provider: &str, service: &'static str) -> Result<Self, Problem> {
-        match Dialect::of(provider)? {
-            Dialect::Mysql => Err(Problem::new(
-                ErrorCode::RequestInvalid,
-                format!("{service} runs on db/sqlite and db/postgres, not {provider}"),
-            )),
-            dialect => Ok(Db {
-                provider: provider.into(),
-                dialect,
-                service,
-            }),
+        expect_domain(provider, "db")?;
+        Ok(Db {
+            provider: provider.into(),
+            dialect: Arc::default(),
+            service,
+        })
+    }
+
+    /// The dialect the provider declares (`dialect:<name>`, ADR 24), asked once. The
+    /// services' SQL is written for SQLite and PostgreSQL; MySQL lacks `INSERT … ON
+    /// CONFLICT`, which every service writes with. A provider speaking neither is a setup
+    /// the service cannot run on: `internal`, with what to declare.
+    pub async fn dialect(&self, client: &dyn ProviderClient) -> Result<Dialect, Problem> {
+        let dialect = self
+            .dialect
+            .get_or_try_init(|| Dialect::of(client, &self.provider))
+            .await
+            .map_err(|problem| match problem.code {
+                ErrorCode::ParamsUnprocessable => self.unusable(&problem.detail),
+                _ => problem,
+            })?;
+        match dialect {
+            Dialect::Sqlite | Dialect::Postgres => Ok(*dialect),
+            Dialect::Mysql => {
+                Err(self.unusable(&format!("{} declares dialect:mysql", self.provider)))
+            }
         }
     }
 
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
+    fn unusable(&self, why: &str) -> Problem {
+        Problem::new(
+            ErrorCode::Internal,
+            format!(
+                "{} cannot keep its tables in {}: {why}; its SQL is written for the dialects \
+                 sqlite and postgres",
+                self.service, self.provider
+            ),
+        )
     }
 
-    /// The services' SQL is written with SQLite's numbered placeholders (`?1`); PostgreSQL
-    /// spells them `$1`.
-    pub fn sql(&self, text: &str) -> String {
-        match self.dialect {
-            Dialect::Postgres => dollar_placeholders(text),
-            Dialect::Sqlite | Dialect::Mysql => text.to_owned(),
-        }
+    /// `{"sql", "params", …}` bound for the provider's dialect.
+    async fn bound(&self, client: &dyn ProviderClient, statement: Value) -> Result<Value, Problem> {
+        Ok(self.dialect(client).await?.bind_statement(statement))
     }
 
-    /// One statement for a `transaction` batch.
+    /// One statement for a `transaction` batch, as written (it is bound when sent).
     pub fn statement(&self, text: &str, params: Vec<Value>) -> Value {
-        json!({"sql": self.sql(text), "params": params})
+        json!({"sql": text, "params": params})
     }
 
     /// Creates `tables` (`CREATE TABLE IF NOT EXISTS …` texts) in one transaction.
@@ -108,13 +136,9 @@ impl Db {
         text: &str,
         params: Vec<Value>,
     ) -> Result<Rows, Problem> {
-        let mut answer = client
-            .invoke(
-                &self.provider,
-                "query",
-                json!({"sql": self.sql(text), "params": params, "max_rows": MAX_ROWS}),
-            )
-            .await?;
+        let query = json!({"sql": text, "params": params, "max_rows": MAX_ROWS});
+        let query = self.bound(client, query).await?;
+        let mut answer = client.invoke(&self.provider, "query", query).await?;
         let truncated = answer["truncated"] == json!(true);
         let Value::Array(rows) = answer["rows"].take() else {
             return Err(broken("a query answer without rows"));
@@ -136,13 +160,8 @@ impl Db {
         text: &str,
         params: Vec<Value>,
     ) -> Result<u64, Problem> {
-        let answer = client
-            .invoke(
-                &self.provider,
-                "execute",
-                json!({"sql": self.sql(text), "params": params}),
-            )
-            .await?;
+        let statement = self.bound(client, self.statement(text, params)).await?;
+        let answer = client.invoke(&self.provider, "execute", statement).await?;
         answer["rows_affected"]
             .as_u64()
             .ok_or_else(|| broken("an execute answer without rows_affected"))
@@ -155,13 +174,7 @@ impl Db {
         client: &dyn ProviderClient,
         statements: Vec<Value>,
     ) -> Result<Vec<u64>, Problem> {
-        let answer = client
-            .invoke(
-                &self.provider,
-                "transaction",
-                json!({"statements": statements}),
-            )
-            .await?;
+        let answer = self.send_transaction(client, statements).await?;
         answer["results"]
             .as_array()
             .ok_or_else(|| broken("a transaction answer without results"))?
@@ -180,6 +193,19 @@ impl Db {
         client: &dyn ProviderClient,
         statements: Vec<Value>,
     ) -> Result<(), Problem> {
+        self.send_transaction(client, statements).await.map(drop)
+    }
+
+    async fn send_transaction(
+        &self,
+        client: &dyn ProviderClient,
+        statements: Vec<Value>,
+    ) -> Result<Value, Problem> {
+        let dialect = self.dialect(client).await?;
+        let statements: Vec<Value> = statements
+            .into_iter()
+            .map(|statement| dialect.bind_statement(statement))
+            .collect();
         client
             .invoke(
                 &self.provider,
@@ -187,41 +213,7 @@ impl Db {
                 json!({"statements": statements}),
             )
             .await
-            .map(drop)
     }
-}
-
-/// `text` with each numbered placeholder `?N` written `$N`. The text is tokenized, so a `?`
-/// inside a string literal, a quoted identifier or a comment stays as written. A text the
-/// tokenizer cannot read is returned unchanged, and the database reports it.
-fn dollar_placeholders(text: &str) -> String {
-    let Ok(tokens) = Tokenizer::new(&SQLiteDialect {}, text).tokenize_with_location() else {
-        return text.to_owned();
-    };
-    let line_starts: Vec<usize> = std::iter::once(0)
-        .chain(text.match_indices('\n').map(|(at, _)| at + 1))
-        .collect();
-    // `?` and `$` are one byte each: rewriting in place keeps every other offset.
-    let mut bytes = text.as_bytes().to_vec();
-    for token in tokens {
-        let Token::Placeholder(placeholder) = &token.token else {
-            continue;
-        };
-        if !placeholder.starts_with('?') {
-            continue;
-        }
-        // Locations count lines and characters from 1.
-        let start = token.span.start;
-        let line = line_starts[start.line as usize - 1];
-        let column = text[line..]
-            .char_indices()
-            .nth(start.column as usize - 1)
-            .map(|(at, _)| at);
-        if let Some(at) = column {
-            bytes[line + at] = b'$';
-        }
-    }
-    String::from_utf8(bytes).unwrap_or_else(|_| text.to_owned())
 }
 
 fn broken(what: &str) -> Problem {
@@ -229,34 +221,4 @@ fn broken(what: &str) -> Problem {
         ErrorCode::Internal,
         format!("the db provider answered {what}"),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::dollar_placeholders;
-
-    #[test]
-    fn placeholders_become_dollars_and_nothing_quoted_or_commented_changes() {
-        let sql =
-            "SELECT ?1, '?2', 'it''s ?3' FROM t WHERE a = ?2 -- ?4\n  AND \"b?\" = ?10 /* ?5 */";
-        assert_eq!(
-            dollar_placeholders(sql),
-            "SELECT $1, '?2', 'it''s ?3' FROM t WHERE a = $2 -- ?4\n  AND \"b?\" = $10 /* ?5 */"
-        );
-    }
-
-    #[test]
-    fn columns_count_characters_not_bytes() {
-        let sql = "SELECT 'é€', ?1\nWHERE 'ü' = ?2 AND x = ?3";
-        assert_eq!(
-            dollar_placeholders(sql),
-            "SELECT 'é€', $1\nWHERE 'ü' = $2 AND x = $3"
-        );
-    }
-
-    #[test]
-    fn a_text_the_tokenizer_cannot_read_is_left_for_the_database_to_refuse() {
-        let sql = "SELECT 'unterminated ?1";
-        assert_eq!(dollar_placeholders(sql), sql);
-    }
 }

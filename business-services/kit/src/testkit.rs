@@ -15,6 +15,7 @@ use switchyard_contracts::{ActionValidators, FieldError, Problem, TenantId};
 use switchyard_provider_bus::EmbeddedBusFactory;
 use switchyard_provider_db::{PostgresFactory, PostgresSettings, ServiceBooks, SqliteFactory};
 use switchyard_runtime::{PlatformStore, Registry, Runtime, RuntimeClient};
+use switchyard_spi::{ProviderDescriptor, ProviderFactory, StartContext};
 
 /// Throwaway PostgreSQL databases: the db provider's own test helper, shared rather than
 /// copied so every crate makes test databases one way.
@@ -187,5 +188,37 @@ impl<S: Service> Caller<S> {
             Ok(data) => panic!("{action} {params} was accepted: {data}"),
             Err(problem) => problem,
         }
+    }
+}
+
+/// A db engine registered under another name with capabilities of its own: what a plugin or
+/// remote engine speaking a built-in engine's SQL looks like to a service, which knows only
+/// its id and what its descriptor declares.
+pub struct Renamed {
+    engine: Arc<dyn ProviderFactory>,
+    descriptor: ProviderDescriptor,
+}
+
+impl Renamed {
+    /// `engine` as `db/<name>`, declaring exactly `capabilities`.
+    pub fn new(engine: Arc<dyn ProviderFactory>, name: &str, capabilities: &[&str]) -> Renamed {
+        let mut descriptor = engine.descriptor().clone();
+        descriptor.name = name.into();
+        descriptor.capabilities = capabilities.iter().map(|c| c.to_string()).collect();
+        Renamed { engine, descriptor }
+    }
+}
+
+#[async_trait::async_trait]
+impl ProviderFactory for Renamed {
+    fn descriptor(&self) -> &ProviderDescriptor {
+        &self.descriptor
+    }
+
+    async fn start(
+        &self,
+        ctx: StartContext,
+    ) -> Result<Arc<dyn switchyard_spi::Provider>, switchyard_spi::ProviderError> {
+        self.engine.start(ctx).await
     }
 }

@@ -1,6 +1,17 @@
-//! The few SQL differences between the db engines the outbox and inbox tables live in. Each
-//! engine takes its own SQL through the db contract, so the text must be the engine's own.
+//! The SQL dialects of the db engines the outbox, the inbox and the business services keep
+//! their tables in, as each db provider declares its own, and the one translator of their
+//! SQL into it.
+//!
+//! All of that SQL is written once, with SQLite's numbered placeholders (`?1`, `?2`), and
+//! translated when it is sent ([`Dialect::bind`]): PostgreSQL numbers them `$1`, MySQL takes
+//! bare `?` in order. Which dialect a provider speaks is what its descriptor declares (ADR 24):
+//! a db plugin or remote engine named anything declares `dialect:postgres` and is written
+//! PostgreSQL; a provider id alone says nothing.
 
+use serde_json::{Value, json};
+use sqlparser::dialect::SQLiteDialect;
+use sqlparser::tokenizer::{Token, Tokenizer};
+use switchyard_client::ProviderClient;
 use switchyard_contracts::{ErrorCode, Problem};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,37 +21,107 @@ pub enum Dialect {
     Mysql,
 }
 
+/// Every dialect this SQL is written for.
+const DIALECTS: [Dialect; 3] = [Dialect::Sqlite, Dialect::Postgres, Dialect::Mysql];
+
 impl Dialect {
-    /// The dialect of a db provider id such as `db/postgres`.
-    pub fn of(db: &str) -> Result<Self, Problem> {
-        match db {
-            "db/sqlite" => Ok(Dialect::Sqlite),
-            "db/postgres" => Ok(Dialect::Postgres),
-            "db/mysql" => Ok(Dialect::Mysql),
-            other => Err(Problem::new(
-                ErrorCode::RequestInvalid,
-                format!(
-                    "the outbox has no SQL dialect for {other:?}; it runs on db/sqlite, db/postgres and db/mysql"
-                ),
+    /// What a db provider declares (`dialect:<name>`) to be written in this dialect.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+            Dialect::Mysql => "mysql",
+        }
+    }
+
+    /// The dialect db provider `db` declares, asked of the provider itself. A provider that
+    /// declares none this SQL is written for is `params_unprocessable`: the id is well formed
+    /// and names a provider, but nothing here can talk to it.
+    pub async fn of(client: &dyn ProviderClient, db: &str) -> Result<Self, Problem> {
+        let description = client.describe(db).await?;
+        Dialect::declared_by(&description)
+            .map_err(|why| Problem::new(ErrorCode::ParamsUnprocessable, format!("{db} {why}")))
+    }
+
+    /// The dialect a provider's description (`GET /providers/{domain}/{name}`) declares: the
+    /// one its `dialect:<name>` capability names, else the built-in engine's of the same name
+    /// (`db/sqlite`, `db/postgres`, `db/mysql` declare nothing more), as the db conformance
+    /// suite decides (ADR 24). Err says why none applies.
+    pub fn declared_by(description: &Value) -> Result<Self, String> {
+        let capabilities = description["capabilities"].as_array();
+        let declared = capabilities
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .find_map(|c| c.strip_prefix("dialect:"));
+        let name = declared.or(description["name"].as_str()).unwrap_or("");
+        let known = || {
+            DIALECTS
+                .iter()
+                .map(|d| d.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match DIALECTS.into_iter().find(|d| d.name() == name) {
+            Some(dialect) => Ok(dialect),
+            None if declared.is_some() => Err(format!(
+                "declares dialect:{name}, which this SQL is not written for (it is for {})",
+                known()
+            )),
+            None => Err(format!(
+                "declares no SQL dialect; a db provider names the one it speaks with the \
+                 capability dialect:<name> (one of {})",
+                known()
             )),
         }
     }
 
-    /// The `n`th (1-based) positional parameter.
-    pub fn param(self, n: usize) -> String {
+    /// `text`, written with SQLite's numbered placeholders (`?1`), and its `params`, as this
+    /// dialect takes them: `$1` for PostgreSQL; for MySQL bare `?` with the params in the
+    /// order the placeholders appear (one param per appearance). The text is tokenized, so a
+    /// `?` in a string literal, a quoted identifier or a comment stays as written. A text the
+    /// tokenizer cannot read, or (for MySQL) one with a placeholder that is not `?N` of a
+    /// given param, is sent as written for the database to refuse.
+    pub fn bind(self, text: &str, params: Vec<Value>) -> (String, Vec<Value>) {
         match self {
-            Dialect::Sqlite => format!("?{n}"),
-            Dialect::Postgres => format!("${n}"),
-            Dialect::Mysql => "?".into(),
+            Dialect::Sqlite => (text.to_owned(), params),
+            Dialect::Postgres => {
+                let rewritten = rewrite_placeholders(text, |p| number(p).map(|n| format!("${n}")));
+                (rewritten.unwrap_or_else(|| text.to_owned()), params)
+            }
+            Dialect::Mysql => {
+                let mut ordered = Vec::new();
+                let rewritten = rewrite_placeholders(text, |p| {
+                    let param = number(p).and_then(|n| params.get(n.checked_sub(1)?));
+                    ordered.push(param.cloned());
+                    Some("?".to_owned())
+                });
+                match (rewritten, ordered.into_iter().collect::<Option<Vec<_>>>()) {
+                    (Some(text), Some(ordered)) => (text, ordered),
+                    _ => (text.to_owned(), params),
+                }
+            }
         }
     }
 
-    /// `count` parameters from `first` on, comma-separated.
-    pub fn params(self, first: usize, count: usize) -> String {
-        (first..first + count)
-            .map(|n| self.param(n))
-            .collect::<Vec<_>>()
-            .join(", ")
+    /// A `{"sql", "params"}` statement (a `transaction` batch entry, or a `query`'s or an
+    /// `execute`'s params) with its SQL and params [bound](Dialect::bind) for this dialect;
+    /// its other fields stay.
+    pub fn bind_statement(self, mut statement: Value) -> Value {
+        if self == Dialect::Sqlite {
+            return statement;
+        }
+        let Some(text) = statement["sql"].as_str().map(str::to_owned) else {
+            return statement;
+        };
+        let params = match statement["params"].take() {
+            Value::Array(params) => params,
+            _ => Vec::new(),
+        };
+        let (text, params) = self.bind(&text, params);
+        statement["sql"] = json!(text);
+        statement["params"] = json!(params);
+        statement
     }
 
     /// An integer primary key the database numbers in insertion order.
@@ -49,15 +130,6 @@ impl Dialect {
             Dialect::Sqlite => "INTEGER PRIMARY KEY",
             Dialect::Postgres => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
             Dialect::Mysql => "BIGINT AUTO_INCREMENT PRIMARY KEY",
-        }
-    }
-
-    /// What a `SELECT` of constants needs before its `WHERE`: MySQL has no `SELECT … WHERE`
-    /// without a table.
-    pub fn no_table(self) -> &'static str {
-        match self {
-            Dialect::Mysql => " FROM DUAL",
-            Dialect::Sqlite | Dialect::Postgres => "",
         }
     }
 
@@ -70,21 +142,141 @@ impl Dialect {
     }
 }
 
+/// `text` with each bare `?` written `?first`, `?first+1`, … in order, so SQL written with
+/// bare placeholders can join a statement whose own params come first.
+pub(crate) fn number_bare_placeholders(text: &str, first: usize) -> String {
+    let mut next = first;
+    rewrite_placeholders(text, |p| {
+        (p == "?").then(|| {
+            next += 1;
+            format!("?{}", next - 1)
+        })
+    })
+    .unwrap_or_else(|| text.to_owned())
+}
+
+/// The `N` of a numbered placeholder `?N`.
+fn number(placeholder: &str) -> Option<usize> {
+    placeholder.strip_prefix('?')?.parse().ok()
+}
+
+/// `text` with each placeholder token `f` answers for replaced by that answer, the others and
+/// everything else as written; `None` when the tokenizer cannot read the text.
+fn rewrite_placeholders(text: &str, mut f: impl FnMut(&str) -> Option<String>) -> Option<String> {
+    let tokens = Tokenizer::new(&SQLiteDialect {}, text)
+        .tokenize_with_location()
+        .ok()?;
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(at, _)| at + 1))
+        .collect();
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut copied = 0;
+    for token in tokens {
+        let Token::Placeholder(placeholder) = &token.token else {
+            continue;
+        };
+        let Some(replacement) = f(placeholder) else {
+            continue;
+        };
+        // Locations count lines and characters from 1.
+        let start = token.span.start;
+        let line = *line_starts.get(usize::try_from(start.line).ok()?.checked_sub(1)?)?;
+        let (column, _) = text[line..]
+            .char_indices()
+            .nth(usize::try_from(start.column).ok()?.checked_sub(1)?)?;
+        let at = line + column;
+        out.push_str(&text[copied..at]);
+        out.push_str(&replacement);
+        copied = at + placeholder.len();
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn placeholders_follow_the_engine() {
-        assert_eq!(Dialect::Sqlite.params(2, 3), "?2, ?3, ?4");
-        assert_eq!(Dialect::Postgres.params(1, 2), "$1, $2");
-        assert_eq!(Dialect::Mysql.params(5, 2), "?, ?");
+    fn postgres(sql: &str) -> String {
+        Dialect::Postgres.bind(sql, vec![]).0
     }
 
     #[test]
-    fn unknown_engines_are_refused_by_name() {
-        let problem = Dialect::of("db/oracle").unwrap_err();
-        assert_eq!(problem.code, ErrorCode::RequestInvalid);
-        assert!(problem.detail.contains("db/oracle"));
+    fn postgres_placeholders_become_dollars_and_nothing_quoted_or_commented_changes() {
+        let sql =
+            "SELECT ?1, '?2', 'it''s ?3' FROM t WHERE a = ?2 -- ?4\n  AND \"b?\" = ?10 /* ?5 */";
+        assert_eq!(
+            postgres(sql),
+            "SELECT $1, '?2', 'it''s ?3' FROM t WHERE a = $2 -- ?4\n  AND \"b?\" = $10 /* ?5 */"
+        );
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let sql = "SELECT 'é€', ?1\nWHERE 'ü' = ?2 AND x = ?3";
+        assert_eq!(postgres(sql), "SELECT 'é€', $1\nWHERE 'ü' = $2 AND x = $3");
+    }
+
+    #[test]
+    fn a_text_the_tokenizer_cannot_read_is_left_for_the_database_to_refuse() {
+        let sql = "SELECT 'unterminated ?1";
+        assert_eq!(postgres(sql), sql);
+        assert_eq!(Dialect::Mysql.bind(sql, vec![json!(1)]).0, sql);
+    }
+
+    #[test]
+    fn mysql_takes_one_param_per_placeholder_in_the_order_they_appear() {
+        let (sql, params) = Dialect::Mysql.bind(
+            "UPDATE t SET a = ?2, b = '?1' WHERE c = ?1 OR d = ?2",
+            vec![json!("one"), json!("two")],
+        );
+        assert_eq!(sql, "UPDATE t SET a = ?, b = '?1' WHERE c = ? OR d = ?");
+        assert_eq!(params, vec![json!("two"), json!("one"), json!("two")]);
+        // A placeholder without its param is the database's to refuse, not a silent NULL.
+        let (sql, params) = Dialect::Mysql.bind("SELECT ?2", vec![json!(1)]);
+        assert_eq!((sql.as_str(), params), ("SELECT ?2", vec![json!(1)]));
+    }
+
+    #[test]
+    fn sqlite_is_sent_as_written_and_statements_keep_their_other_fields() {
+        let sql = "SELECT ?2, ?1";
+        assert_eq!(Dialect::Sqlite.bind(sql, vec![json!(1)]).0, sql);
+        let statement = json!({"sql": "SELECT ?1", "params": [5], "max_rows": 3});
+        assert_eq!(
+            Dialect::Postgres.bind_statement(statement),
+            json!({"sql": "SELECT $1", "params": [5], "max_rows": 3})
+        );
+        assert_eq!(
+            Dialect::Mysql.bind_statement(json!({"sql": "CREATE TABLE t (a INT)"})),
+            json!({"sql": "CREATE TABLE t (a INT)", "params": []})
+        );
+    }
+
+    #[test]
+    fn bare_placeholders_are_numbered_after_the_statements_own() {
+        assert_eq!(
+            number_bare_placeholders("SELECT 1 FROM t WHERE a = ? AND b = '?' AND c = ?", 7),
+            "SELECT 1 FROM t WHERE a = ?7 AND b = '?' AND c = ?8"
+        );
+    }
+
+    #[test]
+    fn the_dialect_is_the_declared_one_else_the_built_in_engines() {
+        let described = |name: &str, capabilities: &[&str]| {
+            Dialect::declared_by(
+                &json!({"domain": "db", "name": name, "capabilities": capabilities}),
+            )
+        };
+        assert_eq!(
+            described("wire", &["transactions", "dialect:postgres"]),
+            Ok(Dialect::Postgres)
+        );
+        assert_eq!(described("sqlite", &["dialect:mysql"]), Ok(Dialect::Mysql));
+        assert_eq!(described("postgres", &["rls"]), Ok(Dialect::Postgres));
+        let none = described("wire", &["transactions"]).unwrap_err();
+        assert!(none.contains("declares no SQL dialect"), "{none}");
+        assert!(none.contains("dialect:<name>"), "{none}");
+        let other = described("postgres", &["dialect:mssql"]).unwrap_err();
+        assert!(other.contains("dialect:mssql"), "{other}");
     }
 }

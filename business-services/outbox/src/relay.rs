@@ -1,14 +1,17 @@
 //! The outbox table and the relay that empties it onto the bus.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard_client::ProviderClient;
+use switchyard_client::{ProviderClient, provider_route};
 use switchyard_contracts::{ErrorCode, Event, Problem, TenantId};
+use tokio::sync::OnceCell;
 
 use switchyard_contracts::event::now_rfc3339;
 
 use crate::Dialect;
+use crate::dialect::number_bare_placeholders;
 
 const TABLE: &str = "switchyard_outbox";
 
@@ -16,7 +19,8 @@ const TABLE: &str = "switchyard_outbox";
 #[derive(Debug, Clone)]
 pub struct Outbox {
     db: String,
-    dialect: Dialect,
+    /// Learned from the provider's descriptor on first use ([`Dialect::of`]), once per process.
+    dialect: Arc<OnceCell<Dialect>>,
 }
 
 /// A committed, not yet sent outbox row.
@@ -31,11 +35,12 @@ pub struct Pending {
 }
 
 impl Outbox {
-    /// The outbox in the database behind `db` (`db/sqlite`, `db/postgres` or `db/mysql`).
+    /// The outbox in the database behind db provider `db`, in the SQL dialect the provider
+    /// declares (asked on first use). Refuses an id that names no db provider.
     pub fn new(db: &str) -> Result<Self, Problem> {
         Ok(Outbox {
-            db: db.into(),
-            dialect: Dialect::of(db)?,
+            db: db_provider(db)?,
+            dialect: Arc::default(),
         })
     }
 
@@ -43,13 +48,18 @@ impl Outbox {
         &self.db
     }
 
-    pub fn dialect(&self) -> Dialect {
+    /// The dialect the db provider declares.
+    pub async fn dialect(&self, client: &dyn ProviderClient) -> Result<Dialect, Problem> {
         self.dialect
+            .get_or_try_init(|| Dialect::of(client, &self.db))
+            .await
+            .copied()
     }
 
     /// Creates the outbox table if it is missing; safe to run at every start.
     pub async fn install(&self, client: &dyn ProviderClient) -> Result<(), Problem> {
-        let text = self.dialect.long_text();
+        let dialect = self.dialect(client).await?;
+        let text = dialect.long_text();
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {TABLE} (
                 seq {auto},
@@ -62,7 +72,7 @@ impl Outbox {
                 sent_at VARCHAR(40),
                 UNIQUE (sent_at, seq)
             )",
-            auto = self.dialect.auto_key()
+            auto = dialect.auto_key()
         );
         // The relay's one read is "unsent rows in order"; without an index on (sent_at, seq)
         // it scans every row ever sent. The index is declared as a UNIQUE constraint (always
@@ -75,13 +85,15 @@ impl Outbox {
     }
 
     /// The statement that records `event` for `tenant`: put it in the same `transaction` call
-    /// as the business write it belongs to.
+    /// as the business write it belongs to. Like the services' SQL it is written with SQLite's
+    /// numbered placeholders: a batch sent through the service kit's `Db` is bound for the
+    /// provider's dialect there; one sent straight to a db provider that is not SQLite is
+    /// bound first with [`Dialect::bind_statement`].
     pub fn statement(&self, tenant: &TenantId, event: &Event) -> Value {
-        let d = self.dialect;
         json!({
             "sql": format!(
-                "INSERT INTO {TABLE} (event_id, topic, msg_key, headers, payload, created_at) VALUES ({})",
-                d.params(1, 6)
+                "INSERT INTO {TABLE} (event_id, topic, msg_key, headers, payload, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
             ),
             "params": [
                 event.id,
@@ -95,7 +107,8 @@ impl Outbox {
     }
 
     /// Like [`Outbox::statement`], but the row is written only when `guard` (a `SELECT` with
-    /// `?` placeholders for `guard_params`) finds a row, evaluated inside the same transaction.
+    /// bare `?` placeholders for `guard_params`, in order) finds a row, evaluated inside the
+    /// same transaction.
     ///
     /// A state change and its event then commit together or not at all even though the
     /// `UPDATE` before it may change nothing: guard on the new state, and give the event an id
@@ -108,23 +121,14 @@ impl Outbox {
         guard: &str,
         guard_params: Vec<Value>,
     ) -> Value {
-        let d = self.dialect;
-        let mut numbered = String::with_capacity(guard.len() + 8);
-        let mut next = 7;
-        for c in guard.chars() {
-            if c == '?' {
-                numbered.push_str(&d.param(next));
-                next += 1;
-            } else {
-                numbered.push(c);
-            }
-        }
+        let guard = number_bare_placeholders(guard, 7);
         let mut statement = self.statement(tenant, event);
+        // The one-row derived table gives the `SELECT` of constants a `FROM`, which MySQL
+        // needs before a `WHERE` and the others accept.
         statement["sql"] = json!(format!(
             "INSERT INTO {TABLE} (event_id, topic, msg_key, headers, payload, created_at) \
-             SELECT {}{} WHERE EXISTS ({numbered})",
-            d.params(1, 6),
-            d.no_table()
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6 FROM (SELECT 1 AS one) guarded \
+             WHERE EXISTS ({guard})"
         ));
         if let Some(params) = statement["params"].as_array_mut() {
             params.extend(guard_params);
@@ -160,18 +164,30 @@ impl Outbox {
         if seqs.is_empty() {
             return Ok(());
         }
-        let d = self.dialect;
+        let numbered: Vec<String> = (2..seqs.len() + 2).map(|n| format!("?{n}")).collect();
         let sql = format!(
-            "UPDATE {TABLE} SET sent_at = {} WHERE sent_at IS NULL AND seq IN ({})",
-            d.param(1),
-            d.params(2, seqs.len())
+            "UPDATE {TABLE} SET sent_at = ?1 WHERE sent_at IS NULL AND seq IN ({})",
+            numbered.join(", ")
         );
         let mut params = vec![json!(now_rfc3339())];
         params.extend(seqs.iter().map(|s| json!(s)));
-        client
-            .invoke(&self.db, "execute", json!({"sql": sql, "params": params}))
-            .await?;
+        let statement = self
+            .dialect(client)
+            .await?
+            .bind_statement(json!({"sql": sql, "params": params}));
+        client.invoke(&self.db, "execute", statement).await?;
         Ok(())
+    }
+}
+
+/// `id` if it names a db provider: the outbox and inbox live in a database.
+pub(crate) fn db_provider(id: &str) -> Result<String, Problem> {
+    match provider_route(id)? {
+        ("db", _) => Ok(id.to_owned()),
+        _ => Err(Problem::new(
+            ErrorCode::RequestInvalid,
+            format!("{id:?} is not a db provider; the outbox and inbox live in a database"),
+        )),
     }
 }
 

@@ -23,6 +23,13 @@ pub trait ProviderClient: Send + Sync {
     /// service) and answers its `data`, or the problem the provider, the runtime or the gateway
     /// answered.
     async fn invoke(&self, provider: &str, action: &str, params: Value) -> Result<Value, Problem>;
+
+    /// What `provider` (`"<domain>/<name>"`) declares of itself, as `GET
+    /// /providers/{domain}/{name}` answers it: its descriptor (capabilities, actions, config
+    /// schema) with the tenant's status and config. A service learns from it what the provider
+    /// speaks, e.g. a db provider's `dialect:<name>` (ADR 24). Over a gateway this is a read,
+    /// which the key's `read` scope grants.
+    async fn describe(&self, provider: &str) -> Result<Value, Problem>;
 }
 
 /// The domain part that addresses a business service instead of a provider: `services/ledger`
@@ -82,12 +89,25 @@ impl ProviderClient for HttpClient {
         } else {
             format!("{}/providers/{domain}/{name}/{action}", self.base)
         };
-        let response = self
-            .http
-            .post(url)
+        let request = self.http.post(url).json(&json!({"params": params}));
+        let mut envelope = self.answer(request).await?;
+        Ok(envelope["data"].take())
+    }
+
+    async fn describe(&self, provider: &str) -> Result<Value, Problem> {
+        let (domain, name) = provider_route(provider)?;
+        let url = format!("{}/providers/{domain}/{name}", self.base);
+        self.answer(self.http.get(url)).await
+    }
+}
+
+impl HttpClient {
+    /// Sends `request` as this client's tenant and answers the gateway's JSON body, or the
+    /// problem it answered.
+    async fn answer(&self, request: reqwest::RequestBuilder) -> Result<Value, Problem> {
+        let response = request
             .header("authorization", &self.authorization)
             .header("x-tenant-id", self.tenant.as_str())
-            .json(&json!({"params": params}))
             .send()
             .await
             .map_err(|e| {
@@ -104,13 +124,12 @@ impl ProviderClient for HttpClient {
             )
         })?;
         if status.is_success() {
-            let mut envelope: Value = serde_json::from_slice(&body).map_err(|e| {
+            return serde_json::from_slice(&body).map_err(|e| {
                 Problem::new(
                     ErrorCode::Internal,
                     format!("gateway answered {status} with a body that is not JSON: {e}"),
                 )
-            })?;
-            return Ok(envelope["data"].take());
+            });
         }
         Err(
             serde_json::from_slice::<Problem>(&body).unwrap_or_else(|_| {
