@@ -1,9 +1,93 @@
-//! The orders' tables and reading their rows back; the queries themselves go through the
-//! shared [`switchyard_service_kit::Db`].
+//! Reading the orders' rows back: an order's head and lines, and the typed columns they are
+//! made of. The queries themselves go through the shared [`switchyard_service_kit::Db`].
 
-use serde_json::Value;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Problem};
 use switchyard_service_kit::Row;
+
+use crate::Orders;
+use crate::status::Status;
+
+/// The stored head of an order.
+pub struct Head {
+    pub order_id: String,
+    pub customer: String,
+    pub warehouse: String,
+    pub bin: String,
+    pub currency: String,
+    pub total: Decimal,
+    pub status: Status,
+    /// The create params as stored, which a repeated create must match.
+    pub content: String,
+}
+
+/// A stored order line, as the saga steps need it.
+pub struct Line {
+    pub line: i64,
+    pub item: String,
+    pub quantity: String,
+}
+
+impl Orders<'_> {
+    /// The order's head, if it exists.
+    pub async fn head(&self, order_id: &str) -> Result<Option<Head>, Problem> {
+        let rows = self
+            .db
+            .query(
+                self.client,
+                "SELECT order_id, customer, warehouse, bin, currency, total, status, content \
+                 FROM ord_order WHERE order_id = ?1",
+                vec![json!(order_id)],
+            )
+            .await?;
+        rows.first()
+            .map(|row| {
+                let status = text(row, "status")?;
+                Ok(Head {
+                    order_id: text(row, "order_id")?,
+                    customer: text(row, "customer")?,
+                    warehouse: text(row, "warehouse")?,
+                    bin: text(row, "bin")?,
+                    currency: text(row, "currency")?,
+                    total: decimal(&text(row, "total")?)?,
+                    status: Status::parse(&status).ok_or_else(|| {
+                        broken(&format!("an order in no known state ({status:?})"))
+                    })?,
+                    content: text(row, "content")?,
+                })
+            })
+            .transpose()
+    }
+
+    /// The order's head, or `resource_not_found`.
+    pub async fn require(&self, order_id: &str) -> Result<Head, Problem> {
+        self.head(order_id).await?.ok_or_else(|| {
+            Problem::new(ErrorCode::ResourceNotFound, format!("no order {order_id}"))
+        })
+    }
+
+    /// The order's lines in their order.
+    pub async fn lines(&self, order_id: &str) -> Result<Vec<Line>, Problem> {
+        let rows = self
+            .db
+            .query(
+                self.client,
+                "SELECT line, item, quantity FROM ord_line WHERE order_id = ?1 ORDER BY line",
+                vec![json!(order_id)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Line {
+                    line: integer(row, "line")?,
+                    item: text(row, "item")?,
+                    quantity: text(row, "quantity")?,
+                })
+            })
+            .collect()
+    }
+}
 
 /// A stored value the service cannot read back: its tables were changed behind its back.
 pub fn broken(what: &str) -> Problem {
@@ -33,43 +117,8 @@ pub fn integer(row: &Row, column: &str) -> Result<i64, Problem> {
     .ok_or_else(|| broken(&format!("a row without an integer {column}: {row:?}")))
 }
 
-pub const TABLES: [&str; 4] = [
-    "CREATE TABLE IF NOT EXISTS ord_customer (
-        customer VARCHAR(200) PRIMARY KEY,
-        name TEXT NOT NULL,
-        created_at VARCHAR(40) NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS ord_order (
-        order_id VARCHAR(64) PRIMARY KEY,
-        customer TEXT NOT NULL,
-        warehouse VARCHAR(64) NOT NULL,
-        bin VARCHAR(64) NOT NULL,
-        currency VARCHAR(3) NOT NULL,
-        total TEXT NOT NULL,
-        status VARCHAR(16) NOT NULL,
-        content TEXT NOT NULL,
-        category TEXT,
-        risk TEXT,
-        created_at VARCHAR(40) NOT NULL,
-        updated_at VARCHAR(40) NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS ord_line (
-        order_id VARCHAR(64) NOT NULL,
-        line INTEGER NOT NULL,
-        item VARCHAR(64) NOT NULL,
-        quantity TEXT NOT NULL,
-        unit_price TEXT NOT NULL,
-        currency VARCHAR(3) NOT NULL,
-        PRIMARY KEY (order_id, line)
-    )",
-    "CREATE TABLE IF NOT EXISTS ord_step (
-        order_id VARCHAR(64) NOT NULL,
-        name VARCHAR(64) NOT NULL,
-        step_order INTEGER NOT NULL,
-        status VARCHAR(8) NOT NULL,
-        error TEXT,
-        detail TEXT,
-        updated_at VARCHAR(40) NOT NULL,
-        PRIMARY KEY (order_id, name)
-    )",
-];
+/// A stored decimal (a quantity, an amount).
+pub fn decimal(text: &str) -> Result<Decimal, Problem> {
+    text.parse::<Decimal>()
+        .map_err(|e| broken(&format!("a decimal it cannot read ({text:?}: {e})")))
+}

@@ -1,0 +1,145 @@
+//! Fulfilment: issue the reserved stock line by line at the cost the inventory reports, then
+//! post the sale (receivable/revenue for the total, COGS/inventory for the cost) to the
+//! ledger. The journal a return posts is the same pair swapped ([`sale_lines`]).
+
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use switchyard_contracts::{ErrorCode, Problem};
+
+use crate::db::{Head, decimal};
+use crate::ids::{journal_id, reference};
+use crate::status::{Move, Status};
+use crate::{COGS, INVENTORY, INVENTORY_ASSET, LEDGER, Orders, RECEIVABLE, REVENUE, money};
+
+/// Which way a journal moves the sale.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Sale,
+    Return,
+}
+
+impl Orders<'_> {
+    /// Issues the reserved stock line by line, then posts the sale and its cost; a failed
+    /// step leaves the order `fulfilling`, and fulfil again resumes it.
+    pub async fn fulfil(&self, order_id: &str) -> Result<Value, Problem> {
+        if let Err(conflict) = self.transition(order_id, Move::Fulfil, json!({})).await {
+            let head = self.require(order_id).await?;
+            if head.status != Status::Fulfilling {
+                return Err(conflict);
+            }
+        }
+        let head = self.require(order_id).await?;
+        let steps = self.steps(order_id).await?;
+        let reference = reference(order_id);
+        let mut cost = Decimal::ZERO;
+        for line in self.lines(order_id).await? {
+            let name = format!("issue:{}", line.line);
+            if let Some(step) = steps.get(&name).filter(|s| s.is_ok()) {
+                cost += decimal(step.detail.as_deref().unwrap_or("0"))?;
+                continue;
+            }
+            let issued = self
+                .client
+                .invoke(
+                    INVENTORY,
+                    "issue",
+                    json!({"item": line.item, "warehouse": head.warehouse, "bin": head.bin,
+                           "quantity": line.quantity, "from_reserved": true,
+                           "reference": reference}),
+                )
+                .await
+                .and_then(|moved| decimal(moved["cost"].as_str().unwrap_or("0")).map(|c| c.abs()));
+            let detail = issued.as_ref().ok().map(|line_cost| money(*line_cost));
+            cost += self.settle(order_id, &name, issued, detail).await?;
+        }
+
+        let posting_time = self.posting_time(order_id, "post_ledger", &steps).await?;
+        let lines = sale_lines(&head, cost, Direction::Sale);
+        let memo = format!("sales order {order_id} fulfilled");
+        let posted = self
+            .post(&head, &journal_id(order_id), &memo, lines, &posting_time)
+            .await;
+        self.settle(order_id, "post_ledger", posted, Some(posting_time))
+            .await?;
+        self.transition(
+            order_id,
+            Move::Complete,
+            json!({"currency": head.currency, "total": money(head.total), "cost": money(cost),
+                   "journal_id": journal_id(order_id)}),
+        )
+        .await?;
+        self.view(order_id, None).await
+    }
+
+    /// Posts `lines` as journal `journal_id`, creating the order currency's four accounts on
+    /// first use. No lines (a free order of stock without cost) posts nothing.
+    pub async fn post(
+        &self,
+        head: &Head,
+        journal_id: &str,
+        memo: &str,
+        lines: Vec<Value>,
+        posting_time: &str,
+    ) -> Result<(), Problem> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let c = &head.currency;
+        for (base, name, kind) in [
+            (RECEIVABLE, "Accounts receivable", "asset"),
+            (REVENUE, "Sales revenue", "income"),
+            (COGS, "Cost of goods sold", "expense"),
+            (INVENTORY_ASSET, "Inventory", "asset"),
+        ] {
+            let created = self
+                .client
+                .invoke(
+                    LEDGER,
+                    "create_account",
+                    json!({"code": format!("{base}-{c}"), "name": format!("{name} ({c})"),
+                           "type": kind, "currency": c}),
+                )
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(problem) if problem.code == ErrorCode::Conflict => {}
+                Err(problem) => return Err(problem),
+            }
+        }
+        self.client
+            .invoke(
+                LEDGER,
+                "post_journal",
+                json!({"journal_id": journal_id, "posting_time": posting_time, "memo": memo,
+                       "external_ref": head.order_id, "lines": lines}),
+            )
+            .await
+            .map(drop)
+    }
+}
+
+/// Receivable/revenue for the order's total and COGS/inventory for `cost`, each pair swapped
+/// for a return. A zero amount posts no pair.
+pub fn sale_lines(head: &Head, cost: Decimal, direction: Direction) -> Vec<Value> {
+    let c = &head.currency;
+    let mut lines = Vec::new();
+    for (debit, credit, amount) in [
+        (RECEIVABLE, REVENUE, head.total),
+        (COGS, INVENTORY_ASSET, cost),
+    ] {
+        if amount <= Decimal::ZERO {
+            continue;
+        }
+        let (debit, credit) = match direction {
+            Direction::Sale => (debit, credit),
+            Direction::Return => (credit, debit),
+        };
+        lines.push(
+            json!({"account": format!("{debit}-{c}"), "debit": money(amount), "currency": c}),
+        );
+        lines.push(
+            json!({"account": format!("{credit}-{c}"), "credit": money(amount), "currency": c}),
+        );
+    }
+    lines
+}

@@ -1,0 +1,99 @@
+//! Returns: a fulfilled order taken back whole. Each line's stock comes back into the bin it
+//! left worth exactly the value its issue removed ([`crate::restock`]), and the sale's opposite
+//! journal is posted, so a sale and its return net inventory and COGS to zero.
+
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use switchyard_contracts::Problem;
+
+use crate::db::{broken, decimal};
+use crate::fulfil::{Direction, sale_lines};
+use crate::ids::{journal_id, reference};
+use crate::status::{Move, Status};
+use crate::{INVENTORY, Orders, money, restock};
+
+impl Orders<'_> {
+    /// Takes a fulfilled order back whole: receives each line's stock into the bin it left,
+    /// worth exactly the value its issue removed (in two receipts when no single four-place
+    /// unit cost gives that value, see [`restock`]), then posts the sale's opposite
+    /// (receivable/revenue for the total, inventory/COGS for the value received back). Steps
+    /// already `ok` are not repeated, so return again resumes a return stopped by a failed step.
+    pub async fn return_order(&self, order_id: &str) -> Result<Value, Problem> {
+        if let Err(conflict) = self.transition(order_id, Move::Return, json!({})).await {
+            let head = self.require(order_id).await?;
+            if head.status != Status::Returning {
+                return Err(conflict);
+            }
+        }
+        let head = self.require(order_id).await?;
+        let steps = self.steps(order_id).await?;
+        let reference = reference(order_id);
+        let mut value = Decimal::ZERO;
+        for line in self.lines(order_id).await? {
+            let quantity = decimal(&line.quantity)?;
+            let issued = steps
+                .get(&format!("issue:{}", line.line))
+                .and_then(|s| s.detail.as_deref())
+                .map(decimal)
+                .transpose()?
+                .unwrap_or(Decimal::ZERO);
+            // The issued value itself comes back, not the quantity at a rounded unit cost, so
+            // inventory and COGS net to zero.
+            value += issued;
+            let parts = restock::parts(quantity, issued).ok_or_else(|| {
+                broken(&format!(
+                    "line {} issued {} worth {issued}, which the inventory cannot take back",
+                    line.line, line.quantity
+                ))
+            })?;
+            for (index, part) in parts.into_iter().enumerate() {
+                let name = restock_step(line.line, index);
+                if steps.get(&name).is_some_and(|s| s.is_ok()) {
+                    continue;
+                }
+                let received = self
+                    .client
+                    .invoke(
+                        INVENTORY,
+                        "receive",
+                        json!({"item": line.item, "warehouse": head.warehouse, "bin": head.bin,
+                               "quantity": part.quantity.to_string(),
+                               "unit_cost": money(part.unit_cost), "reference": reference}),
+                    )
+                    .await;
+                let detail = received
+                    .as_ref()
+                    .ok()
+                    .and_then(|moved| moved["value"].as_str())
+                    .map(str::to_owned);
+                self.settle(order_id, &name, received, detail).await?;
+            }
+        }
+        let posting_time = self.posting_time(order_id, "post_return", &steps).await?;
+        let lines = sale_lines(&head, value, Direction::Return);
+        let journal = format!("{}/return", journal_id(order_id));
+        let memo = format!("sales order {order_id} returned");
+        let posted = self
+            .post(&head, &journal, &memo, lines, &posting_time)
+            .await;
+        self.settle(order_id, "post_return", posted, Some(posting_time))
+            .await?;
+        self.transition(
+            order_id,
+            Move::CompleteReturn,
+            json!({"currency": head.currency, "total": money(head.total), "cost": money(value),
+                   "journal_id": journal}),
+        )
+        .await?;
+        self.view(order_id, None).await
+    }
+}
+
+/// The step that receives part `index` (0 or 1) of line `line` back: `restock:<line>`, and
+/// `restock:<line>/2` for the second receipt of a line that comes back in two.
+fn restock_step(line: i64, index: usize) -> String {
+    match index {
+        0 => format!("restock:{line}"),
+        n => format!("restock:{line}/{}", n + 1),
+    }
+}
