@@ -18,6 +18,26 @@ pub(crate) struct StatementParams {
     pub(crate) sql: String,
     #[serde(default)]
     pub(crate) params: Vec<Value>,
+    /// Whether the result reports `last_insert_id` (default true). A caller that ignores it
+    /// says false and spares engines that look it up separately (db/postgres, db/mssql) a
+    /// round trip per inserting statement; the result's `last_insert_id` is then null.
+    #[serde(default = "reported")]
+    pub(crate) last_insert_id: bool,
+}
+
+fn reported() -> bool {
+    true
+}
+
+impl ExecResult {
+    /// The result as its statement asked for it (`wanted`: the statement's `last_insert_id`):
+    /// without `last_insert_id` when it said false, whatever the engine found.
+    pub(crate) fn reported_as(mut self, wanted: bool) -> Self {
+        if !wanted {
+            self.last_insert_id = None;
+        }
+        self
+    }
 }
 
 /// One value of a statement's `params`, as the domain defines them for every engine: null,

@@ -60,7 +60,11 @@ impl<E: Engine> Provider for Instance<E> {
         let engine = &self.0;
         match call.action.as_str() {
             "query" => to_result(engine.query(parse_params(call.params)?).await?),
-            "execute" => to_result(engine.execute(parse_params(call.params)?).await?),
+            "execute" => {
+                let statement: StatementParams = parse_params(call.params)?;
+                let wanted = statement.last_insert_id;
+                to_result(engine.execute(statement).await?.reported_as(wanted))
+            }
             "transaction" => to_result(engine.transaction(parse_params(call.params)?).await?),
             "metadata" => to_result(engine.metadata(parse_params(call.params)?).await?),
             other => Err(ProviderError::new(
@@ -118,7 +122,7 @@ pub(crate) async fn run_batch(
             .run_statement(statement, &format!("/statements/{index}"))
             .await
         {
-            Ok(result) => results.push(result),
+            Ok(result) => results.push(result.reported_as(statement.last_insert_id)),
             Err(mut error) => {
                 error.detail = format!(
                     "statement {index} failed, nothing was committed: {}",

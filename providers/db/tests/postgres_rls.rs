@@ -394,3 +394,124 @@ async fn pooled_tenants_cannot_change_what_protects_other_tenants() {
         "beta read alpha's view: {err:?}"
     );
 }
+
+/// A pooled table's policy and tenant default: `(using, with_check, default)` as the
+/// server prints them.
+async fn protection(admin: &mut PgConnection, tenant: &str) -> (String, String, String) {
+    sqlx::query_as(
+        "SELECT pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid), \
+                pg_get_expr(d.adbin, d.adrelid) \
+         FROM pg_policy p \
+         JOIN pg_attribute a ON a.attrelid = p.polrelid AND a.attname = 'tenant_id' \
+         JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         WHERE p.polrelid = $1::regclass AND p.polname = 'tenant_isolation'",
+    )
+    .bind(format!("{}.items", schema(tenant)))
+    .fetch_one(admin)
+    .await
+    .expect("the table's policy and default")
+}
+
+/// Row security costs a statement one digest of the call's key (an InitPlan), not a call of
+/// the definer's `current_tenant()` per statement and per inserted row; databases whose
+/// tables were secured the old way are upgraded by the next provisioning, and stay isolated.
+#[tokio::test]
+async fn row_policies_check_the_key_once_per_statement_and_old_tables_are_upgraded() {
+    let db = pg::TestDatabase::create("rls_upgrade").await;
+    let harness = engine(&db, 2);
+    let a = tenant_with_items(&harness, "alpha").await;
+    let b = tenant_with_items(&harness, "beta").await;
+    insert(&a, "a1").await;
+    let mut admin = PgConnection::connect(&db.url).await.expect("admin");
+    let (using, check, default) = protection(&mut admin, "alpha").await;
+    assert_eq!(using, check);
+    assert!(
+        using.starts_with(
+            "((tenant_id = 'alpha'::text) AND ( SELECT (sha256(convert_to(current_setting('app.tenant_key'",
+        )
+            && !using.contains("current_tenant"),
+        "{using}"
+    );
+    assert_eq!(default, "'alpha'::text");
+    let alpha_key: String = sqlx::query_scalar("SELECT switchyard.tenant_key('alpha')")
+        .fetch_one(&mut admin)
+        .await
+        .expect("the admin may read keys");
+    assert!(
+        !using.contains(&alpha_key),
+        "the policy holds the key itself"
+    );
+
+    let old = "tenant_id = 'alpha' AND tenant_id = (SELECT switchyard.current_tenant())";
+    let items = format!("{}.items", schema("alpha"));
+    for sql in [
+        format!("ALTER POLICY tenant_isolation ON {items} USING ({old}) WITH CHECK ({old})"),
+        format!(
+            "ALTER TABLE {items} ALTER COLUMN tenant_id SET DEFAULT switchyard.current_tenant()"
+        ),
+    ] {
+        sqlx::query(&sql).execute(&mut admin).await.expect(&sql);
+    }
+    assert!(
+        protection(&mut admin, "alpha")
+            .await
+            .0
+            .contains("current_tenant")
+    );
+    switchyard_provider_db::postgres::provision(&db.url, APP_ROLE, pg::APP_PASSWORD)
+        .await
+        .expect("provisioning again");
+    assert_eq!(
+        protection(&mut admin, "alpha").await,
+        (using.clone(), using, default)
+    );
+    insert(&a, "a2").await;
+    let seen = a
+        .ok("query", json!({"sql": "SELECT v FROM items ORDER BY v"}))
+        .await;
+    assert_eq!(strings(&seen, "v"), ["a1", "a2"]);
+    let err = b
+        .err("query", json!({"sql": format!("SELECT v FROM {items}")}))
+        .await;
+    assert!(err.detail.contains("permission denied"), "{err:?}");
+}
+
+/// `last_insert_id` is looked up only after a statement that can insert, and only when the
+/// caller wants it; an id nobody read is not reported as a later statement's.
+#[tokio::test]
+async fn the_inserted_id_is_read_only_when_asked_for() {
+    let db = pg::TestDatabase::create("rls_insert_id").await;
+    let harness = engine(&db, 2);
+    let a = tenant_with_items(&harness, "alpha").await;
+    a.ok("execute", json!({"sql": "CREATE TABLE notes (v TEXT)"}))
+        .await;
+    let unasked = a
+        .ok(
+            "execute",
+            json!({"sql": "INSERT INTO items (v) VALUES ('a1')", "last_insert_id": false}),
+        )
+        .await;
+    assert_eq!(unasked, json!({"rows_affected": 1, "last_insert_id": null}));
+    let batch = a
+        .ok(
+            "transaction",
+            json!({"statements": [
+                {"sql": "INSERT INTO items (v) VALUES ('a2')"},
+                {"sql": "INSERT INTO items (v) VALUES ('a3')", "last_insert_id": false},
+                {"sql": "INSERT INTO notes (v) VALUES ('no key')"},
+                {"sql": "WITH x AS (INSERT INTO items (v) VALUES ('a4') RETURNING id) SELECT id FROM x"},
+                {"sql": "UPDATE items SET v = v || '!' WHERE v = 'a4'"}
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        batch["results"],
+        json!([
+            {"rows_affected": 1, "last_insert_id": 2},
+            {"rows_affected": 1, "last_insert_id": null},
+            {"rows_affected": 1, "last_insert_id": null},
+            {"rows_affected": 1, "last_insert_id": 4},
+            {"rows_affected": 1, "last_insert_id": null}
+        ])
+    );
+}

@@ -345,7 +345,7 @@ impl Session for Client {
             .execute(statement.sql.as_str(), &values::as_sql(&params))
             .await
             .map_err(|e| errors::statement(e, &sql_at))?;
-        let last_insert_id = if session::inserts(&statement.sql) {
+        let last_insert_id = if statement.last_insert_id && session::inserts(&statement.sql) {
             last_identity(self).await?
         } else {
             None

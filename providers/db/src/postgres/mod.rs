@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use sqlx::{Executor, PgPool, Postgres, Statement, Transaction};
+use sqlx::{Executor, PgPool, Postgres, Row, Statement, Transaction};
 use switchyard_egress::Egress;
 use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
@@ -39,6 +39,7 @@ use crate::rows::{self, Reader, Rows};
 use crate::siloed;
 use pools::{Access, Registry, Target};
 use rls::{Enrollment, Namespace};
+use session::Opening;
 
 /// Platform settings of the engine (not per tenant): where the shared database is and which
 /// role tenant calls run as.
@@ -181,10 +182,16 @@ impl ProviderFactory for PostgresFactory {
                 (Scope::Pooled(enrollment), access)
             }
         };
+        let timeout = config.statement_timeout_ms;
+        let opening = match &scope {
+            Scope::Pooled(e) => Opening::pooled(&e.id, &e.key, &e.schema, &e.role, timeout),
+            Scope::Siloed => Opening::siloed(ctx.tenant.as_str(), timeout),
+        };
         Ok(Arc::new(Instance(PostgresProvider {
             tenant: ctx.tenant,
             config,
             scope,
+            opening,
             access,
             registry: self.registry.clone(),
             stopped: AtomicBool::new(false),
@@ -202,6 +209,8 @@ struct PostgresProvider {
     tenant: TenantId,
     config: PostgresConfig,
     scope: Scope,
+    /// What each call's transaction starts with (see `session`).
+    opening: Opening,
     access: Access,
     registry: Arc<Registry>,
     /// Makes `stop` idempotent and refuses calls after it.
@@ -215,6 +224,9 @@ struct Call {
     _permit: OwnedSemaphorePermit,
     /// Pooled mode, whose tables keep the id each insert generated (see `rls`).
     pooled: bool,
+    /// An inserting statement whose caller did not want its id ran, and its id (if any) is
+    /// still kept: cleared before a statement whose id is wanted.
+    unread_id: bool,
 }
 
 /// Tables and columns of the connection's current schema, in siloed mode.
@@ -243,7 +255,7 @@ impl Engine for PostgresProvider {
     async fn query(&self, p: QueryParams) -> Result<QueryResult, ProviderError> {
         session::guard_statement(&p.sql, "/sql")?;
         let cap = engine::row_cap(p.max_rows, self.config.max_rows);
-        let query = values::bind(sqlx::query(&p.sql), &p.params, "/params")?;
+        let query = values::bind(tenant_sql(&p.sql), &p.params, "/params")?;
         let mut call = self.begin(true).await?;
         let reader = Reader {
             columns: values::columns_of_row,
@@ -349,36 +361,26 @@ impl PostgresProvider {
             return Err(stopped());
         }
         let permit = self.access.permit().await?;
-        let begin = if read_only {
-            session::BEGIN_READ_ONLY
-        } else {
-            session::BEGIN_READ_WRITE
-        };
-        let mut tx = self
+        let tx = self
             .access
             .pool
-            .begin_with(begin)
+            .begin_with(self.opening.sql(read_only))
             .await
             .map_err(errors::from_sqlx)?;
-        let timeout = self.config.statement_timeout_ms.to_string();
-        let enter = match &self.scope {
-            Scope::Pooled(enrollment) => sqlx::query(session::ENTER_POOLED)
-                .bind(enrollment.id.as_str())
-                .bind(enrollment.key.as_str())
-                .bind(format!("\"{}\"", enrollment.schema))
-                .bind(timeout)
-                .bind(enrollment.role.as_str()),
-            Scope::Siloed => sqlx::query(session::ENTER_SILOED)
-                .bind(self.tenant.as_str())
-                .bind(timeout),
-        };
-        enter.execute(&mut *tx).await.map_err(errors::from_sqlx)?;
         Ok(Call {
             tx,
             _permit: permit,
             pooled: matches!(self.scope, Scope::Pooled(_)),
+            unread_id: false,
         })
     }
+}
+
+/// Tenant SQL as an unnamed statement: parsed for this call only, so no tenant's statement
+/// text or plan stays on a pooled connection for the next call (the connections' statement
+/// cache is off, and a named statement would outlive the call until `DISCARD ALL`).
+fn tenant_sql(sql: &str) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql).persistent(false)
 }
 
 impl Session for Call {
@@ -390,22 +392,33 @@ impl Session for Call {
         let sql_at = format!("{at}/sql");
         session::guard_statement(&statement.sql, &sql_at)?;
         let query = values::bind(
-            sqlx::query(&statement.sql),
+            tenant_sql(&statement.sql),
             &statement.params,
             &format!("{at}/params"),
         )?;
+        let inserting = self.pooled && session::may_insert(&statement.sql);
+        if inserting && statement.last_insert_id && self.unread_id {
+            (&mut *self.tx)
+                .execute(session::CLEAR_LAST_INSERT_ID)
+                .await
+                .map_err(errors::from_sqlx)?;
+            self.unread_id = false;
+        }
         let done = query
             .execute(&mut *self.tx)
             .await
             .map_err(|e| errors::statement(e, &sql_at))?;
-        let last_insert_id = if self.pooled {
-            let (id, _): (Option<String>, Option<String>) =
-                sqlx::query_as(session::TAKE_LAST_INSERT_ID)
-                    .fetch_one(&mut *self.tx)
-                    .await
-                    .map_err(errors::from_sqlx)?;
+        let last_insert_id = if inserting && statement.last_insert_id {
+            // Text without arguments is a simple query: one round trip, where an extended one
+            // takes two.
+            let row = (&mut *self.tx)
+                .fetch_one(session::TAKE_LAST_INSERT_ID)
+                .await
+                .map_err(errors::from_sqlx)?;
+            let id: Option<String> = row.try_get(0).map_err(errors::from_sqlx)?;
             id.and_then(|id| id.parse().ok())
         } else {
+            self.unread_id |= inserting;
             None
         };
         Ok(ExecResult {

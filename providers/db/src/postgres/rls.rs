@@ -16,15 +16,16 @@
 //!   (`query_to_xml`, `ts_stat`, …) are revoked here.
 //! - **Rows**: an event trigger secures every table a tenant creates in the same statement:
 //!   ownership moves to the owner role (the runtime role owns nothing, so it can neither
-//!   disable nor drop what protects the rows), a `tenant_id` column defaulting to the current
+//!   disable nor drop what protects the rows), a `tenant_id` column defaulting to the table's
 //!   tenant is added, row-level security is enabled *and forced*, and one policy admits only
-//!   rows of the current tenant, in that tenant's own tables.
+//!   that tenant's rows, and only in calls holding that tenant's key ([`TENANT_POLICY`]).
 //! - **Identity**: the current tenant is not `current_setting('app.tenant_id')` alone — tenants
-//!   send SQL, and could set that themselves. [`CURRENT_TENANT`] accepts `app.tenant_id` only
-//!   together with `app.tenant_key`, a keyed hash of the tenant id under a secret that only the
-//!   admin role can read. The provider gets each tenant's key from the admin connection at
-//!   start and sets both with `set_config(…, true)` (transaction-local) in every call.
-//!   Without a valid pair the current tenant is NULL, which matches no row.
+//!   send SQL, and could set that themselves. It is proven by `app.tenant_key`, a keyed hash
+//!   of the tenant id under a secret that only the admin role can read. The provider gets
+//!   each tenant's key from the admin connection at start and sets both with
+//!   `set_config(…, true)` (transaction-local) in every call. Row policies compare the key's
+//!   digest with the one written into them; [`CURRENT_TENANT`] (DDL, `metadata`) accepts
+//!   `app.tenant_id` only with its key. Without a valid key no row matches.
 //!
 //! The runtime role is neither superuser, owner of tenant tables, nor BYPASSRLS; a namespace
 //! role may create tables and views in its schema and nothing else (the trigger refuses
@@ -107,14 +108,54 @@ fn check_role_name(role: &str) -> Result<(), ProviderError> {
     }
 }
 
-/// `SECURITY DEFINER` so that it can read the secret the caller cannot; `STABLE` so a policy
-/// wrapping it in a sub-select evaluates it once per statement.
+/// `SECURITY DEFINER` so that it can read the secret the caller cannot. Who runs a call's DDL
+/// (the event trigger) and whose tables `metadata` lists; row policies check the key
+/// themselves, more cheaply (see [`TENANT_POLICY`]).
 const CURRENT_TENANT: &str = r#"
 CREATE OR REPLACE FUNCTION switchyard.current_tenant() RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
   SELECT s.t FROM (SELECT nullif(current_setting('app.tenant_id', true), '') AS t) s
   WHERE current_setting('app.tenant_key', true) = switchyard.tenant_key(s.t)
 $f$;
+"#;
+
+/// The row filter (and check) of a pooled table of `tenant`: the table's rows, when the call
+/// holds the tenant's key. Built-in functions only, in a sub-select that PostgreSQL runs once
+/// per statement (an InitPlan), where calling `current_tenant()` — a definer's function,
+/// which no query can inline, reading the secret table — cost ~65 µs per statement and per
+/// inserted row. The key is compared by its SHA-256, so the policy (visible to the superuser,
+/// and in dumps) holds no secret; `app.tenant_id` plays no part, so forging it gains nothing.
+/// The literal tenant pins the rows too: no other tenant may even park rows in the table.
+const TENANT_POLICY: &str = r#"
+CREATE OR REPLACE FUNCTION switchyard.tenant_policy(tenant text) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
+  SELECT format('@COLUMN@ = %L AND (SELECT pg_catalog.sha256(pg_catalog.convert_to('
+                'pg_catalog.current_setting(''app.tenant_key'', true), ''UTF8'')) = %L::bytea)',
+                tenant, sha256(convert_to(switchyard.tenant_key(tenant), 'UTF8')))
+$f$;
+"#;
+
+/// Existing databases upgrade at provisioning: tables secured when the policy and the column
+/// default called `current_tenant()` get [`TENANT_POLICY`]'s policy and a constant default.
+/// Only those are altered (each `ALTER` locks its table), so a second run changes nothing.
+const UPGRADE_POLICIES: &str = r#"
+DO $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT p.polrelid::regclass AS rel, t.tenant
+           FROM pg_policy p
+           JOIN pg_class c ON c.oid = p.polrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN switchyard.tenants t ON t.schema_name = n.nspname
+           WHERE p.polname = 'tenant_isolation'
+             AND pg_get_expr(p.polqual, p.polrelid) LIKE '%current_tenant()%' LOOP
+    EXECUTE format('ALTER POLICY tenant_isolation ON %s USING (%2$s) WITH CHECK (%2$s)',
+                   r.rel, switchyard.tenant_policy(r.tenant));
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN @COLUMN@ SET DEFAULT %L', r.rel, r.tenant);
+  END LOOP;
+END
+$$;
 "#;
 
 /// The database part of provisioning; `@APP@` and `@OWNER@` are replaced by checked role
@@ -153,6 +194,9 @@ REVOKE ALL ON FUNCTION switchyard.tenant_key(text) FROM PUBLIC;
 @CURRENT_TENANT@
 REVOKE ALL ON FUNCTION switchyard.current_tenant() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION switchyard.current_tenant() TO @APP@, @OWNER@;
+
+@TENANT_POLICY@
+REVOKE ALL ON FUNCTION switchyard.tenant_policy(text) FROM PUBLIC;
 
 -- Fired after each inserted row of a table with a one-column integer primary key, so that
 -- execute can report last_insert_id; transaction-local, reset by the provider per statement.
@@ -276,11 +320,12 @@ BEGIN
         USING ERRCODE = 'duplicate_column';
     END IF;
     EXECUTE format('ALTER TABLE %s OWNER TO %I', rel, owner);
-    EXECUTE format('ALTER TABLE %s ADD COLUMN @COLUMN@ text NOT NULL DEFAULT switchyard.current_tenant()', rel);
+    -- The table's tenant as a constant: the policy's WITH CHECK refuses the row unless the
+    -- call holds that tenant's key, so the default need not check it again per row.
+    EXECUTE format('ALTER TABLE %s ADD COLUMN @COLUMN@ text NOT NULL DEFAULT %L', rel, current_id);
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', rel);
-    -- Pinned to the table's tenant too: another tenant may not even park rows here.
     EXECUTE format('CREATE POLICY tenant_isolation ON %s USING (%2$s) WITH CHECK (%2$s)', rel,
-                   format('@COLUMN@ = %L AND @COLUMN@ = (SELECT switchyard.current_tenant())', current_id));
+                   switchyard.tenant_policy(current_id));
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, REFERENCES ON %s TO %I', rel, member);
     FOR seq IN SELECT d.objid::regclass FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
                WHERE d.refobjid = rel AND d.classid = 'pg_class'::regclass AND s.relkind = 'S' LOOP
@@ -307,6 +352,8 @@ BEGIN
   END IF;
 END
 $f$;
+
+@UPGRADE_POLICIES@
 
 DO $$
 BEGIN
@@ -391,6 +438,8 @@ pub async fn provision(
         .map_err(errors::from_sqlx)?;
     let script = DATABASE_SETUP
         .replace("@CURRENT_TENANT@", CURRENT_TENANT)
+        .replace("@TENANT_POLICY@", TENANT_POLICY)
+        .replace("@UPGRADE_POLICIES@", UPGRADE_POLICIES)
         .replace("@APP@", app_role)
         .replace("@OWNER@", &owner)
         .replace("@COLUMN@", TENANT_COLUMN)

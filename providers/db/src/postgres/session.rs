@@ -7,6 +7,10 @@
 //!   session-level `SET` an earlier call left behind (search_path, time zone, timeouts, …).
 //! - The tenant's identity, search_path, statement timeout and (pooled) role are then set with
 //!   `set_config(…, true)`: transaction-local, gone at commit, never visible to another call.
+//! - All three go to the server as one simple query ([`Opening`]), one round trip instead of
+//!   three. The settings are then literals in its text, quoted by [`literal`]; none of them is
+//!   tenant-written (a checked tenant id, and the key, schema and role the admin connection
+//!   returned at enrolment), and the text is rendered once per instance, not per call.
 //! - Transaction control inside tenant SQL is refused before it reaches the server: a
 //!   `COMMIT` would commit half a batch and leave the rest to autocommit. Only the statement's
 //!   first keyword is looked at; PostgreSQL runs a single statement per extended-protocol
@@ -21,24 +25,101 @@ use switchyard_spi::ProviderError;
 
 use crate::sql::{refused, skip_block_comment, transaction_control};
 
-pub(crate) const BEGIN_READ_ONLY: &str = "BEGIN READ ONLY; RESET ALL";
-pub(crate) const BEGIN_READ_WRITE: &str = "BEGIN READ WRITE; RESET ALL";
+/// The simple query that opens each call's transaction and enters the tenant, rendered once
+/// per instance (see the module docs).
+pub(crate) struct Opening {
+    read_only: String,
+    read_write: String,
+}
 
-/// Pooled mode: who the tenant is (checked by `switchyard.current_tenant()`), where its
-/// tables are, how long a statement may run.
-pub(crate) const ENTER_POOLED: &str = "SELECT set_config('app.tenant_id', $1, true), \
-     set_config('app.tenant_key', $2, true), set_config('search_path', $3, true), \
-     set_config('statement_timeout', $4, true), set_config('role', $5, true)";
+impl Opening {
+    /// Pooled mode: who the tenant is (`app.tenant_id`, checked against `app.tenant_key` by the
+    /// row policies, see `rls`), where its tables are, how long a statement may run, and the
+    /// namespace's role.
+    pub(crate) fn pooled(
+        tenant_id: &str,
+        key: &str,
+        schema: &str,
+        role: &str,
+        timeout_ms: u64,
+    ) -> Self {
+        Opening::with(&[
+            ("app.tenant_id", tenant_id),
+            ("app.tenant_key", key),
+            ("search_path", &format!("\"{schema}\"")),
+            ("statement_timeout", &timeout_ms.to_string()),
+            ("role", role),
+        ])
+    }
 
-/// Siloed mode: the database is the tenant's own; only the tenant id (for the tenant's own
-/// triggers or policies, if it wants them) and the timeout are set.
-pub(crate) const ENTER_SILOED: &str =
-    "SELECT set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)";
+    /// Siloed mode: the database is the tenant's own; only the tenant id (for the tenant's own
+    /// triggers or policies, if it wants them) and the timeout are set.
+    pub(crate) fn siloed(tenant_id: &str, timeout_ms: u64) -> Self {
+        Opening::with(&[
+            ("app.tenant_id", tenant_id),
+            ("statement_timeout", &timeout_ms.to_string()),
+        ])
+    }
+
+    fn with(settings: &[(&str, &str)]) -> Self {
+        let set = settings
+            .iter()
+            .map(|(name, value)| format!("set_config('{name}', {}, true)", literal(value)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Opening {
+            read_only: format!("BEGIN READ ONLY; RESET ALL; SELECT {set}"),
+            read_write: format!("BEGIN READ WRITE; RESET ALL; SELECT {set}"),
+        }
+    }
+
+    pub(crate) fn sql(&self, read_only: bool) -> String {
+        if read_only {
+            self.read_only.clone()
+        } else {
+            self.read_write.clone()
+        }
+    }
+}
+
+/// `value` as a PostgreSQL string literal: an `E''` string, whose escapes mean the same
+/// whatever `standard_conforming_strings` says, with `\` and `'` doubled. (A NUL would cut
+/// the query text short inside the literal: the server refuses the unterminated string.)
+fn literal(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 3);
+    quoted.push_str("E'");
+    for c in value.chars() {
+        match c {
+            '\\' => quoted.push_str("\\\\"),
+            '\'' => quoted.push_str("''"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('\'');
+    quoted
+}
 
 /// Reads the id the statement just inserted (see `switchyard.remember_insert_id`) and clears
 /// it for the next statement.
 pub(crate) const TAKE_LAST_INSERT_ID: &str = "SELECT nullif(current_setting('switchyard.last_insert_id', true), ''), \
      set_config('switchyard.last_insert_id', '', true)";
+
+/// Clears an id no statement read (one whose caller did not want it), so that a later
+/// statement inserting into a table without the trigger does not report it as its own.
+pub(crate) const CLEAR_LAST_INSERT_ID: &str =
+    "SELECT set_config('switchyard.last_insert_id', '', true)";
+
+/// First keywords of the statements that can insert a row, and so fire the trigger that keeps
+/// the inserted id (see `rls`): a data-modifying `WITH`, `MERGE`, `EXPLAIN ANALYZE` of either.
+/// A pooled tenant can create no function, rule or trigger that would insert on its behalf.
+const INSERTING: [&str; 4] = ["explain", "insert", "merge", "with"];
+
+/// Whether `sql` may have inserted a row whose id `TAKE_LAST_INSERT_ID` would read; every
+/// other statement leaves the last insert id unset, and reading it would be a wasted round trip.
+pub(crate) fn may_insert(sql: &str) -> bool {
+    let word = first_keyword(sql);
+    INSERTING.iter().any(|w| word.eq_ignore_ascii_case(w))
+}
 
 /// First keywords of statements that end, open or split the call's transaction. `PREPARE`
 /// (including `PREPARE TRANSACTION`) is refused too: a named prepared statement outlives the
@@ -115,6 +196,51 @@ fn first_keyword(sql: &str) -> &str {
 mod tests {
     use super::*;
     use crate::sql::assert_refuses_control;
+
+    #[test]
+    fn settings_are_quoted_as_literals_nothing_can_end() {
+        assert_eq!(literal("t_acme"), "E't_acme'");
+        assert_eq!(literal(r"a'b\c"), r"E'a''b\\c'");
+        assert_eq!(
+            literal("x\\'; DROP TABLE t; --"),
+            r"E'x\\''; DROP TABLE t; --'"
+        );
+        let opening = Opening::pooled("acme", "k3y", "t_acme", "app_t_acme", 30_000);
+        assert_eq!(
+            opening.sql(false),
+            "BEGIN READ WRITE; RESET ALL; SELECT set_config('app.tenant_id', E'acme', true), \
+             set_config('app.tenant_key', E'k3y', true), \
+             set_config('search_path', E'\"t_acme\"', true), \
+             set_config('statement_timeout', E'30000', true), \
+             set_config('role', E'app_t_acme', true)"
+        );
+        assert!(
+            Opening::siloed("acme", 5)
+                .sql(true)
+                .starts_with("BEGIN READ ONLY; RESET ALL; ")
+        );
+    }
+
+    #[test]
+    fn only_statements_that_can_insert_read_the_inserted_id() {
+        for sql in [
+            "INSERT INTO t VALUES (1)",
+            " /* c */ insert into t default values",
+            "WITH x AS (INSERT INTO t VALUES (1) RETURNING id) SELECT * FROM x",
+            "MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id)",
+            "EXPLAIN ANALYZE INSERT INTO t VALUES (1)",
+        ] {
+            assert!(may_insert(sql), "{sql}");
+        }
+        for sql in [
+            "UPDATE t SET v = 1",
+            "DELETE FROM t",
+            "CREATE TABLE t (id int)",
+            "SELECT 1",
+        ] {
+            assert!(!may_insert(sql), "{sql}");
+        }
+    }
 
     #[test]
     fn transaction_control_is_found_behind_comments_and_case() {
