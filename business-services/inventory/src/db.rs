@@ -4,9 +4,8 @@
 use serde_json::Value;
 use switchyard_client::ProviderClient;
 use switchyard_contracts::{ErrorCode, Problem};
+use switchyard_service_kit::money;
 pub use switchyard_service_kit::{Db, PAGE, Row};
-
-use crate::fixed;
 
 /// Every row of `select` (a `SELECT … FROM …` without `WHERE`) matching `condition` (may
 /// be empty; its placeholders are `params`), read a page at a time in `key` order. `key`
@@ -84,7 +83,8 @@ pub fn opt_text(row: &Row, column: &str) -> Option<String> {
 /// An integer column (a number, or PostgreSQL's `numeric` as a string).
 pub fn int(row: &Row, column: &str) -> Result<i64, Problem> {
     row.get(column)
-        .and_then(fixed::read)
+        .and_then(money::read_units)
+        .and_then(|units| i64::try_from(units).ok())
         .ok_or_else(|| missing(row, column))
 }
 

@@ -16,10 +16,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 use switchyard_contracts::{ErrorCode, Event, Problem};
+use switchyard_service_kit::money::LIMIT;
+use switchyard_service_kit::{Money, Quantity, clock};
 
-use crate::clock;
 use crate::db;
-use crate::fixed::{self, LIMIT, format_money, format_qty};
 use crate::{Inventory, TOPIC};
 
 /// Attempts of an operation whose streams other operations keep appending to. Each lost
@@ -55,9 +55,9 @@ impl Leg {
     pub fn to_json(&self) -> Value {
         let mut leg = json!({
             "item": self.item, "warehouse": self.warehouse, "bin": self.bin,
-            "on_hand": format_qty(self.on_hand.into()),
-            "reserved": format_qty(self.reserved.into()),
-            "value": format_money(self.value.into()),
+            "on_hand": Quantity(self.on_hand).to_string(),
+            "reserved": Quantity(self.reserved).to_string(),
+            "value": Money(self.value).to_string(),
         });
         if !self.lot.is_empty() {
             leg["lot"] = json!(self.lot);
@@ -93,11 +93,7 @@ impl Heads {
     /// there is costs everything there is; the database then refuses the movement.
     pub fn take(&mut self, item: &str, warehouse: &str, qty: i64) -> i64 {
         let (on_hand, value) = self.now(item, warehouse);
-        let cost = if qty >= *on_hand {
-            *value
-        } else {
-            fixed::mul_div((*value).into(), qty.into(), (*on_hand).into()) as i64
-        };
+        let cost = Money(*value).share(Quantity(qty), Quantity(*on_hand)).0;
         *on_hand -= qty;
         *value -= cost;
         cost
@@ -111,12 +107,23 @@ impl Heads {
     }
 
     /// What `qty` is worth at the stream's current average (zero on an empty stream).
-    pub fn value_at_average(&mut self, item: &str, warehouse: &str, qty: i64) -> i64 {
+    pub fn value_at_average(
+        &mut self,
+        item: &str,
+        warehouse: &str,
+        qty: i64,
+    ) -> Result<i64, Problem> {
         let (on_hand, value) = *self.now(item, warehouse);
         if on_hand <= 0 {
-            return 0;
+            return Ok(0);
         }
-        fixed::mul_div(value.into(), qty.into(), on_hand.into()) as i64
+        let value = Money(value).at_average(Quantity(qty), Quantity(on_hand));
+        value.map(|v| v.0).ok_or_else(|| {
+            Problem::new(
+                ErrorCode::ParamsInvalid,
+                format!("the stock of {item} in {warehouse} would exceed what is kept"),
+            )
+        })
     }
 }
 
@@ -490,7 +497,7 @@ mod tests {
             now: BTreeMap::from([(("p".into(), "w".into()), (3_000_000, 100_000))]),
         };
         assert_eq!(heads.take("p", "w", 1_000_000), 33_333);
-        assert_eq!(heads.value_at_average("p", "w", 1_000_000), 33_334);
+        assert_eq!(heads.value_at_average("p", "w", 1_000_000), Ok(33_334));
         assert_eq!(heads.take("p", "w", 2_000_000), 66_667);
         assert_eq!(heads.now[&("p".into(), "w".into())], (0, 0));
         heads.put("p", "w", 2_000_000, 50_000);

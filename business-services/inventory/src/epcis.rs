@@ -22,11 +22,10 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchyard_contracts::{ErrorCode, FieldError, Problem};
+use switchyard_service_kit::{Quantity, Sign, clock, money::LIMIT};
 
 use crate::Inventory;
-use crate::clock;
 use crate::db;
-use crate::fixed::{self, QTY_SCALE, Sign, format_qty};
 use crate::lotevent::{Details, LotEvent, LotQty, Transformation, What};
 
 /// The EPCIS 2.0 JSON-LD context.
@@ -100,11 +99,12 @@ fn class(lot: &LotQty) -> String {
 /// A quantity as the JSON number EPCIS requires: an integer when whole, else the shortest
 /// decimal (exact for up to 15 significant digits, which a double carries).
 fn number(units: i64) -> Value {
-    let scale = 10_i64.pow(QTY_SCALE);
+    let scale = 10_i64.pow(Quantity::SCALE);
     if units % scale == 0 {
         return json!(units / scale);
     }
-    format_qty(units.into())
+    Quantity(units)
+        .to_string()
         .parse::<f64>()
         .map(|f| json!(f))
         .unwrap_or(Value::Null)
@@ -462,14 +462,15 @@ fn quantity_from(element: &Value) -> Result<LotQty, String> {
     }
     let quantity = match &element["quantity"] {
         Value::Number(n) => match n.as_i64() {
-            Some(whole) => whole.checked_mul(10_i64.pow(QTY_SCALE)),
+            Some(whole) => whole.checked_mul(10_i64.pow(Quantity::SCALE)),
             None => n
                 .as_f64()
-                .and_then(|f| fixed::parse(&f.to_string(), QTY_SCALE, Sign::Positive, "").ok()),
+                .and_then(|f| Quantity::parse(&f.to_string(), Sign::Positive, "").ok())
+                .map(|q| q.0),
         },
         _ => None,
     }
-    .filter(|q| *q > 0 && *q <= fixed::LIMIT)
+    .filter(|q| *q > 0 && *q <= LIMIT)
     .ok_or("quantity must be a positive number with at most 6 fraction digits")?;
     let uom = element["uom"].as_str().ok_or("uom is required")?;
     Ok(LotQty {

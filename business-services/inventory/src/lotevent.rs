@@ -20,7 +20,7 @@ pub struct LotQty {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtin: Option<String>,
     pub lot: String,
-    /// Scaled by `fixed::QTY_SCALE`.
+    /// Scaled by `Quantity::SCALE`.
     pub quantity: i64,
     pub uom: String,
 }

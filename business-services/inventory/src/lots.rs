@@ -11,10 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchyard_contracts::{ErrorCode, Problem};
+use switchyard_service_kit::{Money, Quantity, Sign, clock};
 
-use crate::clock;
 use crate::engine::{Heads, Leg, Plan, StreamKey};
-use crate::fixed::{self, format_money, format_qty};
 use crate::lotevent::{Details, LotEvent, LotQty, Transformation, What};
 use crate::master::{ItemInfo, LotInfo};
 use crate::stock::{object, put_some};
@@ -164,7 +163,7 @@ fn shares(total: i64, quantities: &[i64]) -> Vec<i64> {
             } else if sum == 0 {
                 0
             } else {
-                fixed::mul_div(total.into(), (*qty).into(), sum.into()) as i64
+                Money(total).share(Quantity(*qty), Quantity(sum)).0
             };
             given += share;
             share
@@ -262,7 +261,12 @@ impl Inventory<'_> {
             .map(|(i, o)| {
                 Ok((
                     o.lot.as_str(),
-                    fixed::quantity(&o.quantity, &format!("/outputs/{i}/quantity"))?,
+                    Quantity::parse(
+                        &o.quantity,
+                        Sign::Positive,
+                        &format!("/outputs/{i}/quantity"),
+                    )?
+                    .0,
                 ))
             })
             .collect::<Result<Vec<_>, Problem>>()?;
@@ -296,8 +300,8 @@ impl Inventory<'_> {
                     reserved: 0,
                     value,
                 });
-                made.push(json!({"lot": lot, "quantity": format_qty((*qty).into()),
-                                 "value": format_money(value.into())}));
+                made.push(json!({"lot": lot, "quantity": Quantity(*qty).to_string(),
+                                 "value": Money(value).to_string()}));
             }
             let event = LotEvent {
                 event_id: event_id.to_owned(),
@@ -320,7 +324,7 @@ impl Inventory<'_> {
                 },
             };
             let mut fields = object(json!({
-                "lot": p.lot, "item": item.item, "quantity": format_qty(total.into()),
+                "lot": p.lot, "item": item.item, "quantity": Quantity(total).to_string(),
                 "outputs": made, "warehouse": source.warehouse, "bin": source.bin,
             }));
             put_some(
@@ -412,11 +416,11 @@ impl Inventory<'_> {
             };
             let inputs: Vec<Value> = draws
                 .iter()
-                .map(|d| json!({"lot": d.info.lot, "quantity": format_qty(d.qty.into())}))
+                .map(|d| json!({"lot": d.info.lot, "quantity": Quantity(d.qty).to_string()}))
                 .collect();
             let mut fields = object(json!({
                 "item": item.item, "inputs": inputs, "output": p.output,
-                "quantity": format_qty(total.into()), "value": format_money(cost.into()),
+                "quantity": Quantity(total).to_string(), "value": Money(cost).to_string(),
                 "warehouse": warehouse, "bin": bin,
             }));
             put_some(
@@ -433,8 +437,8 @@ impl Inventory<'_> {
                 legs,
                 rows: event.rows(self.db, false),
                 result: object(json!({
-                    "lot": p.output, "quantity": format_qty(total.into()),
-                    "value": format_money(cost.into()),
+                    "lot": p.output, "quantity": Quantity(total).to_string(),
+                    "value": Money(cost).to_string(),
                 })),
                 fields,
             })
@@ -453,7 +457,12 @@ impl Inventory<'_> {
             .map(|(i, portion)| {
                 Ok((
                     portion.lot.as_str(),
-                    fixed::quantity(&portion.quantity, &format!("{pointer}/{i}/quantity"))?,
+                    Quantity::parse(
+                        &portion.quantity,
+                        Sign::Positive,
+                        &format!("{pointer}/{i}/quantity"),
+                    )?
+                    .0,
                 ))
             })
             .collect()
@@ -478,7 +487,12 @@ impl Inventory<'_> {
             .map(|(i, o)| {
                 Ok((
                     o,
-                    fixed::quantity(&o.quantity, &format!("/produce/{i}/quantity"))?,
+                    Quantity::parse(
+                        &o.quantity,
+                        Sign::Positive,
+                        &format!("/produce/{i}/quantity"),
+                    )?
+                    .0,
                 ))
             })
             .collect::<Result<Vec<_>, Problem>>()?;
@@ -530,7 +544,7 @@ impl Inventory<'_> {
                 });
                 produced.push(json!({
                     "lot": output.lot, "item": output.item,
-                    "quantity": format_qty((*qty).into()), "value": format_money(value.into()),
+                    "quantity": Quantity(*qty).to_string(), "value": Money(value).to_string(),
                 }));
             }
             let event = LotEvent {
@@ -565,11 +579,11 @@ impl Inventory<'_> {
                 .iter()
                 .map(|d| {
                     json!({"lot": d.info.lot, "item": d.info.item,
-                                "quantity": format_qty(d.qty.into())})
+                                "quantity": Quantity(d.qty).to_string()})
                 })
                 .collect();
             let mut fields = object(json!({
-                "consumed": consumed, "produced": produced, "cost": format_money(cost.into()),
+                "consumed": consumed, "produced": produced, "cost": Money(cost).to_string(),
                 "warehouse": warehouse, "bin": bin,
             }));
             put_some(
@@ -586,7 +600,7 @@ impl Inventory<'_> {
                 subject: p.job.clone().unwrap_or_else(|| draws[0].info.lot.clone()),
                 legs,
                 rows: event.rows(self.db, false),
-                result: object(json!({"cost": format_money(cost.into()), "produced": produced})),
+                result: object(json!({"cost": Money(cost).to_string(), "produced": produced})),
                 fields,
             })
         })
@@ -648,7 +662,7 @@ impl Inventory<'_> {
         extra: Map<String, Value>,
     ) -> Result<Value, Problem> {
         let occurred_at = clock::given_or_now(taken.occurred_at, "/occurred_at")?;
-        let qty = fixed::quantity(taken.quantity, "/quantity")?;
+        let qty = Quantity::parse(taken.quantity, Sign::Positive, "/quantity")?.0;
         let draw = self
             .draws(&[(taken.lot, qty)], taken.from, "/lot")
             .await?
@@ -666,7 +680,7 @@ impl Inventory<'_> {
             };
             let mut fields = object(json!({
                 "lot": taken.lot, "item": item.item, "warehouse": draw.warehouse, "bin": draw.bin,
-                "quantity": format_qty(qty.into()), "cost": format_money(cost.into()),
+                "quantity": Quantity(qty).to_string(), "cost": Money(cost).to_string(),
             }));
             fields.extend(extra.clone());
             Ok(Plan {
@@ -675,7 +689,7 @@ impl Inventory<'_> {
                 legs: vec![leg],
                 rows: event.rows(self.db, false),
                 result: object(json!({
-                    "quantity": format_qty(qty.into()), "cost": format_money(cost.into()),
+                    "quantity": Quantity(qty).to_string(), "cost": Money(cost).to_string(),
                 })),
                 fields,
             })
@@ -708,13 +722,13 @@ impl Inventory<'_> {
             stock.push(json!({
                 "warehouse": crate::db::text(row, "warehouse")?,
                 "bin": crate::db::text(row, "bin")?,
-                "on_hand": format_qty(here.into()),
-                "reserved": format_qty(reserved.into()),
-                "available": format_qty((here - reserved).into()),
+                "on_hand": Quantity(here).to_string(),
+                "reserved": Quantity(reserved).to_string(),
+                "available": Quantity(here - reserved).to_string(),
             }));
         }
         let mut lot = crate::stock::lot_json(&info);
-        lot.insert("on_hand".into(), json!(format_qty(on_hand)));
+        lot.insert("on_hand".into(), json!(Quantity::format_sum(on_hand)));
         lot.insert("stock".into(), Value::Array(stock));
         Ok(Value::Object(lot))
     }

@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, FieldError, Problem};
+use switchyard_service_kit::clock;
 
 use crate::Inventory;
-use crate::clock;
 use crate::db::{self, Row, placeholders};
 
 #[derive(Deserialize)]

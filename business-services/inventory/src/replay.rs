@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 use switchyard_contracts::Problem;
+use switchyard_service_kit::{Money, Quantity, Sign};
 
 use crate::Inventory;
 use crate::db;
 use crate::engine::stream_id;
-use crate::fixed::{self, MONEY_SCALE, QTY_SCALE, Sign, format_money, format_qty};
 
 type BinKey = (String, String, String, String);
 
@@ -35,8 +35,12 @@ pub struct Stored {
     pub payload: Value,
 }
 
-fn leg_field(leg: &Value, name: &str, scale: u32) -> Option<i64> {
-    fixed::parse(leg[name].as_str()?, scale, Sign::Any, "").ok()
+fn quantity_field(leg: &Value, name: &str) -> Option<i64> {
+    Some(Quantity::parse(leg[name].as_str()?, Sign::Any, "").ok()?.0)
+}
+
+fn money_field(leg: &Value, name: &str) -> Option<i64> {
+    Some(Money::parse(leg[name].as_str()?, Sign::Any, "").ok()?.0)
 }
 
 /// Replays `events` (any order) into the snapshot they imply.
@@ -62,9 +66,9 @@ pub fn replay(mut events: Vec<Stored>) -> Replayed {
                 continue;
             }
             let (Some(on_hand), Some(reserved), Some(value)) = (
-                leg_field(leg, "on_hand", QTY_SCALE),
-                leg_field(leg, "reserved", QTY_SCALE),
-                leg_field(leg, "value", MONEY_SCALE),
+                quantity_field(leg, "on_hand"),
+                quantity_field(leg, "reserved"),
+                money_field(leg, "value"),
             ) else {
                 out.broken.push(format!(
                     "stream {} seq {}: unreadable leg {leg}",
@@ -166,8 +170,8 @@ impl Inventory<'_> {
                         "stock_bin",
                         &name,
                         field,
-                        format_qty(a.into()),
-                        format_qty(b.into()),
+                        Quantity(a).to_string(),
+                        Quantity(b).to_string(),
                     ));
                 }
             }
@@ -179,13 +183,13 @@ impl Inventory<'_> {
             let fields = [
                 (
                     "on_hand",
-                    format_qty(stored.0.into()),
-                    format_qty(again.0.into()),
+                    Quantity(stored.0).to_string(),
+                    Quantity(again.0).to_string(),
                 ),
                 (
                     "value",
-                    format_money(stored.1.into()),
-                    format_money(again.1.into()),
+                    Money(stored.1).to_string(),
+                    Money(again.1).to_string(),
                 ),
                 ("seq", stored.2.to_string(), again.2.to_string()),
             ];

@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Problem};
+use switchyard_service_kit::{Money, Quantity, clock, money};
 
 use crate::Inventory;
-use crate::clock;
 use crate::db::{self, Row};
-use crate::fixed::{self, format_money, format_qty};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,8 +123,8 @@ impl Inventory<'_> {
                 let mut out = json!({
                     "item": db::text(row, "item")?, "warehouse": db::text(row, "warehouse")?,
                     "bin": db::text(row, "bin")?,
-                    "on_hand": format_qty(on_hand.into()), "reserved": format_qty(reserved.into()),
-                    "available": format_qty((on_hand - reserved).into()),
+                    "on_hand": Quantity(on_hand).to_string(), "reserved": Quantity(reserved).to_string(),
+                    "available": Quantity(on_hand - reserved).to_string(),
                 });
                 let lot = db::text(row, "lot")?;
                 if !lot.is_empty() {
@@ -151,10 +150,18 @@ impl Inventory<'_> {
             .map(|row| {
                 let on_hand = db::int(row, "on_hand")?;
                 let value = db::int(row, "value")?;
+                // No stock has no average: 0. One beyond what is kept cannot come from
+                // receipts at published unit costs.
+                let average = match on_hand {
+                    0 => Money::ZERO,
+                    _ => Money(value).per(Quantity(on_hand)).ok_or_else(|| {
+                        Problem::new(ErrorCode::Internal, "an average cost beyond what is kept")
+                    })?,
+                };
                 Ok(json!({
                     "item": db::text(row, "item")?, "warehouse": db::text(row, "warehouse")?,
-                    "on_hand": format_qty(on_hand.into()), "value": format_money(value.into()),
-                    "average_cost": format_money(fixed::unit_cost(value, on_hand)),
+                    "on_hand": Quantity(on_hand).to_string(), "value": Money(value).to_string(),
+                    "average_cost": average.to_string(),
                 }))
             })
             .collect::<Result<Vec<_>, Problem>>()?;
@@ -186,8 +193,8 @@ impl Inventory<'_> {
                     "lot": db::text(row, "lot")?, "item": db::text(row, "item")?,
                     "expires_on": db::text(row, "expires_on")?,
                     "warehouse": db::text(row, "warehouse")?, "bin": db::text(row, "bin")?,
-                    "on_hand": format_qty(on_hand.into()),
-                    "available": format_qty((on_hand - reserved).into()),
+                    "on_hand": Quantity(on_hand).to_string(),
+                    "available": Quantity(on_hand - reserved).to_string(),
                 }))
             })
             .collect::<Result<Vec<_>, Problem>>()?;
@@ -253,14 +260,14 @@ impl Inventory<'_> {
                 let hundredths = if basis == 0 {
                     0
                 } else {
-                    fixed::mul_div(wasted.into(), 10_000, basis)
+                    money::round_div(i128::from(wasted) * 10_000, basis)
                 };
                 let percent = format!("{}.{:02}", hundredths / 100, hundredths % 100);
                 (
                     hundredths,
                     json!({
-                        "key": key, "wasted": format_qty(wasted.into()),
-                        "consumed": format_qty(consumed.into()), "events": events,
+                        "key": key, "wasted": Quantity(wasted).to_string(),
+                        "consumed": Quantity(consumed).to_string(), "events": events,
                         "waste_percent": percent,
                     }),
                 )

@@ -11,8 +11,7 @@
 //! are not slowed by per-row reference checks.
 
 use switchyard_outbox::Dialect;
-
-use crate::fixed::LIMIT;
+use switchyard_service_kit::money::LIMIT;
 
 /// `CREATE TABLE IF NOT EXISTS` statements.
 pub fn tables(dialect: Dialect) -> Vec<String> {

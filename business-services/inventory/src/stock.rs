@@ -6,10 +6,9 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchyard_contracts::{ErrorCode, Problem};
+use switchyard_service_kit::{Money, Quantity, Sign, clock};
 
-use crate::clock;
 use crate::engine::{Leg, Plan};
-use crate::fixed::{self, MONEY_SCALE, QTY_SCALE, Sign, format_money, format_qty};
 use crate::lotevent::{Details, LotEvent, LotQty, What};
 use crate::{Inventory, master};
 
@@ -115,6 +114,18 @@ pub fn object(value: Value) -> Map<String, Value> {
     }
 }
 
+/// What `qty` (scaled) is worth at `unit_cost`, by the kit's one rounding rule.
+fn value_of(qty: i64, unit_cost: Money) -> Result<i64, Problem> {
+    Money::of(Quantity(qty), unit_cost)
+        .map(|value| value.0)
+        .ok_or_else(|| {
+            Problem::new(
+                ErrorCode::ParamsInvalid,
+                "quantity times unit cost exceeds what is kept",
+            )
+        })
+}
+
 impl Inventory<'_> {
     /// A lot's item must be the movement's item.
     async fn check_lot_item(&self, lot: &Option<String>, item: &str) -> Result<(), Problem> {
@@ -131,8 +142,8 @@ impl Inventory<'_> {
     }
 
     pub async fn receive(&self, p: Receive) -> Result<Value, Problem> {
-        let qty = fixed::quantity(&p.quantity, "/quantity")?;
-        let unit_cost = fixed::money(&p.unit_cost, "/unit_cost")?;
+        let qty = Quantity::parse(&p.quantity, Sign::Positive, "/quantity")?.0;
+        let unit_cost = Money::parse(&p.unit_cost, Sign::NonNegative, "/unit_cost")?;
         let occurred_at = clock::given_or_now(p.occurred_at.as_deref(), "/occurred_at")?;
         let item = self.item(&p.item).await?;
         self.require_bins(&[(&p.warehouse, &p.bin)]).await?;
@@ -148,22 +159,15 @@ impl Inventory<'_> {
                 format!("lot {} exists already", lot.lot),
             ));
         }
-        let value = fixed::value_of(qty, unit_cost);
-        if value > i128::from(fixed::LIMIT) {
-            return Err(Problem::new(
-                ErrorCode::ParamsInvalid,
-                "quantity times unit cost exceeds what is kept",
-            ));
-        }
-        let value = value as i64;
+        let value = value_of(qty, unit_cost)?;
         let streams = [(p.item.clone(), p.warehouse.clone())];
         self.record(&streams, &occurred_at, |heads, event_id| {
             heads.put(&p.item, &p.warehouse, qty, value);
             let lot_code = p.lot.as_ref().map(|l| l.lot.clone());
             let mut fields = object(json!({
                 "item": p.item, "warehouse": p.warehouse, "bin": p.bin,
-                "quantity": format_qty(qty.into()), "unit_cost": format_money(unit_cost.into()),
-                "value": format_money(value.into()),
+                "quantity": Quantity(qty).to_string(), "unit_cost": unit_cost.to_string(),
+                "value": Money(value).to_string(),
             }));
             put_some(
                 &mut fields,
@@ -208,7 +212,7 @@ impl Inventory<'_> {
                 rows = event.rows(self.db, false);
             }
             let mut result = object(json!({
-                "quantity": format_qty(qty.into()), "value": format_money(value.into()),
+                "quantity": Quantity(qty).to_string(), "value": Money(value).to_string(),
             }));
             put_some(&mut result, &[("lot", &lot_code)]);
             Ok(Plan {
@@ -236,7 +240,7 @@ impl Inventory<'_> {
     }
 
     pub async fn issue(&self, p: Issue) -> Result<Value, Problem> {
-        let qty = fixed::quantity(&p.quantity, "/quantity")?;
+        let qty = Quantity::parse(&p.quantity, Sign::Positive, "/quantity")?.0;
         let occurred_at = clock::given_or_now(p.occurred_at.as_deref(), "/occurred_at")?;
         self.item(&p.item).await?;
         self.check_lot_item(&p.lot, &p.item).await?;
@@ -245,7 +249,7 @@ impl Inventory<'_> {
             let cost = heads.take(&p.item, &p.warehouse, qty);
             let mut fields = object(json!({
                 "item": p.item, "warehouse": p.warehouse, "bin": p.bin,
-                "quantity": format_qty(qty.into()), "cost": format_money(cost.into()),
+                "quantity": Quantity(qty).to_string(), "cost": Money(cost).to_string(),
                 "from_reserved": p.from_reserved,
             }));
             put_some(&mut fields, &[("lot", &p.lot), ("reference", &p.reference)]);
@@ -264,7 +268,7 @@ impl Inventory<'_> {
                 fields,
                 rows: vec![],
                 result: object(json!({
-                    "quantity": format_qty(qty.into()), "cost": format_money(cost.into()),
+                    "quantity": Quantity(qty).to_string(), "cost": Money(cost).to_string(),
                 })),
             })
         })
@@ -272,14 +276,9 @@ impl Inventory<'_> {
     }
 
     pub async fn adjust(&self, p: Adjust) -> Result<Value, Problem> {
-        let qty = fixed::parse(&p.quantity, QTY_SCALE, Sign::NonZero, "/quantity")?;
+        let qty = Quantity::parse(&p.quantity, Sign::NonZero, "/quantity")?.0;
         let unit_cost = match &p.unit_cost {
-            Some(raw) if qty > 0 => Some(fixed::parse(
-                raw,
-                MONEY_SCALE,
-                Sign::NonNegative,
-                "/unit_cost",
-            )?),
+            Some(raw) if qty > 0 => Some(Money::parse(raw, Sign::NonNegative, "/unit_cost")?),
             Some(_) => {
                 return Err(Problem::new(
                     ErrorCode::ParamsInvalid,
@@ -298,15 +297,15 @@ impl Inventory<'_> {
                 -heads.take(&p.item, &p.warehouse, -qty)
             } else {
                 let value = match unit_cost {
-                    Some(cost) => fixed::value_of(qty, cost) as i64,
-                    None => heads.value_at_average(&p.item, &p.warehouse, qty),
+                    Some(cost) => value_of(qty, cost)?,
+                    None => heads.value_at_average(&p.item, &p.warehouse, qty)?,
                 };
                 heads.put(&p.item, &p.warehouse, qty, value);
                 value
             };
             let mut fields = object(json!({
                 "item": p.item, "warehouse": p.warehouse, "bin": p.bin,
-                "quantity": format_qty(qty.into()), "value": format_money(value.into()),
+                "quantity": Quantity(qty).to_string(), "value": Money(value).to_string(),
                 "reason": p.reason,
             }));
             put_some(&mut fields, &[("lot", &p.lot)]);
@@ -325,7 +324,7 @@ impl Inventory<'_> {
                 fields,
                 rows: vec![],
                 result: object(json!({
-                    "quantity": format_qty(qty.into()), "value": format_money(value.into()),
+                    "quantity": Quantity(qty).to_string(), "value": Money(value).to_string(),
                 })),
             })
         })
@@ -333,7 +332,7 @@ impl Inventory<'_> {
     }
 
     pub async fn transfer(&self, p: Transfer) -> Result<Value, Problem> {
-        let qty = fixed::quantity(&p.quantity, "/quantity")?;
+        let qty = Quantity::parse(&p.quantity, Sign::Positive, "/quantity")?.0;
         if p.from.warehouse == p.to.warehouse && p.from.bin == p.to.bin {
             return Err(Problem::new(
                 ErrorCode::ParamsInvalid,
@@ -361,10 +360,10 @@ impl Inventory<'_> {
                 value,
             };
             let mut fields = object(json!({
-                "item": p.item, "quantity": format_qty(qty.into()),
+                "item": p.item, "quantity": Quantity(qty).to_string(),
                 "from": {"warehouse": p.from.warehouse, "bin": p.from.bin},
                 "to": {"warehouse": p.to.warehouse, "bin": p.to.bin},
-                "value": format_money(value.into()),
+                "value": Money(value).to_string(),
             }));
             put_some(&mut fields, &[("lot", &p.lot), ("reference", &p.reference)]);
             Ok(Plan {
@@ -374,7 +373,7 @@ impl Inventory<'_> {
                 fields,
                 rows: vec![],
                 result: object(json!({
-                    "quantity": format_qty(qty.into()), "value": format_money(value.into()),
+                    "quantity": Quantity(qty).to_string(), "value": Money(value).to_string(),
                 })),
             })
         })
@@ -383,7 +382,7 @@ impl Inventory<'_> {
 
     /// `reserve` (`take` true) sets stock aside for a reference; `release` gives it back.
     pub async fn reserve(&self, p: Reserve, take: bool) -> Result<Value, Problem> {
-        let qty = fixed::quantity(&p.quantity, "/quantity")?;
+        let qty = Quantity::parse(&p.quantity, Sign::Positive, "/quantity")?.0;
         let occurred_at = clock::given_or_now(p.occurred_at.as_deref(), "/occurred_at")?;
         self.item(&p.item).await?;
         self.check_lot_item(&p.lot, &p.item).await?;
@@ -391,7 +390,7 @@ impl Inventory<'_> {
         self.record(&streams, &occurred_at, |_, _| {
             let mut fields = object(json!({
                 "item": p.item, "warehouse": p.warehouse, "bin": p.bin,
-                "quantity": format_qty(qty.into()),
+                "quantity": Quantity(qty).to_string(),
             }));
             put_some(&mut fields, &[("lot", &p.lot), ("reference", &p.reference)]);
             Ok(Plan {
@@ -412,7 +411,7 @@ impl Inventory<'_> {
                 }],
                 fields,
                 rows: vec![],
-                result: object(json!({"quantity": format_qty(qty.into())})),
+                result: object(json!({"quantity": Quantity(qty).to_string()})),
             })
         })
         .await
@@ -422,7 +421,7 @@ impl Inventory<'_> {
 /// Lot details read back for a lot's answer.
 pub fn lot_json(info: &master::LotInfo) -> Map<String, Value> {
     let mut lot = object(json!({
-        "lot": info.lot, "item": info.item, "quantity": format_qty(info.quantity.into()),
+        "lot": info.lot, "item": info.item, "quantity": Quantity(info.quantity).to_string(),
         "origin": info.origin, "warehouse": info.warehouse, "bin": info.bin,
         "created_at": info.created_at,
     }));

@@ -15,10 +15,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use switchyard_contracts::Problem;
+use switchyard_service_kit::Quantity;
 
 use crate::Inventory;
 use crate::db::{self, Row};
-use crate::fixed::format_qty;
 use crate::master::{LotInfo, not_found};
 use crate::stock::{lot_json, put_some};
 
@@ -158,7 +158,7 @@ impl Graph {
                 let mut via = json!({
                     "transformation": transformation, "kind": step.kind,
                     "occurred_at": step.occurred_at,
-                    "consumed": format_qty(consumed.into()), "produced": format_qty(produced.into()),
+                    "consumed": Quantity(consumed).to_string(), "produced": Quantity(produced).to_string(),
                 });
                 if let Value::Object(fields) = &mut via {
                     put_some(
@@ -335,7 +335,7 @@ impl Reached {
 
 /// A shipment or waste row of the trace's read as a node entry.
 fn end(row: &Row, shipment: bool, reached: &mut Reached) -> Result<Value, Problem> {
-    let quantity = format_qty(db::int(row, "quantity")?.into());
+    let quantity = Quantity(db::int(row, "quantity")?).to_string();
     let occurred_at = db::text(row, "happened")?;
     if shipment {
         let id = db::text(row, "c1")?;
