@@ -1,15 +1,19 @@
-//! Writes: posting and reversing journals, closing periods. Each is one db `transaction`
-//! call, so a journal's header, events, entries, balances and outbox row commit together or
-//! not at all; nothing is ever updated or deleted except the balance totals, which only grow.
+//! Writes: posting and reversing journals, closing periods. Each is one db call (one
+//! statement on PostgreSQL, see `statements`), so a journal's header, events, entries,
+//! balances, link of the hash chain and outbox row commit together or not at all; nothing is
+//! ever updated or deleted except the balance totals, which only grow, and the chain's heads.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Event, Problem, event::now_rfc3339};
+use switchyard_outbox::Dialect;
 use switchyard_service_kit::clock;
 
 use crate::Ledger;
+use crate::chain;
 use crate::db::{self, Row};
 use crate::journal::{Journal, PostParams};
+use crate::statements::Posting;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,22 +36,13 @@ pub struct CloseParams {
     through: String,
 }
 
-/// gl_entry rows per multi-row insert: 6 parameters a row (2 more shared by all rows) stay
-/// within a statement's 999, and a 500-line journal needs 4 statements, not 500.
-const ENTRIES_PER_STATEMENT: usize = 160;
-/// gl_balance rows per multi-row upsert (4 parameters a row).
-const BALANCES_PER_STATEMENT: usize = 240;
-
-/// The event store stream of one journal.
-pub fn stream(journal_id: &str) -> String {
-    format!("journal-{journal_id}")
-}
+/// Writes a SQLite posting tries while other postings keep moving its lane's head.
+const HEAD_ATTEMPTS: usize = 50;
 
 impl Ledger<'_> {
     pub async fn post_journal(&self, params: PostParams) -> Result<Value, Problem> {
         let journal = Journal::from_params(params, now_rfc3339())?;
         journal.check_balanced()?;
-        self.check_lines(&journal).await?;
         self.record(&journal).await
     }
 
@@ -110,186 +105,97 @@ impl Ledger<'_> {
         Ok(json!({"closed_through": through, "closed_at": closed_at}))
     }
 
-    /// Stores `journal` (already checked) in one transaction, or explains why the database
-    /// refused it.
-    async fn record(&self, journal: &Journal) -> Result<Value, Problem> {
-        let fingerprint = journal.fingerprint();
-        let payload = journal.to_json();
-        let mut statements = vec![
-            self.header_statement(journal, &fingerprint),
-            self.event_statement(
-                &stream(&journal.journal_id),
-                1,
-                "journal.posted",
-                &payload,
-                &journal.recorded_at,
-            ),
-        ];
-        if let Some(original) = &journal.reverses {
-            // Seq 2 of the original's stream: UNIQUE (stream, seq) is a second guard, beside
-            // gl_journal's UNIQUE (reverses), that a journal is reversed once.
-            statements.push(self.event_statement(
-                &stream(original),
-                2,
-                "journal.reversed",
-                &json!({
-                    "journal_id": original,
-                    "reversed_by": journal.journal_id,
-                    "posting_time": journal.posting_time,
-                }),
-                &journal.recorded_at,
-            ));
+    /// Stores `journal` (checked as far as the database is not needed) in one transaction,
+    /// or explains why the database refused it.
+    pub(crate) async fn record(&self, journal: &Journal) -> Result<Value, Problem> {
+        let posting = Posting::new(journal)?;
+        let lane = chain::lane(&journal.journal_id);
+        if self.db.dialect(self.client).await? == Dialect::Postgres {
+            let (sql, params) = self.postgres_posting(&posting, lane);
+            let written = match self.outbox_row(&posting) {
+                None => self.db.execute(self.client, sql, params).await.map(drop),
+                Some(row) => {
+                    let statements = vec![self.db.statement(sql, params), row];
+                    self.db.transaction(self.client, statements).await
+                }
+            };
+            return self.answer(&posting, written).await;
         }
-        statements.extend(self.entry_statements(journal));
-        statements.extend(self.balance_statements(journal)?);
-        if let Some(outbox) = self.outbox {
-            let event = Event::new(crate::JOURNAL_POSTED, "/services/ledger", "ledger", payload)
-                .with_key(&journal.journal_id)
-                .with_subject(&journal.journal_id);
-            statements.push(outbox.statement(self.client.tenant(), &event));
+        // SQLite: the link is computed here from the head read before the write; a head
+        // moved by another posting meanwhile refuses the batch, and the posting is retried.
+        let mut attempts = 0;
+        loop {
+            let head = self.head(lane).await?;
+            let mut statements = self.sqlite_posting(&posting);
+            statements.extend(self.chain_statements(
+                &journal.journal_id,
+                &posting.fingerprint,
+                lane,
+                &head,
+            )?);
+            statements.extend(self.outbox_row(&posting));
+            attempts += 1;
+            match self.db.transaction(self.client, statements).await {
+                Ok(()) => return Ok(journal.posted(false)),
+                Err(problem) if problem.code == ErrorCode::Conflict => {
+                    if let Some(replayed) = self.explain_conflict(&posting).await? {
+                        return Ok(replayed);
+                    }
+                    if attempts < HEAD_ATTEMPTS && self.head(lane).await? != head {
+                        continue;
+                    }
+                    return Err(problem);
+                }
+                Err(problem) => return Err(problem),
+            }
         }
-        match self.db.transaction(self.client, statements).await {
-            Ok(()) => Ok(journal.posted(false)),
+    }
+
+    /// The outbox row of `ledger.journal.posted`, when the ledger has a bus.
+    fn outbox_row(&self, posting: &Posting) -> Option<Value> {
+        let outbox = self.outbox?;
+        let journal_id = &posting.journal.journal_id;
+        let event = Event::new(
+            crate::JOURNAL_POSTED,
+            "/services/ledger",
+            "ledger",
+            posting.payload.clone(),
+        )
+        .with_key(journal_id)
+        .with_subject(journal_id);
+        Some(outbox.statement(self.client.tenant(), &event))
+    }
+
+    /// The answer to a write: the posted journal, or why the database refused it.
+    async fn answer(
+        &self,
+        posting: &Posting<'_>,
+        written: Result<(), Problem>,
+    ) -> Result<Value, Problem> {
+        match written {
+            Ok(()) => Ok(posting.journal.posted(false)),
             Err(problem) if problem.code == ErrorCode::Conflict => {
-                self.explain_conflict(journal, &fingerprint, problem).await
+                Ok(self.explain_conflict(posting).await?.ok_or(problem)?)
             }
             Err(problem) => Err(problem),
         }
     }
 
-    /// The journal header insert, which is also the closed-period check.
-    ///
-    /// A `transaction` call is a batch of writes with no reads between them, so the ledger
-    /// cannot look at the period and then decide inside the same transaction. Instead the
-    /// header's `in_open_period` column (NOT NULL) is filled by a sub-select that yields NULL
-    /// when the books are closed at or after the posting time: the insert then violates
-    /// NOT NULL, the database rolls the whole batch back, and the provider answers
-    /// `conflict`. [`Ledger::explain_conflict`] looks up which guard fired. The check and the
-    /// write are one statement, so no close can slip between them.
-    fn header_statement(&self, journal: &Journal, fingerprint: &str) -> Value {
-        self.db.statement(
-            "INSERT INTO gl_journal (journal_id, posting_time, memo, external_ref, reverses,
-                                     fingerprint, recorded_at, in_open_period)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
-                     (SELECT CASE WHEN EXISTS (SELECT 1 FROM gl_period WHERE closed_through >= ?2)
-                                  THEN NULL ELSE 1 END))",
-            vec![
-                json!(journal.journal_id),
-                json!(journal.posting_time),
-                json!(journal.memo),
-                json!(journal.external_ref),
-                json!(journal.reverses),
-                json!(fingerprint),
-                json!(journal.recorded_at),
-            ],
-        )
-    }
-
-    fn event_statement(
-        &self,
-        stream: &str,
-        seq: i64,
-        event_type: &str,
-        payload: &Value,
-        recorded_at: &str,
-    ) -> Value {
-        self.db.statement(
-            "INSERT INTO acc_event (stream, seq, event_type, payload, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            vec![
-                json!(stream),
-                json!(seq),
-                json!(event_type),
-                json!(payload.to_string()),
-                json!(recorded_at),
-            ],
-        )
-    }
-
-    fn entry_statements(&self, journal: &Journal) -> Vec<Value> {
-        journal
-            .lines
-            .chunks(ENTRIES_PER_STATEMENT)
-            .map(|chunk| {
-                let mut params = vec![json!(journal.journal_id), json!(journal.posting_time)];
-                let mut rows = Vec::with_capacity(chunk.len());
-                for line in chunk {
-                    let n = params.len();
-                    rows.push(format!(
-                        "(?1, ?{}, ?{}, ?{}, ?{}, ?{}, ?2, ?{})",
-                        n + 1,
-                        n + 2,
-                        n + 3,
-                        n + 4,
-                        n + 5,
-                        n + 6
-                    ));
-                    let (debit, credit) = line.debit_credit();
-                    params.extend([
-                        json!(line.line),
-                        json!(line.account),
-                        json!(line.currency),
-                        json!(debit),
-                        json!(credit),
-                        json!(line.memo),
-                    ]);
-                }
-                self.db.statement(
-                    &format!(
-                        "INSERT INTO gl_entry (journal_id, line_no, account, currency, debit, \
-                         credit, posting_time, memo) VALUES {}",
-                        rows.join(", ")
-                    ),
-                    params,
-                )
-            })
-            .collect()
-    }
-
-    /// The projection's increments, computed by the database (`total = total + change`), so
-    /// concurrent postings to one account each add their own change and none is lost; the
-    /// ledger never reads a total and writes it back.
-    fn balance_statements(&self, journal: &Journal) -> Result<Vec<Value>, Problem> {
-        let changes = journal.balance_changes()?;
-        Ok(changes
-            .chunks(BALANCES_PER_STATEMENT)
-            .map(|chunk| {
-                let mut params = Vec::with_capacity(chunk.len() * 4);
-                let mut rows = Vec::with_capacity(chunk.len());
-                for (account, currency, debit, credit) in chunk {
-                    let n = params.len();
-                    rows.push(format!("(?{}, ?{}, ?{}, ?{})", n + 1, n + 2, n + 3, n + 4));
-                    params.extend([json!(account), json!(currency), json!(debit), json!(credit)]);
-                }
-                self.db.statement(
-                    &format!(
-                        "INSERT INTO gl_balance (account, currency, debit_total, credit_total)
-                         VALUES {}
-                         ON CONFLICT (account, currency) DO UPDATE
-                            SET debit_total = gl_balance.debit_total + excluded.debit_total,
-                                credit_total = gl_balance.credit_total + excluded.credit_total",
-                        rows.join(", ")
-                    ),
-                    params,
-                )
-            })
-            .collect())
-    }
-
     /// Why the database refused a posting with `conflict`, in the order the guards matter to
-    /// the caller: the journal id is taken (an idempotent replay, or another journal), the
-    /// period is closed, the original was already reversed. Anything else (a balance total
-    /// beyond its limit) is answered as the database's own conflict.
-    async fn explain_conflict(
+    /// the caller: the journal id is taken (an idempotent replay, answered `Some`, or another
+    /// journal), a line's account is unknown or kept in another currency, the period is
+    /// closed, the original was already reversed. `None` when no guard explains it (a balance
+    /// total beyond its limit, or on SQLite a lane head that moved).
+    pub(crate) async fn explain_conflict(
         &self,
-        journal: &Journal,
-        fingerprint: &str,
-        refused: Problem,
-    ) -> Result<Value, Problem> {
+        posting: &Posting<'_>,
+    ) -> Result<Option<Value>, Problem> {
+        let journal = posting.journal;
         if let Some(stored) = self.journal(&journal.journal_id).await? {
-            if stored.fingerprint == fingerprint {
-                return Ok(stored.journal.posted(true));
+            if stored.fingerprint == posting.fingerprint {
+                return Ok(Some(stored.journal.posted(true)));
             }
+            self.check_lines(journal).await?;
             return Err(Problem::new(
                 ErrorCode::Conflict,
                 format!(
@@ -299,6 +205,7 @@ impl Ledger<'_> {
                 ),
             ));
         }
+        self.check_lines(journal).await?;
         if let Some(through) = self.closed_through().await?
             && through >= journal.posting_time
         {
@@ -318,11 +225,11 @@ impl Ledger<'_> {
                 format!("journal {original} was already reversed by {by}"),
             ));
         }
-        Err(refused)
+        Ok(None)
     }
 
     /// A stored journal with its fingerprint, or `None`.
-    async fn journal(&self, journal_id: &str) -> Result<Option<Stored>, Problem> {
+    pub(crate) async fn journal(&self, journal_id: &str) -> Result<Option<Stored>, Problem> {
         let headers = self
             .db
             .query(
@@ -380,7 +287,7 @@ impl Ledger<'_> {
     }
 }
 
-struct Stored {
-    journal: Journal,
-    fingerprint: String,
+pub(crate) struct Stored {
+    pub journal: Journal,
+    pub fingerprint: String,
 }

@@ -75,6 +75,28 @@ pub fn tables(dialect: Dialect) -> Vec<String> {
                 UNIQUE (account, posting_time, id)
             )"
         ),
+        // The hash chain's lanes (see `chain`): each lane's last link, and the one before it,
+        // which PostgreSQL's upsert hands to the journal's seal (RETURNING gives new values).
+        "CREATE TABLE IF NOT EXISTS gl_chain (
+            lane INTEGER PRIMARY KEY,
+            seq BIGINT NOT NULL,
+            head_journal VARCHAR(64) NOT NULL,
+            head_hash VARCHAR(64) NOT NULL,
+            prev_journal VARCHAR(64),
+            prev_hash VARCHAR(64) NOT NULL
+        )"
+        .into(),
+        // One link per journal: its place in its lane, the journal before it and the hashes.
+        "CREATE TABLE IF NOT EXISTS gl_seal (
+            journal_id VARCHAR(64) PRIMARY KEY REFERENCES gl_journal (journal_id),
+            lane INTEGER NOT NULL,
+            seq BIGINT NOT NULL,
+            prev_journal VARCHAR(64),
+            prev_hash VARCHAR(64) NOT NULL,
+            hash VARCHAR(64) NOT NULL,
+            UNIQUE (lane, seq)
+        )"
+        .into(),
         // The balance projection, incremented in SQL by every posting.
         format!(
             "CREATE TABLE IF NOT EXISTS gl_balance (

@@ -1,12 +1,16 @@
 //! What a user of the ledger can rely on, one scenario per rule, on both engines.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use switchyard_client::{ProviderClient, Service};
-use switchyard_contracts::{ActionValidators, ErrorCode};
+use switchyard_contracts::{ActionValidators, ErrorCode, TenantId};
 use switchyard_ledger::{LedgerService, LedgerSettings};
 use switchyard_outbox::Outbox;
+use switchyard_provider_db::postgres::books_schema;
+use switchyard_runtime::RuntimeClient;
+use switchyard_service_kit::testkit::{self, Caller};
 
 use crate::support::{BUS, Books, Engine, Platform, journal};
 
@@ -44,6 +48,8 @@ on_both_engines!(
     one_tenant_sees_nothing_of_another,
     postings_and_their_events_commit_together_through_the_outbox,
     rebuild_replays_the_events_and_notices_a_tampered_projection,
+    verify_names_the_first_journal_altered_or_deleted_behind_the_ledgers_back,
+    books_from_before_the_chain_are_chained_once_by_the_next_process,
 );
 
 async fn the_chart_of_accounts_is_append_only_and_knows_normal_sides(engine: Engine) {
@@ -837,6 +843,235 @@ async fn rebuild_replays_the_events_and_notices_a_tampered_projection(engine: En
     );
 }
 
+/// Runs `sql` on the books with the service's own client, as someone with the ledger's
+/// credentials could; the ledger itself never updates or deletes a journal.
+async fn tamper(books: &Books, engine: Engine, sql: &str) {
+    books
+        .client
+        .invoke(engine.provider(), "execute", json!({"sql": sql}))
+        .await
+        .unwrap();
+}
+
+async fn verify_names_the_first_journal_altered_or_deleted_behind_the_ledgers_back(engine: Engine) {
+    let platform = Platform::new(engine).await;
+    let books = platform.books("acme");
+    chart(&books).await;
+    for n in 0..6 {
+        books
+            .post(
+                &format!("J-{n}"),
+                T1,
+                &[
+                    ("1000", "debit", "2.5", "EUR"),
+                    ("4000", "credit", "2.5", "EUR"),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    books
+        .ok(
+            "reverse_journal",
+            json!({"journal_id": "J-0", "reversal_id": "J-0-R", "posting_time": T2}),
+        )
+        .await;
+    // A replay adds no link.
+    let replay = books
+        .post(
+            "J-1",
+            T1,
+            &[
+                ("1000", "debit", "2.5", "EUR"),
+                ("4000", "credit", "2.5", "EUR"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(replay["replayed"], true);
+    let untouched = books.ok("verify", json!({})).await;
+    assert_eq!(untouched["ok"], true, "{untouched}");
+    assert_eq!(untouched["journals"], 7, "{untouched}");
+    assert_eq!(untouched["first_bad"], Value::Null);
+    let links: i64 = untouched["lanes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|lane| lane["seq"].as_i64().unwrap())
+        .sum();
+    assert_eq!(links, 7, "{untouched}");
+
+    // An amount, changed and changed back: the chain sees the one unit.
+    let amount = |delta: &str| {
+        format!(
+            "UPDATE gl_entry SET debit = debit {delta} WHERE journal_id = 'J-2' AND line_no = 1"
+        )
+    };
+    tamper(&books, engine, &amount("+ 1")).await;
+    let altered = books.ok("verify", json!({})).await;
+    assert_eq!(altered["ok"], false, "{altered}");
+    assert_eq!(altered["first_bad"], "J-2", "{altered}");
+    assert!(
+        altered["reason"].as_str().unwrap().starts_with("altered"),
+        "{altered}"
+    );
+    tamper(&books, engine, &amount("- 1")).await;
+    assert_eq!(books.ok("verify", json!({})).await["ok"], true);
+
+    // A memo.
+    tamper(
+        &books,
+        engine,
+        "UPDATE gl_journal SET memo = 'nothing to see' WHERE journal_id = 'J-3'",
+    )
+    .await;
+    let altered = books.ok("verify", json!({})).await;
+    assert_eq!(altered["first_bad"], "J-3", "{altered}");
+    tamper(
+        &books,
+        engine,
+        "UPDATE gl_journal SET memo = NULL WHERE journal_id = 'J-3'",
+    )
+    .await;
+    assert_eq!(books.ok("verify", json!({})).await["ok"], true);
+
+    // A whole journal, link and all.
+    for table in ["gl_seal", "gl_entry", "gl_journal"] {
+        tamper(
+            &books,
+            engine,
+            &format!("DELETE FROM {table} WHERE journal_id = 'J-4'"),
+        )
+        .await;
+    }
+    let deleted = books.ok("verify", json!({})).await;
+    assert_eq!(deleted["ok"], false, "{deleted}");
+    assert_eq!(deleted["first_bad"], "J-4", "{deleted}");
+    assert!(
+        deleted["reason"].as_str().unwrap().starts_with("deleted"),
+        "{deleted}"
+    );
+}
+
+async fn books_from_before_the_chain_are_chained_once_by_the_next_process(engine: Engine) {
+    let platform = Platform::new(engine).await;
+    let books = platform.books("acme");
+    chart(&books).await;
+    let lines = [
+        ("1000", "debit", "3", "EUR"),
+        ("4000", "credit", "3", "EUR"),
+    ];
+    for n in 0..4 {
+        books.post(&format!("J-{n}"), T1, &lines).await.unwrap();
+    }
+    // The books as a ledger without the chain left them: no links, no heads.
+    tamper(&books, engine, "DELETE FROM gl_seal").await;
+    tamper(&books, engine, "DELETE FROM gl_chain").await;
+    // A process of this version starting on them chains them on its first call.
+    let service = Arc::new(
+        LedgerService::new(LedgerSettings {
+            db: engine.provider().into(),
+            bus: None,
+        })
+        .unwrap(),
+    );
+    let upgraded = Caller::new(
+        service.clone(),
+        RuntimeClient::new(
+            platform.runtime.clone(),
+            TenantId::parse("acme").unwrap(),
+            "service:ledger",
+        ),
+        testkit::validators(&*service),
+    );
+    let chained = upgraded.ok("verify", json!({})).await;
+    assert_eq!(chained["ok"], true, "{chained}");
+    assert_eq!(chained["journals"], 4, "{chained}");
+    upgraded
+        .ok("post_journal", journal("J-4", T1, &lines))
+        .await;
+    // Once: a journal that loses its link later is not chained again, it is reported.
+    tamper(
+        &books,
+        engine,
+        "DELETE FROM gl_seal WHERE journal_id = 'J-4'",
+    )
+    .await;
+    let after = upgraded.ok("verify", json!({})).await;
+    assert_eq!(after["ok"], false, "{after}");
+    assert!(
+        after["bad"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["journal_id"] == "J-4"),
+        "{after}"
+    );
+}
+
+/// The database's owner (who RLS does not hold) changes a posted amount in PostgreSQL itself,
+/// then deletes another journal outright.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_names_a_journal_its_postgresql_owner_altered_or_deleted() {
+    use sqlx::{Connection, Executor, PgConnection};
+
+    let platform = Platform::new(Engine::Postgres).await;
+    let books = platform.books("acme");
+    chart(&books).await;
+    for n in 0..4 {
+        books
+            .post(
+                &format!("J-{n}"),
+                T1,
+                &[
+                    ("1000", "debit", "10", "EUR"),
+                    ("4000", "credit", "10", "EUR"),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(books.ok("verify", json!({})).await["ok"], true);
+    let schema = books_schema(&TenantId::parse("acme").unwrap());
+    let mut owner = PgConnection::connect(platform.database_url().unwrap())
+        .await
+        .unwrap();
+    owner
+        .execute(
+            format!(
+                "UPDATE \"{schema}\".gl_entry SET debit = 100001
+                  WHERE journal_id = 'J-1' AND line_no = 1"
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+    let altered = books.ok("verify", json!({})).await;
+    assert_eq!(altered["ok"], false, "{altered}");
+    assert_eq!(altered["first_bad"], "J-1", "{altered}");
+
+    owner
+        .execute(
+            format!(
+                "DELETE FROM \"{schema}\".gl_seal WHERE journal_id = 'J-2';
+                 DELETE FROM \"{schema}\".gl_entry WHERE journal_id = 'J-2';
+                 DELETE FROM \"{schema}\".gl_journal WHERE journal_id = 'J-2';"
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+    let deleted = books.ok("verify", json!({})).await;
+    assert_eq!(deleted["first_bad"], "J-1", "{deleted}");
+    let bad: Vec<&str> = deleted["bad"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["journal_id"].as_str().unwrap())
+        .collect();
+    assert!(bad.contains(&"J-2"), "{deleted}");
+}
+
 /// Every action's answer was checked against its result schema by `Books`; this makes sure
 /// every action was called with its typical params at least once in one place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -875,6 +1110,7 @@ async fn every_action_answers_within_its_result_schema() {
         ("events", json!({"stream": "journal-J-1", "limit": 1})),
         ("events", json!({})),
         ("rebuild", json!({})),
+        ("verify", json!({})),
     ] {
         books.ok(action, params).await;
         called.insert(action);

@@ -1,0 +1,295 @@
+//! The SQL of a posting. PostgreSQL gets one statement (a data-modifying CTE) per journal;
+//! SQLite, which has no data-modifying CTEs, a small batch in one `transaction`. Both carry
+//! the same guards: a refused guard fails the write with `conflict`, and only then does the
+//! ledger read to explain it (`posting::explain_conflict`).
+
+use serde_json::{Value, json};
+use switchyard_contracts::Problem;
+
+use crate::Ledger;
+use crate::journal::Journal;
+
+/// gl_entry rows per multi-row insert: 6 parameters a row (2 more shared by all rows) stay
+/// within a statement's 999, and a 500-line journal needs 4 statements, not 500.
+const ENTRIES_PER_STATEMENT: usize = 160;
+/// gl_balance rows per multi-row upsert (4 parameters a row).
+const BALANCES_PER_STATEMENT: usize = 240;
+
+/// The event store stream of one journal.
+pub fn stream(journal_id: &str) -> String {
+    format!("journal-{journal_id}")
+}
+
+/// A posting on PostgreSQL, in one statement. `$1`–`$7` are the header, `$8` the lane, `$9`
+/// the `journal.posted` payload, `$10` the `journal.reversed` payload of a reversal (NULL
+/// otherwise), `$11` the lines and `$12` the per-account balance changes (JSON arrays, so
+/// the text is the same for every journal).
+///
+/// - `guard` is NULL when the books are closed at the posting time, or when a line's
+///   `(account, currency)` is not an account kept in that currency; the header's
+///   `in_open_period` (NOT NULL) then refuses the statement.
+/// - `link` appends the journal to its lane of the hash chain: the lane row's lock orders
+///   concurrent postings of a lane, and the link is computed under it. It is the CTE the
+///   final insert reads, so it runs first: every posting takes its lane lock, then the journal
+///   id, then the balance rows in one order, and two postings cannot deadlock.
+/// - Balances are incremented in SQL (`total + change`), never read and written back.
+const POST_POSTGRES: &str = r#"WITH bal AS (
+    SELECT b.a, b.c, b.d, b.k
+      FROM json_to_recordset($12::json) AS b(a text, c text, d bigint, k bigint)
+), guard AS (
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM gl_period WHERE closed_through >= $2::text) THEN NULL
+                WHEN (SELECT count(*) FROM bal JOIN gl_account ON code = bal.a AND currency = bal.c)
+                     <> (SELECT count(*) FROM bal) THEN NULL
+                ELSE 1 END AS open
+), header AS (
+    INSERT INTO gl_journal (journal_id, posting_time, memo, external_ref, reverses, fingerprint,
+                            recorded_at, in_open_period)
+    SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, open FROM guard
+), events AS (
+    INSERT INTO acc_event (stream, seq, event_type, payload, recorded_at)
+    SELECT e.stream, e.seq, e.event_type, e.payload, $7::text
+      FROM (VALUES ('journal-' || $1::text, 1, 'journal.posted', $9::text),
+                   ('journal-' || $5::text, 2, 'journal.reversed', $10::text))
+           AS e(stream, seq, event_type, payload)
+     WHERE e.stream IS NOT NULL
+), entries AS (
+    INSERT INTO gl_entry (journal_id, line_no, account, currency, debit, credit, posting_time, memo)
+    SELECT $1::text, l.n, l.a, l.c, l.d, l.k, $2::text, l.m
+      FROM json_to_recordset($11::json) AS l(n int, a text, c text, d bigint, k bigint, m text)
+     ORDER BY l.n
+), balances AS (
+    INSERT INTO gl_balance (account, currency, debit_total, credit_total)
+    SELECT a, c, d, k FROM bal ORDER BY a COLLATE "C", c COLLATE "C"
+    ON CONFLICT (account, currency) DO UPDATE
+       SET debit_total = gl_balance.debit_total + excluded.debit_total,
+           credit_total = gl_balance.credit_total + excluded.credit_total
+), link AS (
+    INSERT INTO gl_chain (lane, seq, head_journal, head_hash, prev_journal, prev_hash)
+    VALUES ($8::int, 1, $1::text,
+            encode(sha256(decode(repeat('0', 64) || $6::text, 'hex')), 'hex'), NULL, repeat('0', 64))
+    ON CONFLICT (lane) DO UPDATE
+       SET seq = gl_chain.seq + 1, prev_journal = gl_chain.head_journal,
+           prev_hash = gl_chain.head_hash, head_journal = excluded.head_journal,
+           head_hash = encode(sha256(decode(gl_chain.head_hash || $6::text, 'hex')), 'hex')
+    RETURNING lane, seq, prev_journal, prev_hash, head_hash
+)
+INSERT INTO gl_seal (journal_id, lane, seq, prev_journal, prev_hash, hash)
+SELECT $1::text, lane, seq, prev_journal, prev_hash, head_hash FROM link"#;
+
+/// The header's guard on SQLite: NULL (refusing the NOT NULL column) when the books are closed
+/// at `?2` or a balance change of `?8` names no account kept in its currency.
+const SQLITE_HEADER: &str =
+    "INSERT INTO gl_journal (journal_id, posting_time, memo, external_ref, reverses,
+                                 fingerprint, recorded_at, in_open_period)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
+                 (SELECT CASE WHEN EXISTS (SELECT 1 FROM gl_period WHERE closed_through >= ?2)
+                              THEN NULL
+                              WHEN (SELECT count(*) FROM json_each(?8) AS b
+                                      JOIN gl_account AS a
+                                        ON a.code = json_extract(b.value, '$.a')
+                                       AND a.currency = json_extract(b.value, '$.c'))
+                                   <> json_array_length(?8)
+                              THEN NULL
+                              ELSE 1 END))";
+
+/// What a posting writes besides the chain, computed once.
+pub struct Posting<'j> {
+    pub journal: &'j Journal,
+    pub fingerprint: String,
+    pub payload: Value,
+    /// `[{a, c, d, k}]`: account, currency, debit and credit change, in key order.
+    balances: Value,
+}
+
+impl<'j> Posting<'j> {
+    /// Refuses a journal whose change to one account would not fit a balance row.
+    pub fn new(journal: &'j Journal) -> Result<Posting<'j>, Problem> {
+        let balances = journal
+            .balance_changes()?
+            .into_iter()
+            .map(|(a, c, d, k)| json!({"a": a, "c": c, "d": d, "k": k}))
+            .collect();
+        Ok(Posting {
+            fingerprint: journal.fingerprint(),
+            payload: journal.to_json(),
+            journal,
+            balances,
+        })
+    }
+
+    /// The `journal.reversed` event's payload, for a reversal.
+    fn reversed_payload(&self) -> Option<Value> {
+        self.journal.reverses.as_ref().map(|original| {
+            json!({
+                "journal_id": original,
+                "reversed_by": self.journal.journal_id,
+                "posting_time": self.journal.posting_time,
+            })
+        })
+    }
+
+    fn header_params(&self) -> Vec<Value> {
+        let j = self.journal;
+        vec![
+            json!(j.journal_id),
+            json!(j.posting_time),
+            json!(j.memo),
+            json!(j.external_ref),
+            json!(j.reverses),
+            json!(self.fingerprint),
+            json!(j.recorded_at),
+        ]
+    }
+}
+
+impl Ledger<'_> {
+    /// The posting as one PostgreSQL statement (see [`POST_POSTGRES`]).
+    pub fn postgres_posting(&self, posting: &Posting, lane: i64) -> (&'static str, Vec<Value>) {
+        let lines: Vec<Value> = posting
+            .journal
+            .lines
+            .iter()
+            .map(|line| {
+                let (debit, credit) = line.debit_credit();
+                json!({"n": line.line, "a": line.account, "c": line.currency,
+                       "d": debit, "k": credit, "m": line.memo})
+            })
+            .collect();
+        let mut params = posting.header_params();
+        params.extend([
+            json!(lane),
+            json!(posting.payload.to_string()),
+            json!(posting.reversed_payload().map(|p| p.to_string())),
+            json!(Value::Array(lines).to_string()),
+            json!(posting.balances.to_string()),
+        ]);
+        (POST_POSTGRES, params)
+    }
+
+    /// The posting as a SQLite batch, without the chain's statements
+    /// ([`Ledger::chain_statements`]) and the outbox row.
+    pub fn sqlite_posting(&self, posting: &Posting) -> Vec<Value> {
+        let journal = posting.journal;
+        let mut header = posting.header_params();
+        header.push(json!(posting.balances.to_string()));
+        let mut statements = vec![
+            self.db.statement(SQLITE_HEADER, header),
+            self.event_statement(
+                &stream(&journal.journal_id),
+                1,
+                "journal.posted",
+                &posting.payload,
+                &journal.recorded_at,
+            ),
+        ];
+        if let (Some(original), Some(payload)) = (&journal.reverses, posting.reversed_payload()) {
+            // Seq 2 of the original's stream: UNIQUE (stream, seq) is a second guard, beside
+            // gl_journal's UNIQUE (reverses), that a journal is reversed once.
+            statements.push(self.event_statement(
+                &stream(original),
+                2,
+                "journal.reversed",
+                &payload,
+                &journal.recorded_at,
+            ));
+        }
+        statements.extend(self.entry_statements(journal));
+        statements.extend(self.balance_statements(posting));
+        statements
+    }
+
+    fn event_statement(
+        &self,
+        stream: &str,
+        seq: i64,
+        event_type: &str,
+        payload: &Value,
+        recorded_at: &str,
+    ) -> Value {
+        self.db.statement(
+            "INSERT INTO acc_event (stream, seq, event_type, payload, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            vec![
+                json!(stream),
+                json!(seq),
+                json!(event_type),
+                json!(payload.to_string()),
+                json!(recorded_at),
+            ],
+        )
+    }
+
+    fn entry_statements(&self, journal: &Journal) -> Vec<Value> {
+        journal
+            .lines
+            .chunks(ENTRIES_PER_STATEMENT)
+            .map(|chunk| {
+                let mut params = vec![json!(journal.journal_id), json!(journal.posting_time)];
+                let mut rows = Vec::with_capacity(chunk.len());
+                for line in chunk {
+                    let n = params.len();
+                    rows.push(format!(
+                        "(?1, ?{}, ?{}, ?{}, ?{}, ?{}, ?2, ?{})",
+                        n + 1,
+                        n + 2,
+                        n + 3,
+                        n + 4,
+                        n + 5,
+                        n + 6
+                    ));
+                    let (debit, credit) = line.debit_credit();
+                    params.extend([
+                        json!(line.line),
+                        json!(line.account),
+                        json!(line.currency),
+                        json!(debit),
+                        json!(credit),
+                        json!(line.memo),
+                    ]);
+                }
+                self.db.statement(
+                    &format!(
+                        "INSERT INTO gl_entry (journal_id, line_no, account, currency, debit, \
+                         credit, posting_time, memo) VALUES {}",
+                        rows.join(", ")
+                    ),
+                    params,
+                )
+            })
+            .collect()
+    }
+
+    /// The projection's increments, computed by the database (`total = total + change`), so
+    /// concurrent postings to one account each add their own change and none is lost; the
+    /// ledger never reads a total and writes it back.
+    fn balance_statements(&self, posting: &Posting) -> Vec<Value> {
+        let changes = posting
+            .balances
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        changes
+            .chunks(BALANCES_PER_STATEMENT)
+            .map(|chunk| {
+                let mut params = Vec::with_capacity(chunk.len() * 4);
+                let mut rows = Vec::with_capacity(chunk.len());
+                for change in chunk {
+                    let n = params.len();
+                    rows.push(format!("(?{}, ?{}, ?{}, ?{})", n + 1, n + 2, n + 3, n + 4));
+                    params.extend(["a", "c", "d", "k"].map(|key| change[key].clone()));
+                }
+                self.db.statement(
+                    &format!(
+                        "INSERT INTO gl_balance (account, currency, debit_total, credit_total)
+                         VALUES {}
+                         ON CONFLICT (account, currency) DO UPDATE
+                            SET debit_total = gl_balance.debit_total + excluded.debit_total,
+                                credit_total = gl_balance.credit_total + excluded.credit_total",
+                        rows.join(", ")
+                    ),
+                    params,
+                )
+            })
+            .collect()
+    }
+}
