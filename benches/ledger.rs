@@ -1,210 +1,348 @@
 //! Ledger postings per second on PostgreSQL, beside pgbench's tpcb-like TPS measured in the
-//! same run on the same server, and their ratio.
+//! same run on the same server with the same number of clients, and their ratio.
 //!
-//! Both sides run `CLIENTS` concurrent clients for `SWITCHYARD_BENCH_SECS` seconds (default
-//! 10): pgbench's transaction updates an account, a teller and a branch and appends a history
-//! row; a ledger posting appends its event, writes the header, two entries and two balance
-//! upserts — through the service, the runtime, the provider client and db/postgres.
-//! `scripts/bench-ledger` starts the server and runs this; the figures also go to
-//! `target/bench/ledger.json`.
+//! pgbench's transaction updates an account, a teller and a branch and appends a history row;
+//! a ledger posting is a two-line journal through the service, the runtime, the provider
+//! client and db/postgres in process, on the services' books as `switchyard` hosts them
+//! (pooled: one shared database, row-level security, the engine's default pool share). Phases,
+//! `SWITCHYARD_BENCH_SECS` seconds each (default 10):
+//! - pgbench tpcb-like;
+//! - single postings (`post_journal`) on a pair of accounts drawn at random from 100 + 100
+//!   ("uniform"), then all on one pair ("hot": every posting waits for the last one's balance
+//!   rows, as pgbench's clients wait for its 8 branch rows);
+//! - batches (`post_journals`, `BATCH` journals a call), uniform and hot, when the ledger has
+//!   the action.
+//!
+//! With each phase, what the server saw per unit (pg_stat_statements, when preloaded):
+//! statements and their execution time. Last, a short phase through a relay that counts round
+//! trips (`roundtrips`): one client, so every wait is the posting's own.
+//!
+//! `scripts/bench-ledger` starts a PostgreSQL of its own and runs this; the figures go to
+//! stdout and `target/bench/ledger.json` (or `$SWITCHYARD_BENCH_OUT/ledger.json`).
 
-use std::process::Command;
+// A bench's root is its crate root: its modules are found beside it unless told.
+#[path = "ledger/load.rs"]
+mod load;
+#[path = "ledger/roundtrips.rs"]
+mod roundtrips;
+#[path = "ledger/server.rs"]
+mod server;
+
+use std::net::ToSocketAddrs;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard_contracts::TenantId;
-use switchyard_ledger::{LedgerService, LedgerSettings};
-use switchyard_provider_db::{PostgresFactory, PostgresSettings};
-use switchyard_runtime::{PlatformStore, Registry, Runtime};
-use switchyard_spi::CallContext;
 
-const CLIENTS: usize = 8;
+use load::{Accounts, Call, Ledger};
+use roundtrips::Relay;
+use server::{Statements, drop_database, fresh_database, pgbench_tps};
 
-fn psql(url: &str, sql: &str) {
-    let status = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
-        .status()
-        .expect("psql runs");
-    assert!(status.success(), "psql failed: {sql}");
+const DEFAULT_CLIENTS: usize = 8;
+/// Journals per `post_journals` call.
+const BATCH: usize = 100;
+/// Postings (and batches) of the round-trip phase.
+const ROUND_TRIP_POSTINGS: u64 = 50;
+const ROUND_TRIP_BATCHES: u64 = 3;
+
+const PGBENCH_DB: &str = "sy_bench_pgbench";
+const LEDGER_DB: &str = "sy_bench_ledger";
+
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
-fn with_database(url: &str, database: &str) -> String {
-    let (server, _) = url.rsplit_once('/').expect("a URL with a database");
-    format!("{server}/{database}")
+/// One measured phase: units per second and the server's profile per unit.
+struct Phase {
+    name: &'static str,
+    label: String,
+    per_sec: Option<f64>,
+    profile: Value,
+    skipped: Option<String>,
 }
 
-fn fresh_database(admin: &str, name: &str) -> String {
-    psql(
-        admin,
-        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-    );
-    psql(admin, &format!("CREATE DATABASE {name}"));
-    with_database(admin, name)
-}
-
-fn pgbench_tps(url: &str, secs: u64) -> f64 {
-    println!("pgbench: initialising (scale 8)…");
-    let init = Command::new("pgbench")
-        .args(["-i", "-s", "8", "-q", url])
-        .output()
-        .expect("pgbench runs");
-    assert!(
-        init.status.success(),
-        "pgbench -i failed: {}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    println!("pgbench: tpcb-like, {CLIENTS} clients, {secs} s…");
-    let run = Command::new("pgbench")
-        .args([
-            "-n",
-            "-b",
-            "tpcb-like",
-            "-c",
-            &CLIENTS.to_string(),
-            "-j",
-            "2",
-        ])
-        .args(["-T", &secs.to_string(), url])
-        .output()
-        .expect("pgbench runs");
-    let out = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "pgbench failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    out.lines()
-        .find_map(|l| {
-            l.strip_prefix("tps = ")
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no tps line in pgbench's output:\n{out}"))
-}
-
-async fn call(rt: &Arc<Runtime>, ctx: &CallContext, action: &str, params: Value) -> Value {
-    rt.invoke_service(ctx, "ledger", action, params)
-        .await
-        .unwrap_or_else(|p| panic!("ledger/{action}: {} {}", p.code, p.detail))
-}
-
-async fn ledger_postings_per_sec(url: &str, secs: u64) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let store = PlatformStore::open(dir.path()).await.unwrap();
-    let tenant = TenantId::parse("bench").unwrap();
-    store.create_tenant(&tenant).await.unwrap();
-    let mut registry = Registry::default();
-    registry
-        .register(Arc::new(PostgresFactory::new(PostgresSettings::new(
-            url,
-            "bench-app-password",
-        ))))
-        .unwrap();
-    let ledger = LedgerService::new(LedgerSettings {
-        db: "db/postgres".into(),
-        bus: None,
-    })
-    .unwrap();
-    let rt = Arc::new(
-        Runtime::new(registry, store, Default::default(), Default::default())
-            .with_services(vec![Arc::new(ledger)])
-            .unwrap(),
-    );
-    let ctx = CallContext {
-        tenant: tenant.clone(),
-        request_id: "bench".into(),
-        subject: Some("bench".into()),
-        service: None,
-    };
-    for client in 0..CLIENTS {
-        for (code, kind) in [
-            (format!("cash-{client}"), "asset"),
-            (format!("sales-{client}"), "income"),
-        ] {
-            call(
-                &rt,
-                &ctx,
-                "create_account",
-                json!({"code": code, "name": code, "type": kind, "currency": "EUR"}),
-            )
-            .await;
-        }
+impl Phase {
+    fn to_json(&self) -> Value {
+        json!({"name": self.name, "label": self.label, "per_sec": self.per_sec,
+               "profile": self.profile, "skipped": self.skipped})
     }
-    println!("ledger: 2-line journals, {CLIENTS} clients, {secs} s…");
-    let posted = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let started = Instant::now();
-    let mut posters = Vec::new();
-    for client in 0..CLIENTS {
-        let (rt, ctx, posted) = (rt.clone(), ctx.clone(), posted.clone());
-        posters.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                call(&rt, &ctx, "post_journal", json!({
-                    "journal_id": format!("j-{client}-{n}"),
-                    "posting_time": "2026-01-15T10:00:00Z",
-                    "lines": [
-                        {"account": format!("cash-{client}"), "debit": "10.00", "currency": "EUR"},
-                        {"account": format!("sales-{client}"), "credit": "10.00", "currency": "EUR"},
-                    ],
-                })).await;
-                n += 1;
-                posted.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
-    for poster in posters {
-        poster.await.unwrap();
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let trial = call(&rt, &ctx, "trial_balance", json!({})).await;
-    println!(
-        "ledger: trial balance after the run: balanced={} EUR debits={}",
-        trial["balanced"], trial["currencies"][0]["debit_total"]
-    );
-    posted.load(Ordering::Relaxed) as f64 / elapsed
 }
 
 fn main() {
     let admin = std::env::var("SWITCHYARD_BENCH_POSTGRES_URL")
         .or_else(|_| std::env::var("SWITCHYARD_TEST_POSTGRES_URL"))
         .expect("set SWITCHYARD_BENCH_POSTGRES_URL (a superuser URL), or run scripts/bench-ledger");
-    let secs: u64 = std::env::var("SWITCHYARD_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let tps = pgbench_tps(&fresh_database(&admin, "sy_bench_pgbench"), secs);
-    let ledger_url = fresh_database(&admin, "sy_bench_ledger");
-    let postings = tokio::runtime::Builder::new_multi_thread()
+    let secs: u64 = env_number("SWITCHYARD_BENCH_SECS", 10);
+    let clients: usize = env_number("SWITCHYARD_BENCH_CLIENTS", DEFAULT_CLIENTS);
+    let pgbench_url = fresh_database(&admin, PGBENCH_DB);
+    let stats = Statements::open(&pgbench_url);
+    let profile_of = |database: &str, units: u64| {
+        stats
+            .as_ref()
+            .map_or(Value::Null, |s| s.profile(database, units))
+    };
+    let reset = || {
+        if let Some(stats) = &stats {
+            stats.reset();
+        }
+    };
+    reset();
+    let (tps, transactions) = pgbench_tps(&pgbench_url, clients, secs);
+    let mut phases = vec![Phase {
+        name: "pgbench",
+        label: "pgbench tpcb-like transactions".into(),
+        per_sec: Some(tps),
+        profile: profile_of(PGBENCH_DB, transactions),
+        skipped: None,
+    }];
+    let ledger_url = fresh_database(&admin, LEDGER_DB);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
+        .unwrap();
+    let ledger = Arc::new(tokio.block_on(Ledger::start(&ledger_url)));
+    tokio.block_on(ledger.create_accounts());
+    for (name, label, accounts, call) in [
+        (
+            "single_uniform",
+            "ledger single postings, uniform accounts".to_owned(),
+            Accounts::Uniform,
+            Call::Single,
+        ),
+        (
+            "single_hot",
+            "ledger single postings, one hot pair".to_owned(),
+            Accounts::Hot,
+            Call::Single,
+        ),
+        (
+            "batch_uniform",
+            format!("ledger journals in batches of {BATCH}, uniform accounts"),
+            Accounts::Uniform,
+            Call::Batch(BATCH),
+        ),
+        (
+            "batch_hot",
+            format!("ledger journals in batches of {BATCH}, one hot pair"),
+            Accounts::Hot,
+            Call::Batch(BATCH),
+        ),
+    ] {
+        reset();
+        let run = tokio.block_on(ledger.run(name, accounts, call, clients, secs));
+        let phase = match (run, call) {
+            (Ok(measured), _) => {
+                let mut profile = profile_of(LEDGER_DB, measured.journals);
+                profile["client_cpu_us_per_unit"] = json!(measured.cpu_us);
+                Phase {
+                    name,
+                    label,
+                    per_sec: Some(measured.per_sec),
+                    profile,
+                    skipped: None,
+                }
+            }
+            // Batches are measured once the ledger has them.
+            (Err(why), Call::Batch(_)) => {
+                eprintln!("{name}: skipped: {why}");
+                Phase {
+                    name,
+                    label,
+                    per_sec: None,
+                    profile: Value::Null,
+                    skipped: Some(why),
+                }
+            }
+            (Err(why), Call::Single) => panic!("{name}: {why}"),
+        };
+        phases.push(phase);
+    }
+    let trial = tokio
+        .block_on(ledger.call("trial_balance", json!({})))
+        .unwrap();
+    drop(ledger);
+    let batches = phases
+        .iter()
+        .any(|p| p.name == "batch_uniform" && p.per_sec.is_some());
+    let trips = tokio.block_on(round_trips(&ledger_url, batches));
+    report(&phases, &trips, &trial, clients, secs);
+    for db in [PGBENCH_DB, LEDGER_DB] {
+        drop_database(&admin, db);
+    }
+}
+
+/// Round trips per posting and per batch, one client through a counting relay.
+async fn round_trips(ledger_url: &str, batches: bool) -> Value {
+    let mut url = reqwest::Url::parse(ledger_url).expect("a postgres:// URL");
+    let upstream = (url.host_str().unwrap(), url.port().unwrap_or(5432))
+        .to_socket_addrs()
         .unwrap()
-        .block_on(ledger_postings_per_sec(&ledger_url, secs));
-    let ratio = postings / tps;
+        .next()
+        .unwrap();
+    let relay = Relay::start(upstream).await;
+    url.set_port(Some(relay.addr.port())).unwrap();
+    url.set_host(Some(&relay.addr.ip().to_string())).unwrap();
+    let ledger = Ledger::start(url.as_str()).await;
+    // Starting the instance, connecting and warming up are not a posting's.
+    for n in 0..3 {
+        let prefix = format!("trips-warm-{n}");
+        ledger
+            .post(&prefix, Accounts::Uniform, Call::Single)
+            .await
+            .unwrap();
+    }
+    // The pool resets a released connection after the call has its answer: wait for it.
+    let settle = || tokio::time::sleep(Duration::from_millis(300));
+    settle().await;
+    let before = relay.trips();
+    for n in 0..ROUND_TRIP_POSTINGS {
+        let prefix = format!("trips-single-{n}");
+        ledger
+            .post(&prefix, Accounts::Uniform, Call::Single)
+            .await
+            .unwrap();
+    }
+    settle().await;
+    let per_posting = (relay.trips() - before) as f64 / ROUND_TRIP_POSTINGS as f64;
+    eprintln!("round trips: {per_posting:.1} per single posting (1 client, through a relay)");
+    let per_batch = if batches {
+        let before = relay.trips();
+        for n in 0..ROUND_TRIP_BATCHES {
+            let prefix = format!("trips-batch-{n}");
+            ledger
+                .post(&prefix, Accounts::Uniform, Call::Batch(BATCH))
+                .await
+                .unwrap();
+        }
+        settle().await;
+        Some((relay.trips() - before) as f64 / ROUND_TRIP_BATCHES as f64)
+    } else {
+        None
+    };
+    json!({"per_posting": per_posting, "per_batch": per_batch})
+}
+
+fn report(phases: &[Phase], trips: &Value, trial: &Value, clients: usize, secs: u64) {
+    let rate = |name: &str| {
+        phases
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.per_sec)
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+    let tps = rate("pgbench");
+    let single = rate("single_uniform");
+    let shown = |value: Option<f64>, digits: usize| {
+        value.map_or("–".to_owned(), |v| format!("{v:.digits$}"))
+    };
     println!();
-    println!("| measure (PostgreSQL, {CLIENTS} clients, {secs} s) | per second |");
-    println!("|---|---|");
-    println!("| pgbench tpcb-like transactions | {tps:.0} |");
-    println!("| ledger postings (2-line journals) | {postings:.0} |");
-    println!("| ratio ledger / pgbench | {ratio:.2} |");
+    println!(
+        "| PostgreSQL, {clients} clients, {secs} s a phase | per second | ÷ pgbench | statements per unit | server µs per unit | bench process CPU µs per unit |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for phase in phases {
+        let per_sec = phase.per_sec;
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            phase.label,
+            shown(per_sec, 0),
+            shown(ratio(per_sec, tps), 2),
+            shown(phase.profile["statements_per_unit"].as_f64(), 1),
+            shown(phase.profile["server_us_per_unit"].as_f64(), 0),
+            shown(phase.profile["client_cpu_us_per_unit"].as_f64(), 0),
+        );
+    }
+    let hot_over_uniform = ratio(rate("single_hot"), single);
+    let batch_hot_over_uniform = ratio(rate("batch_hot"), rate("batch_uniform"));
+    println!();
+    println!("| ratio | value |");
+    println!("|---|---:|");
+    println!(
+        "| single postings ÷ pgbench tpcb-like (goal ≥ 1.0) | {} |",
+        shown(ratio(single, tps), 2)
+    );
+    println!(
+        "| single hot ÷ uniform (goal ≥ 0.5) | {} |",
+        shown(hot_over_uniform, 2)
+    );
+    println!(
+        "| batch journals ÷ pgbench | {} |",
+        shown(ratio(rate("batch_uniform"), tps), 2)
+    );
+    println!(
+        "| batch hot ÷ uniform | {} |",
+        shown(batch_hot_over_uniform, 2)
+    );
+    println!(
+        "| round trips per single posting (1 client, counted by a relay) | {} |",
+        shown(trips["per_posting"].as_f64(), 1)
+    );
+    println!(
+        "| round trips per batch of {BATCH} | {} |",
+        shown(trips["per_batch"].as_f64(), 1)
+    );
+    if let Some(top) = phases
+        .iter()
+        .find(|p| p.name == "single_uniform")
+        .and_then(|p| p.profile["top"].as_array())
+    {
+        println!();
+        println!("Where a single posting's server time goes (uniform accounts, by statement):");
+        println!("| calls per posting | server µs per posting | statement |");
+        println!("|---:|---:|---|");
+        for row in top {
+            println!(
+                "| {:.1} | {:.0} | `{}` |",
+                row["calls_per_unit"].as_f64().unwrap_or_default(),
+                row["server_us_per_unit"].as_f64().unwrap_or_default(),
+                row["query"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    println!(
+        "ledger: trial balance after the run: balanced={} EUR debits={}",
+        trial["balanced"], trial["currencies"][0]["debit_total"]
+    );
+    let profile = |name: &str| {
+        phases
+            .iter()
+            .find(|p| p.name == name)
+            .map_or(&Value::Null, |p| &p.profile)
+    };
+    let (single_profile, pgbench_profile) = (profile("single_uniform"), profile("pgbench"));
+    let report = json!({
+        "clients": clients,
+        "seconds": secs,
+        "batch_size": BATCH,
+        "pgbench_tps": tps,
+        "ledger_postings_per_sec": single,
+        "ratio": ratio(single, tps),
+        "ledger_hot_postings_per_sec": rate("single_hot"),
+        "hot_over_uniform": hot_over_uniform,
+        "ledger_batch_journals_per_sec": rate("batch_uniform"),
+        "batch_over_pgbench": ratio(rate("batch_uniform"), tps),
+        "ledger_batch_hot_journals_per_sec": rate("batch_hot"),
+        "batch_hot_over_uniform": batch_hot_over_uniform,
+        "round_trips_per_posting": trips["per_posting"],
+        "round_trips_per_batch": trips["per_batch"],
+        "statements_per_posting": single_profile["statements_per_unit"],
+        "server_us_per_posting": single_profile["server_us_per_unit"],
+        "bench_cpu_us_per_posting": single_profile["client_cpu_us_per_unit"],
+        "pgbench_statements_per_transaction": pgbench_profile["statements_per_unit"],
+        "pgbench_server_us_per_transaction": pgbench_profile["server_us_per_unit"],
+        "balanced": trial["balanced"],
+        "phases": phases.iter().map(Phase::to_json).collect::<Vec<_>>(),
+    });
     // `switchyard bench` names its output directory; run alone, the workspace's target/bench.
     let out = std::env::var_os("SWITCHYARD_BENCH_OUT").map_or_else(
         || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench"),
         std::path::PathBuf::from,
     );
     std::fs::create_dir_all(&out).unwrap();
-    let report = json!({"clients": CLIENTS, "seconds": secs, "pgbench_tps": tps, "ledger_postings_per_sec": postings, "ratio": ratio});
-    std::fs::write(
-        out.join("ledger.json"),
-        serde_json::to_vec_pretty(&report).unwrap(),
-    )
-    .unwrap();
-    for db in ["sy_bench_pgbench", "sy_bench_ledger"] {
-        psql(
-            &admin,
-            &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-        );
-    }
+    let path = out.join("ledger.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&report).unwrap()).unwrap();
+    println!("figures: {}", path.display());
 }

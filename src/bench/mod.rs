@@ -19,7 +19,8 @@
 //! Every Switchyard process runs at the default log level (`info`, an access log line per
 //! request), as a user runs it.
 //!
-//! Output: a table on stdout, `results.json`, `latency.svg` and `throughput.svg` in `--out`.
+//! Output: a table on stdout, `results.json`, `latency.svg` and `throughput.svg` in `--out`
+//! (and `ledger.svg` with the ledger scenario).
 //! `scripts/bench` installs nginx and wrk and builds the release binary first.
 
 mod goals;
@@ -60,7 +61,7 @@ pub struct BenchArgs {
     /// once for each (throughput at many, added latency at the fewest).
     #[arg(long, value_delimiter = ',', default_values_t = [32, 1])]
     concurrency: Vec<u32>,
-    /// Seconds of load per target, after the warm-up.
+    /// Seconds of load per target, after the warm-up; also of each phase of the ledger bench.
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
     /// Seconds of discarded load per target before measuring.
@@ -149,7 +150,7 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
         );
     }
     if wants("ledger") {
-        let outcome = suites::ledger(workspace, &args.out, args.quick)?;
+        let outcome = suites::ledger(workspace, &args.out, args.duration_secs)?;
         results.insert("ledger".into(), outcome.into_json());
     }
     // A quick run of everything leaves out the 1,000,000-lot generation (minutes).
@@ -165,6 +166,9 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
     let mut goals = goals::goals(&loads, &args.concurrency);
     if let Some(policy) = results.get("policy") {
         goals.extend(suites::policy_goals(policy));
+    }
+    if let Some(ledger) = results.get("ledger") {
+        goals.extend(suites::ledger_goals(ledger));
     }
     let report = json!({
         "settings": {
@@ -187,6 +191,9 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
         for path in plot::draw(&loads, &args.out)? {
             println!("plot: {}", path.display());
         }
+    }
+    if let Some(phases) = report["other"]["ledger"]["phases"].as_array() {
+        println!("plot: {}", plot::draw_ledger(phases, &args.out)?.display());
     }
     Ok(())
 }

@@ -7,6 +7,8 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use serde_json::Value;
+
 use super::LoadResult;
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
@@ -146,5 +148,62 @@ fn draw_throughput(loads: &[&LoadResult], connections: u32, root: &Area) -> Resu
             ("sans-serif", 16),
         )
     }))?;
+    Ok(())
+}
+
+/// `ledger.svg`: pgbench's transactions and the ledger's journals per second, one bar per
+/// phase of the ledger bench (a phase it skipped has no bar).
+pub fn draw_ledger(phases: &[Value], out: &Path) -> Result<PathBuf> {
+    let bars: Vec<(&str, f64)> = phases
+        .iter()
+        .filter_map(|p| Some((p["name"].as_str()?, p["per_sec"].as_f64()?)))
+        .collect();
+    let path = out.join("ledger.svg");
+    draw_bars(&bars, &path)?;
+    Ok(path)
+}
+
+fn draw_bars(bars: &[(&str, f64)], path: &Path) -> Result<()> {
+    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = bars.iter().map(|(_, v)| *v).fold(0.0f64, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "PostgreSQL: pgbench tpcb-like transactions and ledger journals per second",
+            ("sans-serif", 22),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(75)
+        .build_cartesian_2d(0.0f64..bars.len() as f64, 0.0f64..top.max(1.0))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(bars.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - x.floor() - 0.5).abs() < 0.01 && i < bars.len() {
+                bars[i].0.to_owned()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("per second")
+        .draw()?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, (_, value))| {
+        let x = i as f64;
+        Rectangle::new(
+            [(x + 0.15, 0.0), (x + 0.85, *value)],
+            Palette99::pick(i).filled(),
+        )
+    }))?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, (_, value))| {
+        Text::new(
+            format!("{value:.0}"),
+            (i as f64 + 0.35, value + top * 0.02),
+            ("sans-serif", 16),
+        )
+    }))?;
+    root.present()?;
     Ok(())
 }

@@ -198,18 +198,49 @@ fn postgres_url() -> Option<String> {
 const NO_POSTGRES: &str =
     "needs SWITCHYARD_BENCH_POSTGRES_URL (a PostgreSQL superuser URL); scripts/bench starts one";
 
-pub fn ledger(workspace: &Path, out: &Path, quick: bool) -> Result<Outcome> {
+/// The ledger beside pgbench, `secs` seconds a phase.
+pub fn ledger(workspace: &Path, out: &Path, secs: u64) -> Result<Outcome> {
     if postgres_url().is_none() {
         return Ok(Outcome::Skipped(NO_POSTGRES.into()));
     }
-    let secs = if quick { "1" } else { "10" };
     cargo_bench(
         workspace,
         out,
         &["--bench", "ledger"],
-        &[("SWITCHYARD_BENCH_SECS", secs)],
+        &[("SWITCHYARD_BENCH_SECS", &secs.to_string())],
         "ledger.json",
     )
+}
+
+/// The goals table's lines for the ledger beside pgbench (issue 20): single postings against
+/// pgbench's TPS, the hot pair against uniform accounts, and the batch figure for reference.
+pub fn ledger_goals(figures: &Value) -> Vec<Value> {
+    let clients = &figures["clients"];
+    let mut lines = Vec::new();
+    for (key, measure, goal) in [
+        (
+            "ratio",
+            format!("ledger single postings / pgbench tpcb-like TPS, {clients} clients"),
+            Some(1.0),
+        ),
+        (
+            "hot_over_uniform",
+            "ledger single postings, one hot pair / uniform accounts".to_owned(),
+            Some(0.5),
+        ),
+        (
+            "batch_over_pgbench",
+            format!("ledger journals in batches / pgbench tpcb-like TPS, {clients} clients"),
+            None,
+        ),
+    ] {
+        let Some(value) = figures[key].as_f64() else {
+            continue;
+        };
+        let goal = goal.map(|goal| (format!("≥ {goal:.2}"), value >= goal));
+        lines.push(goal_line(measure, format!("{value:.2}"), goal, value));
+    }
+    lines
 }
 
 pub fn trace(workspace: &Path, out: &Path) -> Result<Outcome> {
