@@ -33,8 +33,10 @@ pub struct PostgresConfig {
     /// Siloed mode only: `postgres://user:password@host:port/database` of the tenant's own
     /// database. Never printed (it may hold a password).
     pub dsn: Option<String>,
-    /// How many of this tenant's calls may hold a connection at once (1..=32, default 4). In
-    /// pooled mode it is the tenant's share of the shared pool, in siloed mode its pool size.
+    /// How many of this tenant's calls may hold a connection at once (1..=32, default 8, or
+    /// the operator's lower ceiling). In pooled mode it is the tenant's share of the shared
+    /// pool, in siloed mode its pool size. The default is the operator's default ceiling: a
+    /// tenant (or its service books) serving eight concurrent callers does not queue them.
     pub max_connections: u32,
     /// Longest a statement may run before it is cancelled (1..=600000 ms, default 30000).
     pub statement_timeout_ms: u64,
@@ -48,7 +50,7 @@ impl Default for PostgresConfig {
         PostgresConfig {
             mode: Mode::Pooled,
             dsn: None,
-            max_connections: MAX_CONNECTIONS.default_within(4),
+            max_connections: MAX_CONNECTIONS.default_within(8),
             statement_timeout_ms: STATEMENT_TIMEOUT_MS.default_within(30_000),
             max_rows: 10_000,
         }
