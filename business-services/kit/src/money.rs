@@ -56,39 +56,73 @@ pub enum Sign {
     Any,
 }
 
-/// An amount of money in ten-thousandths of the currency unit (the stored integer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Money(pub i64);
+/// A newtype over a stored scaled integer with what every such value shares: parsing from
+/// text (never rounding), exact sums and differences within [`LIMIT`], exact conversion from
+/// and to rust_decimal, and `Display` through the type's own `format_sum`.
+macro_rules! scaled {
+    ($(#[$doc:meta])* $name:ident, $scale:literal, $example:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub i64);
 
-/// A quantity in millionths of its unit of measure (the stored integer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Quantity(pub i64);
+        impl $name {
+            /// Fraction digits kept.
+            pub const SCALE: u32 = $scale;
+            pub const ZERO: $name = $name(0);
+
+            #[doc = concat!("`raw`, a plain decimal string (`", $example, "`; `-` only where `sign` allows")]
+            /// a negative) of at most `SCALE` fraction digits. `pointer` names the field in
+            /// errors.
+            pub fn parse(raw: &str, sign: Sign, pointer: &str) -> Result<Self, Problem> {
+                parse_units(raw, Self::SCALE, sign, pointer).map(Self)
+            }
+
+            pub fn units(self) -> i64 {
+                self.0
+            }
+
+            /// The exact sum; `None` beyond [`LIMIT`].
+            pub fn checked_add(self, other: Self) -> Option<Self> {
+                within_limit(i128::from(self.0) + i128::from(other.0)).map(Self)
+            }
+
+            /// The exact difference; `None` beyond [`LIMIT`].
+            pub fn checked_sub(self, other: Self) -> Option<Self> {
+                within_limit(i128::from(self.0) - i128::from(other.0)).map(Self)
+            }
+
+            pub fn to_decimal(self) -> Decimal {
+                Decimal::new(self.0, Self::SCALE)
+            }
+
+            /// `amount` exactly; `None` when it has more fraction digits than are kept or
+            /// lies beyond [`LIMIT`] (never rounded, see the module docs).
+            pub fn from_decimal(amount: Decimal) -> Option<Self> {
+                units_of(amount, Self::SCALE).map(Self)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&Self::format_sum(self.0.into()))
+            }
+        }
+    };
+}
+
+scaled!(
+    /// An amount of money in ten-thousandths of the currency unit (the stored integer);
+    /// shown with exactly four fraction digits: `12.5000`, `-0.0005`.
+    Money, 4, "12.5"
+);
+
+scaled!(
+    /// A quantity in millionths of its unit of measure (the stored integer); shown as the
+    /// shortest exact decimal: `50000`, `2.5`, `-0.25`.
+    Quantity, 6, "2.5"
+);
 
 impl Money {
-    /// Fraction digits kept.
-    pub const SCALE: u32 = 4;
-    pub const ZERO: Money = Money(0);
-
-    /// `raw`, a plain decimal string (`12.5`; `-` only where `sign` allows a negative), at
-    /// most [`Money::SCALE`] fraction digits. `pointer` names the field in errors.
-    pub fn parse(raw: &str, sign: Sign, pointer: &str) -> Result<Self, Problem> {
-        parse_units(raw, Self::SCALE, sign, pointer).map(Self)
-    }
-
-    pub fn units(self) -> i64 {
-        self.0
-    }
-
-    /// The exact sum; `None` beyond [`LIMIT`].
-    pub fn checked_add(self, other: Self) -> Option<Self> {
-        within_limit(i128::from(self.0) + i128::from(other.0)).map(Self)
-    }
-
-    /// The exact difference; `None` beyond [`LIMIT`].
-    pub fn checked_sub(self, other: Self) -> Option<Self> {
-        within_limit(i128::from(self.0) - i128::from(other.0)).map(Self)
-    }
-
     /// What `qty` is worth at `unit_price` (money per unit), rounded half away from zero;
     /// `None` beyond [`LIMIT`].
     pub fn of(qty: Quantity, unit_price: Money) -> Option<Self> {
@@ -141,71 +175,13 @@ impl Money {
     pub fn format_sum(units: i128) -> String {
         fixed(units, Self::SCALE)
     }
-
-    pub fn to_decimal(self) -> Decimal {
-        Decimal::new(self.0, Self::SCALE)
-    }
-
-    /// `amount` exactly; `None` when it has more fraction digits than are kept or lies
-    /// beyond [`LIMIT`] (never rounded, see the module docs).
-    pub fn from_decimal(amount: Decimal) -> Option<Self> {
-        units_of(amount, Self::SCALE).map(Self)
-    }
 }
 
 impl Quantity {
-    /// Fraction digits kept.
-    pub const SCALE: u32 = 6;
-    pub const ZERO: Quantity = Quantity(0);
-
-    /// `raw`, a plain decimal string (`2.5`; `-` only where `sign` allows a negative), at
-    /// most [`Quantity::SCALE`] fraction digits. `pointer` names the field in errors.
-    pub fn parse(raw: &str, sign: Sign, pointer: &str) -> Result<Self, Problem> {
-        parse_units(raw, Self::SCALE, sign, pointer).map(Self)
-    }
-
-    pub fn units(self) -> i64 {
-        self.0
-    }
-
-    /// The exact sum; `None` beyond [`LIMIT`].
-    pub fn checked_add(self, other: Self) -> Option<Self> {
-        within_limit(i128::from(self.0) + i128::from(other.0)).map(Self)
-    }
-
-    /// The exact difference; `None` beyond [`LIMIT`].
-    pub fn checked_sub(self, other: Self) -> Option<Self> {
-        within_limit(i128::from(self.0) - i128::from(other.0)).map(Self)
-    }
-
     /// A sum of stored quantities as the shortest exact decimal string (`50000`, `2.5`).
     pub fn format_sum(units: i128) -> String {
         let text = fixed(units, Self::SCALE);
         text.trim_end_matches('0').trim_end_matches('.').to_owned()
-    }
-
-    pub fn to_decimal(self) -> Decimal {
-        Decimal::new(self.0, Self::SCALE)
-    }
-
-    /// `amount` exactly; `None` when it has more fraction digits than are kept or lies
-    /// beyond [`LIMIT`] (never rounded).
-    pub fn from_decimal(amount: Decimal) -> Option<Self> {
-        units_of(amount, Self::SCALE).map(Self)
-    }
-}
-
-/// Exactly [`Money::SCALE`] fraction digits: `12.5000`, `-0.0005`.
-impl fmt::Display for Money {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&Self::format_sum(self.0.into()))
-    }
-}
-
-/// The shortest exact decimal: `50000`, `2.5`, `-0.25`.
-impl fmt::Display for Quantity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&Self::format_sum(self.0.into()))
     }
 }
 
