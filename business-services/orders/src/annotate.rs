@@ -1,13 +1,14 @@
 //! The `annotate` action: the AI provider (`ai/local`, …) tags an order with a category and a
 //! risk. [`crate::Annotator`] calls it for every new order it reads from the bus.
 
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use switchyard_client::ProviderClient;
 use switchyard_contracts::{ErrorCode, Problem};
+use switchyard_service_kit::{Quantity, clock};
 
+use crate::Orders;
+use crate::db::quantity;
 use crate::steps::StepState;
-use crate::{Orders, money};
 
 impl Orders<'_> {
     /// Classifies the order and stores both tags with an `ok` step, or records the provider's
@@ -21,22 +22,24 @@ impl Orders<'_> {
             ));
         };
         let lines = self.lines(order_id).await?;
-        let units: Decimal = lines
+        let units: i128 = lines
             .iter()
-            .filter_map(|l| l.quantity.parse::<Decimal>().ok())
+            .filter_map(|l| quantity(&l.quantity).ok())
+            .map(|q| i128::from(q.units()))
             .sum();
+        let units = Quantity::format_sum(units);
         let items: Vec<&str> = lines.iter().map(|l| l.item.as_str()).collect();
         let text = format!(
             "order of {units} units in {} lines for customer {} worth {} {}: {}",
             lines.len(),
             head.customer,
-            money(head.total),
+            head.total,
             head.currency,
             items.join(", ")
         );
         let category = classify(self.client, ai, &text, CATEGORIES).await;
         let risk = classify(self.client, ai, &text, RISKS).await;
-        let now = crate::now();
+        let now = clock::now();
         match (category, risk) {
             (Ok(category), Ok(risk)) => {
                 let statements = vec![

@@ -5,17 +5,17 @@
 //! `order_id` with the same content answers the stored order (`replayed: true`) without
 //! reserving again; other content is a `conflict`.
 
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchyard_client::ProviderClient;
 use switchyard_contracts::{ErrorCode, Event, FieldError, Problem};
+use switchyard_service_kit::{Money, Quantity, Sign, clock};
 
-use crate::db::{Head, broken, decimal};
+use crate::db::{Head, broken};
 use crate::ids::reference;
 use crate::status::Status;
 use crate::steps::StepState;
-use crate::{DEFAULT_BIN, INVENTORY, ORDER_CREATED, Orders, SOURCE, TOPIC, WEBHOOK, money};
+use crate::{DEFAULT_BIN, INVENTORY, ORDER_CREATED, Orders, SOURCE, TOPIC, WEBHOOK};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,10 +94,10 @@ impl Orders<'_> {
         }
 
         // Record the order, its lines, its steps and its event together.
-        let now = crate::now();
+        let now = clock::now();
         let payload = json!({
             "order_id": p.order_id, "customer": p.customer, "warehouse": p.warehouse,
-            "bin": bin, "currency": currency, "total": money(total), "lines": p.lines,
+            "bin": bin, "currency": currency, "total": total.to_string(), "lines": p.lines,
         });
         let mut statements = vec![self.db.statement(
             "INSERT INTO ord_order (order_id, customer, warehouse, bin, currency, total, status, \
@@ -108,7 +108,7 @@ impl Orders<'_> {
                 json!(p.warehouse),
                 json!(bin),
                 json!(currency),
-                json!(money(total)),
+                json!(total.to_string()),
                 json!(Status::Created),
                 json!(content),
                 json!(now),
@@ -187,7 +187,7 @@ impl Orders<'_> {
                 .map_err(|e| broken(&format!("unreadable order content: {e}")))?;
             let payload = json!({
                 "order_id": head.order_id, "customer": head.customer, "warehouse": head.warehouse,
-                "bin": head.bin, "currency": head.currency, "total": money(head.total),
+                "bin": head.bin, "currency": head.currency, "total": head.total.to_string(),
                 "lines": content["lines"],
             });
             self.notify(&head.order_id, payload).await?;
@@ -237,9 +237,10 @@ impl Orders<'_> {
     }
 }
 
-/// Checks what the schema cannot: a named customer, positive quantities, one currency. Answers
-/// the currency and the total.
-fn validate(p: &CreateParams) -> Result<(String, Decimal), Problem> {
+/// Checks what the schema cannot: a named customer, positive quantities, one currency, a total
+/// money can hold. Answers the currency and the total: the sum of the lines' values, each
+/// quantity × unit price rounded once by the kit's rule ([`Money::of`]), then added exactly.
+fn validate(p: &CreateParams) -> Result<(String, Money), Problem> {
     let invalid = |detail: String| Problem::new(ErrorCode::ParamsInvalid, detail);
     if p.customer.trim().is_empty() {
         return Err(invalid("the customer must not be blank".into()));
@@ -247,7 +248,7 @@ fn validate(p: &CreateParams) -> Result<(String, Decimal), Problem> {
     let Some(first) = p.lines.first() else {
         return Err(invalid("an order has at least one line".into()));
     };
-    let mut total = Decimal::ZERO;
+    let mut total = Money::ZERO;
     for (n, line) in p.lines.iter().enumerate() {
         if line.currency != first.currency {
             // One currency per order is a rule across lines, which no schema states: 422.
@@ -260,22 +261,21 @@ fn validate(p: &CreateParams) -> Result<(String, Decimal), Problem> {
                 ),
             ));
         }
-        let quantity = decimal(&line.quantity)
-            .map_err(|_| invalid(format!("line {}: bad quantity", n + 1)))?;
-        if quantity <= Decimal::ZERO {
-            return Err(invalid(format!(
-                "line {}: the quantity must be positive",
-                n + 1
-            )));
-        }
-        let price = decimal(&line.unit_price)
-            .map_err(|_| invalid(format!("line {}: bad unit_price", n + 1)))?;
-        total = quantity
-            .checked_mul(price)
-            .and_then(|amount| total.checked_add(amount))
-            .ok_or_else(|| invalid("the order total is out of range".into()))?;
+        let pointer = |field: &str| format!("/params/lines/{n}/{field}");
+        let quantity = Quantity::parse(&line.quantity, Sign::Positive, &pointer("quantity"))?;
+        let price = Money::parse(&line.unit_price, Sign::NonNegative, &pointer("unit_price"))?;
+        // The schema admits each figure; their product or sum beyond money's range is a rule
+        // across fields: 422 (ADR 23).
+        total = Money::of(quantity, price)
+            .and_then(|value| total.checked_add(value))
+            .ok_or_else(|| {
+                Problem::new(
+                    ErrorCode::ParamsUnprocessable,
+                    format!("line {}: the order total is out of range", n + 1),
+                )
+            })?;
     }
-    Ok((first.currency.clone(), total.round_dp(4)))
+    Ok((first.currency.clone(), total))
 }
 
 /// Gives back what a failed create had reserved. Best effort: a release that fails here
@@ -330,7 +330,7 @@ mod tests {
         let (currency, total) =
             validate(&order("acme", &[("2", "10.5", "USD"), ("1.5", "2", "USD")])).unwrap();
         assert_eq!(
-            (currency.as_str(), money(total).as_str()),
+            (currency.as_str(), total.to_string().as_str()),
             ("USD", "24.0000")
         );
         for bad in [

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Problem};
+use switchyard_service_kit::clock;
 
 use crate::Orders;
 use crate::db::text;
@@ -47,7 +48,7 @@ impl Orders<'_> {
                 self.client,
                 vec![self.db.statement(
                     "INSERT INTO ord_customer (customer, name, created_at) VALUES (?1, ?2, ?3)",
-                    vec![json!(p.customer), json!(p.name), json!(crate::now())],
+                    vec![json!(p.customer), json!(p.name), json!(clock::now())],
                 )],
             )
             .await?;

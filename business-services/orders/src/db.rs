@@ -1,10 +1,9 @@
 //! Reading the orders' rows back: an order's head and lines, and the typed columns they are
 //! made of. The queries themselves go through the shared [`switchyard_service_kit::Db`].
 
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Problem};
-use switchyard_service_kit::Row;
+use switchyard_service_kit::{Money, Quantity, Row};
 
 use crate::Orders;
 use crate::status::Status;
@@ -16,7 +15,7 @@ pub struct Head {
     pub warehouse: String,
     pub bin: String,
     pub currency: String,
-    pub total: Decimal,
+    pub total: Money,
     pub status: Status,
     /// The create params as stored, which a repeated create must match.
     pub content: String,
@@ -50,7 +49,7 @@ impl Orders<'_> {
                     warehouse: text(row, "warehouse")?,
                     bin: text(row, "bin")?,
                     currency: text(row, "currency")?,
-                    total: decimal(&text(row, "total")?)?,
+                    total: amount(&text(row, "total")?)?,
                     status: Status::parse(&status).ok_or_else(|| {
                         broken(&format!("an order in no known state ({status:?})"))
                     })?,
@@ -117,8 +116,28 @@ pub fn integer(row: &Row, column: &str) -> Result<i64, Problem> {
     .ok_or_else(|| broken(&format!("a row without an integer {column}: {row:?}")))
 }
 
-/// A stored decimal (a quantity, an amount).
-pub fn decimal(text: &str) -> Result<Decimal, Problem> {
-    text.parse::<Decimal>()
-        .map_err(|e| broken(&format!("a decimal it cannot read ({text:?}: {e})")))
+/// A stored amount (or one another service answered), exactly: never rounded.
+pub fn amount(text: &str) -> Result<Money, Problem> {
+    text.parse()
+        .ok()
+        .and_then(Money::from_decimal)
+        .ok_or_else(|| broken(&format!("an amount it cannot read ({text:?})")))
+}
+
+/// A stored quantity, exactly.
+pub fn quantity(text: &str) -> Result<Quantity, Problem> {
+    text.parse()
+        .ok()
+        .and_then(Quantity::from_decimal)
+        .ok_or_else(|| broken(&format!("a quantity it cannot read ({text:?})")))
+}
+
+/// `a + b`, exact: a sum of amounts the inventory and the ledger have each kept within
+/// money's range leaves it only if the tables were changed behind the service's back.
+pub fn add(a: Money, b: Money) -> Result<Money, Problem> {
+    a.checked_add(b).ok_or_else(|| {
+        broken(&format!(
+            "amounts whose sum ({a} + {b}) is beyond money's range"
+        ))
+    })
 }

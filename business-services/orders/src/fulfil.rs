@@ -2,14 +2,14 @@
 //! post the sale (receivable/revenue for the total, COGS/inventory for the cost) to the
 //! ledger. The journal a return posts is the same pair swapped ([`sale_lines`]).
 
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Problem};
+use switchyard_service_kit::Money;
 
-use crate::db::{Head, decimal};
+use crate::db::{Head, add, amount};
 use crate::ids::{journal_id, reference};
 use crate::status::{Move, Status};
-use crate::{COGS, INVENTORY, INVENTORY_ASSET, LEDGER, Orders, RECEIVABLE, REVENUE, money};
+use crate::{COGS, INVENTORY, INVENTORY_ASSET, LEDGER, Orders, RECEIVABLE, REVENUE};
 
 /// Which way a journal moves the sale.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -31,11 +31,11 @@ impl Orders<'_> {
         let head = self.require(order_id).await?;
         let steps = self.steps(order_id).await?;
         let reference = reference(order_id);
-        let mut cost = Decimal::ZERO;
+        let mut cost = Money::ZERO;
         for line in self.lines(order_id).await? {
             let name = format!("issue:{}", line.line);
             if let Some(step) = steps.get(&name).filter(|s| s.is_ok()) {
-                cost += decimal(step.detail.as_deref().unwrap_or("0"))?;
+                cost = add(cost, amount(step.detail.as_deref().unwrap_or("0"))?)?;
                 continue;
             }
             let issued = self
@@ -48,9 +48,11 @@ impl Orders<'_> {
                            "reference": reference}),
                 )
                 .await
-                .and_then(|moved| decimal(moved["cost"].as_str().unwrap_or("0")).map(|c| c.abs()));
-            let detail = issued.as_ref().ok().map(|line_cost| money(*line_cost));
-            cost += self.settle(order_id, &name, issued, detail).await?;
+                .and_then(|moved| {
+                    amount(moved["cost"].as_str().unwrap_or("0")).map(|c| Money(c.units().abs()))
+                });
+            let detail = issued.as_ref().ok().map(Money::to_string);
+            cost = add(cost, self.settle(order_id, &name, issued, detail).await?)?;
         }
 
         let posting_time = self.posting_time(order_id, "post_ledger", &steps).await?;
@@ -64,7 +66,7 @@ impl Orders<'_> {
         self.transition(
             order_id,
             Move::Complete,
-            json!({"currency": head.currency, "total": money(head.total), "cost": money(cost),
+            json!({"currency": head.currency, "total": head.total.to_string(), "cost": cost.to_string(),
                    "journal_id": journal_id(order_id)}),
         )
         .await?;
@@ -120,14 +122,14 @@ impl Orders<'_> {
 
 /// Receivable/revenue for the order's total and COGS/inventory for `cost`, each pair swapped
 /// for a return. A zero amount posts no pair.
-pub fn sale_lines(head: &Head, cost: Decimal, direction: Direction) -> Vec<Value> {
+pub fn sale_lines(head: &Head, cost: Money, direction: Direction) -> Vec<Value> {
     let c = &head.currency;
     let mut lines = Vec::new();
     for (debit, credit, amount) in [
         (RECEIVABLE, REVENUE, head.total),
         (COGS, INVENTORY_ASSET, cost),
     ] {
-        if amount <= Decimal::ZERO {
+        if amount <= Money::ZERO {
             continue;
         }
         let (debit, credit) = match direction {
@@ -135,10 +137,10 @@ pub fn sale_lines(head: &Head, cost: Decimal, direction: Direction) -> Vec<Value
             Direction::Return => (credit, debit),
         };
         lines.push(
-            json!({"account": format!("{debit}-{c}"), "debit": money(amount), "currency": c}),
+            json!({"account": format!("{debit}-{c}"), "debit": amount.to_string(), "currency": c}),
         );
         lines.push(
-            json!({"account": format!("{credit}-{c}"), "credit": money(amount), "currency": c}),
+            json!({"account": format!("{credit}-{c}"), "credit": amount.to_string(), "currency": c}),
         );
     }
     lines

@@ -43,7 +43,6 @@ mod transitions;
 mod view;
 
 use async_trait::async_trait;
-use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
 use switchyard_client::{ProviderClient, Service, ServiceDescriptor};
@@ -208,21 +207,6 @@ impl Service for OrdersService {
             )),
         }
     }
-}
-
-/// Money with four fraction digits, as the ledger writes it.
-fn money(amount: Decimal) -> String {
-    format!("{:.4}", amount.round_dp(4))
-}
-
-/// Now in RFC 3339 UTC with microsecond precision (the ledger takes no finer).
-fn now() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    let t = t
-        .replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
-        .unwrap_or(t);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

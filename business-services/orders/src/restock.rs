@@ -7,108 +7,104 @@
 //! 3.0003, leaving inventory and COGS a ten-thousandth apart. So a line comes back in at most
 //! two receipts whose values add up to the issued value exactly.
 
-use rust_decimal::Decimal;
+use switchyard_service_kit::money::LIMIT;
+use switchyard_service_kit::{Money, Quantity};
 
-/// Fraction digits of an inventory quantity.
-const QTY_SCALE: u32 = 6;
-/// Fraction digits of money.
-const MONEY_SCALE: u32 = 4;
-/// `10^QTY_SCALE`: the inventory values `quantity` units at `unit_cost` as
-/// `quantity * unit_cost / UNIT`, both scaled, rounded half away from zero.
-const UNIT: i128 = 1_000_000;
+/// `10^Quantity::SCALE`: a value over a quantity's units, times this, is a unit cost's units.
+const UNIT: i128 = 10_i128.pow(Quantity::SCALE);
 
 /// One receipt: a quantity and the unit cost it comes back at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
-    pub quantity: Decimal,
-    pub unit_cost: Decimal,
+    pub quantity: Quantity,
+    pub unit_cost: Money,
 }
 
-/// The receipts (one or two) that bring `quantity` back worth exactly `value`; `None` when
-/// either has more fraction digits than the inventory keeps or is negative.
-pub fn parts(quantity: Decimal, value: Decimal) -> Option<Vec<Part>> {
-    let q = scaled(quantity, QTY_SCALE)?;
-    let v = scaled(value, MONEY_SCALE)?;
-    if q <= 0 || v < 0 {
+/// The receipts (one or two) that bring `quantity` back worth exactly `value`, each valued as
+/// the inventory values a receipt ([`Money::of`], the kit's one rounding rule); `None` for no
+/// quantity, a negative value, or a unit cost beyond money's range.
+pub fn parts(quantity: Quantity, value: Money) -> Option<Vec<Part>> {
+    if quantity <= Quantity::ZERO || value < Money::ZERO {
         return None;
     }
-    let target = v * UNIT;
-    let cost = target / q;
-    let short = target - q * cost;
-    let split = if short == 0 {
-        vec![(q, cost)]
-    } else if value_of(q - short, cost) + value_of(short, cost + 1) == v {
-        // `q - short` units at `cost` and `short` at one ten-thousandth more are worth
-        // `target` exactly; the check guards the two roundings adding to one too many.
-        vec![(q - short, cost), (short, cost + 1)]
+    let target = i128::from(value.units()) * UNIT;
+    let units = i128::from(quantity.units());
+    // The unit cost rounded down, and how many millionths fall short of `value` at it.
+    let cost = money(target / units)?;
+    let short = Quantity(i64::try_from(target % units).ok()?);
+    let split = if short == Quantity::ZERO {
+        vec![(quantity, cost)]
     } else {
-        // All but the smallest quantity at the rounded-down cost; the smallest carries the
-        // rest, which it can since its value is its unit cost over `UNIT`, exactly.
-        let rest = v - value_of(q - 1, cost);
-        vec![(q - 1, cost), (1, rest * UNIT)]
+        let rest = quantity.checked_sub(short)?;
+        let up = Money(cost.units() + 1);
+        if Money::of(rest, cost)?.checked_add(Money::of(short, up)?)? == value {
+            // `rest` units at `cost` and `short` at one ten-thousandth more are worth `value`
+            // exactly; the check guards the two roundings adding to one too many.
+            vec![(rest, cost), (short, up)]
+        } else {
+            // All but the smallest quantity at the rounded-down cost; the smallest carries the
+            // rest, which it can since its value is its unit cost over `UNIT`, exactly.
+            let most = quantity.checked_sub(Quantity(1))?;
+            let carried = value.checked_sub(Money::of(most, cost)?)?;
+            vec![
+                (most, cost),
+                (Quantity(1), money(i128::from(carried.units()) * UNIT)?),
+            ]
+        }
     };
     Some(
         split
             .into_iter()
-            .filter(|&(quantity, _)| quantity > 0)
-            .map(|(quantity, cost)| Part {
-                quantity: Decimal::from_i128_with_scale(quantity, QTY_SCALE).normalize(),
-                unit_cost: Decimal::from_i128_with_scale(cost, MONEY_SCALE),
+            .filter(|&(quantity, _)| quantity > Quantity::ZERO)
+            .map(|(quantity, unit_cost)| Part {
+                quantity,
+                unit_cost,
             })
             .collect(),
     )
 }
 
-/// What the inventory values `quantity` (scaled) at `unit_cost` (scaled), both non-negative:
-/// rounded half up.
-pub fn value_of(quantity: i128, unit_cost: i128) -> i128 {
-    let product = quantity * unit_cost;
-    product / UNIT + i128::from(product % UNIT * 2 >= UNIT)
-}
-
-/// `amount` as an integer count of `10^-scale`, if it has no more fraction digits than that.
-fn scaled(amount: Decimal, scale: u32) -> Option<i128> {
-    let mut exact = amount.normalize();
-    if exact.scale() > scale {
-        return None;
-    }
-    exact.rescale(scale);
-    Some(exact.mantissa())
+/// `units` ten-thousandths, if money can hold them.
+fn money(units: i128) -> Option<Money> {
+    i64::try_from(units)
+        .ok()
+        .filter(|u| u.abs() <= LIMIT)
+        .map(Money)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::{amount, quantity};
 
-    fn d(text: &str) -> Decimal {
-        text.parse().unwrap()
+    fn q(text: &str) -> Quantity {
+        quantity(text).unwrap()
     }
 
-    fn worth(parts: &[Part]) -> i128 {
+    fn m(text: &str) -> Money {
+        amount(text).unwrap()
+    }
+
+    fn worth(parts: &[Part]) -> Money {
         parts
             .iter()
-            .map(|p| {
-                value_of(
-                    scaled(p.quantity, QTY_SCALE).unwrap(),
-                    scaled(p.unit_cost, MONEY_SCALE).unwrap(),
-                )
-            })
-            .sum()
+            .map(|p| Money::of(p.quantity, p.unit_cost).unwrap())
+            .fold(Money::ZERO, |sum, v| sum.checked_add(v).unwrap())
     }
 
     #[test]
     fn three_sheets_worth_3_0002_come_back_as_one_at_1_0000_and_two_at_1_0001() {
-        let parts = parts(d("3"), d("3.0002")).unwrap();
+        let parts = parts(q("3"), m("3.0002")).unwrap();
         assert_eq!(
             parts,
             vec![
                 Part {
-                    quantity: d("1"),
-                    unit_cost: d("1.0000")
+                    quantity: q("1"),
+                    unit_cost: m("1.0000")
                 },
                 Part {
-                    quantity: d("2"),
-                    unit_cost: d("1.0001")
+                    quantity: q("2"),
+                    unit_cost: m("1.0001")
                 },
             ]
         );
@@ -116,12 +112,12 @@ mod tests {
 
     #[test]
     fn an_exact_unit_cost_is_one_receipt() {
-        let exact = parts(d("3"), d("12.0000")).unwrap();
+        let exact = parts(q("3"), m("12.0000")).unwrap();
         assert_eq!(exact.len(), 1);
-        assert_eq!(exact[0].unit_cost, d("4.0000"));
-        let free = parts(d("2"), d("0")).unwrap();
+        assert_eq!(exact[0].unit_cost, m("4.0000"));
+        let free = parts(q("2"), m("0")).unwrap();
         assert_eq!(free.len(), 1);
-        assert_eq!(free[0].unit_cost, d("0"));
+        assert_eq!(free[0].unit_cost, m("0"));
     }
 
     #[test]
@@ -130,22 +126,25 @@ mod tests {
             "1", "3", "7", "0.000001", "0.5", "2.5", "1.333333", "1000000",
         ] {
             for value in ["0.0001", "0.0002", "1", "3.0002", "7.7777", "12345.6789"] {
-                let parts = parts(d(quantity), d(value)).unwrap();
+                let parts = parts(q(quantity), m(value)).unwrap();
                 assert!(parts.len() <= 2, "{quantity} {value}: {parts:?}");
-                let total: Decimal = parts.iter().map(|p| p.quantity).sum();
-                assert_eq!(total, d(quantity), "{quantity} {value}: {parts:?}");
-                assert_eq!(
-                    worth(&parts),
-                    scaled(d(value), MONEY_SCALE).unwrap(),
-                    "{quantity} {value}: {parts:?}"
-                );
+                let total = parts.iter().fold(Quantity::ZERO, |sum, p| {
+                    sum.checked_add(p.quantity).unwrap()
+                });
+                assert_eq!(total, q(quantity), "{quantity} {value}: {parts:?}");
+                assert_eq!(worth(&parts), m(value), "{quantity} {value}: {parts:?}");
             }
         }
     }
 
+    /// A return reads the line's quantity and the issued value into the kit's types before it
+    /// asks for parts: more digits than the inventory keeps are refused there (as `parts`
+    /// refused them when it took decimals), and no quantity or a negative value here.
     #[test]
     fn more_digits_than_the_inventory_keeps_are_refused() {
-        assert_eq!(parts(d("0.0000001"), d("1")), None);
-        assert_eq!(parts(d("1"), d("0.00001")), None);
+        assert!(quantity("0.0000001").is_err());
+        assert!(amount("0.00001").is_err());
+        assert_eq!(parts(Quantity::ZERO, m("1")), None);
+        assert_eq!(parts(q("1"), m("-0.0001")), None);
     }
 }

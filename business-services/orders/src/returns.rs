@@ -2,15 +2,15 @@
 //! left worth exactly the value its issue removed ([`crate::restock`]), and the sale's opposite
 //! journal is posted, so a sale and its return net inventory and COGS to zero.
 
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use switchyard_contracts::Problem;
+use switchyard_service_kit::Money;
 
-use crate::db::{broken, decimal};
+use crate::db::{add, amount, broken, quantity};
 use crate::fulfil::{Direction, sale_lines};
 use crate::ids::{journal_id, reference};
 use crate::status::{Move, Status};
-use crate::{INVENTORY, Orders, money, restock};
+use crate::{INVENTORY, Orders, restock};
 
 impl Orders<'_> {
     /// Takes a fulfilled order back whole: receives each line's stock into the bin it left,
@@ -28,19 +28,19 @@ impl Orders<'_> {
         let head = self.require(order_id).await?;
         let steps = self.steps(order_id).await?;
         let reference = reference(order_id);
-        let mut value = Decimal::ZERO;
+        let mut value = Money::ZERO;
         for line in self.lines(order_id).await? {
-            let quantity = decimal(&line.quantity)?;
+            let returned = quantity(&line.quantity)?;
             let issued = steps
                 .get(&format!("issue:{}", line.line))
                 .and_then(|s| s.detail.as_deref())
-                .map(decimal)
+                .map(amount)
                 .transpose()?
-                .unwrap_or(Decimal::ZERO);
+                .unwrap_or(Money::ZERO);
             // The issued value itself comes back, not the quantity at a rounded unit cost, so
             // inventory and COGS net to zero.
-            value += issued;
-            let parts = restock::parts(quantity, issued).ok_or_else(|| {
+            value = add(value, issued)?;
+            let parts = restock::parts(returned, issued).ok_or_else(|| {
                 broken(&format!(
                     "line {} issued {} worth {issued}, which the inventory cannot take back",
                     line.line, line.quantity
@@ -58,7 +58,7 @@ impl Orders<'_> {
                         "receive",
                         json!({"item": line.item, "warehouse": head.warehouse, "bin": head.bin,
                                "quantity": part.quantity.to_string(),
-                               "unit_cost": money(part.unit_cost), "reference": reference}),
+                               "unit_cost": part.unit_cost.to_string(), "reference": reference}),
                     )
                     .await;
                 let detail = received
@@ -81,7 +81,7 @@ impl Orders<'_> {
         self.transition(
             order_id,
             Move::CompleteReturn,
-            json!({"currency": head.currency, "total": money(head.total), "cost": money(value),
+            json!({"currency": head.currency, "total": head.total.to_string(), "cost": value.to_string(),
                    "journal_id": journal}),
         )
         .await?;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use switchyard_contracts::Problem;
-use switchyard_service_kit::Row;
+use switchyard_service_kit::{Row, clock};
 
 use crate::Orders;
 use crate::db::{broken, optional_text, text};
@@ -123,7 +123,7 @@ impl Orders<'_> {
             state,
             error.as_deref(),
             detail.as_deref(),
-            &crate::now(),
+            &clock::now(),
         );
         self.db.transaction(self.client, vec![statement]).await
     }
@@ -156,7 +156,7 @@ impl Orders<'_> {
         if let Some(time) = steps.get(name).and_then(|s| s.detail.clone()) {
             return Ok(time);
         }
-        let time = crate::now();
+        let time = clock::now();
         self.record(order_id, name, StepState::Pending, None, Some(time.clone()))
             .await?;
         Ok(time)

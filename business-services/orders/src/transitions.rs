@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Event, Problem};
+use switchyard_service_kit::clock;
 
 use crate::ids::{event_id, reference};
 use crate::status::{Move, Status};
@@ -28,7 +29,7 @@ impl Orders<'_> {
                 "UPDATE ord_order SET status = ?1, updated_at = ?2 WHERE order_id = ?3 AND status IN ({})",
                 states.join(", ")
             ),
-            vec![json!(to), json!(crate::now()), json!(order_id)],
+            vec![json!(to), json!(clock::now()), json!(order_id)],
         )];
         if let (Some(kind), Some(outbox)) = (transition.event, self.outbox) {
             let mut payload = json!({"order_id": order_id, "status": to});

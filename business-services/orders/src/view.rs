@@ -3,8 +3,8 @@
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Problem};
 
-use crate::db::{decimal, integer, optional_text, text};
-use crate::{Orders, money};
+use crate::Orders;
+use crate::db::{amount, integer, optional_text, text};
 
 impl Orders<'_> {
     /// The order as `get` answers it; `replayed` is set by `create` only.
@@ -30,7 +30,7 @@ impl Orders<'_> {
             "warehouse": text(row, "warehouse")?,
             "bin": text(row, "bin")?,
             "currency": text(row, "currency")?,
-            "total": money(decimal(&text(row, "total")?)?),
+            "total": amount(&text(row, "total")?)?.to_string(),
             "status": text(row, "status")?,
             "created_at": text(row, "created_at")?,
             "updated_at": text(row, "updated_at")?,
