@@ -14,6 +14,7 @@
 
 mod accounts;
 mod amount;
+mod batch;
 mod chain;
 mod db;
 mod journal;
@@ -114,6 +115,7 @@ impl Service for LedgerService {
             "create_account" => ledger.create_account(params(p)?).await,
             "list_accounts" => ledger.list_accounts(params(p)?).await,
             "post_journal" => ledger.post_journal(params(p)?).await,
+            "post_journals" => ledger.post_journals(params(p)?).await,
             "reverse_journal" => ledger.reverse_journal(params(p)?).await,
             "get_journal" => ledger.get_journal(params(p)?).await,
             "close_period" => ledger.close_period(params(p)?).await,
@@ -171,6 +173,7 @@ mod tests {
                 "create_account",
                 "list_accounts",
                 "post_journal",
+                "post_journals",
                 "reverse_journal",
                 "get_journal",
                 "close_period",

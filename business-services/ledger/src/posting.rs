@@ -152,7 +152,7 @@ impl Ledger<'_> {
     }
 
     /// The outbox row of `ledger.journal.posted`, when the ledger has a bus.
-    fn outbox_row(&self, posting: &Posting) -> Option<Value> {
+    pub(crate) fn outbox_row(&self, posting: &Posting) -> Option<Value> {
         let outbox = self.outbox?;
         let journal_id = &posting.journal.journal_id;
         let event = Event::new(

@@ -116,7 +116,8 @@ impl Ledger<'_> {
         }))
     }
 
-    async fn heads(&self) -> Result<BTreeMap<i64, Head>, Problem> {
+    /// Every lane's head now.
+    pub(crate) async fn heads(&self) -> Result<BTreeMap<i64, Head>, Problem> {
         let rows = self
             .db
             .query(

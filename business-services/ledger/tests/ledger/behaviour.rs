@@ -50,6 +50,7 @@ on_both_engines!(
     rebuild_replays_the_events_and_notices_a_tampered_projection,
     verify_names_the_first_journal_altered_or_deleted_behind_the_ledgers_back,
     books_from_before_the_chain_are_chained_once_by_the_next_process,
+    a_batch_commits_together_and_each_of_its_journals_is_idempotent,
 );
 
 async fn the_chart_of_accounts_is_append_only_and_knows_normal_sides(engine: Engine) {
@@ -1009,6 +1010,124 @@ async fn books_from_before_the_chain_are_chained_once_by_the_next_process(engine
     );
 }
 
+async fn a_batch_commits_together_and_each_of_its_journals_is_idempotent(engine: Engine) {
+    let platform = Platform::new(engine).await;
+    let books = platform.books("acme");
+    chart(&books).await;
+    let sale = |id: &str, amount: &str| {
+        journal(
+            id,
+            T1,
+            &[
+                ("1000", "debit", amount, "EUR"),
+                ("4000", "credit", amount, "EUR"),
+            ],
+        )
+    };
+    books
+        .post(
+            "J-0",
+            T1,
+            &[
+                ("1000", "debit", "1", "EUR"),
+                ("4000", "credit", "1", "EUR"),
+            ],
+        )
+        .await
+        .unwrap();
+    // Forty journals share the sixteen lanes: the chain links several per lane in one batch.
+    let mut batch = vec![
+        sale("J-0", "1"),
+        sale("J-1", "2"),
+        sale("J-2", "3"),
+        sale("J-2", "3"),
+    ];
+    batch.extend((3..43).map(|n| sale(&format!("J-{n}"), "1")));
+    let answer = books.ok("post_journals", json!({"journals": batch})).await;
+    assert_eq!(answer["posted"], 42, "{answer}");
+    assert_eq!(answer["replayed"], 2, "{answer}");
+    let flags: Vec<(&str, bool)> = answer["journals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(4)
+        .map(|j| {
+            (
+                j["journal_id"].as_str().unwrap(),
+                j["replayed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        flags,
+        [("J-0", true), ("J-1", false), ("J-2", false), ("J-2", true)]
+    );
+    assert_eq!(books.balance("1000").await.0, "46.0000");
+    let verified = books.ok("verify", json!({})).await;
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(verified["journals"], 43, "{verified}");
+    let events = event_count(&books).await;
+
+    // The same batch again: every journal a replay, nothing changes.
+    let again = books.ok("post_journals", json!({"journals": batch})).await;
+    assert_eq!(
+        (again["posted"].clone(), again["replayed"].clone()),
+        (json!(0), json!(44))
+    );
+    assert_eq!(event_count(&books).await, events);
+
+    // One refused journal refuses the batch, and the problem points at it.
+    let conflicting = books
+        .refused(
+            "post_journals",
+            json!({"journals": [sale("N-1", "1"), sale("J-1", "2.5")]}),
+        )
+        .await;
+    assert_eq!(conflicting.code, ErrorCode::Conflict, "{conflicting:?}");
+    assert_eq!(conflicting.errors[0].pointer, "/journals/1");
+    let unknown = journal(
+        "N-2",
+        T1,
+        &[
+            ("1000", "debit", "1", "EUR"),
+            ("9999", "credit", "1", "EUR"),
+        ],
+    );
+    let refused = books
+        .refused(
+            "post_journals",
+            json!({"journals": [sale("N-1", "1"), sale("N-3", "1"), unknown]}),
+        )
+        .await;
+    assert_eq!(refused.code, ErrorCode::ResourceNotFound, "{refused:?}");
+    assert_eq!(refused.errors[0].pointer, "/journals/2/lines/1/account");
+    let unbalanced = journal(
+        "N-4",
+        T1,
+        &[
+            ("1000", "debit", "1", "EUR"),
+            ("4000", "credit", "2", "EUR"),
+        ],
+    );
+    let refused = books
+        .refused(
+            "post_journals",
+            json!({"journals": [sale("N-1", "1"), unbalanced]}),
+        )
+        .await;
+    assert_eq!(refused.code, ErrorCode::JournalUnbalanced, "{refused:?}");
+    assert_eq!(refused.errors[0].pointer, "/journals/1/lines");
+    assert_eq!(
+        event_count(&books).await,
+        events,
+        "a refused batch wrote nothing"
+    );
+    let missing = books
+        .refused("get_journal", json!({"journal_id": "N-1"}))
+        .await;
+    assert_eq!(missing.code, ErrorCode::ResourceNotFound);
+}
+
 /// The database's owner (who RLS does not hold) changes a posted amount in PostgreSQL itself,
 /// then deletes another journal outright.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1092,6 +1211,10 @@ async fn every_action_answers_within_its_result_schema() {
         ("list_accounts", json!({"limit": 3})),
         ("post_journal", journal("J-1", T1, &lines)),
         ("post_journal", journal("J-1", T1, &lines)),
+        (
+            "post_journals",
+            json!({"journals": [journal("J-1", T1, &lines), journal("J-2", T1, &lines)]}),
+        ),
         (
             "reverse_journal",
             json!({"journal_id": "J-1", "reversal_id": "R-1", "posting_time": T2}),

@@ -17,6 +17,7 @@ const TIME: &str = "2024-05-01T08:00:00Z";
 on_both_engines!(
     sixteen_posters_on_one_hot_account_lose_no_update,
     sixteen_posters_racing_the_same_journals_have_one_effect_each,
+    overlapping_batches_racing_have_one_effect_per_journal,
 );
 
 /// A chart with one hot cash account and four sales accounts.
@@ -30,9 +31,13 @@ async fn chart(books: &Books) {
 /// Posts `params`, retrying what the platform says is worth retrying (a busy database, a
 /// pool without a free connection) with the same journal id, as a client should.
 async fn post_retrying(books: &Books, params: Value) -> Value {
+    call_retrying(books, "post_journal", params).await
+}
+
+async fn call_retrying(books: &Books, action: &str, params: Value) -> Value {
     let mut attempt = 0;
     loop {
-        match books.call("post_journal", params.clone()).await {
+        match books.call(action, params.clone()).await {
             Ok(answer) => return answer,
             Err(problem) if problem.retryable && attempt < 100 => {
                 attempt += 1;
@@ -114,6 +119,9 @@ async fn sixteen_posters_on_one_hot_account_lose_no_update(engine: Engine) {
     assert_eq!(books.all_events().await.len(), n);
     let rebuilt = books.ok("rebuild", json!({})).await;
     assert_eq!(rebuilt["equal"], true, "{rebuilt}");
+    let verified = books.ok("verify", json!({})).await;
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(verified["journals"], n, "{verified}");
 }
 
 async fn sixteen_posters_racing_the_same_journals_have_one_effect_each(engine: Engine) {
@@ -152,4 +160,44 @@ async fn sixteen_posters_racing_the_same_journals_have_one_effect_each(engine: E
     assert!(ids.values().all(|&count| count == 1));
     assert_eq!(books.all_events().await.len(), JOURNALS_EACH);
     assert_eq!(books.ok("rebuild", json!({})).await["equal"], true);
+    assert_eq!(books.ok("verify", json!({})).await["ok"], true);
+}
+
+/// Eight posters send batches of ten; each batch shares five journals with the next poster's,
+/// and every poster sends its batch three times.
+async fn overlapping_batches_racing_have_one_effect_per_journal(engine: Engine) {
+    const BATCHERS: usize = 8;
+    let platform = Platform::new(engine).await;
+    let books = platform.books("acme");
+    chart(&books).await;
+    let mut batchers = JoinSet::new();
+    for b in 0..BATCHERS {
+        let books = platform.books("acme");
+        batchers.spawn(async move {
+            let batch: Vec<Value> = (b * 5..b * 5 + 10)
+                .map(|k| hot_journal(&format!("B-{k}"), k + 1))
+                .collect();
+            let mut first_effects = 0;
+            for _ in 0..3 {
+                let answer =
+                    call_retrying(&books, "post_journals", json!({"journals": batch})).await;
+                first_effects += answer["posted"].as_u64().unwrap();
+            }
+            first_effects
+        });
+    }
+    let mut first_effects = 0;
+    while let Some(done) = batchers.join_next().await {
+        first_effects += done.unwrap();
+    }
+    let n = BATCHERS * 5 + 5;
+    assert_eq!(first_effects, n as u64, "each journal took effect once");
+    let ids = statement_ids(&books).await;
+    assert_eq!(ids.len(), n);
+    assert!(ids.values().all(|&count| count == 1));
+    // Σ k × 101 units for k = 1..=45: 10.4535 EUR.
+    assert_eq!(books.balance("1000").await.0, "10.4535");
+    let verified = books.ok("verify", json!({})).await;
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(verified["journals"], n, "{verified}");
 }
