@@ -4,5 +4,6 @@
 
 mod flows;
 mod lifecycle;
+mod property;
 mod receiver;
 mod support;
