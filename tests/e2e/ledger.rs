@@ -196,6 +196,10 @@ async fn a_kill_9_mid_stream_loses_no_acknowledged_journal_and_doubles_none() {
     );
     let rebuilt = ok(&api, "rebuild", json!({})).await;
     assert_eq!(rebuilt["equal"], true, "{rebuilt}");
+    // The hash chain is whole: every journal that made it is linked once, none half-linked.
+    let verified = ok(&api, "verify", json!({})).await;
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(verified["journals"], present, "{verified}");
     eprintln!(
         "ledger crash: {} acknowledged before kill -9, {} in flight, {present} present after restart",
         acknowledged.len(),
