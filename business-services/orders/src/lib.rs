@@ -248,6 +248,9 @@ mod tests {
             ]
         );
         assert!(service.relay().is_none());
+        // Without a bus of their own the orders still write their events, for `switchyard
+        // relay` to carry, and a transition's derived event id still guards a replay.
+        assert!(service.core.outbox().is_some());
     }
 
     #[test]
