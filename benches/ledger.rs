@@ -167,15 +167,16 @@ fn main() {
     let batches = phases
         .iter()
         .any(|p| p.name == "batch_uniform" && p.per_sec.is_some());
-    let trips = tokio.block_on(round_trips(&ledger_url, batches));
+    let trips = tokio.block_on(round_trips(&ledger_url, batches, stats.as_ref()));
     report(&phases, &trips, &trial, clients, secs);
     for db in [PGBENCH_DB, LEDGER_DB] {
         drop_database(&admin, db);
     }
 }
 
-/// Round trips per posting and per batch, one client through a counting relay.
-async fn round_trips(ledger_url: &str, batches: bool) -> Value {
+/// Round trips per posting and per batch, one client through a counting relay; with it, the
+/// server's time per posting when no other client holds a lock it needs.
+async fn round_trips(ledger_url: &str, batches: bool, stats: Option<&Statements>) -> Value {
     let mut url = reqwest::Url::parse(ledger_url).expect("a postgres:// URL");
     let upstream = (url.host_str().unwrap(), url.port().unwrap_or(5432))
         .to_socket_addrs()
@@ -197,6 +198,9 @@ async fn round_trips(ledger_url: &str, batches: bool) -> Value {
     // The pool resets a released connection after the call has its answer: wait for it.
     let settle = || tokio::time::sleep(Duration::from_millis(300));
     settle().await;
+    if let Some(stats) = stats {
+        stats.reset();
+    }
     let before = relay.trips();
     for n in 0..ROUND_TRIP_POSTINGS {
         let prefix = format!("trips-single-{n}");
@@ -207,6 +211,7 @@ async fn round_trips(ledger_url: &str, batches: bool) -> Value {
     }
     settle().await;
     let per_posting = (relay.trips() - before) as f64 / ROUND_TRIP_POSTINGS as f64;
+    let alone = stats.map_or(Value::Null, |s| s.profile(LEDGER_DB, ROUND_TRIP_POSTINGS));
     eprintln!("round trips: {per_posting:.1} per single posting (1 client, through a relay)");
     let per_batch = if batches {
         let before = relay.trips();
@@ -222,7 +227,7 @@ async fn round_trips(ledger_url: &str, batches: bool) -> Value {
     } else {
         None
     };
-    json!({"per_posting": per_posting, "per_batch": per_batch})
+    json!({"per_posting": per_posting, "per_batch": per_batch, "one_client": alone})
 }
 
 fn report(phases: &[Phase], trips: &Value, trial: &Value, clients: usize, secs: u64) {
@@ -284,24 +289,21 @@ fn report(phases: &[Phase], trips: &Value, trial: &Value, clients: usize, secs: 
         "| round trips per batch of {BATCH} | {} |",
         shown(trips["per_batch"].as_f64(), 1)
     );
-    if let Some(top) = phases
-        .iter()
-        .find(|p| p.name == "single_uniform")
-        .and_then(|p| p.profile["top"].as_array())
-    {
-        println!();
-        println!("Where a single posting's server time goes (uniform accounts, by statement):");
-        println!("| calls per posting | server µs per posting | statement |");
-        println!("|---:|---:|---|");
-        for row in top {
-            println!(
-                "| {:.1} | {:.0} | `{}` |",
-                row["calls_per_unit"].as_f64().unwrap_or_default(),
-                row["server_us_per_unit"].as_f64().unwrap_or_default(),
-                row["query"].as_str().unwrap_or_default()
-            );
-        }
-    }
+    let alone = &trips["one_client"];
+    println!(
+        "| server µs per single posting, 1 client (no lock waits); of which planning | {} ; {} |",
+        shown(alone["server_us_per_unit"].as_f64(), 0),
+        shown(alone["planning_us_per_unit"].as_f64(), 0)
+    );
+    let uniform = phases.iter().find(|p| p.name == "single_uniform");
+    print_top(
+        "a single posting, 1 client (no lock waits)",
+        &trips["one_client"],
+    );
+    print_top(
+        &format!("a single posting, uniform accounts, {clients} clients (lock waits included)"),
+        uniform.map_or(&Value::Null, |p| &p.profile),
+    );
     println!(
         "ledger: trial balance after the run: balanced={} EUR debits={}",
         trial["balanced"], trial["currencies"][0]["debit_total"]
@@ -328,6 +330,8 @@ fn report(phases: &[Phase], trips: &Value, trial: &Value, clients: usize, secs: 
         "batch_hot_over_uniform": batch_hot_over_uniform,
         "round_trips_per_posting": trips["per_posting"],
         "round_trips_per_batch": trips["per_batch"],
+        "server_us_per_posting_one_client": trips["one_client"]["server_us_per_unit"],
+        "planning_us_per_posting_one_client": trips["one_client"]["planning_us_per_unit"],
         "statements_per_posting": single_profile["statements_per_unit"],
         "server_us_per_posting": single_profile["server_us_per_unit"],
         "bench_cpu_us_per_posting": single_profile["client_cpu_us_per_unit"],
@@ -345,4 +349,23 @@ fn report(phases: &[Phase], trips: &Value, trial: &Value, clients: usize, secs: 
     let path = out.join("ledger.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&report).unwrap()).unwrap();
     println!("figures: {}", path.display());
+}
+
+/// The statements that took most of the server's time per unit.
+fn print_top(what: &str, profile: &Value) {
+    let Some(top) = profile["top"].as_array() else {
+        return;
+    };
+    println!();
+    println!("Where the server's time for {what} goes, by statement:");
+    println!("| calls per unit | server µs per unit | statement |");
+    println!("|---:|---:|---|");
+    for row in top {
+        println!(
+            "| {:.1} | {:.0} | `{}` |",
+            row["calls_per_unit"].as_f64().unwrap_or_default(),
+            row["server_us_per_unit"].as_f64().unwrap_or_default(),
+            row["query"].as_str().unwrap_or_default()
+        );
+    }
 }

@@ -112,17 +112,20 @@ impl Statements {
     }
 
     /// Top-level statements the server ran in `database` since the last reset, per `units`
-    /// (postings, journals or transactions): how many, their execution time, and the twelve
-    /// that took the most time. Time spent waiting for a lock counts as execution time.
+    /// (postings, journals or transactions): how many, their execution (and planning) time,
+    /// and the twelve that took the most time, statements inside others among them. Time spent waiting for a lock counts as execution time.
     pub fn profile(&self, database: &str, units: u64) -> Value {
         let units = units.max(1) as f64;
         let scope = format!(
             "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '{database}')"
         );
+        // Statements run inside others (a trigger's, a function's: tracked with
+        // pg_stat_statements.track = all) are part of their caller's time: counted once.
         let totals = psql(
             &self.url,
             &format!(
-                "SELECT coalesce(sum(calls), 0), coalesce(sum(total_exec_time + total_plan_time), 0) {scope}"
+                "SELECT coalesce(sum(calls), 0), coalesce(sum(total_exec_time + total_plan_time), 0), \
+                 coalesce(sum(total_plan_time), 0) {scope} AND toplevel"
             ),
         )
         .expect("pg_stat_statements reads");
@@ -131,7 +134,8 @@ impl Statements {
             &self.url,
             &format!(
                 "SELECT calls, total_exec_time + total_plan_time, \
-                 left(regexp_replace(query, '\\s+', ' ', 'g'), 110) \
+                 CASE WHEN toplevel THEN '' ELSE '(inside) ' END \
+                 || left(regexp_replace(query, '\\s+', ' ', 'g'), 110) \
                  {scope} ORDER BY 2 DESC LIMIT 12"
             ),
         )
@@ -148,6 +152,8 @@ impl Statements {
         json!({
             "statements_per_unit": number(&totals[0][0]) / units,
             "server_us_per_unit": number(&totals[0][1]) * 1e3 / units,
+            // Zero unless the server sets pg_stat_statements.track_planning.
+            "planning_us_per_unit": number(&totals[0][2]) * 1e3 / units,
             "top": top,
         })
     }
