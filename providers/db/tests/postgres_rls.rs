@@ -444,7 +444,24 @@ async fn row_policies_check_the_key_once_per_statement_and_old_tables_are_upgrad
 
     let old = "tenant_id = 'alpha' AND tenant_id = (SELECT switchyard.current_tenant())";
     let items = format!("{}.items", schema("alpha"));
+    let trigger = || async {
+        let mut admin = PgConnection::connect(&db.url).await.expect("admin");
+        sqlx::query_scalar::<_, String>(
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger \
+             WHERE tgrelid = $1::regclass AND tgname = 'switchyard_last_insert_id'",
+        )
+        .bind(format!("{}.items", schema("alpha")))
+        .fetch_one(&mut admin)
+        .await
+        .expect("the last-insert-id trigger")
+    };
+    let current = trigger().await;
+    assert!(current.contains(" WHEN ("), "{current}");
     for sql in [
+        format!(
+            "CREATE OR REPLACE TRIGGER switchyard_last_insert_id AFTER INSERT ON {items} \
+             FOR EACH ROW EXECUTE FUNCTION switchyard.remember_insert_id('id')"
+        ),
         format!("ALTER POLICY tenant_isolation ON {items} USING ({old}) WITH CHECK ({old})"),
         format!(
             "ALTER TABLE {items} ALTER COLUMN tenant_id SET DEFAULT switchyard.current_tenant()"
@@ -465,6 +482,7 @@ async fn row_policies_check_the_key_once_per_statement_and_old_tables_are_upgrad
         protection(&mut admin, "alpha").await,
         (using.clone(), using, default)
     );
+    assert_eq!(trigger().await, current);
     insert(&a, "a2").await;
     let seen = a
         .ok("query", json!({"sql": "SELECT v FROM items ORDER BY v"}))
@@ -514,4 +532,43 @@ async fn the_inserted_id_is_read_only_when_asked_for() {
             {"rows_affected": 1, "last_insert_id": null}
         ])
     );
+    // When no statement of a call wants its id, the tables' id triggers do not even fire;
+    // when one does, they fire for every insert, and an id nobody read is not reported.
+    let kept = "INSERT INTO notes (v) \
+                SELECT coalesce(nullif(current_setting('switchyard.last_insert_id', true), ''), 'none')";
+    let unwanted = a
+        .ok(
+            "transaction",
+            json!({"statements": [
+                {"sql": "INSERT INTO items (v) VALUES ('a5')", "last_insert_id": false},
+                {"sql": kept, "last_insert_id": false}
+            ]}),
+        )
+        .await;
+    assert_eq!(unwanted["results"][0]["last_insert_id"], Value::Null);
+    let mixed = a
+        .ok(
+            "transaction",
+            json!({"statements": [
+                {"sql": "INSERT INTO items (v) VALUES ('a6')", "last_insert_id": false},
+                {"sql": kept, "last_insert_id": false},
+                {"sql": "INSERT INTO notes (v) VALUES ('no key either')"},
+                {"sql": "INSERT INTO items (v) VALUES ('a7')"}
+            ]}),
+        )
+        .await;
+    let ids: Vec<&Value> = mixed["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| &r["last_insert_id"])
+        .collect();
+    assert_eq!(ids, [&Value::Null, &Value::Null, &Value::Null, &json!(7)]);
+    let notes = a
+        .ok(
+            "query",
+            json!({"sql": "SELECT v FROM notes WHERE v NOT LIKE 'no key%' ORDER BY v"}),
+        )
+        .await;
+    assert_eq!(strings(&notes, "v"), ["6", "none"]);
 }

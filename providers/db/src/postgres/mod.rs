@@ -39,7 +39,7 @@ use crate::rows::{self, Reader, Rows};
 use crate::siloed;
 use pools::{Access, Registry, Target};
 use rls::{Enrollment, Namespace};
-use session::Opening;
+use session::{Intent, Opening};
 
 /// Platform settings of the engine (not per tenant): where the shared database is and which
 /// role tenant calls run as.
@@ -256,7 +256,7 @@ impl Engine for PostgresProvider {
         session::guard_statement(&p.sql, "/sql")?;
         let cap = engine::row_cap(p.max_rows, self.config.max_rows);
         let query = values::bind(tenant_sql(&p.sql), &p.params, "/params")?;
-        let mut call = self.begin(true).await?;
+        let mut call = self.begin(Intent::Read).await?;
         let reader = Reader {
             columns: values::columns_of_row,
             object: |row| values::row_object(row).map_err(|e| errors::at(e, "/sql")),
@@ -284,7 +284,8 @@ impl Engine for PostgresProvider {
     }
 
     async fn execute(&self, p: StatementParams) -> Result<ExecResult, ProviderError> {
-        let mut call = self.begin(false).await?;
+        let insert_ids = p.last_insert_id;
+        let mut call = self.begin(Intent::Write { insert_ids }).await?;
         let result = call.run_statement(&p, "").await?;
         call.tx.commit().await.map_err(errors::from_sqlx)?;
         Ok(result)
@@ -293,7 +294,8 @@ impl Engine for PostgresProvider {
     /// Runs the batch in the call's transaction; a failure rolls it back at once rather than
     /// when the transaction is dropped, to free the connection.
     async fn transaction(&self, p: TransactionParams) -> Result<TransactionResult, ProviderError> {
-        let mut call = self.begin(false).await?;
+        let insert_ids = p.statements.iter().any(|s| s.last_insert_id);
+        let mut call = self.begin(Intent::Write { insert_ids }).await?;
         match engine::run_batch(&mut call, &p.statements).await {
             Ok(result) => {
                 call.tx.commit().await.map_err(errors::from_sqlx)?;
@@ -307,7 +309,7 @@ impl Engine for PostgresProvider {
     }
 
     async fn metadata(&self, p: MetadataParams) -> Result<MetadataResult, ProviderError> {
-        let mut call = self.begin(true).await?;
+        let mut call = self.begin(Intent::Read).await?;
         let sql = if call.pooled {
             METADATA_POOLED
         } else {
@@ -356,7 +358,7 @@ impl Engine for PostgresProvider {
 impl PostgresProvider {
     /// Opens the call's transaction on one of the tenant's connection slots and enters the
     /// tenant (see `session`).
-    async fn begin(&self, read_only: bool) -> Result<Call, ProviderError> {
+    async fn begin(&self, intent: Intent) -> Result<Call, ProviderError> {
         if self.stopped.load(Ordering::SeqCst) {
             return Err(stopped());
         }
@@ -364,7 +366,7 @@ impl PostgresProvider {
         let tx = self
             .access
             .pool
-            .begin_with(self.opening.sql(read_only))
+            .begin_with(self.opening.sql(intent))
             .await
             .map_err(errors::from_sqlx)?;
         Ok(Call {

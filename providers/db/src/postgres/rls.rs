@@ -136,8 +136,9 @@ $f$;
 "#;
 
 /// Existing databases upgrade at provisioning: tables secured when the policy and the column
-/// default called `current_tenant()` get [`TENANT_POLICY`]'s policy and a constant default.
-/// Only those are altered (each `ALTER` locks its table), so a second run changes nothing.
+/// default called `current_tenant()` get [`TENANT_POLICY`]'s policy and a constant default,
+/// and last-insert-id triggers without a `WHEN` get one. Only those are altered (each `ALTER`
+/// locks its table), so a second run changes nothing.
 const UPGRADE_POLICIES: &str = r#"
 DO $$
 DECLARE
@@ -153,6 +154,13 @@ BEGIN
     EXECUTE format('ALTER POLICY tenant_isolation ON %s USING (%2$s) WITH CHECK (%2$s)',
                    r.rel, switchyard.tenant_policy(r.tenant));
     EXECUTE format('ALTER TABLE %s ALTER COLUMN @COLUMN@ SET DEFAULT %L', r.rel, r.tenant);
+  END LOOP;
+  FOR r IN SELECT t.tgrelid::regclass AS rel, a.attname AS key_column
+           FROM pg_trigger t
+           JOIN pg_index i ON i.indrelid = t.tgrelid AND i.indisprimary
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+           WHERE t.tgname = 'switchyard_last_insert_id' AND t.tgqual IS NULL LOOP
+    EXECUTE switchyard.insert_id_trigger(r.rel, r.key_column);
   END LOOP;
 END
 $$;
@@ -200,6 +208,16 @@ REVOKE ALL ON FUNCTION switchyard.tenant_policy(text) FROM PUBLIC;
 
 -- Fired after each inserted row of a table with a one-column integer primary key, so that
 -- execute can report last_insert_id; transaction-local, reset by the provider per statement.
+-- Not fired at all (the trigger's WHEN, evaluated without calling plpgsql) in calls whose
+-- statements all said they do not want the id: the provider sets switchyard.insert_ids off.
+CREATE OR REPLACE FUNCTION switchyard.insert_id_trigger(rel regclass, key_column name) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $f$
+  SELECT format('CREATE OR REPLACE TRIGGER switchyard_last_insert_id AFTER INSERT ON %s FOR EACH ROW '
+                'WHEN (pg_catalog.current_setting(''switchyard.insert_ids'', true) IS DISTINCT FROM ''off'') '
+                'EXECUTE FUNCTION switchyard.remember_insert_id(%L)', rel, key_column)
+$f$;
+REVOKE ALL ON FUNCTION switchyard.insert_id_trigger(regclass, name) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION switchyard.remember_insert_id() RETURNS trigger
 LANGUAGE plpgsql AS $f$
 BEGIN
@@ -336,8 +354,7 @@ BEGIN
       WHERE i.indrelid = rel AND i.indisprimary AND i.indnkeyatts = 1
         AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype);
     IF FOUND THEN
-      EXECUTE format('CREATE TRIGGER switchyard_last_insert_id AFTER INSERT ON %s FOR EACH ROW '
-                     'EXECUTE FUNCTION switchyard.remember_insert_id(%L)', rel, key_column);
+      EXECUTE switchyard.insert_id_trigger(rel, key_column);
     END IF;
   END LOOP;
   -- Whatever else a tenant created (functions, types, sequences, materialized views) would

@@ -30,6 +30,19 @@ use crate::sql::{refused, skip_block_comment, transaction_control};
 pub(crate) struct Opening {
     read_only: String,
     read_write: String,
+    /// `read_write` for calls none of whose statements wants its inserted id: pooled tables'
+    /// last-insert-id triggers do not fire (see `rls`).
+    read_write_without_ids: String,
+}
+
+/// What a call's transaction is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Intent {
+    Read,
+    /// Writes; `insert_ids`: whether any statement wants the id it inserts.
+    Write {
+        insert_ids: bool,
+    },
 }
 
 impl Opening {
@@ -43,42 +56,57 @@ impl Opening {
         role: &str,
         timeout_ms: u64,
     ) -> Self {
-        Opening::with(&[
-            ("app.tenant_id", tenant_id),
-            ("app.tenant_key", key),
-            ("search_path", &format!("\"{schema}\"")),
-            ("statement_timeout", &timeout_ms.to_string()),
-            ("role", role),
-        ])
+        Opening::with(
+            &[
+                ("app.tenant_id", tenant_id),
+                ("app.tenant_key", key),
+                ("search_path", &format!("\"{schema}\"")),
+                ("statement_timeout", &timeout_ms.to_string()),
+                ("role", role),
+            ],
+            true,
+        )
     }
 
     /// Siloed mode: the database is the tenant's own; only the tenant id (for the tenant's own
     /// triggers or policies, if it wants them) and the timeout are set.
     pub(crate) fn siloed(tenant_id: &str, timeout_ms: u64) -> Self {
-        Opening::with(&[
-            ("app.tenant_id", tenant_id),
-            ("statement_timeout", &timeout_ms.to_string()),
-        ])
+        Opening::with(
+            &[
+                ("app.tenant_id", tenant_id),
+                ("statement_timeout", &timeout_ms.to_string()),
+            ],
+            false,
+        )
     }
 
-    fn with(settings: &[(&str, &str)]) -> Self {
+    /// `id_triggers`: whether the database has the last-insert-id triggers to switch off.
+    fn with(settings: &[(&str, &str)], id_triggers: bool) -> Self {
         let set = settings
             .iter()
             .map(|(name, value)| format!("set_config('{name}', {}, true)", literal(value)))
             .collect::<Vec<_>>()
             .join(", ");
+        let read_write = format!("BEGIN READ WRITE; RESET ALL; SELECT {set}");
+        let read_write_without_ids = if id_triggers {
+            format!("{read_write}, set_config('switchyard.insert_ids', 'off', true)")
+        } else {
+            read_write.clone()
+        };
         Opening {
             read_only: format!("BEGIN READ ONLY; RESET ALL; SELECT {set}"),
-            read_write: format!("BEGIN READ WRITE; RESET ALL; SELECT {set}"),
+            read_write,
+            read_write_without_ids,
         }
     }
 
-    pub(crate) fn sql(&self, read_only: bool) -> String {
-        if read_only {
-            self.read_only.clone()
-        } else {
-            self.read_write.clone()
+    pub(crate) fn sql(&self, intent: Intent) -> String {
+        match intent {
+            Intent::Read => &self.read_only,
+            Intent::Write { insert_ids: true } => &self.read_write,
+            Intent::Write { insert_ids: false } => &self.read_write_without_ids,
         }
+        .clone()
     }
 }
 
@@ -207,7 +235,7 @@ mod tests {
         );
         let opening = Opening::pooled("acme", "k3y", "t_acme", "app_t_acme", 30_000);
         assert_eq!(
-            opening.sql(false),
+            opening.sql(Intent::Write { insert_ids: true }),
             "BEGIN READ WRITE; RESET ALL; SELECT set_config('app.tenant_id', E'acme', true), \
              set_config('app.tenant_key', E'k3y', true), \
              set_config('search_path', E'\"t_acme\"', true), \
@@ -215,9 +243,19 @@ mod tests {
              set_config('role', E'app_t_acme', true)"
         );
         assert!(
-            Opening::siloed("acme", 5)
-                .sql(true)
+            opening
+                .sql(Intent::Write { insert_ids: false })
+                .ends_with(", set_config('switchyard.insert_ids', 'off', true)")
+        );
+        let siloed = Opening::siloed("acme", 5);
+        assert!(
+            siloed
+                .sql(Intent::Read)
                 .starts_with("BEGIN READ ONLY; RESET ALL; ")
+        );
+        assert_eq!(
+            siloed.sql(Intent::Write { insert_ids: false }),
+            siloed.sql(Intent::Write { insert_ids: true })
         );
     }
 
