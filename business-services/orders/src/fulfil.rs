@@ -2,13 +2,16 @@
 //! post the sale (receivable/revenue for the total, COGS/inventory for the cost) to the
 //! ledger. The journal a return posts is the same pair swapped ([`sale_lines`]).
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Problem};
 use switchyard_service_kit::Money;
 
 use crate::db::{Head, add, amount};
 use crate::ids::{journal_id, reference};
-use crate::status::{Move, Status};
+use crate::status::Move;
+use crate::steps::Step;
 use crate::{COGS, INVENTORY, INVENTORY_ASSET, LEDGER, Orders, RECEIVABLE, REVENUE};
 
 /// Which way a journal moves the sale.
@@ -18,17 +21,37 @@ pub enum Direction {
     Return,
 }
 
+impl Direction {
+    /// The step that posts the journal.
+    fn step(self) -> &'static str {
+        match self {
+            Direction::Sale => "post_ledger",
+            Direction::Return => "post_return",
+        }
+    }
+
+    /// The ledger journal: `so/<order>` for the sale, `so/<order>/return` for its return.
+    fn journal(self, order_id: &str) -> String {
+        match self {
+            Direction::Sale => journal_id(order_id),
+            Direction::Return => format!("{}/return", journal_id(order_id)),
+        }
+    }
+
+    /// What the memo says the order was, and the move that completes the saga.
+    fn completion(self) -> (&'static str, Move) {
+        match self {
+            Direction::Sale => ("fulfilled", Move::Complete),
+            Direction::Return => ("returned", Move::CompleteReturn),
+        }
+    }
+}
+
 impl Orders<'_> {
     /// Issues the reserved stock line by line, then posts the sale and its cost; a failed
     /// step leaves the order `fulfilling`, and fulfil again resumes it.
     pub async fn fulfil(&self, order_id: &str) -> Result<Value, Problem> {
-        if let Err(conflict) = self.transition(order_id, Move::Fulfil, json!({})).await {
-            let head = self.require(order_id).await?;
-            if head.status != Status::Fulfilling {
-                return Err(conflict);
-            }
-        }
-        let head = self.require(order_id).await?;
+        let head = self.start_or_resume(order_id, Move::Fulfil).await?;
         let steps = self.steps(order_id).await?;
         let reference = reference(order_id);
         let mut cost = Money::ZERO;
@@ -54,22 +77,32 @@ impl Orders<'_> {
             let detail = issued.as_ref().ok().map(Money::to_string);
             cost = add(cost, self.settle(order_id, &name, issued, detail).await?)?;
         }
+        self.book(&head, &steps, cost, Direction::Sale).await
+    }
 
-        let posting_time = self.posting_time(order_id, "post_ledger", &steps).await?;
-        let lines = sale_lines(&head, cost, Direction::Sale);
-        let memo = format!("sales order {order_id} fulfilled");
-        let posted = self
-            .post(&head, &journal_id(order_id), &memo, lines, &posting_time)
-            .await;
-        self.settle(order_id, "post_ledger", posted, Some(posting_time))
+    /// Posts the journal that books `cost` and the order's total in `direction` (once: its
+    /// step fixes its posting time before the first attempt), then completes the saga with
+    /// the event that says so.
+    pub async fn book(
+        &self,
+        head: &Head,
+        steps: &HashMap<String, Step>,
+        cost: Money,
+        direction: Direction,
+    ) -> Result<Value, Problem> {
+        let order_id = &head.order_id;
+        let step = direction.step();
+        let posting_time = self.posting_time(order_id, step, steps).await?;
+        let journal = direction.journal(order_id);
+        let (done, complete) = direction.completion();
+        let memo = format!("sales order {order_id} {done}");
+        let lines = sale_lines(head, cost, direction);
+        let posted = self.post(head, &journal, &memo, lines, &posting_time).await;
+        self.settle(order_id, step, posted, Some(posting_time))
             .await?;
-        self.transition(
-            order_id,
-            Move::Complete,
-            json!({"currency": head.currency, "total": head.total.to_string(), "cost": cost.to_string(),
-                   "journal_id": journal_id(order_id)}),
-        )
-        .await?;
+        let data = json!({"currency": head.currency, "total": head.total.to_string(),
+                          "cost": cost.to_string(), "journal_id": journal});
+        self.transition(order_id, complete, data).await?;
         self.view(order_id, None).await
     }
 
@@ -122,7 +155,7 @@ impl Orders<'_> {
 
 /// Receivable/revenue for the order's total and COGS/inventory for `cost`, each pair swapped
 /// for a return. A zero amount posts no pair.
-pub fn sale_lines(head: &Head, cost: Money, direction: Direction) -> Vec<Value> {
+fn sale_lines(head: &Head, cost: Money, direction: Direction) -> Vec<Value> {
     let c = &head.currency;
     let mut lines = Vec::new();
     for (debit, credit, amount) in [

@@ -7,9 +7,9 @@ use switchyard_contracts::Problem;
 use switchyard_service_kit::Money;
 
 use crate::db::{add, amount, broken, quantity};
-use crate::fulfil::{Direction, sale_lines};
-use crate::ids::{journal_id, reference};
-use crate::status::{Move, Status};
+use crate::fulfil::Direction;
+use crate::ids::reference;
+use crate::status::Move;
 use crate::{INVENTORY, Orders, restock};
 
 impl Orders<'_> {
@@ -19,13 +19,7 @@ impl Orders<'_> {
     /// (receivable/revenue for the total, inventory/COGS for the value received back). Steps
     /// already `ok` are not repeated, so return again resumes a return stopped by a failed step.
     pub async fn return_order(&self, order_id: &str) -> Result<Value, Problem> {
-        if let Err(conflict) = self.transition(order_id, Move::Return, json!({})).await {
-            let head = self.require(order_id).await?;
-            if head.status != Status::Returning {
-                return Err(conflict);
-            }
-        }
-        let head = self.require(order_id).await?;
+        let head = self.start_or_resume(order_id, Move::Return).await?;
         let steps = self.steps(order_id).await?;
         let reference = reference(order_id);
         let mut value = Money::ZERO;
@@ -69,23 +63,7 @@ impl Orders<'_> {
                 self.settle(order_id, &name, received, detail).await?;
             }
         }
-        let posting_time = self.posting_time(order_id, "post_return", &steps).await?;
-        let lines = sale_lines(&head, value, Direction::Return);
-        let journal = format!("{}/return", journal_id(order_id));
-        let memo = format!("sales order {order_id} returned");
-        let posted = self
-            .post(&head, &journal, &memo, lines, &posting_time)
-            .await;
-        self.settle(order_id, "post_return", posted, Some(posting_time))
-            .await?;
-        self.transition(
-            order_id,
-            Move::CompleteReturn,
-            json!({"currency": head.currency, "total": head.total.to_string(), "cost": value.to_string(),
-                   "journal_id": journal}),
-        )
-        .await?;
-        self.view(order_id, None).await
+        self.book(&head, &steps, value, Direction::Return).await
     }
 }
 

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, Event, Problem};
 use switchyard_service_kit::clock;
 
+use crate::db::Head;
 use crate::ids::{event_id, reference};
 use crate::status::{Move, Status};
 use crate::steps::StepState;
@@ -67,6 +68,19 @@ impl Orders<'_> {
                 from.join(" or ")
             ),
         ))
+    }
+
+    /// Moves the order along `action` into the state its saga runs in, or finds it there
+    /// already (a saga stopped by a failed step, resumed by calling the action again);
+    /// answers the order's head either way, and the `conflict` from any other state.
+    pub async fn start_or_resume(&self, order_id: &str, action: Move) -> Result<Head, Problem> {
+        if let Err(conflict) = self.transition(order_id, action, json!({})).await {
+            let head = self.require(order_id).await?;
+            if head.status != action.transition().to {
+                return Err(conflict);
+            }
+        }
+        self.require(order_id).await
     }
 
     pub async fn confirm(&self, order_id: &str) -> Result<Value, Problem> {
