@@ -7,7 +7,7 @@
 //! hosted service: reading and marking rows in the books, publishing to the tenant's bus. The
 //! tenant gets no SQL on the books, only "send what is pending".
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -26,9 +26,18 @@ const DEFAULT_MAX_EVENTS: u64 = 100;
 
 pub struct OutboxService {
     descriptor: ServiceDescriptor,
-    /// (tenant, db) whose outbox table this process has created. Held across the creation:
-    /// PostgreSQL's `CREATE TABLE IF NOT EXISTS` is not safe against itself.
-    installed: tokio::sync::Mutex<HashSet<(TenantId, String)>>,
+    /// Held across the creation: PostgreSQL's `CREATE TABLE IF NOT EXISTS` is not safe
+    /// against itself.
+    installed: tokio::sync::Mutex<Installed>,
+}
+
+#[derive(Default)]
+struct Installed {
+    /// (tenant, db) whose outbox table this process has created.
+    tables: HashSet<(TenantId, String)>,
+    /// The outbox of each db, which asks the provider its dialect once. Only dbs an outbox
+    /// was installed in: made-up provider ids in params add nothing.
+    outboxes: HashMap<String, Outbox>,
 }
 
 impl Default for OutboxService {
@@ -58,15 +67,20 @@ impl OutboxService {
         };
         let (db, bus) = (text("db")?, text("bus")?);
         let max_events = params["max_events"].as_u64().unwrap_or(DEFAULT_MAX_EVENTS);
-        let outbox = Outbox::new(db)?;
-        {
+        let outbox = {
             let mut installed = self.installed.lock().await;
+            let outbox = match installed.outboxes.get(db) {
+                Some(outbox) => outbox.clone(),
+                None => Outbox::new(db)?,
+            };
             let key = (client.tenant().clone(), db.to_owned());
-            if !installed.contains(&key) {
+            if !installed.tables.contains(&key) {
                 outbox.install(client).await?;
-                installed.insert(key);
+                installed.tables.insert(key);
+                installed.outboxes.insert(db.to_owned(), outbox.clone());
             }
-        }
+            outbox
+        };
         let batch = usize::try_from(max_events).unwrap_or(usize::MAX);
         let sent = Relay::new(outbox, bus, batch).run_once(client).await?;
         Ok(json!({ "sent": sent }))
