@@ -572,3 +572,45 @@ async fn the_inserted_id_is_read_only_when_asked_for() {
         .await;
     assert_eq!(strings(&notes, "v"), ["6", "none"]);
 }
+
+/// The connections keep the engine's own statements prepared (entering a tenant is one round
+/// trip), and never a tenant's: the next tenant on the connection lists none of them.
+#[tokio::test]
+async fn connections_keep_only_the_engines_own_statements_prepared() {
+    let db = pg::TestDatabase::create("rls_prepared").await;
+    // One shared connection: every call below runs on the same session.
+    let harness = engine(&db, 1);
+    let a = tenant_with_items(&harness, "alpha").await;
+    let b = harness.tenant("beta").await;
+    insert(&a, "alpha-secret").await;
+    for sql in [
+        "SELECT v AS alpha_marker FROM items",
+        "SELECT v AS alpha_marker FROM items WHERE false",
+    ] {
+        a.ok("query", json!({"sql": sql})).await;
+    }
+    a.ok(
+        "transaction",
+        json!({"statements": [{"sql": "UPDATE items SET v = 'alpha_marker' WHERE v = $1", "params": ["x"]}]}),
+    )
+    .await;
+    let listed = b
+        .ok(
+            "query",
+            json!({"sql": "SELECT statement FROM pg_prepared_statements ORDER BY statement"}),
+        )
+        .await;
+    let statements = strings(&listed, "statement");
+    assert!(
+        statements
+            .iter()
+            .any(|s| s.starts_with("SELECT set_config('app.tenant_id', $1, true)")),
+        "{statements:?}"
+    );
+    assert!(
+        statements
+            .iter()
+            .all(|s| s.starts_with("SELECT set_config(") && !s.contains("alpha")),
+        "{statements:?}"
+    );
+}

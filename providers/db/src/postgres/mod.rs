@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use sqlx::{Executor, PgPool, Postgres, Row, Statement, Transaction};
+use sqlx::{Connection, Executor, PgPool, Postgres, Row, Statement, Transaction};
 use switchyard_egress::Egress;
 use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
@@ -39,7 +39,7 @@ use crate::rows::{self, Reader, Rows};
 use crate::siloed;
 use pools::{Access, Registry, Target};
 use rls::{Enrollment, Namespace};
-use session::{Intent, Opening};
+use session::Intent;
 
 /// Platform settings of the engine (not per tenant): where the shared database is and which
 /// role tenant calls run as.
@@ -182,16 +182,10 @@ impl ProviderFactory for PostgresFactory {
                 (Scope::Pooled(enrollment), access)
             }
         };
-        let timeout = config.statement_timeout_ms;
-        let opening = match &scope {
-            Scope::Pooled(e) => Opening::pooled(&e.id, &e.key, &e.schema, &e.role, timeout),
-            Scope::Siloed => Opening::siloed(ctx.tenant.as_str(), timeout),
-        };
         Ok(Arc::new(Instance(PostgresProvider {
             tenant: ctx.tenant,
             config,
             scope,
-            opening,
             access,
             registry: self.registry.clone(),
             stopped: AtomicBool::new(false),
@@ -209,8 +203,6 @@ struct PostgresProvider {
     tenant: TenantId,
     config: PostgresConfig,
     scope: Scope,
-    /// What each call's transaction starts with (see `session`).
-    opening: Opening,
     access: Access,
     registry: Arc<Registry>,
     /// Makes `stop` idempotent and refuses calls after it.
@@ -269,15 +261,24 @@ impl Engine for PostgresProvider {
         } = rows::read(&mut *call.tx, query, cap, reader).await?;
         let columns = match columns {
             Some(columns) => columns,
-            // No row to look at: describing the statement gives its columns.
-            None => (&mut *call.tx)
-                .prepare_with(p.sql.as_str(), &values::param_types(&p.params))
-                .await
-                .map_err(|e| errors::statement(e, "/sql"))?
-                .columns()
-                .iter()
-                .map(values::column_info)
-                .collect(),
+            // No row to look at: describing the statement gives its columns. sqlx keeps what
+            // it describes in the connection's statement cache, where the next call could list
+            // it: it is closed at once.
+            None => {
+                let described = (&mut *call.tx)
+                    .prepare_with(p.sql.as_str(), &values::param_types(&p.params))
+                    .await
+                    .map_err(|e| errors::statement(e, "/sql"))?
+                    .columns()
+                    .iter()
+                    .map(values::column_info)
+                    .collect();
+                call.tx
+                    .clear_cached_statements()
+                    .await
+                    .map_err(errors::from_sqlx)?;
+                described
+            }
         };
         call.tx.commit().await.map_err(errors::from_sqlx)?;
         Ok(QueryResult::new(columns, rows, truncated))
@@ -363,24 +364,39 @@ impl PostgresProvider {
             return Err(stopped());
         }
         let permit = self.access.permit().await?;
-        let tx = self
+        let pooled = matches!(self.scope, Scope::Pooled(_));
+        let mut tx = self
             .access
             .pool
-            .begin_with(self.opening.sql(intent))
+            .begin_with(session::opening(intent, pooled))
             .await
             .map_err(errors::from_sqlx)?;
+        let timeout = self.config.statement_timeout_ms.to_string();
+        // A fixed text, prepared once per connection (see `pools`); the values stay bound.
+        let enter = match &self.scope {
+            Scope::Pooled(enrollment) => sqlx::query(session::ENTER_POOLED)
+                .bind(enrollment.id.as_str())
+                .bind(enrollment.key.as_str())
+                .bind(format!("\"{}\"", enrollment.schema))
+                .bind(timeout)
+                .bind(enrollment.role.as_str()),
+            Scope::Siloed => sqlx::query(session::ENTER_SILOED)
+                .bind(self.tenant.as_str())
+                .bind(timeout),
+        };
+        enter.execute(&mut *tx).await.map_err(errors::from_sqlx)?;
         Ok(Call {
             tx,
             _permit: permit,
-            pooled: matches!(self.scope, Scope::Pooled(_)),
+            pooled,
             unread_id: false,
         })
     }
 }
 
-/// Tenant SQL as an unnamed statement: parsed for this call only, so no tenant's statement
-/// text or plan stays on a pooled connection for the next call (the connections' statement
-/// cache is off, and a named statement would outlive the call until `DISCARD ALL`).
+/// Tenant SQL as an unnamed statement: parsed for this call only, never in the connection's
+/// statement cache (which holds the engine's own fixed statements, see `pools`), so no
+/// tenant's statement text or plan stays on a pooled connection for the next call.
 fn tenant_sql(sql: &str) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
     sqlx::query(sql).persistent(false)
 }

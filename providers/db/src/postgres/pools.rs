@@ -21,27 +21,35 @@ use crate::registry;
 /// How long a call waits for its tenant's share and then for a connection.
 pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Options every engine pool uses. The statement cache is off: a tenant could otherwise read
-/// the SQL texts other tenants ran on the same connection from `pg_prepared_statements`.
-///
-/// A connection coming back is reset with `DISCARD ALL` before anyone else gets it: whatever
-/// session state a call managed to leave behind (an advisory lock, which `RESET ALL` keeps and
-/// which would block every other session wanting it; a `LISTEN`; a cursor) is gone. It runs in
-/// the pool's release task, after the caller has its answer, so calls do not wait for it.
+/// What a connection coming back runs before anyone else gets it: `DISCARD ALL` but for
+/// `DEALLOCATE ALL`, so whatever session state a call managed to leave behind (an advisory
+/// lock, which `RESET ALL` keeps and which would block every other session wanting it; a
+/// `LISTEN`; a held cursor; a session setting) is gone, while the engine's own prepared
+/// statements stay. Tenants prepare none: `PREPARE` is refused, tenant SQL runs unnamed, and
+/// what `query` describes is closed at once (see `crate::postgres`). It runs in the pool's
+/// release task, after the caller has its answer, so calls do not wait for it.
+const RELEASE: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
+     SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES";
+
+/// How many statements a connection keeps prepared: the engine's fixed ones (the call's
+/// `ENTER_*`, `metadata`'s catalog reads, the health probe), never tenant SQL.
+const FIXED_STATEMENTS: usize = 8;
+
+/// Options every engine pool uses; see [`RELEASE`].
 pub(crate) fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .idle_timeout(Duration::from_secs(300))
-        .after_release(|conn, _| {
-            Box::pin(async move { conn.execute("DISCARD ALL").await.map(|_| true) })
-        })
+        .after_release(|conn, _| Box::pin(async move { conn.execute(RELEASE).await.map(|_| true) }))
 }
 
+/// The statement cache keeps the engine's fixed statements prepared (one round trip each
+/// instead of two); tenant SQL never enters it (see [`FIXED_STATEMENTS`]).
 pub(crate) fn connect_options(options: PgConnectOptions) -> PgConnectOptions {
     options
-        .statement_cache_capacity(0)
+        .statement_cache_capacity(FIXED_STATEMENTS)
         .application_name("switchyard db/postgres")
 }
 

@@ -34,7 +34,7 @@
 //! Shared state a tenant could use against every other tenant is taken away: advisory locks
 //! (one key space for the whole database: a session lock on the key `enroll` once took would
 //! have blocked every start) are revoked, `enroll` serialises on a table lock no tenant may take,
-//! and the pools run `DISCARD ALL` on every connection they get back (see `pools`). The
+//! and the pools discard every connection's session state when they get it back (see `pools`). The
 //! catalogs that name other tenants' schemas, tables, columns, roles and policies are not
 //! readable (`metadata` reads the tenant's own through `switchyard.tenant_columns`).
 

@@ -7,10 +7,12 @@
 //!   session-level `SET` an earlier call left behind (search_path, time zone, timeouts, …).
 //! - The tenant's identity, search_path, statement timeout and (pooled) role are then set with
 //!   `set_config(…, true)`: transaction-local, gone at commit, never visible to another call.
-//! - All three go to the server as one simple query ([`Opening`]), one round trip instead of
-//!   three. The settings are then literals in its text, quoted by [`literal`]; none of them is
-//!   tenant-written (a checked tenant id, and the key, schema and role the admin connection
-//!   returned at enrolment), and the text is rendered once per instance, not per call.
+//! - That is two round trips: `BEGIN …; RESET ALL` as one simple query ([`opening`]), then
+//!   [`ENTER_POOLED`] or [`ENTER_SILOED`] with the values bound, a statement each connection
+//!   prepares once and keeps (see `pools`). Not one simple query with the values as literals:
+//!   the tenant key would then be in statement texts that `pg_stat_statements` keeps and shows
+//!   to the role the statement ended as — the tenant's own role, which anyone who got past the
+//!   guard below could switch to, defeating the key (see `rls`).
 //! - Transaction control inside tenant SQL is refused before it reaches the server: a
 //!   `COMMIT` would commit half a batch and leave the rest to autocommit. Only the statement's
 //!   first keyword is looked at; PostgreSQL runs a single statement per extended-protocol
@@ -25,16 +27,6 @@ use switchyard_spi::ProviderError;
 
 use crate::sql::{refused, skip_block_comment, transaction_control};
 
-/// The simple query that opens each call's transaction and enters the tenant, rendered once
-/// per instance (see the module docs).
-pub(crate) struct Opening {
-    read_only: String,
-    read_write: String,
-    /// `read_write` for calls none of whose statements wants its inserted id: pooled tables'
-    /// last-insert-id triggers do not fire (see `rls`).
-    read_write_without_ids: String,
-}
-
 /// What a call's transaction is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Intent {
@@ -45,87 +37,28 @@ pub(crate) enum Intent {
     },
 }
 
-impl Opening {
-    /// Pooled mode: who the tenant is (`app.tenant_id`, checked against `app.tenant_key` by the
-    /// row policies, see `rls`), where its tables are, how long a statement may run, and the
-    /// namespace's role.
-    pub(crate) fn pooled(
-        tenant_id: &str,
-        key: &str,
-        schema: &str,
-        role: &str,
-        timeout_ms: u64,
-    ) -> Self {
-        Opening::with(
-            &[
-                ("app.tenant_id", tenant_id),
-                ("app.tenant_key", key),
-                ("search_path", &format!("\"{schema}\"")),
-                ("statement_timeout", &timeout_ms.to_string()),
-                ("role", role),
-            ],
-            true,
-        )
-    }
-
-    /// Siloed mode: the database is the tenant's own; only the tenant id (for the tenant's own
-    /// triggers or policies, if it wants them) and the timeout are set.
-    pub(crate) fn siloed(tenant_id: &str, timeout_ms: u64) -> Self {
-        Opening::with(
-            &[
-                ("app.tenant_id", tenant_id),
-                ("statement_timeout", &timeout_ms.to_string()),
-            ],
-            false,
-        )
-    }
-
-    /// `id_triggers`: whether the database has the last-insert-id triggers to switch off.
-    fn with(settings: &[(&str, &str)], id_triggers: bool) -> Self {
-        let set = settings
-            .iter()
-            .map(|(name, value)| format!("set_config('{name}', {}, true)", literal(value)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let read_write = format!("BEGIN READ WRITE; RESET ALL; SELECT {set}");
-        let read_write_without_ids = if id_triggers {
-            format!("{read_write}, set_config('switchyard.insert_ids', 'off', true)")
-        } else {
-            read_write.clone()
-        };
-        Opening {
-            read_only: format!("BEGIN READ ONLY; RESET ALL; SELECT {set}"),
-            read_write,
-            read_write_without_ids,
+/// The simple query that opens a call's transaction. A pooled call none of whose statements
+/// wants its inserted id also switches the tables' last-insert-id triggers off (see `rls`).
+pub(crate) fn opening(intent: Intent, pooled: bool) -> &'static str {
+    match intent {
+        Intent::Read => "BEGIN READ ONLY; RESET ALL",
+        Intent::Write { insert_ids: false } if pooled => {
+            "BEGIN READ WRITE; RESET ALL; SELECT set_config('switchyard.insert_ids', 'off', true)"
         }
-    }
-
-    pub(crate) fn sql(&self, intent: Intent) -> String {
-        match intent {
-            Intent::Read => &self.read_only,
-            Intent::Write { insert_ids: true } => &self.read_write,
-            Intent::Write { insert_ids: false } => &self.read_write_without_ids,
-        }
-        .clone()
+        Intent::Write { .. } => "BEGIN READ WRITE; RESET ALL",
     }
 }
 
-/// `value` as a PostgreSQL string literal: an `E''` string, whose escapes mean the same
-/// whatever `standard_conforming_strings` says, with `\` and `'` doubled. (A NUL would cut
-/// the query text short inside the literal: the server refuses the unterminated string.)
-fn literal(value: &str) -> String {
-    let mut quoted = String::with_capacity(value.len() + 3);
-    quoted.push_str("E'");
-    for c in value.chars() {
-        match c {
-            '\\' => quoted.push_str("\\\\"),
-            '\'' => quoted.push_str("''"),
-            c => quoted.push(c),
-        }
-    }
-    quoted.push('\'');
-    quoted
-}
+/// Pooled mode: who the tenant is (`app.tenant_id`, proven by `app.tenant_key`, see `rls`),
+/// where its tables are, how long a statement may run, and the namespace's role.
+pub(crate) const ENTER_POOLED: &str = "SELECT set_config('app.tenant_id', $1, true), \
+     set_config('app.tenant_key', $2, true), set_config('search_path', $3, true), \
+     set_config('statement_timeout', $4, true), set_config('role', $5, true)";
+
+/// Siloed mode: the database is the tenant's own; only the tenant id (for the tenant's own
+/// triggers or policies, if it wants them) and the timeout are set.
+pub(crate) const ENTER_SILOED: &str =
+    "SELECT set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)";
 
 /// Reads the id the statement just inserted (see `switchyard.remember_insert_id`) and clears
 /// it for the next statement.
@@ -226,37 +159,13 @@ mod tests {
     use crate::sql::assert_refuses_control;
 
     #[test]
-    fn settings_are_quoted_as_literals_nothing_can_end() {
-        assert_eq!(literal("t_acme"), "E't_acme'");
-        assert_eq!(literal(r"a'b\c"), r"E'a''b\\c'");
-        assert_eq!(
-            literal("x\\'; DROP TABLE t; --"),
-            r"E'x\\''; DROP TABLE t; --'"
-        );
-        let opening = Opening::pooled("acme", "k3y", "t_acme", "app_t_acme", 30_000);
-        assert_eq!(
-            opening.sql(Intent::Write { insert_ids: true }),
-            "BEGIN READ WRITE; RESET ALL; SELECT set_config('app.tenant_id', E'acme', true), \
-             set_config('app.tenant_key', E'k3y', true), \
-             set_config('search_path', E'\"t_acme\"', true), \
-             set_config('statement_timeout', E'30000', true), \
-             set_config('role', E'app_t_acme', true)"
-        );
-        assert!(
-            opening
-                .sql(Intent::Write { insert_ids: false })
-                .ends_with(", set_config('switchyard.insert_ids', 'off', true)")
-        );
-        let siloed = Opening::siloed("acme", 5);
-        assert!(
-            siloed
-                .sql(Intent::Read)
-                .starts_with("BEGIN READ ONLY; RESET ALL; ")
-        );
-        assert_eq!(
-            siloed.sql(Intent::Write { insert_ids: false }),
-            siloed.sql(Intent::Write { insert_ids: true })
-        );
+    fn only_pooled_writes_wanting_no_id_switch_the_id_triggers_off() {
+        let off = "set_config('switchyard.insert_ids', 'off', true)";
+        let unwanted = Intent::Write { insert_ids: false };
+        assert!(opening(unwanted, true).ends_with(off));
+        assert!(!opening(unwanted, false).contains(off));
+        assert!(!opening(Intent::Write { insert_ids: true }, true).contains(off));
+        assert_eq!(opening(Intent::Read, true), "BEGIN READ ONLY; RESET ALL");
     }
 
     #[test]
