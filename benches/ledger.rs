@@ -6,7 +6,8 @@
 //! client and db/postgres in process, on the services' books as `switchyard` hosts them
 //! (pooled: one shared database, row-level security, the engine's default pool share). Phases,
 //! `SWITCHYARD_BENCH_SECS` seconds each (default 10):
-//! - pgbench tpcb-like;
+//! - pgbench tpcb-like, before the single postings and again before the batches (the ledger's
+//!   ratios are to the mean of the two: on a shared machine the load drifts);
 //! - single postings (`post_journal`) on a pair of accounts drawn at random from 100 + 100
 //!   ("uniform"), then all on one pair ("hot": every posting waits for the last one's balance
 //!   rows, as pgbench's clients wait for its 8 branch rows);
@@ -14,8 +15,9 @@
 //!   the action.
 //!
 //! With each phase, what the server saw per unit (pg_stat_statements, when preloaded):
-//! statements and their execution time. Last, a short phase through a relay that counts round
-//! trips (`roundtrips`): one client, so every wait is the posting's own.
+//! statements, their execution and planning time, and the bench process's CPU. Last, a short
+//! phase through a relay that counts round trips (`roundtrips`): one client, so every wait is
+//! the posting's own, and the server's time per posting without lock waits.
 //!
 //! `scripts/bench-ledger` starts a PostgreSQL of its own and runs this; the figures go to
 //! stdout and `target/bench/ledger.json` (or `$SWITCHYARD_BENCH_OUT/ledger.json`).
@@ -36,7 +38,7 @@ use serde_json::{Value, json};
 
 use load::{Accounts, Call, Ledger};
 use roundtrips::Relay;
-use server::{Statements, drop_database, fresh_database, pgbench_tps};
+use server::{Statements, drop_database, fresh_database, pgbench_init, pgbench_tps};
 
 const DEFAULT_CLIENTS: usize = 8;
 /// Journals per `post_journals` call.
@@ -71,6 +73,44 @@ impl Phase {
     }
 }
 
+/// What a phase runs.
+enum Step {
+    Pgbench(&'static str, &'static str),
+    Ledger(&'static str, String, Accounts, Call),
+}
+
+/// The phases in the order they run.
+fn steps() -> Vec<Step> {
+    vec![
+        Step::Pgbench("pgbench_before", "pgbench tpcb-like transactions (before)"),
+        Step::Ledger(
+            "single_uniform",
+            "ledger single postings, uniform accounts".into(),
+            Accounts::Uniform,
+            Call::Single,
+        ),
+        Step::Ledger(
+            "single_hot",
+            "ledger single postings, one hot pair".into(),
+            Accounts::Hot,
+            Call::Single,
+        ),
+        Step::Pgbench("pgbench_after", "pgbench tpcb-like transactions (again)"),
+        Step::Ledger(
+            "batch_uniform",
+            format!("ledger journals in batches of {BATCH}, uniform accounts"),
+            Accounts::Uniform,
+            Call::Batch(BATCH),
+        ),
+        Step::Ledger(
+            "batch_hot",
+            format!("ledger journals in batches of {BATCH}, one hot pair"),
+            Accounts::Hot,
+            Call::Batch(BATCH),
+        ),
+    ]
+}
+
 fn main() {
     let admin = std::env::var("SWITCHYARD_BENCH_POSTGRES_URL")
         .or_else(|_| std::env::var("SWITCHYARD_TEST_POSTGRES_URL"))
@@ -89,15 +129,7 @@ fn main() {
             stats.reset();
         }
     };
-    reset();
-    let (tps, transactions) = pgbench_tps(&pgbench_url, clients, secs);
-    let mut phases = vec![Phase {
-        name: "pgbench",
-        label: "pgbench tpcb-like transactions".into(),
-        per_sec: Some(tps),
-        profile: profile_of(PGBENCH_DB, transactions),
-        skipped: None,
-    }];
+    pgbench_init(&pgbench_url);
     let ledger_url = fresh_database(&admin, LEDGER_DB);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -105,58 +137,50 @@ fn main() {
         .unwrap();
     let ledger = Arc::new(tokio.block_on(Ledger::start(&ledger_url)));
     tokio.block_on(ledger.create_accounts());
-    for (name, label, accounts, call) in [
-        (
-            "single_uniform",
-            "ledger single postings, uniform accounts".to_owned(),
-            Accounts::Uniform,
-            Call::Single,
-        ),
-        (
-            "single_hot",
-            "ledger single postings, one hot pair".to_owned(),
-            Accounts::Hot,
-            Call::Single,
-        ),
-        (
-            "batch_uniform",
-            format!("ledger journals in batches of {BATCH}, uniform accounts"),
-            Accounts::Uniform,
-            Call::Batch(BATCH),
-        ),
-        (
-            "batch_hot",
-            format!("ledger journals in batches of {BATCH}, one hot pair"),
-            Accounts::Hot,
-            Call::Batch(BATCH),
-        ),
-    ] {
+    let mut phases = Vec::new();
+    for step in steps() {
         reset();
-        let run = tokio.block_on(ledger.run(name, accounts, call, clients, secs));
-        let phase = match (run, call) {
-            (Ok(measured), _) => {
-                let mut profile = profile_of(LEDGER_DB, measured.journals);
-                profile["client_cpu_us_per_unit"] = json!(measured.cpu_us);
+        let phase = match step {
+            // On a shared machine the load drifts: pgbench runs before the single postings
+            // and between them and the batches, and the ledger is held to the mean.
+            Step::Pgbench(name, label) => {
+                let (tps, transactions) = pgbench_tps(&pgbench_url, clients, secs);
                 Phase {
                     name,
-                    label,
-                    per_sec: Some(measured.per_sec),
-                    profile,
+                    label: label.into(),
+                    per_sec: Some(tps),
+                    profile: profile_of(PGBENCH_DB, transactions),
                     skipped: None,
                 }
             }
-            // Batches are measured once the ledger has them.
-            (Err(why), Call::Batch(_)) => {
-                eprintln!("{name}: skipped: {why}");
-                Phase {
-                    name,
-                    label,
-                    per_sec: None,
-                    profile: Value::Null,
-                    skipped: Some(why),
+            Step::Ledger(name, label, accounts, call) => {
+                let run = tokio.block_on(ledger.run(name, accounts, call, clients, secs));
+                match (run, call) {
+                    (Ok(measured), _) => {
+                        let mut profile = profile_of(LEDGER_DB, measured.journals);
+                        profile["client_cpu_us_per_unit"] = json!(measured.cpu_us);
+                        Phase {
+                            name,
+                            label,
+                            per_sec: Some(measured.per_sec),
+                            profile,
+                            skipped: None,
+                        }
+                    }
+                    // Batches are measured once the ledger has them.
+                    (Err(why), Call::Batch(_)) => {
+                        eprintln!("{name}: skipped: {why}");
+                        Phase {
+                            name,
+                            label,
+                            per_sec: None,
+                            profile: Value::Null,
+                            skipped: Some(why),
+                        }
+                    }
+                    (Err(why), Call::Single) => panic!("{name}: {why}"),
                 }
             }
-            (Err(why), Call::Single) => panic!("{name}: {why}"),
         };
         phases.push(phase);
     }
@@ -237,8 +261,13 @@ fn report(phases: &[Phase], trips: &Value, trial: &Value, clients: usize, secs: 
             .find(|p| p.name == name)
             .and_then(|p| p.per_sec)
     };
+    let pgbench: Vec<f64> = phases
+        .iter()
+        .filter(|p| p.name.starts_with("pgbench"))
+        .filter_map(|p| p.per_sec)
+        .collect();
+    let tps = (!pgbench.is_empty()).then(|| pgbench.iter().sum::<f64>() / pgbench.len() as f64);
     let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
-    let tps = rate("pgbench");
     let single = rate("single_uniform");
     let shown = |value: Option<f64>, digits: usize| {
         value.map_or("–".to_owned(), |v| format!("{v:.digits$}"))
@@ -314,12 +343,14 @@ fn report(phases: &[Phase], trips: &Value, trial: &Value, clients: usize, secs: 
             .find(|p| p.name == name)
             .map_or(&Value::Null, |p| &p.profile)
     };
-    let (single_profile, pgbench_profile) = (profile("single_uniform"), profile("pgbench"));
+    let (single_profile, pgbench_profile) = (profile("single_uniform"), profile("pgbench_before"));
     let report = json!({
         "clients": clients,
         "seconds": secs,
         "batch_size": BATCH,
         "pgbench_tps": tps,
+        "pgbench_tps_before": rate("pgbench_before"),
+        "pgbench_tps_again": rate("pgbench_after"),
         "ledger_postings_per_sec": single,
         "ratio": ratio(single, tps),
         "ledger_hot_postings_per_sec": rate("single_hot"),

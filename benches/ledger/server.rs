@@ -44,9 +44,8 @@ pub fn drop_database(admin: &str, name: &str) {
     );
 }
 
-/// pgbench's tpcb-like transactions per second and in all: `clients` clients for `secs`
-/// seconds on a scale-8 database (8 branches: some contention at 8 clients).
-pub fn pgbench_tps(url: &str, clients: usize, secs: u64) -> (f64, u64) {
+/// pgbench's tables at scale 8.
+pub fn pgbench_init(url: &str) {
     eprintln!("pgbench: initialising (scale 8)…");
     let init = Command::new("pgbench")
         .args(["-i", "-s", "8", "-q", url])
@@ -57,6 +56,11 @@ pub fn pgbench_tps(url: &str, clients: usize, secs: u64) -> (f64, u64) {
         "pgbench -i failed: {}",
         String::from_utf8_lossy(&init.stderr)
     );
+}
+
+/// pgbench's tpcb-like transactions per second and in all: `clients` clients for `secs`
+/// seconds on a scale-8 database (8 branches: some contention at 8 clients).
+pub fn pgbench_tps(url: &str, clients: usize, secs: u64) -> (f64, u64) {
     eprintln!("pgbench: tpcb-like, {clients} clients, {secs} s…");
     let run = Command::new("pgbench")
         .args([
