@@ -310,9 +310,8 @@ fn field(pointer: &str, detail: &str) -> FieldError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn validation_refuses_blank_customers_zero_quantities_and_mixed_currencies() {
-        let order = |customer: &str, lines: &[(&str, &str, &str)]| CreateParams {
+    fn order(customer: &str, lines: &[(&str, &str, &str)]) -> CreateParams {
+        CreateParams {
             order_id: "o".into(),
             customer: customer.into(),
             warehouse: "w".into(),
@@ -326,7 +325,11 @@ mod tests {
                     currency: (*c).into(),
                 })
                 .collect(),
-        };
+        }
+    }
+
+    #[test]
+    fn validation_refuses_blank_customers_zero_quantities_and_mixed_currencies() {
         let (currency, total) =
             validate(&order("acme", &[("2", "10.5", "USD"), ("1.5", "2", "USD")])).unwrap();
         assert_eq!(
@@ -343,6 +346,28 @@ mod tests {
         let mixed = order("acme", &[("1", "1", "USD"), ("1", "1", "EUR")]);
         assert_eq!(
             validate(&mixed).unwrap_err().code,
+            ErrorCode::ParamsUnprocessable
+        );
+    }
+
+    #[test]
+    fn each_line_is_valued_once_half_away_from_zero_and_the_lines_add_exactly() {
+        // Half a unit at 0.0001 is worth 0.00005: each line rounds to 0.0001, and the total
+        // is their sum, not one rounding of the exact 0.0001 the two products add up to.
+        let halves = order(
+            "acme",
+            &[("0.5", "0.0001", "USD"), ("0.5", "0.0001", "USD")],
+        );
+        assert_eq!(validate(&halves).unwrap().1.to_string(), "0.0002");
+        let third = order("acme", &[("0.333333", "1", "USD")]);
+        assert_eq!(validate(&third).unwrap().1.to_string(), "0.3333");
+    }
+
+    #[test]
+    fn a_total_beyond_money_s_range_is_unprocessable_though_each_figure_fits_the_schema() {
+        let huge = order("acme", &[("999999999999", "99999999999999", "USD")]);
+        assert_eq!(
+            validate(&huge).unwrap_err().code,
             ErrorCode::ParamsUnprocessable
         );
     }
