@@ -207,6 +207,45 @@ async fn a_kill_9_mid_stream_loses_no_acknowledged_journal_and_doubles_none() {
     );
 }
 
+/// `post_journals` over HTTP: one transaction, replays answered as such, a conflicting journal
+/// refused as 409 pointing at it, and the books' hash chain whole afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_through_the_gateway_is_idempotent_per_journal_and_the_chain_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let api = Api::new(&server, &tenant_with_key(dir.path(), "acme", "*"));
+    chart(&api).await;
+    let batch = json!({"journals": [journal("B-1", "1.00"), journal("B-2", "2.00"), journal("B-3", "3.00")]});
+    let first = ok(&api, "post_journals", batch.clone()).await;
+    assert_eq!(
+        (first["posted"].clone(), first["replayed"].clone()),
+        (json!(3), json!(0))
+    );
+    let again = ok(&api, "post_journals", batch).await;
+    assert_eq!(
+        (again["posted"].clone(), again["replayed"].clone()),
+        (json!(0), json!(3))
+    );
+    let (status, problem) = ledger(
+        &api,
+        "post_journals",
+        json!({"journals": [journal("B-4", "4.00"), journal("B-2", "2.50")]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem["code"], "conflict", "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/journals/1", "{problem}");
+    let (status, _) = ledger(&api, "get_journal", json!({"journal_id": "B-4"})).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the refused batch wrote nothing"
+    );
+    let verified = ok(&api, "verify", json!({})).await;
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(verified["journals"], 3, "{verified}");
+}
+
 /// The event a posting writes, relayed to the bus, is what `asyncapi/business-events.json`
 /// says: its CloudEvents type, headers and payload schema.
 #[tokio::test(flavor = "multi_thread")]
