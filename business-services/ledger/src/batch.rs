@@ -1,7 +1,9 @@
 //! `post_journals`: many journals in one db `transaction`, each idempotent.
 //!
-//! The batch is written optimistically, each journal as it would be posted alone (one
-//! statement on PostgreSQL). When the database refuses it, the ledger reads the batch's ids
+//! The batch is written optimistically: one statement on PostgreSQL (`POST_POSTGRES_BATCH`,
+//! which chains the journals in SQL under the lanes' locks and adds each account's change
+//! once), on SQLite each journal's batch as it would be posted alone, the links computed from
+//! the heads read before. When the database refuses it, the ledger reads the batch's ids
 //! once: journals already posted with the same content are answered `replayed` and left out,
 //! and the rest is written again; a journal id taken by other content, or a journal a guard
 //! refuses, fails the whole batch with a problem whose pointers start at `/journals/<index>`.
@@ -84,6 +86,7 @@ impl Ledger<'_> {
     /// Writes the entries not yet `replayed`, marking those found posted already.
     async fn write_batch(&self, entries: &mut [Entry<'_>]) -> Result<(), Problem> {
         let postgres = self.db.dialect(self.client).await? == Dialect::Postgres;
+        let mut unexplained = 0;
         for _ in 0..ATTEMPTS {
             let pending: Vec<usize> = (0..entries.len())
                 .filter(|&i| !entries[i].replayed)
@@ -116,8 +119,15 @@ impl Ledger<'_> {
                     Err(problem) => return Err(at_index(problem, entry.index)),
                 }
             }
-            // On SQLite, a lane head that moved under the batch: write it from the new heads.
-            if !raced && (postgres || self.heads().await? == heads) {
+            // A lane head that moved under the batch (on PostgreSQL only a lane created
+            // meanwhile): write it again from the new heads.
+            unexplained += 1;
+            let moved = if postgres {
+                unexplained < 3
+            } else {
+                self.heads().await? != heads
+            };
+            if !raced && !moved {
                 return Err(match failed {
                     Some(i) => at_index(refused, entries[i].index),
                     None => refused,
@@ -138,82 +148,43 @@ impl Ledger<'_> {
         pending: &[usize],
         postgres: bool,
     ) -> Result<(Vec<Value>, Vec<Option<usize>>, BTreeMap<i64, Head>), Problem> {
-        let read = if postgres {
-            BTreeMap::new()
-        } else {
-            self.heads().await?
-        };
-        let mut heads = read.clone();
         let mut statements = Vec::new();
+        let mut owners = Vec::new();
         if postgres {
-            statements = self.lock_statements(entries, pending);
+            let postings: Vec<&Posting> = pending.iter().map(|&i| &entries[i].posting).collect();
+            let (sql, params) = self.postgres_batch(&postings)?;
+            statements.push(self.db.statement(sql, params));
+            owners.push(None);
+            for &i in pending {
+                statements.extend(self.outbox_row(&entries[i].posting));
+                owners.resize(statements.len(), Some(i));
+            }
+            return Ok((statements, owners, BTreeMap::new()));
         }
-        let mut owners = vec![None; statements.len()];
+        let read = self.heads().await?;
+        let mut heads = read.clone();
         for &i in pending {
             let posting = &entries[i].posting;
             let journal = posting.journal;
             let lane = chain::lane(&journal.journal_id);
-            let mut own = Vec::new();
-            if postgres {
-                let (sql, params) = self.postgres_posting(posting, lane);
-                own.push(self.db.statement(sql, params));
-            } else {
-                own.extend(self.sqlite_posting(posting));
-                let head = heads.entry(lane).or_insert_with(Head::genesis);
-                own.extend(self.chain_statements(
-                    &journal.journal_id,
-                    &posting.fingerprint,
-                    lane,
-                    head,
-                )?);
-                // The next journal of this lane in the batch links to this one.
-                *head = Head {
-                    seq: head.seq + 1,
-                    hash: chain::link(&head.hash, &posting.fingerprint).unwrap_or_default(),
-                    journal: Some(journal.journal_id.clone()),
-                };
-            }
-            own.extend(self.outbox_row(posting));
-            owners.extend(std::iter::repeat_n(Some(i), own.len()));
-            statements.extend(own);
+            statements.extend(self.sqlite_posting(posting));
+            let head = heads.entry(lane).or_insert_with(Head::genesis);
+            statements.extend(self.chain_statements(
+                &journal.journal_id,
+                &posting.fingerprint,
+                lane,
+                head,
+            )?);
+            // The next journal of this lane in the batch links to this one.
+            *head = Head {
+                seq: head.seq + 1,
+                hash: chain::link(&head.hash, &posting.fingerprint).unwrap_or_default(),
+                journal: Some(journal.journal_id.clone()),
+            };
+            statements.extend(self.outbox_row(posting));
+            owners.resize(statements.len(), Some(i));
         }
         Ok((statements, owners, read))
-    }
-
-    /// PostgreSQL: the batch's lane rows, then its balance rows, locked in key order before
-    /// any of its postings runs. A single posting locks its lane, then its balances in key
-    /// order; a batch's postings one after the other would lock lanes and balances in the
-    /// batch's order, and two batches (or a batch and a posting) could wait on each other.
-    /// Rows not yet created are not locked; their first insert may still wait.
-    fn lock_statements(&self, entries: &[Entry<'_>], pending: &[usize]) -> Vec<Value> {
-        let lanes: BTreeSet<i64> = pending
-            .iter()
-            .map(|&i| chain::lane(&entries[i].posting.journal.journal_id))
-            .collect();
-        let accounts: BTreeSet<(&str, &str)> = pending
-            .iter()
-            .flat_map(|&i| &entries[i].posting.journal.lines)
-            .map(|line| (line.account.as_str(), line.currency.as_str()))
-            .collect();
-        let accounts: Vec<Value> = accounts
-            .into_iter()
-            .map(|(a, c)| json!({"a": a, "c": c}))
-            .collect();
-        vec![
-            self.db.statement(
-                "SELECT lane FROM gl_chain
-                  WHERE lane IN (SELECT value::int FROM json_array_elements_text($1::json))
-                  ORDER BY lane FOR UPDATE",
-                vec![json!(json!(lanes).to_string())],
-            ),
-            self.db.statement(
-                r#"SELECT g.account FROM gl_balance g
-                     JOIN json_to_recordset($1::json) AS b(a text, c text)
-                       ON g.account = b.a AND g.currency = b.c
-                    ORDER BY g.account COLLATE "C", g.currency COLLATE "C" FOR UPDATE OF g"#,
-                vec![json!(Value::Array(accounts).to_string())],
-            ),
-        ]
     }
 
     /// Marks the pending entries already posted with the same content as `replayed`; a pending

@@ -3,10 +3,14 @@
 //! the same guards: a refused guard fails the write with `conflict`, and only then does the
 //! ledger read to explain it (`posting::explain_conflict`).
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
-use switchyard_contracts::Problem;
+use switchyard_contracts::{ErrorCode, Problem};
 
 use crate::Ledger;
+use crate::amount::TOTAL_LIMIT;
+use crate::chain;
 use crate::journal::Journal;
 
 /// gl_entry rows per multi-row insert: 6 parameters a row (2 more shared by all rows) stay
@@ -291,5 +295,150 @@ impl Ledger<'_> {
                 )
             })
             .collect()
+    }
+}
+
+/// A batch of journals on PostgreSQL, in one statement: `$1` the headers, `$2` the recording
+/// time, `$3` the lines, `$4` the balance changes summed over the batch, `$5` each journal's
+/// lane, place among the batch's journals of that lane (`k`, from 1) and content digest.
+///
+/// `heads` locks the batch's lanes in order (`FOR UPDATE` waits for a lane's current holder
+/// and reads the head it left), then `links` chains each lane's journals from its head in SQL,
+/// one after the other (a recursive CTE), and `link` moves each head once. A lane nobody had
+/// when `heads` ran but another posting created since is not moved (its `seq` is not the one
+/// expected); its journals' seals get a NULL `seq` and the statement is refused. As in a single
+/// posting, lanes are locked first and balance rows last, in key order.
+const POST_POSTGRES_BATCH: &str = r#"WITH hdr AS (
+    SELECT h.i, h.id, h.pt, h.memo, h.ext, h.fp, h.payload
+      FROM json_to_recordset($1::json)
+           AS h(i int, id text, pt text, memo text, ext text, fp text, payload text)
+), bal AS (
+    SELECT b.a, b.c, b.d, b.k
+      FROM json_to_recordset($4::json) AS b(a text, c text, d bigint, k bigint)
+), accounts AS (
+    SELECT CASE WHEN (SELECT count(*) FROM bal JOIN gl_account ON code = bal.a AND currency = bal.c)
+                     = (SELECT count(*) FROM bal) THEN 1 END AS ok
+), js AS (
+    SELECT s.j, s.lane, s.k, s.fp
+      FROM json_to_recordset($5::json) AS s(j text, lane int, k int, fp text)
+), heads AS (
+    SELECT lane, seq, head_journal, head_hash FROM gl_chain
+     WHERE lane IN (SELECT lane FROM js) ORDER BY lane FOR UPDATE
+), links AS (
+    WITH RECURSIVE r (lane, k, seq, j, pj, ph, h) AS (
+        SELECT js.lane, js.k, coalesce(heads.seq, 0) + 1, js.j, heads.head_journal::text,
+               coalesce(heads.head_hash::text, repeat('0', 64)),
+               encode(sha256(decode(coalesce(heads.head_hash::text, repeat('0', 64)) || js.fp,
+                                    'hex')), 'hex')
+          FROM js LEFT JOIN heads ON heads.lane = js.lane
+         WHERE js.k = 1
+        UNION ALL
+        SELECT js.lane, js.k, r.seq + 1, js.j, r.j, r.h,
+               encode(sha256(decode(r.h || js.fp, 'hex')), 'hex')
+          FROM r JOIN js ON js.lane = r.lane AND js.k = r.k + 1
+    )
+    SELECT lane, k, seq, j, pj, ph, h FROM r
+), link AS (
+    INSERT INTO gl_chain (lane, seq, head_journal, head_hash, prev_journal, prev_hash)
+    SELECT DISTINCT ON (lane) lane, seq, j, h, pj, ph FROM links ORDER BY lane, k DESC
+    ON CONFLICT (lane) DO UPDATE
+       SET seq = excluded.seq, head_journal = excluded.head_journal,
+           head_hash = excluded.head_hash, prev_journal = excluded.prev_journal,
+           prev_hash = excluded.prev_hash
+     WHERE gl_chain.seq = excluded.seq - (SELECT max(js.k) FROM js WHERE js.lane = excluded.lane)
+    RETURNING lane
+), header AS (
+    INSERT INTO gl_journal (journal_id, posting_time, memo, external_ref, reverses, fingerprint,
+                            recorded_at, in_open_period)
+    SELECT h.id, h.pt, h.memo, h.ext, NULL, h.fp, $2::text,
+           CASE WHEN NOT EXISTS (SELECT 1 FROM gl_period WHERE closed_through >= h.pt)
+                THEN accounts.ok END
+      FROM hdr h, accounts
+     ORDER BY h.i
+), events AS (
+    INSERT INTO acc_event (stream, seq, event_type, payload, recorded_at)
+    SELECT 'journal-' || h.id, 1, 'journal.posted', h.payload, $2::text FROM hdr h ORDER BY h.i
+), entries AS (
+    INSERT INTO gl_entry (journal_id, line_no, account, currency, debit, credit, posting_time, memo)
+    SELECT l.j, l.n, l.a, l.c, l.d, l.k, l.pt, l.m
+      FROM json_to_recordset($3::json)
+           AS l(o int, j text, n int, a text, c text, d bigint, k bigint, pt text, m text)
+     ORDER BY l.o
+), balances AS (
+    INSERT INTO gl_balance (account, currency, debit_total, credit_total)
+    SELECT a, c, d, k FROM bal ORDER BY a COLLATE "C", c COLLATE "C"
+    ON CONFLICT (account, currency) DO UPDATE
+       SET debit_total = gl_balance.debit_total + excluded.debit_total,
+           credit_total = gl_balance.credit_total + excluded.credit_total
+)
+INSERT INTO gl_seal (journal_id, lane, seq, prev_journal, prev_hash, hash)
+SELECT links.j, links.lane, CASE WHEN link.lane IS NOT NULL THEN links.seq END,
+       links.pj, links.ph, links.h
+  FROM links LEFT JOIN link ON link.lane = links.lane"#;
+
+impl Ledger<'_> {
+    /// Journals `postings` (none reversing another, ids distinct) as one PostgreSQL statement
+    /// (see [`POST_POSTGRES_BATCH`]), or `params_unprocessable` when their changes to one
+    /// account add up to more than a balance row holds.
+    pub fn postgres_batch(
+        &self,
+        postings: &[&Posting],
+    ) -> Result<(&'static str, Vec<Value>), Problem> {
+        let mut headers = Vec::with_capacity(postings.len());
+        let mut lines = Vec::new();
+        let mut chain = Vec::with_capacity(postings.len());
+        let mut per_lane: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut changes: BTreeMap<(&str, &str), (i128, i128)> = BTreeMap::new();
+        for (i, posting) in postings.iter().enumerate() {
+            let j = posting.journal;
+            headers.push(
+                json!({"i": i, "id": j.journal_id, "pt": j.posting_time, "memo": j.memo,
+                                "ext": j.external_ref, "fp": posting.fingerprint,
+                                "payload": posting.payload.to_string()}),
+            );
+            for line in &j.lines {
+                let (debit, credit) = line.debit_credit();
+                lines.push(json!({"o": lines.len(), "j": j.journal_id, "n": line.line,
+                                  "a": line.account, "c": line.currency, "d": debit,
+                                  "k": credit, "pt": j.posting_time, "m": line.memo}));
+                let change = changes.entry((&line.account, &line.currency)).or_default();
+                change.0 += i128::from(debit);
+                change.1 += i128::from(credit);
+            }
+            let lane = chain::lane(&j.journal_id);
+            let k = per_lane.entry(lane).or_default();
+            *k += 1;
+            chain
+                .push(json!({"j": j.journal_id, "lane": lane, "k": *k, "fp": posting.fingerprint}));
+        }
+        let balances = changes
+            .into_iter()
+            .map(|((a, c), (d, k))| {
+                let fits = |units: i128| {
+                    i64::try_from(units)
+                        .ok()
+                        .filter(|u| *u <= TOTAL_LIMIT)
+                        .ok_or_else(|| {
+                            Problem::new(
+                                ErrorCode::ParamsUnprocessable,
+                                format!(
+                                    "the batch's lines on account {a} add up to more than the \
+                                     ledger holds; send them in smaller batches"
+                                ),
+                            )
+                        })
+                };
+                Ok(json!({"a": a, "c": c, "d": fits(d)?, "k": fits(k)?}))
+            })
+            .collect::<Result<Vec<Value>, Problem>>()?;
+
+        let params = vec![
+            json!(Value::Array(headers).to_string()),
+            json!(postings.first().map(|p| &p.journal.recorded_at)),
+            json!(Value::Array(lines).to_string()),
+            json!(Value::Array(balances).to_string()),
+            json!(Value::Array(chain).to_string()),
+        ];
+        Ok((POST_POSTGRES_BATCH, params))
     }
 }
