@@ -19,7 +19,7 @@ use crate::Ledger;
 use crate::chain::{self, Head};
 use crate::db;
 use crate::journal::{Journal, PostParams};
-use crate::statements::Posting;
+use crate::statements::{Posting, batch_changes};
 
 /// Writes a batch tries while other writers keep taking its ids or moving its lanes' heads.
 const ATTEMPTS: usize = 50;
@@ -70,6 +70,8 @@ impl Ledger<'_> {
                 replayed,
             });
         }
+        let postings: Vec<&Posting> = entries.iter().map(|e| &e.posting).collect();
+        batch_changes(&postings)?;
         self.write_batch(&mut entries).await?;
         let answers: Vec<Value> = entries
             .iter()

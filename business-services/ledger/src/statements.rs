@@ -388,7 +388,6 @@ impl Ledger<'_> {
         let mut lines = Vec::new();
         let mut chain = Vec::with_capacity(postings.len());
         let mut per_lane: BTreeMap<i64, i64> = BTreeMap::new();
-        let mut changes: BTreeMap<(&str, &str), (i128, i128)> = BTreeMap::new();
         for (i, posting) in postings.iter().enumerate() {
             let j = posting.journal;
             headers.push(
@@ -401,9 +400,6 @@ impl Ledger<'_> {
                 lines.push(json!({"o": lines.len(), "j": j.journal_id, "n": line.line,
                                   "a": line.account, "c": line.currency, "d": debit,
                                   "k": credit, "pt": j.posting_time, "m": line.memo}));
-                let change = changes.entry((&line.account, &line.currency)).or_default();
-                change.0 += i128::from(debit);
-                change.1 += i128::from(credit);
             }
             let lane = chain::lane(&j.journal_id);
             let k = per_lane.entry(lane).or_default();
@@ -411,26 +407,7 @@ impl Ledger<'_> {
             chain
                 .push(json!({"j": j.journal_id, "lane": lane, "k": *k, "fp": posting.fingerprint}));
         }
-        let balances = changes
-            .into_iter()
-            .map(|((a, c), (d, k))| {
-                let fits = |units: i128| {
-                    i64::try_from(units)
-                        .ok()
-                        .filter(|u| *u <= TOTAL_LIMIT)
-                        .ok_or_else(|| {
-                            Problem::new(
-                                ErrorCode::ParamsUnprocessable,
-                                format!(
-                                    "the batch's lines on account {a} add up to more than the \
-                                     ledger holds; send them in smaller batches"
-                                ),
-                            )
-                        })
-                };
-                Ok(json!({"a": a, "c": c, "d": fits(d)?, "k": fits(k)?}))
-            })
-            .collect::<Result<Vec<Value>, Problem>>()?;
+        let balances = batch_changes(postings)?;
 
         let params = vec![
             json!(Value::Array(headers).to_string()),
@@ -441,4 +418,37 @@ impl Ledger<'_> {
         ];
         Ok((POST_POSTGRES_BATCH, params))
     }
+}
+
+/// The batch's change to each account, `[{a, c, d, k}]` in key order, or
+/// `params_unprocessable` when one adds up to more than a balance row holds (each journal
+/// alone fits: [`Posting::new`] checked it).
+pub fn batch_changes(postings: &[&Posting]) -> Result<Vec<Value>, Problem> {
+    let mut changes: BTreeMap<(&str, &str), (i128, i128)> = BTreeMap::new();
+    for line in postings.iter().flat_map(|p| &p.journal.lines) {
+        let (debit, credit) = line.debit_credit();
+        let change = changes.entry((&line.account, &line.currency)).or_default();
+        change.0 += i128::from(debit);
+        change.1 += i128::from(credit);
+    }
+    changes
+        .into_iter()
+        .map(|((a, c), (d, k))| {
+            let fits = |units: i128| {
+                i64::try_from(units)
+                    .ok()
+                    .filter(|u| *u <= TOTAL_LIMIT)
+                    .ok_or_else(|| {
+                        Problem::new(
+                            ErrorCode::ParamsUnprocessable,
+                            format!(
+                                "the batch's lines on account {a} add up to more than the \
+                                 ledger holds; send them in smaller batches"
+                            ),
+                        )
+                    })
+            };
+            Ok(json!({"a": a, "c": c, "d": fits(d)?, "k": fits(k)?}))
+        })
+        .collect()
 }

@@ -1123,6 +1123,14 @@ async fn a_batch_commits_together_and_each_of_its_journals_is_idempotent(engine:
         .await;
     assert_eq!(refused.code, ErrorCode::JournalUnbalanced, "{refused:?}");
     assert_eq!(refused.errors[0].pointer, "/journals/1/lines");
+    // Each journal fits a balance row; together they would not.
+    let huge: Vec<Value> = (0..10)
+        .map(|n| sale(&format!("H-{n}"), "99999999999999.9999"))
+        .collect();
+    let refused = books
+        .refused("post_journals", json!({"journals": huge}))
+        .await;
+    assert_eq!(refused.code, ErrorCode::ParamsUnprocessable, "{refused:?}");
     assert_eq!(
         event_count(&books).await,
         events,
