@@ -155,7 +155,7 @@ impl Ledger<'_> {
         if postgres {
             let postings: Vec<&Posting> = pending.iter().map(|&i| &entries[i].posting).collect();
             let (sql, params) = self.postgres_batch(&postings)?;
-            statements.push(self.db.statement(sql, params));
+            statements.push(self.write(sql, params));
             owners.push(None);
             for &i in pending {
                 statements.extend(self.outbox_row(&entries[i].posting));

@@ -98,7 +98,7 @@ impl Ledger<'_> {
         let hash = link(&head.hash, fingerprint)
             .ok_or_else(|| db::broken(&format!("a hash that is not hex: {}", head.hash)))?;
         Ok(vec![
-            self.db.statement(
+            self.write(
                 "INSERT INTO gl_chain (lane, seq, head_journal, head_hash, prev_journal, prev_hash)
                  VALUES (?1, 1, ?2, ?3, NULL, ?4)
                  ON CONFLICT (lane) DO UPDATE
@@ -114,7 +114,7 @@ impl Ledger<'_> {
                     json!(head.hash),
                 ],
             ),
-            self.db.statement(
+            self.write(
                 "INSERT INTO gl_seal (journal_id, lane, seq, prev_journal, prev_hash, hash)
                  VALUES (?1, ?2, (SELECT seq FROM gl_chain WHERE lane = ?2 AND head_hash = ?3),
                          ?4, ?5, ?3)",

@@ -112,13 +112,9 @@ impl Ledger<'_> {
         let lane = chain::lane(&journal.journal_id);
         if self.db.dialect(self.client).await? == Dialect::Postgres {
             let (sql, params) = self.postgres_posting(&posting, lane);
-            let written = match self.outbox_row(&posting) {
-                None => self.db.execute(self.client, sql, params).await.map(drop),
-                Some(row) => {
-                    let statements = vec![self.db.statement(sql, params), row];
-                    self.db.transaction(self.client, statements).await
-                }
-            };
+            let mut statements = vec![self.write(sql, params)];
+            statements.extend(self.outbox_row(&posting));
+            let written = self.db.transaction(self.client, statements).await;
             return self.answer(&posting, written).await;
         }
         // SQLite: the link is computed here from the head read before the write; a head

@@ -147,6 +147,14 @@ impl<'j> Posting<'j> {
 }
 
 impl Ledger<'_> {
+    /// A write of the ledger's. The ledger never reads the key an insert generated, so each
+    /// write says so (`last_insert_id: false`) and db/postgres does not look it up per row.
+    pub fn write(&self, text: &str, params: Vec<Value>) -> Value {
+        let mut statement = self.db.statement(text, params);
+        statement["last_insert_id"] = json!(false);
+        statement
+    }
+
     /// The posting as one PostgreSQL statement (see [`POST_POSTGRES`]).
     pub fn postgres_posting(&self, posting: &Posting, lane: i64) -> (&'static str, Vec<Value>) {
         let lines: Vec<Value> = posting
@@ -177,7 +185,7 @@ impl Ledger<'_> {
         let mut header = posting.header_params();
         header.push(json!(posting.balances.to_string()));
         let mut statements = vec![
-            self.db.statement(SQLITE_HEADER, header),
+            self.write(SQLITE_HEADER, header),
             self.event_statement(
                 &stream(&journal.journal_id),
                 1,
@@ -210,7 +218,7 @@ impl Ledger<'_> {
         payload: &Value,
         recorded_at: &str,
     ) -> Value {
-        self.db.statement(
+        self.write(
             "INSERT INTO acc_event (stream, seq, event_type, payload, recorded_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             vec![
@@ -251,7 +259,7 @@ impl Ledger<'_> {
                         json!(line.memo),
                     ]);
                 }
-                self.db.statement(
+                self.write(
                     &format!(
                         "INSERT INTO gl_entry (journal_id, line_no, account, currency, debit, \
                          credit, posting_time, memo) VALUES {}",
@@ -282,7 +290,7 @@ impl Ledger<'_> {
                     rows.push(format!("(?{}, ?{}, ?{}, ?{})", n + 1, n + 2, n + 3, n + 4));
                     params.extend(["a", "c", "d", "k"].map(|key| change[key].clone()));
                 }
-                self.db.statement(
+                self.write(
                     &format!(
                         "INSERT INTO gl_balance (account, currency, debit_total, credit_total)
                          VALUES {}
