@@ -66,11 +66,32 @@ impl Ledger<'_> {
         }
         let journals = self.journals().await?;
 
+        // Lanes begun after the heads were read, if their heads exist now.
+        let begun = if lanes.keys().all(|lane| heads.contains_key(lane)) {
+            BTreeMap::new()
+        } else {
+            self.heads().await?
+        };
         let mut bad = Vec::new();
         for (lane, seals) in &mut lanes {
             seals.sort_by_key(|s| s.seq);
-            let head = heads.get(lane).cloned().unwrap_or_else(Head::genesis);
-            if let Some(found) = walk(*lane, seals, &head, &journals, &sealed) {
+            let head = match heads.get(lane) {
+                Some(head) => Some(head),
+                // Its links so far must chain; its head has moved on since.
+                None if begun.contains_key(lane) => None,
+                None => {
+                    bad.push(Bad {
+                        order: None,
+                        journal_id: seals
+                            .last()
+                            .map(|s| s.journal_id.clone())
+                            .unwrap_or_default(),
+                        reason: format!("deleted: lane {lane}'s head is gone, its links remain"),
+                    });
+                    continue;
+                }
+            };
+            if let Some(found) = walk(*lane, seals, head, &journals, &sealed) {
                 bad.push(found);
             }
         }
@@ -245,11 +266,12 @@ impl Ledger<'_> {
 }
 
 /// The first bad journal of one lane, walking its links in order from the genesis link to
-/// `head`.
+/// `head` (`None`: a lane begun during the run, whose links read must chain but whose head
+/// has moved on).
 fn walk(
     lane: i64,
     seals: &[Seal],
-    head: &Head,
+    head: Option<&Head>,
     journals: &HashMap<String, Journal>,
     sealed: &HashMap<String, i64>,
 ) -> Option<Bad> {
@@ -308,7 +330,9 @@ fn walk(
             hash: seal.hash.clone(),
         };
     }
-    if before != *head {
+    if let Some(head) = head
+        && before != *head
+    {
         let journal_id = head.journal.clone().unwrap_or_default();
         return Some(Bad {
             order: None,

@@ -94,8 +94,14 @@ async fn sixteen_posters_on_one_hot_account_lose_no_update(engine: Engine) {
             }
         });
     }
-    while let Some(done) = posters.join_next().await {
-        done.unwrap();
+    // verify, run while the books grow, sees postings it catches half-read (a head read
+    // before their links, a lane begun after) as whole, never as tampering.
+    while !posters.is_empty() {
+        let audit = books.ok("verify", json!({})).await;
+        assert_eq!(audit["ok"], true, "{audit}");
+        while let Some(done) = posters.try_join_next() {
+            done.unwrap();
+        }
     }
 
     let n = POSTERS * JOURNALS_EACH;
