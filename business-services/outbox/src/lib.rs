@@ -6,7 +6,8 @@
 //! between publishing and marking publishes those rows again after its restart: delivery is at
 //! least once, and consumers keep an [`Inbox`] of event ids to act on each event exactly once.
 //!
-//! Everything goes through the provider client, so this crate knows SQL dialects but no driver.
+//! Everything goes through the provider client, so this crate knows SQL dialects but no driver;
+//! which one a db provider speaks is what its descriptor declares ([`Dialect::of`], ADR 28).
 
 mod dialect;
 mod inbox;
