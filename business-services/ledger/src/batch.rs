@@ -178,11 +178,7 @@ impl Ledger<'_> {
                 head,
             )?);
             // The next journal of this lane in the batch links to this one.
-            *head = Head {
-                seq: head.seq + 1,
-                hash: chain::link(&head.hash, &posting.fingerprint).unwrap_or_default(),
-                journal: Some(journal.journal_id.clone()),
-            };
+            *head = head.next(&journal.journal_id, &posting.fingerprint);
             statements.extend(self.outbox_row(posting));
             owners.resize(statements.len(), Some(i));
         }

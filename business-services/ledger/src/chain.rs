@@ -25,6 +25,9 @@ use switchyard_contracts::{ErrorCode, Problem};
 use crate::Ledger;
 use crate::db::{self, PAGE};
 
+/// Tries at chaining the books from before the chain while postings move heads.
+const CHAIN_ATTEMPTS: usize = 10;
+
 /// The link before a lane's first journal.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -53,6 +56,15 @@ pub struct Head {
 }
 
 impl Head {
+    /// The head after `journal_id` (content digest `fingerprint`) is appended.
+    pub fn next(&self, journal_id: &str, fingerprint: &str) -> Head {
+        Head {
+            seq: self.seq + 1,
+            journal: Some(journal_id.to_owned()),
+            hash: link(&self.hash, fingerprint).unwrap_or_default(),
+        }
+    }
+
     /// An empty lane.
     pub fn genesis() -> Head {
         Head {
@@ -140,59 +152,65 @@ impl Ledger<'_> {
         if !started.is_empty() {
             return Ok(());
         }
+        // All in one transaction, so an interrupted run leaves no half-chained books (the
+        // next run would not start: a lane has a head). Retried while postings of this
+        // version move heads meanwhile.
+        for _ in 0..CHAIN_ATTEMPTS {
+            let unchained = self.unchained().await?;
+            if unchained.is_empty() {
+                return Ok(());
+            }
+            let mut heads = self.heads().await?;
+            let mut statements = Vec::with_capacity(unchained.len() * 2);
+            for (journal_id, fingerprint) in &unchained {
+                let lane = lane(journal_id);
+                let head = heads.entry(lane).or_insert_with(Head::genesis);
+                statements.extend(self.chain_statements(journal_id, fingerprint, lane, head)?);
+                *head = head.next(journal_id, fingerprint);
+            }
+            match self.db.transaction(self.client, statements).await {
+                Ok(()) => return Ok(()),
+                Err(problem) if problem.code == ErrorCode::Conflict => {}
+                Err(problem) => return Err(problem),
+            }
+        }
+        Err(Problem::new(
+            ErrorCode::Conflict,
+            "the books from before the hash chain could not be chained while postings kept \
+             moving its heads; the next call tries again",
+        ))
+    }
+
+    /// Every journal without a link, with its content digest, in recording order.
+    async fn unchained(&self) -> Result<Vec<(String, String)>, Problem> {
+        let mut unchained = Vec::new();
+        let (mut after_time, mut after_id) = (String::new(), String::new());
         loop {
-            let unchained = self
+            let page = self
                 .db
                 .query(
                     self.client,
                     &format!(
-                        "SELECT j.journal_id FROM gl_journal j
-                          WHERE NOT EXISTS (SELECT 1 FROM gl_seal s WHERE s.journal_id = j.journal_id)
+                        "SELECT j.journal_id, j.recorded_at FROM gl_journal j
+                          WHERE (j.recorded_at > ?1 OR (j.recorded_at = ?1 AND j.journal_id > ?2))
+                            AND NOT EXISTS (SELECT 1 FROM gl_seal s WHERE s.journal_id = j.journal_id)
                           ORDER BY j.recorded_at, j.journal_id LIMIT {PAGE}"
                     ),
-                    vec![],
+                    vec![json!(after_time), json!(after_id)],
                 )
                 .await?;
-            for row in &unchained {
-                self.chain_one(db::text(row, "journal_id")?).await?;
-            }
-            if unchained.len() < PAGE {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Appends a stored journal to its lane, retrying while other writers move the head.
-    async fn chain_one(&self, journal_id: &str) -> Result<(), Problem> {
-        let Some(stored) = self.journal(journal_id).await? else {
-            return Ok(());
-        };
-        let fingerprint = stored.journal.fingerprint();
-        let lane = lane(journal_id);
-        loop {
-            let head = self.head(lane).await?;
-            let statements = self.chain_statements(journal_id, &fingerprint, lane, &head)?;
-            match self.db.transaction(self.client, statements).await {
-                Ok(()) => return Ok(()),
-                Err(problem) if problem.code == ErrorCode::Conflict => {
-                    // Another process chained it, or moved the head: look again.
-                    if self.head(lane).await? == head {
-                        let sealed = self
-                            .db
-                            .query(
-                                self.client,
-                                "SELECT 1 AS sealed FROM gl_seal WHERE journal_id = ?1",
-                                vec![json!(journal_id)],
-                            )
-                            .await?;
-                        return if sealed.is_empty() {
-                            Err(problem)
-                        } else {
-                            Ok(())
-                        };
-                    }
+            for row in &page {
+                let journal_id = db::text(row, "journal_id")?;
+                if let Some(stored) = self.journal(journal_id).await? {
+                    unchained.push((journal_id.to_owned(), stored.journal.fingerprint()));
                 }
-                Err(problem) => return Err(problem),
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => {
+                    after_time = db::text(last, "recorded_at")?.into();
+                    after_id = db::text(last, "journal_id")?.into();
+                }
+                _ => return Ok(unchained),
             }
         }
     }
