@@ -31,7 +31,10 @@ pub fn stream(journal_id: &str) -> String {
 ///
 /// - `guard` is NULL when the books are closed at the posting time, or when a line's
 ///   `(account, currency)` is not an account kept in that currency; the header's
-///   `in_open_period` (NOT NULL) then refuses the statement.
+///   `in_open_period` (NOT NULL) then refuses the statement. The accounts are looked up one by
+///   one by key (`LATERAL … OFFSET 0`, which the planner cannot turn back into a join): a hash
+///   join scanned the whole chart (1 ms for 5,000 accounts, 0.05 ms by key), since the planner
+///   guesses 100 rows for the JSON.
 /// - `link` appends the journal to its lane of the hash chain: the lane row's lock orders
 ///   concurrent postings of a lane, and the link is computed under it. It is the CTE the
 ///   final insert reads, so it runs first: every posting takes its lane lock, then the journal
@@ -42,7 +45,8 @@ const POST_POSTGRES: &str = r#"WITH bal AS (
       FROM json_to_recordset($12::json) AS b(a text, c text, d bigint, k bigint)
 ), guard AS (
     SELECT CASE WHEN EXISTS (SELECT 1 FROM gl_period WHERE closed_through >= $2::text) THEN NULL
-                WHEN (SELECT count(*) FROM bal JOIN gl_account ON code = bal.a AND currency = bal.c)
+                WHEN (SELECT count(*) FROM bal, LATERAL (SELECT 1 FROM gl_account
+                                                        WHERE code = bal.a AND currency = bal.c OFFSET 0) found)
                      <> (SELECT count(*) FROM bal) THEN NULL
                 ELSE 1 END AS open
 ), header AS (
@@ -324,7 +328,8 @@ const POST_POSTGRES_BATCH: &str = r#"WITH hdr AS (
     SELECT b.a, b.c, b.d, b.k
       FROM json_to_recordset($4::json) AS b(a text, c text, d bigint, k bigint)
 ), accounts AS (
-    SELECT CASE WHEN (SELECT count(*) FROM bal JOIN gl_account ON code = bal.a AND currency = bal.c)
+    SELECT CASE WHEN (SELECT count(*) FROM bal, LATERAL (SELECT 1 FROM gl_account
+                                                        WHERE code = bal.a AND currency = bal.c OFFSET 0) found)
                      = (SELECT count(*) FROM bal) THEN 1 END AS ok
 ), js AS (
     SELECT s.j, s.lane, s.k, s.fp
