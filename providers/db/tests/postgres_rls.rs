@@ -614,3 +614,44 @@ async fn connections_keep_only_the_engines_own_statements_prepared() {
         "{statements:?}"
     );
 }
+
+/// The engine's prepared opening is visible to a tenant, but running it with the tenant's own
+/// arguments (another tenant's role and schema, no timeout) is refused, as is dropping it.
+#[tokio::test]
+async fn a_tenant_cannot_run_or_drop_the_engines_prepared_opening() {
+    let db = pg::TestDatabase::create("rls_execute").await;
+    let harness = engine(&db, 1);
+    let a = tenant_with_items(&harness, "alpha").await;
+    let b = tenant_with_items(&harness, "beta").await;
+    insert(&b, "b1").await;
+    let listed = a
+        .ok(
+            "query",
+            json!({"sql": "SELECT name FROM pg_prepared_statements WHERE statement LIKE '%app.tenant_id%'"}),
+        )
+        .await;
+    let name = strings(&listed, "name")
+        .first()
+        .map(|n| (*n).to_owned())
+        .expect("the opening is prepared on the one connection");
+    let beta = schema("beta");
+    let args = format!("('beta', 'guess', '{beta}', '0', 'pg_database_owner')");
+    for sql in [
+        format!("EXECUTE {name}{args}"),
+        format!(" /* x */ execute {name}{args}"),
+        format!("EXPLAIN ANALYZE EXECUTE {name}{args}"),
+        format!("explain (analyze) execute {name}{args}"),
+        format!("DEALLOCATE {name}"),
+        "DEALLOCATE ALL".into(),
+    ] {
+        let err = a.err("query", json!({"sql": sql})).await;
+        assert!(err.detail.contains("refused"), "{sql}: {err:?}");
+        let err = a.err("execute", json!({"sql": sql})).await;
+        assert!(err.detail.contains("refused"), "{sql}: {err:?}");
+    }
+    // The connection still opens calls, and each tenant still sees only its own rows.
+    let v = b.ok("query", json!({"sql": "SELECT v FROM items"})).await;
+    assert_eq!(strings(&v, "v"), ["b1"]);
+    let v = a.ok("query", json!({"sql": "SELECT v FROM items"})).await;
+    assert!(strings(&v, "v").is_empty(), "{v}");
+}

@@ -97,8 +97,12 @@ const CONTROL: [&str; 9] = [
     "start",
 ];
 
-/// First keywords of statements that change the session the call set up.
-const SESSION: [&str; 3] = ["do", "reset", "set"];
+/// First keywords of statements that change the session the call set up. `EXECUTE` runs a
+/// statement prepared on the connection: the engine's own opening is one (readable in
+/// `pg_prepared_statements`), and run with a tenant's own arguments it would set another
+/// tenant's role, search path or a zero timeout past the `set_config` guard. `DEALLOCATE`
+/// would make the next call on the connection fail to open.
+const SESSION: [&str; 5] = ["deallocate", "do", "execute", "reset", "set"];
 
 /// Refuses transaction control and what would change the call's session (see the module
 /// docs); `pointer` is the statement's `/sql` pointer.
@@ -109,6 +113,7 @@ pub(crate) fn guard_statement(sql: &str, pointer: &str) -> Result<(), ProviderEr
     }
     let lower = sql.to_ascii_lowercase();
     if SESSION.iter().any(|c| word.eq_ignore_ascii_case(c))
+        || (word.eq_ignore_ascii_case("explain") && mentions(&lower, "execute"))
         || mentions(&lower, "set_config")
         || lower.contains("u&\"")
     {
