@@ -46,10 +46,11 @@ impl Dialect {
             .map_err(|why| Problem::new(ErrorCode::ParamsUnprocessable, format!("{db} {why}")))
     }
 
-    /// The dialect a provider's description (`GET /providers/{domain}/{name}`) declares: the
-    /// one its `dialect:<name>` capability names, else the built-in engine's of the same name
-    /// (`db/sqlite`, `db/postgres`, `db/mysql` declare nothing more), as the db conformance
-    /// suite decides (ADR 24). Err says why none applies.
+    /// The dialect a provider's description (`GET /providers/{domain}/{name}`) declares with
+    /// its `dialect:<name>` capability, as the db conformance suite reads it (ADR 24); the
+    /// built-in engines declare theirs like any other. The name is never looked at: a provider
+    /// called `db/postgres` that declares nothing is not taken for PostgreSQL. Err says why
+    /// none applies.
     pub fn declared_by(description: &Value) -> Result<Self, String> {
         let capabilities = description["capabilities"].as_array();
         let declared = capabilities
@@ -57,7 +58,7 @@ impl Dialect {
             .flatten()
             .filter_map(Value::as_str)
             .find_map(|c| c.strip_prefix("dialect:"));
-        let name = declared.or(description["name"].as_str()).unwrap_or("");
+        let name = declared.unwrap_or("");
         let known = || {
             DIALECTS
                 .iter()
@@ -350,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn the_dialect_is_the_declared_one_else_the_built_in_engines() {
+    fn the_dialect_is_the_declared_one_and_never_guessed_from_the_name() {
         let described = |name: &str, capabilities: &[&str]| {
             Dialect::declared_by(
                 &json!({"domain": "db", "name": name, "capabilities": capabilities}),
@@ -361,7 +362,12 @@ mod tests {
             Ok(Dialect::Postgres)
         );
         assert_eq!(described("sqlite", &["dialect:mysql"]), Ok(Dialect::Mysql));
-        assert_eq!(described("postgres", &["rls"]), Ok(Dialect::Postgres));
+        assert_eq!(
+            described("postgres", &["rls", "dialect:postgres"]),
+            Ok(Dialect::Postgres)
+        );
+        let unnamed = described("postgres", &["rls"]).unwrap_err();
+        assert!(unnamed.contains("declares no SQL dialect"), "{unnamed}");
         let none = described("wire", &["transactions"]).unwrap_err();
         assert!(none.contains("declares no SQL dialect"), "{none}");
         assert!(none.contains("dialect:<name>"), "{none}");

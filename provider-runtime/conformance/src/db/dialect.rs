@@ -66,15 +66,13 @@ impl Dialect {
         out
     }
 
-    /// The dialect `descriptor` speaks: the one its `dialect:<name>` capability names, else the
-    /// one named like the engine (the built-in engines `db/sqlite`, `db/postgres`, `db/mysql`
-    /// and `db/mssql` are certified from the command line without declaring more).
+    /// The dialect `descriptor` speaks: the one its `dialect:<name>` capability names. The
+    /// built-in engines declare theirs too, so the name is never a guess (ADR 24, as amended).
     pub fn declared_by(descriptor: &ProviderDescriptor) -> Option<&'static Dialect> {
         let declared = descriptor
             .capabilities
             .iter()
-            .find_map(|c| c.strip_prefix("dialect:"))
-            .unwrap_or(&descriptor.name);
+            .find_map(|c| c.strip_prefix("dialect:"))?;
         DIALECTS.into_iter().find(|d| d.name == declared)
     }
 }
@@ -180,10 +178,11 @@ mod tests {
     }
 
     #[test]
-    fn a_declared_dialect_wins_over_the_engine_name() {
+    fn the_declared_dialect_is_the_only_one_and_the_name_is_never_a_guess() {
         let pick = |name, caps| Dialect::declared_by(&descriptor(name, caps)).map(|d| d.name);
-        assert_eq!(pick("postgres", &[]), Some("postgres"));
-        assert_eq!(pick("mssql", &["transactions"]), Some("mssql"));
+        assert_eq!(pick("postgres", &[]), None);
+        assert_eq!(pick("mssql", &["transactions"]), None);
+        assert_eq!(pick("mssql", &["dialect:mssql"]), Some("mssql"));
         assert_eq!(pick("duck", &["dialect:postgres"]), Some("postgres"));
         assert_eq!(pick("sqlite", &["dialect:mysql"]), Some("mysql"));
         assert_eq!(pick("duck", &[]), None);

@@ -71,7 +71,7 @@ impl MssqlFactory {
             descriptor: engine::descriptor(
                 MssqlProvider::NAME,
                 "Microsoft SQL Server: a database and a login of its own per tenant.",
-                &["transactions", "metadata"],
+                &["transactions", "metadata", "dialect:mssql"],
                 siloed::schema(),
             ),
             secret: connection_string.clone(),

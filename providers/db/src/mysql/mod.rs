@@ -66,7 +66,7 @@ impl MysqlFactory {
             descriptor: engine::descriptor(
                 MysqlProvider::NAME,
                 "MySQL / MariaDB: a database and a user of its own per tenant.",
-                &["transactions", "metadata"],
+                &["transactions", "metadata", "dialect:mysql"],
                 siloed::schema(),
             ),
             secret: admin_url.clone(),

@@ -96,7 +96,7 @@ impl PostgresFactory {
                 PostgresProvider::NAME,
                 "PostgreSQL: a shared database isolated by row-level security, or a \
                           tenant's own database.",
-                &["transactions", "metadata", "rls"],
+                &["transactions", "metadata", "rls", "dialect:postgres"],
                 config::schema(),
             ),
             settings,

@@ -46,7 +46,7 @@ impl SqliteFactory {
             descriptor: engine::descriptor(
                 SqliteProvider::NAME,
                 "Embedded SQLite, one database file per tenant.",
-                &["transactions", "metadata"],
+                &["transactions", "metadata", "dialect:sqlite"],
                 config::schema(),
             ),
             registry: Arc::new(Registry::new(root)),
