@@ -189,6 +189,7 @@ impl ProviderFactory for PostgresFactory {
             access,
             registry: self.registry.clone(),
             stopped: AtomicBool::new(false),
+            keeps_plans: self.namespace == Namespace::Books,
         })))
     }
 }
@@ -207,6 +208,12 @@ struct PostgresProvider {
     registry: Arc<Registry>,
     /// Makes `stop` idempotent and refuses calls after it.
     stopped: AtomicBool,
+    /// The service books' SQL is the platform's own, a few fixed texts sent on every call:
+    /// prepared once per connection, it is planned once instead of on every posting (about
+    /// half of a ledger posting's server time). No tenant writes it; tenant SQL may not
+    /// `EXECUTE` or `DEALLOCATE` what a connection keeps (`session`), and PostgreSQL replans
+    /// a kept statement by itself when the role, search path or a table it reads changes.
+    keeps_plans: bool,
 }
 
 /// One call's transaction and the tenant's connection slot it holds. Dropping it mid-way (a
@@ -216,6 +223,8 @@ struct Call {
     _permit: OwnedSemaphorePermit,
     /// Pooled mode, whose tables keep the id each insert generated (see `rls`).
     pooled: bool,
+    /// The instance's `keeps_plans`.
+    keeps_plans: bool,
     /// An inserting statement whose caller did not want its id ran, and its id (if any) is
     /// still kept: cleared before a statement whose id is wanted.
     unread_id: bool,
@@ -247,7 +256,7 @@ impl Engine for PostgresProvider {
     async fn query(&self, p: QueryParams) -> Result<QueryResult, ProviderError> {
         session::guard_statement(&p.sql, "/sql")?;
         let cap = engine::row_cap(p.max_rows, self.config.max_rows);
-        let query = values::bind(tenant_sql(&p.sql), &p.params, "/params")?;
+        let query = values::bind(caller_sql(&p.sql, self.keeps_plans), &p.params, "/params")?;
         let mut call = self.begin(Intent::Read).await?;
         let reader = Reader {
             columns: values::columns_of_row,
@@ -389,16 +398,21 @@ impl PostgresProvider {
             tx,
             _permit: permit,
             pooled,
+            keeps_plans: self.keeps_plans,
             unread_id: false,
         })
     }
 }
 
-/// Tenant SQL as an unnamed statement: parsed for this call only, never in the connection's
-/// statement cache (which holds the engine's own fixed statements, see `pools`), so no
-/// tenant's statement text or plan stays on a pooled connection for the next call.
-fn tenant_sql(sql: &str) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
-    sqlx::query(sql).persistent(false)
+/// A statement of the instance's caller. Tenant SQL is an unnamed statement: parsed for this
+/// call only, never in the connection's statement cache (which holds the engine's own fixed
+/// statements, see `pools`), so no tenant's statement text or plan stays on a pooled
+/// connection for the next call. The service books' SQL is kept (`keeps_plans`).
+fn caller_sql(
+    sql: &str,
+    keeps_plans: bool,
+) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql).persistent(keeps_plans)
 }
 
 impl Session for Call {
@@ -410,7 +424,7 @@ impl Session for Call {
         let sql_at = format!("{at}/sql");
         session::guard_statement(&statement.sql, &sql_at)?;
         let query = values::bind(
-            tenant_sql(&statement.sql),
+            caller_sql(&statement.sql, self.keeps_plans),
             &statement.params,
             &format!("{at}/params"),
         )?;

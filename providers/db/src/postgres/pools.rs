@@ -22,18 +22,22 @@ use crate::registry;
 pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a connection coming back runs before anyone else gets it: `DISCARD ALL` but for
-/// `DEALLOCATE ALL`, so whatever session state a call managed to leave behind (an advisory
-/// lock, which `RESET ALL` keeps and which would block every other session wanting it; a
-/// `LISTEN`; a held cursor; a session setting) is gone, while the engine's own prepared
-/// statements stay. Tenants prepare none: `PREPARE` is refused, tenant SQL runs unnamed, and
-/// what `query` describes is closed at once (see `crate::postgres`). It runs in the pool's
-/// release task, after the caller has its answer, so calls do not wait for it.
+/// `DEALLOCATE ALL` and `DISCARD PLANS`, so whatever session state a call managed to leave
+/// behind (an advisory lock, which `RESET ALL` keeps and which would block every other
+/// session wanting it; a `LISTEN`; a held cursor; a session setting) is gone, while the
+/// statements the engine keeps prepared stay, with their plans (PostgreSQL replans one by
+/// itself when the role, search path or a table it reads changed). Tenants prepare none:
+/// `PREPARE`/`EXECUTE` are refused, tenant SQL runs unnamed, and what `query` describes is
+/// closed at once (see `crate::postgres`). It runs in the pool's release task, after the
+/// caller has its answer, so calls do not wait for it.
 const RELEASE: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; \
-     SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES";
+     SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
 
 /// How many statements a connection keeps prepared: the engine's fixed ones (the call's
-/// `ENTER_*`, `metadata`'s catalog reads, the health probe), never tenant SQL.
-const FIXED_STATEMENTS: usize = 8;
+/// `ENTER_*`, `metadata`'s catalog reads, the health probe) and the service books' SQL (the
+/// ledger's, inventory's, orders' and the outbox's texts, well under a hundred), never tenant
+/// SQL. The least recently used one is closed when a new one would exceed it.
+const KEPT_STATEMENTS: usize = 128;
 
 /// Options every engine pool uses; see [`RELEASE`].
 pub(crate) fn pool_options(max_connections: u32) -> PgPoolOptions {
@@ -45,11 +49,12 @@ pub(crate) fn pool_options(max_connections: u32) -> PgPoolOptions {
         .after_release(|conn, _| Box::pin(async move { conn.execute(RELEASE).await.map(|_| true) }))
 }
 
-/// The statement cache keeps the engine's fixed statements prepared (one round trip each
-/// instead of two); tenant SQL never enters it (see [`FIXED_STATEMENTS`]).
+/// The statement cache keeps the engine's fixed statements and the books' SQL prepared (one
+/// round trip each instead of two, planned once); tenant SQL never enters it (see
+/// [`KEPT_STATEMENTS`]).
 pub(crate) fn connect_options(options: PgConnectOptions) -> PgConnectOptions {
     options
-        .statement_cache_capacity(FIXED_STATEMENTS)
+        .statement_cache_capacity(KEPT_STATEMENTS)
         .application_name("switchyard db/postgres")
 }
 
