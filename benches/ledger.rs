@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 
 use load::{Accounts, Call, Ledger};
 use roundtrips::Relay;
-use server::{Statements, drop_database, fresh_database, pgbench_init, pgbench_tps};
+use server::{ServerCpu, Statements, drop_database, fresh_database, pgbench_init, pgbench_tps};
 
 const DEFAULT_CLIENTS: usize = 8;
 /// Journals per `post_journals` call.
@@ -62,6 +62,8 @@ struct Phase {
     name: &'static str,
     label: String,
     per_sec: Option<f64>,
+    /// Transactions or journals done.
+    units: Option<u64>,
     profile: Value,
     skipped: Option<String>,
 }
@@ -137,10 +139,13 @@ fn main() {
         .unwrap();
     let ledger = Arc::new(tokio.block_on(Ledger::start(&ledger_url)));
     tokio.block_on(ledger.create_accounts());
+    let server_cpu = ServerCpu::find(&admin);
+    let server_cpu_seconds = || server_cpu.as_ref().map(ServerCpu::seconds);
     let mut phases = Vec::new();
     for step in steps() {
         reset();
-        let phase = match step {
+        let cpu_before = server_cpu_seconds();
+        let mut phase = match step {
             // On a shared machine the load drifts: pgbench runs before the single postings
             // and between them and the batches, and the ledger is held to the mean.
             Step::Pgbench(name, label) => {
@@ -149,6 +154,7 @@ fn main() {
                     name,
                     label: label.into(),
                     per_sec: Some(tps),
+                    units: Some(transactions),
                     profile: profile_of(PGBENCH_DB, transactions),
                     skipped: None,
                 }
@@ -163,6 +169,7 @@ fn main() {
                             name,
                             label,
                             per_sec: Some(measured.per_sec),
+                            units: Some(measured.journals),
                             profile,
                             skipped: None,
                         }
@@ -174,6 +181,7 @@ fn main() {
                             name,
                             label,
                             per_sec: None,
+                            units: None,
                             profile: Value::Null,
                             skipped: Some(why),
                         }
@@ -182,6 +190,11 @@ fn main() {
                 }
             }
         };
+        if let (Some(before), Some(after), Some(units)) =
+            (cpu_before, server_cpu_seconds(), phase.units)
+        {
+            phase.profile["server_cpu_us_per_unit"] = json!((after - before) * 1e6 / units as f64);
+        }
         phases.push(phase);
     }
     let trial = tokio
@@ -274,18 +287,19 @@ fn report(phases: &[Phase], trips: &Value, trial: &Value, clients: usize, secs: 
     };
     println!();
     println!(
-        "| PostgreSQL, {clients} clients, {secs} s a phase | per second | ÷ pgbench | statements per unit | server µs per unit | bench process CPU µs per unit |"
+        "| PostgreSQL, {clients} clients, {secs} s a phase | per second | ÷ pgbench | statements per unit | statement time µs per unit | PostgreSQL CPU µs per unit | bench process CPU µs per unit |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for phase in phases {
         let per_sec = phase.per_sec;
         println!(
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             phase.label,
             shown(per_sec, 0),
             shown(ratio(per_sec, tps), 2),
             shown(phase.profile["statements_per_unit"].as_f64(), 1),
             shown(phase.profile["server_us_per_unit"].as_f64(), 0),
+            shown(phase.profile["server_cpu_us_per_unit"].as_f64(), 0),
             shown(phase.profile["client_cpu_us_per_unit"].as_f64(), 0),
         );
     }
@@ -366,6 +380,8 @@ fn report(phases: &[Phase], trips: &Value, trial: &Value, clients: usize, secs: 
         "statements_per_posting": single_profile["statements_per_unit"],
         "server_us_per_posting": single_profile["server_us_per_unit"],
         "bench_cpu_us_per_posting": single_profile["client_cpu_us_per_unit"],
+        "postgres_cpu_us_per_posting": single_profile["server_cpu_us_per_unit"],
+        "pgbench_postgres_cpu_us_per_transaction": pgbench_profile["server_cpu_us_per_unit"],
         "pgbench_statements_per_transaction": pgbench_profile["statements_per_unit"],
         "pgbench_server_us_per_transaction": pgbench_profile["server_us_per_unit"],
         "balanced": trial["balanced"],

@@ -14,6 +14,8 @@ use switchyard_provider_db::{PostgresFactory, PostgresSettings, ServiceBooks};
 use switchyard_runtime::{PlatformStore, Registry, Runtime};
 use switchyard_spi::CallContext;
 
+use crate::server::own_cpu_seconds;
+
 /// Accounts of each side (assets debited, income credited) that uniform postings draw from.
 pub const ACCOUNTS: u64 = 100;
 
@@ -113,7 +115,7 @@ impl Ledger {
         secs: u64,
     ) -> Result<Measured, String> {
         let posted = Arc::new(AtomicU64::new(0));
-        let cpu_before = process_cpu_secs();
+        let cpu_before = own_cpu_seconds();
         let deadline = Instant::now() + Duration::from_secs(secs);
         let started = Instant::now();
         let mut posters = Vec::new();
@@ -140,7 +142,7 @@ impl Ledger {
         let elapsed = started.elapsed().as_secs_f64();
         let journals = posted.load(Ordering::Relaxed);
         outcome?;
-        let cpu_us = (process_cpu_secs() - cpu_before) * 1e6 / journals.max(1) as f64;
+        let cpu_us = (own_cpu_seconds() - cpu_before) * 1e6 / journals.max(1) as f64;
         eprintln!(
             "{phase}: {journals} journals in {elapsed:.1} s, {:.0}/s, this process's CPU {cpu_us:.0} µs a journal",
             journals as f64 / elapsed
@@ -203,17 +205,6 @@ pub struct Measured {
     /// which are cheap) per journal: on a machine it shares with PostgreSQL, what the ledger's
     /// own side costs.
     pub cpu_us: f64,
-}
-
-/// User and system CPU time of this process so far, from /proc/self/stat (in clock ticks of
-/// 1/100 s: Linux's USER_HZ).
-fn process_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // Fields after the command name (which may hold spaces), from the 3rd: utime is the 14th.
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    ticks as f64 / 100.0
 }
 
 async fn show_progress(phase: String, posted: Arc<AtomicU64>, secs: u64) {

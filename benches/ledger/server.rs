@@ -162,3 +162,63 @@ impl Statements {
         })
     }
 }
+
+/// CPU time of a PostgreSQL server running on this machine: the postmaster and every process
+/// it started (backends, background workers), those that have exited included (the postmaster
+/// reaped them: their time is in its children's). Unlike pg_stat_statements it counts parsing,
+/// the protocol and the background writers, and no lock waits. `None` when the server is not
+/// local (its data directory's postmaster.pid is not here, or names another process).
+pub struct ServerCpu {
+    postmaster: u32,
+}
+
+impl ServerCpu {
+    pub fn find(url: &str) -> Option<ServerCpu> {
+        let dir = psql(url, "SELECT current_setting('data_directory')").ok()?;
+        let dir = std::path::PathBuf::from(dir.first()?.first()?);
+        let pid_file = std::fs::read_to_string(dir.join("postmaster.pid")).ok()?;
+        let postmaster: u32 = pid_file.lines().next()?.trim().parse().ok()?;
+        let cwd = std::fs::read_link(format!("/proc/{postmaster}/cwd")).ok()?;
+        (cwd == dir).then_some(ServerCpu { postmaster })
+    }
+
+    /// Seconds of CPU so far.
+    pub fn seconds(&self) -> f64 {
+        let mut ticks = 0;
+        if let Some(fields) = stat_fields(self.postmaster) {
+            // utime, stime, cutime, cstime
+            ticks += (11..=14).map(|i| fields[i]).sum::<u64>();
+        }
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            if let Some(fields) = stat_fields(pid).filter(|f| f[1] == u64::from(self.postmaster)) {
+                ticks += fields[11] + fields[12];
+            }
+        }
+        ticks as f64 / USER_HZ
+    }
+}
+
+/// User and system CPU time of this process so far.
+pub fn own_cpu_seconds() -> f64 {
+    let fields = stat_fields(std::process::id()).expect("/proc/self/stat");
+    (fields[11] + fields[12]) as f64 / USER_HZ
+}
+
+/// Linux reports process times in clock ticks of 1/100 s (USER_HZ) on every architecture.
+const USER_HZ: f64 = 100.0;
+
+/// The numeric fields of /proc/<pid>/stat after the command name, from the state (index 0)
+/// on: [1] is the parent's pid, [11] utime, [12] stime, [13] cutime, [14] cstime.
+fn stat_fields(pid: u32) -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = stat.get(stat.rfind(')')? + 2..)?;
+    Some(
+        after_name
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect(),
+    )
+}
