@@ -104,7 +104,9 @@ impl<S: Service> Platform<S> {
 
     /// The superuser URL of the throwaway PostgreSQL database, for a test acting as its owner.
     pub fn database_url(&self) -> Option<&str> {
-        self._database.as_ref().map(|database| database.url.as_str())
+        self._database
+            .as_ref()
+            .map(|database| database.url.as_str())
     }
 
     /// The service as `tenant` sees it.
