@@ -272,7 +272,8 @@ impl Engine for PostgresProvider {
             Some(columns) => columns,
             // No row to look at: describing the statement gives its columns. sqlx keeps what
             // it describes in the connection's statement cache, where the next call could list
-            // it: it is closed at once.
+            // it: a tenant's is closed at once. The books' statements are meant to stay, and
+            // clearing the cache would also close the engine's own (`keeps_plans`).
             None => {
                 let described = (&mut *call.tx)
                     .prepare_with(p.sql.as_str(), &values::param_types(&p.params))
@@ -282,10 +283,12 @@ impl Engine for PostgresProvider {
                     .iter()
                     .map(values::column_info)
                     .collect();
-                call.tx
-                    .clear_cached_statements()
-                    .await
-                    .map_err(errors::from_sqlx)?;
+                if !self.keeps_plans {
+                    call.tx
+                        .clear_cached_statements()
+                        .await
+                        .map_err(errors::from_sqlx)?;
+                }
                 described
             }
         };
