@@ -689,6 +689,12 @@ async fn one_tenant_sees_nothing_of_another(engine: Engine) {
         globex.ok("rebuild", json!({})).await,
         json!({"events": 0, "equal": true, "differences": []})
     );
+    let chain = globex.ok("verify", json!({})).await;
+    assert_eq!(
+        (&chain["ok"], &chain["journals"]),
+        (&json!(true), &json!(0)),
+        "{chain}"
+    );
     // globex keeps books of its own under the same codes and ids.
     globex.account("1000", "asset", "USD").await;
     globex.account("4000", "income", "USD").await;
@@ -704,9 +710,27 @@ async fn one_tenant_sees_nothing_of_another(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(own["replayed"], false);
+    // A batch reaches globex's books alone, and each tenant's chain holds only its journals.
+    globex
+        .ok(
+            "post_journals",
+            json!({"journals": [{"journal_id": "J-2", "posting_time": T1, "lines": [
+                {"account": "1000", "debit": "2", "currency": "USD"},
+                {"account": "4000", "credit": "2", "currency": "USD"},
+            ]}]}),
+        )
+        .await;
     assert_eq!(acme.balance("1000").await.2, "9.0000");
-    assert_eq!(globex.balance("1000").await.2, "1.0000");
+    assert_eq!(globex.balance("1000").await.2, "3.0000");
     assert_eq!(acme.all_events().await.len(), 1);
+    for (books, journals) in [(&acme, 1), (&globex, 2)] {
+        let chain = books.ok("verify", json!({})).await;
+        assert_eq!(
+            (&chain["ok"], &chain["journals"]),
+            (&json!(true), &json!(journals)),
+            "{chain}"
+        );
+    }
 }
 
 async fn postings_and_their_events_commit_together_through_the_outbox(engine: Engine) {
