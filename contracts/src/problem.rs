@@ -76,11 +76,18 @@ pub enum ErrorCode {
     /// backoffs out of order, a secret reference that resolves to nothing). `config_invalid`
     /// (400) is kept for configs the schema itself refuses (ADR 0023).
     ConfigUnprocessable,
+    /// Integration (issue 21), appended. The third-party system refused the connection's
+    /// credentials (401/403 after a token refresh, a revoked refresh token): a config problem
+    /// the tenant fixes, not a transient one (Airbyte's taxonomy), so it is not retryable.
+    UpstreamCredentialsInvalid,
+    /// An inbound webhook whose signature does not verify with the tenant's secret for that
+    /// system, or whose timestamp is outside the replay window: nothing of it is kept.
+    SignatureInvalid,
 }
 
 impl ErrorCode {
     /// Every code, in the order the published schema lists them.
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 42] = [
         ErrorCode::Unauthenticated,
         ErrorCode::TokenInvalid,
         ErrorCode::TokenExpired,
@@ -121,6 +128,8 @@ impl ErrorCode {
         ErrorCode::ConformanceFailed,
         ErrorCode::ParamsUnprocessable,
         ErrorCode::ConfigUnprocessable,
+        ErrorCode::UpstreamCredentialsInvalid,
+        ErrorCode::SignatureInvalid,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -165,6 +174,8 @@ impl ErrorCode {
             ErrorCode::ConformanceFailed => "conformance_failed",
             ErrorCode::ParamsUnprocessable => "params_unprocessable",
             ErrorCode::ConfigUnprocessable => "config_unprocessable",
+            ErrorCode::UpstreamCredentialsInvalid => "upstream_credentials_invalid",
+            ErrorCode::SignatureInvalid => "signature_invalid",
         }
     }
 
@@ -203,7 +214,8 @@ impl ErrorCode {
             ErrorCode::ProviderUnavailable
             | ErrorCode::UpstreamUnavailable
             | ErrorCode::ShuttingDown => 503,
-            ErrorCode::ProviderFailed => 502,
+            ErrorCode::ProviderFailed | ErrorCode::UpstreamCredentialsInvalid => 502,
+            ErrorCode::SignatureInvalid => 401,
             ErrorCode::Timeout => 504,
             ErrorCode::Internal => 500,
         }
@@ -267,6 +279,10 @@ impl ErrorCode {
             }
             ErrorCode::ParamsUnprocessable => "Params break a rule their schema cannot state",
             ErrorCode::ConfigUnprocessable => "Config breaks a rule its schema cannot state",
+            ErrorCode::UpstreamCredentialsInvalid => {
+                "The third-party system refused the connection's credentials"
+            }
+            ErrorCode::SignatureInvalid => "The inbound webhook's signature does not verify",
         }
     }
 }

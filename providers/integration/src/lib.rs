@@ -5,8 +5,11 @@
 //! (`provider-runtime/conformance/src/integration/`) hold every engine to the contract.
 //! Today there is one, `webhook`: signed deliveries with retries and dead letters.
 
+mod connector;
 mod contract;
 mod engine;
+mod http;
+mod mapping;
 pub mod webhook;
 
 use std::sync::Arc;
