@@ -1,0 +1,1 @@
+//! A fake Salesforce REST API (see the crate docs).

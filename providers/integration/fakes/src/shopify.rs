@@ -1,0 +1,1 @@
+//! A fake Shopify Admin REST API (see the crate docs).
