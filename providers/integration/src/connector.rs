@@ -11,9 +11,36 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use schemars::JsonSchema;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
-use switchyard_spi::{ErrorCode, ProviderError};
+use switchyard_egress::Egress;
+use switchyard_spi::{ErrorCode, ProviderError, TenantId};
+
+/// What the domain hands a connector when one tenant's instance starts.
+pub(crate) struct Link {
+    pub(crate) tenant: TenantId,
+    /// The operator's egress ceiling, narrowed by the tenant's `allowed_networks`: every call
+    /// the connector makes goes through it (build the [`crate::http::Api`] with it).
+    pub(crate) egress: Egress,
+}
+
+/// How an engine is made from a tenant's config: the engine's config type (whose derived
+/// JSON Schema is the engine's published config schema) and the connector built from it.
+pub(crate) trait Connect: Connector + Sized {
+    /// The engine's whole config: the system's own settings (base URL, credentials as
+    /// `x-secret` references) beside `#[serde(flatten)] sync: crate::sync::Settings`, the
+    /// domain's settings every connector shares (mappings, destinations, events, networks).
+    type Config: DeserializeOwned + JsonSchema + Send + 'static;
+
+    /// The shared part of `config`.
+    fn settings(config: &Self::Config) -> &crate::sync::Settings;
+
+    /// The connector for one tenant. Checks what the schema cannot (a URL the standard
+    /// refuses: `config_unprocessable`) without calling the system: `check` does that.
+    fn connect(config: Self::Config, link: Link) -> Result<Self, ProviderError>;
+}
 
 /// One stream a system offers (Airbyte's stream, Nango's model): `orders`, `Account`.
 #[derive(Debug, Clone, Serialize)]
@@ -137,7 +164,9 @@ pub(crate) trait Connector: Send + Sync + 'static {
     /// Whether the connection works: one cheap authenticated call (`check`).
     async fn check(&self) -> Result<(), ProviderError>;
 
-    /// One page of `stream`.
+    /// One page of `stream`. An incremental read (`from.since` set) answers records in
+    /// ascending order of the stream's cursor field, across pages, so that the sync may
+    /// checkpoint its cursor after every page a destination acknowledged.
     async fn read(&self, stream: &str, from: ReadFrom<'_>) -> Result<Page, ProviderError>;
 
     /// One page of `stream`'s deletions since `from.since`, for streams whose
