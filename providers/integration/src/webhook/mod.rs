@@ -60,7 +60,7 @@ impl WebhookFactory {
         }
         WebhookFactory {
             root,
-            descriptor: describe("webhook")
+            descriptor: describe("webhook", &["trigger", "dead_letters", "redeliver"])
                 .summary(
                     "Signed webhook deliveries (Standard Webhooks) to the tenant's configured \
                      endpoints: retries with backoff, an SSRF guard, idempotency keys and a \
