@@ -10,6 +10,7 @@ mod contract;
 mod engine;
 mod http;
 mod mapping;
+mod rest;
 mod sync;
 pub mod webhook;
 
