@@ -9,6 +9,7 @@
 //! that would leave the base URL's origin) as `config_unprocessable`.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -42,6 +43,10 @@ pub(crate) struct RestConfig {
     /// How calls authenticate; none when absent.
     #[serde(default)]
     pub(super) auth: AuthConfig,
+    /// At most this many calls a second to the API, e.g. to stay inside an allowance the API
+    /// states only in its documentation (429s and `Retry-After` are followed either way).
+    #[schemars(range(min = 1, max = 1000))]
+    pub(super) requests_per_second: Option<NonZeroU32>,
     /// The API's resources, each read as the stream of the same name.
     #[schemars(extend(
         "minProperties" = 1,

@@ -281,8 +281,12 @@ impl Connect for Rest {
             let pointer = format!("/resources/{}", name.replace('~', "~0").replace('/', "~1"));
             resources.insert(name, Resource::new(resource, &base, &pointer)?);
         }
+        let mut api = Api::new(Self::NAME, link.egress, auth)?;
+        if let Some(per_second) = config.requests_per_second {
+            api = api.with_ceiling(per_second);
+        }
         Ok(Rest {
-            api: Api::new(Self::NAME, link.egress, auth)?,
+            api,
             base,
             resources,
         })
@@ -404,10 +408,7 @@ fn auth(config: AuthConfig) -> Result<Auth, ProviderError> {
                 value: Secret(key),
             }
         }
-        AuthConfig::Bearer { token } => Auth::Header {
-            name: "authorization".to_owned(),
-            value: Secret(format!("Bearer {token}")),
-        },
+        AuthConfig::Bearer { token } => Auth::bearer(&Secret(token)),
     })
 }
 

@@ -373,7 +373,8 @@ async fn discover_and_check_read_the_first_page_json_server() {
 /// What the small server in the test answers and saw.
 #[derive(Default)]
 struct Served {
-    /// The `Authorization` header of every request, in order.
+    /// The credential of every request, in order: its `Authorization` header, or its
+    /// `X-API-Key` as `key <value>`.
     authorizations: Vec<Option<String>>,
 }
 
@@ -410,17 +411,22 @@ fn answer(
     state: &Mutex<Served>,
     link: &str,
 ) -> Response<Full<Bytes>> {
-    let authorization = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    // The credential a call carried: its Authorization header, or its X-API-Key as "key ..".
+    let authorization =
+        header("authorization").or_else(|| header("x-api-key").map(|k| format!("key {k}")));
     state
         .lock()
         .expect("state")
         .authorizations
         .push(authorization.clone());
-    if authorization.as_deref() != Some("Bearer t0ken") {
+    if !matches!(authorization.as_deref(), Some("Bearer t0ken" | "key k3y")) {
         return Response::builder()
             .status(401)
             .body(Full::new(Bytes::from("{}")))
@@ -489,6 +495,25 @@ async fn cursor_pagination_sends_the_body_cursor_back() {
     assert_eq!(pages, 3);
     let authorizations = served.lock().expect("state").authorizations.clone();
     assert_eq!(authorizations, vec![Some("Bearer t0ken".to_owned()); 3]);
+}
+
+#[tokio::test]
+async fn an_api_key_goes_in_the_header_the_config_names() {
+    let (addr, served) = small_api(|_| String::new()).await;
+    let rest = connect(json!({
+        "base_url": format!("http://{addr}/api"),
+        "auth": {"api_key": {"header": "X-API-Key", "key": "k3y"}},
+        "requests_per_second": 50,
+        "resources": {"things": {
+            "path": "/things", "records_path": "/data", "primary_key": "id",
+            "pagination": {"cursor": {"param": "cursor", "next_path": "/meta/next_cursor"}},
+        }},
+    }))
+    .expect("connect");
+    let (records, _) = read_all(&rest, "things", None).await;
+    assert_eq!(records.len(), 5);
+    let authorizations = served.lock().expect("state").authorizations.clone();
+    assert_eq!(authorizations, vec![Some("key k3y".to_owned()); 3]);
 }
 
 #[tokio::test]
@@ -698,4 +723,10 @@ fn the_schema_bounds_page_sizes_and_paths() {
     );
     key_in_clear["auth"] = json!({"bearer": {"token": "secret://env/API_TOKEN"}});
     assert!(validator.is_valid(&key_in_clear));
+
+    let mut paced = config(page(10), "/r");
+    for (per_second, valid) in [(1, true), (1000, true), (0, false), (1001, false)] {
+        paced["requests_per_second"] = json!(per_second);
+        assert_eq!(validator.is_valid(&paced), valid, "{per_second} a second");
+    }
 }
