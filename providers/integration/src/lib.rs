@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use switchyard_contracts::SchemaError;
 use switchyard_spi::{Host, ProviderFactory};
+pub use mapping::Mapping;
 pub use webhook::WebhookFactory;
 
 /// The integration engines `switchyard` hosts: a new engine is its folder and one line here.
