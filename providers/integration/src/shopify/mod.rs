@@ -7,10 +7,13 @@ mod webhooks;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
-use switchyard_spi::{ErrorCode, ProviderError};
+use switchyard_contracts::SchemaError;
+use switchyard_spi::{ErrorCode, Host, ProviderError, ProviderFactory};
 
 pub(crate) use config::ShopifyConfig;
 
@@ -19,6 +22,27 @@ use crate::connector::{
     Received, Stream, Upserted,
 };
 use crate::http::{Api, Auth, Headers, RateHeaders, Response, Secret, Usage, Verdict};
+use crate::sync;
+
+/// `integration/shopify`, always hosted: it calls no shop until a tenant configures one.
+pub(crate) fn builtin(host: &Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError> {
+    sync::builtin::<Shopify>(
+        host,
+        sync::About {
+            summary: "Shopify orders, products, customers and inventory levels (REST Admin API): \
+                      incremental syncs by updated_at, product deletes from the Events API, \
+                      customer upsert by email, webhooks verified by their HMAC.",
+            capabilities: &[
+                "incremental",
+                "full_refresh",
+                "deleted_feed",
+                "upsert",
+                "webhooks",
+            ],
+            actions: sync::ALL_ACTIONS,
+        },
+    )
+}
 
 /// Every stream is read ascending by this field, and resumed at it (`updated_at_min` is
 /// inclusive).
