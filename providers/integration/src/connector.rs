@@ -24,6 +24,9 @@ pub(crate) struct Link {
     /// The operator's egress ceiling, narrowed by the tenant's `allowed_networks`: every call
     /// the connector makes goes through it (build the [`crate::http::Api`] with it).
     pub(crate) egress: Egress,
+    /// The connection's OAuth2 tokens, kept in the tenant's own store: a connector that
+    /// authenticates with OAuth2 hands it to [`crate::http::Auth::OAuth2`]; others ignore it.
+    pub(crate) tokens: crate::http::Tokens,
 }
 
 /// How an engine is made from a tenant's config: the engine's config type (whose derived

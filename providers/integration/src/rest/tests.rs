@@ -45,6 +45,7 @@ fn connect(config: Value) -> Result<Rest, ProviderError> {
         Link {
             tenant: TenantId::parse("acme").expect("tenant"),
             egress: Egress::new(&ceiling),
+            tokens: crate::http::Tokens::in_memory("rest"),
         },
     )
 }

@@ -15,6 +15,7 @@ fn link(ceiling: EgressCeiling) -> Link {
     Link {
         tenant: TenantId::parse("acme").expect("a tenant id"),
         egress: Egress::new(&ceiling),
+        tokens: crate::http::Tokens::in_memory("shopify"),
     }
 }
 

@@ -141,6 +141,7 @@ impl<C: Connect> ProviderFactory for Factory<C> {
             Link {
                 tenant: ctx.tenant.clone(),
                 egress,
+                tokens: crate::http::Tokens::in_memory(C::NAME),
             },
         )?;
         let engine = Sync::new(connector, tenant, plan, ctx.client, ctx.tenant);
