@@ -144,13 +144,18 @@ impl Api {
         self
     }
 
-    /// The connection's OAuth2 tokens, when it has any (e.g. for the `instance_url` a
-    /// Salesforce token answer names).
-    pub(crate) fn tokens(&self) -> Option<&Tokens> {
-        match &self.auth {
-            Auth::OAuth2 { tokens, .. } => Some(tokens),
-            _ => None,
-        }
+    /// The `instance_url` the OAuth2 token endpoint answered with the current token (where a
+    /// Salesforce org's API lives), obtaining a token first when the connection has none.
+    /// `None` without OAuth2, or when the endpoint names none.
+    pub(crate) async fn instance_url(&self) -> Result<Option<String>, ProviderError> {
+        let Auth::OAuth2 { grant, tokens } = &self.auth else {
+            return Ok(None);
+        };
+        tokens
+            .access(grant, &self.client, &self.egress)
+            .await
+            .map_err(|e| Failure::refresh(self.system, e).into_error())?;
+        Ok(tokens.instance_url().await)
     }
 
     /// Sends one request (`body` as JSON when given) and answers the system's response, or

@@ -558,8 +558,13 @@ async fn a_401_refreshes_the_token_once_then_succeeds_and_keeps_the_rotated_refr
     assert_eq!(now_kept.refresh_token, Some(Secret("refresh-1".to_owned())));
     assert_eq!(state.lock().unwrap().refresh, "refresh-1");
     assert_eq!(
-        api.tokens().unwrap().instance_url().await.as_deref(),
+        api.instance_url().await.unwrap().as_deref(),
         Some("https://acme.my.example.com")
+    );
+    assert_eq!(
+        server.hits("/token").len(),
+        1,
+        "the current token's instance"
     );
     assert!(failures.lock().unwrap().is_empty());
 }
@@ -738,4 +743,20 @@ async fn concurrent_calls_share_one_refresh() {
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_new_connection_learns_where_its_api_lives_from_its_first_token() {
+    let (server, _) = authority(Authority::default()).await;
+    let (oauth, _) = oauth_api(
+        grant(&server, Grant::ClientCredentials),
+        Arc::new(MemoryTokenStore::default()),
+    )
+    .await;
+    assert_eq!(
+        oauth.instance_url().await.unwrap().as_deref(),
+        Some("https://acme.my.example.com")
+    );
+    assert_eq!(server.hits("/token").len(), 1);
+    assert_eq!(api(key()).instance_url().await.unwrap(), None);
 }

@@ -177,7 +177,7 @@ impl Tokens {
     }
 
     /// The `instance_url` the token endpoint answered with the current token, if any.
-    pub(crate) async fn instance_url(&self) -> Option<String> {
+    pub(super) async fn instance_url(&self) -> Option<String> {
         let state = self.inner.state.lock().await;
         state.token.as_ref()?.instance_url.clone()
     }
