@@ -23,5 +23,5 @@ pub use webhook::WebhookFactory;
 
 /// The integration engines `switchyard` hosts: a new engine is its folder and one line here.
 pub fn builtins(host: &Host) -> Result<Vec<Arc<dyn ProviderFactory>>, SchemaError> {
-    switchyard_spi::builtins(host, &[webhook::builtin])
+    switchyard_spi::builtins(host, &[webhook::builtin, rest::builtin])
 }

@@ -22,6 +22,10 @@ const SECRET_PATTERN: &str = r"^secret://(env/[^/]+|file/[\s\S]*|vault/[^/#]+/[^
 /// paths are appended to it.
 const BASE_URL_PATTERN: &str =
     r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[^?#\s]*)?$";
+/// A token endpoint: an http(s) URL with a host, no credentials, an optional port, path and
+/// query.
+const TOKEN_URL_PATTERN: &str =
+    r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?][^#\s]*)?$";
 /// A path below the base URL, with an optional query: one leading `/` and never two, so it
 /// cannot name another host (`//evil.example/`), and no fragment.
 const PATH_PATTERN: &str = r"^/([^/#\s][^#\s]*)?$";
@@ -79,6 +83,28 @@ pub(crate) enum AuthConfig {
         /// A secret:// reference to the token.
         #[schemars(regex(pattern = SECRET_PATTERN), extend("x-secret" = true))]
         token: String,
+    },
+    /// OAuth2 client credentials (RFC 6749 section 4.4): the client's id and secret obtain an
+    /// access token at `token_url`, sent as `Authorization: Bearer` and obtained again before
+    /// it expires (and once when the API refuses it).
+    #[serde(rename = "oauth2")]
+    OAuth2 {
+        /// The authorization server's token endpoint (it may be another host than the API's).
+        #[schemars(regex(pattern = TOKEN_URL_PATTERN))]
+        token_url: String,
+        #[schemars(length(min = 1, max = 256))]
+        client_id: String,
+        /// A secret:// reference to the client secret.
+        #[schemars(regex(pattern = SECRET_PATTERN), extend("x-secret" = true))]
+        client_secret: String,
+        /// Scopes asked for; none asks for the client's default.
+        #[serde(default)]
+        #[schemars(length(max = 32), inner(length(min = 1, max = 256)))]
+        scopes: Vec<String>,
+        /// Sends the client id and secret as form fields of the token request instead of
+        /// HTTP Basic authentication (RFC 6749 prefers Basic; some servers take only this).
+        #[serde(default)]
+        credentials_in_body: bool,
     },
 }
 

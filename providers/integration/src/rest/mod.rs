@@ -16,11 +16,13 @@ mod pagination;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use reqwest::{Method, Url};
 use serde_json::Value;
-use switchyard_spi::{ErrorCode, ProviderError};
+use switchyard_contracts::SchemaError;
+use switchyard_spi::{ErrorCode, Host, ProviderError, ProviderFactory};
 
 pub(crate) use config::RestConfig;
 use config::{AuthConfig, DeletedConfig, ResourceConfig};
@@ -29,7 +31,8 @@ use pagination::{BodyPath, Pagination, with_param};
 use crate::connector::{
     Connect, Connector, Deleted, DeletedPage, Deletes, Field, Link, Page, ReadFrom, Stream,
 };
-use crate::http::{Api, Auth, Secret};
+use crate::http::{Api, Auth, Grant, OAuth2, Secret, Tokens};
+use crate::sync;
 
 /// Request headers a config may not set: they would change where or how the request goes,
 /// not authenticate it.
@@ -40,6 +43,20 @@ const RESERVED_HEADERS: [&str; 5] = [
     "connection",
     "upgrade",
 ];
+
+/// `integration/rest`, always hosted: it calls no API until a tenant configures one.
+pub(crate) fn builtin(host: &Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError> {
+    sync::builtin::<Rest>(
+        host,
+        sync::About {
+            summary: "Any JSON REST API described in config: base URL, auth, and per resource \
+                      its path, records path, primary key, cursor and pagination (cursor, link, \
+                      offset, page); incremental syncs and an optional deleted feed.",
+            capabilities: &["incremental", "full_refresh", "deleted_feed"],
+            actions: sync::READ_ACTIONS,
+        },
+    )
+}
 
 /// One tenant's connection to a declared REST API.
 pub(crate) struct Rest {
@@ -275,7 +292,7 @@ impl Connect for Rest {
                 "declare at least one resource",
             ));
         }
-        let auth = auth(config.auth)?;
+        let auth = auth(config.auth, link.tokens)?;
         let mut resources = BTreeMap::new();
         for (name, resource) in config.resources {
             let pointer = format!("/resources/{}", name.replace('~', "~0").replace('/', "~1"));
@@ -389,7 +406,7 @@ fn join(base: &Url, path: &str, pointer: &str) -> Result<Url, ProviderError> {
     Ok(url)
 }
 
-fn auth(config: AuthConfig) -> Result<Auth, ProviderError> {
+fn auth(config: AuthConfig, tokens: Tokens) -> Result<Auth, ProviderError> {
     Ok(match config {
         AuthConfig::None => Auth::None,
         AuthConfig::ApiKey { header, key } => {
@@ -409,6 +426,35 @@ fn auth(config: AuthConfig) -> Result<Auth, ProviderError> {
             }
         }
         AuthConfig::Bearer { token } => Auth::bearer(&Secret(token)),
+        AuthConfig::OAuth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scopes,
+            credentials_in_body,
+        } => {
+            let token_url = Url::parse(&token_url)
+                .ok()
+                .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+                .ok_or_else(|| {
+                    ProviderError::field(
+                        ErrorCode::ConfigUnprocessable,
+                        "/auth/oauth2/token_url",
+                        "not an http(s) URL with a host",
+                    )
+                })?;
+            Auth::OAuth2 {
+                grant: OAuth2 {
+                    token_url,
+                    client_id,
+                    client_secret: Some(Secret(client_secret)),
+                    grant: Grant::ClientCredentials,
+                    scopes,
+                    credentials_in_body,
+                },
+                tokens,
+            }
+        }
     })
 }
 

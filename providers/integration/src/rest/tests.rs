@@ -11,6 +11,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -427,6 +429,23 @@ fn answer(
         .expect("state")
         .authorizations
         .push(authorization.clone());
+    if request.uri().path() == "/oauth/token" {
+        // A token endpoint for the client credentials grant: client rest-client, secret s3cret,
+        // by HTTP Basic authentication.
+        let client = format!("Basic {}", STANDARD.encode("rest-client:s3cret"));
+        let (status, body) = if authorization.as_deref() == Some(client.as_str()) {
+            let token =
+                json!({"access_token": "t0ken", "token_type": "bearer", "expires_in": 3600});
+            (200, token)
+        } else {
+            (401, json!({"error": "invalid_client"}))
+        };
+        return Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("response");
+    }
     if !matches!(authorization.as_deref(), Some("Bearer t0ken" | "key k3y")) {
         return Response::builder()
             .status(401)
@@ -515,6 +534,46 @@ async fn an_api_key_goes_in_the_header_the_config_names() {
     assert_eq!(records.len(), 5);
     let authorizations = served.lock().expect("state").authorizations.clone();
     assert_eq!(authorizations, vec![Some("key k3y".to_owned()); 3]);
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_obtain_the_bearer_token_once() {
+    let (addr, served) = small_api(|_| String::new()).await;
+    let oauth2 = |secret: &str| {
+        connect(json!({
+            "base_url": format!("http://{addr}/api"),
+            "auth": {"oauth2": {
+                "token_url": format!("http://{addr}/oauth/token"),
+                "client_id": "rest-client",
+                "client_secret": secret,
+            }},
+            "resources": {"things": {
+                "path": "/things", "records_path": "data", "primary_key": "id",
+                "pagination": {"cursor": {"param": "cursor", "next_path": "meta.next_cursor"}},
+            }},
+        }))
+        .expect("connect")
+    };
+    let rest = oauth2("s3cret");
+    let (records, pages) = read_all(&rest, "things", None).await;
+    assert_eq!((records.len(), pages), (5, 3));
+    let authorizations = served.lock().expect("state").authorizations.clone();
+    let basic = format!("Basic {}", STANDARD.encode("rest-client:s3cret"));
+    let bearer = "Bearer t0ken".to_owned();
+    assert_eq!(
+        authorizations,
+        vec![
+            Some(basic),
+            Some(bearer.clone()),
+            Some(bearer.clone()),
+            Some(bearer)
+        ],
+        "one token request, then the token on every page"
+    );
+
+    let error = oauth2("wrong").check().await.expect_err("refused client");
+    assert_eq!(error.code, ErrorCode::UpstreamCredentialsInvalid);
+    assert!(!error.detail.contains("wrong"), "{}", error.detail);
 }
 
 #[tokio::test]
