@@ -1,13 +1,13 @@
-//! The provider client in process: business services running next to the runtime call it
-//! without a network hop, through the same schema checks, lifecycle and resilience as a call
-//! from the gateway.
+//! The provider client in process: business services running next to the runtime, and the
+//! in-tree providers that compose a tenant's other providers, call it without a network hop,
+//! through the same schema checks, lifecycle and resilience as a call from the gateway.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use serde_json::Value;
 use switchyard_client::{ProviderClient, SERVICES, provider_route};
-use switchyard_contracts::{Problem, TenantId};
+use switchyard_contracts::{ErrorCode, Problem, TenantId};
 use switchyard_spi::CallContext;
 
 use crate::Runtime;
@@ -17,11 +17,23 @@ use crate::Runtime;
 /// request's; its calls carry the service in [`CallContext::service`].
 pub const SERVICE_SUBJECT: &str = "service:";
 
+/// How a client's subject names the provider instance it was handed to
+/// (`provider:integration/shopify`). Its calls are the tenant's own: they carry no service.
+pub const PROVIDER_SUBJECT: &str = "provider:";
+
 /// A [`ProviderClient`] for one tenant, calling the runtime directly.
 pub struct RuntimeClient {
-    runtime: Arc<Runtime>,
+    runtime: Reach,
     tenant: TenantId,
     subject: String,
+}
+
+/// How a client holds the runtime. A service's client lives for one call and holds it; a
+/// provider's lives inside an instance the runtime itself holds, so it holds it weakly: a
+/// strong one would be a cycle keeping the runtime and every instance alive for ever.
+enum Reach {
+    Held(Arc<Runtime>),
+    Weak(Weak<Runtime>),
 }
 
 impl RuntimeClient {
@@ -29,9 +41,29 @@ impl RuntimeClient {
     /// names its caller; providers see it in the call context.
     pub fn new(runtime: Arc<Runtime>, tenant: TenantId, subject: impl Into<String>) -> Self {
         RuntimeClient {
-            runtime,
+            runtime: Reach::Held(runtime),
             tenant,
             subject: subject.into(),
+        }
+    }
+
+    /// The client the runtime hands to `provider`'s (`<domain>/<name>`) instance for `tenant`
+    /// ([`switchyard_spi::StartContext::client`]): subject `provider:<domain>/<name>`, no
+    /// service, so what it writes lands where the tenant's own calls write.
+    pub fn for_provider(runtime: &Arc<Runtime>, tenant: TenantId, provider: &str) -> Self {
+        RuntimeClient {
+            runtime: Reach::Weak(Arc::downgrade(runtime)),
+            tenant,
+            subject: format!("{PROVIDER_SUBJECT}{provider}"),
+        }
+    }
+
+    fn runtime(&self) -> Result<Arc<Runtime>, Problem> {
+        match &self.runtime {
+            Reach::Held(runtime) => Ok(runtime.clone()),
+            Reach::Weak(runtime) => runtime.upgrade().ok_or_else(|| {
+                Problem::new(ErrorCode::ProviderUnavailable, "the runtime has shut down")
+            }),
         }
     }
 }
@@ -44,6 +76,7 @@ impl ProviderClient for RuntimeClient {
 
     async fn invoke(&self, provider: &str, action: &str, params: Value) -> Result<Value, Problem> {
         let (domain, name) = provider_route(provider)?;
+        let runtime = self.runtime()?;
         let ctx = CallContext {
             tenant: self.tenant.clone(),
             request_id: uuid::Uuid::now_v7().to_string(),
@@ -54,18 +87,15 @@ impl ProviderClient for RuntimeClient {
                 .map(str::to_owned),
         };
         if domain == SERVICES {
-            return self
-                .runtime
-                .invoke_service(&ctx, name, action, params)
-                .await;
+            return runtime.invoke_service(&ctx, name, action, params).await;
         }
-        self.runtime
+        runtime
             .invoke(&ctx, domain, name, action, params, None)
             .await
     }
 
     async fn describe(&self, provider: &str) -> Result<Value, Problem> {
         let (domain, name) = provider_route(provider)?;
-        self.runtime.describe(&self.tenant, domain, name).await
+        self.runtime()?.describe(&self.tenant, domain, name).await
     }
 }

@@ -2,7 +2,7 @@
 //! `/providers/{d}/{n}/metrics` (one provider, one tenant) and `/readyz`; and the header that
 //! tells the gateway which error code a problem carried.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -72,7 +72,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// `SWITCHYARD_REQUIRED_PROVIDERS` is hosted here and runs — its instance on the platform's
 /// default config (under the reserved tenant `readyz`) reports `up`. Liveness, `/healthz`,
 /// asks neither.
-pub async fn readiness(runtime: &Runtime) -> Response<Full<Bytes>> {
+pub async fn readiness(runtime: &Arc<Runtime>) -> Response<Full<Bytes>> {
     let Ok(probe) = TenantId::parse(PROBE_TENANT) else {
         return ready_answer(false, json!({"reason": "no probe tenant"}));
     };

@@ -231,6 +231,11 @@ impl ProviderFactory for PluginFactory {
         &self.descriptor
     }
 
+    /// No tenant client: a client cannot cross the C ABI, and the library is not ours to trust with one.
+    fn in_process(&self) -> bool {
+        false
+    }
+
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
         let library = self.library();
         let request = json!({"tenant": ctx.tenant.as_str(), "config": ctx.config}).to_string();

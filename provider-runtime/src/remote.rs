@@ -342,6 +342,11 @@ impl ProviderFactory for RemoteFactory {
         &self.descriptor
     }
 
+    /// No tenant client: its code runs behind an endpoint, which a tenant client cannot reach.
+    fn in_process(&self) -> bool {
+        false
+    }
+
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
         self.start_poller();
         let link = Link {
@@ -458,6 +463,7 @@ mod tests {
             .start(StartContext {
                 tenant: TenantId::parse("acme").unwrap(),
                 config: json!({}),
+                client: None,
             })
             .await
         else {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use switchyard_client::Service;
+use switchyard_client::{ProviderClient, Service};
 use switchyard_contracts::{
     ActionValidators, ErrorCode, FieldError, Problem, SchemaError, ServiceDescriptor, TenantId,
     openapi,
@@ -296,8 +296,21 @@ impl Runtime {
         }
     }
 
+    /// The tenant-bound client an in-process engine's instance gets
+    /// ([`StartContext::client`]); plugins and remote providers get none.
+    fn client_for(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        registered: &Registered,
+    ) -> Option<Arc<dyn ProviderClient>> {
+        registered.factory.in_process().then(|| {
+            Arc::new(RuntimeClient::for_provider(self, tenant.clone(), &registered.id()))
+                as Arc<dyn ProviderClient>
+        })
+    }
+
     async fn start_instance(
-        &self,
+        self: &Arc<Self>,
         tenant: &TenantId,
         index: usize,
     ) -> Result<Arc<dyn switchyard_spi::Provider>, String> {
@@ -322,6 +335,7 @@ impl Runtime {
             .start(StartContext {
                 tenant: tenant.clone(),
                 config,
+                client: self.client_for(tenant, &registered),
             })
             .await
             .map_err(|e| e.detail)?;
@@ -332,7 +346,7 @@ impl Runtime {
 
     /// Re-resolves the secret references of every running instance and restarts (hot swap)
     /// the ones whose secrets changed, so a rotation needs no restart of the process.
-    pub async fn refresh_secrets(&self) {
+    pub async fn refresh_secrets(self: &Arc<Self>) {
         let slots: Vec<((TenantId, usize), Arc<Slot>)> = match self.slots.read() {
             Ok(slots) => slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             Err(_) => return,
@@ -358,6 +372,7 @@ impl Runtime {
                     let start = StartContext {
                         tenant: tenant.clone(),
                         config: resolved,
+                        client: self.client_for(&tenant, &registered),
                     };
                     match registered.factory.start(start).await {
                         Ok(provider) => {
@@ -378,7 +393,7 @@ impl Runtime {
         }
     }
 
-    async fn lease(&self, tenant: &TenantId, index: usize) -> Result<Lease, Problem> {
+    async fn lease(self: &Arc<Self>, tenant: &TenantId, index: usize) -> Result<Lease, Problem> {
         let slot = self.slot(tenant, index);
         let id = || {
             self.registered(index)
@@ -404,7 +419,7 @@ impl Runtime {
     }
 
     /// Starts the slot if it may run, and reports its status either way.
-    async fn status_of(&self, tenant: &TenantId, index: usize) -> (Lifecycle, Option<String>) {
+    async fn status_of(self: &Arc<Self>, tenant: &TenantId, index: usize) -> (Lifecycle, Option<String>) {
         let slot = self.slot(tenant, index);
         let _ = self.lease(tenant, index).await;
         let status = slot.status();
@@ -413,7 +428,7 @@ impl Runtime {
 
     /// `GET /providers`: every provider with its status for this tenant. Listing starts the
     /// tenant's instances (cheap, and it makes the status shown a real one).
-    pub async fn catalog(&self, tenant: &TenantId) -> Value {
+    pub async fn catalog(self: &Arc<Self>, tenant: &TenantId) -> Value {
         // The catalog still answers when the certifications cannot be read; it just shows none.
         let certifications = self.store.certifications().await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "certifications could not be read");
@@ -443,7 +458,7 @@ impl Runtime {
     }
 
     pub async fn describe(
-        &self,
+        self: &Arc<Self>,
         tenant: &TenantId,
         domain: &str,
         name: &str,
@@ -468,7 +483,7 @@ impl Runtime {
     }
 
     pub async fn health(
-        &self,
+        self: &Arc<Self>,
         tenant: &TenantId,
         domain: &str,
         name: &str,
@@ -516,7 +531,7 @@ impl Runtime {
     /// in. A config the provider refuses to start with is not persisted, and the old instance
     /// keeps serving.
     pub async fn configure(
-        &self,
+        self: &Arc<Self>,
         tenant: &TenantId,
         domain: &str,
         name: &str,
@@ -571,6 +586,7 @@ impl Runtime {
             let start = StartContext {
                 tenant: tenant.clone(),
                 config: resolved,
+                client: self.client_for(tenant, &registered),
             };
             slot.remember_secrets(fingerprint);
             Some(registered.factory.start(start).await.map_err(|e| {
@@ -640,7 +656,7 @@ impl Runtime {
     }
 
     pub async fn start(
-        &self,
+        self: &Arc<Self>,
         tenant: &TenantId,
         domain: &str,
         name: &str,
@@ -651,7 +667,7 @@ impl Runtime {
     }
 
     pub async fn stop(
-        &self,
+        self: &Arc<Self>,
         tenant: &TenantId,
         domain: &str,
         name: &str,
@@ -662,7 +678,7 @@ impl Runtime {
         self.lifecycle_answer(tenant, index).await
     }
 
-    async fn lifecycle_answer(&self, tenant: &TenantId, index: usize) -> Result<Value, Problem> {
+    async fn lifecycle_answer(self: &Arc<Self>, tenant: &TenantId, index: usize) -> Result<Value, Problem> {
         let (status, reason) = self.status_of(tenant, index).await;
         let provider = self.registered_or_gone(index)?.id();
         let mut body = json!({"provider": provider, "status": status});
@@ -673,7 +689,7 @@ impl Runtime {
     /// Runs one action: params checked against the action's schema, then the call on the
     /// tenant's instance under the call timeout.
     pub async fn invoke(
-        &self,
+        self: &Arc<Self>,
         ctx: &CallContext,
         domain: &str,
         name: &str,

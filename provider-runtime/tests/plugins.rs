@@ -162,6 +162,7 @@ async fn a_plugin_instance_is_per_tenant_and_sees_only_its_tenant() {
     let start = |tenant: &str| StartContext {
         tenant: TenantId::parse(tenant).unwrap(),
         config: json!({}),
+        client: None,
     };
     let acme = factory.start(start("acme")).await.unwrap();
     let globex = factory.start(start("globex")).await.unwrap();
@@ -192,6 +193,7 @@ async fn a_new_build_of_the_library_is_swapped_in_for_new_instances_only() {
     let start = || StartContext {
         tenant: TenantId::parse("acme").unwrap(),
         config: json!({}),
+        client: None,
     };
     let set = |value| Invocation {
         action: "set".into(),

@@ -86,6 +86,7 @@ async fn tenants_are_kept_apart_and_a_vanished_service_is_noticed_by_the_health_
     let start = |tenant: &str| StartContext {
         tenant: TenantId::parse(tenant).unwrap(),
         config: json!({}),
+        client: None,
     };
     let acme = factory.start(start("acme")).await.unwrap();
     let globex = factory.start(start("globex")).await.unwrap();
@@ -137,6 +138,7 @@ async fn a_refused_token_is_the_operators_problem_and_is_never_shown() {
         .start(StartContext {
             tenant: TenantId::parse("acme").unwrap(),
             config: json!({}),
+            client: None,
         })
         .await
     else {

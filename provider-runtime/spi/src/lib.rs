@@ -55,12 +55,30 @@ pub struct Invocation {
 }
 
 /// What the factory needs to create one tenant's instance.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StartContext {
     pub tenant: TenantId,
     /// The tenant's config, already valid against the descriptor's config schema. An empty
     /// object when the tenant never configured the provider.
     pub config: Value,
+    /// A client bound to this instance's tenant, for a provider that composes the tenant's
+    /// other providers (an integration sync writing into the tenant's db table or bus topic).
+    /// Its calls are the tenant's own calls (`CallContext::service` is `None`), under the same
+    /// schema checks as a gateway call, and it has no way to name another tenant. The runtime
+    /// hands one to the engines built into this process; plugins, remote providers and
+    /// factories started outside a runtime get `None`. A call made while `start` runs must
+    /// not name this same provider (its slot waits for this start): spawn such work.
+    pub client: Option<Arc<dyn switchyard_client::ProviderClient>>,
+}
+
+impl std::fmt::Debug for StartContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartContext")
+            .field("tenant", &self.tenant)
+            .field("config", &self.config)
+            .field("client", &self.client.as_ref().map(|c| c.tenant()))
+            .finish()
+    }
 }
 
 /// An error from a provider. Its code is one of the contract's stable codes; `retryable`
@@ -127,6 +145,13 @@ pub trait ProviderFactory: Send + Sync + 'static {
     /// Creates and starts the instance that serves one tenant. Called lazily on first use
     /// and again on every reconfigure; must not disturb the tenant's existing instance.
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError>;
+
+    /// Whether the engine's code runs in this process, so the runtime may hand its instances a
+    /// [`StartContext::client`]. A plugin (a shared library behind the C ABI) and a remote
+    /// provider answer `false`: their code is not ours to give a tenant's client to.
+    fn in_process(&self) -> bool {
+        true
+    }
 }
 
 /// One tenant's running instance of an engine.

@@ -75,6 +75,7 @@ impl Harness {
             .start(StartContext {
                 tenant: tenant.clone(),
                 config,
+                client: None,
             })
             .await
             .expect("provider starts");

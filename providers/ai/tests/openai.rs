@@ -277,6 +277,7 @@ async fn an_address_the_operator_did_not_open_is_refused_before_anything_is_sent
             .start(StartContext {
                 tenant: TenantId::parse("acme").unwrap(),
                 config: json!({"base_url": base_url, "api_key": KEY, "chat_model": "echo"}),
+                client: None,
             })
             .await
         else {

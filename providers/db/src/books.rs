@@ -73,6 +73,7 @@ impl Both {
                 self.factory.start(StartContext {
                     tenant: self.tenant.clone(),
                     config: json!({}),
+                    client: None,
                 })
             })
             .await
@@ -133,6 +134,7 @@ mod tests {
             .start(StartContext {
                 tenant: TenantId::parse("acme").unwrap(),
                 config: json!({}),
+                client: None,
             })
             .await
             .unwrap();

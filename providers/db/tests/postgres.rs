@@ -225,6 +225,7 @@ async fn invalid_config_is_refused_at_start() {
         let start = harness.factory.start(StartContext {
             tenant: TenantId::parse("acme").unwrap(),
             config: config.clone(),
+            client: None,
         });
         let err = start.await.err().expect("start refused");
         assert_eq!(err.code, ErrorCode::ConfigInvalid, "{config}");
@@ -288,6 +289,7 @@ async fn a_siloed_dsn_the_operator_did_not_open_is_refused_at_start() {
             .start(StartContext {
                 tenant: TenantId::parse("acme").unwrap(),
                 config: json!({"mode": "siloed", "dsn": dsn}),
+                client: None,
             })
             .await
             .err()

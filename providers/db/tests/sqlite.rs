@@ -112,6 +112,7 @@ async fn invalid_config_is_refused_at_start() {
     let start = harness.factory.start(switchyard_spi::StartContext {
         tenant,
         config: json!({"max_connections": 0}),
+        client: None,
     });
     let err = start.await.err().expect("start refused");
     assert_eq!(err.code, ErrorCode::ConfigInvalid);

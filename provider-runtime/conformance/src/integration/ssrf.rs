@@ -18,6 +18,7 @@ async fn start(s: &Subject, config: Value) -> Result<(), ProviderError> {
         .start(StartContext {
             tenant: TenantId::parse("acme").unwrap(),
             config,
+            client: None,
         })
         .await
         .map(drop)

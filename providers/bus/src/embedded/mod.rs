@@ -223,6 +223,7 @@ mod tests {
             .start(StartContext {
                 tenant: TenantId::parse(tenant).unwrap(),
                 config,
+                client: None,
             })
             .await
             .unwrap()
@@ -281,6 +282,7 @@ mod tests {
             .start(StartContext {
                 tenant: TenantId::parse("acme").unwrap(),
                 config: json!({"default_max_records": 0}),
+                client: None,
             })
             .await
             .err()

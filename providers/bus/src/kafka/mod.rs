@@ -499,6 +499,7 @@ mod tests {
             .start(StartContext {
                 tenant: TenantId::parse("acme").unwrap(),
                 config: json!({"max_deliveries": 2}),
+                client: None,
             })
             .await
             .unwrap();

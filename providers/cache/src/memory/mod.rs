@@ -536,6 +536,7 @@ mod tests {
             .start(StartContext {
                 tenant: TenantId::parse("acme").unwrap(),
                 config: json!({"max_value_bytes": 401}),
+                client: None,
             })
             .await
             .err()

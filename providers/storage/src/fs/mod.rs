@@ -185,6 +185,7 @@ mod tests {
             .start(StartContext {
                 tenant: TenantId::parse("acme").unwrap(),
                 config: json!({}),
+                client: None,
             })
             .await
     }
@@ -263,6 +264,7 @@ mod tests {
             .start(StartContext {
                 tenant: TenantId::parse("acme").unwrap(),
                 config: json!({"max_object_bytes": 0}),
+                client: None,
             })
             .await
             .err()

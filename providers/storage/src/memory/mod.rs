@@ -217,6 +217,7 @@ mod tests {
             .start(StartContext {
                 tenant: TenantId::parse(name).unwrap(),
                 config: json!({}),
+                client: None,
             })
             .await
             .unwrap()
@@ -272,6 +273,7 @@ mod tests {
             .start(StartContext {
                 tenant: TenantId::parse("acme").unwrap(),
                 config: json!({"max_object_bytes": 1000}),
+                client: None,
             })
             .await
             .unwrap();

@@ -549,6 +549,7 @@ mod tests {
             .start(StartContext {
                 tenant: TenantId::parse("acme").unwrap(),
                 config: json!({}),
+                client: None,
             })
             .await
             .unwrap();
@@ -582,6 +583,7 @@ mod tests {
             .start(StartContext {
                 tenant: TenantId::parse("acme").unwrap(),
                 config: json!({}),
+                client: None,
             })
             .await
             .unwrap();
@@ -615,6 +617,7 @@ mod tests {
             .start(StartContext {
                 tenant: TenantId::parse("acme").unwrap(),
                 config: json!({"max_presign_secs": 0}),
+                client: None,
             })
             .await
             .err()
