@@ -123,23 +123,58 @@ async fn discover_and_check_through_the_engine_json_server() {
     );
 }
 
-/// The tenant's services as the sync reaches them: every `create` on `services/catalog` is
-/// kept, and acknowledged.
-struct Catalog {
+/// The tenant's other providers as the sync reaches them: every call is kept, and
+/// acknowledged.
+struct Recorder {
     tenant: TenantId,
-    created: Mutex<Vec<Value>>,
+    calls: Mutex<Vec<(String, String, Value)>>,
+}
+
+impl Recorder {
+    fn new(tenant: &TenantId) -> Arc<Self> {
+        Arc::new(Recorder {
+            tenant: tenant.clone(),
+            calls: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The params of every `action` call on `provider`, in order.
+    fn params(&self, provider: &str, action: &str) -> Vec<Value> {
+        let calls = self.calls.lock().expect("calls");
+        calls
+            .iter()
+            .filter(|(p, a, _)| p == provider && a == action)
+            .map(|(_, _, params)| params.clone())
+            .collect()
+    }
+
+    /// The messages published to the bus, as (key, payload).
+    fn published(&self) -> Vec<(String, Value)> {
+        self.params("bus/events", "publish")
+            .into_iter()
+            .flat_map(|params| params["messages"].as_array().cloned().unwrap_or_default())
+            .map(|m| {
+                (
+                    m["key"].as_str().expect("a key").to_owned(),
+                    m["payload"].clone(),
+                )
+            })
+            .collect()
+    }
 }
 
 #[async_trait]
-impl ProviderClient for Catalog {
+impl ProviderClient for Recorder {
     fn tenant(&self) -> &TenantId {
         &self.tenant
     }
 
     async fn invoke(&self, provider: &str, action: &str, params: Value) -> Result<Value, Problem> {
-        assert_eq!((provider, action), ("services/catalog", "create"));
-        self.created.lock().expect("created").push(params);
-        Ok(json!({"created": true}))
+        self.calls
+            .lock()
+            .expect("calls")
+            .push((provider.to_owned(), action.to_owned(), params));
+        Ok(json!({}))
     }
 
     async fn describe(&self, provider: &str) -> Result<Value, Problem> {
@@ -150,7 +185,7 @@ impl ProviderClient for Catalog {
     }
 }
 
-async fn sync(provider: &dyn Provider, tenant: &TenantId, mode: &str) -> Value {
+async fn sync(provider: &dyn Provider, tenant: &TenantId, stream: &str, mode: &str) -> Value {
     let ctx = CallContext {
         tenant: tenant.clone(),
         request_id: "rest-test".into(),
@@ -159,7 +194,7 @@ async fn sync(provider: &dyn Provider, tenant: &TenantId, mode: &str) -> Value {
     };
     let call = Invocation {
         action: "sync".to_owned(),
-        params: json!({"stream": "items", "mode": mode, "wait_ms": 20_000}),
+        params: json!({"stream": stream, "mode": mode, "wait_ms": 20_000}),
         payload: None,
     };
     let run = tokio::time::timeout(Duration::from_secs(30), provider.invoke(&ctx, call))
@@ -175,10 +210,7 @@ async fn full_then_incremental_sync_from_json_server_into_a_service() {
     let data = tempfile::tempdir().expect("a temp dir");
     let factory = engine(data.path());
     let tenant = TenantId::parse("acme").expect("tenant");
-    let catalog = Arc::new(Catalog {
-        tenant: tenant.clone(),
-        created: Mutex::new(Vec::new()),
-    });
+    let catalog = Recorder::new(&tenant);
     let provider = factory
         .start(StartContext {
             tenant: tenant.clone(),
@@ -188,7 +220,7 @@ async fn full_then_incremental_sync_from_json_server_into_a_service() {
         .await
         .expect("starts");
 
-    let full = sync(provider.as_ref(), &tenant, "full").await;
+    let full = sync(provider.as_ref(), &tenant, "items", "full").await;
     assert_eq!(full["records"], 25);
     assert_eq!(full["pages"], 3, "10 + 10 + 5 by offset");
     assert_eq!(
@@ -196,7 +228,7 @@ async fn full_then_incremental_sync_from_json_server_into_a_service() {
         "the largest updated_at written"
     );
     {
-        let created = catalog.created.lock().expect("created");
+        let created = catalog.params("services/catalog", "create");
         assert_eq!(created.len(), 25);
         // Item 25 is the first by updated_at (second 25 * 7 % 25 = 0), item 7 the last (second
         // 7 * 7 % 25 = 24): the mapping ran on each raw record, in the API's order.
@@ -206,10 +238,131 @@ async fn full_then_incremental_sync_from_json_server_into_a_service() {
 
     // Nothing changed since: the incremental read asks json-server for updated_at >= the
     // cursor and gets the one record at the cursor itself (inclusive), nothing more.
-    let incremental = sync(provider.as_ref(), &tenant, "incremental").await;
+    let incremental = sync(provider.as_ref(), &tenant, "items", "incremental").await;
     assert_eq!(incremental["records"], 1, "{incremental}");
     assert_eq!(incremental["pages"], 1);
-    let created = catalog.created.lock().expect("created");
+    let created = catalog.params("services/catalog", "create");
     assert_eq!(created.len(), 26);
     assert_eq!(created[25], json!({"item_id": 7, "title": "item 7"}));
+}
+
+/// json-server's `changes` and `changes_deleted` collections, written through its REST API,
+/// each record tagged with this test's run id.
+struct Changes {
+    url: String,
+    run: String,
+    http: reqwest::Client,
+}
+
+impl Changes {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("json-server");
+        assert!(response.status().is_success(), "{}", response.status());
+        response.json().await.expect("json")
+    }
+
+    /// Creates a change at `updated_at` and answers its id, as the bus key will carry it.
+    async fn create(&self, name: &str, updated_at: &str) -> String {
+        let body = json!({"run": self.run, "name": name, "updated_at": updated_at});
+        let created = self
+            .send(reqwest::Method::POST, "/changes", Some(body))
+            .await;
+        created["id"].to_string()
+    }
+
+    /// Deletes change `id` from the API and lists it in the deleted feed at `at`.
+    async fn delete(&self, id: &str, at: &str) {
+        let path = format!("/changes/{id}");
+        self.send(reqwest::Method::DELETE, &path, None).await;
+        let body =
+            json!({"run": self.run, "key": id.parse::<u64>().expect("an id"), "deleted_at": at});
+        self.send(reqwest::Method::POST, "/changes_deleted", Some(body))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn deletes_reach_the_bus_from_the_feed_and_from_a_full_refresh_json_server() {
+    let changes = Changes {
+        url: json_server(),
+        run: uuid::Uuid::new_v4().to_string(),
+        http: reqwest::Client::new(),
+    };
+    let a = changes.create("a", "2026-04-01T10:00:00Z").await;
+    let b = changes.create("b", "2026-04-01T11:00:00Z").await;
+    let c = changes.create("c", "2026-04-01T12:00:00Z").await;
+
+    let data = tempfile::tempdir().expect("a temp dir");
+    let factory = engine(data.path());
+    let tenant = TenantId::parse("acme").expect("tenant");
+    let bus = Recorder::new(&tenant);
+    let config = json!({
+        "base_url": changes.url,
+        "resources": {"changes": {
+            "path": format!("/changes?run={}", changes.run),
+            "primary_key": "id",
+            "cursor_field": "updated_at",
+            "cursor_param": "updated_at_gte",
+            "sort_params": {"_sort": "updated_at", "_order": "asc"},
+            "pagination": {"link": {}},
+            "deleted": {
+                "path": format!("/changes_deleted?run={}", changes.run),
+                "key_field": "key",
+                "at_field": "deleted_at",
+                "cursor_param": "deleted_at_gte",
+            },
+        }},
+        "streams": {"changes": {"destination": {"bus": {"provider": "bus/events", "topic": "changes"}}}},
+    });
+    let provider = factory
+        .start(StartContext {
+            tenant: tenant.clone(),
+            config,
+            client: Some(bus.clone()),
+        })
+        .await
+        .expect("starts");
+
+    let full = sync(provider.as_ref(), &tenant, "changes", "full").await;
+    assert_eq!(
+        (full["records"].clone(), full["deleted"].clone()),
+        (json!(3), json!(0))
+    );
+    let keys: Vec<String> = bus.published().into_iter().map(|(key, _)| key).collect();
+    assert_eq!(keys, [a.clone(), b.clone(), c.clone()]);
+
+    // b is deleted in the API (and listed in its feed), d created.
+    changes.delete(&b, "2026-04-01T13:00:00Z").await;
+    let d = changes.create("d", "2026-04-01T14:00:00Z").await;
+    let incremental = sync(provider.as_ref(), &tenant, "changes", "incremental").await;
+    assert_eq!(
+        incremental["records"], 2,
+        "c again (at the cursor) and d: {incremental}"
+    );
+    assert_eq!(incremental["deleted"], 1, "b from the feed: {incremental}");
+    let published = bus.published();
+    assert_eq!(
+        published[3..]
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .collect::<Vec<_>>(),
+        [c.as_str(), d.as_str(), b.as_str()]
+    );
+    assert_eq!(published[5].1, json!({"id": b, "deleted": true}));
+
+    // a is deleted without a feed entry: only a full refresh's tombstone pass finds it.
+    let path = format!("/changes/{a}");
+    changes.send(reqwest::Method::DELETE, &path, None).await;
+    let refresh = sync(provider.as_ref(), &tenant, "changes", "full").await;
+    assert_eq!(refresh["records"], 2, "c and d: {refresh}");
+    assert_eq!(refresh["deleted"], 1, "a, not b again: {refresh}");
+    let (key, payload) = bus.published().pop().expect("the tombstone");
+    assert_eq!(
+        (key, payload),
+        (a.clone(), json!({"id": a, "deleted": true}))
+    );
 }
