@@ -12,8 +12,8 @@ use switchyard_contracts::event::Event;
 
 use super::settings::Events;
 
-/// The topic every integration event goes to; the key is `<engine>/<stream>`, so one
-/// stream's events stay in order.
+/// The topic every integration event goes to; the key is `<engine>/<stream>` (the engine's
+/// name alone for an event about the connection), so one stream's events stay in order.
 pub(crate) const TOPIC: &str = "integration";
 
 pub(crate) const SYNC_STARTED: &str = "integration.sync.started";
@@ -63,20 +63,27 @@ impl Publisher {
 
     /// Publishes one event of `kind` about `stream`.
     pub(crate) async fn publish(&self, kind: &str, stream: &str, data: Value) {
-        self.publish_all(kind, stream, vec![data]).await;
+        self.publish_all(kind, Some(stream), vec![data]).await;
     }
 
-    /// Publishes one event of `kind` per item of `data`, in one publish call per 1,000.
-    pub(crate) async fn publish_all(&self, kind: &str, stream: &str, data: Vec<Value>) {
+    /// Publishes one event of `kind` per item of `data` (about `stream`, or the connection
+    /// as a whole), in one publish call per 1,000.
+    pub(crate) async fn publish_all(&self, kind: &str, stream: Option<&str>, data: Vec<Value>) {
         let Some((client, events)) = &self.target else {
             return;
         };
         let source = format!("/providers/integration/{}", self.engine);
-        let key = format!("{}/{stream}", self.engine);
+        let key = match stream {
+            Some(stream) => format!("{}/{stream}", self.engine),
+            None => self.engine.to_owned(),
+        };
         let messages: Vec<Value> = data
             .into_iter()
             .map(|data| {
-                let event = Event::new(kind, &source, TOPIC, data).with_subject(stream);
+                let mut event = Event::new(kind, &source, TOPIC, data);
+                if let Some(stream) = stream {
+                    event = event.with_subject(stream);
+                }
                 json!({"key": key, "headers": event.headers(&self.tenant), "payload": event.data})
             })
             .collect();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchyard_client::ProviderClient;
-use switchyard_spi::{CallContext, ErrorCode, ProviderError, TenantId};
+use switchyard_spi::{CallContext, ErrorCode, ProviderError};
 use tokio::sync::{Mutex, OnceCell, watch};
 use tokio::task::AbortHandle;
 
@@ -16,6 +16,7 @@ use super::events::Publisher;
 use super::runner::{self, Job, now_ms, rfc3339};
 use super::settings::Plan;
 use super::store::{Phase, RunRow, Store, destination_key, parse_destination};
+use super::tokens::tokens;
 use crate::connector::{Connect, Inbound, Stream};
 use crate::contract::{
     Checked, Destination, Discovered, DiscoveredStream, Mode, ReceiveParams, ReceiveResult,
@@ -23,6 +24,7 @@ use crate::contract::{
     UpsertParams, UpsertResults,
 };
 use crate::engine::Engine;
+use crate::http::Tokens;
 
 /// The longest `wait_ms` (the schema's bound), under the runtime's 30 s call timeout.
 const MAX_WAIT: Duration = Duration::from_millis(25_000);
@@ -30,9 +32,13 @@ const MAX_WAIT: Duration = Duration::from_millis(25_000);
 /// What outlives a tenant's instances: its store and the runs under way, so a reconfigured
 /// instance answers the run its predecessor started instead of starting a second one.
 pub(crate) struct Tenant {
-    store: Arc<Store>,
+    pub(super) store: Arc<Store>,
     /// Runs under way in this process, by stream × destination.
     active: Mutex<HashMap<(String, String), Active>>,
+    /// The connection's OAuth2 tokens, one handle for every instance of the tenant.
+    pub(crate) tokens: Tokens,
+    /// Where the newest instance publishes events (the auth.failed event reads it).
+    events: Arc<std::sync::Mutex<Option<Publisher>>>,
 }
 
 struct Active {
@@ -42,10 +48,15 @@ struct Active {
 }
 
 impl Tenant {
-    pub(crate) fn new(store: Store) -> Self {
+    /// `connection` names the tokens in the store (the engine's name).
+    pub(crate) fn new(store: Store, connection: &'static str) -> Self {
+        let store = Arc::new(store);
+        let events = Arc::new(std::sync::Mutex::new(None));
         Tenant {
-            store: Arc::new(store),
+            tokens: tokens(connection, store.clone(), events.clone()),
+            store,
             active: Mutex::new(HashMap::new()),
+            events,
         }
     }
 }
@@ -67,9 +78,11 @@ impl<C: Connect> Sync<C> {
         tenant: Arc<Tenant>,
         plan: Plan,
         client: Option<Arc<dyn ProviderClient>>,
-        tenant_id: TenantId,
+        events: Publisher,
     ) -> Self {
-        let events = Publisher::new(client.clone(), plan.events.clone(), tenant_id, C::NAME);
+        if let Ok(mut newest) = tenant.events.lock() {
+            *newest = Some(events.clone());
+        }
         Sync {
             connector: Arc::new(connector),
             tenant,
@@ -379,7 +392,7 @@ impl<C: Connect> Engine for Sync<C> {
                 .map(|i| serde_json::json!({"stream": stream.name, "id": i.id, "record": i.record}))
                 .collect();
             self.events
-                .publish_all(super::events::RECORD_UPSERTED, &stream.name, upserted)
+                .publish_all(super::events::RECORD_UPSERTED, Some(&stream.name), upserted)
                 .await;
             let deleted = received
                 .deleted
@@ -387,7 +400,7 @@ impl<C: Connect> Engine for Sync<C> {
                 .map(|id| serde_json::json!({"stream": stream.name, "id": id}))
                 .collect();
             self.events
-                .publish_all(super::events::RECORD_DELETED, &stream.name, deleted)
+                .publish_all(super::events::RECORD_DELETED, Some(&stream.name), deleted)
                 .await;
         }
         Ok(answer(false))

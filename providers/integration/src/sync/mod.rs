@@ -21,6 +21,7 @@ mod instance;
 mod runner;
 mod settings;
 mod store;
+mod tokens;
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -40,6 +41,7 @@ use tokio::sync::OnceCell;
 
 use crate::connector::{Connect, Link};
 use crate::engine::{Instance, describe};
+use events::Publisher;
 use instance::{Sync, Tenant};
 use runner::rfc3339;
 use settings::Plan;
@@ -115,7 +117,7 @@ impl<C: Connect> Factory<C> {
         cell.get_or_try_init(|| async {
             tracing::info!(tenant = %tenant, path = %path.display(), "opening sync store");
             let store = Store::open(&path, BUSY_TIMEOUT).await?;
-            Ok(Arc::new(Tenant::new(store)))
+            Ok(Arc::new(Tenant::new(store, C::NAME)))
         })
         .await
         .cloned()
@@ -141,10 +143,11 @@ impl<C: Connect> ProviderFactory for Factory<C> {
             Link {
                 tenant: ctx.tenant.clone(),
                 egress,
-                tokens: crate::http::Tokens::in_memory(C::NAME),
+                tokens: tenant.tokens.clone(),
             },
         )?;
-        let engine = Sync::new(connector, tenant, plan, ctx.client, ctx.tenant);
+        let events = Publisher::new(ctx.client.clone(), plan.events.clone(), ctx.tenant, C::NAME);
+        let engine = Sync::new(connector, tenant, plan, ctx.client, events);
         // Runs a crash (or a dropped task) interrupted go on from their last checkpoint.
         engine.resume().await;
         Ok(Arc::new(Instance(engine)))
@@ -162,3 +165,6 @@ pub(crate) fn builtin<C: Connect>(
             .with_egress(&host.tenancy.egress),
     )))
 }
+
+#[cfg(test)]
+mod tests;

@@ -285,7 +285,7 @@ async fn carry_deletes<C>(
             .map(|key| json!({"stream": job.run.stream, "id": key}))
             .collect();
         job.events
-            .publish_all(events::RECORD_DELETED, &job.run.stream, data)
+            .publish_all(events::RECORD_DELETED, Some(&job.run.stream), data)
             .await;
     }
     Ok(())
@@ -316,7 +316,9 @@ async fn record_events<C>(job: &Job<C>, kind: &str, items: &[Item]) {
             .iter()
             .map(|item| json!({"stream": job.run.stream, "id": item.id, "record": item.record}))
             .collect();
-        job.events.publish_all(kind, &job.run.stream, data).await;
+        job.events
+            .publish_all(kind, Some(&job.run.stream), data)
+            .await;
     }
 }
 
