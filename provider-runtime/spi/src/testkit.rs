@@ -69,13 +69,34 @@ impl Harness {
     }
 
     pub async fn tenant_with_config(&self, tenant: &str, config: Value) -> TenantInstance {
+        self.start(tenant, config, None).await
+    }
+
+    /// Starts the tenant's instance with `client` as its [`StartContext::client`], as the
+    /// runtime starts an in-process engine: for checks of a provider that composes the
+    /// tenant's other providers (an integration sync writing into a db table).
+    pub async fn tenant_with_client(
+        &self,
+        tenant: &str,
+        config: Value,
+        client: Arc<dyn switchyard_client::ProviderClient>,
+    ) -> TenantInstance {
+        self.start(tenant, config, Some(client)).await
+    }
+
+    async fn start(
+        &self,
+        tenant: &str,
+        config: Value,
+        client: Option<Arc<dyn switchyard_client::ProviderClient>>,
+    ) -> TenantInstance {
         let tenant = TenantId::parse(&self.tenant_name(tenant)).expect("test tenant id is valid");
         let provider = self
             .factory
             .start(StartContext {
                 tenant: tenant.clone(),
                 config,
-                client: None,
+                client,
             })
             .await
             .expect("provider starts");

@@ -1,5 +1,6 @@
 //! The `integration` domain suite (`contracts/schemas/domains/integration.json`), one file per
-//! concern.
+//! concern: the webhook engines' checks (those that serve `trigger`) here, the connectors'
+//! (those that serve `sync`) in [`acceptance`].
 //!
 //! Deliveries go to a real HTTP receiver on loopback ([`receiver`]) that verifies signatures
 //! with an independent Standard Webhooks implementation. Reaching it takes an operator who
@@ -9,6 +10,7 @@
 //! network a tenant may narrow to). Without it — `switchyard conformance`, whose operator
 //! opens nothing — they are skipped; the egress refusals that hold under any ceiling still run.
 
+pub mod acceptance;
 mod dead_letters;
 mod idempotency;
 mod receiver;
@@ -39,135 +41,150 @@ pub struct Fixture {
     /// database file per tenant there. `None` (a provider certified from the command line):
     /// that part is not looked at.
     pub storage: Option<PathBuf>,
+    /// The system a connector engine is certified against: the acceptance checks run only
+    /// with one (a connector certified from the command line has none, and they are skipped).
+    pub source: Option<acceptance::SourceFixture>,
 }
 
 /// Every check with its level, in the order reports list them.
 pub fn checks() -> Vec<Check> {
-    vec![
+    let mut checks = vec![
         // trigger
         check!(
             Level::Core,
             a_trigger_is_delivered_once_signed_per_standard_webhooks,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         check!(
             Level::Core,
             a_signature_under_another_secret_does_not_verify,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         check!(
             Level::Core,
             callers_name_an_endpoint_never_a_url,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
-        check!(Level::Core, an_unconfigured_tenant_has_no_endpoints),
+        check!(
+            Level::Core,
+            an_unconfigured_tenant_has_no_endpoints,
+            requires = ["action:trigger"]
+        ),
         check!(
             Level::Core,
             an_oversized_payload_is_refused_unsent,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         // the egress guard
         check!(
             Level::Core,
-            internal_ip_literals_are_refused_when_configured
+            internal_ip_literals_are_refused_when_configured,
+            requires = ["action:trigger"]
         ),
         check!(
             Level::Core,
             allowlisting_is_per_network,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         check!(
             Level::Core,
             a_tenant_cannot_widen_the_operators_ceiling,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         check!(
             Level::Core,
-            a_hostname_resolving_to_loopback_is_refused_unsent_and_unstored
+            a_hostname_resolving_to_loopback_is_refused_unsent_and_unstored,
+            requires = ["action:trigger"]
         ),
         check!(
             Level::Core,
             an_allowlisted_hostname_is_delivered_to,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         // idempotency keys
         check!(
             Level::Core,
             the_same_key_answers_the_same_message_without_a_second_delivery,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         check!(
             Level::Core,
             the_same_key_for_another_delivery_is_refused_unsent,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         // retries
         check!(
             Level::Core,
             server_errors_are_retried_with_the_same_id_until_delivered,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         check!(
             Level::Core,
             retry_after_is_honoured_on_429_and_503,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         check!(
             Level::Core,
             a_refusal_other_than_429_is_dead_lettered_without_retry,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         check!(
             Level::Core,
             attempts_stop_at_max_attempts,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         check!(
             Level::Core,
             a_call_ends_within_max_total_ms_whatever_the_receiver_asks,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         // dead letters
         check!(
             Level::Core,
             a_down_receiver_dead_letters_and_redeliver_succeeds_once_it_is_up,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         check!(
             Level::Core,
             dead_letters_are_listed_oldest_first_a_page_at_a_time,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
-        check!(Level::Core, redeliver_of_an_unknown_message_is_not_found),
+        check!(
+            Level::Core,
+            redeliver_of_an_unknown_message_is_not_found,
+            requires = ["action:trigger"]
+        ),
         check!(
             Level::Core,
             redeliver_uses_the_endpoints_current_url,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         // concurrency
         check!(
             Level::Transactions,
             concurrent_triggers_with_one_key_deliver_once,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         // tenancy
         check!(
             Level::Isolation,
             tenant_b_cannot_see_or_redeliver_tenant_as_dead_letters,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         check!(
             Level::Isolation,
             idempotency_keys_are_per_tenant,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
         // restarts
         check!(
             Level::Resilience,
             dead_letters_survive_a_restart,
-            requires = ["fixture:loopback_egress"]
+            requires = ["action:trigger", "fixture:loopback_egress"]
         ),
-    ]
+    ];
+    checks.extend(acceptance::checks());
+    checks
 }
 
 /// A Standard Webhooks secret, as the runtime hands it over once the tenant's `secret://`
