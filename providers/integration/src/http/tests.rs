@@ -695,9 +695,23 @@ async fn a_kept_token_of_other_credentials_is_not_used() {
         )
         .await
         .unwrap();
-    // The tenant authorized again: its config now holds a new refresh token.
-    let (api, _) = oauth_api(grant(&server, Grant::ClientCredentials), store).await;
-    api.send(Method::GET, server.url("api"), None)
+    // The tenant authorized again: its config now holds other credentials.
+    let tokens = Tokens::new("acme/crm", store, |_| {});
+    let first = api(Auth::OAuth2 {
+        grant: grant(&server, Grant::ClientCredentials),
+        tokens: tokens.clone(),
+    });
+    first
+        .send(Method::GET, server.url("api"), None)
+        .await
+        .unwrap();
+    // The same handle, kept across one more change of credentials (a hot swap).
+    let second = api(Auth::OAuth2 {
+        grant: grant(&server, Grant::RefreshToken(Secret("refresh-1".to_owned()))),
+        tokens,
+    });
+    second
+        .send(Method::GET, server.url("api"), None)
         .await
         .unwrap();
     let calls: Vec<_> = server
@@ -705,7 +719,14 @@ async fn a_kept_token_of_other_credentials_is_not_used() {
         .into_iter()
         .map(|h| h.authorization)
         .collect();
-    assert_eq!(calls, [Some("Bearer access-1".to_owned())]);
+    assert_eq!(
+        calls,
+        [
+            Some("Bearer access-1".to_owned()),
+            Some("Bearer access-2".to_owned())
+        ]
+    );
+    assert_eq!(server.hits("/token")[1].form["refresh_token"], "refresh-1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -193,22 +193,24 @@ impl Tokens {
         let inner = &self.inner;
         let mut state = inner.state.lock().await;
         if !state.loaded {
-            let origin = grant.origin();
             state.token = inner
                 .store
                 .load(&inner.connection)
                 .await
-                .map_err(RefreshError::Other)?
-                .filter(|token| token.origin == origin);
+                .map_err(RefreshError::Other)?;
             state.loaded = true;
         }
-        if let Some(token) = &state.token
+        // Checked on every call, not once: a handle kept across a config change (a hot swap,
+        // a new authorization) must not go on with the old credentials' token.
+        let origin = grant.origin();
+        let current = state.token.as_ref().filter(|token| token.origin == origin);
+        if let Some(token) = current
             && !state.refused
             && !token.due(unix_now())
         {
             return Ok(token.access_token.clone());
         }
-        let rotated = state.token.as_ref().and_then(|t| t.refresh_token.as_ref());
+        let rotated = current.and_then(|token| token.refresh_token.as_ref());
         match grant.request(client, egress, rotated).await {
             Ok(token) => {
                 if let Err(error) = inner.store.save(&inner.connection, &token).await {
