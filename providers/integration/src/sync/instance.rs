@@ -117,11 +117,8 @@ impl<C: Connect> Sync<C> {
         if active.get(&target).is_some_and(|a| !a.task.is_finished()) {
             return Ok(());
         }
-        let stream = match run.mode {
-            Mode::Remap => None,
-            _ => Some(self.stream(&run.stream).await?),
-        };
-        let running = self.spawn(run, stream)?;
+        // The task discovers the stream: a start never waits on the system.
+        let running = self.spawn(run, None)?;
         active.insert(target, running);
         Ok(())
     }
@@ -142,21 +139,7 @@ impl<C: Connect> Sync<C> {
             .streams
             .get_or_try_init(|| self.connector.discover())
             .await?;
-        streams
-            .iter()
-            .find(|s| s.name == name)
-            .cloned()
-            .ok_or_else(|| {
-                let known: Vec<&str> = streams.iter().map(|s| s.name.as_str()).collect();
-                ProviderError::field(
-                    ErrorCode::ParamsUnprocessable,
-                    "/stream",
-                    format!(
-                        "integration/{} has no stream {name:?}; it has {known:?}",
-                        C::NAME
-                    ),
-                )
-            })
+        runner::find(streams.clone(), name)
     }
 
     /// Starts `run` as a task; the registry entry it answers is the caller's to insert.
@@ -208,11 +191,7 @@ impl<C: Connect> Sync<C> {
                 run
             }
         };
-        let discovered = match (run.mode, discovered) {
-            (Mode::Remap, _) => None,
-            (_, Some(stream)) => Some(stream),
-            (_, None) => Some(self.stream(stream).await?),
-        };
+        let discovered = discovered.filter(|_| run.mode != Mode::Remap);
         let running = self.spawn(run, discovered)?;
         let answer = (running.run_id.clone(), running.done.clone());
         active.insert(target, running);
@@ -375,7 +354,7 @@ impl<C: Connect> Engine for Sync<C> {
         let destination = self.plan.destination(&received.stream, None)?;
         let writer = Writer::new(self.client()?, destination);
         let kept = runner::keep(&stream, received.records.clone())?;
-        store.keep(&stream.name, None, &kept).await?;
+        store.keep(&stream.name, &kept).await?;
         let items = runner::map(self.plan.mapping(&stream.name).as_deref(), &kept)?;
         let now = rfc3339(now_ms());
         writer.write(&items, &now).await?;

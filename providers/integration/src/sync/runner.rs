@@ -41,7 +41,8 @@ pub(crate) struct Job<C> {
     pub(crate) mapping: Option<Arc<Mapping>>,
     pub(crate) writer: Writer,
     pub(crate) events: Publisher,
-    /// The stream as discovered; `None` for a remap, which calls nothing.
+    /// The stream as discovered; `None` for a remap (which calls nothing) and for a resumed
+    /// run (which discovers it first).
     pub(crate) stream: Option<Stream>,
     pub(crate) run: RunRow,
 }
@@ -120,7 +121,17 @@ async fn drive<C: Connector>(
     progress: &mut Progress,
 ) -> Result<(), ProviderError> {
     let run = &job.run;
-    match (run.mode, &job.stream) {
+    let discovered;
+    let stream = match (run.mode, &job.stream) {
+        (Mode::Remap, _) => None,
+        (_, Some(stream)) => Some(stream),
+        // A resumed run learns its stream here, not in the start that resumed it.
+        (_, None) => {
+            discovered = find(job.connector.discover().await?, &run.stream)?;
+            Some(&discovered)
+        }
+    };
+    match (run.mode, stream) {
         (Mode::Remap, _) => remap(job, progress).await,
         (Mode::Full, Some(stream)) => {
             if progress.phase == Phase::Read {
@@ -171,9 +182,6 @@ async fn read<C: Connector>(
             )
             .await?;
         let kept = keep(stream, page.records)?;
-        job.store
-            .keep(&run.stream, Some(&run.run_id), &kept)
-            .await?;
         let items = map(job.mapping.as_deref(), &kept)?;
         let now = rfc3339(now_ms());
         job.writer.write(&items, &now).await?;
@@ -189,7 +197,7 @@ async fn read<C: Connector>(
             (Mode::Incremental, Some(max)) => Some((run.stream.as_str(), destination, max)),
             _ => None,
         };
-        checkpoint(job, progress, cursor).await?;
+        checkpoint(job, progress, cursor, &kept).await?;
         record_events(job, events::RECORD_UPSERTED, &items).await;
         if progress.page.is_none() {
             return Ok(());
@@ -200,7 +208,7 @@ async fn read<C: Connector>(
 async fn enter_deletes<C>(job: &Job<C>, progress: &mut Progress) -> Result<(), ProviderError> {
     progress.phase = Phase::Deletes;
     progress.page = None;
-    checkpoint(job, progress, None).await
+    checkpoint(job, progress, None, &[]).await
 }
 
 /// A full refresh's last step: what the stream held that this run did not see was deleted.
@@ -217,7 +225,7 @@ async fn tombstones<C>(job: &Job<C>, progress: &mut Progress) -> Result<(), Prov
         };
         carry_deletes(job, &keys, progress).await?;
         progress.page = Some(last);
-        checkpoint(job, progress, None).await?;
+        checkpoint(job, progress, None, &[]).await?;
     }
 }
 
@@ -241,7 +249,7 @@ async fn deleted_feed<C: Connector>(
         let keys: Vec<String> = page.deleted.into_iter().map(|d| d.key).collect();
         carry_deletes(job, &keys, progress).await?;
         progress.page = page.next_page;
-        checkpoint(job, progress, None).await?;
+        checkpoint(job, progress, None, &[]).await?;
         if progress.page.is_none() {
             return Ok(());
         }
@@ -267,7 +275,7 @@ async fn remap<C>(job: &Job<C>, progress: &mut Progress) -> Result<(), ProviderE
         progress.records += items.len() as i64;
         progress.pages += 1;
         progress.page = Some(last);
-        checkpoint(job, progress, None).await?;
+        checkpoint(job, progress, None, &[]).await?;
     }
 }
 
@@ -295,9 +303,12 @@ async fn checkpoint<C>(
     job: &Job<C>,
     progress: &Progress,
     cursor: Option<(&str, &str, &Value)>,
+    kept: &[Kept],
 ) -> Result<(), ProviderError> {
     job.store
         .checkpoint(Checkpoint {
+            stream: &job.run.stream,
+            kept,
             run_id: &job.run.run_id,
             phase: progress.phase,
             page: progress.page.as_deref(),
@@ -434,4 +445,16 @@ pub(crate) fn rfc3339(ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_default()
+}
+
+/// The stream called `name` among `streams`; 422 naming the ones there are.
+pub(crate) fn find(streams: Vec<Stream>, name: &str) -> Result<Stream, ProviderError> {
+    let known: Vec<String> = streams.iter().map(|s| s.name.clone()).collect();
+    streams.into_iter().find(|s| s.name == name).ok_or_else(|| {
+        ProviderError::field(
+            switchyard_spi::ErrorCode::ParamsUnprocessable,
+            "/stream",
+            format!("no stream {name:?}; the connection has {known:?}"),
+        )
+    })
 }

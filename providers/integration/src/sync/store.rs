@@ -119,6 +119,10 @@ pub(crate) struct RunRow {
 
 /// What one acknowledged page changes, written in one transaction.
 pub(crate) struct Checkpoint<'a> {
+    pub(crate) stream: &'a str,
+    /// The page's raw records, kept with the checkpoint: a crash before it reads the page
+    /// again, and keeps them then.
+    pub(crate) kept: &'a [Kept],
     pub(crate) run_id: &'a str,
     pub(crate) phase: Phase,
     pub(crate) page: Option<&'a str>,
@@ -246,6 +250,7 @@ impl Store {
         if let Some((stream, destination, cursor)) = at.cursor {
             set_cursor(&mut tx, stream, destination, cursor).await?;
         }
+        keep(&mut tx, at.stream, Some(at.run_id), at.kept).await?;
         tx.commit()
             .await
             .map_err(|e| storage_error("checkpointing", e))
@@ -289,38 +294,17 @@ impl Store {
             .map_err(|e| storage_error("finishing a run", e))
     }
 
-    /// Keeps a page's raw records (the latest of each key), marked seen by `run_id`.
-    pub(crate) async fn keep(
-        &self,
-        stream: &str,
-        run_id: Option<&str>,
-        records: &[Kept],
-    ) -> Result<(), ProviderError> {
-        // 6 binds per row, under SQLite's 32,766.
-        for chunk in records.chunks(1000) {
-            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO records (stream, key, raw, cursor, deleted, seen_run) ",
-            );
-            insert.push_values(chunk, |mut row, record| {
-                row.push_bind(stream)
-                    .push_bind(&record.key)
-                    .push_bind(record.raw.to_string())
-                    .push_bind(record.cursor.as_ref().map(Value::to_string))
-                    .push_bind(0)
-                    .push_bind(run_id);
-            });
-            insert.push(
-                " ON CONFLICT (stream, key) DO UPDATE SET raw = excluded.raw, \
-                 cursor = excluded.cursor, deleted = 0, \
-                 seen_run = COALESCE(excluded.seen_run, records.seen_run)",
-            );
-            insert
-                .build()
-                .execute(&self.pool)
-                .await
-                .map_err(|e| storage_error("keeping raw records", e))?;
-        }
-        Ok(())
+    /// Keeps raw records received outside a run (a webhook's).
+    pub(crate) async fn keep(&self, stream: &str, records: &[Kept]) -> Result<(), ProviderError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| storage_error("keeping raw records", e))?;
+        keep(&mut tx, stream, None, records).await?;
+        tx.commit()
+            .await
+            .map_err(|e| storage_error("keeping raw records", e))
     }
 
     /// Up to `limit` keys of `stream`'s kept, undeleted records that run `run_id` did not
@@ -532,6 +516,39 @@ impl Store {
             .await
             .map_err(|e| storage_error("probing the sync store", e))
     }
+}
+
+/// Keeps raw records (the latest of each key), marked seen by `run_id` when a run read them.
+async fn keep(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    stream: &str,
+    run_id: Option<&str>,
+    records: &[Kept],
+) -> Result<(), ProviderError> {
+    // 6 binds per row, under SQLite's 32,766.
+    for chunk in records.chunks(1000) {
+        let mut insert: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO records (stream, key, raw, cursor, deleted, seen_run) ");
+        insert.push_values(chunk, |mut row, record| {
+            row.push_bind(stream)
+                .push_bind(&record.key)
+                .push_bind(record.raw.to_string())
+                .push_bind(record.cursor.as_ref().map(Value::to_string))
+                .push_bind(0)
+                .push_bind(run_id);
+        });
+        insert.push(
+            " ON CONFLICT (stream, key) DO UPDATE SET raw = excluded.raw, \
+             cursor = excluded.cursor, deleted = 0, \
+             seen_run = COALESCE(excluded.seen_run, records.seen_run)",
+        );
+        insert
+            .build()
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| storage_error("keeping raw records", e))?;
+    }
+    Ok(())
 }
 
 async fn set_cursor(
