@@ -106,7 +106,7 @@ async fn a_panicking_plugin_answers_provider_failed_and_the_runtime_serves_on() 
         let plugin = PluginFactory::load(&library(crate_name)).unwrap();
         registry.register(Arc::new(plugin)).unwrap();
     }
-    let runtime = Runtime::new(
+    let runtime = Arc::new(Runtime::new(
         registry,
         store,
         ResilienceConfig {
@@ -114,7 +114,7 @@ async fn a_panicking_plugin_answers_provider_failed_and_the_runtime_serves_on() 
             ..Default::default()
         },
         Default::default(),
-    );
+    ));
     let acme = ctx("acme");
     for _ in 0..3 {
         let problem = runtime
@@ -159,6 +159,8 @@ async fn a_panicking_plugin_answers_provider_failed_and_the_runtime_serves_on() 
 #[tokio::test]
 async fn a_plugin_instance_is_per_tenant_and_sees_only_its_tenant() {
     let factory = PluginFactory::load(&example()).unwrap();
+    // Its code runs behind the C ABI: the runtime hands it no tenant client.
+    assert!(!factory.in_process());
     let start = |tenant: &str| StartContext {
         tenant: TenantId::parse(tenant).unwrap(),
         config: json!({}),

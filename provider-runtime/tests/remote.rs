@@ -83,6 +83,8 @@ async fn tenants_are_kept_apart_and_a_vanished_service_is_noticed_by_the_health_
     std::fs::write(dir.path().join("token"), &token).unwrap();
     let service = start_service(port, &token);
     let factory = factory(port, &dir.path().join("token"));
+    // Its code runs behind an endpoint: the runtime hands it no tenant client.
+    assert!(!factory.in_process());
     let start = |tenant: &str| StartContext {
         tenant: TenantId::parse(tenant).unwrap(),
         config: json!({}),

@@ -292,7 +292,7 @@ async fn the_catalog_lists_every_provider_with_its_status() {
 }
 
 /// The records of one lifecycle topic, as the tenant's own bus holds them.
-async fn lifecycle_records(rt: &Runtime, tenant: &str, topic: &str) -> Vec<Value> {
+async fn lifecycle_records(rt: &Arc<Runtime>, tenant: &str, topic: &str) -> Vec<Value> {
     let answer = rt
         .invoke(
             &ctx(tenant),
@@ -358,7 +358,12 @@ fn every_lifecycle_event_the_runtime_emits_is_described_in_asyncapi_and_nothing_
 }
 
 /// Waits for the publisher task to put `count` records on `topic`.
-async fn wait_for_records(rt: &Runtime, tenant: &str, topic: &str, count: usize) -> Vec<Value> {
+async fn wait_for_records(
+    rt: &Arc<Runtime>,
+    tenant: &str,
+    topic: &str,
+    count: usize,
+) -> Vec<Value> {
     for _ in 0..100 {
         let records = lifecycle_records(rt, tenant, topic).await;
         if records.len() >= count {
