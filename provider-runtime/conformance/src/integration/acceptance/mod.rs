@@ -43,8 +43,9 @@ pub trait Source: Send + Sync {
     fn stream(&self) -> &str;
 
     /// A tenant config that connects to this source and maps [`Source::stream`]'s records
-    /// with `mapping` (output field → expression). Pages must hold at most 10 records, so the
-    /// few dozen records a check seeds span several pages.
+    /// with `mapping` (output field → expression), with pages as small as the system allows
+    /// (at most 10 records where it lets the caller choose), so that the few dozen records a
+    /// check seeds span several pages.
     fn config(&self, mapping: Value) -> Value;
 
     /// The same connection with credentials the source refuses.
@@ -68,7 +69,8 @@ pub trait Source: Send + Sync {
     /// The API calls the source has served so far (every request, answered or refused).
     fn calls(&self) -> u64;
 
-    /// Makes the next `n` calls answer 429 with `Retry-After: 1` (`source:throttle`).
+    /// Makes the next `n` calls answer 429 with a `Retry-After` of at least 1 s
+    /// (`source:throttle`).
     async fn throttle(&self, _n: usize) {}
     /// The 429s the source has answered so far.
     fn throttled(&self) -> u64 {
