@@ -2,9 +2,10 @@
 //! scripts/test-servers at `SWITCHYARD_TEST_JSON_SERVER_URL` with 25 seeded `items` (whose
 //! `updated_at` order is not their id order), a `catalog` holding its records under
 //! `data.products`, and `changes`/`changes_deleted` that tests fill through its API, each
-//! record tagged with the test's own run id. json-server has no cursor pagination and always
-//! links to itself, so the cursor style and a next link off the base URL's origin are
-//! served by a small server in the test.
+//! record tagged with the test's own run id; a small middleware there checks `X-API-Key`s,
+//! counts calls and answers 429s per key. json-server has no cursor pagination and always
+//! links to itself, so the cursor style, bearer and OAuth2 credentials and a next link off
+//! the base URL's origin are served by a small server in the test.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -371,6 +372,60 @@ async fn discover_and_check_read_the_first_page_json_server() {
         rest.check().await.expect_err("404").code,
         ErrorCode::ProviderFailed
     );
+}
+
+/// What json-server's key middleware (scripts/test-servers) counted for `key`: calls, and
+/// calls answered 429.
+async fn counted(key: &str) -> (u64, u64) {
+    let url = format!("{}/__calls?key={key}", json_server());
+    let counts: Value = reqwest::get(url)
+        .await
+        .expect("json-server")
+        .json()
+        .await
+        .expect("json");
+    (
+        counts["calls"].as_u64().expect("calls"),
+        counts["throttled"].as_u64().expect("throttled"),
+    )
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_and_a_refused_key_is_a_credentials_error_json_server() {
+    let key = format!("good-{}", uuid::Uuid::new_v4());
+    let keyed = |key: &str| {
+        connect(json!({
+            "base_url": json_server(),
+            "auth": {"api_key": {"header": "X-API-Key", "key": key}},
+            "resources": {"items": {
+                "path": "/items", "primary_key": "id",
+                "pagination": {"offset": {"offset_param": "_start", "limit_param": "_limit", "limit": 10}},
+            }},
+        }))
+        .expect("connect")
+    };
+    let url = format!("{}/__throttle?key={key}&n=1", json_server());
+    reqwest::Client::new()
+        .post(url)
+        .send()
+        .await
+        .expect("throttle");
+    let page = keyed(&key)
+        .read("items", ReadFrom::default())
+        .await
+        .expect("read");
+    assert_eq!(page.records.len(), 10);
+    assert_eq!(
+        counted(&key).await,
+        (2, 1),
+        "one 429, then the page after Retry-After"
+    );
+
+    let refused = format!("bad-{}", uuid::Uuid::new_v4());
+    let error = keyed(&refused).check().await.expect_err("refused key");
+    assert_eq!(error.code, ErrorCode::UpstreamCredentialsInvalid);
+    assert!(!error.detail.contains(&refused), "{}", error.detail);
+    assert_eq!(counted(&refused).await.0, 1, "a refused key is not retried");
 }
 
 /// What the small server in the test answers and saw.
