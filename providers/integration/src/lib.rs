@@ -11,6 +11,7 @@ mod engine;
 mod http;
 mod mapping;
 mod rest;
+mod salesforce;
 mod sync;
 pub mod webhook;
 
@@ -23,5 +24,5 @@ pub use webhook::WebhookFactory;
 
 /// The integration engines `switchyard` hosts: a new engine is its folder and one line here.
 pub fn builtins(host: &Host) -> Result<Vec<Arc<dyn ProviderFactory>>, SchemaError> {
-    switchyard_spi::builtins(host, &[webhook::builtin, rest::builtin])
+    switchyard_spi::builtins(host, &[webhook::builtin, salesforce::builtin, rest::builtin])
 }
