@@ -94,6 +94,8 @@ pub(crate) struct Shop {
     pub(crate) bucket: Bucket,
     /// Calls still to answer 429 whatever the bucket holds.
     pub(crate) throttle_next: u32,
+    /// 429s answered.
+    pub(crate) throttled: u64,
     webhooks_sent: u64,
 }
 
@@ -122,6 +124,7 @@ impl Shop {
                 at: Instant::now(),
             },
             throttle_next: 0,
+            throttled: 0,
             webhooks_sent: 0,
         }
     }
@@ -336,21 +339,32 @@ impl FakeShopify {
         self.shop().table(stream).len()
     }
 
-    /// The customer with this email, if any.
-    pub fn customer_by_email(&self, email: &str) -> Option<Value> {
+    /// The customers with this email (case-insensitively): one at most, unless a connector
+    /// managed to create a duplicate that Shopify itself would have refused.
+    pub fn customers_with_email(&self, email: &str) -> Vec<Value> {
         let mut shop = self.shop();
         let table = shop.table("customers");
         table
             .ids()
             .into_iter()
             .filter_map(|id| table.get(id))
-            .find(|c| c["email"] == email)
+            .filter(|c| {
+                c["email"]
+                    .as_str()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
             .cloned()
+            .collect()
     }
 
     /// Every request the fake received, whatever it answered.
     pub fn calls(&self) -> u64 {
         self.shop().calls
+    }
+
+    /// The 429s the fake answered.
+    pub fn throttled(&self) -> u64 {
+        self.shop().throttled
     }
 
     /// The shop's clock now, as Shopify writes timestamps.

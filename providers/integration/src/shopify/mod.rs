@@ -14,6 +14,8 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 use switchyard_contracts::SchemaError;
 use switchyard_spi::{ErrorCode, Host, ProviderError, ProviderFactory};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 pub(crate) use config::ShopifyConfig;
 
@@ -260,13 +262,19 @@ impl Shopify {
                 .append_pair("limit", &self.page_size.to_string())
                 .append_pair("order", &format!("{order_by} asc"));
             if let Some(since) = since {
-                let since = since.as_str().ok_or_else(|| {
-                    ProviderError::field(
-                        ErrorCode::ParamsUnprocessable,
-                        "/since",
-                        "a Shopify cursor is a timestamp string",
-                    )
-                })?;
+                // Shopify ignores a filter it cannot read: a cursor that is no timestamp would
+                // silently read everything again.
+                let since = since
+                    .as_str()
+                    .filter(|s| OffsetDateTime::parse(s, &Rfc3339).is_ok())
+                    .ok_or_else(|| {
+                        ProviderError::field(
+                            ErrorCode::ParamsUnprocessable,
+                            "/since",
+                            "a Shopify cursor is an ISO 8601 timestamp with an offset \
+                             (2026-01-01T00:00:00-05:00)",
+                        )
+                    })?;
                 query.append_pair(&format!("{order_by}_min"), since);
             }
         }
@@ -304,20 +312,25 @@ impl Shopify {
         url: Url,
         key: &str,
     ) -> Result<(Vec<Value>, Option<String>), ProviderError> {
-        let response = self.get(url.clone()).await?;
-        let records = items(&response, key)?.to_vec();
-        Ok((records, next_link(&response.headers, &url)?))
+        let mut response = self.get(url.clone()).await?;
+        let next = next_link(&response.headers, &url)?;
+        match response.body[key].take() {
+            Value::Array(records) => Ok((records, next)),
+            _ => Err(not_a_list(key)),
+        }
     }
 }
 
 /// The records of a list answer (`{"orders": [...]}`).
 fn items<'a>(response: &'a Response, key: &str) -> Result<&'a Vec<Value>, ProviderError> {
-    response.body[key].as_array().ok_or_else(|| {
-        ProviderError::new(
-            ErrorCode::ProviderFailed,
-            format!("shopify answered a list without {key:?}"),
-        )
-    })
+    response.body[key].as_array().ok_or_else(|| not_a_list(key))
+}
+
+fn not_a_list(key: &str) -> ProviderError {
+    ProviderError::new(
+        ErrorCode::ProviderFailed,
+        format!("shopify answered a list without {key:?}"),
+    )
 }
 
 /// The `rel="next"` target of a Link header (RFC 8288), if any.

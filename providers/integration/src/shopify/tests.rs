@@ -120,17 +120,14 @@ async fn reads_incrementally_since_a_cursor_inclusive_fake_shopify() {
             .0
             .is_empty()
     );
-    let err = shop
-        .read(
-            "customers",
-            ReadFrom {
-                since: Some(&json!(5)),
-                page: None,
-            },
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.code, ErrorCode::ParamsUnprocessable);
+    for abnormal in [json!(5), json!("yesterday"), json!({"not": "a cursor"})] {
+        let from = ReadFrom {
+            since: Some(&abnormal),
+            page: None,
+        };
+        let err = shop.read("customers", from).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::ParamsUnprocessable, "{abnormal}");
+    }
 }
 
 #[tokio::test]

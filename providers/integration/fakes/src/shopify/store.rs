@@ -62,10 +62,12 @@ impl Order {
     }
 }
 
-/// One row: the record as the API answers it, and its timestamp (unix seconds) for ranges.
+/// One row: the record, its JSON text as the API answers it (kept, so a page of 250 is
+/// copied rather than serialized again), and its timestamp (unix seconds) for ranges.
 struct Row {
     stamp: i64,
     body: Value,
+    text: Box<str>,
 }
 
 /// One resource's records.
@@ -117,9 +119,9 @@ pub(crate) struct After {
     pub(crate) id: u64,
 }
 
-/// A page read: the rows, and whether more lie beyond its last one.
+/// A page read: the rows (as JSON text), and whether more lie beyond its last one.
 pub(crate) struct Slice {
-    pub(crate) rows: Vec<(After, Value)>,
+    pub(crate) rows: Vec<(After, Box<str>)>,
     pub(crate) more: bool,
 }
 
@@ -146,7 +148,8 @@ impl Table {
 
     /// Stores `body` as record `id` with timestamp `stamp` (which its `stamp` field shows).
     pub(crate) fn put(&mut self, id: u64, stamp: i64, body: Value) {
-        if let Some(old) = self.rows.insert(id, Row { stamp, body }) {
+        let text = body.to_string().into_boxed_str();
+        if let Some(old) = self.rows.insert(id, Row { stamp, body, text }) {
             self.by_stamp.remove(&(old.stamp, id));
         }
         self.by_stamp.insert((stamp, id));
@@ -186,7 +189,7 @@ impl Table {
                 more = true;
                 break;
             }
-            rows.push((After { stamp, id }, row.body.clone()));
+            rows.push((After { stamp, id }, row.text.clone()));
         }
         Slice { rows, more }
     }

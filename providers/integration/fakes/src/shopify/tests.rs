@@ -122,6 +122,7 @@ async fn a_wrong_token_is_refused_and_the_bucket_answers_429_with_retry_after() 
     assert_eq!(status, 429);
     assert_eq!(headers["retry-after"], "2.0");
     assert!(body["errors"].as_str().unwrap().starts_with("Exceeded"));
+    assert_eq!(shop.throttled(), 1);
     shop.set_bucket(3, 0.0);
     for _ in 0..3 {
         assert_eq!(client.get("shop.json").await.0, 200);
