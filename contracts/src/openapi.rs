@@ -5,6 +5,7 @@
 //! it for the built-in providers; a test fails when the two drift, so the published file is
 //! always what the code serves.
 
+mod inbound;
 mod operator;
 
 use serde_json::{Map, Value, json};
@@ -168,6 +169,7 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
                  "responses": ok_or_problem("RevokedKey")}
     }));
     paths.extend(operator::paths());
+    paths.extend(inbound::paths(providers));
     for provider in providers {
         paths.insert(
             format!("/providers/{}/{}/configure", provider.domain, provider.name),

@@ -7,7 +7,10 @@
 //! 2. [`filters::trace_context`]: accept a valid W3C `traceparent` or start a trace;
 //! 3. [`filters::route`]: classify the path (public, catalog read, admin, invoke) or 404;
 //! 4. [`filters::body_limit`]: a declared body over the limit → 413;
-//! 5. [`filters::authenticate`]: an API key, an OIDC token or a client certificate → 401;
+//! 5. [`filters::authenticate`]: an API key, an OIDC token or a client certificate → 401; for
+//!    an inbound webhook ([`filters::inbound`]) no credentials: the caller is the path's
+//!    tenant and engine, and a tenant that does not exist is refused after step 7, as a bad
+//!    signature (401 `signature_invalid`);
 //! 6. [`filters::authorize`]: the scopes allow the operation → else 403;
 //! 7. [`filters::rate_limit`]: the tenant's and the credential's budgets → else 429;
 //! 8. [`filters::policy`]: the running OPA bundle decides, the decision is logged → else 403
@@ -224,12 +227,18 @@ impl Gateway {
                 Next::Proxy
             });
         };
-        let client_cert = session.digest().and_then(|d| d.ssl_digest.clone());
-        let identity = self
-            .authenticator
-            .authenticate(header.headers.get("authorization"), client_cert.as_deref())
-            .await?;
-        observe::authenticated(ctx, &identity.tenant);
+        let inbound = route == Route::Inbound;
+        let identity = if inbound {
+            filters::inbound::identify(segments.as_slice())?
+        } else {
+            let client_cert = session.digest().and_then(|d| d.ssl_digest.clone());
+            let identity = self
+                .authenticator
+                .authenticate(header.headers.get("authorization"), client_cert.as_deref())
+                .await?;
+            observe::authenticated(ctx, &identity.tenant);
+            identity
+        };
         filters::authorize::check(
             &identity,
             operation,
@@ -243,8 +252,13 @@ impl Gateway {
                 return Err(refusal);
             }
         }
+        if inbound {
+            filters::inbound::check_tenant(&self.store, &identity.tenant).await?;
+            observe::authenticated(ctx, &identity.tenant);
+        }
         let key = match header.method {
-            http::Method::POST => {
+            // A webhook's repeats are the engine's to drop, by the sender's own delivery id.
+            http::Method::POST if !inbound => {
                 idempotency::parse_key(header.headers.get(idempotency::KEY_HEADER))?
             }
             _ => None,
@@ -365,7 +379,13 @@ impl Gateway {
             .method(header.method.clone())
             .uri(header.uri.clone())
             .header("x-request-id", &ctx.request_id);
-        if let Some(content_type) = header.headers.get(http::header::CONTENT_TYPE) {
+        if ctx.route == Some(Route::Inbound) {
+            // A webhook's params are its sender's headers, read by the runtime's own rules
+            // ([`switchyard_request::inbound`]) as over a socket.
+            for (name, value) in &header.headers {
+                request = request.header(name, value);
+            }
+        } else if let Some(content_type) = header.headers.get(http::header::CONTENT_TYPE) {
             request = request.header(http::header::CONTENT_TYPE, content_type);
         }
         // The operator's routes carry no verified context: the runtime checks the token itself.
@@ -770,10 +790,10 @@ fn judged_resource(
     (rule, form): (BodyRule, BodyForm),
     body: &[u8],
 ) -> Result<(serde_json::Value, Option<Executed>), Problem> {
-    if !matches!(route, Route::Invoke | Route::Admin) {
+    if !matches!(route, Route::Invoke | Route::Admin | Route::Inbound) {
         return Ok((envelope::query_params(header.uri.query()), None));
     }
-    let executed = envelope::execute(rule, form, header.uri.query(), body)?;
+    let executed = envelope::execute(rule, form, header.uri.query(), &header.headers, body)?;
     Ok((executed.resource(), Some(executed)))
 }
 
@@ -791,7 +811,7 @@ fn policy_input(
         Route::Public => "public",
         Route::Read => "read",
         Route::Admin => "admin",
-        Route::Invoke => "invoke",
+        Route::Invoke | Route::Inbound => "invoke",
         Route::Audit => "audit",
         Route::Keys => "keys",
         Route::Console => "console",

@@ -331,6 +331,7 @@ fn target<'a>(segments: &[&'a str]) -> (&'a str, &'a str, &'a str) {
         ["providers", d, n] => (*d, *n, "describe"),
         ["providers", d, n, a] => (*d, *n, *a),
         ["services", n, a] => ("services", *n, *a),
+        ["inbound", _, d, n] => (*d, *n, switchyard_request::inbound::ACTION),
         ["policies", what] => ("policies", OTHER, *what),
         _ => (OTHER, OTHER, OTHER),
     };

@@ -1,13 +1,14 @@
 //! The runtime's HTTP service: the provider contract over hyper.
 //!
-//! Every `/providers` route requires the context the gateway signed ([`crate::internal_auth`]);
-//! `/openapi.json` and `/healthz` are public. Errors are problem+json with the request id.
+//! Every `/providers`, `/services` and `/inbound` route requires the context the gateway signed
+//! ([`crate::internal_auth`]); for an inbound webhook ([`inbound`]) that is the context the
+//! gateway made from the path's tenant. `/openapi.json` and `/healthz` are public. Errors are problem+json with the request id.
 //! What a request executes is read by [`envelope`], the rules the gateway's policy reads it by.
 
 pub mod operator;
 
 /// Shared with the gateway, which reads every request by the same rules.
-pub use switchyard_request::{envelope, path};
+pub use switchyard_request::{envelope, inbound, path};
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -172,7 +173,7 @@ impl Service {
                 .await
                 .unwrap_or_else(|problem| problem_response(problem, &request_id))
             }
-            (_, ["providers", ..] | ["services", ..]) => {
+            (_, ["providers", ..] | ["services", ..] | ["inbound", ..]) => {
                 let given_id = req.headers().get("x-request-id").cloned();
                 let (ctx, request) = match self.admit(req, segments, trusted).await {
                     Ok(admitted) => admitted,
@@ -246,7 +247,9 @@ impl Service {
         }
         let executed = match reading {
             Reading::Judged(executed) => executed,
-            Reading::ByRule(rule, form) => envelope::execute(rule, form, parts.uri.query(), &body)?,
+            Reading::ByRule(rule, form) => {
+                envelope::execute(rule, form, parts.uri.query(), &parts.headers, &body)?
+            }
         };
         Ok((
             ctx,
@@ -324,6 +327,9 @@ impl Service {
             (&Method::POST, ["providers", d, n, action]) => {
                 return self.invoke(executed, body, &ctx, d, n, action).await;
             }
+            (&Method::POST, ["inbound", tenant, inbound::DOMAIN, name]) => {
+                return self.inbound(executed, body, &ctx, tenant, name).await;
+            }
             (&Method::POST, ["services", name, action]) => {
                 return self
                     .invoke_service(executed, body, &ctx, name, action)
@@ -344,7 +350,7 @@ impl Service {
             _ => {
                 return Err(Problem::new(
                     ErrorCode::RouteNotFound,
-                    "no such route under /providers or /services",
+                    "no such route under /providers, /services or /inbound",
                 ));
             }
         };
@@ -371,6 +377,36 @@ impl Service {
             .invoke(ctx, domain, name, action, params, payload)
             .await?;
         invoke_answer(ctx, format!("{domain}/{name}"), action, data, started)
+    }
+
+    /// An inbound webhook: the engine's `receive` for the tenant the path names, which is the
+    /// tenant of the context the gateway made from that path. An engine that is not there or
+    /// takes no webhooks answers as a bad signature does ([`inbound::refused`]).
+    async fn inbound(
+        &self,
+        executed: Executed,
+        body: Bytes,
+        ctx: &CallContext,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Response<Full<Bytes>>, Problem> {
+        if ctx.tenant.as_str() != tenant {
+            return Err(inbound::refused());
+        }
+        let answer = self
+            .invoke(executed, body, ctx, inbound::DOMAIN, name, inbound::ACTION)
+            .await;
+        match answer {
+            Err(p)
+                if matches!(
+                    p.code,
+                    ErrorCode::ProviderNotFound | ErrorCode::ActionNotFound
+                ) =>
+            {
+                Err(inbound::refused())
+            }
+            answer => answer,
+        }
     }
 
     async fn invoke_service(

@@ -7,8 +7,9 @@ use switchyard_request::path::Split;
 
 use super::route::RouteOperation;
 
-/// What a path addresses: `/providers/{domain}/{provider}/{action}` or
-/// `/services/{domain}/{action}` (provider `service`). Empty parts where the path has none.
+/// What a path addresses: `/providers/{domain}/{provider}/{action}`,
+/// `/services/{domain}/{action}` (provider `service`) or `/inbound/{tenant}/{domain}/{provider}`
+/// (action `receive`). Empty parts where the path has none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target<'a> {
     pub domain: &'a str,
@@ -38,6 +39,11 @@ impl<'a> Target<'a> {
                 domain,
                 provider,
                 action: "describe",
+            },
+            ["inbound", _, domain, provider] => Target {
+                domain,
+                provider,
+                action: switchyard_request::inbound::ACTION,
             },
             ["providers"] => Target {
                 domain: "",

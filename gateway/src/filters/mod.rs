@@ -7,6 +7,7 @@ pub mod client_cert;
 pub mod decision_log;
 pub mod forward;
 pub mod idempotency;
+pub mod inbound;
 pub mod policy;
 pub mod rate_limit;
 pub mod request_id;

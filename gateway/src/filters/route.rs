@@ -3,6 +3,7 @@
 
 use http::Method;
 use switchyard_contracts::{ErrorCode, Problem};
+use switchyard_request::inbound;
 use switchyard_request::path::Split;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +16,10 @@ pub enum Route {
     Admin,
     /// `POST /providers/{d}/{n}/{action}`, `POST /services/{domain}/{action}`.
     Invoke,
+    /// `POST /inbound/{tenant}/integration/{name}`: a third party's webhook, which carries no
+    /// Switchyard credentials; the tenant comes from the path ([`super::inbound`]) and the call
+    /// runs the engine's `receive`.
+    Inbound,
     /// `GET /policies/bundle|revision|decisions`: answered by the gateway itself.
     Audit,
     /// `GET /keys`, `POST /keys`, `POST /keys/{id}/revoke`: the tenant's API keys, answered by
@@ -36,7 +41,7 @@ impl Route {
             Route::Public | Route::Console | Route::Operator => None,
             Route::Read => Some(RouteOperation::Read),
             Route::Admin => Some(RouteOperation::Admin),
-            Route::Invoke => Some(RouteOperation::Invoke),
+            Route::Invoke | Route::Inbound => Some(RouteOperation::Invoke),
             Route::Audit => Some(RouteOperation::Audit),
             Route::Keys => Some(RouteOperation::Keys),
         }
@@ -69,6 +74,7 @@ pub fn classify_segments(method: &Method, path: &str, segments: &[&str]) -> Resu
         ["policies", "bundle" | "revision" | "decisions"] => Route::Audit,
         ["keys"] | ["keys", _, "revoke"] => Route::Keys,
         ["console", ..] => Route::Console,
+        segments if inbound::target(segments).is_some() => Route::Inbound,
         _ => {
             return Err(Problem::new(
                 ErrorCode::RouteNotFound,
@@ -82,7 +88,7 @@ pub fn classify_segments(method: &Method, path: &str, segments: &[&str]) -> Resu
         (Route::Console, _) => &[Method::GET, Method::POST],
         (Route::Operator, [_, _]) => &[Method::GET, Method::POST],
         (Route::Operator, _) => &[Method::GET, Method::DELETE],
-        (Route::Admin | Route::Invoke | Route::Keys, _) => &[Method::POST],
+        (Route::Admin | Route::Invoke | Route::Inbound | Route::Keys, _) => &[Method::POST],
     };
     if !expected.contains(method) {
         let names: Vec<&str> = expected.iter().map(Method::as_str).collect();
@@ -145,6 +151,27 @@ mod tests {
             ErrorCode::MethodNotAllowed
         );
         assert_eq!(Route::Operator.operation(), None);
+        assert_eq!(
+            classify(&post, "/inbound/acme/integration/shopify").unwrap(),
+            Route::Inbound
+        );
+        assert_eq!(
+            classify(&get, "/inbound/acme/integration/shopify")
+                .unwrap_err()
+                .code,
+            ErrorCode::MethodNotAllowed
+        );
+        for elsewhere in [
+            "/inbound/acme/db/sqlite",
+            "/inbound/acme/integration",
+            "/inbound/acme/integration/shopify/x",
+        ] {
+            assert_eq!(
+                classify(&post, elsewhere).unwrap_err().code,
+                ErrorCode::RouteNotFound,
+                "{elsewhere}"
+            );
+        }
         assert_eq!(
             classify(&get, "/admin").unwrap_err().code,
             ErrorCode::RouteNotFound

@@ -16,10 +16,11 @@
 //! is not interpreted.
 
 use bytes::Bytes;
-use http::{HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method};
 use serde_json::{Map, Value, json};
 use switchyard_contracts::{ErrorCode, InvokeRequest, Problem};
 
+use crate::inbound;
 use crate::path::Split;
 
 /// The actions of a domain that take raw bytes (`Content-Type: application/octet-stream`, params
@@ -38,6 +39,9 @@ pub enum BodyRule {
     EnvelopeOrRaw,
     /// `{"config": {...}}`.
     Config,
+    /// An inbound webhook ([`inbound`]): raw bytes of any type, the params read from the
+    /// sender's headers.
+    Inbound,
 }
 
 /// How the body of one request is read, decided from its Content-Type.
@@ -97,14 +101,18 @@ pub fn rule_of_segments(method: &Method, segments: &[&str]) -> BodyRule {
             BodyRule::EnvelopeOrRaw
         }
         ["providers", _, _, _] | ["services", _, _] => BodyRule::Envelope,
+        segments if inbound::target(segments).is_some() => BodyRule::Inbound,
         _ => BodyRule::Ignored,
     }
 }
 
 /// Picks the form of the body from its Content-Type, or refuses the type with 415.
 pub fn accept(rule: BodyRule, content_type: Option<&HeaderValue>) -> Result<BodyForm, Problem> {
-    if rule == BodyRule::Ignored {
-        return Ok(BodyForm::Ignored);
+    match rule {
+        BodyRule::Ignored => return Ok(BodyForm::Ignored),
+        // The sender chose the type; its engine reads the bytes it signed, whatever they are.
+        BodyRule::Inbound => return Ok(BodyForm::Raw),
+        _ => {}
     }
     let Some(content_type) = content_type else {
         return Ok(BodyForm::Absent);
@@ -149,15 +157,23 @@ fn is_json(media: &mime::Mime) -> bool {
     json_type && utf8
 }
 
-/// What the request executes, from its accepted form, its URI query and its body (a raw form
-/// does not read the body: the payload is whatever bytes arrive). Refuses a malformed body
-/// with 400 `request_invalid`, and a body sent without a Content-Type with 415.
+/// What the request executes, from its accepted form, its URI query, its headers (an inbound
+/// webhook's params) and its body (a raw form does not read the body: the payload is whatever
+/// bytes arrive). Refuses a malformed body with 400 `request_invalid`, and a body sent without
+/// a Content-Type with 415.
 pub fn execute(
     rule: BodyRule,
     form: BodyForm,
     query: Option<&str>,
+    headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Executed, Problem> {
+    if rule == BodyRule::Inbound {
+        return Ok(Executed::Params {
+            params: inbound::params(headers),
+            raw: true,
+        });
+    }
     match form {
         BodyForm::Ignored => Ok(Executed::Nothing),
         BodyForm::Raw => Ok(Executed::Params {
@@ -169,7 +185,7 @@ pub fn execute(
             "a request body needs a Content-Type (application/json)",
         )),
         BodyForm::Absent | BodyForm::Json => match rule {
-            BodyRule::Ignored => Ok(Executed::Nothing),
+            BodyRule::Ignored | BodyRule::Inbound => Ok(Executed::Nothing),
             BodyRule::Config => config(body).map(Executed::Config),
             BodyRule::Envelope | BodyRule::EnvelopeOrRaw => Ok(Executed::Params {
                 params: envelope_params(body)?,
@@ -274,6 +290,38 @@ mod tests {
             rule_of(&Method::GET, "/providers/db/sqlite"),
             BodyRule::Ignored
         );
+        assert_eq!(
+            rule_of(&post, "/inbound/acme/integration/shopify"),
+            BodyRule::Inbound
+        );
+        assert_eq!(rule_of(&post, "/inbound/acme/db/sqlite"), BodyRule::Ignored);
+    }
+
+    #[test]
+    fn an_inbound_webhook_runs_with_its_headers_as_params_and_its_body_as_payload() {
+        for any in [ct("application/json"), ct("text/xml"), None] {
+            assert_eq!(accept(BodyRule::Inbound, any.as_ref()), Ok(BodyForm::Raw));
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("x-shopify-topic", HeaderValue::from_static("orders/create"));
+        headers.insert("authorization", HeaderValue::from_static("Bearer k"));
+        let executed = execute(
+            BodyRule::Inbound,
+            BodyForm::Raw,
+            Some("headers=forged"),
+            &headers,
+            b"{\"id\": 1}",
+        )
+        .unwrap();
+        assert_eq!(
+            executed,
+            Executed::Params {
+                params: json!({"headers": {"x-shopify-topic": "orders/create"}}),
+                raw: true
+            }
+        );
+        let body = Bytes::from_static(b"{\"id\": 1}");
+        assert_eq!(payload(&executed, body.clone()), Some(body));
     }
 
     #[test]
@@ -329,27 +377,54 @@ mod tests {
         let body = br#"{"params": {"amount": 50000}}"#;
         let query = Some("amount=1");
         assert_eq!(
-            execute(BodyRule::Envelope, BodyForm::Json, query, body).unwrap(),
+            execute(
+                BodyRule::Envelope,
+                BodyForm::Json,
+                query,
+                &HeaderMap::new(),
+                body
+            )
+            .unwrap(),
             Executed::Params {
                 params: json!({"amount": 50000}),
                 raw: false
             }
         );
         assert_eq!(
-            execute(BodyRule::EnvelopeOrRaw, BodyForm::Raw, query, body).unwrap(),
+            execute(
+                BodyRule::EnvelopeOrRaw,
+                BodyForm::Raw,
+                query,
+                &HeaderMap::new(),
+                body
+            )
+            .unwrap(),
             Executed::Params {
                 params: json!({"amount": "1"}),
                 raw: true
             }
         );
         assert_eq!(
-            execute(BodyRule::Envelope, BodyForm::Absent, query, body)
-                .unwrap_err()
-                .code,
+            execute(
+                BodyRule::Envelope,
+                BodyForm::Absent,
+                query,
+                &HeaderMap::new(),
+                body
+            )
+            .unwrap_err()
+            .code,
             ErrorCode::UnsupportedMediaType
         );
         assert_eq!(
-            execute(BodyRule::Envelope, BodyForm::Absent, query, b"").unwrap(),
+            execute(
+                BodyRule::Envelope,
+                BodyForm::Absent,
+                query,
+                &HeaderMap::new(),
+                b""
+            )
+            .unwrap(),
             Executed::Params {
                 params: json!({}),
                 raw: false
@@ -363,9 +438,15 @@ mod tests {
             br#"{"params": {"amount": 1}, "params": {"amount": 50000}}"#,
         ] {
             assert_eq!(
-                execute(BodyRule::Envelope, BodyForm::Json, None, malformed)
-                    .unwrap_err()
-                    .code,
+                execute(
+                    BodyRule::Envelope,
+                    BodyForm::Json,
+                    None,
+                    &HeaderMap::new(),
+                    malformed
+                )
+                .unwrap_err()
+                .code,
                 ErrorCode::RequestInvalid
             );
         }
@@ -374,6 +455,7 @@ mod tests {
                 BodyRule::Config,
                 BodyForm::Json,
                 None,
+                &HeaderMap::new(),
                 br#"{"config": {"a": 1}}"#
             )
             .unwrap(),
@@ -381,9 +463,15 @@ mod tests {
         );
         for malformed in [&b""[..], b"{}", br#"{"config": {}, "params": {}}"#, b"[1]"] {
             assert_eq!(
-                execute(BodyRule::Config, BodyForm::Json, None, malformed)
-                    .unwrap_err()
-                    .code,
+                execute(
+                    BodyRule::Config,
+                    BodyForm::Json,
+                    None,
+                    &HeaderMap::new(),
+                    malformed
+                )
+                .unwrap_err()
+                .code,
                 ErrorCode::RequestInvalid
             );
         }

@@ -7,6 +7,7 @@
 //! the gateway uses without the runtime.
 
 pub mod envelope;
+pub mod inbound;
 pub mod path;
 
 use async_trait::async_trait;
