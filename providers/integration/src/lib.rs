@@ -12,6 +12,7 @@ mod http;
 mod mapping;
 mod rest;
 mod salesforce;
+mod shopify;
 mod sync;
 pub mod webhook;
 
@@ -24,5 +25,8 @@ pub use webhook::WebhookFactory;
 
 /// The integration engines `switchyard` hosts: a new engine is its folder and one line here.
 pub fn builtins(host: &Host) -> Result<Vec<Arc<dyn ProviderFactory>>, SchemaError> {
-    switchyard_spi::builtins(host, &[webhook::builtin, salesforce::builtin, rest::builtin])
+    switchyard_spi::builtins(
+        host,
+        &[webhook::builtin, shopify::builtin, salesforce::builtin, rest::builtin],
+    )
 }
