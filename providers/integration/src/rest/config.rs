@@ -144,6 +144,36 @@ pub(crate) struct ResourceConfig {
     /// The API's feed of deleted records for this resource, if it has one; without it
     /// deletes are found by a full refresh.
     pub(super) deleted: Option<DeletedConfig>,
+    /// Fields `discover` lists (name → JSON type), beside those of the first record the API
+    /// answers; a declared type wins over one seen.
+    #[serde(default)]
+    #[schemars(extend("maxProperties" = 256))]
+    pub(super) fields: BTreeMap<String, FieldType>,
+}
+
+/// A field's JSON type, as `discover` reports it.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum FieldType {
+    String,
+    Number,
+    Integer,
+    Boolean,
+    Object,
+    Array,
+}
+
+impl FieldType {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::Number => "number",
+            FieldType::Integer => "integer",
+            FieldType::Boolean => "boolean",
+            FieldType::Object => "object",
+            FieldType::Array => "array",
+        }
+    }
 }
 
 /// The four ways REST APIs page a list.

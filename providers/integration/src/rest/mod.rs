@@ -25,7 +25,7 @@ use switchyard_contracts::SchemaError;
 use switchyard_spi::{ErrorCode, Host, ProviderError, ProviderFactory};
 
 pub(crate) use config::RestConfig;
-use config::{AuthConfig, DeletedConfig, ResourceConfig};
+use config::{AuthConfig, DeletedConfig, FieldType, ResourceConfig};
 use pagination::{BodyPath, Pagination, with_param};
 
 use crate::connector::{
@@ -78,6 +78,8 @@ struct Resource {
     sort_params: Vec<(String, String)>,
     pagination: Pagination,
     deleted: Option<DeletedFeed>,
+    /// Fields the config declares for `discover`.
+    fields: BTreeMap<String, FieldType>,
 }
 
 #[derive(Debug)]
@@ -159,26 +161,30 @@ impl Rest {
 impl Connector for Rest {
     const NAME: &'static str = "rest";
 
-    /// The declared resources, with the fields of the first record each answers (the config
-    /// declares no fields; one call per resource).
+    /// The declared resources, with their fields: those the config declares, those of the
+    /// first record the resource answers (one call each), and always the primary key and
+    /// cursor field, reported as strings when neither says more (the form both take in a
+    /// query parameter and a destination's key).
     async fn discover(&self) -> Result<Vec<Stream>, ProviderError> {
         let mut streams = Vec::with_capacity(self.resources.len());
         for (name, resource) in &self.resources {
             let (records, _) = self
                 .page(resource, resource.list(), ReadFrom::default())
                 .await?;
-            let fields = match records.first() {
-                Some(Value::Object(first)) => first
-                    .iter()
-                    .filter_map(|(name, value)| {
-                        Some(Field {
-                            name: name.clone(),
-                            kind: json_type(value)?.to_owned(),
-                        })
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
+            if let Some(Value::Object(first)) = records.first() {
+                for (field, value) in first {
+                    if let Some(kind) = json_type(value) {
+                        fields.insert(field, kind);
+                    }
+                }
+            }
+            for (field, kind) in &resource.fields {
+                fields.insert(field, kind.name());
+            }
+            for field in std::iter::once(&resource.primary_key).chain(&resource.cursor_field) {
+                fields.entry(field).or_insert("string");
+            }
             streams.push(Stream {
                 name: name.clone(),
                 primary_key: resource.primary_key.clone(),
@@ -187,7 +193,13 @@ impl Connector for Rest {
                     Some(_) => Deletes::Feed,
                     None => Deletes::FullRefresh,
                 },
-                fields,
+                fields: fields
+                    .into_iter()
+                    .map(|(name, kind)| Field {
+                        name: name.to_owned(),
+                        kind: kind.to_owned(),
+                    })
+                    .collect(),
             });
         }
         Ok(streams)
@@ -333,6 +345,7 @@ impl Resource {
             cursor_param: config.cursor_param,
             sort_params: config.sort_params.into_iter().collect(),
             deleted,
+            fields: config.fields,
         })
     }
 

@@ -428,6 +428,62 @@ async fn a_429_is_waited_out_and_a_refused_key_is_a_credentials_error_json_serve
     assert_eq!(counted(&refused).await.0, 1, "a refused key is not retried");
 }
 
+#[tokio::test]
+async fn discover_names_the_key_and_cursor_of_an_empty_resource_json_server() {
+    let changes = Changes::new();
+    let discover = |fields: Value| {
+        let rest = connect(json!({
+            "base_url": changes.url,
+            "resources": {"changes": {
+                "path": format!("/changes?run={}", changes.run),
+                "primary_key": "id",
+                "cursor_field": "updated_at",
+                "fields": fields,
+                "pagination": {"link": {}},
+            }},
+        }))
+        .expect("connect");
+        async move {
+            let streams = rest.discover().await.expect("discover");
+            streams[0]
+                .fields
+                .iter()
+                .map(|f| (f.name.clone(), f.kind.clone()))
+                .collect::<BTreeMap<String, String>>()
+        }
+    };
+    let as_map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(n, k)| (n.to_string(), k.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        discover(json!({})).await,
+        as_map(&[("id", "string"), ("updated_at", "string")]),
+        "no record yet: the key and cursor the config names"
+    );
+    assert_eq!(
+        discover(json!({"id": "integer", "total": "number"})).await,
+        as_map(&[
+            ("id", "integer"),
+            ("total", "number"),
+            ("updated_at", "string")
+        ])
+    );
+    changes.create("a", "2026-03-03T10:00:00Z").await;
+    assert_eq!(
+        discover(json!({"name": "object"})).await,
+        as_map(&[
+            ("id", "integer"),
+            ("name", "object"),
+            ("run", "string"),
+            ("updated_at", "string")
+        ]),
+        "the first record's fields, a declared type winning"
+    );
+}
+
 /// What the small server in the test answers and saw.
 #[derive(Default)]
 struct Served {
