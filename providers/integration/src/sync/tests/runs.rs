@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 use switchyard_spi::ErrorCode;
 use tokio::sync::Notify;
 
-use super::{Client, Crash, Source, Tenant, TestDatabase, factory, tenant};
+use super::destinations::{Client, Crash, Tenant, TestDatabase, tenant};
+use super::{Source, factory};
 
 const WAIT: u64 = 25_000;
 
@@ -40,7 +41,7 @@ async fn an_incremental_sync_writes_each_record_once_and_keeps_the_largest_curso
     let client = Client::new(&acme, &pg, root.path(), None).await;
     let engine = factory(&root.path().join("vec"));
     let t = Tenant::start(
-        &engine,
+        engine.clone(),
         &acme,
         config("incremental", json!({})),
         client.clone(),
@@ -102,7 +103,7 @@ fn a_run_killed_after_an_ack_resumes_from_the_store_without_loss_or_duplicates()
         };
         let client = Client::new(&acme, &pg, root.path(), Some(crash)).await;
         let engine = factory(&root.path().join("vec"));
-        let t = Tenant::start(&engine, &acme, cfg.clone(), client.clone()).await;
+        let t = Tenant::start(engine.clone(), &acme, cfg.clone(), client.clone()).await;
         let run = t
             .ok("sync", json!({"stream": "items", "mode": "incremental"}))
             .await;
@@ -121,7 +122,7 @@ fn a_run_killed_after_an_ack_resumes_from_the_store_without_loss_or_duplicates()
     after.block_on(async {
         let client = Client::new(&acme, &pg, root.path(), None).await;
         let engine = factory(&root.path().join("vec"));
-        let t = Tenant::start(&engine, &acme, cfg, client.clone()).await;
+        let t = Tenant::start(engine.clone(), &acme, cfg, client.clone()).await;
         let run = t
             .ok(
                 "sync",
@@ -158,7 +159,7 @@ async fn a_full_refresh_deletes_what_the_system_no_longer_has() {
     let client = Client::new(&acme, &pg, root.path(), None).await;
     let engine = factory(&root.path().join("vec"));
     let t = Tenant::start(
-        &engine,
+        engine.clone(),
         &acme,
         config("tombstones", json!({})),
         client.clone(),
@@ -198,7 +199,13 @@ async fn an_incremental_sync_carries_the_deleted_feed() {
     let acme = tenant("acme");
     let client = Client::new(&acme, &pg, root.path(), None).await;
     let engine = factory(&root.path().join("vec"));
-    let t = Tenant::start(&engine, &acme, config("feed", json!({})), client.clone()).await;
+    let t = Tenant::start(
+        engine.clone(),
+        &acme,
+        config("feed", json!({})),
+        client.clone(),
+    )
+    .await;
     sync(&t, "items", "incremental", db("items")).await;
     source.delete(4, 5000);
     source.delete(5, 5001);
@@ -225,7 +232,7 @@ async fn a_mapping_change_remaps_the_kept_records_without_calling_the_system() {
         )
     };
     let t = Tenant::start(
-        &engine,
+        engine.clone(),
         &acme,
         mapped(json!({"label": ".name"})),
         client.clone(),
@@ -241,7 +248,7 @@ async fn a_mapping_change_remaps_the_kept_records_without_calling_the_system() {
 
     let calls = source.calls();
     let t = Tenant::start(
-        &engine,
+        engine.clone(),
         &acme,
         mapped(json!({"title": ".name", "n": ".id"})),
         client.clone(),
@@ -272,7 +279,7 @@ async fn a_bus_destination_gets_a_message_per_record_and_per_delete_and_events_g
     let engine = factory(&root.path().join("vec"));
     let mut cfg = config("bus", json!({}));
     cfg["events"] = json!({"provider": "bus/embedded", "records": true});
-    let t = Tenant::start(&engine, &acme, cfg, client.clone()).await;
+    let t = Tenant::start(engine.clone(), &acme, cfg, client.clone()).await;
     let topic = json!({"bus": {"provider": "bus/embedded", "topic": "items"}});
     sync(&t, "items", "incremental", topic.clone()).await;
     source.delete(2, 9000);
@@ -367,7 +374,7 @@ async fn a_received_webhook_is_verified_written_once_and_a_repeat_is_dropped() {
     let client = Client::new(&acme, &pg, root.path(), None).await;
     let engine = factory(&root.path().join("vec"));
     let cfg = config("receive", json!({"items": {"destination": db("hooks")}}));
-    let t = Tenant::start(&engine, &acme, cfg, client.clone()).await;
+    let t = Tenant::start(engine.clone(), &acme, cfg, client.clone()).await;
     let body = json!({"id": "d-1", "stream": "items",
         "records": [{"id": 1, "updated": 5, "name": "a"}, {"id": 2, "updated": 6, "name": "b"}],
         "deleted": []})
@@ -403,7 +410,7 @@ async fn a_tenant_sees_none_of_another_tenants_sync_state() {
     let acme_client = Client::new(&acme, &pg, root.path(), None).await;
     let globex_client = Client::new(&globex, &pg, root.path(), None).await;
     let a = Tenant::start(
-        &engine,
+        engine.clone(),
         &acme,
         config("tenants", json!({})),
         acme_client.clone(),
@@ -411,7 +418,7 @@ async fn a_tenant_sees_none_of_another_tenants_sync_state() {
     .await;
     let mut refused = config("tenants", json!({}));
     refused["token"] = json!("refused-tok_live_51SECRETVALUE");
-    let g = Tenant::start(&engine, &globex, refused, globex_client.clone()).await;
+    let g = Tenant::start(engine.clone(), &globex, refused, globex_client.clone()).await;
 
     let run = sync(&a, "items", "full", db("items")).await;
     assert_eq!(run["records"], 40);
