@@ -39,9 +39,11 @@ use tokio::time::Instant;
 pub(crate) use auth::{Auth, Grant, OAuth2};
 use limiter::{Limiter, retry_after};
 pub(crate) use limiter::{RateHeaders, Usage};
-use retry::{Failure, Replay};
-pub(crate) use retry::{Retries, Verdict};
-pub(crate) use tokens::{AuthFailed, MemoryTokenStore, Token, TokenStore, Tokens};
+pub(crate) use retry::Verdict;
+use retry::{Failure, Replay, Retries};
+#[cfg(test)]
+use tokens::MemoryTokenStore;
+pub(crate) use tokens::{AuthFailed, Token, TokenStore, Tokens};
 
 /// How long connecting may take, and a whole exchange: a system that hangs fails the call
 /// as `upstream_unavailable` instead of holding the sync forever.
@@ -136,11 +138,6 @@ impl Api {
     /// The connector's reading of answers the status alone would misjudge.
     pub(crate) fn with_classify(mut self, classify: Classify) -> Self {
         self.classify = Some(classify);
-        self
-    }
-
-    pub(crate) fn with_retries(mut self, retries: Retries) -> Self {
-        self.retries = retries;
         self
     }
 

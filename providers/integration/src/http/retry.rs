@@ -57,9 +57,9 @@ impl Verdict {
 /// A call's retry budget: at most `attempts` sends, and no retry that would end past `total`
 /// after the call began (a `Retry-After` beyond it fails the call at once as `rate_limited`).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Retries {
-    pub(crate) attempts: usize,
-    pub(crate) total: Duration,
+pub(super) struct Retries {
+    pub(super) attempts: usize,
+    pub(super) total: Duration,
 }
 
 impl Default for Retries {

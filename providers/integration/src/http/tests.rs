@@ -138,6 +138,13 @@ fn api(auth: Auth) -> Api {
     Api::new("acme-crm", loopback(), auth).unwrap()
 }
 
+impl Api {
+    fn retrying(mut self, retries: Retries) -> Api {
+        self.retries = retries;
+        self
+    }
+}
+
 fn key() -> Auth {
     Auth::Header {
         name: "x-api-key".to_owned(),
@@ -211,7 +218,7 @@ async fn a_503_then_200_is_retried() {
 #[tokio::test]
 async fn a_post_that_may_have_reached_the_system_is_retried_only_when_replay_safe() {
     let server = Server::start(|_, _| Reply::json(500, json!({}))).await;
-    let api = api(key()).with_retries(Retries {
+    let api = api(key()).retrying(Retries {
         attempts: 3,
         total: Duration::from_secs(10),
     });
@@ -288,7 +295,7 @@ async fn usage_near_the_top_holds_the_next_call() {
             read: shopify,
             refill_per_second: 1.0,
         })
-        .with_retries(Retries {
+        .retrying(Retries {
             attempts: 5,
             total: Duration::from_secs(2),
         });
@@ -352,7 +359,7 @@ async fn no_url_query_header_value_or_token_reaches_an_error_or_debug() {
     let server = Server::start(|_, _| Reply::json(500, json!({}))).await;
     let mut url = server.url("orders.json");
     url.set_query(Some("api_key=query-SECRET"));
-    let api = api(key()).with_retries(Retries {
+    let api = api(key()).retrying(Retries {
         attempts: 1,
         total: Duration::from_secs(5),
     });

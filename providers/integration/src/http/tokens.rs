@@ -9,9 +9,8 @@
 //! refuses it (a 401, Salesforce's `INVALID_SESSION_ID`). Kept through a [`TokenStore`], so a
 //! rotated refresh token survives a restart.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex as SyncMutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -75,13 +74,14 @@ pub(crate) trait TokenStore: Send + Sync + 'static {
     async fn save(&self, connection: &str, token: &Token) -> Result<(), ProviderError>;
 }
 
-/// Tokens kept in memory only: for tests, and for a connection with nowhere to keep them
-/// (its tokens are obtained again after a restart).
+/// Tokens kept in memory only, for tests.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct MemoryTokenStore {
-    tokens: SyncMutex<HashMap<String, Token>>,
+    tokens: std::sync::Mutex<std::collections::HashMap<String, Token>>,
 }
 
+#[cfg(test)]
 #[async_trait]
 impl TokenStore for MemoryTokenStore {
     async fn load(&self, connection: &str) -> Result<Option<Token>, ProviderError> {
@@ -171,7 +171,8 @@ impl Tokens {
         }
     }
 
-    /// Tokens kept in memory only, refusals reported nowhere.
+    /// Tokens kept in memory only, refusals reported nowhere: for tests.
+    #[cfg(test)]
     pub(crate) fn in_memory(connection: impl Into<String>) -> Tokens {
         Tokens::new(connection, Arc::new(MemoryTokenStore::default()), |_| {})
     }
