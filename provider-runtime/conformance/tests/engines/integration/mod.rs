@@ -6,6 +6,7 @@
 //! server), syncing into `db/sqlite` through a tenant-bound client ([`destination`]).
 
 mod destination;
+mod rest;
 mod shopify;
 
 use std::sync::Arc;
@@ -25,6 +26,9 @@ pub fn enrolled() -> Vec<Enrolled> {
         Enrolled::new("integration/shopify", || async {
             let shop = shopify::Shop::start().await;
             connector("shopify", shop, &["source:throttle", "source:upsert"])
+        }),
+        Enrolled::new("integration/rest", || async {
+            connector("rest", rest::JsonServer::start(), &["source:throttle"])
         }),
     ]
 }
