@@ -788,3 +788,32 @@ async fn a_new_connection_learns_where_its_api_lives_from_its_first_token() {
     assert_eq!(server.hits("/token").len(), 1);
     assert_eq!(api(key()).instance_url().await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_refusal_of_other_credentials_on_the_same_handle_is_reported_again() {
+    let (server, _) = authority(Authority {
+        refuse: true,
+        ..Authority::default()
+    })
+    .await;
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let heard = failures.clone();
+    let tokens = Tokens::new(
+        "acme/crm",
+        Arc::new(MemoryTokenStore::default()),
+        move |f| heard.lock().unwrap().push(f),
+    );
+    for refresh in ["refresh-a", "refresh-a", "refresh-b"] {
+        let grant = grant(&server, Grant::RefreshToken(Secret(refresh.to_owned())));
+        let oauth = api(Auth::OAuth2 {
+            grant,
+            tokens: tokens.clone(),
+        });
+        let error = oauth
+            .send(Method::GET, server.url("api"), None)
+            .await
+            .unwrap_err();
+        assert_eq!(error.code, ErrorCode::UpstreamCredentialsInvalid);
+    }
+    assert_eq!(failures.lock().unwrap().len(), 2, "once for a, once for b");
+}

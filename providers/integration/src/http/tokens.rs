@@ -139,9 +139,9 @@ struct State {
     token: Option<Token>,
     /// The system refused the current access token.
     refused: bool,
-    /// The last refresh was refused, and reported: the next refusals are not, until a
-    /// refresh succeeds.
-    failing: bool,
+    /// The credentials (their origin) whose last refresh was refused, and reported: their
+    /// next refusals are not, until a refresh succeeds or the credentials change.
+    failing: Option<String>,
 }
 
 impl fmt::Debug for Tokens {
@@ -155,7 +155,7 @@ impl fmt::Debug for Tokens {
 impl Tokens {
     /// The tokens of `connection` (unique within the store, e.g. the engine instance's name),
     /// kept in `store`; `on_auth_failed` hears of each refused refresh (once per run of
-    /// refusals).
+    /// refusals of the same credentials).
     pub(crate) fn new(
         connection: impl Into<String>,
         store: Arc<dyn TokenStore>,
@@ -228,13 +228,13 @@ impl Tokens {
                     loaded: true,
                     token: Some(token),
                     refused: false,
-                    failing: false,
+                    failing: None,
                 };
                 Ok(access)
             }
             Err(RefreshError::Refused { reason }) => {
-                if !state.failing {
-                    state.failing = true;
+                if state.failing.as_ref() != Some(&origin) {
+                    state.failing = Some(origin);
                     (inner.on_auth_failed)(AuthFailed {
                         connection: inner.connection.clone(),
                         reason: reason.clone(),
