@@ -146,6 +146,9 @@ const SPECS: [Spec; 4] = [
     },
 ];
 
+/// The most `location_ids` one inventory levels request may name (Shopify's bound).
+const MAX_LOCATIONS: usize = 50;
+
 /// Shopify's REST bucket leaks 2 calls a second (4 on Plus shops, which a 80-call bucket
 /// shows; the limiter then merely spaces calls a little more than it needs to).
 const LEAK_PER_SECOND: f64 = 2.0;
@@ -407,6 +410,16 @@ impl Connector for Shopify {
                         let locations = self.locations().await?;
                         if locations.is_empty() {
                             return Ok(Page::default());
+                        }
+                        if locations.len() > MAX_LOCATIONS {
+                            return Err(ProviderError::new(
+                                ErrorCode::ProviderFailed,
+                                format!(
+                                    "the shop has {} locations; integration/shopify reads the \
+                                     inventory levels of at most {MAX_LOCATIONS}",
+                                    locations.len()
+                                ),
+                            ));
                         }
                         url.query_pairs_mut()
                             .append_pair("location_ids", &locations.join(","));
