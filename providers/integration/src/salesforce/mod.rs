@@ -13,9 +13,9 @@
 //! - no inbound webhooks: Salesforce's outbound messages are SOAP; `receive` is not served.
 
 mod config;
-mod session;
 #[cfg(test)]
 mod tests;
+mod wire;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,17 +25,16 @@ use reqwest::{Method, Url};
 use serde_json::{Value, json};
 use switchyard_contracts::SchemaError;
 use switchyard_spi::{ErrorCode, Host, ProviderError, ProviderFactory};
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 pub(crate) use config::SalesforceConfig;
-use session::{Grant, Session, Sessions};
+use wire::{RATE_HEADERS, classify, cursor_time, json_type, refusal, soql_time};
 
 use crate::connector::{
     Connect, Connector, Deleted, DeletedPage, Deletes, Field, Link, Page, ReadFrom, Stream,
     Upserted,
 };
-use crate::http::{Response, Secret};
+use crate::http::{Api, Auth, Grant, OAuth2, Secret};
 use crate::sync;
 
 /// What the engine serves: everything but `receive` (Salesforce's outbound messages are SOAP).
@@ -76,7 +75,11 @@ const COMPOUND_TYPES: [&str; 2] = ["address", "location"];
 
 /// One org, for one tenant.
 pub(crate) struct Salesforce {
-    sessions: Sessions,
+    /// Holds the OAuth2 tokens (refreshed once on a 401 `INVALID_SESSION_ID`), the limiter
+    /// following `Sforce-Limit-Info`, and the retries.
+    api: Api,
+    /// Where data calls go when the token answer names no `instance_url`.
+    login_url: Url,
     /// `/services/data/v60.0`.
     data_path: String,
     /// Object -> its fields, from describe (read builds its SELECT from them).
@@ -109,18 +112,28 @@ impl Connect for Salesforce {
         link.egress
             .check_url(&login_url)
             .map_err(|refusal| refusal.at("/login_url"))?;
-        let grant = match config.refresh_token {
-            Some(token) => Grant::RefreshToken(Secret(token)),
-            None => Grant::ClientCredentials,
+        let grant = OAuth2 {
+            token_url: login_url
+                .join("/services/oauth2/token")
+                .map_err(|e| ProviderError::internal(format!("token URL: {e}")))?,
+            client_id: config.client_id,
+            client_secret: Some(Secret(config.client_secret)),
+            grant: match config.refresh_token {
+                Some(token) => Grant::RefreshToken(Secret(token)),
+                None => Grant::ClientCredentials,
+            },
+            scopes: Vec::new(),
+            credentials_in_body: true,
+        };
+        let auth = Auth::OAuth2 {
+            grant,
+            tokens: link.tokens,
         };
         Ok(Salesforce {
-            sessions: Sessions::new(
-                &login_url,
-                config.client_id,
-                Secret(config.client_secret),
-                grant,
-                link.egress,
-            )?,
+            api: Api::new("salesforce", link.egress, auth)?
+                .with_classify(classify)
+                .with_rate_headers(RATE_HEADERS),
+            login_url,
             data_path: format!("/services/data/v{}", config.api_version),
             described: Mutex::new(HashMap::new()),
         })
@@ -152,89 +165,34 @@ fn unexpected(what: &str) -> ProviderError {
     )
 }
 
-/// A JSON Schema type name for a Salesforce field type.
-fn json_type(kind: &str) -> &'static str {
-    match kind {
-        "boolean" => "boolean",
-        "int" => "integer",
-        "double" | "currency" | "percent" => "number",
-        "address" | "location" => "object",
-        _ => "string",
-    }
-}
-
-/// A cursor (a `SystemModstamp` or `deletedDate` as Salesforce wrote it:
-/// `2026-12-07T02:15:03.123+0000`) as a point in time. Anything else is refused: the value
-/// goes into a SOQL query.
-fn cursor_time(cursor: &Value) -> Result<OffsetDateTime, ProviderError> {
-    let salesforce = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond][offset_hour sign:mandatory][offset_minute]"
-    );
-    cursor
-        .as_str()
-        .and_then(|text| {
-            OffsetDateTime::parse(text, &salesforce)
-                .or_else(|_| OffsetDateTime::parse(text, &Rfc3339))
-                .ok()
-        })
-        .ok_or_else(|| {
-            ProviderError::new(
-                ErrorCode::ParamsUnprocessable,
-                "the stream's cursor is not a Salesforce dateTime; reset the stream",
-            )
-        })
-}
-
-/// A point in time as SOQL and the deleted feed take it (RFC 3339, UTC).
-fn soql_time(at: OffsetDateTime) -> Result<String, ProviderError> {
-    at.to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .map_err(|e| ProviderError::internal(format!("formatting a dateTime: {e}")))
-}
-
 impl Salesforce {
-    /// Sends one call to the org's instance (`path` joined to it, `query` appended), fetching a
-    /// new token once if the current one is refused.
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<&Value>,
-    ) -> Result<Response, ProviderError> {
-        let session = self.sessions.get(None).await?;
-        match self.send(&session, method.clone(), path, query, body).await {
-            Err(e) if e.code == ErrorCode::UpstreamCredentialsInvalid => {
-                let session = self.sessions.get(Some(&session)).await?;
-                self.send(&session, method, path, query, body).await
-            }
-            answer => answer,
-        }
-    }
-
-    async fn send(
-        &self,
-        session: &Session,
-        method: Method,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<&Value>,
-    ) -> Result<Response, ProviderError> {
-        let mut url = session
-            .instance
+    /// The URL of `path` (and `query`) on the org's instance: the `instance_url` of the
+    /// connection's token (obtained first on a new connection).
+    async fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, ProviderError> {
+        let instance = match self.api.instance_url().await? {
+            Some(url) => Url::parse(&url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
+                .ok_or_else(|| unexpected("a token with an instance_url"))?,
+            None => self.login_url.clone(),
+        };
+        let mut url = instance
             .join(path)
             .map_err(|e| ProviderError::internal(format!("salesforce URL: {e}")))?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        let response = session.api.send(method, url, body).await?;
-        if response.status.as_u16() == 404 {
-            return Err(ProviderError::new(
-                ErrorCode::ProviderFailed,
-                format!("salesforce has no resource {path}"),
-            ));
+        Ok(url)
+    }
+
+    /// A GET on the org's instance, answered only when it succeeded.
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, ProviderError> {
+        let url = self.url(path, query).await?;
+        let answer = self.api.send(Method::GET, url, None).await?;
+        match refusal(answer.status, &answer.body, path) {
+            Some(error) => Err(error),
+            None => Ok(answer.body),
         }
-        Ok(response)
     }
 
     /// The fields of `object`, from describe (once per connection).
@@ -248,8 +206,8 @@ impl Salesforce {
             return Ok(fields);
         }
         let path = format!("{}/sobjects/{object}/describe", self.data_path);
-        let answer = self.call(Method::GET, &path, &[], None).await?;
-        let fields: Vec<Described> = answer.body["fields"]
+        let answer = self.get(&path, &[]).await?;
+        let fields: Vec<Described> = answer["fields"]
             .as_array()
             .ok_or_else(|| unexpected("describe"))?
             .iter()
@@ -268,7 +226,7 @@ impl Salesforce {
     }
 
     /// The first query of a read.
-    async fn query(&self, object: &str, since: Option<&Value>) -> Result<Response, ProviderError> {
+    async fn query(&self, object: &str, since: Option<&Value>) -> Result<Value, ProviderError> {
         let fields = self.described(object).await?;
         let select: Vec<&str> = fields
             .iter()
@@ -287,7 +245,7 @@ impl Salesforce {
             select.join(", ")
         );
         let path = format!("{}/query", self.data_path);
-        self.call(Method::GET, &path, &[("q", &soql)], None).await
+        self.get(&path, &[("q", &soql)]).await
     }
 }
 
@@ -318,7 +276,7 @@ impl Connector for Salesforce {
 
     async fn check(&self) -> Result<(), ProviderError> {
         let path = format!("{}/sobjects", self.data_path);
-        self.call(Method::GET, &path, &[], None).await.map(drop)
+        self.get(&path, &[]).await.map(drop)
     }
 
     async fn read(&self, stream: &str, from: ReadFrom<'_>) -> Result<Page, ProviderError> {
@@ -329,7 +287,7 @@ impl Connector for Salesforce {
                 if next.starts_with(&format!("{}/query/", self.data_path))
                     && !next.contains("//") =>
             {
-                self.call(Method::GET, next, &[], None).await?
+                self.get(next, &[]).await?
             }
             Some(_) => {
                 return Err(ProviderError::new(
@@ -339,7 +297,7 @@ impl Connector for Salesforce {
             }
             None => self.query(object, from.since).await?,
         };
-        let mut body = answer.body;
+        let mut body = answer;
         let Value::Array(records) = body["records"].take() else {
             return Err(unexpected("a query"));
         };
@@ -375,15 +333,8 @@ impl Connector for Salesforce {
         // The feed ignores seconds: an end one minute ahead covers deletions up to now.
         let (start, end) = (soql_time(start)?, soql_time(now + Duration::minutes(1))?);
         let path = format!("{}/sobjects/{object}/deleted/", self.data_path);
-        let answer = self
-            .call(
-                Method::GET,
-                &path,
-                &[("start", &start), ("end", &end)],
-                None,
-            )
-            .await?;
-        let deleted = answer.body["deletedRecords"]
+        let answer = self.get(&path, &[("start", &start), ("end", &end)]).await?;
+        let deleted = answer["deletedRecords"]
             .as_array()
             .ok_or_else(|| unexpected("the deleted feed"))?
             .iter()
@@ -442,14 +393,19 @@ impl Connector for Salesforce {
             "{}/composite/sobjects/{object}/{external_id_field}",
             self.data_path
         );
+        let url = self.url(&path, &[]).await?;
+        let body = json!({"allOrNone": true, "records": body});
+        // Sent again after an ambiguous failure: an upsert by external id is idempotent.
         let answer = self
-            .call(
-                Method::PATCH,
-                &path,
-                &[],
-                Some(&json!({"allOrNone": true, "records": body})),
-            )
+            .api
+            .call(Method::PATCH, url)
+            .json(&body)
+            .replay_safe()
+            .send()
             .await?;
+        if let Some(error) = refusal(answer.status, &answer.body, &path) {
+            return Err(error);
+        }
         let results = answer
             .body
             .as_array()

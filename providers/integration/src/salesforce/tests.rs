@@ -206,6 +206,19 @@ async fn a_revoked_refresh_token_is_upstream_credentials_invalid_fake_salesforce
 }
 
 #[tokio::test]
+async fn the_daily_api_limit_is_rate_limited_not_a_refused_credential_fake_salesforce() {
+    let fake = fake(Options::default()).await;
+    let sf = connect(&fake);
+    sf.check().await.expect("connected");
+    fake.set_api_usage(15_000, 15_000);
+    let error = sf.check().await.expect_err("over the daily limit");
+    assert_eq!(error.code, ErrorCode::RateLimited, "{}", error.detail);
+    assert!(error.retryable);
+    // Not taken for an expired session: no token was fetched again.
+    assert_eq!(fake.tokens_issued(), 1);
+}
+
+#[tokio::test]
 async fn client_credentials_flow_without_a_refresh_token_fake_salesforce() {
     let fake = fake(Options::default()).await;
     let sf = connect_with(&fake, &Options::default().client_secret, None);
