@@ -32,8 +32,9 @@ use switchyard_spi::{
 };
 use tokio::sync::Notify;
 
-/// The tenants the platform has; `initech`'s policy switches the recorder's `receive` off.
-const TENANTS: [&str; 4] = ["acme", "globex", "initech", "busy"];
+/// The tenants the platform has, each with the recorder configured but `hooli`;
+/// `initech`'s policy switches the recorder's `receive` off.
+const TENANTS: [&str; 5] = ["acme", "globex", "initech", "busy", "hooli"];
 
 /// The gateways' body limit.
 const MAX_BODY: usize = 4096;
@@ -86,9 +87,10 @@ impl Provider for Recording {
     /// verifies its system's, and keeps nothing when it fails.
     async fn invoke(&self, ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError> {
         if call.params["headers"]["x-signature"] != "valid" {
+            // A detail of its own, as real engines give (naming what the tenant configured).
             return Err(ProviderError::new(
                 ErrorCode::SignatureInvalid,
-                "the webhook's signature does not verify",
+                "integration/recorder: x-signature is not the one configured",
             ));
         }
         self.seen.lock().unwrap().push(Received {
@@ -214,6 +216,15 @@ impl Harness {
             Default::default(),
             Default::default(),
         ));
+        for tenant in TENANTS.iter().filter(|t| **t != "hooli") {
+            let tenant = TenantId::parse(tenant).unwrap();
+            for engine in ["recorder", "plain"] {
+                runtime
+                    .configure(&tenant, "integration", engine, json!({"config": {}}))
+                    .await
+                    .unwrap();
+            }
+        }
         let key = InternalKey::load(dir.path()).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let runtime_addr = listener.local_addr().unwrap();
@@ -441,7 +452,7 @@ async fn a_webhook_reaches_its_tenants_engine_with_its_headers_and_exact_body_wi
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_unknown_tenant_or_an_engine_without_webhooks_answers_exactly_as_a_bad_signature() {
+async fn an_unknown_tenant_or_an_engine_without_webhooks_or_config_answers_as_a_bad_signature() {
     let h = Harness::start().await;
     for (mode, base) in h.bases() {
         let headers = [("x-signature", "valid")];
@@ -455,12 +466,14 @@ async fn an_unknown_tenant_or_an_engine_without_webhooks_answers_exactly_as_a_ba
                 .await,
             h.hook(base, "/inbound/acme/integration/missing", &headers, "{}")
                 .await,
+            h.hook(base, "/inbound/hooli/integration/recorder", &headers, "{}")
+                .await,
         ];
         for (status, problem) in &answers {
             assert_eq!(*status, 401, "{mode}: {problem}");
             assert_eq!(problem["code"], "signature_invalid", "{mode}");
         }
-        // Nothing but the request id tells the four apart.
+        // Nothing but the request id tells them apart: not the engine's own detail either.
         let without_id = |p: &Value| {
             let mut p = p.clone();
             p.as_object_mut().unwrap().remove("request_id");

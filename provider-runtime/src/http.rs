@@ -33,7 +33,7 @@ use crate::internal_auth::{
     BODY_TAG_LEN, BodySeal, CONTEXT_HEADER, InternalKey, SIGNATURE_HEADER, unix_now,
 };
 use crate::observe;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, store_problem};
 use envelope::{BodyForm, BodyRule, Executed};
 use operator::OperatorToken;
 use path::Segments;
@@ -380,8 +380,12 @@ impl Service {
     }
 
     /// An inbound webhook: the engine's `receive` for the tenant the path names, which is the
-    /// tenant of the context the gateway made from that path. An engine that is not there or
-    /// takes no webhooks answers as a bad signature does ([`inbound::refused`]).
+    /// tenant of the context the gateway made from that path. Until its signature verifies the
+    /// sender is nobody, so whatever would tell it about the tenant answers as a bad signature
+    /// does ([`inbound::refused`]): an engine that is not there, takes no webhooks or that the
+    /// tenant never configured (it has no secret to verify with), and the engine's own refusal,
+    /// whose detail may name what the tenant configured. An outage stays one, so the sender
+    /// retries.
     async fn inbound(
         &self,
         executed: Executed,
@@ -393,6 +397,15 @@ impl Service {
         if ctx.tenant.as_str() != tenant {
             return Err(inbound::refused());
         }
+        let configured = self
+            .runtime
+            .store()
+            .current_config(&ctx.tenant, inbound::DOMAIN, name)
+            .await
+            .map_err(store_problem)?;
+        if configured.is_none() {
+            return Err(inbound::refused());
+        }
         let answer = self
             .invoke(executed, body, ctx, inbound::DOMAIN, name, inbound::ACTION)
             .await;
@@ -400,9 +413,13 @@ impl Service {
             Err(p)
                 if matches!(
                     p.code,
-                    ErrorCode::ProviderNotFound | ErrorCode::ActionNotFound
+                    ErrorCode::ProviderNotFound
+                        | ErrorCode::ActionNotFound
+                        | ErrorCode::ProviderNotConfigured
+                        | ErrorCode::SignatureInvalid
                 ) =>
             {
+                tracing::info!(tenant = %ctx.tenant, provider = %format!("{}/{name}", inbound::DOMAIN), code = %p.code, detail = %p.detail, "inbound webhook refused");
                 Err(inbound::refused())
             }
             answer => answer,

@@ -2,8 +2,8 @@
 //! calls without a Switchyard API key. The gateway takes the tenant from the path and runs the
 //! engine's `receive` with the sender's headers as params and the raw body as its payload; the
 //! engine verifies the sender's signature. A tenant that does not exist, an engine that takes
-//! no webhooks and a signature that does not verify all answer 401 `signature_invalid`, so
-//! the route tells a sender no tenant's name. One path per integration engine serving
+//! no webhooks or that the tenant has not configured, and a signature that does not verify all
+//! answer 401 `signature_invalid`, so the route tells a sender no tenant's name. One path per integration engine serving
 //! `receive`, with that action's result.
 
 use serde_json::{Map, Value, json};
@@ -46,7 +46,7 @@ pub fn paths(providers: &[ProviderDescriptor]) -> Map<String, Value> {
                     "responses": {
                         "200": {"description": "Received: its records written to the stream's destination, or a repeated delivery dropped.",
                                 "content": {"application/json": {"schema": answer}}},
-                        "401": problem_response("The signature does not verify, or the path names no tenant or no engine that takes webhooks (signature_invalid)."),
+                        "401": problem_response("The signature does not verify, or the path names no tenant, no engine that takes webhooks or one the tenant has not configured (signature_invalid)."),
                         "default": {"$ref": "#/components/responses/Problem"}
                     }
                 }
