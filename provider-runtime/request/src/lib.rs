@@ -2,9 +2,9 @@
 //!
 //! The gateway's policy must judge exactly what the runtime runs, so both read a request
 //! with this one code: [`path`] splits its path once, [`envelope`] decides which body it takes
-//! and what params it carries. The types travel from the gateway to a runtime in the same
-//! process as request extensions, so they must be one type in both: hence this crate, which
-//! the gateway uses without the runtime.
+//! and what params it carries ([`inbound`] those of a webhook, from its sender's headers). The
+//! types travel from the gateway to a runtime in the same process as request extensions, so
+//! they must be one type in both: hence this crate, which the gateway uses without the runtime.
 
 pub mod envelope;
 pub mod inbound;
