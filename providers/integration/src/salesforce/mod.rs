@@ -330,6 +330,10 @@ impl Connector for Salesforce {
                 ),
             ));
         }
+        if start >= now {
+            // A cursor in the future: nothing can have been deleted after it yet.
+            return Ok(DeletedPage::default());
+        }
         // The feed ignores seconds: an end one minute ahead covers deletions up to now.
         let (start, end) = (soql_time(start)?, soql_time(now + Duration::minutes(1))?);
         let path = format!("{}/sobjects/{object}/deleted/", self.data_path);

@@ -266,6 +266,20 @@ async fn the_deleted_feed_answers_deletions_since_the_cursor_fake_salesforce() {
     };
     let error = sf.read_deleted("Contact", from).await.expect_err("too old");
     assert_eq!(error.code, ErrorCode::ParamsUnprocessable);
+
+    // A cursor in the future has no deletions after it (and asks the org nothing).
+    let calls = fake.calls();
+    let future = json!("9999-12-31T23:59:59Z");
+    let from = ReadFrom {
+        since: Some(&future),
+        page: None,
+    };
+    let page = sf
+        .read_deleted("Contact", from)
+        .await
+        .expect("no deletions");
+    assert!(page.deleted.is_empty());
+    assert_eq!(fake.calls(), calls);
 }
 
 #[tokio::test]
