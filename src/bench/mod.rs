@@ -14,13 +14,16 @@
 //!   time from spawn to the first answered `/healthz`;
 //! - `policy`, `ledger`, `trace`: the existing cargo benches (`decision`, `ledger`, `trace`),
 //!   run from the checkout; ledger and trace need `SWITCHYARD_BENCH_POSTGRES_URL`
-//!   (`scripts/bench` starts a PostgreSQL).
+//!   (`scripts/bench` starts a PostgreSQL);
+//! - `integration`: the `integration` cargo bench — mapping records/s on one thread, and a
+//!   full sync of 100,000 orders from the fake Shopify beside a bare paged fetch of the same
+//!   pages (no server needed).
 //!
 //! Every Switchyard process runs at the default log level (`info`, an access log line per
 //! request), as a user runs it.
 //!
 //! Output: a table on stdout, `results.json`, `latency.svg` and `throughput.svg` in `--out`
-//! (and `ledger.svg` with the ledger scenario).
+//! (and `ledger.svg` with the ledger scenario, `integration.svg` with the integration one).
 //! `scripts/bench` installs nginx and wrk and builds the release binary first.
 
 mod goals;
@@ -38,7 +41,7 @@ use serde_json::{Value, json};
 pub use load::LoadResult;
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "gateway",
     "inprocess",
     "memory",
@@ -46,11 +49,13 @@ const SCENARIOS: [&str; 7] = [
     "policy",
     "ledger",
     "trace",
+    "integration",
 ];
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Comma-separated subset of: gateway, inprocess, memory, startup, policy, ledger, trace.
+    /// Comma-separated subset of: gateway, inprocess, memory, startup, policy, ledger, trace,
+    /// integration.
     #[arg(long, value_delimiter = ',', default_values_t = SCENARIOS.map(String::from))]
     scenarios: Vec<String>,
     /// A tiny run (1 s per load target, few tenants, 1 s ledger; no lot trace unless named):
@@ -61,7 +66,8 @@ pub struct BenchArgs {
     /// once for each (throughput at many, added latency at the fewest).
     #[arg(long, value_delimiter = ',', default_values_t = [32, 1])]
     concurrency: Vec<u32>,
-    /// Seconds of load per target, after the warm-up; also of each phase of the ledger bench.
+    /// Seconds of load per target, after the warm-up; also of each phase of the ledger bench
+    /// and of each mapping of the integration bench.
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
     /// Seconds of discarded load per target before measuring.
@@ -161,6 +167,10 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
             suites::trace(workspace, &args.out)?.into_json(),
         );
     }
+    if wants("integration") {
+        let outcome = suites::integration(workspace, &args.out, args.duration_secs, args.quick)?;
+        results.insert("integration".into(), outcome.into_json());
+    }
     // One table block per number of connections, the targets in order within it.
     loads.sort_by_key(|load| args.concurrency.iter().position(|&c| c == load.connections));
     let mut goals = goals::goals(&loads, &args.concurrency);
@@ -169,6 +179,9 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
     }
     if let Some(ledger) = results.get("ledger") {
         goals.extend(suites::ledger_goals(ledger));
+    }
+    if let Some(integration) = results.get("integration") {
+        goals.extend(suites::integration_goals(integration));
     }
     let report = json!({
         "settings": {
@@ -194,6 +207,10 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
     }
     if let Some(phases) = report["other"]["ledger"]["phases"].as_array() {
         println!("plot: {}", plot::draw_ledger(phases, &args.out)?.display());
+    }
+    if report["other"]["integration"]["mapping"].is_object() {
+        let path = plot::draw_integration(&report["other"]["integration"], &args.out)?;
+        println!("plot: {}", path.display());
     }
     Ok(())
 }

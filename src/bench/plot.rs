@@ -159,19 +159,72 @@ pub fn draw_ledger(phases: &[Value], out: &Path) -> Result<PathBuf> {
         .filter_map(|p| Some((p["name"].as_str()?, p["per_sec"].as_f64()?)))
         .collect();
     let path = out.join("ledger.svg");
-    draw_bars(&bars, &path)?;
+    draw_to(&path, 1, |areas| {
+        draw_bars(
+            "PostgreSQL: pgbench tpcb-like transactions and ledger journals per second",
+            "per second",
+            &bars,
+            &areas[0],
+        )
+    })?;
     Ok(path)
 }
 
-fn draw_bars(bars: &[(&str, f64)], path: &Path) -> Result<()> {
-    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
+/// `integration.svg`: records/s of each mapping (one thread) in the top panel, the bare fetch
+/// and the sync in the bottom one (the sync panel is left out when the sync did not run).
+pub fn draw_integration(figures: &Value, out: &Path) -> Result<PathBuf> {
+    let mapping: Vec<(&str, f64)> = figures["mapping"]["variants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| Some((v["name"].as_str()?, v["per_sec"].as_f64()?)))
+        .collect();
+    let sync = &figures["sync"];
+    let transfer: Vec<(&str, f64)> = [
+        ("bare paged fetch", sync["bare_fetch_per_sec"].as_f64()),
+        ("sync to db/sqlite", sync["sync"]["per_sec"].as_f64()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name, value?)))
+    .collect();
+    let path = out.join("integration.svg");
+    let panels = if transfer.is_empty() { 1 } else { 2 };
+    draw_to(&path, panels, |areas| {
+        draw_bars(
+            "Integration mapping, 10 fields of a Shopify-like order, one thread",
+            "records per second",
+            &mapping,
+            &areas[0],
+        )?;
+        if let Some(area) = areas.get(1) {
+            draw_bars(
+                &format!(
+                    "{} orders from the fake Shopify: bare fetch and full sync",
+                    sync["records"]
+                ),
+                "records per second",
+                &transfer,
+                area,
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok(path)
+}
+
+/// An SVG at `path` of `panels` panels 960 x 540 each, top to bottom, drawn by `draw`.
+fn draw_to(path: &Path, panels: u32, draw: impl FnOnce(&[Area]) -> Result<()>) -> Result<()> {
+    let root = SVGBackend::new(path, (960, 540 * panels)).into_drawing_area();
     root.fill(&WHITE)?;
+    draw(&root.split_evenly((panels as usize, 1)))?;
+    root.present()?;
+    Ok(())
+}
+
+fn draw_bars(caption: &str, y_desc: &str, bars: &[(&str, f64)], area: &Area) -> Result<()> {
     let top = bars.iter().map(|(_, v)| *v).fold(0.0f64, f64::max) * 1.15;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "PostgreSQL: pgbench tpcb-like transactions and ledger journals per second",
-            ("sans-serif", 22),
-        )
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 22))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(75)
@@ -188,7 +241,7 @@ fn draw_bars(bars: &[(&str, f64)], path: &Path) -> Result<()> {
                 String::new()
             }
         })
-        .y_desc("per second")
+        .y_desc(y_desc)
         .draw()?;
     chart.draw_series(bars.iter().enumerate().map(|(i, (_, value))| {
         let x = i as f64;
@@ -204,6 +257,5 @@ fn draw_bars(bars: &[(&str, f64)], path: &Path) -> Result<()> {
             ("sans-serif", 16),
         )
     }))?;
-    root.present()?;
     Ok(())
 }

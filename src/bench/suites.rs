@@ -255,3 +255,65 @@ pub fn trace(workspace: &Path, out: &Path) -> Result<Outcome> {
         "trace.json",
     )
 }
+
+/// The integration bench (issue 21): mapping records/s on one thread, and a full sync of
+/// 100,000 orders from the fake Shopify beside a bare paged fetch of the same pages. Needs no
+/// server: the fake runs in the bench, the destination is the tenant's `db/sqlite`. A quick
+/// run syncs 10,000 orders.
+pub fn integration(workspace: &Path, out: &Path, secs: u64, quick: bool) -> Result<Outcome> {
+    let records = if quick { "10000" } else { "100000" };
+    cargo_bench(
+        workspace,
+        out,
+        &["--bench", "integration"],
+        &[
+            ("SWITCHYARD_BENCH_SECS", &secs.to_string()),
+            ("SWITCHYARD_BENCH_SYNC_RECORDS", records),
+        ],
+        "integration.json",
+    )
+}
+
+/// The goals table's lines for the integration figures: the fast path's records/s against
+/// 500,000, the sync's share of the bare fetch against 0.5, and the jq mappings for reference.
+pub fn integration_goals(figures: &Value) -> Vec<Value> {
+    let mut lines = Vec::new();
+    let per_sec = |key: &str| figures[key].as_f64();
+    for (key, measure, goal) in [
+        (
+            "mapping_paths_per_sec",
+            "integration mapping, 10 plain paths (fast path), records/s on one thread",
+            Some(500_000.0),
+        ),
+        (
+            "mapping_paths_through_jq_per_sec",
+            "integration mapping, the same 10 paths through jaq, records/s on one thread",
+            None,
+        ),
+        (
+            "mapping_jq_functions_per_sec",
+            "integration mapping, 6 paths + 4 jq functions, records/s on one thread",
+            None,
+        ),
+    ] {
+        if let Some(value) = per_sec(key) {
+            let goal = goal.map(|goal: f64| (format!("≥ {goal:.0}"), value >= goal));
+            lines.push(goal_line(
+                measure.into(),
+                format!("{value:.0}"),
+                goal,
+                value,
+            ));
+        }
+    }
+    if let Some(ratio) = per_sec("sync_ratio") {
+        let records = &figures["sync"]["records"];
+        lines.push(goal_line(
+            format!("integration full sync / bare paged fetch, {records} orders, records/s"),
+            format!("{ratio:.2}"),
+            Some(("≥ 0.50".into(), ratio >= 0.5)),
+            ratio,
+        ));
+    }
+    lines
+}
