@@ -244,6 +244,8 @@ pub(crate) struct States {
 pub(crate) struct ResetParams {
     pub(crate) stream: String,
     pub(crate) destination: Option<Destination>,
+    /// Set instead of forgotten (the schema requires a destination with it).
+    pub(crate) cursor: Option<Value>,
 }
 
 #[derive(Serialize)]

@@ -174,6 +174,8 @@ impl<C: Connect> Sync<C> {
         fresh: impl FnOnce(String) -> RunRow,
         discovered: Option<Stream>,
     ) -> Result<(String, watch::Receiver<bool>), ProviderError> {
+        // Before a run is recorded: without a client it could never write.
+        self.client()?;
         let key = destination_key(&destination);
         let target = (stream.to_owned(), key.clone());
         let mut active = self.tenant.active.lock().await;
@@ -402,7 +404,39 @@ impl<C: Connect> Engine for Sync<C> {
 
     async fn reset(&self, p: ResetParams) -> Result<Reset, ProviderError> {
         let key = p.destination.as_ref().map(destination_key);
-        let reset = self.tenant.store.reset(&p.stream, key.as_deref()).await?;
+        // Held across the write so no run of the stream starts, or checkpoints, meanwhile.
+        let active = self.tenant.active.lock().await;
+        let running = active.iter().any(|((stream, target), run)| {
+            stream == &p.stream
+                && key.as_ref().is_none_or(|key| key == target)
+                && !run.task.is_finished()
+        });
+        if running {
+            return Err(ProviderError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "a sync of stream {} is running; reset it once the run has ended",
+                    p.stream
+                ),
+            ));
+        }
+        let reset = match (p.cursor, key) {
+            (Some(cursor), Some(key)) => {
+                self.tenant
+                    .store
+                    .set_cursor(&p.stream, &key, &cursor)
+                    .await?;
+                1
+            }
+            (Some(_), None) => {
+                return Err(ProviderError::new(
+                    ErrorCode::ParamsInvalid,
+                    "a cursor is set for one destination: name it",
+                ));
+            }
+            (None, key) => self.tenant.store.reset(&p.stream, key.as_deref()).await?,
+        };
+        drop(active);
         Ok(Reset { reset })
     }
 

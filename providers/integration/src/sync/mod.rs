@@ -141,7 +141,6 @@ impl<C: Connect> ProviderFactory for Factory<C> {
         let connector = C::connect(
             config,
             Link {
-                tenant: ctx.tenant.clone(),
                 egress,
                 tokens: tenant.tokens.clone(),
             },

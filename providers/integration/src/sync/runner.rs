@@ -246,7 +246,7 @@ async fn deleted_feed<C: Connector>(
                 },
             )
             .await?;
-        let keys: Vec<String> = page.deleted.into_iter().map(|d| d.key).collect();
+        let keys = page.deleted;
         carry_deletes(job, &keys, progress).await?;
         progress.page = page.next_page;
         checkpoint(job, progress, None, &[]).await?;

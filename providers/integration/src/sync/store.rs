@@ -449,6 +449,24 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Sets `stream`'s cursor for `destination` (a reset to a given point).
+    pub(crate) async fn set_cursor(
+        &self,
+        stream: &str,
+        destination: &str,
+        cursor: &Value,
+    ) -> Result<(), ProviderError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| storage_error("storing a cursor", e))?;
+        set_cursor(&mut tx, stream, destination, cursor).await?;
+        tx.commit()
+            .await
+            .map_err(|e| storage_error("storing a cursor", e))
+    }
+
     /// Whether inbound delivery `delivery_id` was written before.
     pub(crate) async fn delivered(&self, delivery_id: &str) -> Result<bool, ProviderError> {
         let found: Option<i64> =

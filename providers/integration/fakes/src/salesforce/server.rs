@@ -138,6 +138,10 @@ impl State {
             Some("refresh_token") if !client_ok => {
                 return refused("invalid_client_id", "client identifier invalid");
             }
+            // A connected app's default: "Require Secret for Refresh Token Flow".
+            Some("refresh_token") if !secret_ok => {
+                return refused("invalid_client", "invalid client credentials");
+            }
             Some("refresh_token")
                 if self.refresh_revoked
                     || field("refresh_token") != Some(self.options.refresh_token.as_str()) =>

@@ -20,8 +20,8 @@ use switchyard_spi::{ErrorCode, ProviderError};
 
 use super::{About, Factory, Settings};
 use crate::connector::{
-    Connect, Connector, Deleted, DeletedPage, Deletes, Field, Inbound, Link, Page, ReadFrom,
-    Received, Stream, Upserted,
+    Connect, Connector, DeletedPage, Deletes, Field, Inbound, Link, Page, ReadFrom, Received,
+    Stream, Upserted,
 };
 
 /// A system's records, shared by the test and every connector made over it.
@@ -181,10 +181,7 @@ impl Connector for VecConnector {
             deleted: deleted
                 .iter()
                 .filter(|(_, at)| *at >= since)
-                .map(|(id, at)| Deleted {
-                    key: id.to_string(),
-                    at: json!(at),
-                })
+                .map(|(id, _)| id.to_string())
                 .collect(),
             next_page: None,
         })

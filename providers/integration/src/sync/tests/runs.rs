@@ -1,7 +1,8 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use switchyard_spi::ErrorCode;
+use switchyard_contracts::ActionValidators;
+use switchyard_spi::{ErrorCode, ProviderFactory};
 use tokio::sync::Notify;
 
 use super::destinations::{Client, Crash, Tenant, TestDatabase, tenant};
@@ -73,6 +74,26 @@ async fn an_incremental_sync_writes_each_record_once_and_keeps_the_largest_curso
     let state = t.ok("state", json!({"stream": "items"})).await;
     assert_eq!(state["streams"][0]["cursor"], json!(2001));
     assert_eq!(state["streams"][0]["last_run"]["run_id"], run["run_id"]);
+
+    // A cursor set by reset: the next incremental sync reads from it, here nothing.
+    let set = t
+        .ok(
+            "reset",
+            json!({"stream": "items", "destination": db("items"), "cursor": 5000}),
+        )
+        .await;
+    assert_eq!(set["reset"], 1);
+    let run = sync(&t, "items", "incremental", db("items")).await;
+    assert_eq!(run["records"], 0, "{run}");
+    let state = t.ok("state", json!({"stream": "items"})).await;
+    assert_eq!(state["streams"][0]["cursor"], json!(5000));
+    // A cursor names the one destination it is for.
+    let descriptor = engine.descriptor().action("reset").unwrap();
+    let validators = ActionValidators::compile("integration/vec", descriptor).unwrap();
+    let refused = validators
+        .params
+        .check(&json!({"stream": "items", "cursor": 5000}));
+    assert!(!refused.is_empty(), "a cursor without a destination passed");
 }
 
 /// A process stopping between the destination's ack of a page and the checkpoint (the
@@ -472,4 +493,50 @@ async fn a_tenant_sees_none_of_another_tenants_sync_state() {
     for bytes in [globex_file, wal] {
         assert!(!String::from_utf8_lossy(&bytes).contains("SECRETVALUE"));
     }
+}
+
+/// An instance with no provider client (a host that gives none) refuses a sync before it
+/// records a run that could never write.
+#[tokio::test]
+async fn without_a_client_a_sync_is_refused_and_records_no_run() {
+    use switchyard_spi::{CallContext, Invocation, StartContext};
+    let root = tempfile::tempdir().unwrap();
+    let _source = Source::seeded("clientless", 5, 5);
+    let engine = factory(&root.path().join("vec"));
+    let acme = tenant("acme");
+    let instance = engine
+        .start(StartContext {
+            tenant: acme.clone(),
+            config: config("clientless", json!({})),
+            client: None,
+        })
+        .await
+        .unwrap();
+    let ctx = CallContext {
+        tenant: acme,
+        request_id: "sync-test".into(),
+        subject: None,
+        service: None,
+    };
+    let call = |action: &str, params: Value| Invocation {
+        action: action.into(),
+        params,
+        payload: None,
+    };
+    let refused = instance
+        .invoke(
+            &ctx,
+            call(
+                "sync",
+                json!({"stream": "items", "mode": "full", "destination": db("items")}),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::ProviderUnavailable);
+    let state = instance
+        .invoke(&ctx, call("state", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(state, json!({"streams": []}));
 }
