@@ -16,11 +16,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use switchyard_egress::Egress;
-use switchyard_spi::{ErrorCode, ProviderError, TenantId};
+use switchyard_spi::{ErrorCode, ProviderError};
 
 /// What the domain hands a connector when one tenant's instance starts.
 pub(crate) struct Link {
-    pub(crate) tenant: TenantId,
     /// The operator's egress ceiling, narrowed by the tenant's `allowed_networks`: every call
     /// the connector makes goes through it (build the [`crate::http::Api`] with it).
     pub(crate) egress: Egress,
@@ -103,16 +102,10 @@ pub(crate) struct Page {
 /// One page of a stream's deleted-record feed.
 #[derive(Debug, Default)]
 pub(crate) struct DeletedPage {
-    /// The deleted records' primary keys, each with the cursor value of its deletion
-    /// (`deleted_at`, `deletedDate`), which the sync's cursor may advance to.
-    pub(crate) deleted: Vec<Deleted>,
+    /// The deleted records' primary keys. A feed answers deletions at or after the read's
+    /// cursor; the sync carries each to the destination (a repeat is a harmless soft delete).
+    pub(crate) deleted: Vec<String>,
     pub(crate) next_page: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Deleted {
-    pub(crate) key: String,
-    pub(crate) at: Value,
 }
 
 /// What one upserted record became in the system.

@@ -5,14 +5,19 @@
 //! The JSON Schema derived from [`RestConfig`] is what the runtime checks the *stored* config
 //! against (credentials are `secret://` references there; the factory gets them resolved), so
 //! everything a schema can say is said here (page size bounds, a path that starts with one
-//! `/`); [`super::Rest::connect`] checks the rest (a base URL the URL standard refuses, a path
-//! that would leave the base URL's origin) as `config_unprocessable`.
+//! `/`); the checks below (used by [`super::Rest`]'s `connect`) refuse the rest (a base URL
+//! the URL standard refuses, a path that would leave the base URL's origin, a header an API
+//! key may not go in) as `config_unprocessable`.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 
+use reqwest::Url;
 use schemars::JsonSchema;
 use serde::Deserialize;
+use switchyard_spi::{ErrorCode, ProviderError};
+
+use crate::http::{Auth, Grant, OAuth2, Secret, Tokens};
 
 /// A `secret://` reference as the runtime's resolver parses it: `env/NAME`, `file/<path>` or
 /// `vault/<mount>/<path>#<key>`.
@@ -244,4 +249,99 @@ pub(crate) struct DeletedConfig {
     #[serde(default)]
     #[schemars(extend("maxProperties" = 8))]
     pub(super) sort_params: BTreeMap<String, String>,
+}
+
+/// Request headers a config may not set: they would change where or how the request goes,
+/// not authenticate it.
+const RESERVED_HEADERS: [&str; 5] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+];
+
+/// `base_url`, checked for what its schema pattern cannot say.
+pub(super) fn base_url(raw: &str) -> Result<Url, ProviderError> {
+    let refuse =
+        |detail: &str| ProviderError::field(ErrorCode::ConfigUnprocessable, "/base_url", detail);
+    let url = Url::parse(raw).map_err(|_| refuse("not a URL the URL standard accepts"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(refuse("not an http(s) URL with a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse("credentials go in auth, not in the URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(refuse("a base URL has no query or fragment"));
+    }
+    Ok(url)
+}
+
+/// `path` below `base`: appended to the base URL's path (so `/v2` + `/items` is
+/// `/v2/items`), and refused if the result leaves the base URL's origin.
+pub(super) fn join(base: &Url, path: &str, pointer: &str) -> Result<Url, ProviderError> {
+    let refuse =
+        |detail: &str| ProviderError::field(ErrorCode::ConfigUnprocessable, pointer, detail);
+    if !path.starts_with('/') || path.starts_with("//") {
+        return Err(refuse("a path starts with exactly one /"));
+    }
+    let joined = format!("{}{path}", base.as_str().trim_end_matches('/'));
+    let url = Url::parse(&joined).map_err(|_| refuse("not a path the URL standard accepts"))?;
+    if url.origin() != base.origin() || url.fragment().is_some() {
+        return Err(refuse("the path leaves base_url's origin"));
+    }
+    Ok(url)
+}
+
+pub(super) fn auth(config: AuthConfig, tokens: Tokens) -> Result<Auth, ProviderError> {
+    Ok(match config {
+        AuthConfig::None => Auth::None,
+        AuthConfig::ApiKey { header, key } => {
+            let name = header.to_ascii_lowercase();
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || RESERVED_HEADERS.contains(&name.as_str())
+            {
+                return Err(ProviderError::field(
+                    ErrorCode::ConfigUnprocessable,
+                    "/auth/api_key/header",
+                    "not a header a key can be sent in",
+                ));
+            }
+            Auth::Header {
+                name,
+                value: Secret(key),
+            }
+        }
+        AuthConfig::Bearer { token } => Auth::bearer(&Secret(token)),
+        AuthConfig::OAuth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scopes,
+            credentials_in_body,
+        } => {
+            let token_url = Url::parse(&token_url)
+                .ok()
+                .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+                .ok_or_else(|| {
+                    ProviderError::field(
+                        ErrorCode::ConfigUnprocessable,
+                        "/auth/oauth2/token_url",
+                        "not an http(s) URL with a host",
+                    )
+                })?;
+            Auth::OAuth2 {
+                grant: OAuth2 {
+                    token_url,
+                    client_id,
+                    client_secret: Some(Secret(client_secret)),
+                    grant: Grant::ClientCredentials,
+                    scopes,
+                    credentials_in_body,
+                },
+                tokens,
+            }
+        }
+    })
 }

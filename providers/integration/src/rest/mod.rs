@@ -25,24 +25,14 @@ use switchyard_contracts::SchemaError;
 use switchyard_spi::{ErrorCode, Host, ProviderError, ProviderFactory};
 
 pub(crate) use config::RestConfig;
-use config::{AuthConfig, DeletedConfig, FieldType, ResourceConfig};
+use config::{DeletedConfig, FieldType, ResourceConfig, auth, base_url, join};
 use pagination::{BodyPath, Pagination, with_param};
 
 use crate::connector::{
-    Connect, Connector, Deleted, DeletedPage, Deletes, Field, Link, Page, ReadFrom, Stream,
+    Connect, Connector, DeletedPage, Deletes, Field, Link, Page, ReadFrom, Stream,
 };
-use crate::http::{Api, Auth, Grant, OAuth2, Secret, Tokens};
+use crate::http::Api;
 use crate::sync;
-
-/// Request headers a config may not set: they would change where or how the request goes,
-/// not authenticate it.
-const RESERVED_HEADERS: [&str; 5] = [
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "upgrade",
-];
 
 /// `integration/rest`, always hosted: it calls no API until a tenant configures one.
 pub(crate) fn builtin(host: &Host) -> Result<Option<Arc<dyn ProviderFactory>>, SchemaError> {
@@ -279,10 +269,7 @@ impl Connector for Rest {
             if from.since.is_some_and(|since| is_before(Some(at), since)) {
                 continue;
             }
-            deleted.push(Deleted {
-                key,
-                at: at.clone(),
-            });
+            deleted.push(key);
         }
         Ok(DeletedPage { deleted, next_page })
     }
@@ -384,91 +371,6 @@ impl DeletedFeed {
             sort_params: config.sort_params.into_iter().collect(),
         })
     }
-}
-
-/// `base_url`, checked for what its schema pattern cannot say.
-fn base_url(raw: &str) -> Result<Url, ProviderError> {
-    let refuse =
-        |detail: &str| ProviderError::field(ErrorCode::ConfigUnprocessable, "/base_url", detail);
-    let url = Url::parse(raw).map_err(|_| refuse("not a URL the URL standard accepts"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(refuse("not an http(s) URL with a host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(refuse("credentials go in auth, not in the URL"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(refuse("a base URL has no query or fragment"));
-    }
-    Ok(url)
-}
-
-/// `path` below `base`: appended to the base URL's path (so `/v2` + `/items` is
-/// `/v2/items`), and refused if the result leaves the base URL's origin.
-fn join(base: &Url, path: &str, pointer: &str) -> Result<Url, ProviderError> {
-    let refuse =
-        |detail: &str| ProviderError::field(ErrorCode::ConfigUnprocessable, pointer, detail);
-    if !path.starts_with('/') || path.starts_with("//") {
-        return Err(refuse("a path starts with exactly one /"));
-    }
-    let joined = format!("{}{path}", base.as_str().trim_end_matches('/'));
-    let url = Url::parse(&joined).map_err(|_| refuse("not a path the URL standard accepts"))?;
-    if url.origin() != base.origin() || url.fragment().is_some() {
-        return Err(refuse("the path leaves base_url's origin"));
-    }
-    Ok(url)
-}
-
-fn auth(config: AuthConfig, tokens: Tokens) -> Result<Auth, ProviderError> {
-    Ok(match config {
-        AuthConfig::None => Auth::None,
-        AuthConfig::ApiKey { header, key } => {
-            let name = header.to_ascii_lowercase();
-            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
-                || RESERVED_HEADERS.contains(&name.as_str())
-            {
-                return Err(ProviderError::field(
-                    ErrorCode::ConfigUnprocessable,
-                    "/auth/api_key/header",
-                    "not a header a key can be sent in",
-                ));
-            }
-            Auth::Header {
-                name,
-                value: Secret(key),
-            }
-        }
-        AuthConfig::Bearer { token } => Auth::bearer(&Secret(token)),
-        AuthConfig::OAuth2 {
-            token_url,
-            client_id,
-            client_secret,
-            scopes,
-            credentials_in_body,
-        } => {
-            let token_url = Url::parse(&token_url)
-                .ok()
-                .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
-                .ok_or_else(|| {
-                    ProviderError::field(
-                        ErrorCode::ConfigUnprocessable,
-                        "/auth/oauth2/token_url",
-                        "not an http(s) URL with a host",
-                    )
-                })?;
-            Auth::OAuth2 {
-                grant: OAuth2 {
-                    token_url,
-                    client_id,
-                    client_secret: Some(Secret(client_secret)),
-                    grant: Grant::ClientCredentials,
-                    scopes,
-                    credentials_in_body,
-                },
-                tokens,
-            }
-        }
-    })
 }
 
 /// A cursor value as a query parameter.

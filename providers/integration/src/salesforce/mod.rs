@@ -31,8 +31,7 @@ pub(crate) use config::SalesforceConfig;
 use wire::{RATE_HEADERS, classify, cursor_time, json_type, refusal, soql_time};
 
 use crate::connector::{
-    Connect, Connector, Deleted, DeletedPage, Deletes, Field, Link, Page, ReadFrom, Stream,
-    Upserted,
+    Connect, Connector, DeletedPage, Deletes, Field, Link, Page, ReadFrom, Stream, Upserted,
 };
 use crate::http::{Api, Auth, Grant, OAuth2, Secret};
 use crate::sync;
@@ -343,10 +342,7 @@ impl Connector for Salesforce {
             .ok_or_else(|| unexpected("the deleted feed"))?
             .iter()
             .map(|d| match (d["id"].as_str(), &d["deletedDate"]) {
-                (Some(id), at @ Value::String(_)) => Ok(Deleted {
-                    key: id.to_owned(),
-                    at: at.clone(),
-                }),
+                (Some(id), Value::String(_)) => Ok(id.to_owned()),
                 _ => Err(unexpected("the deleted feed")),
             })
             .collect::<Result<_, _>>()?;

@@ -20,8 +20,8 @@ use time::format_description::well_known::Rfc3339;
 pub(crate) use config::ShopifyConfig;
 
 use crate::connector::{
-    Connect, Connector, Deleted, DeletedPage, Deletes, Field, Inbound, Link, Page, ReadFrom,
-    Received, Stream, Upserted,
+    Connect, Connector, DeletedPage, Deletes, Field, Inbound, Link, Page, ReadFrom, Received,
+    Stream, Upserted,
 };
 use crate::http::{Api, Auth, Headers, RateHeaders, Response, Secret, Usage, Verdict};
 use crate::sync;
@@ -458,12 +458,7 @@ impl Connector for Shopify {
         let (events, next_page) = self.page(url, "events").await?;
         let deleted = events
             .iter()
-            .filter_map(|event| {
-                Some(Deleted {
-                    key: event["subject_id"].as_u64()?.to_string(),
-                    at: event["created_at"].clone(),
-                })
-            })
+            .filter_map(|event| Some(event["subject_id"].as_u64()?.to_string()))
             .collect();
         Ok(DeletedPage { deleted, next_page })
     }
