@@ -304,8 +304,11 @@ impl Runtime {
         registered: &Registered,
     ) -> Option<Arc<dyn ProviderClient>> {
         registered.factory.in_process().then(|| {
-            Arc::new(RuntimeClient::for_provider(self, tenant.clone(), &registered.id()))
-                as Arc<dyn ProviderClient>
+            Arc::new(RuntimeClient::for_provider(
+                self,
+                tenant.clone(),
+                &registered.id(),
+            )) as Arc<dyn ProviderClient>
         })
     }
 
@@ -419,7 +422,11 @@ impl Runtime {
     }
 
     /// Starts the slot if it may run, and reports its status either way.
-    async fn status_of(self: &Arc<Self>, tenant: &TenantId, index: usize) -> (Lifecycle, Option<String>) {
+    async fn status_of(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        index: usize,
+    ) -> (Lifecycle, Option<String>) {
         let slot = self.slot(tenant, index);
         let _ = self.lease(tenant, index).await;
         let status = slot.status();
@@ -678,7 +685,11 @@ impl Runtime {
         self.lifecycle_answer(tenant, index).await
     }
 
-    async fn lifecycle_answer(self: &Arc<Self>, tenant: &TenantId, index: usize) -> Result<Value, Problem> {
+    async fn lifecycle_answer(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        index: usize,
+    ) -> Result<Value, Problem> {
         let (status, reason) = self.status_of(tenant, index).await;
         let provider = self.registered_or_gone(index)?.id();
         let mut body = json!({"provider": provider, "status": status});
