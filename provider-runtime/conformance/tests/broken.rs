@@ -1,10 +1,21 @@
 //! The kit must catch what it claims to: a working engine broken on purpose in one way fails
 //! exactly the checks about that behaviour, by name, and loses exactly the level they earn.
+//! The cache suite against the memory cache, and the connector acceptance suite against
+//! integration/shopify over the fake Shopify Admin API, hosted as the engines harness hosts it.
+
+mod engines {
+    pub mod integration {
+        pub mod destination;
+        pub mod shopify;
+        pub mod subject;
+    }
+}
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::Value;
+use engines::integration::{shopify, subject};
+use serde_json::{Value, json};
 use switchyard_conformance::{Report, Subject, run, suite};
 use switchyard_provider_cache::MemoryCacheFactory;
 use switchyard_spi::{
@@ -19,6 +30,10 @@ enum Fault {
     IgnoresTtl,
     /// Every tenant's calls reach one shared tenant's data.
     SharesOneTenant,
+    /// A connector whose incremental sync reads everything again, as if it ignored its cursor.
+    IncrementalReadsEverything,
+    /// A connector whose `check` answers ok without asking the system.
+    ChecksNothing,
 }
 
 struct Broken {
@@ -67,6 +82,16 @@ impl Provider for BrokenInstance {
                 }
             }
             Fault::SharesOneTenant => ctx.tenant = shared(),
+            Fault::IncrementalReadsEverything => {
+                if call.action == "sync" && call.params["mode"] == "incremental" {
+                    call.params["mode"] = json!("full");
+                }
+            }
+            Fault::ChecksNothing => {
+                if call.action == "check" {
+                    return Ok(json!({"ok": true}));
+                }
+            }
         }
         self.inner.invoke(&ctx, call).await
     }
@@ -84,6 +109,27 @@ async fn certify(fault: Fault) -> Report {
     run(
         || Subject::new(factory.clone()),
         suite("cache").expect("the cache suite"),
+    )
+    .await
+}
+
+/// integration/shopify with `fault`, each check against a fake shop of its own.
+async fn certify_connector(fault: Fault) -> Report {
+    let subject = move || {
+        // `run` makes subjects synchronously; the fake shop starts on this runtime.
+        let shop = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(shopify::Shop::start())
+        });
+        subject::connector_as(
+            "shopify",
+            Arc::new(shop),
+            &["source:throttle", "source:upsert"],
+            |inner| Arc::new(Broken { inner, fault }),
+        )
+    };
+    run(
+        subject,
+        suite("integration").expect("the integration suite"),
     )
     .await
 }
@@ -126,4 +172,32 @@ async fn a_cache_that_lets_tenants_share_keys_fails_isolation_by_name_and_keeps_
         "{}",
         report.to_text()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connector_whose_incremental_sync_reads_everything_fails_the_incremental_checks_by_name()
+{
+    let report = certify_connector(Fault::IncrementalReadsEverything).await;
+    assert_eq!(
+        failed(&report),
+        vec![
+            "an_incremental_sync_reads_only_what_changed",
+            "an_incremental_sync_from_a_future_cursor_reads_nothing",
+        ],
+        "{}",
+        report.to_text()
+    );
+    assert_eq!(report.certification, "none", "{}", report.to_text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connector_whose_check_asks_nothing_fails_the_refused_credentials_check_by_name() {
+    let report = certify_connector(Fault::ChecksNothing).await;
+    assert_eq!(
+        failed(&report),
+        vec!["check_with_refused_credentials_is_a_config_error_that_names_no_secret"],
+        "{}",
+        report.to_text()
+    );
+    assert_eq!(report.certification, "none", "{}", report.to_text());
 }

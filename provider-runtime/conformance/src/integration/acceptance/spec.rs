@@ -7,7 +7,8 @@ use super::{connect, connected, source};
 use crate::Subject;
 
 /// Words that name a credential in a config property; such a property must be `x-secret`,
-/// so that only a `secret://` reference is accepted there and it is never shown back.
+/// so that only a `secret://` reference is accepted there and it is never shown back. A name
+/// ending `_field` (which record field) or `_url` (where a token is fetched) names none.
 const CREDENTIAL_WORDS: [&str; 5] = ["secret", "token", "password", "api_key", "private_key"];
 
 pub async fn the_spec_publishes_a_config_schema_with_secret_credentials(s: &Subject) {
@@ -41,6 +42,7 @@ fn collect_credentials<'a>(schema: &'a Value, at: &str, found: &mut Vec<(String,
                     let lower = key.to_ascii_lowercase();
                     let is_credential = CREDENTIAL_WORDS.iter().any(|w| lower.contains(w))
                         && !lower.ends_with("_field")
+                        && !lower.ends_with("_url")
                         && property.get("type") != Some(&json!("object"));
                     if is_credential {
                         found.push((pointer.clone(), property));

@@ -16,10 +16,13 @@ use tokio::sync::OnceCell;
 /// The one provider this destination serves.
 pub const PROVIDER: &str = "db/sqlite";
 
+/// A tenant's `db/sqlite` instance, started by its first call.
+type Instance = Arc<OnceCell<Arc<dyn Provider>>>;
+
 /// Every tenant's `db/sqlite` instance over one temp dir.
 pub struct Destination {
     factory: SqliteFactory,
-    instances: Mutex<HashMap<TenantId, Arc<OnceCell<Arc<dyn Provider>>>>>,
+    instances: Mutex<HashMap<TenantId, Instance>>,
     _dir: tempfile::TempDir,
 }
 

@@ -7,16 +7,19 @@
 
 mod destination;
 mod rest;
+mod salesforce;
 mod shopify;
+mod subject;
 
 use std::sync::Arc;
 
 use switchyard_conformance::Subject;
 use switchyard_conformance::integration::Fixture;
-use switchyard_conformance::integration::acceptance::{Source, SourceFixture};
-use switchyard_provider_integration::{WebhookFactory, builtins};
-use switchyard_spi::tenancy::{EgressCeiling, Tenancy};
-use switchyard_spi::{Host, ProviderFactory};
+use switchyard_conformance::integration::acceptance::Source;
+use switchyard_provider_integration::WebhookFactory;
+use switchyard_spi::ProviderFactory;
+
+use subject::{ceiling, connector_as};
 
 use crate::Enrolled;
 
@@ -27,43 +30,19 @@ pub fn enrolled() -> Vec<Enrolled> {
             let shop = shopify::Shop::start().await;
             connector("shopify", shop, &["source:throttle", "source:upsert"])
         }),
+        Enrolled::new("integration/salesforce", || async {
+            let org = salesforce::Org::start().await;
+            connector("salesforce", org, &["source:tokens", "source:upsert"])
+        }),
         Enrolled::new("integration/rest", || async {
             connector("rest", rest::JsonServer::start(), &["source:throttle"])
         }),
     ]
 }
 
-/// Connector `name` as `switchyard` hosts it (its builtin, under the tests' egress ceiling,
-/// its stores in a temp dir of its own), certified against `source`, which provides
-/// `features` beyond a plain read.
+/// Connector `name`, as `switchyard` hosts it, certified against `source`.
 fn connector(name: &str, source: impl Source + 'static, features: &[&'static str]) -> Subject {
-    let dir = tempfile::tempdir().expect("a temp dir for the connector's stores");
-    let tenancy = Tenancy {
-        egress: ceiling(),
-        ..Tenancy::default()
-    };
-    let host = Host {
-        data: dir.path(),
-        books: dir.path(),
-        tenancy: &tenancy,
-    };
-    let factory = builtins(&host)
-        .expect("the integration engines")
-        .into_iter()
-        .find(|f| f.descriptor().name == name)
-        .unwrap_or_else(|| panic!("integration/{name} is a builtin"));
-    let fixture = Fixture {
-        storage: None,
-        source: Some(SourceFixture(Arc::new(source))),
-    };
-    let mut subject = Subject::new(factory)
-        .with_fixture(fixture)
-        .providing("source")
-        .keeping(dir);
-    for feature in features {
-        subject = subject.providing(feature);
-    }
-    subject
+    connector_as(name, Arc::new(source), features, |factory| factory)
 }
 
 fn webhook() -> Subject {
@@ -81,15 +60,4 @@ fn webhook() -> Subject {
         .with_fixture(fixture)
         .providing("loopback_egress")
         .keeping(dir)
-}
-
-/// The operator's egress ceiling in these tests: loopback, where the receivers listen, and
-/// one private network a tenant may narrow to.
-fn ceiling() -> EgressCeiling {
-    EgressCeiling {
-        allowed_networks: ["127.0.0.0/8", "::1/128", "10.20.0.0/16"]
-            .map(|network| network.parse().expect("a network"))
-            .to_vec(),
-        allowed_ports: Vec::new(),
-    }
 }
