@@ -346,3 +346,151 @@ async fn a_shopify_order_by_webhook_becomes_one_order_however_often_delivered_fa
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_reaches_none_of_another_tenants_connections_cursors_raw_records_or_tokens_fake_shopify()
+ {
+    let fake = FakeShopify::start(Options::default()).await;
+    let acme_orders = fake.add("orders", 30);
+    let dir = tempfile::tempdir().unwrap();
+    let config = operator_config(dir.path());
+    // The loudest log level a user may run: still no token in it.
+    let mut env = vec![("SWITCHYARD_LOG", "debug".to_owned())];
+    let server = Server::start_with_env(dir.path(), &["--config", &config], &mut env);
+    let acme = Api::new(&server, &tenant_with_key(dir.path(), "acme", "*"));
+    let globex = Api::new(&server, &tenant_with_key(dir.path(), "globex", "*"));
+    let token = fake.options().access_token;
+    let whsec = fake.options().webhook_secret;
+    configure_shopify(
+        &acme,
+        dir.path(),
+        "acme",
+        &fake,
+        json!({
+            "page_size": 10,
+            "events": {"provider": "bus/embedded", "records": true},
+            "streams": {"orders": {"mapping": {"name": ".name"}}},
+        }),
+    )
+    .await;
+    let into = |table: &str| json!({"db": {"provider": "db/sqlite", "table": table}});
+    let run = acme
+        .ok(
+            SHOPIFY,
+            "sync",
+            json!({"stream": "orders", "mode": "incremental", "destination": into("orders"), "wait_ms": 20000}),
+        )
+        .await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["records"], acme_orders.len(), "{run}");
+
+    // globex's view of integration/shopify: unconfigured, without cursors or runs.
+    let (status, described) = globex.get(&format!("/providers/{SHOPIFY}")).await;
+    assert_eq!(status, StatusCode::OK, "{described}");
+    assert!(
+        !described.to_string().contains("shopify-token"),
+        "{described}"
+    );
+    let (status, state) = globex
+        .post(
+            &format!("/providers/{SHOPIFY}/state"),
+            json!({"params": {}}),
+        )
+        .await;
+    assert!(
+        status == StatusCode::CONFLICT || state["data"]["streams"] == json!([]),
+        "globex sees acme's cursors: {status} {state}"
+    );
+    // Unconfigured, globex cannot sync or re-map acme's kept raw records into its tables.
+    let (status, remapped) = globex
+        .post(
+            &format!("/providers/{SHOPIFY}/remap"),
+            json!({"params": {"stream": "orders", "destination": into("stolen"), "wait_ms": 20000}}),
+        )
+        .await;
+    assert_ne!(
+        status,
+        StatusCode::OK,
+        "globex re-mapped acme's raw records: {remapped}"
+    );
+    // Configured (here against the same fake shop, with a webhook secret of its own), globex
+    // starts from nothing: no cursor, no raw records to re-map.
+    let globex_whsec = tenant_secret(dir.path(), "globex", "own-whsec", "globex-own-app-secret");
+    configure_shopify(
+        &globex,
+        dir.path(),
+        "globex",
+        &fake,
+        json!({"webhook_secret": globex_whsec}),
+    )
+    .await;
+    let state = globex.ok(SHOPIFY, "state", json!({})).await;
+    assert_eq!(state["streams"], json!([]), "{state}");
+    let remap = globex
+        .ok(
+            SHOPIFY,
+            "remap",
+            json!({"stream": "orders", "destination": into("stolen"), "wait_ms": 20000}),
+        )
+        .await;
+    assert_eq!(
+        remap["records"], 0,
+        "globex re-mapped acme's raw records: {remap}"
+    );
+    // acme's table is acme's: globex's db/sqlite has none of its rows.
+    let (status, theirs) = globex
+        .post(
+            "/providers/db/sqlite/query",
+            json!({"params": {"sql": "SELECT COUNT(*) AS n FROM orders"}}),
+        )
+        .await;
+    assert!(
+        status != StatusCode::OK || theirs["data"]["rows"][0]["n"] == 0,
+        "globex reads acme's rows: {theirs}"
+    );
+    // A webhook signed with acme's secret, sent to globex's path, is refused.
+    let hook = format!("{}/inbound/globex/integration/shopify", server.base);
+    let delivery = fake.webhook("orders/create", &shopify_order(1, 1));
+    assert_eq!(delivery.deliver(&hook).await.unwrap(), 401);
+
+    // No token in any answer, error, event or log line.
+    let (_, acme_config) = acme.get(&format!("/providers/{SHOPIFY}")).await;
+    assert!(!acme_config.to_string().contains(&token), "{acme_config}");
+    assert!(
+        acme_config.to_string().contains("secret://file"),
+        "{acme_config}"
+    );
+    let (status, error) = acme
+        .post(
+            &format!("/providers/{SHOPIFY}/sync"),
+            json!({"params": {"stream": "no_such_stream", "mode": "full", "destination": into("x")}}),
+        )
+        .await;
+    assert_ne!(status, StatusCode::OK);
+    assert!(!error.to_string().contains(&token), "{error}");
+    let events = acme
+        .ok(
+            "bus/embedded",
+            "replay",
+            json!({"topic": "integration", "from_offset": 0, "max_records": 1000}),
+        )
+        .await;
+    let events_text = events.to_string();
+    assert!(
+        events_text.contains("integration.sync.completed"),
+        "no sync event was published: {events_text}"
+    );
+    assert!(
+        events_text.contains("integration.record.upserted"),
+        "{events_text}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    for secret in [&token, &whsec] {
+        assert!(
+            !events_text.contains(secret.as_str()),
+            "an event shows a secret"
+        );
+        assert!(!log.contains(secret.as_str()), "the log shows a secret");
+    }
+    assert!(log.len() > 1000, "the debug log is nearly empty: {log}");
+}

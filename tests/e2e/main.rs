@@ -14,6 +14,7 @@ mod faults;
 mod gateway;
 mod idempotency_retry;
 mod in_process;
+mod inbound;
 mod integration;
 mod inventory;
 mod kafka_thirdparty;
