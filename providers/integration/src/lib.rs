@@ -3,7 +3,10 @@
 //!
 //! One module per engine; the conformance kit's integration checks
 //! (`provider-runtime/conformance/src/integration/`) hold every engine to the contract.
-//! Today there is one, `webhook`: signed deliveries with retries and dead letters.
+//! `webhook` sends signed deliveries with retries and dead letters. The connectors (`shopify`,
+//! `salesforce`, `rest`) speak only their system's API through [`connector`]'s SPI, on the
+//! shared `http` client; `sync` makes an engine of any of them once (runs, cursors, raw
+//! records, destinations, remap, inbound webhooks), with `mapping`'s jq field mappings.
 
 mod connector;
 mod contract;
@@ -18,15 +21,20 @@ pub mod webhook;
 
 use std::sync::Arc;
 
+pub use mapping::Mapping;
 use switchyard_contracts::SchemaError;
 use switchyard_spi::{Host, ProviderFactory};
-pub use mapping::Mapping;
 pub use webhook::WebhookFactory;
 
 /// The integration engines `switchyard` hosts: a new engine is its folder and one line here.
 pub fn builtins(host: &Host) -> Result<Vec<Arc<dyn ProviderFactory>>, SchemaError> {
     switchyard_spi::builtins(
         host,
-        &[webhook::builtin, shopify::builtin, salesforce::builtin, rest::builtin],
+        &[
+            webhook::builtin,
+            shopify::builtin,
+            salesforce::builtin,
+            rest::builtin,
+        ],
     )
 }
