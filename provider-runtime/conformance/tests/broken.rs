@@ -183,6 +183,8 @@ async fn a_connector_whose_incremental_sync_reads_everything_fails_the_increment
         vec![
             "an_incremental_sync_reads_only_what_changed",
             "an_incremental_sync_from_a_future_cursor_reads_nothing",
+            "an_abnormal_cursor_is_refused_clearly_and_loses_nothing",
+            "an_incremental_sync_carries_deletes_where_the_stream_has_a_feed",
         ],
         "{}",
         report.to_text()
