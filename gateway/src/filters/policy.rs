@@ -72,6 +72,7 @@ pub const SECRET_FIELDS: &[&str] = &[
     "passphrase",
     "secret",
     "client_secret",
+    "webhook_secret",
     "secret_access_key",
     "token",
     "access_token",

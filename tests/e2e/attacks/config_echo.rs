@@ -373,10 +373,13 @@ async fn auditors_see_only_their_tenant_and_the_decision_log_masks_secrets() {
 }
 
 /// Every field a built-in provider's config schema marks secret-bearing is one the decision
-/// log masks by name, so a configure body that carries one is never logged in clear.
+/// log masks by name, or sits inside one it masks whole (integration/rest's
+/// `auth.api_key.key`), so a configure body that carries one is never logged in clear.
 #[test]
 fn every_secret_bearing_config_field_is_masked_in_the_decision_log() {
-    fn marked(schema: &Value, found: &mut Vec<String>) {
+    let masked = switchyard_gateway::filters::policy::SECRET_FIELDS;
+    /// Pushes the secret-bearing property names not masked by an enclosing property.
+    fn marked(schema: &Value, masked: &[&str], found: &mut Vec<String>) {
         if !schema.is_object() {
             return;
         }
@@ -385,19 +388,26 @@ fn every_secret_bearing_config_field_is_masked_in_the_decision_log() {
                 if property["x-secret"] == json!(true) {
                     found.push(name.clone());
                 }
+                // A masked property is logged as "***", whatever it holds.
+                if !masked.contains(&name.as_str()) {
+                    marked(property, masked, found);
+                }
             }
         }
-        for nested in ["properties", "$defs"] {
-            for child in schema[nested]
-                .as_object()
-                .into_iter()
-                .flat_map(|o| o.values())
-            {
-                marked(child, found);
+        for child in schema["$defs"]
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.values())
+        {
+            marked(child, masked, found);
+        }
+        for variants in ["oneOf", "anyOf", "allOf"] {
+            for child in schema[variants].as_array().into_iter().flatten() {
+                marked(child, masked, found);
             }
         }
         for child in ["additionalProperties", "items"] {
-            marked(&schema[child], found);
+            marked(&schema[child], masked, found);
         }
     }
     let dir = tempfile::tempdir().unwrap();
@@ -406,10 +416,9 @@ fn every_secret_bearing_config_field_is_masked_in_the_decision_log() {
         .unwrap()
         .descriptors()
     {
-        marked(&d.config_schema, &mut found);
+        marked(&d.config_schema, masked, &mut found);
     }
     assert!(found.len() >= 2, "{found:?}");
-    let masked = switchyard_gateway::filters::policy::SECRET_FIELDS;
     for field in found {
         assert!(masked.contains(&field.as_str()), "{field} is not masked");
     }
