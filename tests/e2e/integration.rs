@@ -397,9 +397,9 @@ async fn a_tenant_reaches_none_of_another_tenants_connections_cursors_raw_record
             json!({"params": {}}),
         )
         .await;
-    // Unconfigured, the engine does not run for globex (503: it has no shop_url).
+    // Unconfigured for globex: every call answers provider_not_configured.
     assert!(
-        status != StatusCode::OK || state["data"]["streams"] == json!([]),
+        status == StatusCode::CONFLICT && state["code"] == "provider_not_configured",
         "globex sees acme's cursors: {status} {state}"
     );
     // Unconfigured, globex cannot sync or re-map acme's kept raw records into its tables.

@@ -41,6 +41,9 @@ async fn the_readme_walkthrough_works_end_to_end() {
             "auth/jwt=running",
             "auth/opa=running",
             "integration/webhook=running",
+            "integration/shopify=running",
+            "integration/salesforce=running",
+            "integration/rest=running",
             "ai/local=running",
             "ai/openai=running"
         ]

@@ -43,6 +43,7 @@ pub(super) const MAX_PAGE_SIZE: u64 = 1000;
 
 /// The whole config of `integration/rest`.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(transform = switchyard_spi::unconfigured_or_complete)]
 pub(crate) struct RestConfig {
     /// The API's root, e.g. `https://api.example.com/v2`. Every call goes to this origin
     /// (scheme, host and port): resource paths are appended to it, and a next-page link

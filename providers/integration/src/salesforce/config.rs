@@ -27,6 +27,7 @@ fn default_api_version() -> String {
 
 /// A tenant's connection to one Salesforce org.
 #[derive(Deserialize, JsonSchema)]
+#[schemars(transform = switchyard_spi::unconfigured_or_complete)]
 pub(crate) struct SalesforceConfig {
     /// Where access tokens are requested (`<login_url>/services/oauth2/token`): the org's My
     /// Domain URL (`https://<domain>.my.salesforce.com`, which the client credentials flow

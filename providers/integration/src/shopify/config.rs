@@ -34,6 +34,7 @@ fn default_page_size() -> u32 {
 
 /// A tenant's connection to one Shopify shop, as a custom app installed on it.
 #[derive(Deserialize, JsonSchema)]
+#[schemars(transform = switchyard_spi::unconfigured_or_complete)]
 pub(crate) struct ShopifyConfig {
     /// The shop's admin origin, `https://{shop}.myshopify.com`.
     #[schemars(regex(pattern = ORIGIN_PATTERN))]

@@ -30,12 +30,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde_json::{Map, Value};
 use switchyard_contracts::SchemaError;
 use switchyard_egress::Egress;
 use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
-    Host, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
-    parse_config,
+    CallContext, ErrorCode, Health, Host, Invocation, Provider, ProviderDescriptor, ProviderError,
+    ProviderFactory, StartContext, TenantId, parse_config,
 };
 use tokio::sync::OnceCell;
 
@@ -131,6 +132,9 @@ impl<C: Connect> ProviderFactory for Factory<C> {
     }
 
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
+        if ctx.config.as_object().is_some_and(Map::is_empty) {
+            return Ok(Arc::new(Unconfigured(C::NAME)));
+        }
         let config: C::Config = parse_config(ctx.config)?;
         let plan = Plan::of(C::settings(&config))?;
         let egress = match &plan.allowed_networks {
@@ -150,6 +154,29 @@ impl<C: Connect> ProviderFactory for Factory<C> {
         // Runs a crash (or a dropped task) interrupted go on from their last checkpoint.
         engine.resume().await;
         Ok(Arc::new(Instance(engine)))
+    }
+}
+
+/// A tenant's instance of a connector it has not configured (its config is `{}`, as every
+/// tenant's is until it configures one): it runs, and every call answers
+/// provider_not_configured (409), which the caller can act on, rather than a retryable outage.
+/// The tenant's store is not opened.
+struct Unconfigured(&'static str);
+
+#[async_trait]
+impl Provider for Unconfigured {
+    async fn invoke(&self, _: &CallContext, _: Invocation) -> Result<Value, ProviderError> {
+        Err(ProviderError::new(
+            ErrorCode::ProviderNotConfigured,
+            format!(
+                "integration/{} is not configured for this tenant: configure its connection first",
+                self.0
+            ),
+        ))
+    }
+
+    async fn health(&self) -> Health {
+        Health::from_dependencies(Vec::new())
     }
 }
 

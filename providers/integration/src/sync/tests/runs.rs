@@ -540,3 +540,36 @@ async fn without_a_client_a_sync_is_refused_and_records_no_run() {
         .unwrap();
     assert_eq!(state, json!({"streams": []}));
 }
+
+/// Until a tenant configures the connector its config is `{}`: the instance runs, and every
+/// call answers provider_not_configured, not a retryable outage.
+#[tokio::test]
+async fn an_unconfigured_connector_answers_provider_not_configured() {
+    use switchyard_spi::{CallContext, Invocation, StartContext};
+    let root = tempfile::tempdir().unwrap();
+    let engine = factory(&root.path().join("vec"));
+    let acme = tenant("acme");
+    let instance = engine
+        .start(StartContext {
+            tenant: acme.clone(),
+            config: json!({}),
+            client: None,
+        })
+        .await
+        .expect("an unconfigured connector starts");
+    let ctx = CallContext {
+        tenant: acme,
+        request_id: "sync-test".into(),
+        subject: None,
+        service: None,
+    };
+    for action in ["state", "check", "discover"] {
+        let call = Invocation {
+            action: action.into(),
+            params: json!({}),
+            payload: None,
+        };
+        let refused = instance.invoke(&ctx, call).await.unwrap_err();
+        assert_eq!(refused.code, ErrorCode::ProviderNotConfigured, "{action}");
+    }
+}
