@@ -16,6 +16,7 @@ mod mapping;
 mod rest;
 mod salesforce;
 mod shopify;
+mod sqlite;
 mod sync;
 pub mod webhook;
 

@@ -14,10 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
 use switchyard_spi::ProviderError;
 
 const SCHEMA: &str = "
@@ -39,9 +36,6 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_state ON messages (state, seq);
 CREATE INDEX IF NOT EXISTS delivered_by_age ON messages (created_at_ms) WHERE state = 'delivered';
 ";
-
-/// Concurrent statements per tenant; writes are single short statements.
-const CONNECTIONS: u32 = 4;
 
 /// What a restart leaves of a delivery that was under way.
 const INTERRUPTED: &str = "delivery interrupted: the process stopped before it finished";
@@ -123,21 +117,9 @@ impl Store {
         busy_timeout: Duration,
         now_ms: i64,
     ) -> Result<Store, ProviderError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(busy_timeout);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(CONNECTIONS)
-            .connect_with(options)
+        let pool = crate::sqlite::open(path, busy_timeout, SCHEMA)
             .await
             .map_err(|e| storage_error("opening the message store", e))?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&pool)
-            .await
-            .map_err(|e| storage_error("creating the message store", e))?;
         let interrupted = sqlx::query(
             "UPDATE messages SET state = 'dead_lettered', dead_lettered_at_ms = ?, last_error = ?
              WHERE state = 'delivering'",

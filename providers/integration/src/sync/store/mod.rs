@@ -23,9 +23,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::SqlitePool;
 use switchyard_spi::ProviderError;
 
 use crate::contract::Destination;
@@ -79,8 +77,6 @@ CREATE TABLE IF NOT EXISTS tokens (
 ) WITHOUT ROWID;
 ";
 
-const CONNECTIONS: u32 = 4;
-
 #[derive(Debug)]
 pub(crate) struct Store {
     pool: SqlitePool,
@@ -88,21 +84,9 @@ pub(crate) struct Store {
 
 impl Store {
     pub(crate) async fn open(path: &Path, busy_timeout: Duration) -> Result<Store, ProviderError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(busy_timeout);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(CONNECTIONS)
-            .connect_with(options)
+        let pool = crate::sqlite::open(path, busy_timeout, SCHEMA)
             .await
             .map_err(|e| storage_error("opening the sync store", e))?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&pool)
-            .await
-            .map_err(|e| storage_error("creating the sync store", e))?;
         Ok(Store { pool })
     }
 
