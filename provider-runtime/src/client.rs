@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use serde_json::Value;
-use switchyard_client::{ProviderClient, SERVICES, provider_route};
+use switchyard_client::{ProviderClient, SERVICES, ValueStream, provider_route};
 use switchyard_contracts::{ErrorCode, Problem, TenantId};
 use switchyard_spi::CallContext;
 
@@ -77,15 +77,7 @@ impl ProviderClient for RuntimeClient {
     async fn invoke(&self, provider: &str, action: &str, params: Value) -> Result<Value, Problem> {
         let (domain, name) = provider_route(provider)?;
         let runtime = self.runtime()?;
-        let ctx = CallContext {
-            tenant: self.tenant.clone(),
-            request_id: uuid::Uuid::now_v7().to_string(),
-            subject: Some(self.subject.clone()),
-            service: self
-                .subject
-                .strip_prefix(SERVICE_SUBJECT)
-                .map(str::to_owned),
-        };
+        let ctx = self.context();
         if domain == SERVICES {
             return runtime.invoke_service(&ctx, name, action, params).await;
         }
@@ -97,5 +89,39 @@ impl ProviderClient for RuntimeClient {
     async fn describe(&self, provider: &str) -> Result<Value, Problem> {
         let (domain, name) = provider_route(provider)?;
         self.runtime()?.describe(&self.tenant, domain, name).await
+    }
+
+    async fn stream(
+        &self,
+        provider: &str,
+        action: &str,
+        params: Value,
+    ) -> Result<ValueStream, Problem> {
+        let (domain, name) = provider_route(provider)?;
+        if domain == SERVICES {
+            return Err(Problem::new(
+                ErrorCode::ActionNotFound,
+                format!("services do not stream; call {provider}/{action}"),
+            ));
+        }
+        let runtime = self.runtime()?;
+        runtime
+            .stream(&self.context(), domain, name, action, params)
+            .await
+    }
+}
+
+impl RuntimeClient {
+    /// The context of one call: this client's tenant and subject, a new request id.
+    fn context(&self) -> CallContext {
+        CallContext {
+            tenant: self.tenant.clone(),
+            request_id: uuid::Uuid::now_v7().to_string(),
+            subject: Some(self.subject.clone()),
+            service: self
+                .subject
+                .strip_prefix(SERVICE_SUBJECT)
+                .map(str::to_owned),
+        }
     }
 }

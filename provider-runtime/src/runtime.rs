@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use switchyard_client::{ProviderClient, Service};
+use switchyard_client::{ProviderClient, Service, ValueStream};
 use switchyard_contracts::{
     ActionValidators, ErrorCode, FieldError, Problem, SchemaError, ServiceDescriptor, TenantId,
     openapi,
@@ -708,33 +708,7 @@ impl Runtime {
         params: Value,
         payload: Option<Bytes>,
     ) -> Result<Value, Problem> {
-        let (index, registered) = self.find_registered(domain, name)?;
-        let validators = registered.actions.get(action).ok_or_else(|| {
-            let known: Vec<&str> = registered
-                .descriptor()
-                .actions
-                .iter()
-                .map(|a| a.name.as_str())
-                .collect();
-            Problem::new(
-                ErrorCode::ActionNotFound,
-                format!(
-                    "{} has no action {action:?}; it has {}",
-                    registered.id(),
-                    known.join(", ")
-                ),
-            )
-        })?;
-        // `5.0` where an integer is asked for is an integer (the schema says so), read as `5`.
-        let params = validators.params.with_integers(params);
-        let errors = validators.params.check(&params);
-        if !errors.is_empty() {
-            return Err(Problem::new(
-                ErrorCode::ParamsInvalid,
-                format!("params for {}/{action} are invalid", registered.id()),
-            )
-            .with_errors(errors));
-        }
+        let (index, registered, params) = self.checked(domain, name, action, params)?;
         // For debugging a tenant's calls; the log writer hides secrets and PII fields in it.
         tracing::debug!(target: "switchyard::invoke", tenant = %ctx.tenant, request_id = %ctx.request_id, provider = %registered.id(), action, params = %params, "invoke");
         let lease = self.lease(&ctx.tenant, index).await?;
@@ -775,6 +749,80 @@ impl Runtime {
         let circuit_open = slot.resilience.circuit() == CircuitState::Open;
         measured.finish(result.as_ref().err().map(|p| p.code.as_str()), circuit_open);
         result
+    }
+
+    /// The provider `domain/name` and `params` as its `action` takes them: checked against the
+    /// action's params schema, `5.0` read as `5` where an integer is asked for.
+    fn checked(
+        &self,
+        domain: &str,
+        name: &str,
+        action: &str,
+        params: Value,
+    ) -> Result<(usize, Arc<Registered>, Value), Problem> {
+        let (index, registered) = self.find_registered(domain, name)?;
+        let validators = registered.actions.get(action).ok_or_else(|| {
+            let known: Vec<&str> = registered
+                .descriptor()
+                .actions
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect();
+            Problem::new(
+                ErrorCode::ActionNotFound,
+                format!(
+                    "{} has no action {action:?}; it has {}",
+                    registered.id(),
+                    known.join(", ")
+                ),
+            )
+        })?;
+        let params = validators.params.with_integers(params);
+        let errors = validators.params.check(&params);
+        if !errors.is_empty() {
+            return Err(Problem::new(
+                ErrorCode::ParamsInvalid,
+                format!("params for {}/{action} are invalid", registered.id()),
+            )
+            .with_errors(errors));
+        }
+        Ok((index, registered, params))
+    }
+
+    /// [`Self::invoke`] answered in parts as the provider makes them ([`Provider::stream`]).
+    /// Nothing is retried: a stream cannot be replayed to its reader, and a caller that wants
+    /// another try (an AI router's fallback) makes it itself. The instance stays leased until
+    /// the stream ends or is dropped, so a reconfigure waits for it like for any call.
+    ///
+    /// [`Provider::stream`]: switchyard_spi::Provider::stream
+    pub async fn stream(
+        self: &Arc<Self>,
+        ctx: &CallContext,
+        domain: &str,
+        name: &str,
+        action: &str,
+        params: Value,
+    ) -> Result<ValueStream, Problem> {
+        use futures_util::StreamExt;
+        let (index, registered, params) = self.checked(domain, name, action, params)?;
+        let lease = self.lease(&ctx.tenant, index).await?;
+        let call = Invocation {
+            action: action.to_owned(),
+            params,
+            payload: None,
+        };
+        let d = registered.descriptor();
+        let measured =
+            metrics::ProviderCall::begin(ctx.tenant.as_str(), &d.domain, &d.name, action);
+        measured.attempt();
+        let opened = lease.provider.stream(ctx, call).await;
+        measured.finish(opened.as_ref().err().map(|e| e.code.as_str()), false);
+        let items = opened.map_err(provider_problem)?;
+        // The lease rides along with the items and is released with the stream.
+        Ok(Box::pin(items.map(move |item| {
+            let _held = &lease;
+            item.map_err(provider_problem)
+        })))
     }
 }
 

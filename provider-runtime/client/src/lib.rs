@@ -30,7 +30,26 @@ pub trait ProviderClient: Send + Sync {
     /// speaks, e.g. a db provider's `dialect:<name>` (ADR 24). Over a gateway this is a read,
     /// which the key's `read` scope grants.
     async fn describe(&self, provider: &str) -> Result<Value, Problem>;
+
+    /// Runs `action` of `provider` as a stream of partial results
+    /// (the items of the provider's `stream`). A problem before the first item is the
+    /// `Err` answered here. Clients that cannot stream answer `action_not_found`.
+    async fn stream(
+        &self,
+        provider: &str,
+        action: &str,
+        _params: Value,
+    ) -> Result<ValueStream, Problem> {
+        Err(Problem::new(
+            ErrorCode::ActionNotFound,
+            format!("this client cannot stream {provider}/{action}"),
+        ))
+    }
 }
+
+/// The items of a streamed call, each a partial result or the problem that ended the stream.
+pub type ValueStream =
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<Value, Problem>> + Send>>;
 
 /// The domain part that addresses a business service instead of a provider: `services/ledger`
 /// reaches `/services/ledger/{action}`, so one service composes another the same way it

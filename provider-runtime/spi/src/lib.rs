@@ -154,10 +154,30 @@ pub trait ProviderFactory: Send + Sync + 'static {
     }
 }
 
+/// A streamed answer: the partial results of one call, in order. An error before the first
+/// item is the `Err` of [`Provider::stream`] itself, so a caller can still try elsewhere (an AI
+/// router falls back to another model); an error after it is an `Err` item, and ends the stream.
+pub type EventStream =
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<Value, ProviderError>> + Send>>;
+
 /// One tenant's running instance of an engine.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
     async fn invoke(&self, ctx: &CallContext, call: Invocation) -> Result<Value, ProviderError>;
+
+    /// Runs `call` and answers its result in parts as they are made (an ai chat's tokens as
+    /// the model writes them), for callers that show progress. Actions that do not stream
+    /// answer `action_not_found`; the params passed the same schema as for [`Self::invoke`].
+    async fn stream(
+        &self,
+        _ctx: &CallContext,
+        call: Invocation,
+    ) -> Result<EventStream, ProviderError> {
+        Err(ProviderError::new(
+            ErrorCode::ActionNotFound,
+            format!("action {:?} does not stream", call.action),
+        ))
+    }
 
     /// The provider's own dependencies (a database file, a directory, a server).
     async fn health(&self) -> Health;
