@@ -13,6 +13,7 @@
 
 pub mod internal_auth;
 
+mod ai;
 mod certifications;
 mod configs;
 mod decisions;
@@ -32,6 +33,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use switchyard_spi::tenancy::Quotas;
 
+pub use ai::{AuditRow, Bucket, Charge, Reserve};
 pub use certifications::Certification;
 pub use configs::StoredConfig;
 pub use decisions::{DecisionFilter, DecisionRecord};

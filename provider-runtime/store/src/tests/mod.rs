@@ -2,6 +2,7 @@
 //! data dir (`on_sqlite::…`) and on PostgreSQL in a fresh database (`on_postgres::…`), so the
 //! two backends cannot drift apart. What only one backend has is tested in `opening`.
 
+mod ai;
 mod configs;
 mod decisions;
 mod idempotency;
@@ -92,6 +93,14 @@ macro_rules! every_backend {
 }
 
 every_backend!(
+    ai::concurrent_reservations_from_several_replicas_never_exceed_the_cap,
+    ai::a_reservation_over_several_buckets_is_all_or_nothing,
+    ai::one_tenants_budgets_and_audit_records_are_invisible_to_another,
+    ai::settling_counts_the_actual_use_once,
+    ai::an_expired_reservation_is_settled_as_spent_and_ended_windows_go,
+    ai::the_cap_follows_the_newest_config,
+    ai::negative_or_repeated_charges_are_invalid,
+    ai::audit_records_page_newest_first_and_purge_by_age,
     keys::a_key_verifies_once_created_and_nothing_else_does,
     keys::keys_need_an_existing_tenant_and_tenants_are_unique,
     keys::keys_are_listed_revoked_and_marked_used_only_within_their_tenant,

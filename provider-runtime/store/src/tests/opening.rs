@@ -110,6 +110,7 @@ fn the_sqlite_migrations_are_the_ones_existing_data_dirs_recorded() {
         "ba5b7d163ef124cd2aa1c72a2be800ff0a7b1e93e7f1de2fb3b9b2b354acda464d47fd0668cd55976496394ffbac9f6f",
         "8701e670202428d7c991bba2e82d7d04e83910152635e6f52f395f1dac77d7d2eaafcb8bf14bd0b51062df57387d5baa",
         "c07da692cdddee12cc2348ccd6fe28f01b31575532abe7023a58be40e7b3844c4528081d5c90d6761488ca651d514fa6",
+        "4b0b620f0362f2633a63a14df3d87102c112d9b531ea5d9fc0d27a1be8923b58c734b3731d12a05d11b3836f7f3b3a99",
     ];
     let checksums: Vec<String> = sqlite
         .iter()
