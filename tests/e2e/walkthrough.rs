@@ -45,7 +45,8 @@ async fn the_readme_walkthrough_works_end_to_end() {
             "integration/salesforce=running",
             "integration/rest=running",
             "ai/local=running",
-            "ai/openai=running"
+            "ai/openai=running",
+            "ai/anthropic=running"
         ]
     );
 

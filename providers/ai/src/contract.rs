@@ -14,6 +14,8 @@ pub(crate) struct ChatParams {
     pub(crate) messages: Vec<ChatMessage>,
     pub(crate) temperature: Option<f64>,
     pub(crate) max_tokens: Option<u32>,
+    /// Overrides the engine's configured chat model: a router picks the model per call.
+    pub(crate) model: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -26,7 +28,35 @@ pub(crate) struct ChatResult {
     pub(crate) usage: Option<Usage>,
 }
 
-#[derive(Deserialize, Serialize)]
+/// One item of a streamed chat: the assistant's message in pieces, in order, then one last
+/// item with what [`ChatResult`] says besides the message (its `delta` empty), so that the
+/// pieces and the last item together say everything a whole answer would.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum ChatChunk {
+    /// `{"delta": "<text>"}`: the next piece of the message, never empty.
+    Delta { delta: String },
+    /// `{"delta": "", "finish_reason", "model", "usage"}`: the end of the answer.
+    Last {
+        delta: String,
+        finish_reason: Option<String>,
+        model: String,
+        usage: Option<Usage>,
+    },
+}
+
+impl ChatChunk {
+    pub(crate) fn last(finish_reason: Option<String>, model: String, usage: Option<Usage>) -> Self {
+        ChatChunk::Last {
+            delta: String::new(),
+            finish_reason,
+            model,
+            usage,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
 pub(crate) struct Usage {
     pub(crate) prompt_tokens: u64,
     pub(crate) completion_tokens: u64,
@@ -36,6 +66,8 @@ pub(crate) struct Usage {
 #[derive(Deserialize)]
 pub(crate) struct EmbedParams {
     pub(crate) texts: Vec<String>,
+    /// Overrides the engine's configured embedding model.
+    pub(crate) model: Option<String>,
 }
 
 #[derive(Serialize)]

@@ -6,8 +6,8 @@
 use async_trait::async_trait;
 use serde_json::Value;
 use switchyard_spi::{
-    CallContext, Describe, ErrorCode, Health, Invocation, Provider, ProviderError, parse_params,
-    probe_health, to_result,
+    CallContext, Describe, ErrorCode, EventStream, Health, Invocation, Provider, ProviderError,
+    parse_params, probe_health, to_result,
 };
 
 use crate::contract::{
@@ -24,6 +24,13 @@ pub(crate) trait Engine: Send + Sync + 'static {
 
     async fn chat(&self, _p: ChatParams) -> Result<ChatResult, ProviderError> {
         Err(no_action::<Self>("chat"))
+    }
+    /// [`Self::chat`] as the model writes it: [`ChatChunk`]s, the message in pieces and then
+    /// its last chunk. Whatever fails before the first chunk is this `Err`.
+    ///
+    /// [`ChatChunk`]: crate::contract::ChatChunk
+    async fn chat_stream(&self, _p: ChatParams) -> Result<EventStream, ProviderError> {
+        Err(no_stream::<Self>("chat"))
     }
     /// One vector per text, in the order given, all of the same length.
     async fn embed(&self, _p: EmbedParams) -> Result<Embeddings, ProviderError> {
@@ -50,6 +57,13 @@ fn no_action<E: Engine + ?Sized>(action: &str) -> ProviderError {
     )
 }
 
+fn no_stream<E: Engine + ?Sized>(action: &str) -> ProviderError {
+    ProviderError::new(
+        ErrorCode::ActionNotFound,
+        format!("ai/{} does not stream {action:?}", E::NAME),
+    )
+}
+
 /// An [`Engine`] as the runtime calls it (a wrapper, because `Provider` is another crate's
 /// trait and cannot be implemented for every `Engine` directly).
 pub(crate) struct Instance<E>(pub E);
@@ -63,6 +77,17 @@ impl<E: Engine> Provider for Instance<E> {
             "embed" => to_result(engine.embed(parse_params(call.params)?).await?),
             "classify" => to_result(engine.classify(parse_params(call.params)?).await?),
             other => Err(no_action::<E>(other)),
+        }
+    }
+
+    async fn stream(
+        &self,
+        _ctx: &CallContext,
+        call: Invocation,
+    ) -> Result<EventStream, ProviderError> {
+        match call.action.as_str() {
+            "chat" => self.0.chat_stream(parse_params(call.params)?).await,
+            other => Err(no_stream::<E>(other)),
         }
     }
 

@@ -70,6 +70,18 @@ impl Engine for LocalAi {
 
     async fn embed(&self, p: EmbedParams) -> Result<Embeddings, ProviderError> {
         let embedder = self.embedder;
+        // One model per config: vectors of another would not be comparable, so another name
+        // is refused rather than answered with this one's (a rule no schema states: 422).
+        if let Some(model) = p.model.as_ref().filter(|m| **m != embedder.model()) {
+            return Err(ProviderError::field(
+                ErrorCode::ParamsUnprocessable,
+                "/model",
+                format!(
+                    "ai/local's model is {:?} in this tenant's config, not {model:?}",
+                    embedder.model()
+                ),
+            ));
+        }
         blocking(move || Ok(embed(embedder, p))).await
     }
 

@@ -1,58 +1,24 @@
-//! Per-tenant config of `ai/openai`: which OpenAI-compatible server, with which key and models.
-//!
-//! The stored config holds the key as a `secret://` reference (the schema admits nothing
-//! else); the factory gets the resolved key. Nothing here ever shows it.
+//! Per-tenant config of `ai/openai`: which OpenAI-compatible server, with which key and models
+//! (the server's fields are read as every upstream engine reads them, see
+//! [`crate::upstream::config`]).
 
-use std::fmt;
-use std::time::Duration;
-
-use reqwest::Url;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
-use switchyard_spi::{ErrorCode, ProviderError, parse_config};
+use switchyard_spi::{ProviderError, parse_config};
 
-const DEFAULT_TIMEOUT_MS: u64 = 25_000;
-/// Below the runtime's 30 s call timeout, so a slow server is reported as this provider's
-/// `timeout` rather than cut off by the runtime.
-const MAX_TIMEOUT_MS: u64 = 28_000;
-const MIN_TIMEOUT_MS: u64 = 1_000;
-
-/// What the schema publishes of `base_url`: http(s), a host (a name of letters, digits, dots
-/// and dashes, or a bracketed IPv6 address), no credentials, an optional port. What it cannot
-/// state (a name the URL standard refuses, a port past 65535) is 422 `config_unprocessable`.
-const BASE_URL_PATTERN: &str =
-    r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#]\S*)?$";
-/// A `secret://` reference as the runtime's resolver parses it: `env/NAME`, `file/<path>` or
-/// `vault/<mount>/<path>#<key>`.
-const SECRET_PATTERN: &str = r"^secret://(env/[^/]+|file/[\s\S]*|vault/[^/#]+/[^#]+#[\s\S]+)$";
-
-/// A resolved API key. `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey(***)")
-    }
-}
+use crate::upstream::config::{
+    BASE_URL_PATTERN, Endpoint, MAX_TIMEOUT_MS, MIN_TIMEOUT_MS, SECRET_PATTERN, default_timeout_ms,
+};
 
 #[derive(Debug, Clone)]
 pub struct OpenAiConfig {
     /// Where the API lives, e.g. `https://api.openai.com/v1`; actions append
-    /// `/chat/completions` and `/embeddings`.
-    pub base_url: Url,
-    /// Sent as `Authorization: Bearer`; servers on a private network often need none.
-    pub api_key: Option<ApiKey>,
+    /// `/chat/completions` and `/embeddings`. Its key is sent as `Authorization: Bearer`;
+    /// servers on a private network often need none.
+    pub endpoint: Endpoint,
     pub chat_model: Option<String>,
     pub embedding_model: Option<String>,
-    pub timeout: Duration,
 }
 
 /// The tenant's server: nothing (not configured: calls answer provider_not_configured), or at
@@ -79,14 +45,11 @@ pub struct OpenAiConfigFields {
     #[serde(default)]
     #[schemars(with = "String", length(min = 1, max = 256))]
     embedding_model: Option<String>,
-    /// How long one request to the server may take, in milliseconds.
+    /// How long one request to the server may take, in milliseconds; a streamed chat may
+    /// take this long for its first piece and again between any two.
     #[serde(default = "default_timeout_ms")]
     #[schemars(range(min = MIN_TIMEOUT_MS, max = MAX_TIMEOUT_MS))]
     timeout_ms: u64,
-}
-
-fn default_timeout_ms() -> u64 {
-    DEFAULT_TIMEOUT_MS
 }
 
 /// Reads a resolved config. An empty object is `None`: the tenant has not configured a
@@ -97,51 +60,20 @@ pub fn parse(config: Value) -> Result<Option<OpenAiConfig>, ProviderError> {
         return Ok(None);
     }
     let raw: OpenAiConfigFields = parse_config(config)?;
-    // A URL the schema's pattern accepts and the URL standard refuses is 422; one the pattern
-    // refuses (another scheme) was refused by the runtime's schema check already.
-    let code = if raw.base_url.starts_with("http://") || raw.base_url.starts_with("https://") {
-        ErrorCode::ConfigUnprocessable
-    } else {
-        ErrorCode::ConfigInvalid
-    };
-    let base_url = Url::parse(raw.base_url.trim_end_matches('/'))
-        .ok()
-        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
-        .ok_or_else(|| {
-            ProviderError::field(code, "/base_url", "must be an http:// or https:// URL")
-        })?;
-    if !(MIN_TIMEOUT_MS..=MAX_TIMEOUT_MS).contains(&raw.timeout_ms) {
-        return Err(ProviderError::field(
-            ErrorCode::ConfigInvalid,
-            "/timeout_ms",
-            format!("must be between {MIN_TIMEOUT_MS} and {MAX_TIMEOUT_MS}"),
-        ));
-    }
-    let api_key = raw.api_key.map(ApiKey);
-    if api_key
-        .as_ref()
-        .is_some_and(|key| key.0.is_empty() || key.0.starts_with("secret://"))
-    {
-        // The schema sees the reference, never what it resolved to.
-        return Err(ProviderError::field(
-            ErrorCode::ConfigUnprocessable,
-            "/api_key",
-            "the API key reference did not resolve to a key",
-        ));
-    }
     Ok(Some(OpenAiConfig {
-        base_url,
-        api_key,
+        endpoint: Endpoint::parse(&raw.base_url, raw.api_key, raw.timeout_ms)?,
         chat_model: raw.chat_model,
         embedding_model: raw.embedding_model,
-        timeout: Duration::from_millis(raw.timeout_ms),
     }))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use serde_json::json;
     use switchyard_contracts::schema::Compiled;
+    use switchyard_spi::ErrorCode;
 
     use super::*;
 
@@ -197,8 +129,14 @@ mod tests {
             parse(json!({"base_url": "http://127.0.0.1:11434/v1/", "api_key": "sk-very-secret"}))
                 .unwrap()
                 .unwrap();
-        assert_eq!(config.base_url.as_str(), "http://127.0.0.1:11434/v1");
-        assert_eq!(config.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));
+        assert_eq!(
+            config.endpoint.base_url.as_str(),
+            "http://127.0.0.1:11434/v1"
+        );
+        assert_eq!(
+            config.endpoint.timeout,
+            Duration::from_millis(crate::upstream::config::DEFAULT_TIMEOUT_MS)
+        );
         assert!(!format!("{config:?}").contains("very-secret"));
     }
 

@@ -3,31 +3,30 @@
 mod config;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::{Client, StatusCode};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use switchyard_contracts::SchemaError;
-use switchyard_egress::{Egress, Redirects, Refusal};
+use switchyard_egress::Egress;
 use switchyard_spi::tenancy::EgressCeiling;
 use switchyard_spi::{
-    ErrorCode, Host, Provider, ProviderDescriptor, ProviderError, ProviderFactory, StartContext,
+    ErrorCode, EventStream, Host, Provider, ProviderDescriptor, ProviderError, ProviderFactory,
+    StartContext,
 };
 
-use crate::contract::{ChatMessage, ChatParams, ChatResult, EmbedParams, Embeddings, Usage};
+use crate::contract::{
+    ChatChunk, ChatMessage, ChatParams, ChatResult, EmbedParams, Embeddings, Usage,
+};
 use crate::engine::{Engine, Instance, describe};
+use crate::upstream::{SseEvent, Translate, Upstream, broke_off, off_contract};
 use config::OpenAiConfig;
 
 /// What an unconfigured tenant is told, on every call and in its health.
 const UNCONFIGURED: &str = "ai/openai is not configured for this tenant: configure base_url (and api_key, chat_model, embedding_model)";
 
-/// How long health waits for the server's model list.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The config field every egress refusal points at: the only address the tenant gives.
-const BASE_URL: &str = "/base_url";
+/// What the answers are checked to be.
+const SHAPE: &str = "OpenAI's shape";
 
 /// Describes the engine. Each tenant's instance holds its own server, key and HTTP client.
 pub struct OpenAiFactory {
@@ -48,10 +47,10 @@ impl OpenAiFactory {
         OpenAiFactory {
             descriptor: describe("openai", &["chat", "embed"])
                 .summary(
-                    "Chat and embeddings from the tenant's OpenAI-compatible server \
-                     (OpenAI, or a local server speaking its API).",
+                    "Chat (whole or streamed) and embeddings from the tenant's \
+                     OpenAI-compatible server (OpenAI, or a local server speaking its API).",
                 )
-                .capabilities(&["openai_compatible"])
+                .capabilities(&["openai_compatible", "chat_stream"])
                 .config::<config::OpenAiConfigFields>()
                 .build(),
             egress: Egress::default(),
@@ -75,23 +74,10 @@ impl ProviderFactory for OpenAiFactory {
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {
         let server = match config::parse(ctx.config)? {
             None => None,
-            Some(config) => {
-                // Refused at configure, before the tenant's key is ever sent: a server whose
-                // address the operator does not allow. The client's resolver checks again at
-                // connect time, and every redirect hop is checked like the first.
-                self.egress
-                    .vet_url(&config.base_url)
-                    .await
-                    .map_err(|refusal| refusal.at(BASE_URL))?;
-                let client = self
-                    .egress
-                    .client(Redirects::Checked)
-                    .timeout(config.timeout)
-                    .user_agent(concat!("switchyard-ai/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| ProviderError::internal(format!("HTTP client: {e}")))?;
-                Some(Server { config, client })
-            }
+            Some(config) => Some(Server {
+                upstream: Upstream::connect(&self.egress, config.endpoint.clone()).await?,
+                config,
+            }),
         };
         Ok(Arc::new(Instance(OpenAi { server })))
     }
@@ -99,7 +85,7 @@ impl ProviderFactory for OpenAiFactory {
 
 struct Server {
     config: OpenAiConfig,
-    client: Client,
+    upstream: Upstream,
 }
 
 struct OpenAi {
@@ -124,12 +110,37 @@ struct Choice {
     finish_reason: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct AnswerMessage {
     /// `null` when the model answered with tool calls only; the contract has no tools, so
     /// that is an empty message.
     #[serde(default)]
     content: Option<String>,
+}
+
+/// One `chat.completion.chunk` of a streamed answer: its `choices` carry a piece of the
+/// message, then the finish reason; with `include_usage` a last chunk has no choices and the
+/// usage.
+#[derive(Deserialize)]
+struct CompletionChunk {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    /// Some servers (vLLM, LocalAI) report a failure past the first chunk as an event of its
+    /// own.
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: AnswerMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -162,29 +173,51 @@ impl Engine for OpenAi {
         self.server()?.chat(p).await
     }
 
+    async fn chat_stream(&self, p: ChatParams) -> Result<EventStream, ProviderError> {
+        self.server()?.chat_stream(p).await
+    }
+
     async fn embed(&self, p: EmbedParams) -> Result<Embeddings, ProviderError> {
         self.server()?.embed(p).await
     }
 
+    /// `GET /models`: the cheapest request that proves the server is there and takes the key.
     async fn probe(&self) -> Result<Option<String>, ProviderError> {
-        self.server()?.list_models().await?;
+        let server = self.server()?;
+        server
+            .upstream
+            .probe(server.authorised(server.upstream.get("models")))
+            .await?;
         Ok(None)
     }
 }
 
 impl Server {
-    fn model<'a>(&self, model: &'a Option<String>, field: &str) -> Result<&'a str, ProviderError> {
-        model.as_deref().ok_or_else(|| {
+    /// The model a call names, else the configured one (`field`), else the call cannot be
+    /// made.
+    fn model<'a>(
+        &self,
+        asked: &'a Option<String>,
+        configured: &'a Option<String>,
+        field: &str,
+    ) -> Result<&'a str, ProviderError> {
+        asked.as_deref().or(configured.as_deref()).ok_or_else(|| {
             ProviderError::field(
                 ErrorCode::ProviderNotConfigured,
                 &format!("/{field}"),
-                format!("ai/openai has no {field} in this tenant's config"),
+                format!(
+                    "ai/openai has no {field} in this tenant's config and the call named no model"
+                ),
             )
         })
     }
 
-    async fn chat(&self, p: ChatParams) -> Result<ChatResult, ProviderError> {
-        let model = self.model(&self.config.chat_model, "chat_model")?;
+    /// The chat completion request for `p`, which answers in the model it names.
+    fn chat_request<'a>(
+        &'a self,
+        p: &'a ChatParams,
+    ) -> Result<(serde_json::Value, &'a str), ProviderError> {
+        let model = self.model(&p.model, &self.config.chat_model, "chat_model")?;
         let mut request = json!({"model": model, "messages": p.messages});
         if let Some(temperature) = p.temperature {
             request["temperature"] = json!(temperature);
@@ -192,7 +225,19 @@ impl Server {
         if let Some(max_tokens) = p.max_tokens {
             request["max_tokens"] = json!(max_tokens);
         }
-        let completion: Completion = self.post("chat/completions", &request).await?;
+        Ok((request, model))
+    }
+
+    async fn chat(&self, p: ChatParams) -> Result<ChatResult, ProviderError> {
+        let (request, model) = self.chat_request(&p)?;
+        let completion: Completion = self
+            .upstream
+            .send(
+                self.authorised(self.upstream.post("chat/completions"))
+                    .json(&request),
+                SHAPE,
+            )
+            .await?;
         let choice = completion
             .choices
             .into_iter()
@@ -209,10 +254,36 @@ impl Server {
         })
     }
 
+    /// The same request with `stream`, and the usage asked for in a last chunk (servers that
+    /// do not know `stream_options` answer without it: the last chunk's usage is then null).
+    async fn chat_stream(&self, p: ChatParams) -> Result<EventStream, ProviderError> {
+        let (mut request, model) = self.chat_request(&p)?;
+        request["stream"] = json!(true);
+        request["stream_options"] = json!({"include_usage": true});
+        let translate = Chunks {
+            model: model.to_owned(),
+            finish_reason: None,
+            usage: None,
+        };
+        self.upstream
+            .open_stream(
+                self.authorised(self.upstream.post("chat/completions"))
+                    .header("accept", "text/event-stream")
+                    .json(&request),
+                translate,
+            )
+            .await
+    }
+
     async fn embed(&self, p: EmbedParams) -> Result<Embeddings, ProviderError> {
-        let model = self.model(&self.config.embedding_model, "embedding_model")?;
+        let model = self.model(&p.model, &self.config.embedding_model, "embedding_model")?;
         let list: EmbeddingList = self
-            .post("embeddings", &json!({"model": model, "input": p.texts}))
+            .upstream
+            .send(
+                self.authorised(self.upstream.post("embeddings"))
+                    .json(&json!({"model": model, "input": p.texts})),
+                SHAPE,
+            )
             .await?;
         let mut data = list.data;
         data.sort_by_key(|e| e.index);
@@ -235,113 +306,55 @@ impl Server {
         })
     }
 
-    /// `GET /models`: the cheapest request that proves the server is there and takes the key.
-    async fn list_models(&self) -> Result<(), ProviderError> {
-        let response = self
-            .authorised(self.client.get(self.url("models")))
-            .timeout(HEALTH_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e))?;
-        let status = response.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(status_error(status))
-        }
-    }
-
-    async fn post<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &Value,
-    ) -> Result<T, ProviderError> {
-        let response = self
-            .authorised(self.client.post(self.url(path)))
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| self.transport_error(e))?;
-        if !status.is_success() {
-            return Err(status_error(status));
-        }
-        // The parser's message would quote the answer: it is not the tenant's to read.
-        serde_json::from_str(&text)
-            .map_err(|_| off_contract("an answer that is not OpenAI's shape"))
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!(
-            "{}/{path}",
-            self.config.base_url.as_str().trim_end_matches('/')
-        )
-    }
-
     fn authorised(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.config.api_key {
+        match &self.config.endpoint.api_key {
             Some(key) => request.bearer_auth(key.expose()),
             None => request,
         }
     }
-
-    /// No answer: the guard refused the address, or the server is down, unreachable or too
-    /// slow. Says which, never why in the remote's or the resolver's words (they could tell
-    /// the tenant about hosts it cannot reach).
-    fn transport_error(&self, error: reqwest::Error) -> ProviderError {
-        let error = error.without_url();
-        if let Some(refusal) = Refusal::of(&error) {
-            return refusal.at(BASE_URL);
-        }
-        if error.is_timeout() {
-            return ProviderError::new(
-                ErrorCode::Timeout,
-                format!(
-                    "the AI server did not answer within {} ms",
-                    self.config.timeout.as_millis()
-                ),
-            );
-        }
-        tracing::warn!(error = %error, "ai/openai server unreachable");
-        ProviderError::unavailable(if error.is_connect() {
-            "the AI server is unreachable: could not connect"
-        } else {
-            "the AI server is unreachable: the request failed"
-        })
-    }
 }
 
-/// A non-2xx answer, mapped to a stable code by its status; the detail names the status class
-/// only, never the server's words (the server is the tenant's, but what answers at an address
-/// is not the tenant's to learn through the platform):
-/// 401/403 → `provider_unavailable`, not retryable (the configured key is refused);
-/// 429 → `rate_limited`, retryable; 5xx → `provider_unavailable`, retryable;
-/// any other 4xx → `params_invalid` (too long a prompt, an unknown model, …);
-/// 3xx (a redirect past the hops followed) → `provider_unavailable`, not retryable.
-fn status_error(status: StatusCode) -> ProviderError {
-    let class = format!("{}xx", status.as_u16() / 100);
-    match status.as_u16() {
-        401 | 403 => ProviderError::unavailable(format!(
-            "the AI server answered {class}: it refused this tenant's API key; check api_key"
-        ))
-        .with_retryable(false),
-        429 => ProviderError::new(
-            ErrorCode::RateLimited,
-            format!("the AI server answered {class}: it is rate limiting this tenant"),
-        ),
-        500..=599 => ProviderError::unavailable(format!("the AI server answered {class}")),
-        400..=499 => ProviderError::new(
-            ErrorCode::ParamsInvalid,
-            format!("the AI server answered {class}: it refused the request"),
-        ),
-        _ => ProviderError::unavailable(format!("the AI server answered {class}; check base_url"))
-            .with_retryable(false),
-    }
+/// A streamed chat completion as chunks: each piece of content as it comes, and at
+/// `data: [DONE]` the last chunk with what the chunks said on the way (the model as the
+/// server names it, the finish reason, the usage).
+struct Chunks {
+    /// The model asked for, until the server names the one that answers.
+    model: String,
+    finish_reason: Option<String>,
+    usage: Option<Usage>,
 }
 
-fn off_contract(what: &str) -> ProviderError {
-    ProviderError::unavailable(format!("the AI server answered {what}")).with_retryable(false)
+impl Translate for Chunks {
+    fn event(&mut self, event: SseEvent) -> Result<Option<ChatChunk>, ProviderError> {
+        if event.data == "[DONE]" {
+            return Ok(Some(ChatChunk::last(
+                self.finish_reason.take(),
+                std::mem::take(&mut self.model),
+                self.usage.take(),
+            )));
+        }
+        let chunk: CompletionChunk = serde_json::from_str(&event.data).map_err(|_| broke_off())?;
+        if chunk.error.is_some() {
+            return Err(broke_off());
+        }
+        if let Some(model) = chunk.model {
+            self.model = model;
+        }
+        if chunk.usage.is_some() {
+            self.usage = chunk.usage;
+        }
+        let Some(choice) = chunk.choices.into_iter().next() else {
+            return Ok(None);
+        };
+        if choice.finish_reason.is_some() {
+            self.finish_reason = choice.finish_reason;
+        }
+        Ok(choice
+            .delta
+            .content
+            .filter(|text| !text.is_empty())
+            .map(|delta| ChatChunk::Delta { delta }))
+    }
 }
 
 /// Always hosted: each tenant configures its own server; unconfigured, it says so.
