@@ -32,7 +32,7 @@ pub fn conformance(
             switchyard_conformance::DOMAINS.join(", ")
         );
     };
-    let mut registry = crate::registry(data_dir, policy, &Tenancy::default())?;
+    let mut registry = crate::registry(data_dir, policy, &Tenancy::default(), None)?;
     external.register(&mut registry)?;
     let factory = registry
         .index_of(domain, name)

@@ -12,6 +12,7 @@ use switchyard_orders::{OrdersService, OrdersSettings};
 use switchyard_outbox::OutboxService;
 use switchyard_provider_auth::PolicySource;
 use switchyard_runtime::Registry;
+use switchyard_runtime::store::PlatformStore;
 use switchyard_spi::Host;
 use switchyard_spi::tenancy::Tenancy;
 
@@ -22,11 +23,14 @@ pub mod external;
 /// "Production engines" table lists them). A production engine half configured is a startup
 /// error naming the missing variable, never an engine silently left out.
 /// `policy` gives `auth/opa` the bundle the gateway is running (none in a runtime-only process);
-/// `tenancy` holds the operator's ceilings every tenant's instance is held to.
+/// `tenancy` holds the operator's ceilings every tenant's instance is held to. `store` is the
+/// platform store `ai/gateway` keeps budgets and audit records in; a process that only
+/// describes its providers (`switchyard openapi`, the contract tests) passes `None`.
 pub fn builtin_registry(
     data_dir: &Path,
     policy: PolicySource,
     tenancy: &Tenancy,
+    store: Option<&PlatformStore>,
 ) -> Result<Registry, SchemaError> {
     let providers = data_dir.join("providers");
     // The service books (see `ServiceBooks`) live beside, not under, the tenants' own data.
@@ -51,6 +55,10 @@ pub fn builtin_registry(
     for factory in domains.into_iter().flatten() {
         registry.register(factory)?;
     }
+    // Composes the tenant's other ai engines, and keeps its counters in the platform store.
+    registry.register(Arc::new(switchyard_ai_gateway::AiGatewayFactory::new(
+        store.cloned(),
+    )))?;
     Ok(registry)
 }
 

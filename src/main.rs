@@ -379,7 +379,12 @@ fn main() -> Result<()> {
             background.block_on(async {
                 let runtime = Arc::new(
                     Runtime::new(
-                        registry(&data_dir, switchyard::no_policy(), &config.tenancy)?,
+                        registry(
+                            &data_dir,
+                            switchyard::no_policy(),
+                            &config.tenancy,
+                            Some(&store),
+                        )?,
                         store,
                         resilience(call_timeout_ms),
                         secret_resolver()?,
@@ -500,7 +505,12 @@ fn main() -> Result<()> {
             connector::new_provider(&provider, kind, &dir, abi_path)
         }
         Command::Providers => {
-            let registry = registry(&data_dir, switchyard::no_policy(), &Tenancy::default())?;
+            let registry = registry(
+                &data_dir,
+                switchyard::no_policy(),
+                &Tenancy::default(),
+                None,
+            )?;
             println!(
                 "{:<18} {:<8} {:<40} actions",
                 "provider", "version", "capabilities"
@@ -539,7 +549,13 @@ fn main() -> Result<()> {
                 .map(|s| s.descriptor().clone())
                 .collect();
             let document = openapi::document(
-                &registry(&data_dir, switchyard::no_policy(), &Tenancy::default())?.descriptors(),
+                &registry(
+                    &data_dir,
+                    switchyard::no_policy(),
+                    &Tenancy::default(),
+                    None,
+                )?
+                .descriptors(),
                 &services,
             );
             println!("{}", serde_json::to_string_pretty(&document)?);
@@ -665,8 +681,9 @@ fn registry(
     data_dir: &Path,
     policy: PolicySource,
     tenancy: &Tenancy,
+    store: Option<&PlatformStore>,
 ) -> Result<switchyard_runtime::Registry> {
-    let mut registry = switchyard::builtin_registry(data_dir, policy, tenancy)
+    let mut registry = switchyard::builtin_registry(data_dir, policy, tenancy, store)
         .context("a built-in provider has an invalid schema")?;
     switchyard::external::External::from_env().register(&mut registry)?;
     Ok(registry)
@@ -748,7 +765,7 @@ fn serve(
     let policy_source: PolicySource = Arc::new(move || cell.get().map(|p| p.current()));
     let runtime = Arc::new(
         Runtime::new(
-            registry(data_dir, policy_source, &config.tenancy)?,
+            registry(data_dir, policy_source, &config.tenancy, Some(&store))?,
             store.clone(),
             resilience(call_timeout_ms),
             secret_resolver()?,

@@ -62,11 +62,12 @@ impl Host {
             "secrets": {"file_dir": format!("{}/{{tenant}}", secrets.display())},
         }))
         .expect("the bench's tenancy");
-        let registry = switchyard::builtin_registry(&data, switchyard::no_policy(), &tenancy)
-            .expect("the builtin registry");
         let store = PlatformStore::open(&data)
             .await
             .expect("the platform store");
+        let registry =
+            switchyard::builtin_registry(&data, switchyard::no_policy(), &tenancy, Some(&store))
+                .expect("the builtin registry");
         store.create_tenant(&tenant).await.expect("the tenant");
         let mapping: serde_json::Map<String, Value> = PATHS
             .iter()

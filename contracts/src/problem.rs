@@ -83,11 +83,18 @@ pub enum ErrorCode {
     /// An inbound webhook whose signature does not verify with the tenant's secret for that
     /// system, or whose timestamp is outside the replay window: nothing of it is kept.
     SignatureInvalid,
+    /// An AI call whose reserved tokens or cost would take a budget of the tenant, the key or
+    /// the end user past its cap in the current window (ADR 37).
+    BudgetExceeded,
+    /// An AI prompt a guardrail of the tenant refuses (a denied phrase, a prompt injection).
+    GuardrailRefused,
+    /// An AI answer a response filter of the tenant refuses: nothing of it is returned.
+    ResponseRefused,
 }
 
 impl ErrorCode {
     /// Every code, in the order the published schema lists them.
-    pub const ALL: [ErrorCode; 42] = [
+    pub const ALL: [ErrorCode; 45] = [
         ErrorCode::Unauthenticated,
         ErrorCode::TokenInvalid,
         ErrorCode::TokenExpired,
@@ -130,6 +137,9 @@ impl ErrorCode {
         ErrorCode::ConfigUnprocessable,
         ErrorCode::UpstreamCredentialsInvalid,
         ErrorCode::SignatureInvalid,
+        ErrorCode::BudgetExceeded,
+        ErrorCode::GuardrailRefused,
+        ErrorCode::ResponseRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -176,6 +186,9 @@ impl ErrorCode {
             ErrorCode::ConfigUnprocessable => "config_unprocessable",
             ErrorCode::UpstreamCredentialsInvalid => "upstream_credentials_invalid",
             ErrorCode::SignatureInvalid => "signature_invalid",
+            ErrorCode::BudgetExceeded => "budget_exceeded",
+            ErrorCode::GuardrailRefused => "guardrail_refused",
+            ErrorCode::ResponseRefused => "response_refused",
         }
     }
 
@@ -202,7 +215,9 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Conflict | ErrorCode::IdempotencyInFlight => 409,
             ErrorCode::IdempotencyKeyReused => 422,
-            ErrorCode::RateLimited | ErrorCode::QuotaExceeded => 429,
+            ErrorCode::RateLimited | ErrorCode::QuotaExceeded | ErrorCode::BudgetExceeded => 429,
+            ErrorCode::GuardrailRefused => 400,
+            ErrorCode::ResponseRefused => 422,
             ErrorCode::StatementFailed
             | ErrorCode::JournalUnbalanced
             | ErrorCode::ConformanceFailed
@@ -283,6 +298,9 @@ impl ErrorCode {
                 "The third-party system refused the connection's credentials"
             }
             ErrorCode::SignatureInvalid => "The inbound webhook's signature does not verify",
+            ErrorCode::BudgetExceeded => "An AI budget would be exceeded",
+            ErrorCode::GuardrailRefused => "A guardrail refused the prompt",
+            ErrorCode::ResponseRefused => "A response filter refused the answer",
         }
     }
 }
@@ -359,6 +377,31 @@ impl Problem {
     pub fn to_body(&self) -> Vec<u8> {
         // Strings, numbers and bools only: serializing cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The problem in OpenAI's error shape, which the OpenAI-compatible surface (`/v1/*`)
+    /// answers so that OpenAI's own clients read it: `error.type` is the class their SDKs
+    /// know, `error.code` the stable code, `error.param` the first invalid field's pointer.
+    pub fn to_openai_body(&self) -> Vec<u8> {
+        let kind = match self.status() {
+            400 | 404 | 409 | 413 | 415 | 422 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            429 if self.code == ErrorCode::BudgetExceeded => "insufficient_quota",
+            429 => "rate_limit_error",
+            _ => "api_error",
+        };
+        let mut message = self.detail.clone();
+        if let Some(id) = &self.decision_id {
+            message.push_str(&format!(" (decision {id})"));
+        }
+        serde_json::to_vec(&serde_json::json!({"error": {
+            "message": message,
+            "type": kind,
+            "param": self.errors.first().map(|e| e.pointer.as_str()),
+            "code": self.code.as_str(),
+        }}))
+        .unwrap_or_default()
     }
 }
 

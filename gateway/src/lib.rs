@@ -436,6 +436,13 @@ impl Gateway {
                 .await;
         };
         let (parts, body) = response.into_parts();
+        if parts.headers.get(http::header::CONTENT_TYPE)
+            == Some(&http::HeaderValue::from_static(
+                switchyard_request::EVENT_STREAM,
+            ))
+        {
+            return self.relay_events(session, ctx, parts, body).await;
+        }
         let Ok(body) = body.collect().await.map(|b| b.to_bytes());
         let mut answer = ResponseHeader::build(parts.status, Some(parts.headers.len() + 4))?;
         for (name, value) in &parts.headers {
@@ -452,6 +459,34 @@ impl Gateway {
             .write_response_header(Box::new(answer), false)
             .await?;
         session.write_response_body(body, true).await
+    }
+
+    /// Passes a stream of server-sent events on as the runtime writes them (a streamed chat's
+    /// tokens), each frame flushed as it comes. Such an answer is never stored for an
+    /// idempotency key: its key is released, so a retry runs again.
+    async fn relay_events(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        parts: http::response::Parts,
+        mut body: switchyard_request::ResponseBody,
+    ) -> pingora::Result<()> {
+        let mut answer = ResponseHeader::build(parts.status, Some(parts.headers.len() + 4))?;
+        for (name, value) in &parts.headers {
+            answer.append_header(name.clone(), value.clone())?;
+        }
+        self.response_filter(session, &mut answer, ctx).await?;
+        self.settle_idempotency(ctx, true).await;
+        session
+            .write_response_header(Box::new(answer), false)
+            .await?;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame;
+            if let Ok(data) = frame.into_data() {
+                session.write_response_body(Some(data), false).await?;
+            }
+        }
+        session.write_response_body(None, true).await
     }
 
     /// Reads a body nobody inspected, for in-process dispatch, within the body limit.
@@ -827,7 +862,11 @@ fn policy_input(
         .get("x-tenant-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or(identity.tenant.as_str());
+    let ai = (target.domain == switchyard_request::openai::PROVIDER.0
+        && target.provider == switchyard_request::openai::PROVIDER.1)
+        .then(|| switchyard_request::openai::policy_facts(&resource));
     serde_json::json!({
+        "ai": ai,
         "tenant": identity.tenant.as_str(),
         "subject": identity.subject,
         "roles": identity.roles,

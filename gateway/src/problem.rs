@@ -1,4 +1,6 @@
-//! Writes a refusal as problem+json, the same shape the runtime uses.
+//! Writes a refusal as problem+json, the same shape the runtime uses — or, on the
+//! OpenAI-compatible surface (`/v1/*`), in OpenAI's error shape, as the runtime answers there,
+//! so that OpenAI's clients read a refusal of the gateway's (a 401, a 429) like one of theirs.
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -12,9 +14,15 @@ pub async fn respond(
     extra_headers: &[(&'static str, String)],
 ) -> pingora::Result<()> {
     let problem = problem.with_request_id(request_id);
-    let body = Bytes::from(problem.to_body());
+    let openai = session.req_header().uri.path().starts_with("/v1/");
+    let (body, content_type) = if openai {
+        (problem.to_openai_body(), "application/json")
+    } else {
+        (problem.to_body(), PROBLEM_CONTENT_TYPE)
+    };
+    let body = Bytes::from(body);
     let mut header = ResponseHeader::build(problem.status(), Some(5 + extra_headers.len()))?;
-    header.insert_header("content-type", PROBLEM_CONTENT_TYPE)?;
+    header.insert_header("content-type", content_type)?;
     header.insert_header("content-length", body.len().to_string())?;
     header.insert_header("x-request-id", request_id)?;
     for (name, value) in extra_headers {

@@ -5,10 +5,11 @@
 //! gateway made from the path's tenant. `/openapi.json` and `/healthz` are public. Errors are problem+json with the request id.
 //! What a request executes is read by [`envelope`], the rules the gateway's policy reads it by.
 
+mod openai;
 pub mod operator;
 
 /// Shared with the gateway, which reads every request by the same rules.
-pub use switchyard_request::{envelope, inbound, path};
+pub use switchyard_request::{ResponseBody, envelope, inbound, path};
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -102,7 +103,7 @@ impl Service {
 
     /// Answers one request from the network; `/providers` and `/services` need the context
     /// the gateway signed.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
         let req = req.map(BodyExt::boxed_unsync);
         self.dispatch(req, None).await
     }
@@ -118,7 +119,7 @@ impl Service {
         &self,
         req: Request<RequestBody>,
         trusted: Option<CallContext>,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<ResponseBody> {
         let traceparent = req.headers().get("traceparent").cloned();
         let path = trace::enabled().then(|| req.uri().path().to_owned());
         let mut response = trace::serve(
@@ -138,7 +139,7 @@ impl Service {
         &self,
         req: Request<RequestBody>,
         trusted: Option<CallContext>,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<ResponseBody> {
         // Split once here (or by the gateway in this process), read again from the request's
         // own URI after the request has moved into `admit`.
         let segments = req
@@ -146,6 +147,21 @@ impl Service {
             .get::<Segments>()
             .copied()
             .unwrap_or_else(|| Segments::parse(req.uri().path()));
+        if switchyard_request::openai::is_openai(segments.of(req.uri().path()).as_slice()) {
+            return self.openai(req, segments, trusted).await;
+        }
+        self.answer_whole(req, segments, trusted)
+            .await
+            .map(BodyExt::boxed_unsync)
+    }
+
+    /// Answers a request whose answer is whole: every route but a streamed `/v1` chat.
+    async fn answer_whole(
+        &self,
+        req: Request<RequestBody>,
+        segments: Segments,
+        trusted: Option<CallContext>,
+    ) -> Response<Full<Bytes>> {
         match (req.method(), segments.of(req.uri().path()).as_slice()) {
             (&Method::GET, ["openapi.json"]) => {
                 json_response(StatusCode::OK, self.runtime.openapi(), None)
@@ -578,7 +594,7 @@ impl switchyard_request::Dispatch for Service {
         &self,
         request: Request<RequestBody>,
         trusted: Option<CallContext>,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<ResponseBody> {
         Service::dispatch(self, request, trusted).await
     }
 }

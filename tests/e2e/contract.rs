@@ -18,9 +18,14 @@ fn generated() -> Value {
         .map(|s| s.descriptor().clone())
         .collect();
     openapi::document(
-        &switchyard::builtin_registry(dir.path(), switchyard::no_policy(), &Default::default())
-            .unwrap()
-            .descriptors(),
+        &switchyard::builtin_registry(
+            dir.path(),
+            switchyard::no_policy(),
+            &Default::default(),
+            None,
+        )
+        .unwrap()
+        .descriptors(),
         &services,
     )
 }
@@ -40,9 +45,14 @@ fn the_committed_openapi_document_is_the_generated_one() {
 fn every_action_of_every_provider_is_a_documented_operation() {
     let doc = generated();
     let dir = tempfile::tempdir().unwrap();
-    for d in switchyard::builtin_registry(dir.path(), switchyard::no_policy(), &Default::default())
-        .unwrap()
-        .descriptors()
+    for d in switchyard::builtin_registry(
+        dir.path(),
+        switchyard::no_policy(),
+        &Default::default(),
+        None,
+    )
+    .unwrap()
+    .descriptors()
     {
         for a in &d.actions {
             let path = format!("/providers/{}/{}/{}", d.domain, d.name, a.name);

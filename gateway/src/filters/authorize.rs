@@ -50,6 +50,14 @@ impl<'a> Target<'a> {
                 provider: "",
                 action: "list",
             },
+            segments if switchyard_request::openai::action(segments).is_some() => {
+                let (domain, provider) = switchyard_request::openai::PROVIDER;
+                Target {
+                    domain,
+                    provider,
+                    action: switchyard_request::openai::action(segments).unwrap_or_default(),
+                }
+            }
             _ => Target {
                 domain: "",
                 provider: "",

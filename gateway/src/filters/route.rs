@@ -3,8 +3,8 @@
 
 use http::Method;
 use switchyard_contracts::{ErrorCode, Problem};
-use switchyard_request::inbound;
 use switchyard_request::path::Split;
+use switchyard_request::{inbound, openai};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -75,12 +75,17 @@ pub fn classify_segments(method: &Method, path: &str, segments: &[&str]) -> Resu
         ["keys"] | ["keys", _, "revoke"] => Route::Keys,
         ["console", ..] => Route::Console,
         segments if inbound::target(segments).is_some() => Route::Inbound,
-        _ => {
-            return Err(Problem::new(
-                ErrorCode::RouteNotFound,
-                format!("no route for {path}"),
-            ));
-        }
+        // The OpenAI-compatible surface: runs `ai/gateway`'s actions (`openai::action`).
+        segments => match openai::action(segments) {
+            Some("models") => Route::Read,
+            Some(_) => Route::Invoke,
+            None => {
+                return Err(Problem::new(
+                    ErrorCode::RouteNotFound,
+                    format!("no route for {path}"),
+                ));
+            }
+        },
     };
     let expected: &[Method] = match (route, segments) {
         (Route::Public | Route::Read | Route::Audit, _) => &[Method::GET],
@@ -172,6 +177,24 @@ mod tests {
                 "{elsewhere}"
             );
         }
+        assert_eq!(
+            classify(&post, "/v1/chat/completions").unwrap(),
+            Route::Invoke
+        );
+        assert_eq!(classify(&post, "/v1/embeddings").unwrap(), Route::Invoke);
+        assert_eq!(classify(&get, "/v1/models").unwrap(), Route::Read);
+        assert_eq!(
+            classify(&get, "/v1/chat/completions").unwrap_err().code,
+            ErrorCode::MethodNotAllowed
+        );
+        assert_eq!(
+            classify(&post, "/v1/models").unwrap_err().code,
+            ErrorCode::MethodNotAllowed
+        );
+        assert_eq!(
+            classify(&post, "/v1/completions").unwrap_err().code,
+            ErrorCode::RouteNotFound
+        );
         assert_eq!(
             classify(&get, "/admin").unwrap_err().code,
             ErrorCode::RouteNotFound

@@ -20,8 +20,8 @@ use http::{HeaderMap, HeaderValue, Method};
 use serde_json::{Map, Value, json};
 use switchyard_contracts::{ErrorCode, InvokeRequest, Problem};
 
-use crate::inbound;
 use crate::path::Split;
+use crate::{inbound, openai};
 
 /// The actions of a domain that take raw bytes (`Content-Type: application/octet-stream`, params
 /// in the query string) besides the JSON envelope: every engine of a domain serves the domain's
@@ -42,6 +42,8 @@ pub enum BodyRule {
     /// An inbound webhook ([`inbound`]): raw bytes of any type, the params read from the
     /// sender's headers.
     Inbound,
+    /// The params object itself, as OpenAI's clients send it ([`openai`]).
+    Bare,
 }
 
 /// How the body of one request is read, decided from its Content-Type.
@@ -102,6 +104,7 @@ pub fn rule_of_segments(method: &Method, segments: &[&str]) -> BodyRule {
         }
         ["providers", _, _, _] | ["services", _, _] => BodyRule::Envelope,
         segments if inbound::target(segments).is_some() => BodyRule::Inbound,
+        segments if openai::action(segments).is_some() => BodyRule::Bare,
         _ => BodyRule::Ignored,
     }
 }
@@ -191,7 +194,29 @@ pub fn execute(
                 params: envelope_params(body)?,
                 raw: false,
             }),
+            BodyRule::Bare => Ok(Executed::Params {
+                params: bare_params(body)?,
+                raw: false,
+            }),
         },
+    }
+}
+
+/// A body that is the params object itself; an empty body means no params.
+fn bare_params(body: &[u8]) -> Result<Value, Problem> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_slice(body) {
+        Ok(params @ Value::Object(_)) => Ok(params),
+        Ok(_) => Err(Problem::new(
+            ErrorCode::RequestInvalid,
+            "the body must be a JSON object",
+        )),
+        Err(e) => Err(Problem::new(
+            ErrorCode::RequestInvalid,
+            format!("the body is not JSON: {e}"),
+        )),
     }
 }
 

@@ -8,12 +8,12 @@
 
 pub mod envelope;
 pub mod inbound;
+pub mod openai;
 pub mod path;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
 use http_body_util::combinators::UnsyncBoxBody;
 use switchyard_spi::CallContext;
 
@@ -25,6 +25,13 @@ pub const CODE_HEADER: &str = "x-switchyard-code";
 /// process ([`Dispatch`]); boxed so that one routing code serves both. Its error is hyper's
 /// (an in-memory body has none).
 pub type RequestBody = UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// A response body: whole for most answers, or a stream of server-sent events that the
+/// gateway passes on as the runtime writes them (a streamed `/v1/chat/completions`).
+pub type ResponseBody = UnsyncBoxBody<Bytes, std::convert::Infallible>;
+
+/// The Content-Type of a streamed answer, by which the gateway knows to pass it on in parts.
+pub const EVENT_STREAM: &str = "text/event-stream";
 
 /// A provider runtime in the gateway's own process (`serve --dispatch in-process`, ADR 16):
 /// the runtime's own routing, without the loopback hop and the signing of a context the
@@ -39,5 +46,5 @@ pub trait Dispatch: Send + Sync {
         &self,
         request: Request<RequestBody>,
         trusted: Option<CallContext>,
-    ) -> Response<Full<Bytes>>;
+    ) -> Response<ResponseBody>;
 }

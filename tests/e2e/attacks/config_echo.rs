@@ -412,9 +412,14 @@ fn every_secret_bearing_config_field_is_masked_in_the_decision_log() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut found = Vec::new();
-    for d in switchyard::builtin_registry(dir.path(), switchyard::no_policy(), &Default::default())
-        .unwrap()
-        .descriptors()
+    for d in switchyard::builtin_registry(
+        dir.path(),
+        switchyard::no_policy(),
+        &Default::default(),
+        None,
+    )
+    .unwrap()
+    .descriptors()
     {
         marked(&d.config_schema, masked, &mut found);
     }

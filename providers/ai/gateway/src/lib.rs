@@ -9,9 +9,19 @@
 //! - [`pick`]: weighted choice of a target, the fallback order, cooldowns and retry backoff.
 //! - [`tokens`]: prompt token bounds for budget reservations and policy input.
 
+mod audit;
+mod budget;
 pub mod cache;
+mod chat;
+mod config;
+mod engine;
 pub mod guard;
 pub mod pick;
 pub mod redact;
+mod route;
 pub mod template;
 pub mod tokens;
+mod wire;
+
+pub use config::GatewayConfigFields;
+pub use engine::AiGatewayFactory;
