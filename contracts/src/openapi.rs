@@ -6,6 +6,7 @@
 //! always what the code serves.
 
 mod inbound;
+mod openai;
 mod operator;
 
 use serde_json::{Map, Value, json};
@@ -14,7 +15,7 @@ use crate::descriptor::{ActionDescriptor, ProviderDescriptor, ServiceDescriptor}
 use crate::schema::Compiled;
 
 /// Major.minor of the HTTP contract. Additive changes bump minor; anything else bumps major.
-pub const CONTRACT_VERSION: &str = "1.6.0";
+pub const CONTRACT_VERSION: &str = "1.7.0";
 
 /// Schemas shared by every route, keyed by component name. Some refer to others (an
 /// `InvokeResponse`'s `meta` is a `ResponseMeta`), always by their whole name: client generators
@@ -26,6 +27,7 @@ pub fn components() -> Map<String, Value> {
             .expect("contracts/schemas/components.json is valid JSON");
     components.extend(key_components());
     components.extend(operator::components());
+    components.insert("OpenAiError".into(), openai::error_schema());
     components
 }
 
@@ -170,6 +172,7 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
     }));
     paths.extend(operator::paths());
     paths.extend(inbound::paths(providers));
+    paths.extend(openai::paths(providers));
     for provider in providers {
         paths.insert(
             format!("/providers/{}/{}/configure", provider.domain, provider.name),
