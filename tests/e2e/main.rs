@@ -4,6 +4,7 @@
 
 mod common;
 
+mod ai_budget;
 mod attacks;
 mod bench_smoke;
 mod conformance_cli;
