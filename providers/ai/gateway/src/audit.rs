@@ -121,8 +121,14 @@ impl Shared {
             "alias": request.alias,
             "target": outcome.target,
             "template": template.map(|(name, version)| json!({"name": name, "version": version})),
-            "prompt": text.then(|| sent.iter().map(Message::to_value).collect::<Vec<_>>()),
-            "response": if text { outcome.answer.map(|a| self.config.redactor.redact(&a, &mut Redaction::new()).into_owned()) } else { None },
+            "prompt": text.then(|| sent
+                .iter()
+                .map(|m| json!({"role": m.role, "content": clip(&m.content)}))
+                .collect::<Vec<_>>()),
+            // A restored answer holds the originals again: redacted anew for the record.
+            "response": outcome.answer.filter(|_| text).map(|answer| {
+                clip(&self.config.redactor.redact(&answer, &mut Redaction::new()))
+            }),
             "usage": usage_value(&outcome.usage),
             "cost_usd": outcome.cost_micros as f64 / 1_000_000.0,
             "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
@@ -181,7 +187,7 @@ impl Gateway {
             "user": request.user,
             "alias": request.alias,
             "target": target,
-            "prompt": audit.text.then_some(texts),
+            "prompt": audit.text.then(|| texts.iter().map(|t| clip(t)).collect::<Vec<_>>()),
             "usage": usage_value(&usage),
             "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
             "path": path,
@@ -192,6 +198,21 @@ impl Gateway {
     }
 }
 
+/// The most of one text a record keeps, so that a tenant's prompts cannot grow the platform
+/// store faster than its calls: the rest is cut, and the cut says how much.
+const MAX_TEXT: usize = 16 * 1024;
+
+fn clip(text: &str) -> String {
+    if text.len() <= MAX_TEXT {
+        return text.to_owned();
+    }
+    let mut end = MAX_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} more bytes]", &text[..end], text.len() - end)
+}
+
 /// How many values of each kind a redaction replaced: counts only, never a value.
 fn counts(redaction: &Redaction) -> Value {
     Value::Object(
@@ -200,4 +221,18 @@ fn counts(redaction: &Redaction) -> Value {
             .map(|(kind, n)| (kind.to_owned(), json!(n)))
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_text_is_clipped_at_a_char_boundary_and_says_how_much() {
+        assert_eq!(clip("short"), "short");
+        let long = "é".repeat(MAX_TEXT);
+        let clipped = clip(&long);
+        assert!(clipped.ends_with(&format!("…[{} more bytes]", MAX_TEXT)));
+        assert!(clipped.len() < MAX_TEXT + 32);
+    }
 }
