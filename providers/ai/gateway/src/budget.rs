@@ -198,8 +198,10 @@ pub struct Held {
     parts: Vec<Part>,
 }
 
-/// Settles a reservation once. A streamed call's relay owns one; if the relay ends without
-/// settling (the process stops), the lease runs out and the sweep counts it as spent.
+/// Settles a reservation once: after the call with what it spent, or, when the call is
+/// dropped before that (its caller went away, the runtime's call timeout cut it), as spent
+/// whole, since the target may have been charged. A process that stops before either leaves
+/// the lease to run out, and the sweep counts it as spent.
 pub struct Settlement {
     store: PlatformStore,
     tenant: TenantId,
@@ -207,34 +209,47 @@ pub struct Settlement {
 }
 
 impl Settlement {
-    pub fn new(store: PlatformStore, tenant: TenantId, held: Option<Held>) -> Self {
-        Settlement {
-            store,
-            tenant,
-            held,
+    /// Moves each part from reserved to what the call spent: the reported usage at the price
+    /// of the target that answered. Without a report (the target gave none) the reservation
+    /// is spent whole: a budget never under-counts.
+    pub async fn settle(mut self, usage: Option<Usage>, price: Option<PriceFields>) {
+        if let Some(held) = self.held.take() {
+            write(&self.store, &self.tenant, held, usage, price).await;
         }
     }
+}
 
-    /// Moves each part from reserved to what the call spent: the reported usage at the price
-    /// of the target that answered. Without a report (the target gave none, or the caller
-    /// went away before it came) the reservation is spent whole: a budget never under-counts.
-    pub async fn settle(mut self, usage: Option<Usage>, price: Option<PriceFields>) {
+impl Drop for Settlement {
+    fn drop(&mut self) {
         let Some(held) = self.held.take() else {
             return;
         };
-        let actual: Vec<(String, i64)> = held
-            .parts
-            .iter()
-            .map(|part| {
-                let spent = usage.map_or(part.amount, |u| {
-                    part.spent(u.prompt_tokens, u.completion_tokens, price)
-                });
-                (part.bucket.clone(), spent)
-            })
-            .collect();
-        if let Err(e) = self.store.ai_settle(&self.tenant, &held.id, &actual).await {
-            tracing::error!(error = %e, tenant = %self.tenant, "ai budget reservation not settled; the sweep will count it as spent");
+        let (store, tenant) = (self.store.clone(), self.tenant.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { write(&store, &tenant, held, None, None).await });
         }
+    }
+}
+
+async fn write(
+    store: &PlatformStore,
+    tenant: &TenantId,
+    held: Held,
+    usage: Option<Usage>,
+    price: Option<PriceFields>,
+) {
+    let actual: Vec<(String, i64)> = held
+        .parts
+        .iter()
+        .map(|part| {
+            let spent = usage.map_or(part.amount, |u| {
+                part.spent(u.prompt_tokens, u.completion_tokens, price)
+            });
+            (part.bucket.clone(), spent)
+        })
+        .collect();
+    if let Err(e) = store.ai_settle(tenant, &held.id, &actual).await {
+        tracing::error!(error = %e, tenant = %tenant, "ai budget reservation not settled; the sweep will count it as spent");
     }
 }
 
@@ -262,9 +277,14 @@ impl Gateway {
         alias: &Alias,
         prompt: u64,
         completion: u64,
-    ) -> Result<Option<Held>, ProviderError> {
+    ) -> Result<Settlement, ProviderError> {
+        let settlement = |held| Settlement {
+            store: self.store.clone(),
+            tenant: self.tenant.clone(),
+            held,
+        };
         if self.config.limits.is_empty() {
-            return Ok(None);
+            return Ok(settlement(None));
         }
         let price = alias
             .targets
@@ -288,7 +308,7 @@ impl Gateway {
             .await
             .map_err(store_error)?;
         match answer {
-            Reserve::Granted => Ok(Some(Held { id, parts })),
+            Reserve::Granted => Ok(settlement(Some(Held { id, parts }))),
             Reserve::Refused {
                 bucket,
                 cap,
@@ -318,17 +338,9 @@ impl Gateway {
         }
     }
 
-    /// Settles a call's reservation (see [`Settlement::settle`]).
-    pub(crate) async fn settle(
-        &self,
-        held: Option<Held>,
-        usage: Option<Usage>,
-        target: Option<&Target>,
-    ) {
-        let price = target.and_then(|t| self.config.price(&t.model));
-        Settlement::new(self.store.clone(), self.tenant.clone(), held)
-            .settle(usage, price)
-            .await;
+    /// The price of the target that answered, if any did.
+    pub(crate) fn price_of(&self, target: Option<&Target>) -> Option<PriceFields> {
+        target.and_then(|t| self.config.price(&t.model))
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use switchyard_spi::{CallContext, ErrorCode, EventStream, ProviderError};
 use tokio::sync::mpsc;
 
-use crate::budget::{Held, Settlement};
+use crate::budget::Settlement;
 use crate::config::{Alias, Kind, Target};
 use crate::engine::Gateway;
 use crate::guard::Verdict;
@@ -208,11 +208,12 @@ impl Gateway {
                     finish_reason: parsed.finish_reason,
                     usage: usage.unwrap_or_default(),
                 };
-                self.settle(held, usage, Some(&routed.target)).await;
+                held.settle(usage, self.price_of(Some(&routed.target)))
+                    .await;
                 (answer, routed.target, routed.path)
             }
             Err((error, path)) => {
-                self.settle(held, Some(Usage::default()), None).await;
+                held.settle(Some(Usage::default()), None).await;
                 self.audit_chat(ctx, &request, &prepared, Outcome::failed(&error, path));
                 return Err(error);
             }
@@ -292,7 +293,7 @@ impl Gateway {
         let ((first, rest), target, path) = match routed {
             Ok(routed) => (routed.value, routed.target, routed.path),
             Err((error, path)) => {
-                self.settle(held, Some(Usage::default()), None).await;
+                held.settle(Some(Usage::default()), None).await;
                 self.audit_chat(ctx, &request, &prepared, Outcome::failed(&error, path));
                 return Err(error);
             }
@@ -300,7 +301,7 @@ impl Gateway {
         let (sender, receiver) = mpsc::channel(64);
         let relay = Relay {
             gateway: self.shared(),
-            settlement: Settlement::new(self.store.clone(), self.tenant.clone(), held),
+            settlement: held,
             request,
             template: prepared.template.clone(),
             sent: prepared.sent.clone(),
@@ -349,7 +350,8 @@ impl Gateway {
             Ok(mut routed) => {
                 // The domain's embed reports no usage: the bound reserved is what is spent.
                 let usage = Usage::new(prompt, 0);
-                self.settle(held, Some(usage), Some(&routed.target)).await;
+                held.settle(Some(usage), self.price_of(Some(&routed.target)))
+                    .await;
                 let vectors = match routed.value["vectors"].take() {
                     Value::Array(vectors) => vectors,
                     _ => {
@@ -374,7 +376,7 @@ impl Gateway {
                 Ok((model, vectors, prompt))
             }
             Err((error, path)) => {
-                self.settle(held, Some(Usage::default()), None).await;
+                held.settle(Some(Usage::default()), None).await;
                 self.audit_embed(
                     ctx,
                     &request,
@@ -395,7 +397,7 @@ impl Gateway {
         ctx: &CallContext,
         user: Option<&str>,
         prepared: &Prepared<'_>,
-    ) -> Result<Option<Held>, ProviderError> {
+    ) -> Result<Settlement, ProviderError> {
         let prompt = prompt_tokens_upper_bound(prepared.sent.iter().map(|m| m.content.as_str()));
         self.reserve_tokens(
             ctx,
