@@ -16,7 +16,10 @@
 #   thresholds    business limits (ledger_approval_amount).
 #   tenants       per-tenant overrides: `roles` adds roles or replaces a role by name for that
 #                 tenant only; `deny_actions` lists "<domain>/<provider>/<action>" patterns
-#                 ("*" per segment) the tenant refuses whatever the caller's roles.
+#                 ("*" per segment) the tenant refuses whatever the caller's roles; `ai` holds
+#                 its AI gateway rules: `deny_models` (aliases refused) and
+#                 `max_estimated_tokens` (the largest prompt a call may send, as
+#                 `input.ai.estimated_tokens` estimates it).
 package switchyard.authz
 
 default allow := false
@@ -121,6 +124,19 @@ reasons contains msg if {
 	some pattern in object.get(tenant_config, "deny_actions", [])
 	denied_by_pattern(pattern)
 	msg := sprintf("%s/%s/%s is disabled for tenant %s", [input.domain, input.provider, input.action, input.tenant])
+}
+
+# An AI call (`input.ai`, set for ai/gateway and /v1) to an alias the tenant refuses.
+reasons contains msg if {
+	input.ai.alias in object.get(object.get(tenant_config, "ai", {}), "deny_models", [])
+	msg := sprintf("model %s is disabled for tenant %s", [input.ai.alias, input.tenant])
+}
+
+# An AI prompt larger than the tenant allows, judged before anything is reserved or sent.
+reasons contains msg if {
+	limit := object.get(tenant_config, "ai", {}).max_estimated_tokens
+	input.ai.estimated_tokens > limit
+	msg := sprintf("the prompt (about %d tokens) exceeds the %d tenant %s allows", [input.ai.estimated_tokens, limit, input.tenant])
 }
 
 denied_by_pattern(pattern) if {

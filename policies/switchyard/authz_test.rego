@@ -217,6 +217,22 @@ test_tenant_deny_actions if {
 	"db/sqlite/query is disabled for tenant acme" in d.reasons
 }
 
+ai_call(alias, tokens) := call({
+	"roles": ["admin"], "domain": "ai", "provider": "gateway", "action": "chat_completions",
+	"ai": {"model": alias, "alias": alias, "max_tokens": null, "estimated_tokens": tokens},
+})
+
+test_tenant_ai_rules_decide_per_model_and_size if {
+	tenants := {"acme": {"ai": {"deny_models": ["big"], "max_estimated_tokens": 100}}}
+	authz.allow with input as ai_call("small", 10) with data.switchyard.tenants as tenants
+	refused := authz.decision with input as ai_call("big", 10) with data.switchyard.tenants as tenants
+	"model big is disabled for tenant acme" in refused.reasons
+	too_big := authz.decision with input as ai_call("small", 101) with data.switchyard.tenants as tenants
+	not too_big.allow
+	# Another tenant's rules do not apply.
+	authz.allow with input as object.union(ai_call("big", 101), {"tenant": "globex", "target_tenant": "globex"}) with data.switchyard.tenants as tenants
+}
+
 test_warehouse_listed_allowed if {
 	allowed(call({
 		"roles": ["warehouse_clerk"], "domain": "inventory", "provider": "service",
