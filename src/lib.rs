@@ -58,6 +58,7 @@ pub fn builtin_registry(
     // Composes the tenant's other ai engines, and keeps its counters in the platform store.
     registry.register(Arc::new(switchyard_ai_gateway::AiGatewayFactory::new(
         store.cloned(),
+        &tenancy.quotas,
     )))?;
     Ok(registry)
 }

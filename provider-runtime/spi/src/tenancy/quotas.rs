@@ -50,6 +50,10 @@ pub struct Quotas {
     /// Config versions kept per tenant and provider; older versions are deleted when a new
     /// one is saved (only the newest is ever read back). Default 20.
     pub config_versions_kept: NonZeroU32,
+    /// `ai/gateway`: the tokens one tenant's AI calls may reserve and spend per UTC day, over
+    /// all its keys, users and aliases, whatever budgets the tenant sets itself: a call past
+    /// it is refused with `quota_exceeded` before anything is sent. Default: no ceiling.
+    pub ai_tokens_per_day: Option<NonZeroU64>,
 }
 
 impl Default for Quotas {
@@ -66,6 +70,7 @@ impl Default for Quotas {
             db_statement_timeout_ms: bytes(30_000),
             idempotency_bytes_per_tenant: bytes(64 * MIB),
             config_versions_kept: count(20),
+            ai_tokens_per_day: None,
         }
     }
 }

@@ -112,6 +112,28 @@ pub fn parts(limits: &[LimitFields], claim: &Claim, now: OffsetDateTime) -> Vec<
         .collect()
 }
 
+/// How the operator's ceiling's bucket begins: no limit of the tenant's is named so (theirs
+/// begin with their scope), so its config cannot reach it.
+const CEILING: &str = "operator|";
+
+/// The operator's daily token ceiling's part of a call.
+fn ceiling_part(cap: u64, claim: &Claim, now: OffsetDateTime) -> Part {
+    let (start, expires_at_ms) = window_of(Window::Day, now);
+    Part {
+        bucket: format!("{CEILING}tokens|day|{start}"),
+        unit: Unit::Tokens,
+        window: Window::Day,
+        cap: i64::try_from(cap).unwrap_or(i64::MAX),
+        amount: amount(
+            Unit::Tokens,
+            claim.prompt_tokens,
+            claim.completion_tokens,
+            None,
+        ),
+        expires_at_ms,
+    }
+}
+
 /// A call's cost in millionths of a dollar, rounded up.
 pub fn cost_micros(prompt_tokens: u64, completion_tokens: u64, price: Option<PriceFields>) -> i64 {
     // Dollars per million tokens are millionths of a dollar per token.
@@ -283,7 +305,7 @@ impl Gateway {
             tenant: self.tenant.clone(),
             held,
         };
-        if self.config.limits.is_empty() {
+        if self.config.limits.is_empty() && self.ceiling.is_none() {
             return Ok(settlement(None));
         }
         let price = alias
@@ -298,7 +320,11 @@ impl Gateway {
             completion_tokens: completion,
             price,
         };
-        let parts = parts(&self.config.limits, &claim, OffsetDateTime::now_utc());
+        let now = OffsetDateTime::now_utc();
+        let mut parts = parts(&self.config.limits, &claim, now);
+        if let Some(cap) = self.ceiling {
+            parts.push(ceiling_part(cap, &claim, now));
+        }
         let charges: Vec<Charge> = parts.iter().map(Part::charge).collect();
         let id = uuid::Uuid::now_v7().to_string();
         let lease_until = crate::audit::now_ms() + LEASE.as_millis() as i64;
@@ -317,6 +343,9 @@ impl Gateway {
             } => {
                 let part = parts.iter().find(|p| p.bucket == bucket);
                 let (code, retryable) = match part {
+                    Some(part) if part.bucket.starts_with(CEILING) => {
+                        (ErrorCode::QuotaExceeded, false)
+                    }
                     Some(part) if part.is_rate() => (ErrorCode::RateLimited, true),
                     _ => (ErrorCode::BudgetExceeded, false),
                 };
@@ -391,6 +420,38 @@ mod tests {
             ..claim
         };
         assert_eq!(super::parts(&limits, &anonymous, now).len(), 2);
+    }
+
+    #[test]
+    fn the_operator_s_ceiling_is_a_daily_token_bucket_no_tenant_limit_can_name() {
+        let now = time::macros::datetime!(2026-12-07 10:42 UTC);
+        let claim = Claim {
+            key: "k1",
+            user: None,
+            prompt_tokens: 30,
+            completion_tokens: 100,
+            price: None,
+        };
+        let part = ceiling_part(5000, &claim, now);
+        assert_eq!(part.bucket, "operator|tokens|day|1796601600000");
+        assert_eq!((part.cap, part.amount), (5000, 130));
+        assert!(!part.is_rate());
+        // A tenant's limits begin with their scope, never with the operator's prefix.
+        let limits = [
+            limit(Scope::Tenant, Unit::Tokens, Window::Day, 1.0),
+            limit(Scope::Key, Unit::Tokens, Window::Day, 1.0),
+            limit(Scope::User, Unit::Tokens, Window::Day, 1.0),
+        ];
+        let named = Claim {
+            key: "operator",
+            user: Some("operator"),
+            ..claim
+        };
+        assert!(
+            parts(&limits, &named, now)
+                .iter()
+                .all(|p| !p.bucket.starts_with(CEILING))
+        );
     }
 
     #[test]

@@ -273,20 +273,28 @@ impl Gateway {
                 let params = Self::target_params(&prepared, &request, target);
                 let client = self.client.clone();
                 let provider = target.provider.clone();
-                async move {
+                // The timeout covers opening the stream too: an ai engine reads its
+                // upstream up to the first chunk before its stream is handed over.
+                let first = async move {
                     let mut items = client.stream(&provider, "chat", params).await?;
-                    match tokio::time::timeout(first_token, items.next()).await {
-                        Ok(Some(Ok(first))) => Ok((first, items)),
-                        Ok(Some(Err(problem))) => Err(problem),
-                        Ok(None) => Err(switchyard_contracts::Problem::new(
+                    match items.next().await {
+                        Some(Ok(first)) => Ok((first, items)),
+                        Some(Err(problem)) => Err(problem),
+                        None => Err(switchyard_contracts::Problem::new(
                             ErrorCode::ProviderUnavailable,
                             "the target's stream ended before its first token",
                         )),
-                        Err(_) => Err(switchyard_contracts::Problem::new(
-                            ErrorCode::Timeout,
-                            format!("no first token within {} ms", first_token.as_millis()),
-                        )),
                     }
+                };
+                async move {
+                    tokio::time::timeout(first_token, first)
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(switchyard_contracts::Problem::new(
+                                ErrorCode::Timeout,
+                                format!("no first token within {} ms", first_token.as_millis()),
+                            ))
+                        })
                 }
             })
             .await;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_client::ProviderClient;
 use switchyard_platform_store::PlatformStore;
+use switchyard_spi::tenancy::Quotas;
 use switchyard_spi::{
     CallContext, Describe, ErrorCode, EventStream, Health, HealthStatus, Invocation, Provider,
     ProviderDescriptor, ProviderError, ProviderFactory, StartContext, TenantId,
@@ -40,13 +41,15 @@ pub struct AiGatewayFactory {
     /// `None` in a process that only describes its providers (`switchyard openapi`), whose
     /// instances never start.
     store: Option<PlatformStore>,
+    /// The operator's daily token ceiling per tenant (`[tenancy.quotas] ai_tokens_per_day`).
+    ceiling: Option<u64>,
     /// Started with the first instance, on the runtime that runs the instances, with the
     /// sweep of reservations that died with their replica.
     audit: OnceLock<AuditLog>,
 }
 
 impl AiGatewayFactory {
-    pub fn new(store: Option<PlatformStore>) -> Self {
+    pub fn new(store: Option<PlatformStore>, quotas: &Quotas) -> Self {
         AiGatewayFactory {
             descriptor: Describe::new("ai", "gateway", env!("CARGO_PKG_VERSION"))
                 .actions(&ACTIONS)
@@ -61,6 +64,7 @@ impl AiGatewayFactory {
                 .config::<GatewayConfigFields>()
                 .build(),
             store,
+            ceiling: quotas.ai_tokens_per_day.map(|cap| cap.get()),
             audit: OnceLock::new(),
         }
     }
@@ -102,6 +106,7 @@ impl ProviderFactory for AiGatewayFactory {
                 config,
                 store,
                 audit,
+                ceiling: self.ceiling,
             }),
         }))
     }
@@ -121,6 +126,8 @@ pub(crate) struct Shared {
     pub(crate) config: GatewayConfig,
     pub(crate) store: PlatformStore,
     pub(crate) audit: AuditLog,
+    /// The operator's daily token ceiling for this tenant.
+    pub(crate) ceiling: Option<u64>,
 }
 
 impl std::ops::Deref for Gateway {

@@ -1,8 +1,10 @@
 //! Trying an alias's targets in order: a weighted first pick among those not cooling down,
-//! then the others by weight ([`crate::pick::plan`]). A 429 moves on at once; a 5xx or a
-//! timeout is retried on the same target `routing.retries` times with backoff (the runtime's
-//! own resilience has already retried a `provider_unavailable` before it reaches here), then
-//! moves on; a target that is not configured or not there is skipped. Any other refusal (the
+//! then the others by weight ([`crate::pick::plan`]). A 429 moves on at once; so does a 5xx
+//! (`provider_unavailable`), which the runtime's own resilience has already retried: trying
+//! it again here would count past the runtime's circuit threshold for the provider, and its
+//! open circuit would then refuse the fallback to another model of the same provider. A
+//! timeout is retried on the same target `routing.retries` times with backoff, then moves on;
+//! a target that is not configured or not there is skipped. Any other refusal (the
 //! prompt is too long, the params are wrong) is the caller's and ends the call: another target
 //! would refuse it too.
 //!
@@ -43,10 +45,8 @@ enum Next {
 fn classify(code: ErrorCode) -> (Next, Outcome) {
     let failure = Outcome::Failure { retry_after: None };
     match code {
-        ErrorCode::RateLimited => (Next::Move, failure),
-        ErrorCode::ProviderUnavailable | ErrorCode::UpstreamUnavailable | ErrorCode::Timeout => {
-            (Next::Retry, failure)
-        }
+        ErrorCode::RateLimited | ErrorCode::ProviderUnavailable => (Next::Move, failure),
+        ErrorCode::UpstreamUnavailable | ErrorCode::Timeout => (Next::Retry, failure),
         ErrorCode::ProviderNotConfigured
         | ErrorCode::ProviderNotFound
         | ErrorCode::ActionNotFound
