@@ -105,8 +105,8 @@ pub enum Kind {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RoutingFields {
-    /// Tries of one target after a 5xx or a timeout before falling back (a 429 falls back at
-    /// once).
+    /// Tries of one target after a timeout before falling back (a 429 or a 5xx falls back at
+    /// once: the runtime has retried a 5xx already).
     #[serde(default = "default_retries")]
     #[schemars(range(max = 5))]
     retries: u32,
