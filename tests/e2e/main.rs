@@ -5,6 +5,7 @@
 mod common;
 
 mod ai_budget;
+mod ai_ceiling;
 mod ai_gateway;
 mod attacks;
 mod bench_smoke;
