@@ -91,5 +91,9 @@ async fn the_operator_s_daily_token_ceiling_holds_whatever_the_tenant_s_budget_f
         .expect("the operator's bucket is listed");
     assert_eq!(ceiling["cap"], CEILING);
     assert_eq!(ceiling["reserved"], 0);
-    assert_eq!(ceiling["spent"], 2 + 3, "the fake's words: prompt 2, answer 3");
+    assert_eq!(
+        ceiling["spent"],
+        2 + 3,
+        "the fake's words: prompt 2, answer 3"
+    );
 }
