@@ -512,7 +512,12 @@ async fn same_named_templates_render_each_tenants_own_at_the_fake() {
     assert_eq!(status, StatusCode::OK, "{body}");
     // acme's template needs no `product`; globex's refuses a call without it.
     let (status, body) = chat(globex, call(json!({"question": "where is my order"}))).await;
-    openai_error(status, &body, StatusCode::BAD_REQUEST, "params_invalid");
+    openai_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "params_unprocessable",
+    );
 
     let chats = chats_at(&setup.fake);
     assert_eq!(chats.len(), 2, "{chats:?}");
@@ -756,7 +761,12 @@ async fn templates_render_by_version_on_the_server_and_the_fake_gets_the_text() 
         ),
     )
     .await;
-    let error = openai_error(status, &body, StatusCode::BAD_REQUEST, "params_invalid");
+    let error = openai_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "params_unprocessable",
+    );
     assert!(
         error["message"].as_str().unwrap().contains("question"),
         "the refusal names the missing variable: {body}"
@@ -767,8 +777,9 @@ async fn templates_render_by_version_on_the_server_and_the_fake_gets_the_text() 
         other["template"]["name"] = json!("nope");
         other
     }] {
+        // An unknown version or name is not there: 404, as OpenAI answers an unknown model.
         let (status, body) = chat(acme, missing).await;
-        let error = openai_error(status, &body, StatusCode::BAD_REQUEST, "params_invalid");
+        let error = openai_error(status, &body, StatusCode::NOT_FOUND, "resource_not_found");
         assert_eq!(error["param"], "/template", "{body}");
     }
     assert_eq!(chats_at(&setup.fake).len(), 3);

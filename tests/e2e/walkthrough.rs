@@ -46,7 +46,8 @@ async fn the_readme_walkthrough_works_end_to_end() {
             "integration/rest=running",
             "ai/local=running",
             "ai/openai=running",
-            "ai/anthropic=running"
+            "ai/anthropic=running",
+            "ai/gateway=running"
         ]
     );
 

@@ -79,7 +79,7 @@ impl Gateway {
             )
         })?;
         if alias.kind != kind {
-            return Err(ProviderError::invalid_param(
+            return Err(crate::wire::unprocessable(
                 "/model",
                 format!(
                     "{name:?} is an alias for {:?}, not for this call",
@@ -101,7 +101,13 @@ impl Gateway {
                 .config
                 .templates
                 .render(&call.name, call.version, &call.variables)
-                .map_err(|e| ProviderError::invalid_param("/template", e.to_string()))?;
+                .map_err(|e| {
+                    let code = match e.code() {
+                        "resource_not_found" => ErrorCode::ResourceNotFound,
+                        _ => ErrorCode::ParamsUnprocessable,
+                    };
+                    ProviderError::field(code, "/template", e.to_string())
+                })?;
             messages.extend(rendered.into_iter().map(|(role, content)| Message {
                 role: role.as_str().to_owned(),
                 content,

@@ -166,7 +166,7 @@ impl Provider for Gateway {
             "chat_completions" => {
                 let request = ChatRequest::from_openai(call.params)?;
                 if request.stream {
-                    return Err(ProviderError::invalid_param(
+                    return Err(crate::wire::unprocessable(
                         "/stream",
                         "a streamed chat is answered by POST /v1/chat/completions",
                     ));

@@ -4,9 +4,16 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_spi::ProviderError;
+use switchyard_spi::{ErrorCode, ProviderError};
 
 use crate::tokens::Usage;
+
+/// A request its schema admits and the gateway cannot serve (422 `params_unprocessable`):
+/// a content part that is not text, a chat with neither messages nor a template, a domain
+/// call without the alias the gateway routes by.
+pub fn unprocessable(pointer: &str, detail: impl Into<String>) -> ProviderError {
+    ProviderError::field(ErrorCode::ParamsUnprocessable, pointer, detail)
+}
 
 /// One message of a chat, its content as text.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,7 +127,7 @@ impl ChatRequest {
                         match (part.kind.as_str(), part.text) {
                             ("text", Some(t)) => text.push_str(&t),
                             (kind, _) => {
-                                return Err(ProviderError::invalid_param(
+                                return Err(unprocessable(
                                     &format!("/messages/{i}/content"),
                                     format!(
                                         "content parts of type {kind:?} are not served; send text"
@@ -138,7 +145,7 @@ impl ChatRequest {
             });
         }
         if messages.is_empty() && chat.template.is_none() {
-            return Err(ProviderError::invalid_param(
+            return Err(unprocessable(
                 "/messages",
                 "a chat needs messages or a template",
             ));
@@ -160,7 +167,7 @@ impl ChatRequest {
     pub fn from_domain(params: Value, stream: bool) -> Result<ChatRequest, ProviderError> {
         let mut openai = params;
         if openai.get("model").is_none() {
-            return Err(ProviderError::invalid_param(
+            return Err(unprocessable(
                 "/model",
                 "ai/gateway needs the alias to use as model",
             ));
@@ -222,9 +229,7 @@ impl EmbedRequest {
         let alias = params
             .get("model")
             .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ProviderError::invalid_param("/model", "ai/gateway needs the alias to use as model")
-            })?
+            .ok_or_else(|| unprocessable("/model", "ai/gateway needs the alias to use as model"))?
             .to_owned();
         let texts = params
             .get("texts")
