@@ -46,15 +46,26 @@ ensure_build_deps() {   # --test: also the servers the test suite starts
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-ensure_bench_deps() {   # scripts/bench: the load generator, bare nginx, PostgreSQL with pgbench
+ensure_bench_deps() {   # scripts/bench: the load generator, bare nginx, PostgreSQL with pgbench, LiteLLM
     local missing=()
     command -v wrk >/dev/null 2>&1 || missing+=(wrk)
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
     ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)   # with pgbench
-    [ ${#missing[@]} -eq 0 ] && return 0
-    echo "installing bench dependencies: ${missing[*]}" >&2
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    python3 -m venv --help >/dev/null 2>&1 || missing+=(python3 python3-venv)        # LiteLLM's venv
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing bench dependencies: ${missing[*]}" >&2
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    # LiteLLM's proxy beside Switchyard's AI gateway (the ai scenario, issue 22): PyPI, pinned,
+    # in a venv under target/ made once and reused while it holds that version.
+    local litellm_venv=target/tools/litellm-venv
+    if ! "$litellm_venv/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("litellm") != "1.108.7")' 2>/dev/null \
+        || [ ! -x "$litellm_venv/bin/litellm" ]; then
+        echo "installing LiteLLM's proxy (litellm[proxy]==1.108.7) into $litellm_venv" >&2
+        python3 -m venv "$litellm_venv"
+        "$litellm_venv/bin/pip" install -q --disable-pip-version-check 'litellm[proxy]==1.108.7'
+    fi
 }

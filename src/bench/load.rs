@@ -18,6 +18,21 @@ use super::procs::{Proc, Stop, free_port, spawn, spawn_stopped_by, wait_ready};
 /// The call under load: a small value read from the in-memory cache.
 const PATH: &str = "/providers/cache/memory/get";
 const BODY: &str = r#"{"params":{"key":"bench"}}"#;
+const CACHE_GET: Request = Request {
+    path: PATH,
+    body: BODY,
+    per_sec: None,
+};
+
+/// What wrk sends: a POST of `body` (JSON, no single quote: it goes into the script quoted)
+/// to `path`, as fast as each connection gets its answers, or paced to `per_sec` requests a
+/// second over all connections together (the same load for targets of different speeds).
+pub(super) struct Request<'a> {
+    pub path: &'a str,
+    pub body: &'a str,
+    pub per_sec: Option<f64>,
+}
+
 /// The tenant every load target serves.
 pub const TENANT: &str = "bench";
 /// Percentiles wrk reports (its histogram has microsecond resolution).
@@ -38,7 +53,7 @@ pub struct Settings {
 
 impl Settings {
     /// The same settings for a scenario's own work directory.
-    fn in_dir(&self, work: PathBuf) -> Settings {
+    pub(super) fn in_dir(&self, work: PathBuf) -> Settings {
         Settings {
             work,
             connections: self.connections.clone(),
@@ -187,12 +202,16 @@ fn signed_headers(key: &InternalKey) -> Vec<(String, String)> {
     ]
 }
 
-/// The wrk script: the POST, its headers, and a `done` hook that writes the summary and the
-/// percentiles as JSON (wrk's own report has no p99.9).
-fn wrk_script(headers: &[(String, String)], out: &Path) -> String {
+/// The wrk script: the POST, its headers, the pacing of a fixed rate, and a `done` hook that
+/// writes the summary and the percentiles as JSON (wrk's own report has no p99.9).
+fn wrk_script(request: &Request, headers: &[(String, String)], out: &Path) -> String {
     let mut script = format!(
-        "wrk.method = \"POST\"\nwrk.body = '{BODY}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+        "wrk.method = \"POST\"\nwrk.body = '{}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
+        request.body
     );
+    if let Some(per_sec) = request.per_sec {
+        script.push_str(&pacing(per_sec));
+    }
     for (name, value) in headers {
         script.push_str(&format!("wrk.headers[\"{name}\"] = \"{value}\"\n"));
     }
@@ -218,11 +237,41 @@ end
     script
 }
 
+/// wrk's `delay` hook (called before each request of each connection; wrk does not count the
+/// wait in the latency) holding one schedule of send times `1 / per_sec` apart for all
+/// connections, read from the monotonic clock through LuaJIT's FFI (wrk's Lua has no clock
+/// finer than a second). A request that comes late does not make the next ones come sooner.
+fn pacing(per_sec: f64) -> String {
+    format!(
+        r#"local ffi = require("ffi")
+ffi.cdef[[
+typedef struct {{ long tv_sec; long tv_nsec; }} bench_timespec;
+int clock_gettime(int clock, bench_timespec *now);
+]]
+local clock_now = ffi.new("bench_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, clock_now)
+  return tonumber(clock_now.tv_sec) * 1000 + tonumber(clock_now.tv_nsec) / 1e6
+end
+local interval_ms = {interval}
+local next_ms = nil
+delay = function()
+  local now = now_ms()
+  if next_ms == nil or next_ms < now then next_ms = now end
+  local wait = next_ms - now
+  next_ms = next_ms + interval_ms
+  return math.floor(wait)
+end
+"#,
+        interval = 1000.0 / per_sec
+    )
+}
+
 /// The processes whose CPU time a load run reports.
 #[derive(Clone, Copy)]
-struct Watch {
-    front: Option<u32>,
-    runtime: Option<u32>,
+pub(super) struct Watch {
+    pub front: Option<u32>,
+    pub runtime: Option<u32>,
 }
 
 /// User + system CPU seconds of `pid` and its children (nginx's workers), from /proc.
@@ -268,10 +317,11 @@ fn cpu_secs(pid: u32) -> f64 {
     ticks as f64 / ticks_per_sec
 }
 
-/// One wrk run against `addr` with `connections` connections: warm-up (discarded), then the
-/// measured run.
-fn wrk(
+/// One wrk run of `request` against `addr` with `connections` connections: warm-up
+/// (discarded), then the measured run.
+pub(super) fn wrk(
     settings: &Settings,
+    request: &Request,
     connections: u32,
     addr: SocketAddr,
     headers: &[(String, String)],
@@ -282,8 +332,8 @@ fn wrk(
     let out = settings
         .work
         .join(format!("{name}-c{connections}.wrk.json"));
-    std::fs::write(&script_path, wrk_script(headers, &out))?;
-    let url = format!("http://{addr}{PATH}");
+    std::fs::write(&script_path, wrk_script(request, headers, &out))?;
+    let url = format!("http://{addr}{}", request.path);
     let run = |duration: Duration| -> Result<Value> {
         let child = Command::new("wrk")
             .args([
@@ -475,6 +525,7 @@ pub async fn gateway(settings: &Settings) -> Result<Vec<LoadResult>> {
     for &connections in &settings.connections {
         results.push(wrk(
             &settings,
+            &CACHE_GET,
             connections,
             runtime_addr,
             &signed_headers(&fixture.internal_key),
@@ -483,6 +534,7 @@ pub async fn gateway(settings: &Settings) -> Result<Vec<LoadResult>> {
         )?);
         results.push(wrk(
             &settings,
+            &CACHE_GET,
             connections,
             nginx_addr,
             &signed_headers(&fixture.internal_key),
@@ -491,6 +543,7 @@ pub async fn gateway(settings: &Settings) -> Result<Vec<LoadResult>> {
         )?);
         results.push(wrk(
             &settings,
+            &CACHE_GET,
             connections,
             gateway_addr,
             &bearer,
@@ -502,6 +555,7 @@ pub async fn gateway(settings: &Settings) -> Result<Vec<LoadResult>> {
         )?);
         results.push(wrk(
             &settings,
+            &CACHE_GET,
             connections,
             pingora_addr,
             &signed_headers(&fixture.internal_key),
@@ -567,6 +621,7 @@ pub async fn serve_modes(settings: &Settings) -> Result<Vec<LoadResult>> {
         for &connections in &settings.connections {
             results.push(wrk(
                 &settings,
+                &CACHE_GET,
                 connections,
                 addr,
                 &bearer,

@@ -17,21 +17,26 @@
 //!   (`scripts/bench` starts a PostgreSQL);
 //! - `integration`: the `integration` cargo bench — mapping records/s on one thread, and a
 //!   full sync of 100,000 orders from the fake Shopify beside a bare paged fetch of the same
-//!   pages (no server needed).
+//!   pages (no server needed);
+//! - `ai`: `POST /v1/chat/completions` to a fake OpenAI-compatible upstream, bare, through
+//!   `serve`'s AI gateway and through LiteLLM's proxy (issue 22; see `ai.rs`).
 //!
 //! Every Switchyard process runs at the default log level (`info`, an access log line per
 //! request), as a user runs it.
 //!
 //! Output: a table on stdout, `results.json`, `latency.svg` and `throughput.svg` in `--out`
-//! (and `ledger.svg` with the ledger scenario, `integration.svg` with the integration one).
-//! `scripts/bench` installs nginx and wrk and builds the release binary first.
+//! (and `ledger.svg` with the ledger scenario, `integration.svg` with the integration one,
+//! `ai.svg` with the ai one). `scripts/bench` installs nginx, wrk and LiteLLM and builds the
+//! release binaries first.
 
+mod ai;
 mod goals;
 mod load;
 mod plot;
 mod procs;
 mod suites;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,7 +46,7 @@ use serde_json::{Value, json};
 pub use load::LoadResult;
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "gateway",
     "inprocess",
     "memory",
@@ -50,12 +55,13 @@ const SCENARIOS: [&str; 8] = [
     "ledger",
     "trace",
     "integration",
+    "ai",
 ];
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Comma-separated subset of: gateway, inprocess, memory, startup, policy, ledger, trace,
-    /// integration.
+    /// integration, ai.
     #[arg(long, value_delimiter = ',', default_values_t = SCENARIOS.map(String::from))]
     scenarios: Vec<String>,
     /// A tiny run (1 s per load target, few tenants, 1 s ledger; no lot trace unless named):
@@ -82,6 +88,14 @@ pub struct BenchArgs {
     /// The Rego policies the gateway runs (built into a bundle for the run).
     #[arg(long, default_value = "policies")]
     policies: PathBuf,
+    /// The OpenAI-compatible upstream (host:port) of the ai scenario, already running; by
+    /// default the bench starts `switchyard-ai-fake` from beside its own binary.
+    #[arg(long)]
+    ai_upstream: Option<SocketAddr>,
+    /// LiteLLM's `litellm` command for the ai scenario (`scripts/bench` installs it there);
+    /// when it is absent LiteLLM is reported as skipped.
+    #[arg(long, default_value = "target/tools/litellm-venv/bin/litellm")]
+    litellm: PathBuf,
 }
 
 /// What one scenario measured, or why it did not run.
@@ -171,6 +185,13 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
         let outcome = suites::integration(workspace, &args.out, args.duration_secs, args.quick)?;
         results.insert("integration".into(), outcome.into_json());
     }
+    if wants("ai") {
+        let sources = ai::AiSources {
+            upstream: args.ai_upstream,
+            litellm: &args.litellm,
+        };
+        results.insert("ai".into(), tokio.block_on(ai::ai(&settings, &sources))?);
+    }
     // One table block per number of connections, the targets in order within it.
     loads.sort_by_key(|load| args.concurrency.iter().position(|&c| c == load.connections));
     let mut goals = goals::goals(&loads, &args.concurrency);
@@ -182,6 +203,9 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
     }
     if let Some(integration) = results.get("integration") {
         goals.extend(suites::integration_goals(integration));
+    }
+    if let Some(figures) = results.get("ai") {
+        goals.extend(ai::ai_goals(figures));
     }
     let report = json!({
         "settings": {
@@ -210,6 +234,10 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
     }
     if report["other"]["integration"]["mapping"].is_object() {
         let path = plot::draw_integration(&report["other"]["integration"], &args.out)?;
+        println!("plot: {}", path.display());
+    }
+    if report["other"]["ai"]["runs"].is_array() {
+        let path = plot::draw_ai(&report["other"]["ai"], &args.out)?;
         println!("plot: {}", path.display());
     }
     Ok(())
@@ -275,6 +303,9 @@ fn print_table(report: &Value) {
                 cpu(&load["cpu_runtime_us_per_request"]),
             );
         }
+    }
+    if let Some(figures) = report["other"].get("ai") {
+        ai::print_runs(figures);
     }
     if let Some(goals) = report["goals"].as_array().filter(|g| !g.is_empty()) {
         println!("\n## Goals");

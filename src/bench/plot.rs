@@ -212,6 +212,56 @@ pub fn draw_integration(figures: &Value, out: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// `ai.svg`: the latency each proxy adds to the bare upstream at the paced rate (p50 and p99,
+/// in µs) in the top panel, each target's most req/s in the bottom one (LiteLLM's bars are
+/// left out when it was skipped).
+pub fn draw_ai(figures: &Value, out: &Path) -> Result<PathBuf> {
+    let pick = |bars: &[(&'static str, &str)], scale: f64| -> Vec<(&'static str, f64)> {
+        bars.iter()
+            .filter_map(|(name, key)| Some((*name, figures[*key].as_f64()? * scale)))
+            .collect()
+    };
+    let added = pick(
+        &[
+            ("Switchyard p50", "switchyard_added_p50_ms"),
+            ("Switchyard p99", "switchyard_added_p99_ms"),
+            ("LiteLLM p50", "litellm_added_p50_ms"),
+            ("LiteLLM p99", "litellm_added_p99_ms"),
+        ],
+        1e3,
+    );
+    let throughput = pick(
+        &[
+            ("bare upstream", "bare_per_sec"),
+            ("Switchyard", "switchyard_per_sec"),
+            ("LiteLLM", "litellm_per_sec"),
+        ],
+        1.0,
+    );
+    let path = out.join("ai.svg");
+    draw_to(&path, 2, |areas| {
+        draw_bars(
+            &format!(
+                "POST /v1/chat/completions: latency added to the bare upstream at {:.0} req/s",
+                figures["paced_per_sec"].as_f64().unwrap_or_default()
+            ),
+            "µs",
+            &added,
+            &areas[0],
+        )?;
+        draw_bars(
+            &format!(
+                "POST /v1/chat/completions: req/s at {} connections",
+                figures["most_connections"]
+            ),
+            "requests per second",
+            &throughput,
+            &areas[1],
+        )
+    })?;
+    Ok(path)
+}
+
 /// An SVG at `path` of `panels` panels 960 x 540 each, top to bottom, drawn by `draw`.
 fn draw_to(path: &Path, panels: u32, draw: impl FnOnce(&[Area]) -> Result<()>) -> Result<()> {
     let root = SVGBackend::new(path, (960, 540 * panels)).into_drawing_area();

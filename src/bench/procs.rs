@@ -18,9 +18,23 @@ pub(super) enum Stop {
     /// SIGQUIT to nginx's master, which stops its workers and reaps them before it exits.
     /// SIGKILL would orphan the workers to PID 1, still listening: every run used to leave two.
     Quit,
+    /// SIGTERM to a uvicorn supervisor (LiteLLM's proxy), which stops its worker processes:
+    /// to it SIGQUIT is a plain termination that would orphan them, as SIGKILL would.
+    Term,
 }
 
-/// How long nginx may take to stop gracefully before it and its workers are killed.
+impl Stop {
+    /// The signal that asks for a graceful stop (`None`: there is none, SIGKILL at once).
+    fn graceful(self) -> Option<&'static str> {
+        match self {
+            Stop::Kill => None,
+            Stop::Quit => Some("QUIT"),
+            Stop::Term => Some("TERM"),
+        }
+    }
+}
+
+/// How long nginx (or LiteLLM) may take to stop gracefully before it and its workers are killed.
 const QUIT_GRACE: Duration = Duration::from_secs(5);
 
 /// The children running now, for [`stop_all`] on Ctrl-C or SIGTERM: then the process exits
@@ -77,13 +91,13 @@ pub fn stop_all() {
     let children = running().clone();
     let deadline = Instant::now() + QUIT_GRACE;
     for &(pid, stop) in &children {
-        send(pid, if stop == Stop::Quit { "QUIT" } else { "KILL" });
+        send(pid, stop.graceful().unwrap_or("KILL"));
     }
     for &(pid, stop) in &children {
         while alive(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        if alive(pid) && stop == Stop::Quit {
+        if alive(pid) && stop.graceful().is_some() {
             for worker in children_of(pid) {
                 send(worker, "KILL");
             }
@@ -119,13 +133,13 @@ impl Proc {
         Ok(self.child.wait()?)
     }
 
-    /// SIGQUIT, then the grace period, then SIGKILL for the master and its workers.
-    fn quit(&mut self) {
+    /// `signal`, then the grace period, then SIGKILL for the master and its workers.
+    fn quit(&mut self, signal: &str) {
         let pid = self.pid();
         if !matches!(self.child.try_wait(), Ok(None)) {
             return;
         }
-        send(pid, "QUIT");
+        send(pid, signal);
         let deadline = Instant::now() + QUIT_GRACE;
         while Instant::now() < deadline {
             if !matches!(self.child.try_wait(), Ok(None)) {
@@ -134,7 +148,7 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(10));
         }
         eprintln!(
-            "bench: {} did not stop within {QUIT_GRACE:?} of SIGQUIT; killing it and its workers",
+            "bench: {} did not stop within {QUIT_GRACE:?} of SIG{signal}; killing it and its workers",
             self.name
         );
         for worker in children_of(pid) {
@@ -146,11 +160,11 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        match self.stop {
-            Stop::Kill => {
+        match self.stop.graceful() {
+            None => {
                 let _ = self.child.kill();
             }
-            Stop::Quit => self.quit(),
+            Some(signal) => self.quit(signal),
         }
         let _ = self.child.wait();
         let pid = self.pid();
@@ -170,6 +184,18 @@ pub(super) fn spawn_stopped_by(
     args: &[&str],
     stop: Stop,
 ) -> Result<Proc> {
+    spawn_with(work, name, program, args, &[], stop)
+}
+
+/// [`spawn_stopped_by`] with `env` set for the child (LiteLLM's offline settings).
+pub(super) fn spawn_with(
+    work: &Path,
+    name: &str,
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stop: Stop,
+) -> Result<Proc> {
     let log = std::fs::File::create(work.join(format!("{name}.log")))?;
     // The logging a user runs by default (`info`, an access log line for every request),
     // whatever the bench's own environment says: a quieter level or a sampled access log would
@@ -178,6 +204,7 @@ pub(super) fn spawn_stopped_by(
         .args(args)
         .env_remove("SWITCHYARD_LOG")
         .env_remove("SWITCHYARD_ACCESS_LOG_SAMPLE")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -196,18 +223,33 @@ pub async fn wait_ready(
     addr: SocketAddr,
     client: &reqwest::Client,
 ) -> Result<Duration> {
+    wait_ready_at(
+        proc,
+        &format!("http://{addr}/healthz"),
+        client,
+        Duration::from_secs(60),
+    )
+    .await
+}
+
+/// Waits until `GET url` answers 2xx, at most `limit`; the time it took.
+pub async fn wait_ready_at(
+    proc: &mut Proc,
+    url: &str,
+    client: &reqwest::Client,
+    limit: Duration,
+) -> Result<Duration> {
     let started = Instant::now();
-    let url = format!("http://{addr}/healthz");
-    while started.elapsed() < Duration::from_secs(60) {
+    while started.elapsed() < limit {
         if let Some(status) = proc.child.try_wait()? {
             bail!("{} exited with {status} before it was ready", proc.name);
         }
-        if let Ok(answer) = client.get(&url).send().await
+        if let Ok(answer) = client.get(url).send().await
             && answer.status().is_success()
         {
             return Ok(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    bail!("{} was not ready at {addr} within 60 s", proc.name)
+    bail!("{} was not ready at {url} within {limit:?}", proc.name)
 }

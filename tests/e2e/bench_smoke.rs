@@ -181,3 +181,118 @@ fn a_quick_bench_run_prints_the_table_and_writes_results_and_plots() {
         );
     }
 }
+
+/// `switchyard bench --quick --scenarios ai` against a fake upstream in this process, with
+/// LiteLLM left out on purpose (a path that does not exist: its proxy takes half a minute to
+/// start, too long for the test command): the bare upstream and Switchyard's AI gateway are
+/// measured flat out and paced, LiteLLM is reported as skipped (not as a figure), and the
+/// issue-22 added-latency line has its goal and a verdict.
+#[test]
+fn a_quick_ai_bench_run_measures_the_gateway_beside_the_bare_upstream_and_reports_litellm_skipped()
+{
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = tokio.block_on(switchyard_ai_fakes::FakeAi::start(
+        switchyard_ai_fakes::FakeAiSettings {
+            record_limit: 0,
+            ..Default::default()
+        },
+    ));
+    let out = tempfile::tempdir().unwrap();
+    let no_litellm = out.path().join("no-litellm/bin/litellm");
+    let run = Command::new(BIN)
+        .args(["bench", "--quick", "--scenarios", "ai", "--ai-upstream"])
+        .arg(fake.addr().to_string())
+        .arg("--litellm")
+        .arg(&no_litellm)
+        .arg("--out")
+        .arg(out.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("switchyard bench runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let left = started_under(out.path());
+    for (pid, _) in &left {
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", &pid.to_string()])
+            .status();
+    }
+    assert!(
+        left.is_empty(),
+        "the bench left processes running (killed now): {left:#?}"
+    );
+    assert!(
+        run.status.success(),
+        "bench failed: {stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for row in [
+        "## AI gateway load: POST /v1/chat/completions",
+        "| (a) bare fake upstream | 4 |",
+        "| (b) Switchyard serve: key + policy + access log, ai/gateway alias → ai/openai → fake | 4 |",
+        "| ai | litellm | skipped: no ",
+    ] {
+        assert!(stdout.contains(row), "no {row:?} in the table:\n{stdout}");
+    }
+    assert!(!stdout.contains("(c) LiteLLM"), "{stdout}");
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("results.json")).unwrap()).unwrap();
+    let ai = &results["other"]["ai"];
+    let mut names: Vec<&str> = ai["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "ai_bare",
+            "ai_bare_paced",
+            "ai_switchyard",
+            "ai_switchyard_paced"
+        ],
+        "{ai}"
+    );
+    for run in ai["runs"].as_array().unwrap() {
+        assert!(run["requests"].as_u64().unwrap() > 0, "{run}");
+        assert_eq!(run["errors"], 0, "every answer was a 200: {run}");
+    }
+    assert!(ai.get("litellm_per_sec").is_none(), "{ai}");
+    // Every request of every run reached the one upstream: through the gateway too.
+    let sent: u64 = ai["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["requests"].as_u64().unwrap())
+        .sum();
+    assert!(
+        fake.calls() >= sent,
+        "{} calls, {sent} measured",
+        fake.calls()
+    );
+    let goals = results["goals"].as_array().unwrap();
+    let measure = "ai: added latency p99, Switchyard − bare upstream, 200 req/s over 4 conn (fixed: LiteLLM skipped)";
+    let line = goals
+        .iter()
+        .find(|g| g["measure"] == measure)
+        .unwrap_or_else(|| panic!("no goal line {measure:?}: {goals:#?}"));
+    assert_eq!(line["goal"], "≤ 1 ms", "{line}");
+    assert!(
+        ["met", "NOT MET"].contains(&line["verdict"].as_str().unwrap()),
+        "{line}"
+    );
+    assert!(stdout.contains(measure), "{stdout}");
+    assert!(
+        !goals
+            .iter()
+            .any(|g| g["measure"].as_str().unwrap().contains("LiteLLM proxy")),
+        "no throughput ratio without LiteLLM: {goals:#?}"
+    );
+    let svg = std::fs::read_to_string(out.path().join("ai.svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+}
