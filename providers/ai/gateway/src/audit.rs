@@ -26,6 +26,8 @@ use crate::wire::{ChatRequest, EmbedRequest, Message, usage_value};
 const QUEUE: usize = 16_384;
 /// Records written in one transaction, at most.
 const BATCH: usize = 512;
+/// How long the writer waits for more records before writing what it has.
+const GATHER: Duration = Duration::from_millis(20);
 /// How often a tenant's old records are purged, at most.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
@@ -67,6 +69,17 @@ async fn write(store: PlatformStore, mut receiver: mpsc::Receiver<Entry>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut purged: HashMap<TenantId, std::time::Instant> = HashMap::new();
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        // At a low rate each record would be a transaction of its own (an fsync on SQLite);
+        // waiting a moment gathers the calls of that moment into one.
+        if batch.len() < BATCH {
+            tokio::time::sleep(GATHER).await;
+            while batch.len() < BATCH {
+                match receiver.try_recv() {
+                    Ok(entry) => batch.push(entry),
+                    Err(_) => break,
+                }
+            }
+        }
         let rows: Vec<AuditRow> = batch.iter().map(|e| e.row.clone()).collect();
         if let Err(e) = store.ai_audit_append(&rows).await {
             tracing::error!(error = %e, records = rows.len(), "ai audit records could not be written");
