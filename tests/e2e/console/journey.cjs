@@ -49,7 +49,8 @@ async function run(page, action, fields) {
     .textContent()).trim();
   await admin.keyboard.press("Tab");
   seen.first_focus = await admin.evaluate(() => document.activeElement.textContent.trim());
-  await admin.getByLabel("Search").fill("cache");
+  // "cache/" names the cache domain's engines only (ai/gateway's summary speaks of a cache).
+  await admin.getByLabel("Search").fill("cache/");
   seen.filtered_rows = await admin.locator("#providers tbody tr:not([hidden])").count();
   await admin.screenshot({ path: `${shots}/02-catalog.png`, fullPage: true });
 
