@@ -5,7 +5,9 @@
 //!
 //! 1. [`filters::request_id`]: take the caller's `X-Request-Id` or make one;
 //! 2. [`filters::trace_context`]: accept a valid W3C `traceparent` or start a trace;
-//! 3. [`filters::route`]: classify the path (public, catalog read, admin, invoke) or 404;
+//! 3. [`filters::route`]: classify the path (public, catalog read, admin, invoke) or 404; the
+//!    OpenAI-compatible `/v1/*` routes are `ai/gateway`'s read and invokes
+//!    ([`switchyard_request::openai`]), and their refusals are written in OpenAI's error shape;
 //! 4. [`filters::body_limit`]: a declared body over the limit → 413;
 //! 5. [`filters::authenticate`]: an API key, an OIDC token or a client certificate → 401; for
 //!    an inbound webhook ([`filters::inbound`]) no credentials: the caller is the path's
@@ -27,7 +29,8 @@
 //! 11. [`filters::forward`]: to a healthy runtime ([`upstream`]) with the verified context
 //!     and the body signed into internal headers (client-sent internal headers are dropped) —
 //!     or, when the runtime lives in this process ([`upstream::RuntimeLink::InProcess`]),
-//!     straight into it with the verified context as a value.
+//!     straight into it with the verified context as a value; an answer of server-sent events
+//!     (a streamed chat) is passed on frame by frame.
 //!
 //! `GET /policies/...` ([`audit`]) is answered by the gateway itself after step 9.
 
