@@ -45,9 +45,9 @@ pub struct GatewayConfigFields {
     #[serde(default)]
     prices: BTreeMap<String, PriceFields>,
     /// The completion tokens reserved (and asked of the model as `max_tokens`) when a call
-    /// names none.
+    /// names none; at most what the domain's `chat` takes (32768).
     #[serde(default = "default_max_tokens")]
-    #[schemars(range(min = 1, max = 1_000_000))]
+    #[schemars(range(min = 1, max = 32_768))]
     default_max_tokens: u32,
     /// PII found in prompts is replaced by placeholders before they leave the platform.
     #[serde(default)]
