@@ -175,13 +175,13 @@ impl Gateway {
         let prepared = self.prepare(&request)?;
         let id = completion_id();
         let created = crate::audit::now_ms() / 1000;
-        let sent_value: Vec<Value> = prepared.sent.iter().map(Message::to_value).collect();
         let cache_key = self
             .cache
             .as_ref()
             .filter(|cache| cache.is_cacheable(request.temperature))
             .map(|_| {
-                crate::cache::cache_key(&request.alias, &json!(sent_value), &request.sampling())
+                let sent: Vec<Value> = prepared.sent.iter().map(Message::to_value).collect();
+                crate::cache::cache_key(&request.alias, &Value::Array(sent), &request.sampling())
             });
         if let (Some(cache), Some(key)) = (&self.cache, &cache_key)
             && let Some(hit) = cache.get(key, Instant::now()).await
