@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use switchyard_client::Service;
 use switchyard_contracts::SchemaError;
-use switchyard_inventory::{InventoryService, InventorySettings};
-use switchyard_ledger::{LedgerService, LedgerSettings};
-use switchyard_orders::{OrdersService, OrdersSettings};
+use switchyard_inventory::InventoryService;
+use switchyard_ledger::LedgerService;
+use switchyard_orders::OrdersService;
 use switchyard_outbox::OutboxService;
 use switchyard_provider_auth::PolicySource;
 use switchyard_runtime::Registry;
@@ -16,7 +16,12 @@ use switchyard_runtime::store::PlatformStore;
 use switchyard_spi::Host;
 use switchyard_spi::tenancy::Tenancy;
 
+pub use settings::ServiceSettings;
+
+pub mod cluster;
 pub mod external;
+pub mod settings;
+pub mod workers;
 
 /// The embedded defaults — nothing to install, everything under the data directory — plus each
 /// production engine whose server is configured by its `SWITCHYARD_*` variables (the README's
@@ -52,49 +57,37 @@ pub fn builtin_registry(
         switchyard_provider_integration::builtins(&host)?,
         switchyard_provider_ai::builtins(&host)?,
     ];
+    // Their schemas compile on first use (ADR 39); `every_builtin_schema_compiles` below
+    // compiles them all.
     for factory in domains.into_iter().flatten() {
-        registry.register(factory)?;
+        registry.register_builtin(factory)?;
     }
     // Composes the tenant's other ai engines, and keeps its counters in the platform store.
-    registry.register(Arc::new(switchyard_ai_gateway::AiGatewayFactory::new(
+    registry.register_builtin(Arc::new(switchyard_ai_gateway::AiGatewayFactory::new(
         store.cloned(),
         &tenancy.quotas,
     )))?;
     Ok(registry)
 }
 
-/// The business services `serve` and `runtime` host under `/services/{name}/{action}`.
-/// `SWITCHYARD_LEDGER_DB` picks the db provider the ledger keeps its books in (default
-/// `db/sqlite`; the tenant's service books there, which the tenant's own db calls cannot
-/// reach); `SWITCHYARD_LEDGER_BUS` a bus for its `ledger.journal.posted` events, written to
-/// the outbox in the books and carried by `switchyard relay` through the `outbox` service.
+/// The business services `serve` and `runtime` host under `/services/{name}/{action}`, with
+/// their settings from the environment ([`ServiceSettings::from_env`]).
 pub fn builtin_services() -> Result<Vec<Arc<dyn Service>>, SchemaError> {
+    let settings = ServiceSettings::from_env();
     let setting = |name: &str, location: &str| SchemaError {
         location: location.into(),
         message: name.into(),
     };
-    let ledger = LedgerService::new(LedgerSettings {
-        db: std::env::var("SWITCHYARD_LEDGER_DB").unwrap_or_else(|_| "db/sqlite".into()),
-        bus: std::env::var("SWITCHYARD_LEDGER_BUS").ok(),
-    })
-    .map_err(|p| setting(&p.detail, "SWITCHYARD_LEDGER_DB / SWITCHYARD_LEDGER_BUS"))?;
-    let inventory = InventoryService::new(InventorySettings {
-        db: std::env::var("SWITCHYARD_INVENTORY_DB").unwrap_or_else(|_| "db/sqlite".into()),
-        bus: std::env::var("SWITCHYARD_INVENTORY_BUS").ok(),
-    })
-    .map_err(|p| {
+    let ledger = LedgerService::new(settings.ledger)
+        .map_err(|p| setting(&p.detail, "SWITCHYARD_LEDGER_DB / SWITCHYARD_LEDGER_BUS"))?;
+    let inventory = InventoryService::new(settings.inventory).map_err(|p| {
         setting(
             &p.detail,
             "SWITCHYARD_INVENTORY_DB / SWITCHYARD_INVENTORY_BUS",
         )
     })?;
-    let orders = OrdersService::new(OrdersSettings {
-        db: std::env::var("SWITCHYARD_ORDERS_DB").unwrap_or_else(|_| "db/sqlite".into()),
-        bus: std::env::var("SWITCHYARD_ORDERS_BUS").ok(),
-        webhook: std::env::var("SWITCHYARD_ORDERS_WEBHOOK").ok(),
-        ai: Some(std::env::var("SWITCHYARD_ORDERS_AI").unwrap_or_else(|_| "ai/local".into())),
-    })
-    .map_err(|p| setting(&p.detail, "SWITCHYARD_ORDERS_*"))?;
+    let orders = OrdersService::new(settings.orders)
+        .map_err(|p| setting(&p.detail, "SWITCHYARD_ORDERS_*"))?;
     Ok(vec![
         Arc::new(ledger),
         Arc::new(inventory),
@@ -106,4 +99,39 @@ pub fn builtin_services() -> Result<Vec<Arc<dyn Service>>, SchemaError> {
 /// For processes that run no policy: `auth/opa` answers provider_not_configured.
 pub fn no_policy() -> PolicySource {
     Arc::new(|| None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_contracts::ActionValidators;
+
+    /// The built-in engines and services compile their schemas on first use (ADR 39), so a
+    /// schema that does not compile would fail its first request instead of start-up: this
+    /// compiles every one of them.
+    #[test]
+    fn every_builtin_schema_compiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = builtin_registry(dir.path(), no_policy(), &Tenancy::default(), None)
+            .expect("the built-in engines register");
+        let mut compiled = 0;
+        for (_, engine) in registry.iter() {
+            for action in &engine.descriptor().actions {
+                let validators = &engine.actions[&action.name];
+                validators.params.compile().unwrap();
+                validators.result.compile().unwrap();
+                compiled += 2;
+            }
+            engine.config.compile().unwrap();
+            compiled += 1;
+        }
+        for service in builtin_services().unwrap() {
+            let d = service.descriptor();
+            for action in &d.actions {
+                ActionValidators::compile(&format!("services/{}", d.name), action).unwrap();
+                compiled += 2;
+            }
+        }
+        assert!(compiled > 200, "only {compiled} schemas");
+    }
 }

@@ -11,6 +11,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 use std::sync::OnceLock;
+use switchyard::workers::{HostedWorkers, LeaseTiming, Marking, Nudges};
 use switchyard_contracts::{Scopes, TenantId, openapi};
 use switchyard_gateway::config::{GatewayConfig, Limits};
 use switchyard_gateway::filters::authenticate::Authenticator;
@@ -82,7 +83,7 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(flatten)]
-        lifecycle: LifecycleArgs,
+        hosting: HostingArgs,
     },
     /// The gateway alone, in front of runtimes started with `switchyard runtime`.
     Gateway {
@@ -106,7 +107,7 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
         #[command(flatten)]
-        lifecycle: LifecycleArgs,
+        hosting: HostingArgs,
     },
     /// Relay one tenant's outbox to its bus through a gateway, until interrupted. Safe to
     /// kill at any moment: unsent rows go on the next run.
@@ -251,15 +252,39 @@ enum ProviderCommand {
     },
 }
 
+/// How `serve` and `runtime` host the providers: where lifecycle events go, whether the
+/// tenants' workers run here, and what a shared store refuses.
 #[derive(clap::Args)]
-struct LifecycleArgs {
+struct HostingArgs {
     /// The bus provider each tenant's provider lifecycle events go to (on that tenant's own
     /// bus), or `off`.
     #[arg(long, env = "SWITCHYARD_LIFECYCLE_BUS", default_value = "bus/embedded")]
     lifecycle_bus: String,
+    /// Run every tenant's outbox relay and business-event consumers in this process, one
+    /// replica per tenant at a time under a lease in the platform store (`on`), or leave them
+    /// to `switchyard relay` and `switchyard annotate-orders` (`off`).
+    #[arg(long, env = "SWITCHYARD_HOSTED_WORKERS", value_enum, default_value_t = Switch::On)]
+    hosted_workers: Switch,
+    /// On a store replicas share (`--store-url postgres://…`): `refuse` the engines that keep a
+    /// tenant's state on one node (db/sqlite, cache/memory, bus/embedded, storage/fs, …), or
+    /// `allow` them (one replica, or state the operator accepts to split). `/readyz` lists them.
+    #[arg(long, env = "SWITCHYARD_NODE_LOCAL", value_enum, default_value_t = NodeLocal::Refuse)]
+    node_local: NodeLocal,
 }
 
-impl LifecycleArgs {
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum NodeLocal {
+    Refuse,
+    Allow,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
+impl HostingArgs {
     /// Starts publishing; must run inside the tokio runtime that hosts `runtime`.
     fn publish(&self, runtime: &Arc<Runtime>) -> Result<()> {
         if self.lifecycle_bus == "off" {
@@ -268,6 +293,72 @@ impl LifecycleArgs {
         runtime
             .publish_lifecycle_events(&self.lifecycle_bus)
             .map_err(|p| anyhow::anyhow!("--lifecycle-bus: {}", p.detail))
+    }
+
+    /// The registry this process hosts, held to the cluster rule ([`switchyard::cluster`]), and
+    /// what it keeps node-local.
+    fn registry(
+        &self,
+        data_dir: &Path,
+        policy: PolicySource,
+        tenancy: &Tenancy,
+        store: &PlatformStore,
+    ) -> Result<(switchyard_runtime::Registry, serde_json::Value)> {
+        let mut registry = registry(data_dir, policy, tenancy, Some(store))?;
+        let entries = switchyard::cluster::node_local(
+            &mut registry,
+            store.is_shared(),
+            self.node_local == NodeLocal::Allow,
+            &self.lifecycle_bus,
+            &switchyard::ServiceSettings::from_env(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        if store.is_shared() {
+            tracing::info!(
+                node_local = entries.len(),
+                "cluster mode: the platform store is shared by the replicas"
+            );
+        }
+        Ok((registry, serde_json::Value::Array(entries)))
+    }
+
+    /// The business services, marking the tenants that use them when workers are hosted.
+    fn services(
+        &self,
+        store: &PlatformStore,
+        nudges: &Nudges,
+    ) -> Result<Vec<Arc<dyn switchyard_client::Service>>> {
+        let services = switchyard::builtin_services()?;
+        Ok(match self.hosted_workers {
+            Switch::On => Marking::wrap(services, store, nudges),
+            Switch::Off => services,
+        })
+    }
+
+    /// Starts following the other replicas' config saves and, when on and some service has a
+    /// bus, the hosted workers; must run inside the tokio runtime that hosts `runtime`.
+    /// Answers the workers' task, which ends once they gave their leases back on a signal.
+    fn host(
+        &self,
+        runtime: &Arc<Runtime>,
+        store: &PlatformStore,
+        nudges: Nudges,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        tokio::spawn(runtime.clone().follow_config_changes());
+        let work = switchyard::ServiceSettings::from_env().hosted_work();
+        if self.hosted_workers == Switch::Off || work.is_empty() {
+            return None;
+        }
+        let workers = HostedWorkers::new(
+            runtime.clone(),
+            store.clone(),
+            work,
+            LeaseTiming::default(),
+            nudges,
+        );
+        // On SIGTERM or SIGINT the leases are given back at once, so the other replicas take
+        // this one's tenants while it drains instead of after the leases run out.
+        Some(tokio::spawn(workers.run(until_stopped())))
     }
 }
 
@@ -335,7 +426,7 @@ fn main() -> Result<()> {
             dispatch,
             call_timeout_ms,
             config,
-            lifecycle,
+            hosting,
         } => {
             let config = GatewayConfig::load(config.as_deref()).map_err(anyhow::Error::msg)?;
             serve(
@@ -344,7 +435,7 @@ fn main() -> Result<()> {
                 (dispatch, runtime_listen),
                 call_timeout_ms,
                 config,
-                &lifecycle,
+                &hosting,
             )
         }
         Command::Gateway {
@@ -370,39 +461,43 @@ fn main() -> Result<()> {
             listen,
             call_timeout_ms,
             config,
-            lifecycle,
+            hosting,
         } => {
             let config = GatewayConfig::load(config.as_deref()).map_err(anyhow::Error::msg)?;
             let (background, store) = background_runtime(&location)?;
             let store = store.with_quotas(&config.tenancy.quotas);
             let key = InternalKey::load(&data_dir)?;
             background.block_on(async {
+                let nudges = Nudges::default();
+                let (registry, node_local) = hosting.registry(
+                    &data_dir,
+                    switchyard::no_policy(),
+                    &config.tenancy,
+                    &store,
+                )?;
                 let runtime = Arc::new(
                     Runtime::new(
-                        registry(
-                            &data_dir,
-                            switchyard::no_policy(),
-                            &config.tenancy,
-                            Some(&store),
-                        )?,
-                        store,
+                        registry,
+                        store.clone(),
                         resilience(call_timeout_ms),
                         secret_resolver()?,
                     )
                     .with_secret_scope(config.tenancy.secrets.clone())
-                    .with_services(switchyard::builtin_services()?)?,
+                    .with_node_local(node_local)
+                    .with_services(hosting.services(&store, &nudges)?)?,
                 );
-                lifecycle.publish(&runtime)?;
+                hosting.publish(&runtime)?;
+                let workers = hosting.host(&runtime, &store, nudges);
                 runtime.restore_registrations().await?;
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
                 tracing::info!(%listen, "runtime listening");
                 tokio::spawn(refresh_secrets(runtime.clone()));
-                http::serve(listener, runtime, key, async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await;
+                http::serve(listener, runtime, key, until_stopped()).await;
+                if let Some(workers) = workers {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), workers).await;
+                }
                 Ok(())
             })
         }
@@ -753,7 +848,7 @@ fn serve(
     (dispatch, runtime_listen): (Dispatch, SocketAddr),
     call_timeout_ms: u64,
     config: GatewayConfig,
-    lifecycle: &LifecycleArgs,
+    hosting: &HostingArgs,
 ) -> Result<()> {
     let data_dir = location.data_dir.as_path();
     let (background, store) = background_runtime(location)?;
@@ -763,17 +858,31 @@ fn serve(
     let running_policy: Arc<OnceLock<Arc<Policy>>> = Arc::default();
     let cell = running_policy.clone();
     let policy_source: PolicySource = Arc::new(move || cell.get().map(|p| p.current()));
+    let nudges = Nudges::default();
+    let (registry, mut node_local) =
+        hosting.registry(data_dir, policy_source, &config.tenancy, &store)?;
+    if config
+        .rate_limit
+        .as_ref()
+        .is_some_and(|limits| limits.redis_url.is_none())
+        && let serde_json::Value::Array(entries) = &mut node_local
+    {
+        entries.push(switchyard::cluster::local_rate_limits());
+    }
     let runtime = Arc::new(
         Runtime::new(
-            registry(data_dir, policy_source, &config.tenancy, Some(&store))?,
+            registry,
             store.clone(),
             resilience(call_timeout_ms),
             secret_resolver()?,
         )
         .with_secret_scope(config.tenancy.secrets.clone())
-        .with_services(switchyard::builtin_services()?)?,
+        .with_services(hosting.services(&store, &nudges)?)?,
     );
-    background.block_on(async { lifecycle.publish(&runtime) })?;
+    let workers = background.block_on(async {
+        hosting.publish(&runtime)?;
+        anyhow::Ok(hosting.host(&runtime, &store, nudges))
+    })?;
     // Remote providers an operator registered while an earlier process served.
     background.block_on(runtime.restore_registrations())?;
     background.spawn(refresh_secrets(runtime.clone()));
@@ -781,7 +890,11 @@ fn serve(
         tracing::info!("runtime in process (in-process dispatch)");
         let service = Arc::new(http::Service::new(runtime, key.clone()));
         return run_gateway(
-            Some(running_policy),
+            Some(Hosted {
+                policy: running_policy,
+                node_local,
+                workers,
+            }),
             listen,
             Runtimes::InProcess(service),
             config,
@@ -802,7 +915,11 @@ fn serve(
     ));
     tracing::info!(%runtime_addr, "runtime listening (internal)");
     run_gateway(
-        Some(running_policy),
+        Some(Hosted {
+            policy: running_policy,
+            node_local,
+            workers,
+        }),
         listen,
         Runtimes::Remote(&[runtime_addr]),
         config,
@@ -829,8 +946,31 @@ fn server_conf() -> ServerConf {
     }
 }
 
+/// Resolves on SIGTERM or SIGINT. Listening for SIGTERM replaces its default action, so every
+/// part of a process that stops on it listens here.
+async fn until_stopped() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// What `serve` hands its gateway of the runtime it hosts: the cell `auth/opa` reads the
+/// running policy from, what the process keeps node-local (for `/readyz`), and the hosted
+/// workers, waited for at the end so they give their leases back before the process exits.
+struct Hosted {
+    policy: Arc<OnceLock<Arc<Policy>>>,
+    node_local: serde_json::Value,
+    workers: Option<tokio::task::JoinHandle<()>>,
+}
+
 fn run_gateway(
-    running_policy: Option<Arc<OnceLock<Arc<Policy>>>>,
+    hosted: Option<Hosted>,
     listen: &str,
     runtimes: Runtimes,
     config: GatewayConfig,
@@ -877,7 +1017,7 @@ fn run_gateway(
             queue: decision_log,
         };
         server.add_service(background_service("decision log", writer));
-        if let Some(cell) = &running_policy {
+        if let Some(Hosted { policy: cell, .. }) = &hosted {
             let _ = cell.set(loaded.clone());
         }
         policy = Some(loaded);
@@ -896,6 +1036,10 @@ fn run_gateway(
         drain: drain.clone(),
     })
     .map_err(anyhow::Error::msg)?;
+    let (gateway, workers) = match hosted {
+        Some(hosted) => (gateway.with_node_local(hosted.node_local), hosted.workers),
+        None => (gateway, None),
+    };
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, gateway);
     proxy.add_tcp(listen);
     if let Some(mtls) = &mtls {
@@ -912,6 +1056,9 @@ fn run_gateway(
     server.run(RunArgs {
         shutdown_signal: Box::new(DrainOnSigterm { drain, max_wait }),
     });
+    if let Some(workers) = workers {
+        let _ = background.block_on(tokio::time::timeout(Duration::from_secs(5), workers));
+    }
     // The runtime (in `serve`) and the store's pool live on `background` until here.
     drop(background);
     Ok(())

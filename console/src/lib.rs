@@ -14,7 +14,7 @@ mod form;
 mod pages;
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -112,17 +112,16 @@ impl Session {
 }
 
 pub struct Console {
-    http: reqwest::Client,
+    /// Built on the first page asked for: its TLS setup (the system's CA bundle) is about
+    /// 0.8 MB a gateway nobody signs in to would hold for nothing (ADR 39).
+    http: OnceLock<reqwest::Client>,
     sessions: Cache<String, Arc<Session>>,
 }
 
 impl Default for Console {
     fn default() -> Self {
         Console {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap_or_default(),
+            http: OnceLock::new(),
             sessions: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_idle(IDLE)
@@ -132,6 +131,15 @@ impl Default for Console {
 }
 
 impl Console {
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap_or_default()
+        })
+    }
+
     pub async fn handle(&self, request: Request) -> Response {
         let path = request.path.trim_end_matches('/').to_owned();
         let segments: Vec<&str> = path.split('/').skip(2).collect();
@@ -168,7 +176,7 @@ impl Console {
             );
         }
         let api = Api {
-            http: &self.http,
+            http: self.http(),
             base: &request.api_base,
             credential: &session.credential,
         };
@@ -236,7 +244,7 @@ impl Console {
             );
         }
         let api = Api {
-            http: &self.http,
+            http: self.http(),
             base: &request.api_base,
             credential: &credential,
         };

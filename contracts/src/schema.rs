@@ -1,11 +1,13 @@
 //! JSON Schema validation that reports every violation as a JSON pointer.
 
+use std::sync::OnceLock;
+
 use serde_json::Value;
 
 use crate::descriptor::ActionDescriptor;
 use crate::problem::FieldError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("invalid JSON Schema at {location}: {message}")]
 pub struct SchemaError {
     pub location: String,
@@ -14,23 +16,45 @@ pub struct SchemaError {
 
 /// A compiled schema. Compiling is the expensive part, so the runtime does it once per
 /// provider descriptor and keeps the result.
+///
+/// [`Compiled::new`] compiles at once and refuses a schema that does not compile;
+/// [`Compiled::deferred`] compiles on the first check, for the schemas built into the binary
+/// (whose compiling their tests cover): a process keeps only the validators its callers use,
+/// about 130 KiB each on average, most of it the automata of `pattern`s (ADR 39).
 pub struct Compiled {
-    validator: jsonschema::Validator,
+    validator: OnceLock<Result<jsonschema::Validator, SchemaError>>,
     /// The schema itself, which [`Compiled::with_integers`] walks.
     schema: Value,
+    location: String,
 }
 
 impl Compiled {
     pub fn new(schema: &Value, location: &str) -> Result<Self, SchemaError> {
-        jsonschema::validator_for(schema)
-            .map(|validator| Compiled {
-                validator,
-                schema: schema.clone(),
+        let compiled = Compiled::deferred(schema, location);
+        compiled.compile()?;
+        Ok(compiled)
+    }
+
+    /// The schema, compiled on its first [`Compiled::check`] (or [`Compiled::compile`]).
+    pub fn deferred(schema: &Value, location: &str) -> Self {
+        Compiled {
+            validator: OnceLock::new(),
+            schema: schema.clone(),
+            location: location.to_owned(),
+        }
+    }
+
+    /// Compiles the schema unless it already is; the error of a schema that does not compile.
+    pub fn compile(&self) -> Result<&jsonschema::Validator, SchemaError> {
+        self.validator
+            .get_or_init(|| {
+                jsonschema::validator_for(&self.schema).map_err(|e| SchemaError {
+                    location: self.location.clone(),
+                    message: e.to_string(),
+                })
             })
-            .map_err(|e| SchemaError {
-                location: location.to_owned(),
-                message: e.to_string(),
-            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// `instance` with every number written with a zero fraction (`5.0`) where the schema asks
@@ -48,10 +72,21 @@ impl Compiled {
     /// Every violation, each with the pointer of the offending value. A missing required
     /// property points at where it should have been, an unexpected one at itself, rather than
     /// both at their parent object.
+    ///
+    /// A deferred schema that does not compile admits nothing: one violation at the root says so.
     pub fn check(&self, instance: &Value) -> Vec<FieldError> {
         use jsonschema::error::ValidationErrorKind as Kind;
+        let validator = match self.compile() {
+            Ok(validator) => validator,
+            Err(e) => {
+                return vec![FieldError {
+                    pointer: String::new(),
+                    detail: e.to_string(),
+                }];
+            }
+        };
         let mut found = Vec::new();
-        for err in self.validator.iter_errors(instance) {
+        for err in validator.iter_errors(instance) {
             let at = err.instance_path.to_string();
             let detail = err.to_string();
             match &err.kind {
@@ -161,16 +196,24 @@ pub struct ActionValidators {
 
 impl ActionValidators {
     pub fn compile(provider: &str, action: &ActionDescriptor) -> Result<Self, SchemaError> {
-        Ok(ActionValidators {
-            params: Compiled::new(
+        let validators = ActionValidators::deferred(provider, action);
+        validators.params.compile()?;
+        validators.result.compile()?;
+        Ok(validators)
+    }
+
+    /// Both schemas compiled on their first check ([`Compiled::deferred`]).
+    pub fn deferred(provider: &str, action: &ActionDescriptor) -> Self {
+        ActionValidators {
+            params: Compiled::deferred(
                 &action.params,
                 &format!("{provider}/{}#params", action.name),
-            )?,
-            result: Compiled::new(
+            ),
+            result: Compiled::deferred(
                 &action.result,
                 &format!("{provider}/{}#result", action.name),
-            )?,
-        })
+            ),
+        }
     }
 }
 
@@ -271,5 +314,29 @@ mod tests {
             json!({"ttl_ms": 1.5}),
             "a real fraction is left for check to refuse"
         );
+    }
+
+    /// `new` refuses a schema that does not compile; `deferred` takes it, and its first check
+    /// compiles it: the same error then, and nothing admitted.
+    #[test]
+    fn a_deferred_schema_compiles_on_its_first_check() {
+        let broken = json!({"type": "string", "pattern": "("});
+        let refused = Compiled::new(&broken, "broken")
+            .err()
+            .expect("refused at once");
+        let deferred = Compiled::deferred(&broken, "broken");
+        let later = deferred.compile().expect_err("refused when compiled");
+        assert_eq!(later.to_string(), refused.to_string());
+        let errors = deferred.check(&json!("anything"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].pointer, "");
+        assert_eq!(errors[0].detail, refused.to_string());
+
+        let schema = json!({"type": "object", "required": ["sql"]});
+        let deferred = Compiled::deferred(&schema, "ok");
+        assert!(deferred.validator.get().is_none(), "nothing compiled yet");
+        assert_eq!(deferred.check(&json!({"sql": "x"})), vec![]);
+        assert_eq!(deferred.check(&json!({})).len(), 1);
+        assert!(deferred.validator.get().is_some());
     }
 }

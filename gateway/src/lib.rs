@@ -148,6 +148,8 @@ pub struct Gateway {
     internal_key: InternalKey,
     drain: Drain,
     console: switchyard_console::Console,
+    /// The body of a ready `/readyz`: the status, and what this node keeps to itself.
+    ready_body: Bytes,
 }
 
 /// Why `Gateway::new` refuses its parts.
@@ -200,7 +202,17 @@ impl Gateway {
             internal_key,
             drain,
             console: switchyard_console::Console::default(),
+            ready_body: Bytes::from_static(b"{\"status\":\"ready\"}"),
         })
+    }
+
+    /// Adds to a ready `/readyz` what keeps state on this node only (`[{what, why, state}]`),
+    /// so an operator running replicas sees what they do not share.
+    pub fn with_node_local(mut self, node_local: serde_json::Value) -> Self {
+        self.ready_body = Bytes::from(
+            serde_json::json!({"status": "ready", "node_local": node_local}).to_string(),
+        );
+        self
     }
 
     /// Runs the filters in order and says what to do with a request that passed them.

@@ -374,11 +374,7 @@ impl Gateway {
                     RuntimeLink::InProcess(_) => true,
                 };
                 Ok(if ready {
-                    (
-                        200,
-                        "application/json",
-                        Bytes::from_static(b"{\"status\":\"ready\"}"),
-                    )
+                    (200, "application/json", self.ready_body.clone())
                 } else {
                     (
                         503,

@@ -17,6 +17,7 @@
 //!   they send).
 
 pub mod client;
+pub mod cluster;
 pub mod events;
 pub mod foreign;
 pub mod http;

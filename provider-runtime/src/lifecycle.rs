@@ -33,6 +33,8 @@ pub struct Status {
 
 struct Instance {
     provider: Arc<dyn Provider>,
+    /// The version of the tenant's config it was started with (0: none saved yet).
+    version: i64,
     /// Every call holds a read guard; draining takes the write guard.
     in_flight: Arc<RwLock<()>>,
 }
@@ -137,7 +139,7 @@ impl Slot {
     pub async fn ensure_running<F, Fut>(&self, start: F) -> Result<Lease, NotRunning>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Arc<dyn Provider>, String>>,
+        Fut: Future<Output = Result<(Arc<dyn Provider>, i64), String>>,
     {
         if let Some(lease) = self.lease() {
             return Ok(lease);
@@ -151,8 +153,8 @@ impl Slot {
         }
         self.set_status(Lifecycle::Starting, None);
         match start().await {
-            Ok(provider) => {
-                self.publish(provider);
+            Ok((provider, version)) => {
+                self.publish(provider, version);
                 self.lease().ok_or_else(|| {
                     NotRunning::StartFailed("instance vanished right after start".into())
                 })
@@ -164,9 +166,10 @@ impl Slot {
         }
     }
 
-    fn publish(&self, provider: Arc<dyn Provider>) -> Option<Arc<Instance>> {
+    fn publish(&self, provider: Arc<dyn Provider>, version: i64) -> Option<Arc<Instance>> {
         let previous = self.current.swap(Some(Arc::new(Instance {
             provider,
+            version,
             in_flight: Arc::new(RwLock::new(())),
         })));
         self.set_status(Lifecycle::Running, None);
@@ -175,11 +178,59 @@ impl Slot {
 
     /// Replaces the running instance with a new, already started one, then drains and stops
     /// the old one in the background so the caller does not wait for slow calls.
-    pub async fn swap(&self, provider: Arc<dyn Provider>) {
+    ///
+    /// The version check: an instance of an older config than the running one is stopped
+    /// instead of published, so a slow start of version 2 finishing after version 3 arrived
+    /// from another replica never takes the slot back to 2.
+    pub async fn swap(&self, provider: Arc<dyn Provider>, version: i64) {
         let _transition = self.transition.lock().await;
-        if let Some(old) = self.publish(provider) {
+        if self
+            .running_version()
+            .is_some_and(|running| running > version)
+        {
+            drop(_transition);
+            provider.stop().await;
+            return;
+        }
+        if let Some(old) = self.publish(provider, version) {
             tokio::spawn(drain_and_stop(old));
         }
+    }
+
+    /// The config version of the running instance; `None` when none runs.
+    pub fn running_version(&self) -> Option<i64> {
+        self.current
+            .load()
+            .as_ref()
+            .map(|instance| instance.version)
+    }
+
+    /// Another replica saved config `version`: when an older one runs here, starts an instance
+    /// with `start` (which reads the newest config) and swaps it in. Under the slot's
+    /// transition lock, so a start that read the store before the save cannot publish after
+    /// this check. Nothing running: nothing to do, the next start reads the new config.
+    /// Answers the version now running when it changed.
+    pub async fn catch_up<F, Fut>(&self, version: i64, start: F) -> Result<Option<i64>, String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(Arc<dyn Provider>, i64), String>>,
+    {
+        let _transition = self.transition.lock().await;
+        let Some(running) = self.running_version() else {
+            return Ok(None);
+        };
+        if running >= version {
+            return Ok(None);
+        }
+        let (provider, started) = start().await?;
+        if started <= running {
+            provider.stop().await;
+            return Ok(None);
+        }
+        if let Some(old) = self.publish(provider, started) {
+            tokio::spawn(drain_and_stop(old));
+        }
+        Ok(Some(started))
     }
 
     /// Admin stop: no new call gets an instance; the current one is drained, then stopped.

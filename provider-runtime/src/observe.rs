@@ -90,10 +90,21 @@ pub async fn readiness(runtime: &Arc<Runtime>) -> Response<Full<Bytes>> {
         }
     }
     let ready = store_ok && not_running.is_empty();
-    ready_answer(
+    let mut answer = ready_answer(
         ready,
         json!({"store": if store_ok {"up"} else {"down"}, "providers_not_running": not_running}),
-    )
+    );
+    if ready
+        && runtime
+            .node_local()
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+    {
+        *answer.body_mut() = Full::new(Bytes::from(
+            json!({"status": "ready", "node_local": runtime.node_local()}).to_string(),
+        ));
+    }
+    answer
 }
 
 fn ready_answer(ready: bool, detail: serde_json::Value) -> Response<Full<Bytes>> {

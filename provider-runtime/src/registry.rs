@@ -56,6 +56,25 @@ impl Registered {
         })
     }
 
+    /// The engine with its schemas compiled on their first use ([`Compiled::deferred`]): for
+    /// the engines built into the binary, whose schemas their tests compile.
+    pub fn deferred(factory: Arc<dyn ProviderFactory>, origin: Origin) -> Registered {
+        let descriptor = factory.descriptor();
+        let id = format!("{}/{}", descriptor.domain, descriptor.name);
+        let actions = descriptor
+            .actions
+            .iter()
+            .map(|action| (action.name.clone(), ActionValidators::deferred(&id, action)))
+            .collect();
+        let config = Compiled::deferred(&descriptor.config_schema, &format!("{id}#config"));
+        Registered {
+            factory,
+            actions,
+            config,
+            origin,
+        }
+    }
+
     pub fn descriptor(&self) -> &ProviderDescriptor {
         self.factory.descriptor()
     }
@@ -77,6 +96,16 @@ impl Registry {
     /// not compile.
     pub fn register(&mut self, factory: Arc<dyn ProviderFactory>) -> Result<(), SchemaError> {
         self.add(Registered::compile(factory, Origin::Startup)?)
+            .map(|_| ())
+    }
+
+    /// Adds an engine built into the binary, its schemas compiled on first use
+    /// ([`Registered::deferred`]). Refuses a duplicate `(domain, name)`.
+    pub fn register_builtin(
+        &mut self,
+        factory: Arc<dyn ProviderFactory>,
+    ) -> Result<(), SchemaError> {
+        self.add(Registered::deferred(factory, Origin::Startup))
             .map(|_| ())
     }
 

@@ -3,7 +3,7 @@
 //! services) use them directly.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use arc_swap::ArcSwap;
 use std::time::Instant;
@@ -37,15 +37,18 @@ pub struct Runtime {
     pub(crate) secrets: Arc<SecretResolver>,
     /// Where tenants' secret references may point (`[tenancy.secrets]`).
     secret_scope: SecretScope,
-    /// Rebuilt with the registry, so a registered provider's actions are published at once.
-    openapi: ArcSwap<Bytes>,
+    /// Emptied with every change of the registry, so a registered provider's actions are
+    /// published at once; built on the first request for it (a ~10 MB tree while built).
+    openapi: ArcSwap<OnceLock<Bytes>>,
     events: Emitter,
     services: Vec<HostedService>,
     /// The providers registered while serving, and the lock that orders their changes.
     pub(crate) registrations: Registrations,
+    /// What this process keeps on its node only (`[{what, why, state}]`), for `/readyz`.
+    node_local: Value,
 }
 
-/// A business service with its params validators, compiled once.
+/// A business service with its params validators, each compiled on its first use.
 struct HostedService {
     service: Arc<dyn Service>,
     params: HashMap<String, ActionValidators>,
@@ -58,7 +61,6 @@ impl Runtime {
         resilience: ResilienceConfig,
         secrets: SecretResolver,
     ) -> Self {
-        let openapi = Bytes::from(openapi::document(&registry.descriptors(), &[]).to_string());
         Runtime {
             registry: ArcSwap::from_pointee(registry),
             store,
@@ -66,11 +68,22 @@ impl Runtime {
             resilience,
             secrets: Arc::new(secrets),
             secret_scope: SecretScope::default(),
-            openapi: ArcSwap::from_pointee(openapi),
+            openapi: ArcSwap::from_pointee(OnceLock::new()),
             events: Emitter::default(),
             services: Vec::new(),
             registrations: Registrations::default(),
+            node_local: json!([]),
         }
+    }
+
+    /// Records what this process keeps on its node only, which `/readyz` lists.
+    pub fn with_node_local(mut self, node_local: Value) -> Self {
+        self.node_local = node_local;
+        self
+    }
+
+    pub fn node_local(&self) -> &Value {
+        &self.node_local
     }
 
     /// Holds every tenant's secret references to the operator's scope (`[tenancy.secrets]`)
@@ -81,14 +94,15 @@ impl Runtime {
     }
 
     /// Hosts business services beside the providers: served under `/services/{name}/{action}`
-    /// and listed in the OpenAPI document.
+    /// and listed in the OpenAPI document. The services are built in: their params schemas
+    /// compile on first use ([`ActionValidators::deferred`]), as their tests compile them.
     pub fn with_services(mut self, services: Vec<Arc<dyn Service>>) -> Result<Self, SchemaError> {
         for service in services {
             let d = service.descriptor();
             let mut params = HashMap::new();
             for action in &d.actions {
                 let id = format!("services/{}", d.name);
-                params.insert(action.name.clone(), ActionValidators::compile(&id, action)?);
+                params.insert(action.name.clone(), ActionValidators::deferred(&id, action));
             }
             self.services.push(HostedService { service, params });
         }
@@ -96,14 +110,10 @@ impl Runtime {
         Ok(self)
     }
 
-    /// Rebuilds the OpenAPI document from the providers registered now.
+    /// Drops the OpenAPI document: the next request for it builds it from the providers
+    /// registered then.
     pub(crate) fn refresh_openapi(&self) {
-        let document = openapi::document(
-            &self.registry.load().descriptors(),
-            &self.service_descriptors(),
-        );
-        self.openapi
-            .store(Arc::new(Bytes::from(document.to_string())));
+        self.openapi.store(Arc::new(OnceLock::new()));
     }
 
     pub fn service_descriptors(&self) -> Vec<ServiceDescriptor> {
@@ -233,9 +243,18 @@ impl Runtime {
         &self.store
     }
 
-    /// The OpenAPI document for the registered providers, serialized once.
+    /// The OpenAPI document for the registered providers, serialized once per registry.
     pub fn openapi(&self) -> Bytes {
-        self.openapi.load().as_ref().clone()
+        self.openapi
+            .load_full()
+            .get_or_init(|| {
+                let document = openapi::document(
+                    &self.registry.load().descriptors(),
+                    &self.service_descriptors(),
+                );
+                Bytes::from(document.to_string())
+            })
+            .clone()
     }
 
     fn find(&self, domain: &str, name: &str) -> Result<usize, Problem> {
@@ -312,22 +331,22 @@ impl Runtime {
         })
     }
 
-    async fn start_instance(
+    pub(crate) async fn start_instance(
         self: &Arc<Self>,
         tenant: &TenantId,
         index: usize,
-    ) -> Result<Arc<dyn switchyard_spi::Provider>, String> {
+    ) -> Result<(Arc<dyn switchyard_spi::Provider>, i64), String> {
         let registered = self
             .registered(index)
             .ok_or("the provider was removed by the platform operator")?;
         let d = registered.descriptor();
-        let config = self
+        let (config, version) = self
             .store
             .current_config(tenant, &d.domain, &d.name)
             .await
             .map_err(|e| e.to_string())?
-            .map(|c| c.values)
-            .unwrap_or_else(|| json!({}));
+            .map(|c| (c.values, c.version))
+            .unwrap_or_else(|| (json!({}), 0));
         let (config, fingerprint) = self
             .secrets
             .resolve_config_as(Owner::Tenant(tenant, &self.secret_scope), &config)
@@ -344,7 +363,7 @@ impl Runtime {
             .map_err(|e| e.detail)?;
         self.slot(tenant, index).remember_secrets(fingerprint);
         self.emit(tenant, index, LifecycleEvent::Started, json!({}));
-        Ok(provider)
+        Ok((provider, version))
     }
 
     /// Re-resolves the secret references of every running instance and restarts (hot swap)
@@ -379,7 +398,7 @@ impl Runtime {
                     };
                     match registered.factory.start(start).await {
                         Ok(provider) => {
-                            slot.swap(provider).await;
+                            slot.swap(provider, stored.version).await;
                             slot.remember_secrets(fingerprint);
                             tracing::info!(tenant = %tenant, provider = %registered.id(), "secrets rotated; instance swapped");
                         }
@@ -623,7 +642,7 @@ impl Runtime {
             .await
             .map_err(store_problem)?;
         if let Some(provider) = fresh {
-            slot.swap(provider).await;
+            slot.swap(provider, stored.version).await;
         }
         self.emit(
             tenant,

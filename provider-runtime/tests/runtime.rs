@@ -657,3 +657,58 @@ async fn a_service_reaches_another_service_through_the_same_client() {
         .unwrap();
     assert_eq!(recalled["value"], "via a service");
 }
+
+/// Two runtimes on one store, as two replicas: a config saved through one is swapped in on the
+/// other when it hears of the save, and an older version heard late changes nothing.
+#[tokio::test]
+async fn an_instance_catches_up_with_a_config_saved_elsewhere_and_never_goes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = runtime_at(dir.path(), Duration::from_secs(5)).await;
+    let b = runtime_at(dir.path(), Duration::from_secs(5)).await;
+    let limit = |max: u64| json!({"config": {"max_value_bytes": max}});
+    let big = json!({"key": "k", "value": "x".repeat(300)});
+    let set = |rt: Arc<Runtime>| {
+        let big = big.clone();
+        async move {
+            rt.invoke(&ctx("acme"), "cache", "memory", "set", big, None)
+                .await
+                .is_ok()
+        }
+    };
+    a.configure(&acme(), "cache", "memory", limit(100_000))
+        .await
+        .unwrap();
+    assert!(set(b.clone()).await, "b runs version 1");
+    a.configure(&acme(), "cache", "memory", limit(100))
+        .await
+        .unwrap();
+    assert!(set(b.clone()).await, "b has not heard of version 2 yet");
+    b.catch_up_config(&acme(), "cache", "memory", 2).await;
+    assert!(!set(b.clone()).await, "b serves version 2");
+    // Heard out of order: version 1 after 2 keeps version 2.
+    b.catch_up_config(&acme(), "cache", "memory", 1).await;
+    assert!(!set(b.clone()).await, "b went back to version 1");
+    // A gap in the feed: b compares its instances with the store.
+    a.configure(&acme(), "cache", "memory", limit(100_000))
+        .await
+        .unwrap();
+    b.catch_up_all_configs().await;
+    assert!(set(b.clone()).await, "b did not catch up with version 3");
+    // A tenant whose provider b never started is left alone: its first call reads the store.
+    a.configure(
+        &TenantId::parse("globex").unwrap(),
+        "cache",
+        "memory",
+        limit(100),
+    )
+    .await
+    .unwrap();
+    b.catch_up_all_configs().await;
+    let globex = b
+        .invoke(&ctx("globex"), "cache", "memory", "set", big.clone(), None)
+        .await;
+    assert!(
+        globex.is_err(),
+        "globex's first call on b ignored its config"
+    );
+}

@@ -133,10 +133,27 @@ pub struct ProviderMetrics {
     pub rejected: Family<RejectionLabels, Counter>,
 }
 
+/// The hosted workers' view: which tenants this replica works for, and what their workers do.
+pub struct WorkerMetrics {
+    /// Tenants whose workers run on this replica (leases held).
+    pub tenants_held: Gauge,
+    /// Business events the hosted relays published.
+    pub events_relayed: Family<TenantLabels, Counter>,
+    /// Worker rounds that failed and will be tried again, by worker (`relay`, `annotator`).
+    pub failed_rounds: Family<WorkerLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabels {
+    pub tenant: String,
+    pub worker: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub gateway: GatewayMetrics,
     pub provider: ProviderMetrics,
+    pub workers: WorkerMetrics,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -221,11 +238,33 @@ impl Metrics {
             "Provider calls refused by a full bulkhead or an open circuit, before any attempt",
             provider.rejected.clone(),
         );
+        let workers = WorkerMetrics {
+            tenants_held: Gauge::default(),
+            events_relayed: Family::default(),
+            failed_rounds: Family::default(),
+        };
+        let w = registry.sub_registry_with_prefix("workers");
+        w.register(
+            "tenants_held",
+            "Tenants whose hosted workers run on this replica (their leases are held here)",
+            workers.tenants_held.clone(),
+        );
+        w.register(
+            "events_relayed",
+            "Business events the hosted outbox relays published to the tenant's bus",
+            workers.events_relayed.clone(),
+        );
+        w.register(
+            "failed_rounds",
+            "Hosted worker rounds that failed and will be tried again",
+            workers.failed_rounds.clone(),
+        );
         registry.register_collector(Box::new(DroppedLogLines));
         Metrics {
             registry,
             gateway,
             provider,
+            workers,
         }
     }
 

@@ -152,7 +152,19 @@ async fn ai_budget_holds_across_three_replicas_under_1000_concurrent_calls_to_a_
                 dir.path(),
                 "[tenancy.egress]\nallowed_networks = [\"127.0.0.0/8\"]\n",
             );
-            Server::start_with(dir.path(), &["--store-url", &db.url, "--config", &config])
+            // The services' default books (db/sqlite) and the lifecycle bus (bus/embedded) are
+            // node-local; this test calls neither.
+            Server::start_with(
+                dir.path(),
+                &[
+                    "--store-url",
+                    &db.url,
+                    "--config",
+                    &config,
+                    "--node-local",
+                    "allow",
+                ],
+            )
         })
         .collect();
 

@@ -255,7 +255,11 @@ async fn a_relayed_posting_event_matches_its_asyncapi_description() {
     use switchyard_contracts::schema::Compiled;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut env = vec![("SWITCHYARD_LEDGER_BUS", "bus/embedded".to_owned())];
+    // This test relays by hand, as `switchyard relay` does: no hosted relay races it.
+    let mut env = vec![
+        ("SWITCHYARD_LEDGER_BUS", "bus/embedded".to_owned()),
+        ("SWITCHYARD_HOSTED_WORKERS", "off".to_owned()),
+    ];
     let server = Server::start_with_env(dir.path(), &[], &mut env);
     let key = tenant_with_key(dir.path(), "acme", "*");
     let api = Api::new(&server, &key);

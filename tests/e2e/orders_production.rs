@@ -10,9 +10,9 @@ use crate::common;
 mod receiver;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Api, Database, Server, free_port, tenant_with_key, write_config};
+use common::{Api, Database, Server, eventually, free_port, tenant_with_key, write_config};
 use receiver::{Port, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -73,6 +73,8 @@ impl Stack {
             ("SWITCHYARD_ORDERS_DB", "db/postgres".to_owned()),
             ("SWITCHYARD_ORDERS_BUS", "bus/kafka".to_owned()),
             ("SWITCHYARD_ORDERS_WEBHOOK", "erp".to_owned()),
+            // The workers run as their own processes here, as an operator may run them.
+            ("SWITCHYARD_HOSTED_WORKERS", "off".to_owned()),
         ];
         let secrets = dir.path().join("tenant-secrets");
         std::fs::create_dir_all(secrets.join("acme")).unwrap();
@@ -222,25 +224,6 @@ async fn stock(api: &Api) -> (String, String) {
         row["on_hand"].as_str().unwrap().to_owned(),
         row["available"].as_str().unwrap().to_owned(),
     )
-}
-
-/// Polls `probe` until it answers `Some`, for up to `within`.
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(
-            start.elapsed() < within,
-            "{what} did not happen within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn step<'a>(order: &'a Value, name: &str) -> &'a Value {

@@ -71,9 +71,12 @@ impl Drop for StoreDatabase {
 }
 
 /// `serve` with these variables besides a log loud enough that sqlx's own connection and
-/// statement logs are checked too.
+/// statement logs are checked too. One replica: the node-local engines it uses are allowed.
 fn serve(data_dir: &std::path::Path, store: &[(&'static str, &str)]) -> Server {
-    let mut env = vec![("SWITCHYARD_LOG", "info,sqlx=debug".to_owned())];
+    let mut env = vec![
+        ("SWITCHYARD_LOG", "info,sqlx=debug".to_owned()),
+        ("SWITCHYARD_NODE_LOCAL", "allow".to_owned()),
+    ];
     env.extend(store.iter().map(|(name, value)| (*name, value.to_string())));
     Server::start_with_env(data_dir, &[], &mut env)
 }

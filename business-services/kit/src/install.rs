@@ -19,9 +19,9 @@ pub struct Installs {
 impl Installs {
     /// Runs `install` for `tenant` unless it has succeeded before in this process. A failed
     /// install is tried again on the tenant's next call.
-    pub async fn once<F, Fut>(&self, tenant: &TenantId, install: F) -> Result<(), Problem>
+    pub async fn once<F, Fut>(&self, tenant: &TenantId, mut install: F) -> Result<(), Problem>
     where
-        F: FnOnce() -> Fut,
+        F: FnMut() -> Fut,
         Fut: Future<Output = Result<(), Problem>>,
     {
         if self.is_installed(tenant) {
@@ -31,7 +31,8 @@ impl Installs {
         if self.is_installed(tenant) {
             return Ok(());
         }
-        install().await?;
+        // Another replica may be installing the same tenant's tables right now.
+        switchyard_outbox::ddl::create_beside_others(&mut install).await?;
         self.installed
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

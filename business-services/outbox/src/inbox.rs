@@ -53,10 +53,13 @@ impl Inbox {
                 PRIMARY KEY (consumer, event_id)
             )"
         );
-        client
-            .invoke(&self.db, "execute", json!({"sql": sql}))
-            .await?;
-        Ok(())
+        crate::ddl::create_beside_others(|| async {
+            client
+                .invoke(&self.db, "execute", json!({"sql": sql}))
+                .await
+                .map(drop)
+        })
+        .await
     }
 
     /// Applies `statements` (written with SQLite's numbered placeholders, bound here for the

@@ -9,6 +9,7 @@
 //! Everything goes through the provider client, so this crate knows SQL dialects but no driver;
 //! which one a db provider speaks is what its descriptor declares ([`Dialect::of`], ADR 28).
 
+pub mod ddl;
 mod dialect;
 mod inbox;
 mod relay;

@@ -78,10 +78,13 @@ impl Outbox {
         // it scans every row ever sent. The index is declared as a UNIQUE constraint (always
         // satisfied: seq is unique) because pooled db/postgres tenants may create tables but
         // not indexes.
-        client
-            .invoke(&self.db, "execute", json!({"sql": create}))
-            .await?;
-        Ok(())
+        crate::ddl::create_beside_others(|| async {
+            client
+                .invoke(&self.db, "execute", json!({"sql": create}))
+                .await
+                .map(drop)
+        })
+        .await
     }
 
     /// The statement that records `event` for `tenant`: put it in the same `transaction` call

@@ -152,6 +152,14 @@ pub trait ProviderFactory: Send + Sync + 'static {
     fn in_process(&self) -> bool {
         true
     }
+
+    /// Why the engine keeps a tenant's state on this node only (a file under the data dir, the
+    /// process's memory), or `None` when its state lives in a server every replica reaches.
+    /// Replicas sharing a platform store would each keep their own copy of such state, so a
+    /// cluster refuses these engines unless the operator allows them (ADR 38).
+    fn node_local(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A streamed answer: the partial results of one call, in order. An error before the first

@@ -64,6 +64,13 @@ impl PlatformStore {
         .bind(version.saturating_sub(self.quotas.config_versions_kept))
         .execute(&self.pool)
         .await?;
+        self.notify_config_change(&crate::ConfigChange {
+            tenant: tenant.to_string(),
+            domain: domain.to_owned(),
+            name: name.to_owned(),
+            version,
+        })
+        .await?;
         Ok(StoredConfig {
             version,
             values: values.clone(),

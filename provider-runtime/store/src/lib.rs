@@ -15,10 +15,12 @@ pub mod internal_auth;
 
 mod ai;
 mod certifications;
+mod changes;
 mod configs;
 mod decisions;
 mod idempotency;
 mod keys;
+mod leases;
 mod registrations;
 mod tenants;
 #[cfg(test)]
@@ -35,10 +37,12 @@ use switchyard_spi::tenancy::Quotas;
 
 pub use ai::{AuditRow, Bucket, Charge, Reserve};
 pub use certifications::Certification;
+pub use changes::{Change, ConfigChange, Feed, FeedKind};
 pub use configs::StoredConfig;
 pub use decisions::{DecisionFilter, DecisionRecord};
 pub use idempotency::{Begin, StoredResponse};
 pub use keys::{CreatedKey, KeyInfo, VerifiedKey};
+pub use leases::{Holding, LeaseLogRow};
 pub use registrations::StoredRegistration;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,9 @@ pub struct PlatformStore {
     pool: AnyPool,
     backend: Backend,
     quotas: StoreQuotas,
+    /// The PostgreSQL URL, for the connection that listens to the other replicas' config
+    /// saves ([`Feed`]); never logged, as it may hold a password.
+    url: Option<std::sync::Arc<str>>,
 }
 
 /// What the store keeps per tenant at most: the operator's `[tenancy.quotas]` on rows a
@@ -120,7 +127,10 @@ impl PlatformStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         match scheme(url) {
             Some("postgres" | "postgresql") => {
-                Self::start(Backend::Postgres, AnyConnectOptions::from_str(url)?).await
+                let mut store =
+                    Self::start(Backend::Postgres, AnyConnectOptions::from_str(url)?).await?;
+                store.url = Some(url.into());
+                Ok(store)
             }
             Some("sqlite") => {
                 let url = if url.contains("mode=") {
@@ -140,6 +150,12 @@ impl PlatformStore {
                     .into(),
             )),
         }
+    }
+
+    /// Whether several replicas may share this store (PostgreSQL): the platform then runs as a
+    /// cluster and refuses what would keep a tenant's state on one node.
+    pub fn is_shared(&self) -> bool {
+        self.backend == Backend::Postgres
     }
 
     /// Holds every tenant to the operator's quotas on idempotency records and config versions
@@ -171,6 +187,7 @@ impl PlatformStore {
             pool,
             backend,
             quotas: (&Quotas::default()).into(),
+            url: None,
         })
     }
 }

@@ -140,3 +140,30 @@ async fn topics_groups_and_headers_are_what_operators_are_told() {
         json!({"event_id": "e-1", "tenant_id": "claimed"})
     );
 }
+
+/// A replay of a topic before anything was published to it reads nothing, and the next replay
+/// after a publish reads the record, through the same instance (and so the same pooled reader,
+/// which must not keep believing the topic missing).
+#[tokio::test]
+async fn a_topic_replayed_before_it_exists_is_read_once_published() {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let namespace = format!("sylate-{}-{nanos}", std::process::id());
+    let bus = Harness::new(Arc::new(
+        KafkaFactory::new(KafkaSettings::new(brokers()).with_namespace(&namespace))
+            .expect("bus/kafka"),
+    ));
+    let acme = bus.tenant("acme").await;
+    let replay = json!({"topic": "orders", "from_offset": 0});
+    let before = acme.ok("replay", replay.clone()).await;
+    assert_eq!(before["records"], json!([]), "{before}");
+    acme.ok(
+        "publish",
+        json!({"topic": "orders", "messages": [{"payload": {"id": 1}}]}),
+    )
+    .await;
+    let after = acme.ok("replay", replay).await;
+    assert_eq!(after["records"][0]["payload"], json!({"id": 1}), "{after}");
+}

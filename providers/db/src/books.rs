@@ -45,6 +45,10 @@ impl ProviderFactory for ServiceBooks {
         self.own.descriptor()
     }
 
+    fn node_local(&self) -> Option<&'static str> {
+        self.own.node_local().or(self.books.node_local())
+    }
+
     /// Starts the tenant's own instance; the books instance starts with the first service
     /// call, so a tenant that never uses a service never gets books.
     async fn start(&self, ctx: StartContext) -> Result<Arc<dyn Provider>, ProviderError> {

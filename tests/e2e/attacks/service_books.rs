@@ -159,7 +159,11 @@ async fn another_tenants_relay_carries_nothing_of_acmes_books() {
     let server = Server::start_with_env(
         dir.path(),
         &[],
-        &mut vec![("SWITCHYARD_LEDGER_BUS", "bus/embedded".to_owned())],
+        // The relays here are the tenants' own calls: no hosted relay races them.
+        &mut vec![
+            ("SWITCHYARD_LEDGER_BUS", "bus/embedded".to_owned()),
+            ("SWITCHYARD_HOSTED_WORKERS", "off".to_owned()),
+        ],
     );
     let (acme, _) = keys(&server);
     post_books(&acme).await;

@@ -7,6 +7,7 @@ mod configs;
 mod decisions;
 mod idempotency;
 mod keys;
+mod leases;
 mod opening;
 mod registrations;
 mod tenancy;
@@ -118,6 +119,10 @@ every_backend!(
     idempotency::a_tenant_at_its_quota_is_refused_new_keys_until_its_records_expire,
     decisions::decisions_page_newest_first_per_tenant_with_filters,
     decisions::an_input_shared_by_decisions_is_stored_once_and_read_back_with_each,
+    leases::a_lease_has_one_holder_until_it_runs_out_or_is_released,
+    leases::renewing_extends_every_lease_of_its_holder_and_only_those,
+    leases::of_many_concurrent_takers_exactly_one_holds_the_lease,
+    leases::hosted_tenants_are_marked_once_and_listed_while_they_exist,
     registrations::registrations_survive_reopening_and_are_unique_until_deleted,
     tenancy::one_tenants_keys_configs_idempotency_records_and_decisions_are_invisible_to_another,
 );

@@ -111,6 +111,7 @@ fn the_sqlite_migrations_are_the_ones_existing_data_dirs_recorded() {
         "8701e670202428d7c991bba2e82d7d04e83910152635e6f52f395f1dac77d7d2eaafcb8bf14bd0b51062df57387d5baa",
         "c07da692cdddee12cc2348ccd6fe28f01b31575532abe7023a58be40e7b3844c4528081d5c90d6761488ca651d514fa6",
         "4b0b620f0362f2633a63a14df3d87102c112d9b531ea5d9fc0d27a1be8923b58c734b3731d12a05d11b3836f7f3b3a99",
+        "af02e89418b76c7570b3d5a822bd561c1f860272d5f886f59b4a0a2482798d09a38cbb3e6f2a1c784bef44c392476d4e",
     ];
     let checksums: Vec<String> = sqlite
         .iter()
@@ -127,4 +128,54 @@ fn the_sqlite_migrations_are_the_ones_existing_data_dirs_recorded() {
         versions(&sqlite),
         versions(&sqlx::migrate!("./migrations/postgres"))
     );
+}
+
+/// Two replicas on one PostgreSQL store: a save through one is heard by the other's feed with
+/// its version; the data dir's SQLite store, one process's own, has no feed.
+#[tokio::test]
+async fn a_config_saved_by_one_replica_reaches_the_others_feed() {
+    let database = throwaway::TestDatabase::create("feed").await;
+    let saver = PlatformStore::connect(&database.url).await.unwrap();
+    let listener = PlatformStore::connect(&database.url).await.unwrap();
+    let mut feed = listener
+        .feed(crate::FeedKind::Configs)
+        .await
+        .unwrap()
+        .expect("a feed on PostgreSQL");
+    let acme = TenantId::parse("acme").unwrap();
+    saver.create_tenant(&acme).await.unwrap();
+    for expected in 1..=2 {
+        saver
+            .save_config(&acme, "cache", "redis", &serde_json::json!({"n": expected}))
+            .await
+            .unwrap();
+        let heard = tokio::time::timeout(std::time::Duration::from_secs(5), feed.next())
+            .await
+            .expect("the change within 5 s")
+            .unwrap();
+        assert_eq!(
+            heard,
+            crate::Change::Config(crate::ConfigChange {
+                tenant: "acme".into(),
+                domain: "cache".into(),
+                name: "redis".into(),
+                version: expected,
+            })
+        );
+    }
+    let latest = listener.latest_config_versions().await.unwrap();
+    assert_eq!(
+        latest,
+        vec![((acme, "cache".to_owned(), "redis".to_owned()), 2)]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let local = PlatformStore::open(dir.path()).await.unwrap();
+    assert!(
+        local
+            .feed(crate::FeedKind::Configs)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!local.is_shared() && saver.is_shared());
 }

@@ -82,6 +82,10 @@ impl EmbeddedBusFactory {
 
 #[async_trait]
 impl ProviderFactory for EmbeddedBusFactory {
+    fn node_local(&self) -> Option<&'static str> {
+        Some("an event log in files under this node's data dir")
+    }
+
     fn descriptor(&self) -> &ProviderDescriptor {
         &self.descriptor
     }

@@ -447,22 +447,32 @@ fn reader_config(settings: &KafkaSettings) -> ClientConfig {
 }
 
 /// Low and high watermarks of the topic's partition; `(0, 0)` when the topic does not exist.
+///
+/// A pooled reader that once found the topic missing keeps that in its metadata cache (for
+/// `topic.metadata.refresh.interval.ms`, 5 minutes), so a topic created since would read as
+/// empty: on "unknown", the reader asks the broker for the topic's metadata and tries again.
 fn watermarks(
     reader: &BaseConsumer,
     topic: &str,
     timeout: Duration,
 ) -> Result<(i64, i64), ProviderError> {
+    let unknown = |e: &KafkaError| {
+        matches!(
+            e.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::UnknownPartition | RDKafkaErrorCode::UnknownTopicOrPartition)
+        )
+    };
     match reader.fetch_watermarks(topic, PARTITION, timeout) {
         Ok(bounds) => Ok(bounds),
-        Err(e)
-            if matches!(
-                e.rdkafka_error_code(),
-                Some(
-                    RDKafkaErrorCode::UnknownPartition | RDKafkaErrorCode::UnknownTopicOrPartition
-                )
-            ) =>
-        {
-            Ok((0, 0))
+        Err(e) if unknown(&e) => {
+            reader
+                .fetch_metadata(Some(topic), timeout)
+                .map_err(|e| kafka_error("reading a topic's metadata", &e))?;
+            match reader.fetch_watermarks(topic, PARTITION, timeout) {
+                Ok(bounds) => Ok(bounds),
+                Err(e) if unknown(&e) => Ok((0, 0)),
+                Err(e) => Err(kafka_error("reading a topic's end", &e)),
+            }
         }
         Err(e) => Err(kafka_error("reading a topic's end", &e)),
     }

@@ -213,6 +213,10 @@ impl MemoryCacheFactory {
 
 #[async_trait]
 impl ProviderFactory for MemoryCacheFactory {
+    fn node_local(&self) -> Option<&'static str> {
+        Some("keys in this process's memory")
+    }
+
     fn descriptor(&self) -> &ProviderDescriptor {
         &self.descriptor
     }

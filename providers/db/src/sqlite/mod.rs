@@ -56,6 +56,10 @@ impl SqliteFactory {
 
 #[async_trait]
 impl ProviderFactory for SqliteFactory {
+    fn node_local(&self) -> Option<&'static str> {
+        Some("a SQLite file per tenant under this node's data dir")
+    }
+
     fn descriptor(&self) -> &ProviderDescriptor {
         &self.descriptor
     }

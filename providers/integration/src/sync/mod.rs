@@ -127,6 +127,10 @@ impl<C: Connect> Factory<C> {
 
 #[async_trait]
 impl<C: Connect> ProviderFactory for Factory<C> {
+    fn node_local(&self) -> Option<&'static str> {
+        Some("sync checkpoints and state in files under this node's data dir")
+    }
+
     fn descriptor(&self) -> &ProviderDescriptor {
         &self.descriptor
     }

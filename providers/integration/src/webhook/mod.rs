@@ -109,6 +109,10 @@ impl WebhookFactory {
 
 #[async_trait]
 impl ProviderFactory for WebhookFactory {
+    fn node_local(&self) -> Option<&'static str> {
+        Some("dead letters and delivery state in files under this node's data dir")
+    }
+
     fn descriptor(&self) -> &ProviderDescriptor {
         &self.descriptor
     }

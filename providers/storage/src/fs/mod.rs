@@ -62,6 +62,10 @@ impl FsFactory {
 
 #[async_trait]
 impl ProviderFactory for FsFactory {
+    fn node_local(&self) -> Option<&'static str> {
+        Some("objects in files under this node's data dir")
+    }
+
     fn descriptor(&self) -> &ProviderDescriptor {
         &self.descriptor
     }

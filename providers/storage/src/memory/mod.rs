@@ -64,6 +64,10 @@ impl MemoryStorageFactory {
 
 #[async_trait]
 impl ProviderFactory for MemoryStorageFactory {
+    fn node_local(&self) -> Option<&'static str> {
+        Some("objects in this process's memory")
+    }
+
     fn descriptor(&self) -> &ProviderDescriptor {
         &self.descriptor
     }
