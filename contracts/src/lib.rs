@@ -10,6 +10,7 @@ pub mod descriptor;
 pub mod domains;
 pub mod envelope;
 pub mod event;
+pub mod masking;
 pub mod openapi;
 pub mod problem;
 pub mod schema;

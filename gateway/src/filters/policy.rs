@@ -14,8 +14,9 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+pub use switchyard_contracts::masking::{SECRET_FIELDS, mask};
 use switchyard_contracts::{ErrorCode, Problem};
 use switchyard_platform_store::DecisionRecord;
 use switchyard_policy::{Bundle, PolicyEngine, PolicyError, VerificationKey};
@@ -61,32 +62,6 @@ pub enum VerifyAlgorithm {
 fn default_poll_ms() -> u64 {
     5_000
 }
-
-/// Credential fields, masked in every decision log whatever `masked_fields` says: a configure
-/// body is policy input too, so this covers every field a provider's config schema marks
-/// `"x-secret"` (`api_key`, `dsn`, a webhook's `secret`) and the usual names of credentials
-/// elsewhere. A URL's password is masked in any field.
-pub const SECRET_FIELDS: &[&str] = &[
-    "password",
-    "passwd",
-    "passphrase",
-    "secret",
-    "client_secret",
-    "webhook_secret",
-    "secret_access_key",
-    "token",
-    "access_token",
-    "refresh_token",
-    "id_token",
-    "api_key",
-    "apikey",
-    "authorization",
-    "cookie",
-    "private_key",
-    "credentials",
-    "dsn",
-    "connection_string",
-];
 
 /// Personal data masked unless the operator names other fields.
 fn default_masked() -> Vec<String> {
@@ -366,42 +341,6 @@ async fn fetch(
     }
 }
 
-/// Replaces the values of masked fields, and the password of any URL, at any depth, before
-/// the input is stored.
-pub fn mask(value: Value, masked: &[String]) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    // Compared in place: lowercasing every key of every input allocated.
-                    if masked.iter().any(|m| m.eq_ignore_ascii_case(&k)) {
-                        (k, json!("***"))
-                    } else {
-                        (k, mask(v, masked))
-                    }
-                })
-                .collect::<Map<String, Value>>(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(|v| mask(v, masked)).collect()),
-        Value::String(text) if text.contains('@') => Value::String(without_password(text)),
-        other => other,
-    }
-}
-
-/// `text` with the password of the URL it is replaced by `***` (a DSN, a base URL with
-/// `user:password@`); anything else unchanged. Only strings with an `@` are parsed.
-fn without_password(text: String) -> String {
-    match reqwest::Url::parse(&text) {
-        Ok(mut url) if url.password().is_some_and(|p| !p.is_empty()) => {
-            match url.set_password(Some("***")) {
-                Ok(()) => url.into(),
-                Err(()) => "***".to_owned(),
-            }
-        }
-        _ => text,
-    }
-}
-
 /// A UUID v7 for a decision taken at `at_ms`. Built from the caller's clock reading and the
 /// thread's random generator: `Uuid::now_v7` reads the clock again, takes a process-wide lock
 /// and asks the kernel for randomness, about 1.3 µs of the cached path's budget.
@@ -441,6 +380,7 @@ impl BackgroundService for PolicyReloader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn decision_ids_are_distinct_uuid_v7_of_their_time() {

@@ -14,6 +14,7 @@
 pub mod internal_auth;
 
 mod ai;
+mod audit_log;
 mod certifications;
 mod changes;
 mod configs;
@@ -21,6 +22,7 @@ mod decisions;
 mod idempotency;
 mod keys;
 mod leases;
+mod limits;
 mod registrations;
 mod tenants;
 #[cfg(test)]
@@ -36,6 +38,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 use switchyard_spi::tenancy::Quotas;
 
 pub use ai::{AuditRow, Bucket, Charge, Reserve};
+pub use audit_log::{AuditEntry, AuditRecord, GENESIS, PLATFORM_CHAIN};
 pub use certifications::Certification;
 pub use changes::{Change, ConfigChange, Feed, FeedKind};
 pub use configs::StoredConfig;
@@ -43,6 +46,7 @@ pub use decisions::{DecisionFilter, DecisionRecord};
 pub use idempotency::{Begin, StoredResponse};
 pub use keys::{CreatedKey, KeyInfo, VerifiedKey};
 pub use leases::{Holding, LeaseLogRow};
+pub use limits::{RequestBudget, TenantLimits};
 pub use registrations::StoredRegistration;
 
 #[derive(Debug, thiserror::Error)]
