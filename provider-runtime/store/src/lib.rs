@@ -42,7 +42,7 @@ pub use audit_log::{AuditEntry, AuditRecord, GENESIS, PLATFORM_CHAIN};
 pub use certifications::Certification;
 pub use changes::{Change, ConfigChange, Feed, FeedKind};
 pub use configs::StoredConfig;
-pub use decisions::{DecisionFilter, DecisionRecord};
+pub use decisions::{DecisionFilter, DecisionPurge, DecisionRecord, retention_days};
 pub use idempotency::{Begin, StoredResponse};
 pub use keys::{CreatedKey, KeyInfo, VerifiedKey};
 pub use leases::{Holding, LeaseLogRow};

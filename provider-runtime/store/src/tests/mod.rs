@@ -4,6 +4,7 @@
 
 mod ai;
 mod configs;
+mod decision_retention;
 mod decisions;
 mod idempotency;
 mod keys;
@@ -119,6 +120,9 @@ every_backend!(
     idempotency::a_tenant_at_its_quota_is_refused_new_keys_until_its_records_expire,
     decisions::decisions_page_newest_first_per_tenant_with_filters,
     decisions::an_input_shared_by_decisions_is_stored_once_and_read_back_with_each,
+    decision_retention::retention_deletes_exactly_what_is_older_than_each_tenants_setting,
+    decision_retention::an_override_of_zero_days_is_the_default,
+    decision_retention::the_upload_reads_every_decision_once_while_writers_commit,
     leases::a_lease_has_one_holder_until_it_runs_out_or_is_released,
     leases::renewing_extends_every_lease_of_its_holder_and_only_those,
     leases::of_many_concurrent_takers_exactly_one_holds_the_lease,
