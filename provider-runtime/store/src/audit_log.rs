@@ -6,6 +6,10 @@
 //! [`mask_secrets`] before they are hashed: a secret never enters the log, so no export, page
 //! or chain check can show one.
 
+mod export;
+mod query;
+mod verify;
+
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -13,6 +17,14 @@ use sqlx::Row;
 use switchyard_contracts::masking::mask_secrets;
 
 use super::{PlatformStore, StoreError, now_rfc3339};
+
+pub use export::{AuditExport, CSV_HEADER, ExportFormat};
+pub use query::{AuditFilter, AuditOrder};
+pub use verify::ChainCheck;
+
+/// The entity prefix of the business services' records, the only ones kept once per event id
+/// (migration 0012's unique index covers exactly these).
+pub const SERVICE_ENTITY_PREFIX: &str = "service/";
 
 /// The chain of what belongs to no tenant (operators' own keys, platform settings).
 pub const PLATFORM_CHAIN: &str = "_platform";
@@ -78,16 +90,53 @@ impl AuditRecord {
 }
 
 impl PlatformStore {
-    /// Appends one record to its tenant's chain and returns it. Two writers racing for the
-    /// same place both read the same head; the loser's insert fails on the primary key and it
-    /// reads the new head and tries again, so the chain never forks.
+    /// Appends one record to its tenant's chain and returns it. Writers to one chain take
+    /// turns (see `append`), so the chain never forks and its numbers have no gaps.
     pub async fn append_audit(&self, entry: AuditEntry) -> Result<AuditRecord, StoreError> {
+        self.append(entry, false)
+            .await?
+            .ok_or_else(|| StoreError::Invalid("the audit record was not written".into()))
+    }
+
+    /// Appends the record of one business event unless that event is recorded already: its
+    /// `request_id` is the event's id and its entity starts with [`SERVICE_ENTITY_PREFIX`].
+    /// Answers `None` for a repeat, so a relay that publishes an event twice records it once.
+    pub async fn append_audit_once(
+        &self,
+        entry: AuditEntry,
+    ) -> Result<Option<AuditRecord>, StoreError> {
+        if entry.request_id.is_none() || !entry.entity.starts_with(SERVICE_ENTITY_PREFIX) {
+            return Err(StoreError::Invalid(format!(
+                "a record kept once per event needs the event id as request id and an entity under {SERVICE_ENTITY_PREFIX}"
+            )));
+        }
+        self.append(entry, true).await
+    }
+
+    /// The one writer of the log. Each attempt first takes the chain's lock — an UPDATE of the
+    /// head row that changes nothing: PostgreSQL locks that row until commit, SQLite takes its
+    /// write lock before anything is read — so concurrent appends queue instead of racing
+    /// for the same place; only a chain's first two records can still race, and the loser of
+    /// that race tries again. With `once`, an event already recorded ends the attempt.
+    async fn append(
+        &self,
+        entry: AuditEntry,
+        once: bool,
+    ) -> Result<Option<AuditRecord>, StoreError> {
         const ATTEMPTS: usize = 32;
         let old = entry.old.map(mask_secrets);
         let new = entry.new.map(mask_secrets);
         let mut attempt = 1;
         loop {
             let mut tx = self.pool.begin().await?;
+            sqlx::query("UPDATE audit_heads SET seq = seq WHERE tenant_id = $1")
+                .bind(&entry.tenant)
+                .execute(&mut *tx)
+                .await?;
+            if once && event_recorded(&mut tx, &entry.tenant, entry.request_id.as_deref()).await? {
+                tx.rollback().await?;
+                return Ok(None);
+            }
             let head = sqlx::query("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1")
                 .bind(&entry.tenant)
                 .fetch_optional(&mut *tx)
@@ -151,7 +200,7 @@ impl PlatformStore {
             };
             if moved {
                 tx.commit().await?;
-                return Ok(record);
+                return Ok(Some(record));
             }
             tx.rollback().await?;
             if attempt == ATTEMPTS {
@@ -163,4 +212,21 @@ impl PlatformStore {
             attempt += 1;
         }
     }
+}
+
+/// Whether `tenant`'s log holds the record of business event `event_id`.
+async fn event_recorded(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    event_id: Option<&str>,
+) -> Result<bool, StoreError> {
+    let found = sqlx::query(
+        "SELECT 1 AS found FROM audit_log
+          WHERE tenant_id = $1 AND request_id = $2 AND entity LIKE 'service/%'",
+    )
+    .bind(tenant)
+    .bind(event_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
 }

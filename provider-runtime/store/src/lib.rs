@@ -38,7 +38,10 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 use switchyard_spi::tenancy::Quotas;
 
 pub use ai::{AuditRow, Bucket, Charge, Reserve};
-pub use audit_log::{AuditEntry, AuditRecord, GENESIS, PLATFORM_CHAIN};
+pub use audit_log::{
+    AuditEntry, AuditExport, AuditFilter, AuditOrder, AuditRecord, CSV_HEADER, ChainCheck,
+    ExportFormat, GENESIS, PLATFORM_CHAIN, SERVICE_ENTITY_PREFIX,
+};
 pub use certifications::Certification;
 pub use changes::{Change, ConfigChange, Feed, FeedKind};
 pub use configs::StoredConfig;

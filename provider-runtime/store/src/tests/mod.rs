@@ -3,6 +3,7 @@
 //! two backends cannot drift apart. What only one backend has is tested in `opening`.
 
 mod ai;
+mod audit_log;
 mod configs;
 mod decision_retention;
 mod decisions;
@@ -103,6 +104,13 @@ every_backend!(
     ai::the_cap_follows_the_newest_config,
     ai::negative_or_repeated_charges_are_invalid,
     ai::audit_records_page_newest_first_and_purge_by_age,
+    audit_log::records_page_by_seq_either_way_with_filters_and_stay_in_their_tenant,
+    audit_log::an_untouched_chain_verifies_and_an_updated_record_is_named,
+    audit_log::a_rehashed_record_breaks_the_link_after_it,
+    audit_log::a_deleted_middle_record_or_tail_is_detected,
+    audit_log::concurrent_appends_give_a_gapless_valid_chain,
+    audit_log::a_service_event_is_recorded_once_however_often_it_is_appended,
+    audit_log::the_export_holds_every_record_in_order_as_json_lines_or_csv,
     keys::a_key_verifies_once_created_and_nothing_else_does,
     keys::keys_need_an_existing_tenant_and_tenants_are_unique,
     keys::keys_are_listed_revoked_and_marked_used_only_within_their_tenant,
