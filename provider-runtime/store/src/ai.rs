@@ -349,6 +349,19 @@ impl PlatformStore {
             }
             query.execute(&mut *tx).await?;
         }
+        // The tokens each call used count toward its tenant's usage (the operator's view).
+        let mut tokens: std::collections::BTreeMap<(&str, String), i64> = Default::default();
+        for r in records {
+            let used = r.record["usage"]["total_tokens"].as_i64().unwrap_or(0);
+            if used > 0 {
+                *tokens
+                    .entry((r.tenant.as_str(), crate::usage::utc_day(r.at_ms)))
+                    .or_default() += used;
+            }
+        }
+        for ((tenant, day), used) in tokens {
+            crate::usage::add(&mut tx, tenant, &day, 0, 0, used).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -34,6 +34,7 @@ CREATE TABLE tenant_policy (
     revision   BIGINT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE UNIQUE INDEX tenant_policy_revision ON tenant_policy(revision);
 
 -- Config history: who saved each version, and how it differs from the one before it (non-secret
 -- fields only; secret fields appear as changed, never with their values).
@@ -64,4 +65,15 @@ CREATE TABLE audit_heads (
     tenant_id TEXT PRIMARY KEY,
     seq       BIGINT NOT NULL,
     hash      TEXT NOT NULL
+);
+
+-- Calls and errors per tenant and UTC day, added to by every gateway in batches: what an
+-- operator reads as the tenant's usage, whichever replica served the calls.
+CREATE TABLE tenant_usage (
+    tenant_id TEXT NOT NULL,
+    day       TEXT NOT NULL,
+    calls     BIGINT NOT NULL,
+    errors    BIGINT NOT NULL,
+    tokens    BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, day)
 );

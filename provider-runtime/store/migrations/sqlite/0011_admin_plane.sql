@@ -34,6 +34,7 @@ CREATE TABLE tenant_policy (
     revision   INTEGER NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE UNIQUE INDEX tenant_policy_revision ON tenant_policy(revision);
 
 -- Config history: who saved each version, and how it differs from the one before it (non-secret
 -- fields only; secret fields appear as changed, never with their values).
@@ -64,4 +65,15 @@ CREATE TABLE audit_heads (
     tenant_id TEXT PRIMARY KEY,
     seq       INTEGER NOT NULL,
     hash      TEXT NOT NULL
+);
+
+-- Calls and errors per tenant and UTC day, added to by every gateway in batches: what an
+-- operator reads as the tenant's usage, whichever replica served the calls.
+CREATE TABLE tenant_usage (
+    tenant_id TEXT NOT NULL,
+    day       TEXT NOT NULL,
+    calls     INTEGER NOT NULL,
+    errors    INTEGER NOT NULL,
+    tokens    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, day)
 );
