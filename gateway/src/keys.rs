@@ -7,17 +7,48 @@
 //! Only the `*` scope reaches here (and, with a policy, only a role granted operation `keys`),
 //! so no narrower key can mint a wider one. A revoked key stops working within the
 //! authenticator's cache TTL.
+//!
+//! Each creation and revocation is recorded in the tenant's audit log (entity `api_key/<id>`,
+//! the key's id and scopes, never its secret), with who asked, the request id and the client's
+//! address.
+
+use std::net::IpAddr;
 
 use http::Method;
 use serde_json::{Value, json};
 use switchyard_contracts::{ErrorCode, FieldError, Problem, Scopes, TenantId};
-use switchyard_platform_store::PlatformStore;
+use switchyard_platform_store::{AuditEntry, PlatformStore};
+
+/// Who asked, and from where: what the audit record of a key change carries.
+pub struct Caller {
+    /// The credential's subject (`key:<id>`, an OIDC subject, a certificate's).
+    pub subject: String,
+    pub request_id: String,
+    /// The peer's address as the gateway's socket saw it (a forwarded header could be forged).
+    pub source: Option<IpAddr>,
+}
+
+impl Caller {
+    fn audit(&self, tenant: &TenantId, id: &str, operation: &str, new: Value) -> AuditEntry {
+        AuditEntry {
+            tenant: tenant.to_string(),
+            actor: self.subject.clone(),
+            entity: format!("api_key/{id}"),
+            operation: operation.into(),
+            old: None,
+            new: Some(new),
+            request_id: Some(self.request_id.clone()),
+            source: self.source.map(|a| a.to_string()),
+        }
+    }
+}
 
 pub async fn answer(
     method: &Method,
     path: &str,
     body: &[u8],
     tenant: &TenantId,
+    caller: &Caller,
     store: &PlatformStore,
 ) -> Result<Value, Problem> {
     let unavailable = |e: switchyard_platform_store::StoreError| {
@@ -44,11 +75,23 @@ pub async fn answer(
                 .create_key(tenant, &scopes)
                 .await
                 .map_err(unavailable)?;
-            Ok(json!({"id": created.id, "key": created.plaintext,
-                      "scopes": scopes.to_header_value()}))
+            let scopes = scopes.to_header_value();
+            let new = json!({"id": created.id, "scopes": scopes});
+            if let Err(problem) =
+                record(store, caller.audit(tenant, &created.id, "create", new)).await
+            {
+                // Nobody has seen its secret yet: a key the log does not know never works.
+                if let Err(e) = store.revoke_key(tenant, &created.id).await {
+                    tracing::error!(error = %e, key = %created.id, "an unrecorded key could not be revoked");
+                }
+                return Err(problem);
+            }
+            Ok(json!({"id": created.id, "key": created.plaintext, "scopes": scopes}))
         }
         ["keys", id, "revoke"] => {
             if store.revoke_key(tenant, id).await.map_err(unavailable)? {
+                let new = json!({"id": id, "revoked": true});
+                record(store, caller.audit(tenant, id, "revoke", new)).await?;
                 Ok(json!({"id": id, "revoked": true}))
             } else {
                 Err(Problem::new(
@@ -62,6 +105,18 @@ pub async fn answer(
             format!("no route for {path}"),
         )),
     }
+}
+
+/// Appends to the audit log; a change whose record could not be written is reported, as the
+/// operator plane reports its own (`crate::admin`).
+async fn record(store: &PlatformStore, entry: AuditEntry) -> Result<(), Problem> {
+    store.append_audit(entry).await.map(drop).map_err(|e| {
+        tracing::error!(error = %e, "a key change could not be written to the audit log");
+        Problem::new(
+            ErrorCode::Internal,
+            "the key change was not recorded in the audit log",
+        )
+    })
 }
 
 fn requested_scopes(body: &[u8]) -> Result<Scopes, Problem> {

@@ -32,9 +32,11 @@
 //!     straight into it with the verified context as a value; an answer of server-sent events
 //!     (a streamed chat) is passed on frame by frame.
 //!
-//! `GET /policies/...` ([`audit`]) is answered by the gateway itself after step 9.
+//! `GET /policies/...` ([`audit`]) and `GET /audit/log...` ([`audit_log`]) are answered by
+//! the gateway itself after step 9.
 
 mod audit;
+mod audit_log;
 pub mod config;
 pub mod filters;
 mod keys;
@@ -612,7 +614,23 @@ impl Gateway {
         };
         let answer = match (body, &ctx.identity) {
             (Ok(body), Some(identity)) => {
-                keys::answer(&method, &path, &body, &identity.tenant, &self.store).await
+                let caller = keys::Caller {
+                    subject: identity.subject.clone(),
+                    request_id: ctx.request_id.clone(),
+                    source: session
+                        .client_addr()
+                        .and_then(|a| a.as_inet())
+                        .map(|a| a.ip()),
+                };
+                keys::answer(
+                    &method,
+                    &path,
+                    &body,
+                    &identity.tenant,
+                    &caller,
+                    &self.store,
+                )
+                .await
             }
             (Err(problem), _) => Err(problem),
             (_, None) => Err(Problem::new(ErrorCode::Unauthenticated, "no identity")),
@@ -708,6 +726,10 @@ impl Gateway {
             )
             .await;
         };
+        if path.starts_with("/audit/") {
+            return audit_log::respond(session, &ctx.request_id, &identity.tenant, &self.store)
+                .await;
+        }
         match audit::answer(
             &path,
             query.as_deref(),
@@ -869,6 +891,7 @@ fn policy_input(
     };
     let action = if route == Route::Audit {
         path.trim_start_matches("/policies/")
+            .trim_start_matches("/audit/")
     } else {
         target.action
     };

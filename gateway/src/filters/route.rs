@@ -20,7 +20,8 @@ pub enum Route {
     /// Switchyard credentials; the tenant comes from the path ([`super::inbound`]) and the call
     /// runs the engine's `receive`.
     Inbound,
-    /// `GET /policies/bundle|revision|decisions`: answered by the gateway itself.
+    /// `GET /policies/bundle|revision|decisions` and `GET /audit/log[/export|/verify]`:
+    /// answered by the gateway itself.
     Audit,
     /// `GET /keys`, `POST /keys`, `POST /keys/{id}/revoke`: the tenant's API keys, answered by
     /// the gateway itself.
@@ -72,6 +73,7 @@ pub fn classify_segments(method: &Method, path: &str, segments: &[&str]) -> Resu
         ["providers", _, _, "configure" | "start" | "stop"] => Route::Admin,
         ["providers", _, _, _] | ["services", _, _] => Route::Invoke,
         ["policies", "bundle" | "revision" | "decisions"] => Route::Audit,
+        ["audit", "log"] | ["audit", "log", "export" | "verify"] => Route::Audit,
         ["keys"] | ["keys", _, "revoke"] => Route::Keys,
         ["console", ..] => Route::Console,
         segments if inbound::target(segments).is_some() => Route::Inbound,
@@ -127,6 +129,17 @@ mod tests {
         assert_eq!(
             classify(&post, "/providers/db/sqlite/query").unwrap(),
             Route::Invoke
+        );
+        for audit in ["/audit/log", "/audit/log/export", "/audit/log/verify"] {
+            assert_eq!(classify(&get, audit).unwrap(), Route::Audit, "{audit}");
+            assert_eq!(
+                classify(&post, audit).unwrap_err().code,
+                ErrorCode::MethodNotAllowed
+            );
+        }
+        assert_eq!(
+            classify(&get, "/audit/log/other").unwrap_err().code,
+            ErrorCode::RouteNotFound
         );
         assert_eq!(classify(&get, "/keys").unwrap(), Route::Keys);
         assert_eq!(classify(&post, "/keys").unwrap(), Route::Keys);
