@@ -5,6 +5,7 @@
 //! it for the built-in providers; a test fails when the two drift, so the published file is
 //! always what the code serves.
 
+mod audit_log;
 mod inbound;
 mod openai;
 mod operator;
@@ -27,6 +28,7 @@ pub fn components() -> Map<String, Value> {
             .expect("contracts/schemas/components.json is valid JSON");
     components.extend(key_components());
     components.extend(operator::components());
+    components.extend(audit_log::components());
     components.insert("OpenAiError".into(), openai::error_schema());
     components
 }
@@ -171,6 +173,7 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
                  "responses": ok_or_problem("RevokedKey")}
     }));
     paths.extend(operator::paths());
+    paths.extend(audit_log::paths());
     paths.extend(inbound::paths(providers));
     paths.extend(openai::paths(providers));
     for provider in providers {

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use switchyard_contracts::TenantId;
 use time::format_description::well_known::Rfc3339;
-use time::{OffsetDateTime, UtcOffset};
+use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use super::AuditRecord;
 use crate::{PlatformStore, StoreError};
@@ -99,11 +99,18 @@ pub(super) async fn audit_page(
     rows.iter().map(decode).collect()
 }
 
-/// A time as the log writes its `at`.
+/// A time as the log writes its `at`. A bound past what UTC dates can hold (year 9999 with a
+/// negative offset) is the latest time there is, one before them the earliest.
 fn as_stored(at: OffsetDateTime) -> String {
-    at.to_offset(UtcOffset::UTC)
-        .format(&Rfc3339)
-        .unwrap_or_default()
+    let utc = at
+        .checked_to_offset(UtcOffset::UTC)
+        .unwrap_or(if at.year() > 0 {
+            PrimitiveDateTime::MAX.assume_utc()
+        } else {
+            PrimitiveDateTime::MIN.assume_utc()
+        });
+    // Before year 0 RFC 3339 has no text; the empty one sorts before every record.
+    utc.format(&Rfc3339).unwrap_or_default()
 }
 
 /// A row as a record, and whether its old and new values are stored exactly as the writer
@@ -140,4 +147,30 @@ pub(super) fn decode(row: &AnyRow) -> Result<(AuditRecord, bool), StoreError> {
         hash: row.try_get("hash")?,
     };
     Ok((record, canonical))
+}
+
+#[cfg(test)]
+mod tests {
+    use time::{Date, Month, Time};
+
+    use super::*;
+
+    fn at(year: i32, month: Month, day: u8, hour: u8, offset_hours: i8) -> OffsetDateTime {
+        let date = Date::from_calendar_date(year, month, day).unwrap();
+        PrimitiveDateTime::new(date, Time::from_hms(hour, 30, 0).unwrap())
+            .assume_offset(UtcOffset::from_hms(offset_hours, 0, 0).unwrap())
+    }
+
+    #[test]
+    fn bounds_are_written_as_the_log_writes_times_and_clamped_past_the_calendar() {
+        assert_eq!(
+            as_stored(at(2026, Month::March, 1, 1, 2)),
+            "2026-02-28T23:30:00Z"
+        );
+        assert_eq!(
+            as_stored(at(9999, Month::December, 31, 23, -5)),
+            "9999-12-31T23:59:59.999999999Z"
+        );
+        assert_eq!(as_stored(at(0, Month::January, 1, 0, 1)), "");
+    }
 }
