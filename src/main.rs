@@ -1026,6 +1026,24 @@ fn run_gateway(
         store: store.clone(),
         retention: Duration::from_secs(config.idempotency.retention_secs),
     };
+    // The decision log's retention, and its upload to the operator's collector (ADR 42).
+    server.add_service(background_service(
+        "decision purge",
+        switchyard_gateway::decision_retention::DecisionPurge::new(
+            store.clone(),
+            config.policy.as_ref(),
+        ),
+    ));
+    let upload = config
+        .policy
+        .as_ref()
+        .and_then(|p| p.decision_upload.as_ref());
+    if let Some(upload) = upload {
+        let upload =
+            switchyard_gateway::decision_upload::DecisionUpload::new(store.clone(), upload);
+        let upload = upload.map_err(anyhow::Error::msg)?;
+        server.add_service(background_service("decision upload", upload));
+    }
     let gateway = Gateway::new(GatewayParts {
         config,
         runtime,

@@ -38,6 +38,8 @@
 mod audit;
 mod audit_log;
 pub mod config;
+pub mod decision_retention;
+pub mod decision_upload;
 pub mod filters;
 mod keys;
 mod observe;
@@ -728,6 +730,11 @@ impl Gateway {
         };
         if path.starts_with("/audit/") {
             return audit_log::respond(session, &ctx.request_id, &identity.tenant, &self.store)
+                .await;
+        }
+        if path == "/policies/decisions/export" {
+            let policy = self.policy.as_deref();
+            return audit::export(session, &ctx.request_id, &identity.tenant, policy, &self.store)
                 .await;
         }
         match audit::answer(

@@ -119,6 +119,19 @@ pub struct GatewayMetrics {
     pub rate_limited: Family<TenantLabels, Counter>,
     pub idempotency_replays: Family<TenantLabels, Counter>,
     pub policy_decisions: Family<DecisionLabels, Counter>,
+    /// The decision log's upload to the operator's collector: batches by `outcome`
+    /// (`uploaded`, `failed`), the decisions they carried, and those retention removed first.
+    pub decision_upload_batches: Family<UploadLabels, Counter>,
+    pub decisions_uploaded: Counter,
+    pub decisions_not_uploaded: Counter,
+    /// Decisions the retention purge deleted.
+    pub decisions_purged: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UploadLabels {
+    /// `uploaded` or `failed`.
+    pub outcome: String,
 }
 
 /// The runtime's view: calls that reached a provider instance, and the resilience around them.
@@ -171,6 +184,10 @@ impl Metrics {
             rate_limited: Family::default(),
             idempotency_replays: Family::default(),
             policy_decisions: Family::default(),
+            decision_upload_batches: Family::default(),
+            decisions_uploaded: Counter::default(),
+            decisions_not_uploaded: Counter::default(),
+            decisions_purged: Counter::default(),
         };
         let provider = ProviderMetrics {
             calls: Family::default(),
@@ -206,6 +223,26 @@ impl Metrics {
             "policy_decisions",
             "Policy decisions by result",
             gateway.policy_decisions.clone(),
+        );
+        g.register(
+            "decision_upload_batches",
+            "Batches of the decision log POSTed to the operator's collector, by outcome",
+            gateway.decision_upload_batches.clone(),
+        );
+        g.register(
+            "decisions_uploaded",
+            "Decisions the operator's collector acknowledged",
+            gateway.decisions_uploaded.clone(),
+        );
+        g.register(
+            "decisions_not_uploaded",
+            "Decisions deleted (by retention, or with their tenant) before they were uploaded",
+            gateway.decisions_not_uploaded.clone(),
+        );
+        g.register(
+            "decisions_purged",
+            "Decisions deleted past their tenant's retention",
+            gateway.decisions_purged.clone(),
         );
         let p = registry.sub_registry_with_prefix("provider");
         p.register(

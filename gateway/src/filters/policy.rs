@@ -46,6 +46,24 @@ pub struct PolicyConfig {
     /// calling the clock, randomness or the network is never cached.
     #[serde(default = "default_cache_entries")]
     pub decision_cache_entries: u64,
+    /// Days a tenant's decisions are kept, unless the operator set the tenant's own
+    /// (`decision_retention_days` in its limits). 0 is refused.
+    #[serde(default = "default_retention_days")]
+    pub decision_retention_days: std::num::NonZeroU32,
+    /// How often decisions past their retention are deleted.
+    #[serde(default = "default_purge_interval_ms")]
+    pub decision_purge_interval_ms: u64,
+    /// `[policy.decision_upload]`: the operator's collector, sent every decision in OPA's
+    /// decision-log format.
+    pub decision_upload: Option<crate::decision_upload::DecisionUploadConfig>,
+}
+
+fn default_retention_days() -> std::num::NonZeroU32 {
+    crate::decision_retention::DEFAULT_RETENTION_DAYS
+}
+
+fn default_purge_interval_ms() -> u64 {
+    crate::decision_retention::DEFAULT_PURGE_INTERVAL_MS
 }
 
 fn default_cache_entries() -> u64 {

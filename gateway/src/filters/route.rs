@@ -20,7 +20,7 @@ pub enum Route {
     /// Switchyard credentials; the tenant comes from the path ([`super::inbound`]) and the call
     /// runs the engine's `receive`.
     Inbound,
-    /// `GET /policies/bundle|revision|decisions` and `GET /audit/log[/export|/verify]`:
+    /// `GET /policies/bundle|revision|decisions[/export]` and `GET /audit/log[/export|/verify]`:
     /// answered by the gateway itself.
     Audit,
     /// `GET /keys`, `POST /keys`, `POST /keys/{id}/revoke`: the tenant's API keys, answered by
@@ -72,7 +72,9 @@ pub fn classify_segments(method: &Method, path: &str, segments: &[&str]) -> Resu
         }
         ["providers", _, _, "configure" | "start" | "stop"] => Route::Admin,
         ["providers", _, _, _] | ["services", _, _] => Route::Invoke,
-        ["policies", "bundle" | "revision" | "decisions"] => Route::Audit,
+        ["policies", "bundle" | "revision" | "decisions"] | ["policies", "decisions", "export"] => {
+            Route::Audit
+        }
         ["audit", "log"] | ["audit", "log", "export" | "verify"] => Route::Audit,
         ["keys"] | ["keys", _, "revoke"] => Route::Keys,
         ["console", ..] => Route::Console,
