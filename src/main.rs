@@ -13,14 +13,17 @@ use pingora::services::background::background_service;
 use std::sync::OnceLock;
 use switchyard::workers::{HostedWorkers, LeaseTiming, Marking, Nudges};
 use switchyard_contracts::{Scopes, TenantId, openapi};
+use switchyard_gateway::admin::TenantPurge;
 use switchyard_gateway::config::{GatewayConfig, Limits};
 use switchyard_gateway::filters::authenticate::Authenticator;
 use switchyard_gateway::filters::client_cert;
 use switchyard_gateway::filters::decision_log::DecisionLogWriter;
 use switchyard_gateway::filters::policy::{Policy, PolicyReloader};
+use switchyard_gateway::filters::tenant::TenantGateRefresh;
 use switchyard_gateway::purge::IdempotencyPurge;
 use switchyard_gateway::shutdown::{Drain, DrainOnSigterm};
 use switchyard_gateway::upstream::{BareProxy, RuntimeLink, Upstreams};
+use switchyard_gateway::usage::UsageFlush;
 use switchyard_gateway::{Gateway, GatewayParts};
 use switchyard_policy::SigningKey;
 use switchyard_provider_auth::PolicySource;
@@ -148,6 +151,11 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Manage the platform operators' keys (for `/admin/*`, above every tenant).
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
     },
     /// List the providers this build offers.
     Providers,
@@ -322,13 +330,14 @@ impl HostingArgs {
         Ok((registry, serde_json::Value::Array(entries)))
     }
 
-    /// The business services, marking the tenants that use them when workers are hosted.
+    /// The business services, marking the tenants that use them when workers are hosted; the
+    /// events their outbox relay publishes are recorded in the tenants' audit logs.
     fn services(
         &self,
         store: &PlatformStore,
         nudges: &Nudges,
     ) -> Result<Vec<Arc<dyn switchyard_client::Service>>> {
-        let services = switchyard::builtin_services()?;
+        let services = switchyard::builtin_services_audited(store)?;
         Ok(match self.hosted_workers {
             Switch::On => Marking::wrap(services, store, nudges),
             Switch::Off => services,
@@ -390,6 +399,20 @@ enum PolicyCommand {
 enum TenantCommand {
     /// Create a tenant; NAME is its id (a-z, 0-9, '-'), not a reserved name such as `readyz`.
     Create { name: String },
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Create an operator key and print it once; only its hash is stored.
+    CreateKey {
+        /// Who holds it (shown in the audit log's records of their actions).
+        #[arg(long)]
+        name: String,
+    },
+    /// List the operator keys (never their secrets).
+    ListKeys,
+    /// Revoke an operator key by its id.
+    RevokeKey { id: String },
 }
 
 #[derive(Subcommand)]
@@ -533,6 +556,51 @@ fn main() -> Result<()> {
                 Ok(())
             })
         }
+        Command::Operator { command } => block_on_store(&location, |store| async move {
+            match command {
+                OperatorCommand::CreateKey { name } => {
+                    let key = store.create_operator_key(&name).await?;
+                    let entry = switchyard_runtime::store::AuditEntry {
+                        tenant: switchyard_runtime::store::PLATFORM_CHAIN.into(),
+                        actor: "cli".into(),
+                        entity: format!("operator_key/{}", key.id),
+                        operation: "create".into(),
+                        new: Some(serde_json::json!({"id": key.id, "name": name})),
+                        ..Default::default()
+                    };
+                    store.append_audit(entry).await?;
+                    eprintln!(
+                        "operator key {} for {name}; it is shown only this once:",
+                        key.id
+                    );
+                    println!("{}", key.plaintext);
+                }
+                OperatorCommand::ListKeys => {
+                    for key in store.list_operator_keys().await? {
+                        let state = key
+                            .revoked_at
+                            .as_deref()
+                            .map_or("live".to_owned(), |at| format!("revoked {at}"));
+                        println!("{}\t{}\t{}\t{state}", key.id, key.name, key.created_at);
+                    }
+                }
+                OperatorCommand::RevokeKey { id } => {
+                    if !store.revoke_operator_key(&id).await? {
+                        bail!("no live operator key {id}");
+                    }
+                    let entry = switchyard_runtime::store::AuditEntry {
+                        tenant: switchyard_runtime::store::PLATFORM_CHAIN.into(),
+                        actor: "cli".into(),
+                        entity: format!("operator_key/{id}"),
+                        operation: "revoke".into(),
+                        ..Default::default()
+                    };
+                    store.append_audit(entry).await?;
+                    println!("revoked operator key {id}");
+                }
+            }
+            Ok(())
+        }),
         Command::Key {
             command: KeyCommand::Create { tenant, scopes },
         } => {
@@ -1006,7 +1074,7 @@ fn run_gateway(
     let mut policy = None;
     if let Some(policy_config) = &config.policy {
         let (loaded, decision_log) = background
-            .block_on(Policy::start(policy_config))
+            .block_on(Policy::start_with(policy_config, Some(store.clone())))
             .map_err(anyhow::Error::msg)?;
         server.add_service(background_service(
             "policy reload",
@@ -1022,6 +1090,7 @@ fn run_gateway(
         }
         policy = Some(loaded);
     }
+    let store_for_admin = store.clone();
     let purge = IdempotencyPurge {
         store: store.clone(),
         retention: Duration::from_secs(config.idempotency.retention_secs),
@@ -1044,6 +1113,10 @@ fn run_gateway(
         let upload = upload.map_err(anyhow::Error::msg)?;
         server.add_service(background_service("decision upload", upload));
     }
+    let tenant_purge = TenantPurge {
+        store: store.clone(),
+        every: Duration::from_millis(config.admin.purge_interval_ms.max(100)),
+    };
     let gateway = Gateway::new(GatewayParts {
         config,
         runtime,
@@ -1058,6 +1131,26 @@ fn run_gateway(
         Some(hosted) => (gateway.with_node_local(hosted.node_local), hosted.workers),
         None => (gateway, None),
     };
+    // The operator plane's state on this replica: suspensions from the store, usage to it.
+    let tenant_gate = gateway.tenant_gate();
+    background
+        .block_on(tenant_gate.refresh(&store_for_admin))
+        .context("reading the suspended tenants")?;
+    server.add_service(background_service(
+        "tenant gate",
+        TenantGateRefresh {
+            gate: tenant_gate,
+            store: store_for_admin.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "tenant usage",
+        UsageFlush {
+            counter: gateway.usage(),
+            store: store_for_admin,
+        },
+    ));
+    server.add_service(background_service("tenant purge", tenant_purge));
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, gateway);
     proxy.add_tcp(listen);
     if let Some(mtls) = &mtls {

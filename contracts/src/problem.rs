@@ -90,11 +90,20 @@ pub enum ErrorCode {
     GuardrailRefused,
     /// An AI answer a response filter of the tenant refuses: nothing of it is returned.
     ResponseRefused,
+    /// Config history (issue 24), appended. A rollback to a version this provider's config
+    /// never had, or one pruned by the operator's `config_versions_kept`; the detail says which.
+    ConfigVersionNotFound,
+    /// A tenant secret's name that is not one path segment of `A-Z a-z 0-9 . _ -` (1 to 128
+    /// characters, not `.` or `..`): it could not stay inside the tenant's Vault prefix.
+    SecretNameInvalid,
+    /// The operator plane (issue 24), appended. The caller's tenant is suspended, or being
+    /// deleted, by the platform operator: every call is refused until it is resumed.
+    TenantSuspended,
 }
 
 impl ErrorCode {
     /// Every code, in the order the published schema lists them.
-    pub const ALL: [ErrorCode; 45] = [
+    pub const ALL: [ErrorCode; 48] = [
         ErrorCode::Unauthenticated,
         ErrorCode::TokenInvalid,
         ErrorCode::TokenExpired,
@@ -140,6 +149,9 @@ impl ErrorCode {
         ErrorCode::BudgetExceeded,
         ErrorCode::GuardrailRefused,
         ErrorCode::ResponseRefused,
+        ErrorCode::ConfigVersionNotFound,
+        ErrorCode::SecretNameInvalid,
+        ErrorCode::TenantSuspended,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -189,6 +201,9 @@ impl ErrorCode {
             ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::GuardrailRefused => "guardrail_refused",
             ErrorCode::ResponseRefused => "response_refused",
+            ErrorCode::ConfigVersionNotFound => "config_version_not_found",
+            ErrorCode::SecretNameInvalid => "secret_name_invalid",
+            ErrorCode::TenantSuspended => "tenant_suspended",
         }
     }
 
@@ -218,6 +233,9 @@ impl ErrorCode {
             ErrorCode::RateLimited | ErrorCode::QuotaExceeded | ErrorCode::BudgetExceeded => 429,
             ErrorCode::GuardrailRefused => 400,
             ErrorCode::ResponseRefused => 422,
+            ErrorCode::ConfigVersionNotFound => 404,
+            ErrorCode::SecretNameInvalid => 400,
+            ErrorCode::TenantSuspended => 403,
             ErrorCode::StatementFailed
             | ErrorCode::JournalUnbalanced
             | ErrorCode::ConformanceFailed
@@ -301,6 +319,9 @@ impl ErrorCode {
             ErrorCode::BudgetExceeded => "An AI budget would be exceeded",
             ErrorCode::GuardrailRefused => "A guardrail refused the prompt",
             ErrorCode::ResponseRefused => "A response filter refused the answer",
+            ErrorCode::ConfigVersionNotFound => "No such config version",
+            ErrorCode::SecretNameInvalid => "The secret name is not allowed",
+            ErrorCode::TenantSuspended => "The tenant is suspended",
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct GatewayConfig {
     /// runtime too (`switchyard runtime --config` takes the same file).
     #[serde(default)]
     pub tenancy: switchyard_spi::tenancy::Tenancy,
+    /// `[admin]`: the operator plane's settings (a deleted tenant's grace period).
+    #[serde(default)]
+    pub admin: crate::admin::AdminConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

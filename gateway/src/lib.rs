@@ -35,6 +35,7 @@
 //! `GET /policies/...` ([`audit`]) and `GET /audit/log...` ([`audit_log`]) are answered by
 //! the gateway itself after step 9.
 
+pub mod admin;
 mod audit;
 mod audit_log;
 pub mod config;
@@ -47,6 +48,7 @@ mod problem;
 pub mod purge;
 pub mod shutdown;
 pub mod upstream;
+pub mod usage;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -140,6 +142,7 @@ enum Next {
     AnswerAudit,
     AnswerKeys,
     AnswerConsole,
+    AnswerAdmin,
 }
 
 pub struct Gateway {
@@ -154,6 +157,10 @@ pub struct Gateway {
     console: switchyard_console::Console,
     /// The body of a ready `/readyz`: the status, and what this node keeps to itself.
     ready_body: Bytes,
+    /// The tenants the operator suspended or is deleting: refused after authentication.
+    tenant_gate: Arc<filters::tenant::TenantGate>,
+    /// Calls and errors per tenant, for the operator's usage view.
+    usage: Arc<usage::UsageCounter>,
 }
 
 /// Why `Gateway::new` refuses its parts.
@@ -207,7 +214,20 @@ impl Gateway {
             drain,
             console: switchyard_console::Console::default(),
             ready_body: Bytes::from_static(b"{\"status\":\"ready\"}"),
+            tenant_gate: Arc::default(),
+            usage: Arc::default(),
         })
+    }
+
+    /// The suspended tenants this gateway refuses; a [`filters::tenant::TenantGateRefresh`]
+    /// keeps it in step with the store.
+    pub fn tenant_gate(&self) -> Arc<filters::tenant::TenantGate> {
+        self.tenant_gate.clone()
+    }
+
+    /// The per-tenant call counts a [`usage::UsageFlush`] writes to the store.
+    pub fn usage(&self) -> Arc<usage::UsageCounter> {
+        self.usage.clone()
     }
 
     /// Adds to a ready `/readyz` what keeps state on this node only (`[{what, why, state}]`),
@@ -240,10 +260,10 @@ impl Gateway {
         )?;
         let Some(operation) = route.operation() else {
             // The console signs its users in itself, and reaches the API as them.
-            return Ok(if route == Route::Console {
-                Next::AnswerConsole
-            } else {
-                Next::Proxy
+            return Ok(match route {
+                Route::Console => Next::AnswerConsole,
+                Route::Platform => Next::AnswerAdmin,
+                _ => Next::Proxy,
             });
         };
         let inbound = route == Route::Inbound;
@@ -258,6 +278,7 @@ impl Gateway {
             observe::authenticated(ctx, &identity.tenant);
             identity
         };
+        self.tenant_gate.check(identity.tenant.as_str())?;
         filters::authorize::check(
             &identity,
             operation,
@@ -713,6 +734,76 @@ impl Gateway {
         session.write_response_body(Some(page.body), true).await
     }
 
+    /// The operator plane: authenticated by an operator key here, never by a tenant's.
+    async fn answer_admin(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let header = session.req_header();
+        let method = header.method.clone();
+        let query = header.uri.query().map(str::to_owned);
+        let path = header.uri.path().to_owned();
+        let answer =
+            match admin::authenticate(header.headers.get("authorization"), &self.store).await {
+                Err(problem) => Err(problem),
+                Ok(operator) => {
+                    let body = if matches!(method, http::Method::POST | http::Method::PUT) {
+                        self.read_inspected_body(session, ctx).await
+                    } else {
+                        Ok(Vec::new())
+                    };
+                    match body {
+                        Err(problem) => Err(problem),
+                        Ok(body) => {
+                            let caller = admin::Caller {
+                                operator,
+                                request_id: ctx.request_id.clone(),
+                                source: session
+                                    .client_addr()
+                                    .and_then(|a| a.as_inet())
+                                    .map(|a| a.ip()),
+                            };
+                            let plane = admin::Plane {
+                                store: &self.store,
+                                gate: &self.tenant_gate,
+                                policy: self.policy.as_deref(),
+                                config: &self.config.admin,
+                            };
+                            let segments = ctx.segments.of(&path);
+                            admin::answer(
+                                &plane,
+                                &caller,
+                                &method,
+                                segments.as_slice(),
+                                query.as_deref(),
+                                &body,
+                            )
+                            .await
+                        }
+                    }
+                }
+            };
+        match answer {
+            Ok(answer) => {
+                let body = Bytes::from(answer.body.to_string());
+                let mut response = ResponseHeader::build(answer.status, Some(4))?;
+                response.insert_header("content-type", "application/json")?;
+                response.insert_header("content-length", body.len().to_string())?;
+                response.insert_header("x-request-id", &ctx.request_id)?;
+                response.insert_header("cache-control", "no-store")?;
+                session
+                    .write_response_header(Box::new(response), false)
+                    .await?;
+                session.write_response_body(Some(body), true).await
+            }
+            Err(problem) => {
+                observe::refused(ctx, problem.code);
+                problem::respond(session, problem, &ctx.request_id, &[]).await
+            }
+        }
+    }
+
     async fn answer_audit(&self, session: &mut Session, ctx: &RequestCtx) -> pingora::Result<()> {
         let header = session.req_header();
         let (path, query) = (
@@ -734,8 +825,14 @@ impl Gateway {
         }
         if path == "/policies/decisions/export" {
             let policy = self.policy.as_deref();
-            return audit::export(session, &ctx.request_id, &identity.tenant, policy, &self.store)
-                .await;
+            return audit::export(
+                session,
+                &ctx.request_id,
+                &identity.tenant,
+                policy,
+                &self.store,
+            )
+            .await;
         }
         match audit::answer(
             &path,
@@ -895,6 +992,7 @@ fn policy_input(
         Route::Keys => "keys",
         Route::Console => "console",
         Route::Operator => "operator",
+        Route::Platform => "platform",
     };
     let action = if route == Route::Audit {
         path.trim_start_matches("/policies/")
@@ -986,6 +1084,10 @@ impl ProxyHttp for Gateway {
             }
             Ok(Next::AnswerAudit) => {
                 self.answer_audit(session, ctx).await?;
+                Ok(true)
+            }
+            Ok(Next::AnswerAdmin) => {
+                self.answer_admin(session, ctx).await?;
                 Ok(true)
             }
             Err(refusal) => {
@@ -1129,6 +1231,10 @@ impl ProxyHttp for Gateway {
         error: Option<&pingora::Error>,
         ctx: &mut Self::CTX,
     ) {
+        if let Some(tenant) = observe::tenant(ctx) {
+            let status = session.response_written().map_or(0, |r| r.status.as_u16());
+            self.usage.count(tenant, status);
+        }
         observe::finish(session, ctx);
         self.settle_idempotency(ctx, error.is_some()).await;
     }

@@ -115,6 +115,11 @@ pub fn authenticated(ctx: &mut RequestCtx, tenant: &TenantId) {
     ctx.observed.tenant = Some(tenant.clone());
 }
 
+/// The caller's tenant, once authenticated.
+pub fn tenant(ctx: &RequestCtx) -> Option<&TenantId> {
+    ctx.observed.tenant.as_ref()
+}
+
 /// The gateway answered the request with this problem itself.
 pub fn refused(ctx: &mut RequestCtx, code: ErrorCode) {
     ctx.observed.code = Some(code);

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod admin;
 mod ai_budget;
 mod ai_ceiling;
 mod ai_gateway;
@@ -13,6 +14,7 @@ mod cluster;
 mod conformance_cli;
 mod console;
 mod contract;
+mod decision_log;
 mod deploy;
 mod errors;
 mod faults;

@@ -18,7 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 pub use switchyard_contracts::masking::{SECRET_FIELDS, mask};
 use switchyard_contracts::{ErrorCode, Problem};
-use switchyard_platform_store::DecisionRecord;
+use switchyard_platform_store::{DecisionRecord, PlatformStore};
 use switchyard_policy::{Bundle, PolicyEngine, PolicyError, VerificationKey};
 use tokio::sync::Mutex;
 
@@ -109,12 +109,19 @@ pub struct Policy {
     log: Arc<DecisionQueue>,
     poll_every: Duration,
     cache_entries: u64,
+    /// Where the operator's per-tenant policy data is kept (`/admin/tenants/{t}/policy`): it is
+    /// written over the bundle's own, as a new revision, whenever it changes.
+    tenant_data: Option<PlatformStore>,
 }
 
 #[derive(Default)]
 struct Seen {
     running: Option<String>,
     refused: Option<String>,
+    /// The source's bundle as fetched and verified, before the operator's tenant data.
+    base: Vec<u8>,
+    /// The revision of the tenant data in force (0: none).
+    tenant_revision: i64,
 }
 
 /// The verdict on one request.
@@ -129,6 +136,14 @@ impl Policy {
     /// Returns the policy and the queue its decision log writer takes decisions from.
     pub async fn start(
         config: &PolicyConfig,
+    ) -> Result<(Arc<Policy>, Arc<DecisionQueue>), BundleError> {
+        Policy::start_with(config, None).await
+    }
+
+    /// [`Policy::start`] with the operator's per-tenant policy data read from `tenant_data`.
+    pub async fn start_with(
+        config: &PolicyConfig,
+        tenant_data: Option<PlatformStore>,
     ) -> Result<(Arc<Policy>, Arc<DecisionQueue>), BundleError> {
         let verify = match &config.verify_key_file {
             None => None,
@@ -153,7 +168,9 @@ impl Policy {
                 Source::File(PathBuf::from(&config.bundle))
             };
         let (bytes, seen) = fetch(&source, None).await?.ok_or(BundleError::Empty)?;
-        let engine = load(bytes, verify.as_ref(), config.decision_cache_entries)?;
+        let base = Bundle::load(bytes.clone(), verify.as_ref())?;
+        let (engine, tenant_revision) =
+            compose(&base, tenant_data.as_ref(), config.decision_cache_entries).await?;
         announce(&engine, "policy bundle loaded");
         let log = Arc::new(DecisionQueue::default());
         let policy = Policy {
@@ -163,6 +180,8 @@ impl Policy {
             seen: Mutex::new(Seen {
                 running: Some(seen),
                 refused: None,
+                base: bytes,
+                tenant_revision,
             }),
             masked: SECRET_FIELDS
                 .iter()
@@ -172,6 +191,7 @@ impl Policy {
             log: log.clone(),
             poll_every: Duration::from_millis(config.poll_interval_ms),
             cache_entries: config.decision_cache_entries,
+            tenant_data,
         };
         Ok((Arc::new(policy), log))
     }
@@ -180,33 +200,49 @@ impl Policy {
         self.engine.load_full()
     }
 
-    /// Checks the source once; a new, valid bundle replaces the running one. A bundle that
-    /// fails its checks is reported once and then ignored until the source changes again.
+    /// Checks the source and the operator's tenant data once; a new, valid bundle (or new
+    /// tenant data over the running one) replaces the running revision. A bundle that fails its
+    /// checks is reported once and then ignored until the source changes again.
     pub async fn reload(&self) -> Result<bool, BundleError> {
         let mut seen = self.seen.lock().await;
-        let Some((bytes, version)) = fetch(&self.source, seen.running.as_deref()).await? else {
-            return Ok(false);
-        };
-        if seen.running.as_deref() == Some(version.as_str())
-            || seen.refused.as_deref() == Some(version.as_str())
+        let mut base = None;
+        if let Some((bytes, version)) = fetch(&self.source, seen.running.as_deref()).await?
+            && seen.running.as_deref() != Some(version.as_str())
+            && seen.refused.as_deref() != Some(version.as_str())
         {
+            match Bundle::load(bytes.clone(), self.verify.as_ref()) {
+                Ok(bundle) => base = Some((bundle, bytes, version)),
+                Err(e) => {
+                    seen.refused = Some(version);
+                    return Err(e.into());
+                }
+            }
+        }
+        let tenant_revision = match &self.tenant_data {
+            Some(store) => store
+                .tenant_policy_revision()
+                .await
+                .map_err(tenant_data_failed)?,
+            None => 0,
+        };
+        if base.is_none() && tenant_revision == seen.tenant_revision {
             return Ok(false);
         }
-        match load(bytes, self.verify.as_ref(), self.cache_entries) {
-            Ok(engine) => {
-                announce(&engine, "policy bundle reloaded");
-                self.engine.store(Arc::new(engine));
-                *seen = Seen {
-                    running: Some(version),
-                    refused: None,
-                };
-                Ok(true)
-            }
-            Err(e) => {
-                seen.refused = Some(version);
-                Err(e)
-            }
+        let bundle = match &base {
+            Some((bundle, ..)) => bundle,
+            None => &Bundle::load(seen.base.clone(), self.verify.as_ref())?,
+        };
+        let (engine, tenant_revision) =
+            compose(bundle, self.tenant_data.as_ref(), self.cache_entries).await?;
+        announce(&engine, "policy bundle reloaded");
+        self.engine.store(Arc::new(engine));
+        if let Some((_, bytes, version)) = base {
+            seen.base = bytes;
+            seen.running = Some(version);
+            seen.refused = None;
         }
+        seen.tenant_revision = tenant_revision;
+        Ok(true)
     }
 
     /// Decides and logs. The decision comes from the running revision's cache when the policy
@@ -262,6 +298,33 @@ impl Drop for Policy {
     }
 }
 
+/// The engine for `base` with the operator's tenant data over it (revision
+/// `<base>+tenants.<n>`), or for `base` alone when there is none; and the data's revision.
+async fn compose(
+    base: &Bundle,
+    tenant_data: Option<&PlatformStore>,
+    cache_entries: u64,
+) -> Result<(PolicyEngine, i64), BundleError> {
+    let (revision, tenants) = match tenant_data {
+        Some(store) => store
+            .all_tenant_policy()
+            .await
+            .map_err(tenant_data_failed)?,
+        None => (0, Default::default()),
+    };
+    let bytes = if tenants.is_empty() {
+        base.bytes().to_vec()
+    } else {
+        base.with_tenant_data(&tenants, &format!("{}+tenants.{revision}", base.revision()))?
+    };
+    // The base was verified; what was written over it comes from the store, not the signer.
+    Ok((load(bytes, None, cache_entries)?, revision))
+}
+
+fn tenant_data_failed(e: switchyard_platform_store::StoreError) -> BundleError {
+    BundleError::TenantData(e.to_string())
+}
+
 fn load(
     bytes: Vec<u8>,
     verify: Option<&VerificationKey>,
@@ -296,6 +359,8 @@ pub enum BundleError {
     Empty,
     #[error("bundle refused: {0}")]
     Refused(#[from] PolicyError),
+    #[error("the operator's tenant policy data could not be read: {0}")]
+    TenantData(String),
 }
 
 /// Logs a revision going live with what its decisions are cached by, or why they are not.

@@ -12,7 +12,9 @@ pub enum Route {
     Public,
     /// `GET /providers...`: catalog, descriptor, health, metrics.
     Read,
-    /// `POST /providers/{d}/{n}/configure|start|stop`.
+    /// `POST /providers/{d}/{n}/configure|start|stop`; the config history
+    /// (`GET /providers/{d}/{n}/configs`, `POST …/configs/rollback`) and the tenant's secrets
+    /// (`GET /secrets`, `PUT /secrets/{name}`), docs/adr/0043.
     Admin,
     /// `POST /providers/{d}/{n}/{action}`, `POST /services/{domain}/{action}`.
     Invoke,
@@ -33,13 +35,17 @@ pub enum Route {
     /// tenant's. The gateway authenticates no tenant here; the runtime checks the operator's
     /// token (docs/adr/0022) and refuses anything else, a tenant's key included, with 403.
     Operator,
+    /// `/admin/...`: the platform operator's plane (tenants, limits, policy data, usage),
+    /// answered by the gateway itself with an operator key; no tenant is authenticated and a
+    /// tenant's key is refused whatever its scopes ([`crate::admin`]).
+    Platform,
 }
 
 impl Route {
     /// The scope-checked operation, or `None` for public routes.
     pub fn operation(self) -> Option<RouteOperation> {
         match self {
-            Route::Public | Route::Console | Route::Operator => None,
+            Route::Public | Route::Console | Route::Operator | Route::Platform => None,
             Route::Read => Some(RouteOperation::Read),
             Route::Admin => Some(RouteOperation::Admin),
             Route::Invoke | Route::Inbound => Some(RouteOperation::Invoke),
@@ -71,6 +77,8 @@ pub fn classify_segments(method: &Method, path: &str, segments: &[&str]) -> Resu
             Route::Read
         }
         ["providers", _, _, "configure" | "start" | "stop"] => Route::Admin,
+        ["providers", _, _, "configs"] | ["providers", _, _, "configs", "rollback"] => Route::Admin,
+        ["secrets"] | ["secrets", _] => Route::Admin,
         ["providers", _, _, _] | ["services", _, _] => Route::Invoke,
         ["policies", "bundle" | "revision" | "decisions"] | ["policies", "decisions", "export"] => {
             Route::Audit
@@ -78,6 +86,7 @@ pub fn classify_segments(method: &Method, path: &str, segments: &[&str]) -> Resu
         ["audit", "log"] | ["audit", "log", "export" | "verify"] => Route::Audit,
         ["keys"] | ["keys", _, "revoke"] => Route::Keys,
         ["console", ..] => Route::Console,
+        ["admin", ..] => Route::Platform,
         segments if inbound::target(segments).is_some() => Route::Inbound,
         // The OpenAI-compatible surface: runs `ai/gateway`'s actions (`openai::action`).
         segments => match openai::action(segments) {
@@ -95,8 +104,12 @@ pub fn classify_segments(method: &Method, path: &str, segments: &[&str]) -> Resu
         (Route::Public | Route::Read | Route::Audit, _) => &[Method::GET],
         (Route::Keys | Route::Console, [_]) => &[Method::GET, Method::POST],
         (Route::Console, _) => &[Method::GET, Method::POST],
+        // The admin module answers 405 per route; these are all the methods it uses.
+        (Route::Platform, _) => &[Method::GET, Method::POST, Method::PUT, Method::DELETE],
         (Route::Operator, [_, _]) => &[Method::GET, Method::POST],
         (Route::Operator, _) => &[Method::GET, Method::DELETE],
+        (Route::Admin, ["providers", _, _, "configs"] | ["secrets"]) => &[Method::GET],
+        (Route::Admin, ["secrets", _]) => &[Method::PUT],
         (Route::Admin | Route::Invoke | Route::Inbound | Route::Keys, _) => &[Method::POST],
     };
     if !expected.contains(method) {
@@ -210,9 +223,15 @@ mod tests {
             classify(&post, "/v1/completions").unwrap_err().code,
             ErrorCode::RouteNotFound
         );
+        assert_eq!(classify(&get, "/admin/tenants").unwrap(), Route::Platform);
         assert_eq!(
-            classify(&get, "/admin").unwrap_err().code,
-            ErrorCode::RouteNotFound
+            classify(&Method::DELETE, "/admin/tenants/acme").unwrap(),
+            Route::Platform
+        );
+        assert_eq!(Route::Platform.operation(), None);
+        assert_eq!(
+            classify(&Method::PATCH, "/admin/tenants").unwrap_err().code,
+            ErrorCode::MethodNotAllowed
         );
         assert_eq!(
             classify(&get, "/providers/db/sqlite/query/x")
@@ -229,6 +248,40 @@ mod tests {
         assert_eq!(
             classify(&post, "/providers").unwrap_err().code,
             ErrorCode::MethodNotAllowed
+        );
+    }
+
+    #[test]
+    fn config_history_and_secrets_are_admin_routes() {
+        let (get, post, put) = (Method::GET, Method::POST, Method::PUT);
+        for (method, path) in [
+            (&get, "/providers/db/postgres/configs"),
+            (&post, "/providers/db/postgres/configs/rollback"),
+            (&get, "/secrets"),
+            (&put, "/secrets/pg-dsn"),
+        ] {
+            assert_eq!(
+                classify(method, path).unwrap(),
+                Route::Admin,
+                "{method} {path}"
+            );
+        }
+        for (method, path) in [
+            (&post, "/providers/db/postgres/configs"),
+            (&get, "/providers/db/postgres/configs/rollback"),
+            (&post, "/secrets"),
+            (&get, "/secrets/pg-dsn"),
+            (&post, "/secrets/pg-dsn"),
+        ] {
+            assert_eq!(
+                classify(method, path).unwrap_err().code,
+                ErrorCode::MethodNotAllowed,
+                "{method} {path}"
+            );
+        }
+        assert_eq!(
+            classify(&put, "/secrets/a/b").unwrap_err().code,
+            ErrorCode::RouteNotFound
         );
     }
 }

@@ -166,6 +166,66 @@ impl Bundle {
     }
 }
 
+impl Bundle {
+    /// This bundle with the platform operator's per-tenant data written over
+    /// `data.switchyard.tenants.<tenant>` (each entry replaces the bundle's own for that
+    /// tenant), stamped `revision`, unsigned: the caller verified this bundle, and the
+    /// operator's data comes from the platform store, not from the bundle's signer. The
+    /// result still has to pass [`Bundle::load`] (its tests run against the new data).
+    pub fn with_tenant_data(
+        &self,
+        tenants: &std::collections::BTreeMap<String, serde_json::Value>,
+        revision: &str,
+    ) -> Result<Vec<u8>, PolicyError> {
+        let mut files = archive::unpack(&self.bytes)?;
+        files.remove(SIGNATURES_FILE);
+        // The data file that already holds `tenants` (or whose prefix leads there), else the
+        // root `data.json`, created if the bundle has none.
+        let holder = files
+            .keys()
+            .filter(|name| *name == "data.json" || name.ends_with("/data.json"))
+            .find(|name| {
+                let prefix: Vec<&str> = name.split('/').collect();
+                TENANTS.starts_with(&prefix[..prefix.len() - 1])
+            })
+            .cloned()
+            .unwrap_or_else(|| "data.json".to_owned());
+        let depth = holder.split('/').count() - 1;
+        let mut document: serde_json::Value = match files.get(&holder) {
+            Some(bytes) => serde_json::from_slice(bytes).map_err(|e| PolicyError::Data {
+                file: holder.clone(),
+                message: e.to_string(),
+            })?,
+            None => serde_json::json!({}),
+        };
+        let mut node = &mut document;
+        for part in &TENANTS[depth..] {
+            if !node.get(*part).is_some_and(serde_json::Value::is_object) {
+                node[*part] = serde_json::json!({});
+            }
+            node = &mut node[*part];
+        }
+        for (tenant, data) in tenants {
+            node[tenant.as_str()] = data.clone();
+        }
+        let data_bytes = serde_json::to_vec(&document).map_err(|e| PolicyError::Data {
+            file: holder.clone(),
+            message: e.to_string(),
+        })?;
+        files.insert(holder, data_bytes);
+        let manifest_bytes = files
+            .get(MANIFEST_FILE)
+            .ok_or_else(|| PolicyError::Manifest(format!("{MANIFEST_FILE} is missing")))?;
+        let mut manifest: Manifest = serde_json::from_slice(manifest_bytes)
+            .map_err(|e| PolicyError::Manifest(e.to_string()))?;
+        manifest.revision = revision.to_owned();
+        let manifest_bytes =
+            serde_json::to_vec(&manifest).map_err(|e| PolicyError::Manifest(e.to_string()))?;
+        files.insert(MANIFEST_FILE.to_owned(), manifest_bytes);
+        archive::pack(&files)
+    }
+}
+
 /// Builds a bundle from a policy source directory (every `*.rego` including `*_test.rego`, every
 /// `data.json`), stamped with `revision` and signed when `sign` is given.
 ///

@@ -35,7 +35,7 @@ impl PlatformStore {
             let old = self.tenant_policy(tenant).await?;
             let written = sqlx::query(
                 "INSERT INTO tenant_policy (tenant_id, data, revision, updated_at)
-                 SELECT $1, $2, COALESCE(MAX(revision), 0) + 1, $3 FROM tenant_policy
+                 SELECT $1, $2, COALESCE(MAX(revision), 0) + 1, $3 FROM tenant_policy WHERE true
                  ON CONFLICT (tenant_id) DO UPDATE SET data = excluded.data,
                         revision = excluded.revision, updated_at = excluded.updated_at",
             )
