@@ -18,6 +18,7 @@ use switchyard_spi::tenancy::Tenancy;
 
 pub use settings::ServiceSettings;
 
+pub mod audit_events;
 pub mod cluster;
 pub mod external;
 pub mod settings;
@@ -73,6 +74,19 @@ pub fn builtin_registry(
 /// The business services `serve` and `runtime` host under `/services/{name}/{action}`, with
 /// their settings from the environment ([`ServiceSettings::from_env`]).
 pub fn builtin_services() -> Result<Vec<Arc<dyn Service>>, SchemaError> {
+    services(OutboxService::default())
+}
+
+/// [`builtin_services`] whose outbox relay records every business event it publishes in the
+/// tenant's audit log in `store` ([`audit_events`]).
+pub fn builtin_services_audited(
+    store: &PlatformStore,
+) -> Result<Vec<Arc<dyn Service>>, SchemaError> {
+    let audited = Arc::new(audit_events::AuditedEvents::new(store.clone()));
+    services(OutboxService::default().with_published(audited))
+}
+
+fn services(outbox: OutboxService) -> Result<Vec<Arc<dyn Service>>, SchemaError> {
     let settings = ServiceSettings::from_env();
     let setting = |name: &str, location: &str| SchemaError {
         location: location.into(),
@@ -92,7 +106,7 @@ pub fn builtin_services() -> Result<Vec<Arc<dyn Service>>, SchemaError> {
         Arc::new(ledger),
         Arc::new(inventory),
         Arc::new(orders),
-        Arc::new(OutboxService::default()),
+        Arc::new(outbox),
     ])
 }
 

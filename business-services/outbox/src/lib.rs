@@ -17,6 +17,6 @@ mod service;
 
 pub use dialect::Dialect;
 pub use inbox::Inbox;
-pub use relay::{Outbox, Pending, Relay};
+pub use relay::{Outbox, Pending, Published, Relay};
 pub use service::OutboxService;
 pub use switchyard_contracts::Event;

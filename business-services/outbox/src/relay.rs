@@ -215,12 +215,33 @@ fn pending_row(row: &Value) -> Result<Pending, Problem> {
     })
 }
 
+/// Told of the events the bus has acknowledged, before they are marked sent: the platform
+/// records each in the tenant's audit log. An error leaves the rows pending, so they are
+/// published and told again next round; a listener must therefore take an event it has seen
+/// before as done (the audit log keeps one record per event id).
+#[async_trait::async_trait]
+pub trait Published: Send + Sync {
+    async fn published(&self, tenant: &TenantId, events: &[Pending]) -> Result<(), Problem>;
+}
+
 /// Copies committed outbox rows to a bus provider, in outbox order, and marks them sent.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Relay {
     outbox: Outbox,
     bus: String,
     batch: usize,
+    published: Option<Arc<dyn Published>>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("outbox", &self.outbox)
+            .field("bus", &self.bus)
+            .field("batch", &self.batch)
+            .field("published", &self.published.is_some())
+            .finish()
+    }
 }
 
 impl Relay {
@@ -230,7 +251,14 @@ impl Relay {
             outbox,
             bus: bus.into(),
             batch: batch.clamp(1, 500),
+            published: None,
         }
+    }
+
+    /// Tells `listener` of every run of events the bus acknowledged, before marking it sent.
+    pub fn with_published(mut self, listener: Arc<dyn Published>) -> Self {
+        self.published = Some(listener);
+        self
     }
 
     /// One round: publishes what is pending, topic run by topic run so the bus sees the rows in
@@ -257,6 +285,9 @@ impl Relay {
                     json!({"topic": run[0].topic, "messages": messages}),
                 )
                 .await?;
+            if let Some(listener) = &self.published {
+                listener.published(client.tenant(), run).await?;
+            }
             let seqs: Vec<i64> = run.iter().map(|p| p.seq).collect();
             self.outbox.mark_sent(client, &seqs).await?;
             sent += run.len();

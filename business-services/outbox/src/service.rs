@@ -8,13 +8,14 @@
 //! tenant gets no SQL on the books, only "send what is pending".
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use switchyard_client::{ProviderClient, Service, ServiceDescriptor};
 use switchyard_contracts::{ErrorCode, Problem, TenantId, domains};
 
-use crate::{Outbox, Relay};
+use crate::{Outbox, Published, Relay};
 
 /// What the summary of `contracts/schemas/services/outbox.json` says.
 const SUMMARY: &str = "Carries the events the business services wrote to their outbox (in the \
@@ -26,6 +27,8 @@ const DEFAULT_MAX_EVENTS: u64 = 100;
 
 pub struct OutboxService {
     descriptor: ServiceDescriptor,
+    /// Told of every event relayed (the platform's audit log), when the host gives one.
+    published: Option<Arc<dyn Published>>,
     /// Held across the creation: PostgreSQL's `CREATE TABLE IF NOT EXISTS` is not safe
     /// against itself.
     installed: tokio::sync::Mutex<Installed>,
@@ -49,12 +52,19 @@ impl Default for OutboxService {
                 summary: SUMMARY.into(),
                 actions: domains::service_actions("outbox"),
             },
+            published: None,
             installed: tokio::sync::Mutex::default(),
         }
     }
 }
 
 impl OutboxService {
+    /// The service telling `listener` of every event it relays ([`Published`]).
+    pub fn with_published(mut self, listener: Arc<dyn Published>) -> Self {
+        self.published = Some(listener);
+        self
+    }
+
     /// Publishes up to `max_events` pending rows of the books' outbox in `db` to `bus`.
     async fn relay(&self, client: &dyn ProviderClient, params: &Value) -> Result<Value, Problem> {
         let text = |field: &str| {
@@ -82,7 +92,11 @@ impl OutboxService {
             outbox
         };
         let batch = usize::try_from(max_events).unwrap_or(usize::MAX);
-        let sent = Relay::new(outbox, bus, batch).run_once(client).await?;
+        let mut relay = Relay::new(outbox, bus, batch);
+        if let Some(listener) = &self.published {
+            relay = relay.with_published(listener.clone());
+        }
+        let sent = relay.run_once(client).await?;
         Ok(json!({ "sent": sent }))
     }
 }

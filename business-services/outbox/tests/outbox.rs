@@ -259,3 +259,62 @@ async fn the_inbox_applies_a_redelivered_event_once() {
     let audit = Inbox::new(DB, "audit").unwrap();
     assert!(audit.apply_once(&acme, "ev-1", vec![]).await.unwrap());
 }
+
+/// A listener that refuses its first call and then records what it is told, with the tenant.
+#[derive(Default)]
+struct Listener {
+    told: std::sync::Mutex<Vec<(String, String)>>,
+    refused_once: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl switchyard_outbox::Published for Listener {
+    async fn published(
+        &self,
+        tenant: &TenantId,
+        events: &[switchyard_outbox::Pending],
+    ) -> Result<(), switchyard_contracts::Problem> {
+        if !self
+            .refused_once
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(switchyard_contracts::Problem::new(
+                ErrorCode::Internal,
+                "not now",
+            ));
+        }
+        let mut told = self.told.lock().unwrap();
+        told.extend(
+            events
+                .iter()
+                .map(|e| (tenant.to_string(), e.event_id.clone())),
+        );
+        Ok(())
+    }
+}
+
+/// The listener hears of every published event before it is marked sent: when it fails, the
+/// events stay pending and it hears of them again with the next round.
+#[tokio::test]
+async fn the_listener_hears_of_each_published_event_before_it_is_marked_sent() {
+    let platform = Platform::new().await;
+    let acme = platform.tenant("acme").await;
+    let outbox = Outbox::new(DB).unwrap();
+    let placed = [
+        place_order(&acme, "o-1", 100).await.unwrap(),
+        place_order(&acme, "o-2", 200).await.unwrap(),
+    ];
+    let listener = Arc::new(Listener::default());
+    let relay = Relay::new(outbox.clone(), BUS, 10).with_published(listener.clone());
+
+    assert!(relay.run_once(&acme).await.is_err());
+    assert_eq!(outbox.pending(&acme, 10).await.unwrap().len(), 2);
+    assert_eq!(relay.run_once(&acme).await.unwrap(), 2);
+    assert!(outbox.pending(&acme, 10).await.unwrap().is_empty());
+    let told = listener.told.lock().unwrap().clone();
+    let expected: Vec<(String, String)> = placed
+        .iter()
+        .map(|e| ("acme".to_owned(), e.id.clone()))
+        .collect();
+    assert_eq!(told, expected);
+}
