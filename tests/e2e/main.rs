@@ -15,6 +15,7 @@ mod conformance_cli;
 mod console;
 mod contract;
 mod decision_log;
+mod decision_log;
 mod deploy;
 mod errors;
 mod faults;
