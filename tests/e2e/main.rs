@@ -15,7 +15,6 @@ mod conformance_cli;
 mod console;
 mod contract;
 mod decision_log;
-mod decision_log;
 mod deploy;
 mod errors;
 mod faults;
