@@ -5,7 +5,10 @@
 //! it for the built-in providers; a test fails when the two drift, so the published file is
 //! always what the code serves.
 
+mod admin;
 mod audit_log;
+mod decisions;
+pub mod history;
 mod inbound;
 mod openai;
 mod operator;
@@ -16,7 +19,7 @@ use crate::descriptor::{ActionDescriptor, ProviderDescriptor, ServiceDescriptor}
 use crate::schema::Compiled;
 
 /// Major.minor of the HTTP contract. Additive changes bump minor; anything else bumps major.
-pub const CONTRACT_VERSION: &str = "1.7.0";
+pub const CONTRACT_VERSION: &str = "1.8.0";
 
 /// Schemas shared by every route, keyed by component name. Some refer to others (an
 /// `InvokeResponse`'s `meta` is a `ResponseMeta`), always by their whole name: client generators
@@ -28,7 +31,9 @@ pub fn components() -> Map<String, Value> {
             .expect("contracts/schemas/components.json is valid JSON");
     components.extend(key_components());
     components.extend(operator::components());
+    components.extend(admin::components());
     components.extend(audit_log::components());
+    components.extend(history::components());
     components.insert("OpenAiError".into(), openai::error_schema());
     components
 }
@@ -173,7 +178,10 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
                  "responses": ok_or_problem("RevokedKey")}
     }));
     paths.extend(operator::paths());
+    paths.extend(admin::paths());
     paths.extend(audit_log::paths());
+    paths.extend(decisions::paths());
+    paths.extend(history::paths());
     paths.extend(inbound::paths(providers));
     paths.extend(openai::paths(providers));
     for provider in providers {
@@ -212,7 +220,8 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
             "schemas": components(),
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "A tenant-scoped API key: Authorization: Bearer sy_..."},
-                operator::SCHEME: operator::security_scheme()
+                operator::SCHEME: operator::security_scheme(),
+                admin::SCHEME: admin::security_scheme()
             },
             "responses": {"Problem": problem_response("An error, as RFC 9457 problem details.")}
         }
