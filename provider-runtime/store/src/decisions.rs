@@ -287,29 +287,56 @@ impl PlatformStore {
                     .and_then(|limits| limits.decision_retention_days),
             );
             let cutoff = now_ms.saturating_sub(i64::from(days) * DAY_MS);
-            loop {
-                let done = sqlx::query(
-                    "DELETE FROM policy_decisions WHERE (tenant_id, at_ms, id) IN (
-                        SELECT tenant_id, at_ms, id FROM policy_decisions
-                         WHERE tenant_id = $1 AND at_ms < $2 LIMIT $3)",
-                )
-                .bind(&tenant)
-                .bind(cutoff)
-                .bind(i64::from(batch))
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                purged.decisions += done;
-                // Each batch is its own transaction: the log's writer gets in between two.
-                if done < u64::from(batch) {
-                    break;
-                }
-            }
+            purged.decisions += self.delete_decisions_before(&tenant, cutoff, batch).await?;
         }
         if purged.decisions > 0 {
             purged.inputs = self.purge_unreferenced_inputs(batch).await?;
         }
         Ok(purged)
+    }
+
+    /// Deletes `tenant`'s decisions before `cutoff`, oldest first, about `batch` per statement
+    /// (each its own transaction: the log's writer gets in between two). A batch is bounded
+    /// by the time of the decision `batch` places further on, so each statement is a range of
+    /// the primary key; deleting by a list of keys made PostgreSQL hash-join the whole table.
+    async fn delete_decisions_before(
+        &self,
+        tenant: &str,
+        cutoff: i64,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let bound: Option<i64> = sqlx::query_scalar(
+                "SELECT at_ms FROM policy_decisions WHERE tenant_id = $1 AND at_ms < $2
+                  ORDER BY at_ms LIMIT 1 OFFSET $3",
+            )
+            .bind(tenant)
+            .bind(cutoff)
+            .bind(i64::from(batch))
+            .fetch_optional(&self.pool)
+            .await?;
+            let delete = |upper: i64, inclusive: bool| {
+                let sql = if inclusive {
+                    "DELETE FROM policy_decisions WHERE tenant_id = $1 AND at_ms <= $2"
+                } else {
+                    "DELETE FROM policy_decisions WHERE tenant_id = $1 AND at_ms < $2"
+                };
+                sqlx::query(sql)
+                    .bind(tenant)
+                    .bind(upper)
+                    .execute(&self.pool)
+            };
+            let Some(bound) = bound else {
+                return Ok(deleted + delete(cutoff, false).await?.rows_affected());
+            };
+            let mut done = delete(bound, false).await?.rows_affected();
+            if done == 0 {
+                // More than a batch decided in one millisecond: that millisecond goes at once.
+                done = delete(bound, true).await?.rows_affected();
+            }
+            deleted += done;
+        }
     }
 
     /// Every tenant with a decision, found by skipping through the primary key one tenant at
@@ -344,17 +371,24 @@ impl PlatformStore {
                 continue;
             }
             loop {
-                let done = sqlx::query(
-                    "DELETE FROM policy_inputs WHERE (revision, digest) IN (
-                        SELECT revision, digest FROM policy_inputs WHERE revision = $1 LIMIT $2)",
+                // Bounded by the digest `batch` places further on, as the decisions are.
+                let bound: Option<String> = sqlx::query_scalar(
+                    "SELECT digest FROM policy_inputs WHERE revision = $1
+                      ORDER BY digest LIMIT 1 OFFSET $2",
                 )
                 .bind(&revision)
                 .bind(i64::from(batch))
+                .fetch_optional(&self.pool)
+                .await?;
+                let done = sqlx::query(
+                    "DELETE FROM policy_inputs WHERE revision = $1 AND ($2 IS NULL OR digest < $2)",
+                )
+                .bind(&revision)
+                .bind(bound.as_deref())
                 .execute(&self.pool)
-                .await?
-                .rows_affected();
-                purged += done;
-                if done < u64::from(batch) {
+                .await?;
+                purged += done.rows_affected();
+                if bound.is_none() {
                     break;
                 }
             }

@@ -71,16 +71,26 @@ pub async fn retention_deletes_exactly_what_is_older_than_each_tenants_setting(b
         // Older than brief's cutoff, younger than the default: steady keeps it.
         keyed("s-day", brief_cutoff - DAY_MS, "steady", "r1", "z"),
     ];
-    // A backlog of brief's, five batches of two.
-    batch.extend((0..9).map(|i| keyed(&format!("b-old{i}"), 1000 + i, "brief", "r1", "w")));
+    // A backlog of brief's, in batches of two: its own revision's inputs, several batches of
+    // them too, go with it; three decisions in one millisecond, more than a batch, go at once.
+    batch.extend((0..9).map(|i| {
+        keyed(
+            &format!("b-old{i}"),
+            1000 + i,
+            "brief",
+            "old",
+            &format!("o{i}"),
+        )
+    }));
+    batch.extend((0..3).map(|i| keyed(&format!("b-tie{i}"), 500, "brief", "r1", "w")));
     store.record_decisions(&batch).await.unwrap();
 
     let purged = store.purge_decisions(90, NOW, 2).await.unwrap();
     assert_eq!(
         purged,
         DecisionPurge {
-            decisions: 11,
-            inputs: 1
+            decisions: 14,
+            inputs: 10
         }
     );
     assert_eq!(
