@@ -122,7 +122,8 @@ pub(super) fn decode(row: &AnyRow) -> Result<(AuditRecord, bool), StoreError> {
         let text: Option<String> = row.try_get(column)?;
         Ok(text.map(|text| match serde_json::from_str::<Value>(&text) {
             Ok(value) => {
-                canonical &= value.to_string() == text;
+                // (Not `value == text`: a Value equals a String only when it is that string.)
+                canonical &= serde_json::to_string(&value).is_ok_and(|written| written == text);
                 value
             }
             Err(_) => {

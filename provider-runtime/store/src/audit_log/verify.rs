@@ -142,7 +142,7 @@ impl PlatformStore {
             ..AuditFilter::default()
         };
         loop {
-            let page = audit_page(&mut *tx, tenant, &filter).await?;
+            let page = audit_page(&mut tx, tenant, &filter).await?;
             for (record, canonical) in &page {
                 walk.step(record, *canonical);
             }
