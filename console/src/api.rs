@@ -43,7 +43,17 @@ impl Api<'_> {
         self.send(request).await
     }
 
-    /// The raw text of a GET (the OpenMetrics of `/providers/{d}/{n}/metrics`).
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, Refusal> {
+        let request = self.http.put(format!("{}{path}", self.base)).json(body);
+        self.send(request).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<Value, Refusal> {
+        let request = self.http.delete(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    /// The raw text of a GET (the OpenMetrics of `/providers/{d}/{n}/metrics`, an export).
     pub async fn text(&self, path: &str) -> Result<String, Refusal> {
         self.fetch(self.http.get(format!("{}{path}", self.base)))
             .await

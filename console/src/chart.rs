@@ -1,6 +1,7 @@
 //! The provider page's live chart: request rate, error rate and mean latency, drawn as SVG
 //! from samples of the provider's own metrics (`GET /providers/{d}/{n}/metrics`, which the
-//! gateway scopes to the caller's tenant).
+//! gateway scopes to the caller's tenant). And the operator's usage chart of one tenant, per
+//! UTC day ([`daily`]).
 //!
 //! The console keeps the last [`KEEP`] samples per user and provider; each time the chart is
 //! asked for (the page's script asks every two seconds) a new sample is taken. Rates are the
@@ -135,6 +136,85 @@ pub fn svg(samples: &VecDeque<Sample>) -> String {
     out
 }
 
+/// One tenant's counts on one UTC day, as `GET /admin/tenants/{t}/usage` answers them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Day {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub calls: f64,
+    pub errors: f64,
+    pub tokens: f64,
+}
+
+/// Bars per day in one SVG: calls with their errors over them, and AI tokens; the first and
+/// last day under each band, the totals in text and in `data-` attributes.
+pub fn daily(days: &[Day]) -> String {
+    let (width, band) = (640.0, 110.0);
+    let total = |f: fn(&Day) -> f64| days.iter().map(f).sum::<f64>();
+    let (calls, errors, tokens) = (total(|d| d.calls), total(|d| d.errors), total(|d| d.tokens));
+    let height = band * 2.0 + 30.0;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" \
+         role=\"img\" aria-label=\"{calls} calls, {errors} errors, {tokens} AI tokens over {n} days\" \
+         data-calls=\"{calls}\" data-errors=\"{errors}\" data-tokens=\"{tokens}\" \
+         font-family=\"sans-serif\" font-size=\"12\"><rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>",
+        n = days.len()
+    );
+    let step = width / days.len().max(1) as f64;
+    let bars: [(&str, fn(&Day) -> f64, Option<fn(&Day) -> f64>, &str); 2] = [
+        (
+            "calls per day (errors in red)",
+            |d| d.calls,
+            Some(|d| d.errors),
+            "#1a5fb4",
+        ),
+        ("AI tokens per day", |d| d.tokens, None, "#26a269"),
+    ];
+    for (i, (label, value, over, colour)) in bars.iter().enumerate() {
+        let top = i as f64 * band + 10.0;
+        let base = top + band - 22.0;
+        let max = days.iter().map(value).fold(0.0_f64, f64::max);
+        let scale = if max > 0.0 { (band - 46.0) / max } else { 0.0 };
+        out.push_str(&format!(
+            "<text x=\"4\" y=\"{}\" fill=\"#222\">{label} (max {max})</text>\
+             <line x1=\"0\" x2=\"{width}\" y1=\"{base}\" y2=\"{base}\" stroke=\"#bbb\"/>",
+            top + 12.0
+        ));
+        for (n, day) in days.iter().enumerate() {
+            let x = n as f64 * step + step * 0.1;
+            let mut bar = |v: f64, fill: &str| {
+                if v > 0.0 {
+                    out.push_str(&format!(
+                        "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{fill}\"><title>{} {v}</title></rect>",
+                        base - v * scale,
+                        step * 0.8,
+                        v * scale,
+                        day.day
+                    ));
+                }
+            };
+            bar(value(day), colour);
+            if let Some(over) = over {
+                bar(over(day), "#a51d2d");
+            }
+        }
+        if let (Some(first), Some(last)) = (days.first(), days.last()) {
+            out.push_str(&format!(
+                "<text x=\"2\" y=\"{y}\" fill=\"#222\">{}</text>\
+                 <text x=\"{width}\" y=\"{y}\" fill=\"#222\" text-anchor=\"end\">{}</text>",
+                first.day,
+                last.day,
+                y = base + 15.0
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "<text x=\"4\" y=\"{}\" fill=\"#222\">{calls} calls, {errors} errors, {tokens} AI tokens in total</text></svg>",
+        band * 2.0 + 22.0
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -174,5 +254,27 @@ mod tests {
             push(&mut samples, later);
         }
         assert_eq!(samples.len(), KEEP);
+    }
+
+    #[test]
+    fn days_are_drawn_as_bars_with_their_totals() {
+        let day = |day: &str, calls, errors, tokens| Day {
+            day: day.into(),
+            calls,
+            errors,
+            tokens,
+        };
+        let drawn = daily(&[
+            day("2026-03-01", 0.0, 0.0, 0.0),
+            day("2026-03-02", 40.0, 4.0, 1200.0),
+        ]);
+        assert!(drawn.contains("data-calls=\"40\""), "{drawn}");
+        assert!(drawn.contains("data-errors=\"4\""), "{drawn}");
+        assert!(drawn.contains("data-tokens=\"1200\""), "{drawn}");
+        // The empty day draws nothing; the other a calls bar, an errors bar and a tokens bar.
+        assert_eq!(drawn.matches("<rect x=").count(), 3, "{drawn}");
+        assert!(drawn.contains("<title>2026-03-02 4</title>"), "{drawn}");
+        assert!(drawn.contains(">2026-03-01</text>"), "{drawn}");
+        assert!(daily(&[]).contains("0 calls"));
     }
 }

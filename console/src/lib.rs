@@ -1,27 +1,32 @@
-//! The provider catalog console for admins, served by the gateway under `/console`.
+//! The admin console, served by the gateway under `/console`: the provider catalog and tenant
+//! ops for a tenant's users, and the tenants' plane for platform operators.
 //!
 //! Pages are rendered on the server (maud) and work without JavaScript; the one script only
 //! refreshes the provider chart and filters the catalog as you type. The console holds no
-//! privilege of its own: a user signs in with an API key or an OIDC access token, the console
-//! keeps it in memory behind a session cookie, and every page is built from the gateway's
-//! public API called with that credential ([`api`]). What a role may do is decided there, by
-//! the key's scopes and the policy engine — an operator who posts the admin-only form directly
-//! gets the same `policy_denied` the page would have shown.
+//! privilege of its own: a user signs in with an API key, an OIDC access token or an
+//! operator key (`syop_…`), the console keeps it in memory behind a session cookie, and every
+//! page is built from the gateway's public API called with that credential ([`api`]). What a
+//! role may do is decided there, by the key's scopes and the policy engine — an operator who
+//! posts the admin-only form directly gets the same `policy_denied` the page would have shown,
+//! and a tenant's key gets `operator_only` from every `/admin` route.
 
+mod admin;
 mod api;
+mod audit;
 mod chart;
 mod form;
+mod history;
 mod pages;
+mod providers;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
 use moka::future::Cache;
 use rand::RngCore;
-use serde_json::{Value, json};
 
 use api::{Api, Refusal};
 
@@ -76,6 +81,22 @@ impl Response {
         }
     }
 
+    /// A file the browser saves (an export), named `filename`.
+    fn download(content_type: &str, filename: &str, body: String) -> Self {
+        Response {
+            status: 200,
+            headers: vec![
+                ("content-type", content_type.into()),
+                ("cache-control", "no-store".into()),
+                (
+                    "content-disposition",
+                    format!("attachment; filename=\"{filename}\""),
+                ),
+            ],
+            body: Bytes::from(body),
+        }
+    }
+
     fn asset(content_type: &str, body: &'static str) -> Self {
         Response {
             status: 200,
@@ -88,25 +109,64 @@ impl Response {
     }
 }
 
+/// The prefix of a platform operator's key (`syop_<id>_<secret>`): such a key opens the
+/// operator's pages, and only those.
+const OPERATOR_PREFIX: &str = "syop_";
+
+/// What the signed-in user can use, as the gateway answered at sign-in: the navigation offers
+/// those pages only. It hides links, nothing more: each page is still the API's answer to the
+/// user's own credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A platform operator: the tenants' plane (`/admin/*`).
+    Operator,
+    /// A tenant's user; `admin` when `GET /secrets` was allowed (config history, secrets),
+    /// `audit` when `GET /audit/log` was (audit log, decisions).
+    Tenant { admin: bool, audit: bool },
+}
+
 /// A signed-in user: the credential every API call carries, and the form token that proves
 /// a POST came from a console page.
 pub struct Session {
     credential: String,
     csrf: String,
+    role: Role,
     /// Chart samples per provider (`domain/name`).
     samples: Mutex<Vec<(String, VecDeque<chart::Sample>)>>,
+    /// The outcome of the last form, for the page it redirected to ([`Page::after`]).
+    flash: Mutex<Option<(String, pages::Notice)>>,
 }
 
 impl Session {
-    /// What the pages may show of who is signed in: an API key's id, never its secret.
+    /// What the pages may show of who is signed in: a key's id, never its secret.
     fn label(&self) -> String {
-        match self
-            .credential
-            .strip_prefix("sy_")
-            .and_then(|r| r.split_once('_'))
-        {
-            Some((id, _)) => format!("key {id}"),
-            None => "OIDC token".into(),
+        let id = |prefix: &str| {
+            self.credential
+                .strip_prefix(prefix)
+                .and_then(|r| r.split_once('_'))
+                .map(|(id, _)| id.to_owned())
+        };
+        match (id(OPERATOR_PREFIX), id("sy_")) {
+            (Some(id), _) => format!("operator key {id}"),
+            (None, Some(id)) => format!("key {id}"),
+            (None, None) => "OIDC token".into(),
+        }
+    }
+
+    fn ctx<'a>(&'a self, base: &'a str) -> pages::Ctx<'a> {
+        pages::Ctx {
+            who: self.label(),
+            csrf: &self.csrf,
+            base,
+            role: self.role,
+        }
+    }
+
+    /// Where the user starts: the first page their role can use.
+    fn home(&self) -> &'static str {
+        match self.role {
+            Role::Operator => "/console/admin/tenants",
+            Role::Tenant { .. } => "/console/catalog",
         }
     }
 }
@@ -152,7 +212,7 @@ impl Console {
             }
             (&Method::GET, [] | [""]) => {
                 return match self.session(&request).await {
-                    Some(_) => Response::redirect("/console/catalog"),
+                    Some(session) => Response::redirect(session.home()),
                     None => Response::html(200, pages::sign_in(None)),
                 };
             }
@@ -169,7 +229,7 @@ impl Console {
             return Response::html(
                 403,
                 pages::message(
-                    &session.label(),
+                    &session.ctx(&request.api_base),
                     "Refused",
                     "This form was not sent from a page of this console session.",
                 ),
@@ -217,9 +277,27 @@ impl Console {
             (&Method::GET, ["tenant"]) => page.tenant(None).await,
             (&Method::POST, ["tenant", "keys"]) => page.create_key(&form).await,
             (&Method::POST, ["tenant", "keys", id, "revoke"]) => page.revoke_key(id).await,
+            (&Method::GET, ["providers", d, n, "history"]) => page.history(d, n).await,
+            (&Method::POST, ["providers", d, n, "history", "rollback"]) => {
+                page.rollback(d, n, &form).await
+            }
+            (&Method::GET, ["secrets"]) => page.secrets(&query).await,
+            (&Method::POST, ["secrets"]) => page.write_secret(&form).await,
+            (&Method::GET, ["audit"]) => page.audit_log(&query).await,
+            (&Method::GET, ["decisions"]) => page.decisions(&query).await,
+            (&Method::GET, [log @ ("audit" | "decisions"), "export"]) => {
+                page.export(log, &query).await
+            }
+            (method, ["admin", "tenants", rest @ ..]) => {
+                page.admin(method, rest, &form, &query).await
+            }
             _ => Response::html(
                 404,
-                pages::message(&session.label(), "Not found", "No console page is here."),
+                pages::message(
+                    &session.ctx(&request.api_base),
+                    "Not found",
+                    "No console page is here.",
+                ),
             ),
         }
     }
@@ -228,8 +306,10 @@ impl Console {
         self.sessions.get(&cookie_token(request)?).await
     }
 
-    /// Checks the credential against the gateway (it must at least read the catalog) before
-    /// opening a session for it.
+    /// Checks the credential against the gateway before opening a session for it: an
+    /// operator key must list the tenants, any other credential must at least read the
+    /// catalog. A tenant's user is then asked for two more pages, to know which the
+    /// navigation offers.
     async fn sign_in(&self, request: &Request) -> Response {
         let form = parse_form(&request.body);
         let credential = form
@@ -248,7 +328,13 @@ impl Console {
             base: &request.api_base,
             credential: &credential,
         };
-        if let Err(refusal) = api.get("/providers").await {
+        let operator = credential.starts_with(OPERATOR_PREFIX);
+        let first = if operator {
+            "/admin/tenants"
+        } else {
+            "/providers"
+        };
+        if let Err(refusal) = api.get(first).await {
             return Response::html(
                 401,
                 pages::sign_in(Some(&format!(
@@ -257,21 +343,28 @@ impl Console {
                 ))),
             );
         }
+        let role = if operator {
+            Role::Operator
+        } else {
+            Role::Tenant {
+                admin: api.get("/secrets").await.is_ok(),
+                audit: api.get("/audit/log?limit=1").await.is_ok(),
+            }
+        };
+        let session = Session {
+            credential,
+            csrf: random_token(),
+            role,
+            samples: Mutex::default(),
+            flash: Mutex::default(),
+        };
+        let home = session.home();
         let token = random_token();
-        self.sessions
-            .insert(
-                token.clone(),
-                Arc::new(Session {
-                    credential,
-                    csrf: random_token(),
-                    samples: Mutex::default(),
-                }),
-            )
-            .await;
+        self.sessions.insert(token.clone(), Arc::new(session)).await;
         Response {
             status: 303,
             headers: vec![
-                ("location", "/console/catalog".into()),
+                ("location", home.into()),
                 (
                     "set-cookie",
                     format!("{COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict"),
@@ -290,277 +383,38 @@ struct Page<'a> {
 
 impl Page<'_> {
     fn ctx(&self) -> pages::Ctx<'_> {
-        pages::Ctx {
-            who: self.session.label(),
-            csrf: &self.session.csrf,
-            base: self.api.base,
-        }
+        self.session.ctx(self.api.base)
     }
 
     fn refused(&self, title: &str, refusal: &Refusal) -> Response {
         Response::html(refusal.status, pages::refused(&self.ctx(), title, refusal))
     }
 
-    async fn catalog(&self, query: &[(String, String)]) -> Response {
-        let get = |k: &str| {
-            query
-                .iter()
-                .find(|(key, _)| key == k)
-                .map_or("", |(_, v)| v.as_str())
-        };
-        match self.api.get("/providers").await {
-            Ok(catalog) => Response::html(
-                200,
-                pages::catalog(&self.ctx(), &catalog, get("q"), get("domain")),
-            ),
-            Err(refusal) => self.refused("Catalog", &refusal),
-        }
+    /// Post/redirect/get: the outcome of a form is kept for the page at `to`, which the
+    /// browser is sent to, so reloading that page never sends the form again.
+    fn after(&self, to: &str, notice: pages::Notice) -> Response {
+        *self
+            .session
+            .flash
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((to.to_owned(), notice));
+        Response::redirect(to)
     }
 
-    async fn provider(&self, d: &str, n: &str, notice: Option<pages::Notice>) -> Response {
-        let descriptor = match self.api.get(&format!("/providers/{d}/{n}")).await {
-            Ok(descriptor) => descriptor,
-            Err(refusal) => return self.refused(&format!("{d}/{n}"), &refusal),
-        };
-        let health = self.api.get(&format!("/providers/{d}/{n}/health")).await;
-        let status = match &notice {
-            Some(pages::Notice::Refused(r)) => r.status,
-            _ => 200,
-        };
-        Response::html(
-            status,
-            pages::provider(&self.ctx(), &descriptor, health.as_ref(), notice.as_ref()),
-        )
-    }
-
-    async fn configure(&self, d: &str, n: &str, form: &[(String, String)]) -> Response {
-        let descriptor = match self.api.get(&format!("/providers/{d}/{n}")).await {
-            Ok(descriptor) => descriptor,
-            Err(refusal) => return self.refused(&format!("{d}/{n}"), &refusal),
-        };
-        let stored = &descriptor["config"]["values"];
-        let raw = form
-            .iter()
-            .find(|(k, _)| k == "__json")
-            .map(|(_, v)| v.trim())
-            .unwrap_or_default();
-        let config = if raw.is_empty() {
-            form::to_json(&descriptor["config_schema"], form, stored)
-        } else {
-            serde_json::from_str(raw).map_err(|e| format!("the JSON config: {e}"))
-        };
-        let notice = match config {
-            Err(problem) => pages::Notice::Invalid(problem),
-            Ok(config) => match self
-                .api
-                .post(
-                    &format!("/providers/{d}/{n}/configure"),
-                    &json!({"config": config}),
-                )
-                .await
-            {
-                Ok(saved) => {
-                    pages::Notice::Done(format!("Configured: version {}.", saved["version"]))
-                }
-                Err(refusal) => pages::Notice::Refused(refusal),
-            },
-        };
-        self.provider(d, n, Some(notice)).await
-    }
-
-    /// `rotate` re-applies the stored config: its `secret://` references are resolved anew
-    /// and the instance is swapped, which is what a rotated secret needs.
-    async fn lifecycle(&self, d: &str, n: &str, op: &str) -> Response {
-        let answer = if op == "rotate" {
-            match self.api.get(&format!("/providers/{d}/{n}")).await {
-                Ok(descriptor) => {
-                    let config = descriptor["config"]["values"].clone();
-                    let config = if config.is_null() { json!({}) } else { config };
-                    self.api
-                        .post(
-                            &format!("/providers/{d}/{n}/configure"),
-                            &json!({"config": config}),
-                        )
-                        .await
-                }
-                Err(refusal) => Err(refusal),
-            }
-        } else {
-            self.api
-                .post(&format!("/providers/{d}/{n}/{op}"), &json!({}))
-                .await
-        };
-        let notice = match answer {
-            Ok(_) => pages::Notice::Done(match op {
-                "rotate" => "Secrets resolved again and the instance swapped.".into(),
-                other => format!("{other}: done."),
-            }),
-            Err(refusal) => pages::Notice::Refused(refusal),
-        };
-        self.provider(d, n, Some(notice)).await
-    }
-
-    async fn chart(&self, d: &str, n: &str) -> Response {
-        let metrics = match self.api.text(&format!("/providers/{d}/{n}/metrics")).await {
-            Ok(metrics) => metrics,
-            Err(refusal) => {
-                return Response {
-                    status: refusal.status,
-                    headers: vec![("content-type", "text/plain; charset=utf-8".into())],
-                    body: Bytes::from(refusal.detail),
-                };
-            }
-        };
-        let sample = chart::sample(&metrics, Instant::now());
-        let drawn = {
-            let mut all = self
-                .session
-                .samples
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let id = format!("{d}/{n}");
-            let position = all.iter().position(|(p, _)| *p == id);
-            let index = position.unwrap_or_else(|| {
-                all.push((id, VecDeque::new()));
-                all.len() - 1
-            });
-            let samples = &mut all[index].1;
-            chart::push(samples, sample);
-            chart::svg(samples)
-        };
-        Response {
-            status: 200,
-            headers: vec![
-                ("content-type", "image/svg+xml".into()),
-                ("cache-control", "no-store".into()),
-            ],
-            body: Bytes::from(drawn),
-        }
-    }
-
-    async fn try_it(
-        &self,
-        d: &str,
-        n: &str,
-        action: &str,
-        form: Option<&[(String, String)]>,
-    ) -> Response {
-        let descriptor = match self.api.get(&format!("/providers/{d}/{n}")).await {
-            Ok(descriptor) => descriptor,
-            Err(refusal) => return self.refused(&format!("{d}/{n}"), &refusal),
-        };
-        let Some(spec) = descriptor["actions"]
-            .as_array()
-            .and_then(|a| a.iter().find(|x| x["name"] == action))
-            .cloned()
-        else {
-            return Response::html(
-                404,
-                pages::message(
-                    &self.session.label(),
-                    "Not found",
-                    &format!("{d}/{n} has no action {action}."),
-                ),
-            );
-        };
-        let Some(form) = form else {
-            return Response::html(
-                200,
-                pages::try_it(&self.ctx(), d, n, &spec, &json!({}), None),
-            );
-        };
-        let raw = form
-            .iter()
-            .find(|(k, _)| k == "__json")
-            .map(|(_, v)| v.trim())
-            .unwrap_or_default();
-        let params = if raw.is_empty() {
-            form::to_json(&spec["params"], form, &Value::Null)
-        } else {
-            serde_json::from_str(raw).map_err(|e| format!("the JSON params: {e}"))
-        };
-        let (status, outcome) = match params {
-            Err(problem) => (400, pages::Outcome::Invalid(problem)),
-            Ok(params) => {
-                let answer = self
-                    .api
-                    .post(
-                        &format!("/providers/{d}/{n}/{action}"),
-                        &json!({"params": params}),
-                    )
-                    .await;
-                match answer {
-                    Ok(answer) => (200, pages::Outcome::Answer(params, answer)),
-                    Err(refusal) => (refusal.status, pages::Outcome::Refused(params, refusal)),
-                }
-            }
-        };
-        let shown = match &outcome {
-            pages::Outcome::Answer(p, _) | pages::Outcome::Refused(p, _) => p.clone(),
-            pages::Outcome::Invalid(_) => json!({}),
-        };
-        Response::html(
-            status,
-            pages::try_it(&self.ctx(), d, n, &spec, &shown, Some(&outcome)),
-        )
-    }
-
-    async fn schemas(&self) -> Response {
-        let catalog = match self.api.get("/providers").await {
-            Ok(catalog) => catalog,
-            Err(refusal) => return self.refused("Schemas", &refusal),
-        };
-        let mut described = Vec::new();
-        for entry in catalog["providers"].as_array().into_iter().flatten() {
-            let (d, n) = (
-                entry["domain"].as_str().unwrap_or_default(),
-                entry["name"].as_str().unwrap_or_default(),
-            );
-            if let Ok(descriptor) = self.api.get(&format!("/providers/{d}/{n}")).await {
-                described.push(descriptor);
+    /// The outcome kept for the page at `path`, once.
+    fn flash(&self, path: &str) -> Option<pages::Notice> {
+        let mut flash = self
+            .session
+            .flash
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match flash.take() {
+            Some((to, notice)) if to == path => Some(notice),
+            other => {
+                *flash = other;
+                None
             }
         }
-        Response::html(200, pages::schemas(&self.ctx(), &described))
-    }
-
-    async fn tenant(&self, notice: Option<pages::Notice>) -> Response {
-        let keys = self.api.get("/keys").await;
-        let revision = self.api.get("/policies/revision").await;
-        let decisions = self.api.get("/policies/decisions?limit=20").await;
-        let status = match &notice {
-            Some(pages::Notice::Refused(r)) => r.status,
-            _ => 200,
-        };
-        Response::html(
-            status,
-            pages::tenant(&self.ctx(), &keys, &revision, &decisions, notice.as_ref()),
-        )
-    }
-
-    async fn create_key(&self, form: &[(String, String)]) -> Response {
-        let scopes = form
-            .iter()
-            .find(|(k, _)| k == "scopes")
-            .map_or("", |(_, v)| v.as_str());
-        let notice = match self.api.post("/keys", &json!({"scopes": scopes})).await {
-            Ok(created) => {
-                pages::Notice::Created(created["key"].as_str().unwrap_or_default().to_owned())
-            }
-            Err(refusal) => pages::Notice::Refused(refusal),
-        };
-        self.tenant(Some(notice)).await
-    }
-
-    async fn revoke_key(&self, id: &str) -> Response {
-        let notice = match self
-            .api
-            .post(&format!("/keys/{id}/revoke"), &json!({}))
-            .await
-        {
-            Ok(_) => pages::Notice::Done(format!("Key {id} revoked.")),
-            Err(refusal) => pages::Notice::Refused(refusal),
-        };
-        self.tenant(Some(notice)).await
     }
 }
 

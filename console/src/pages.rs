@@ -5,6 +5,7 @@
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 
+use crate::Role;
 use crate::api::Refusal;
 use crate::form;
 
@@ -14,6 +15,8 @@ pub struct Ctx<'a> {
     pub csrf: &'a str,
     /// The gateway's address, for the curl snippets.
     pub base: &'a str,
+    /// Which pages the navigation offers.
+    pub role: Role,
 }
 
 /// The outcome of a form on the provider or tenant page.
@@ -32,7 +35,29 @@ pub enum Outcome {
     Invalid(String),
 }
 
-fn layout(who: Option<&str>, csrf: Option<&str>, title: &str, body: Markup) -> Markup {
+/// The navigation of `role`: the pages it can use.
+fn nav(role: Role) -> Vec<(&'static str, &'static str)> {
+    match role {
+        Role::Operator => vec![("/console/admin/tenants", "Tenants")],
+        Role::Tenant { admin, audit } => {
+            let mut links = vec![
+                ("/console/catalog", "Catalog"),
+                ("/console/schemas", "Schemas"),
+                ("/console/tenant", "Tenant"),
+            ];
+            if admin {
+                links.push(("/console/secrets", "Secrets"));
+            }
+            if audit {
+                links.push(("/console/audit", "Audit log"));
+                links.push(("/console/decisions", "Decisions"));
+            }
+            links
+        }
+    }
+}
+
+fn layout(ctx: Option<&Ctx<'_>>, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -47,15 +72,13 @@ fn layout(who: Option<&str>, csrf: Option<&str>, title: &str, body: Markup) -> M
                 a class="skip" href="#main" { "Skip to content" }
                 header {
                     span class="brand" { "Switchyard" }
-                    @if let Some(who) = who {
+                    @if let Some(ctx) = ctx {
                         nav aria-label="Console" {
-                            a href="/console/catalog" { "Catalog" }
-                            a href="/console/schemas" { "Schemas" }
-                            a href="/console/tenant" { "Tenant" }
+                            @for (href, label) in nav(ctx.role) { a href=(href) { (label) } }
                         }
                         form method="post" action="/console/sign-out" class="inline" {
-                            @if let Some(csrf) = csrf { input type="hidden" name="csrf" value=(csrf); }
-                            span class="who" { "Signed in with " (who) " " }
+                            input type="hidden" name="csrf" value=(ctx.csrf);
+                            span class="who" { "Signed in with " (ctx.who) " " }
                             button type="submit" { "Sign out" }
                         }
                     }
@@ -69,20 +92,19 @@ fn layout(who: Option<&str>, csrf: Option<&str>, title: &str, body: Markup) -> M
     }
 }
 
-fn page(ctx: &Ctx<'_>, title: &str, body: Markup) -> Markup {
-    layout(Some(&ctx.who), Some(ctx.csrf), title, body)
+pub(crate) fn page(ctx: &Ctx<'_>, title: &str, body: Markup) -> Markup {
+    layout(Some(ctx), title, body)
 }
 
 pub fn sign_in(error: Option<&str>) -> Markup {
     layout(
-        None,
         None,
         "Sign in",
         html! {
             @if let Some(error) = error { p class="error" role="alert" { (error) } }
             form method="post" action="/console/sign-in" {
                 div class="field" {
-                    label for="credential" { "API key or OIDC access token" }
+                    label for="credential" { "API key, OIDC access token or operator key" }
                     input type="password" id="credential" name="credential" autocomplete="off" required;
                     small { "Kept in this server's memory for your session only; never shown again." }
                 }
@@ -92,11 +114,11 @@ pub fn sign_in(error: Option<&str>) -> Markup {
     )
 }
 
-pub fn message(who: &str, title: &str, text: &str) -> Markup {
-    layout(Some(who), None, title, html! { p { (text) } })
+pub fn message(ctx: &Ctx<'_>, title: &str, text: &str) -> Markup {
+    page(ctx, title, html! { p { (text) } })
 }
 
-fn refusal_box(refusal: &Refusal) -> Markup {
+pub(crate) fn refusal_box(refusal: &Refusal) -> Markup {
     html! {
         div class="error" role="alert" {
             p { strong { (refusal.status) " " (refusal.code) } ": " (refusal.detail) }
@@ -111,7 +133,7 @@ pub fn refused(ctx: &Ctx<'_>, title: &str, refusal: &Refusal) -> Markup {
     page(ctx, title, refusal_box(refusal))
 }
 
-fn notice_box(notice: &Notice) -> Markup {
+pub(crate) fn notice_box(notice: &Notice) -> Markup {
     html! {
         @match notice {
             Notice::Done(text) => p class="done" role="status" { (text) },
@@ -125,7 +147,7 @@ fn notice_box(notice: &Notice) -> Markup {
     }
 }
 
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
+pub(crate) fn text<'a>(value: &'a Value, key: &str) -> &'a str {
     value[key].as_str().unwrap_or_default()
 }
 
@@ -272,7 +294,10 @@ pub fn provider(
                 h2 id="config-h" { "Configuration" }
                 p {
                     @if descriptor["config"].is_null() { "Not configured yet." }
-                    @else { "Version " (descriptor["config"]["version"]) ", updated " (text(&descriptor["config"], "updated_at")) "." }
+                    @else {
+                        "Version " (descriptor["config"]["version"]) ", updated " (text(&descriptor["config"], "updated_at")) ". "
+                        a href=(format!("/console/providers/{id}/history")) { "History and rollback" }
+                    }
                 }
                 form method="post" action=(format!("/console/providers/{id}/configure")) {
                     input type="hidden" name="csrf" value=(ctx.csrf);
@@ -368,7 +393,7 @@ pub fn try_it(
 }
 
 /// Milliseconds since the epoch as RFC 3339 UTC.
-fn at_ms(ms: i64) -> String {
+pub(crate) fn at_ms(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| {
@@ -378,7 +403,7 @@ fn at_ms(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-fn pretty(value: &Value) -> String {
+pub(crate) fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
 }
 
@@ -467,26 +492,34 @@ pub fn tenant(
                 }
                 @match decisions {
                     Ok(decisions) => {
-                        table id="decisions" {
-                            caption { "Recent decisions for this tenant" }
-                            thead { tr {
-                                th scope="col" { "When" } th scope="col" { "Subject" } th scope="col" { "Request" }
-                                th scope="col" { "Result" } th scope="col" { "Reasons" }
-                            } }
-                            tbody { @for d in decisions["decisions"].as_array().into_iter().flatten() {
-                                tr {
-                                    td { (d["at_ms"].as_i64().map(at_ms).unwrap_or_default()) }
-                                    td { (text(d, "subject")) }
-                                    td { (d["input"]["request"]["path"].as_str().unwrap_or_default()) }
-                                    td { (if d["allowed"].as_bool() == Some(true) { "allow" } else { "deny" }) }
-                                    td { (d["reasons"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")).unwrap_or_default()) }
-                                }
-                            } }
-                        }
+                        p { a href="/console/decisions" { "Every decision, filters and export" } }
+                        (decisions_table(decisions, "Recent decisions for this tenant"))
                     }
                     Err(refusal) => (refusal_box(refusal)),
                 }
             }
         },
     )
+}
+
+/// The decisions of one page of `GET /policies/decisions`, newest first.
+pub(crate) fn decisions_table(decisions: &Value, caption: &str) -> Markup {
+    html! {
+        table id="decisions" {
+            caption { (caption) }
+            thead { tr {
+                th scope="col" { "When" } th scope="col" { "Subject" } th scope="col" { "Request" }
+                th scope="col" { "Result" } th scope="col" { "Reasons" }
+            } }
+            tbody { @for d in decisions["decisions"].as_array().into_iter().flatten() {
+                tr {
+                    td { (d["at_ms"].as_i64().map(at_ms).unwrap_or_default()) }
+                    td { (text(d, "subject")) }
+                    td { (d["input"]["request"]["path"].as_str().unwrap_or_default()) }
+                    td { (if d["allowed"].as_bool() == Some(true) { "allow" } else { "deny" }) }
+                    td { (d["reasons"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")).unwrap_or_default()) }
+                }
+            } }
+        }
+    }
 }

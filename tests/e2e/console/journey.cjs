@@ -12,7 +12,7 @@ const seen = {};
 
 async function signIn(page, credential) {
   await page.goto(base + "/console");
-  await page.getByLabel("API key or OIDC access token").fill(credential);
+  await page.getByLabel("API key, OIDC access token or operator key").fill(credential);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL("**/console/catalog");
 }
