@@ -33,6 +33,7 @@ use switchyard_runtime::store::redacted_url;
 use switchyard_runtime::{PlatformStore, ResilienceConfig, Runtime, http};
 use switchyard_spi::tenancy::Tenancy;
 
+mod audit_cli;
 mod bench;
 mod connector;
 mod relay;
@@ -182,6 +183,11 @@ enum Command {
     },
     /// Print the OpenAPI document this build serves.
     Openapi,
+    /// The entity-change audit log: check a tenant's hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cli::AuditCommand,
+    },
     /// Policy as code: test the Rego policies, build them into an OPA bundle.
     Policy {
         #[command(subcommand)]
@@ -706,6 +712,9 @@ fn main() -> Result<()> {
             tracing::info!(%listen, %upstream, "bench proxy listening");
             server.run_forever()
         }
+        Command::Audit { command } => {
+            block_on_store(&location, |store| audit_cli::run(store, command))
+        }
         Command::Openapi => {
             let services: Vec<_> = switchyard::builtin_services()?
                 .iter()
@@ -1140,6 +1149,7 @@ fn run_gateway(
         "tenant gate",
         TenantGateRefresh {
             gate: tenant_gate,
+            limiter: gateway.rate_limiter(),
             store: store_for_admin.clone(),
         },
     ));

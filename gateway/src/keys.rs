@@ -51,9 +51,15 @@ pub async fn answer(
     caller: &Caller,
     store: &PlatformStore,
 ) -> Result<Value, Problem> {
-    let unavailable = |e: switchyard_platform_store::StoreError| {
-        tracing::error!(error = %e, "key store failed");
-        Problem::new(ErrorCode::Internal, "the key store could not be reached").with_retryable(true)
+    let unavailable = |e: switchyard_platform_store::StoreError| match e {
+        switchyard_platform_store::StoreError::QuotaExceeded(why) => {
+            Problem::new(ErrorCode::QuotaExceeded, why)
+        }
+        e => {
+            tracing::error!(error = %e, "key store failed");
+            Problem::new(ErrorCode::Internal, "the key store could not be reached")
+                .with_retryable(true)
+        }
     };
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {

@@ -149,7 +149,9 @@ pub struct Gateway {
     config: GatewayConfig,
     runtime: RuntimeLink,
     authenticator: Authenticator,
-    rate_limiter: Option<RateLimiter>,
+    /// Always built: without `[rate_limit]` it limits only tenants the operator gave a
+    /// budget through `/admin`, and answers "no budget" for the rest at the cost of a lookup.
+    rate_limiter: Arc<RateLimiter>,
     policy: Option<Arc<Policy>>,
     store: PlatformStore,
     internal_key: InternalKey,
@@ -198,11 +200,9 @@ impl Gateway {
             authenticator =
                 authenticator.with_oidc(OidcVerifier::new(oidc.clone(), &config.tenancy.egress)?);
         }
-        let rate_limiter = config
-            .rate_limit
-            .clone()
-            .map(RateLimiter::new)
-            .transpose()?;
+        let rate_limiter = Arc::new(RateLimiter::new(
+            config.rate_limit.clone().unwrap_or_default(),
+        )?);
         Ok(Gateway {
             config,
             runtime,
@@ -223,6 +223,12 @@ impl Gateway {
     /// keeps it in step with the store.
     pub fn tenant_gate(&self) -> Arc<filters::tenant::TenantGate> {
         self.tenant_gate.clone()
+    }
+
+    /// The request budgets, whose per-tenant overrides a
+    /// [`filters::tenant::TenantGateRefresh`] keeps in step with the operator's limits.
+    pub fn rate_limiter(&self) -> Arc<RateLimiter> {
+        self.rate_limiter.clone()
     }
 
     /// The per-tenant call counts a [`usage::UsageFlush`] writes to the store.
@@ -284,8 +290,10 @@ impl Gateway {
             operation,
             Target::of_segments(segments.as_slice()),
         )?;
-        if let Some(limiter) = &self.rate_limiter
-            && let Some(verdict) = limiter.check(&identity.tenant, &identity.subject).await?
+        if let Some(verdict) = self
+            .rate_limiter
+            .check(&identity.tenant, &identity.subject)
+            .await?
         {
             ctx.rate_limit_headers = verdict.headers();
             if let Some(refusal) = verdict.problem() {
@@ -767,6 +775,7 @@ impl Gateway {
                             let plane = admin::Plane {
                                 store: &self.store,
                                 gate: &self.tenant_gate,
+                            limiter: &self.rate_limiter,
                                 policy: self.policy.as_deref(),
                                 config: &self.config.admin,
                             };

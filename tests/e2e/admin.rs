@@ -233,6 +233,39 @@ async fn an_operator_creates_suspends_resumes_and_deletes_a_tenant_and_tenant_ke
     let (_, body) = op.call("GET", "/admin/tenants/acme/limits", None).await;
     assert_eq!(body["limits"], limits);
 
+    // Limits are enforced: a tight request budget (no [rate_limit] in the file at all) and a
+    // cap on live keys; globex is not touched.
+    let limits =
+        json!({"rate_limit": {"requests": 1, "per_seconds": 600, "burst": 2}, "max_api_keys": 1});
+    let (status, _) = op
+        .call("PUT", "/admin/tenants/acme/limits", Some(limits.clone()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(acme.get("/providers").await.0.as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 429],
+        "the operator's budget applies at once"
+    );
+    for _ in 0..3 {
+        assert_eq!(globex.get("/providers").await.0, StatusCode::OK);
+    }
+    let (status, body) = op
+        .call(
+            "POST",
+            "/admin/tenants/acme/keys",
+            Some(json!({"scopes": "read"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded")),
+        "{body}"
+    );
+
     // Deleted: refused at once, exportable during the grace period, then purged.
     let (status, body) = op.call("DELETE", "/admin/tenants/acme", None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");

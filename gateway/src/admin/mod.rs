@@ -34,6 +34,7 @@ pub use settings::AdminConfig;
 pub struct Plane<'a> {
     pub store: &'a PlatformStore,
     pub gate: &'a Arc<TenantGate>,
+    pub limiter: &'a crate::filters::rate_limit::RateLimiter,
     pub policy: Option<&'a Policy>,
     pub config: &'a AdminConfig,
 }
@@ -155,6 +156,9 @@ fn not_found(segments: &[&str]) -> Problem {
 }
 
 fn unavailable(e: StoreError) -> Problem {
+    if let StoreError::QuotaExceeded(why) = e {
+        return Problem::new(ErrorCode::QuotaExceeded, why);
+    }
     tracing::error!(error = %e, "the platform store failed under the operator plane");
     Problem::new(
         ErrorCode::Internal,

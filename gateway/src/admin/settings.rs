@@ -81,6 +81,10 @@ pub(super) async fn set_limits(
         .set_tenant_limits(tenant, &limits)
         .await
         .map_err(unavailable)?;
+    // This replica applies the budget at once; the others at their next refresh.
+    if let Ok(all) = plane.store.all_tenant_limits().await {
+        crate::filters::tenant::apply_budgets(plane.limiter, &all);
+    }
     let mut entry = caller.audit(tenant, "tenant/limits", "update");
     entry.old = Some(json!(old));
     entry.new = Some(json!(limits));

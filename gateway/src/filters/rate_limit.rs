@@ -166,7 +166,7 @@ impl Verdict {
 }
 
 /// A validated [`Quota`] in the units both stores compute with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Rate {
     burst: u32,
     /// Time to free one request (the GCRA emission interval), in microseconds.
@@ -251,6 +251,9 @@ pub struct RateLimiter {
     per_tenant: Option<Rate>,
     per_subject: Option<Rate>,
     tenants: HashMap<TenantId, Rate>,
+    /// Budgets the platform operator set per tenant through `/admin` (its limits), over the
+    /// file's: read from the store every second, so every replica follows a change.
+    overrides: arc_swap::ArcSwap<HashMap<TenantId, Rate>>,
     store: Store,
 }
 
@@ -283,8 +286,28 @@ impl RateLimiter {
             per_tenant,
             per_subject,
             tenants,
+            overrides: Default::default(),
             store,
         })
+    }
+
+    /// Replaces the operator's per-tenant budgets; one that cannot be a budget (too fast,
+    /// refilling too slowly) is left out with a warning and the file's budget applies.
+    pub fn set_overrides(&self, budgets: impl IntoIterator<Item = (TenantId, Quota)>) {
+        let overrides = budgets
+            .into_iter()
+            .filter_map(|(tenant, quota)| {
+                let name = format!("limits of {tenant}");
+                match Rate::parse(&quota, &name) {
+                    Ok(rate) => Some((tenant, rate)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a tenant's rate limit is not usable; the configured one applies");
+                        None
+                    }
+                }
+            })
+            .collect();
+        self.overrides.store(std::sync::Arc::new(overrides));
     }
 
     /// Spends one request of the caller's budgets. `Ok(None)` when no budget applies to this
@@ -302,16 +325,19 @@ impl RateLimiter {
         tenant: &TenantId,
         subject: &str,
     ) -> Result<Option<Verdict>, Problem> {
-        let tenant_rate = self
-            .tenants
-            .get(tenant)
-            .or(self.per_tenant.as_ref())
-            .copied();
+        let overrides = self.overrides.load();
+        let operator_rate = overrides.get(tenant).copied();
+        let tenant_rate = operator_rate
+            .or_else(|| self.tenants.get(tenant).copied())
+            .or(self.per_tenant);
         if tenant_rate.is_none() && self.per_subject.is_none() {
             return Ok(None);
         }
         match &self.store {
-            Store::Local(local) => Ok(local.check(tenant, subject, tenant_rate, self.per_subject)),
+            Store::Local(local) => Ok(match operator_rate {
+                Some(rate) => local.check_operator_budget(tenant, subject, rate, self.per_subject),
+                None => local.check(tenant, subject, tenant_rate, self.per_subject),
+            }),
             Store::Redis(redis) => {
                 redis
                     .check(tenant, subject, tenant_rate, self.per_subject)
@@ -332,6 +358,9 @@ type Outcome = Result<StateSnapshot, NotUntil<<DefaultClock as Clock>::Instant>>
 struct LocalStore {
     per_tenant: Option<KeyedLimiter<TenantId>>,
     tenants: HashMap<TenantId, DirectLimiter>,
+    /// Limiters of the operator's per-tenant budgets, made on a tenant's first request and
+    /// made again when its budget changes.
+    operator: std::sync::Mutex<HashMap<TenantId, (Rate, std::sync::Arc<DirectLimiter>)>>,
     per_subject: Option<KeyedLimiter<(TenantId, String)>>,
     checks: AtomicU64,
 }
@@ -354,8 +383,41 @@ impl LocalStore {
                 .collect(),
             per_subject: per_subject
                 .map(|rate| governor::RateLimiter::keyed(rate.quota).with_middleware()),
+            operator: Default::default(),
             checks: AtomicU64::new(0),
         }
+    }
+
+    /// [`LocalStore::check`] with the operator's budget for the tenant.
+    fn check_operator_budget(
+        &self,
+        tenant: &TenantId,
+        subject: &str,
+        rate: Rate,
+        subject_rate: Option<Rate>,
+    ) -> Option<Verdict> {
+        let subject_verdict = self.check(tenant, subject, None, subject_rate);
+        if subject_verdict.as_ref().is_some_and(|v| !v.allowed) {
+            return subject_verdict;
+        }
+        let limiter = {
+            let mut operator = self.operator.lock().unwrap_or_else(|e| e.into_inner());
+            match operator.get(tenant) {
+                Some((held, limiter)) if *held == rate => limiter.clone(),
+                _ => {
+                    let limiter = std::sync::Arc::new(
+                        governor::RateLimiter::direct(rate.quota).with_middleware(),
+                    );
+                    operator.insert(tenant.clone(), (rate, limiter.clone()));
+                    limiter
+                }
+            }
+        };
+        let tenant_verdict = verdict(rate, Budget::Tenant, limiter.check(), limiter.clock());
+        Some(match subject_verdict {
+            Some(s) => s.tighter(tenant_verdict),
+            None => tenant_verdict,
+        })
     }
 
     fn check(

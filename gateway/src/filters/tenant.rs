@@ -36,6 +36,22 @@ mod tests {
         let err = resolve(&identity, Some(&HeaderValue::from_static("globex"))).unwrap_err();
         assert_eq!((err.code, err.status()), (ErrorCode::TenantForbidden, 403));
     }
+
+    #[test]
+    fn the_gate_refuses_suspended_and_deleting_tenants_only_until_they_are_active_again() {
+        let gate = TenantGate::default();
+        assert!(gate.check("acme").is_ok());
+        gate.set("acme", TenantStatus::Suspended);
+        gate.set("globex", TenantStatus::Deleting);
+        for tenant in ["acme", "globex"] {
+            let err = gate.check(tenant).unwrap_err();
+            assert_eq!((err.code, err.status()), (ErrorCode::TenantSuspended, 403));
+        }
+        assert!(gate.check("initech").is_ok());
+        gate.set("acme", TenantStatus::Active);
+        assert!(gate.check("acme").is_ok());
+        assert!(gate.check("globex").is_err());
+    }
 }
 
 /// The tenants whose calls are refused (suspended or being deleted), as this gateway last
@@ -103,10 +119,31 @@ impl TenantGate {
     }
 }
 
-/// Keeps a [`TenantGate`] in step with the platform store.
+/// Keeps a [`TenantGate`], and the operator's per-tenant request budgets, in step with the
+/// platform store.
 pub struct TenantGateRefresh {
     pub gate: std::sync::Arc<TenantGate>,
+    pub limiter: std::sync::Arc<super::rate_limit::RateLimiter>,
     pub store: PlatformStore,
+}
+
+/// Hands the operator's per-tenant budgets (from the tenants' limits) to the rate limiter.
+pub fn apply_budgets(
+    limiter: &super::rate_limit::RateLimiter,
+    limits: &std::collections::BTreeMap<String, switchyard_platform_store::TenantLimits>,
+) {
+    limiter.set_overrides(limits.iter().filter_map(|(tenant, limits)| {
+        let budget = limits.rate_limit?;
+        let tenant = switchyard_contracts::TenantId::parse(tenant).ok()?;
+        Some((
+            tenant,
+            super::rate_limit::Quota {
+                requests: budget.requests,
+                per_seconds: budget.per_seconds,
+                burst: Some(budget.burst),
+            },
+        ))
+    }));
 }
 
 #[async_trait::async_trait]
@@ -120,6 +157,12 @@ impl pingora::services::background::BackgroundService for TenantGateRefresh {
             }
             if let Err(e) = self.gate.refresh(&self.store).await {
                 tracing::warn!(error = %e, "the suspended tenants could not be read; keeping the last view");
+            }
+            match self.store.all_tenant_limits().await {
+                Ok(limits) => apply_budgets(&self.limiter, &limits),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the tenants' limits could not be read; keeping the last budgets")
+                }
             }
         }
     }

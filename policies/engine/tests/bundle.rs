@@ -457,3 +457,40 @@ fn files_roles(files: &BTreeMap<String, Vec<u8>>) -> serde_json::Value {
     serde_json::from_slice::<serde_json::Value>(&files["data.json"]).unwrap()["switchyard"]["roles"]
         .clone()
 }
+
+/// The operator's per-tenant data goes over `data.switchyard.tenants.<t>` as a new, unsigned
+/// revision that still passes the bundle's tests; the rest of the data is untouched and every
+/// tenant's auditor still sees only their own part.
+#[test]
+fn operator_tenant_data_is_written_over_the_bundle_as_a_new_revision() {
+    let (bytes, public) = signed_bundle();
+    let bundle = Bundle::load(bytes, Some(&VerificationKey::Rs256Pem(public))).unwrap();
+    let mut tenants = BTreeMap::new();
+    tenants.insert(
+        "acme".to_owned(),
+        serde_json::json!({"deny_actions": ["cache/*/set"]}),
+    );
+    tenants.insert("globex".to_owned(), serde_json::json!({"deny_actions": []}));
+    let composed = bundle.with_tenant_data(&tenants, "r1+tenants.7").unwrap();
+    let files = unpack(&composed);
+    assert!(
+        !files.contains_key(".signatures.json"),
+        "the signature no longer covers it"
+    );
+    let loaded = Bundle::load(composed, None).unwrap();
+    assert_eq!(loaded.revision(), "r1+tenants.7");
+    let data: serde_json::Value = serde_json::from_slice(&files["data.json"]).unwrap();
+    assert_eq!(
+        data["switchyard"]["tenants"]["acme"]["deny_actions"],
+        serde_json::json!(["cache/*/set"])
+    );
+    let original: serde_json::Value =
+        serde_json::from_slice(&unpack(bundle.bytes())["data.json"]).unwrap();
+    assert_eq!(data["switchyard"]["roles"], original["switchyard"]["roles"]);
+    let view = unpack(loaded.tenant_view("globex").unwrap().as_ref());
+    let data: serde_json::Value = serde_json::from_slice(&view["data.json"]).unwrap();
+    assert!(
+        data["switchyard"]["tenants"].get("acme").is_none(),
+        "{data}"
+    );
+}

@@ -46,6 +46,19 @@ impl PlatformStore {
         if !self.tenant_exists(tenant).await? {
             return Err(StoreError::TenantNotFound(tenant.to_string()));
         }
+        if let Some(max) = self.tenant_limits(tenant).await?.max_api_keys {
+            let live: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(tenant.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+            if live >= i64::from(max) {
+                return Err(StoreError::QuotaExceeded(format!(
+                    "the tenant holds {live} live keys, its limit is {max}: revoke one first"
+                )));
+            }
+        }
         let mut id_bytes = [0u8; 8];
         let mut secret = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut id_bytes);

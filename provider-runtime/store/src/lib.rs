@@ -23,10 +23,14 @@ mod idempotency;
 mod keys;
 mod leases;
 mod limits;
+mod operators;
 mod registrations;
+mod tenant_policy;
+mod tenant_secrets;
 mod tenants;
 #[cfg(test)]
 mod tests;
+mod usage;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -43,14 +47,18 @@ pub use audit_log::{
     ExportFormat, GENESIS, PLATFORM_CHAIN, SERVICE_ENTITY_PREFIX,
 };
 pub use certifications::Certification;
-pub use changes::{Change, ConfigChange, Feed, FeedKind};
-pub use configs::StoredConfig;
+pub use changes::{Change, ConfigChange, Feed, FeedKind, SecretChange};
+pub use configs::{ConfigNote, ConfigVersion, StoredConfig, VersionLookup};
 pub use decisions::{DecisionFilter, DecisionPurge, DecisionRecord, retention_days};
 pub use idempotency::{Begin, StoredResponse};
 pub use keys::{CreatedKey, KeyInfo, VerifiedKey};
 pub use leases::{Holding, LeaseLogRow};
 pub use limits::{RequestBudget, TenantLimits};
+pub use operators::{OPERATOR_KEY_PREFIX, OperatorKey};
 pub use registrations::StoredRegistration;
+pub use tenant_secrets::SecretMeta;
+pub use tenants::{CurrentConfig, TenantInfo, TenantStatus};
+pub use usage::{StoredRows, UsageBatch, UsageDay, utc_day};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -60,6 +68,9 @@ pub enum StoreError {
     TenantNotFound(String),
     #[error("{0}")]
     Invalid(String),
+    /// A limit the operator set for the tenant is reached (e.g. its live API keys).
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("platform store: {0}")]
     Database(#[from] sqlx::Error),
     #[error("platform store migration: {0}")]

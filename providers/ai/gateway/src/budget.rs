@@ -305,7 +305,16 @@ impl Gateway {
             tenant: self.tenant.clone(),
             held,
         };
-        if self.config.limits.is_empty() && self.ceiling.is_none() {
+        // The operator may set this tenant's ceiling through /admin (its limits), read per
+        // call so a change applies to the next call without restarting anything.
+        let ceiling = self
+            .store
+            .tenant_limits(&self.tenant)
+            .await
+            .map_err(store_error)?
+            .ai_tokens_per_day
+            .or(self.ceiling);
+        if self.config.limits.is_empty() && ceiling.is_none() {
             return Ok(settlement(None));
         }
         let price = alias
@@ -322,7 +331,7 @@ impl Gateway {
         };
         let now = OffsetDateTime::now_utc();
         let mut parts = parts(&self.config.limits, &claim, now);
-        if let Some(cap) = self.ceiling {
+        if let Some(cap) = ceiling {
             parts.push(ceiling_part(cap, &claim, now));
         }
         let charges: Vec<Charge> = parts.iter().map(Part::charge).collect();
