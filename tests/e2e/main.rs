@@ -9,6 +9,7 @@ mod ai_budget;
 mod ai_ceiling;
 mod ai_gateway;
 mod attacks;
+mod audit_log;
 mod bench_smoke;
 mod cluster;
 mod conformance_cli;
