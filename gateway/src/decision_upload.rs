@@ -158,16 +158,15 @@ impl DecisionUpload {
         i64::try_from(longest + 10_000).unwrap_or(i64::MAX)
     }
 
-    /// Takes or renews the lease; false while another replica holds it.
-    async fn hold(&self, held: bool) -> Result<bool, StoreError> {
-        if held
-            && self
-                .store
-                .lease_renew(&self.instance, self.ttl_ms())
-                .await?
-                .iter()
-                .any(|h| h.name == LEASE)
-        {
+    /// Renews the lease, or takes it if free; false while another replica holds it. Renewal
+    /// comes first even when the last round lost track of the lease (a store error), since
+    /// this process may hold it still and could not take it again until it ran out.
+    async fn hold(&self) -> Result<bool, StoreError> {
+        let renewed = self
+            .store
+            .lease_renew(&self.instance, self.ttl_ms())
+            .await?;
+        if renewed.iter().any(|h| h.name == LEASE) {
             return Ok(true);
         }
         Ok(self
@@ -263,7 +262,7 @@ impl BackgroundService for DecisionUpload {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => break,
             }
-            held = match self.hold(held).await {
+            held = match self.hold().await {
                 Ok(held) => held,
                 Err(e) => {
                     tracing::warn!(error = %e, "decision upload: the lease could not be taken or renewed");
@@ -403,7 +402,10 @@ fn gzip(body: &Value) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
     use std::io::Read;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
 
     fn decision() -> DecisionRecord {
         DecisionRecord {
@@ -503,5 +505,113 @@ mod tests {
         assert!(
             toml::from_str::<DecisionUploadConfig>("url = \"http://c\"\nbatch_max = 0").is_err()
         );
+    }
+
+    /// A loopback collector: 503 to the first POST, then each gzipped array kept.
+    async fn collector() -> (String, Arc<Mutex<Vec<Value>>>) {
+        use http_body_util::{BodyExt, Full};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/logs", listener.local_addr().unwrap());
+        let events: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let posts = Arc::new(AtomicUsize::new(0));
+        let kept = events.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (kept, posts) = (kept.clone(), posts.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let (kept, posts) = (kept.clone(), posts.clone());
+                            async move {
+                                let body = req.into_body().collect().await.unwrap().to_bytes();
+                                let status = if posts.fetch_add(1, Ordering::SeqCst) == 0 {
+                                    503
+                                } else {
+                                    let mut text = String::new();
+                                    flate2::read::GzDecoder::new(&body[..])
+                                        .read_to_string(&mut text)
+                                        .unwrap();
+                                    let batch: Vec<Value> = serde_json::from_str(&text).unwrap();
+                                    kept.lock().unwrap().extend(batch);
+                                    200
+                                };
+                                Ok::<_, std::convert::Infallible>(
+                                    hyper::Response::builder()
+                                        .status(status)
+                                        .body(Full::new(bytes::Bytes::new()))
+                                        .unwrap(),
+                                )
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (url, events)
+    }
+
+    /// Two replicas on one store: one holds the lease and uploads, through a refused first
+    /// POST, every decision exactly once; stopping gives the lease back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_two_replicas_one_uploads_and_every_decision_arrives_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PlatformStore::open(dir.path()).await.unwrap();
+        let (url, events) = collector().await;
+        let config: DecisionUploadConfig = toml::from_str(&format!(
+            "url = \"{url}\"\nbatch_max = 3\ninterval_ms = 20\nmax_backoff_ms = 50\n"
+        ))
+        .unwrap();
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let replicas: Vec<_> = (0..2)
+            .map(|_| {
+                let upload = DecisionUpload::new(store.clone(), &config).unwrap();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move { upload.start(shutdown).await })
+            })
+            .collect();
+        let mut ids = BTreeSet::new();
+        for batch in 0..5 {
+            let records: Vec<DecisionRecord> = (0..2)
+                .map(|i| DecisionRecord {
+                    decision_id: format!("d{batch}-{i}"),
+                    at_ms: 1_000 + batch,
+                    ..decision()
+                })
+                .collect();
+            ids.extend(records.iter().map(|r| r.decision_id.clone()));
+            store.record_decisions(&records).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while events.lock().unwrap().len() < ids.len() {
+            assert!(std::time::Instant::now() < deadline, "not all uploaded");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let events = events.lock().unwrap().clone();
+        let got: Vec<&str> = events
+            .iter()
+            .map(|e| e["decision_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(got.len(), ids.len(), "uploaded more than once: {got:?}");
+        assert_eq!(
+            got.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(),
+            ids
+        );
+        let uploaders: BTreeSet<&str> = events
+            .iter()
+            .map(|e| e["labels"]["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(uploaders.len(), 1, "{uploaders:?}");
+        assert_eq!(store.decision_upload_cursor().await.unwrap(), 10);
+        stop.send(true).unwrap();
+        for replica in replicas {
+            replica.await.unwrap();
+        }
+        assert!(store.lease_holders(LEASE).await.unwrap().is_empty());
     }
 }
