@@ -128,7 +128,7 @@ impl Nudges {
                     self.nudge(&tenant);
                 }
                 Change::Gap => self.nudge_all(),
-                Change::Config(_) => {}
+                Change::Config(_) | Change::Secret(_) => {}
             }
             std::future::ready(())
         })

@@ -8,7 +8,6 @@
 mod admin;
 mod audit_log;
 mod decisions;
-mod decisions;
 pub mod history;
 mod inbound;
 mod openai;
@@ -181,7 +180,6 @@ pub fn document(providers: &[ProviderDescriptor], services: &[ServiceDescriptor]
     paths.extend(operator::paths());
     paths.extend(admin::paths());
     paths.extend(audit_log::paths());
-    paths.extend(decisions::paths());
     paths.extend(decisions::paths());
     paths.extend(history::paths());
     paths.extend(inbound::paths(providers));

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_contracts::TenantId;
-use switchyard_platform_store::{Change, ConfigChange, FeedKind, PlatformStore};
+use switchyard_platform_store::{Change, ConfigChange, FeedKind, PlatformStore, SecretChange};
 
 use crate::Runtime;
 
@@ -62,10 +62,10 @@ impl Runtime {
         }
     }
 
-    /// Follows the other replicas' config saves until the process ends; returns at once where
-    /// the store is this process's own. Each change is caught up on its own task, so a slow
-    /// start of one provider does not hold back the others; a gap (which includes what was
-    /// saved before this replica listened) is closed from the store.
+    /// Follows the other replicas' config saves and tenant secret writes until the process
+    /// ends; returns at once where the store is this process's own. Each change is caught up
+    /// on its own task, so a slow start of one provider does not hold back the others; a gap
+    /// (which includes what was saved before this replica listened) is closed from the store.
     pub async fn follow_config_changes(self: Arc<Self>) {
         let store = self.store.clone();
         follow(&store, FeedKind::Configs, |change| {
@@ -85,6 +85,15 @@ impl Runtime {
                             runtime
                                 .catch_up_config(&tenant, &domain, &name, version)
                                 .await;
+                        });
+                    }
+                    // The secret's value is read from Vault by whoever restarts an instance.
+                    Change::Secret(SecretChange { tenant, name }) => {
+                        let Ok(tenant) = TenantId::parse(&tenant) else {
+                            return;
+                        };
+                        tokio::spawn(async move {
+                            runtime.refresh_tenant_secret(&tenant, &name).await;
                         });
                     }
                     Change::Gap => runtime.catch_up_all_configs().await,

@@ -63,7 +63,8 @@ pub fn descriptor(json: &Value) -> Result<ProviderDescriptor, DescriptorError> {
             .map_err(DescriptorError::ActionSchemas)?,
         (false, None) => return Err(DescriptorError::NoContract(domain)),
     };
-    for reserved in ["health", "configure", "start", "stop"] {
+    // `configs` is the config history (`GET …/configs`, `POST …/configs/rollback`).
+    for reserved in ["health", "configure", "start", "stop", "configs"] {
         if actions.iter().any(|a| a.name == reserved) {
             return Err(DescriptorError::ReservedAction(reserved));
         }

@@ -1,6 +1,6 @@
 //! The runtime's HTTP service: the provider contract over hyper.
 //!
-//! Every `/providers`, `/services` and `/inbound` route requires the context the gateway signed
+//! Every `/providers`, `/services`, `/secrets` and `/inbound` route requires the context the gateway signed
 //! ([`crate::internal_auth`]); for an inbound webhook ([`inbound`]) that is the context the
 //! gateway made from the path's tenant. `/openapi.json` and `/healthz` are public. Errors are problem+json with the request id.
 //! What a request executes is read by [`envelope`], the rules the gateway's policy reads it by.
@@ -189,7 +189,7 @@ impl Service {
                 .await
                 .unwrap_or_else(|problem| problem_response(problem, &request_id))
             }
-            (_, ["providers", ..] | ["services", ..] | ["inbound", ..]) => {
+            (_, ["providers", ..] | ["services", ..] | ["inbound", ..] | ["secrets", ..]) => {
                 let given_id = req.headers().get("x-request-id").cloned();
                 let (ctx, request) = match self.admit(req, segments, trusted).await {
                     Ok(admitted) => admitted,
@@ -335,9 +335,19 @@ impl Service {
                 return observe::provider_metrics(&parts.headers, rt, tenant, d, n);
             }
             (&Method::POST, ["providers", d, n, "configure"]) => {
-                rt.configure(tenant, d, n, executed.configure_body())
+                rt.configure_as(&ctx, d, n, executed.configure_body())
                     .await?
             }
+            // Config history and secrets (docs/adr/0043): the bodies are read here, not by the
+            // shared rules, so a secret's value never becomes the policy's input.
+            (&Method::GET, ["providers", d, n, "configs"]) => {
+                rt.config_history(tenant, d, n).await?
+            }
+            (&Method::POST, ["providers", d, n, "configs", "rollback"]) => {
+                rt.rollback_config(&ctx, d, n, &body).await?
+            }
+            (&Method::GET, ["secrets"]) => rt.list_secrets(tenant).await?,
+            (&Method::PUT, ["secrets", name]) => rt.write_secret(&ctx, name, &body).await?,
             (&Method::POST, ["providers", d, n, "start"]) => rt.start(tenant, d, n).await?,
             (&Method::POST, ["providers", d, n, "stop"]) => rt.stop(tenant, d, n).await?,
             (&Method::POST, ["providers", d, n, action]) => {
@@ -357,7 +367,8 @@ impl Service {
                     format!("{method} is not allowed here"),
                 ));
             }
-            (_, ["services", _, _]) => {
+            (_, ["services", _, _] | ["secrets"] | ["secrets", _])
+            | (_, ["providers", _, _, "configs", "rollback"]) => {
                 return Err(Problem::new(
                     ErrorCode::MethodNotAllowed,
                     format!("{method} is not allowed here"),
@@ -366,7 +377,7 @@ impl Service {
             _ => {
                 return Err(Problem::new(
                     ErrorCode::RouteNotFound,
-                    "no such route under /providers, /services or /inbound",
+                    "no such route under /providers, /services, /secrets or /inbound",
                 ));
             }
         };

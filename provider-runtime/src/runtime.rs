@@ -2,6 +2,11 @@
 //! The HTTP service is a thin layer over these methods, and in-process callers (business
 //! services) use them directly.
 
+mod history;
+mod tenant_secrets;
+
+pub use history::{diff, shown};
+
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -25,7 +30,7 @@ use crate::registration::Registrations;
 use crate::registry::{Registered, Registry};
 use crate::resilience::{CircuitObserver, CircuitState, ResilienceConfig};
 use crate::secrets::{Owner, SecretError, SecretResolver, literal_credentials, masked};
-use crate::store::{PlatformStore, StoreError};
+use crate::store::{ConfigNote, PlatformStore, StoreError, StoredConfig};
 use switchyard_telemetry::{metrics, trace};
 
 pub struct Runtime {
@@ -369,6 +374,12 @@ impl Runtime {
     /// Re-resolves the secret references of every running instance and restarts (hot swap)
     /// the ones whose secrets changed, so a rotation needs no restart of the process.
     pub async fn refresh_secrets(self: &Arc<Self>) {
+        self.refresh_secrets_where(|_, _| true).await;
+    }
+
+    /// [`Runtime::refresh_secrets`] for the running instances whose tenant and stored config
+    /// `which` picks; each restarted one keeps its config version.
+    async fn refresh_secrets_where(self: &Arc<Self>, which: impl Fn(&TenantId, &Value) -> bool) {
         let slots: Vec<((TenantId, usize), Arc<Slot>)> = match self.slots.read() {
             Ok(slots) => slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             Err(_) => return,
@@ -385,7 +396,7 @@ impl Runtime {
             else {
                 continue;
             };
-            if !stored.values.to_string().contains("secret://") {
+            if !stored.values.to_string().contains("secret://") || !which(&tenant, &stored.values) {
                 continue;
             }
             let owner = Owner::Tenant(&tenant, &self.secret_scope);
@@ -555,7 +566,9 @@ impl Runtime {
 
     /// Validates, starts a new instance with it, persists it as the next version, then swaps it
     /// in. A config the provider refuses to start with is not persisted, and the old instance
-    /// keeps serving.
+    /// keeps serving. The platform's own configure (a service's set-up, tools, tests): the
+    /// version is recorded as the `system`'s; a tenant's admin configures through
+    /// [`Runtime::configure_as`].
     pub async fn configure(
         self: &Arc<Self>,
         tenant: &TenantId,
@@ -563,19 +576,28 @@ impl Runtime {
         name: &str,
         body: Value,
     ) -> Result<Value, Problem> {
-        let (index, registered) = self.find_registered(domain, name)?;
-        let Some(config) = body
-            .get("config")
-            .filter(|_| body.as_object().is_some_and(|o| o.len() == 1))
-        else {
-            return Err(Problem::new(
-                ErrorCode::RequestInvalid,
-                "the body must be {\"config\": {...}}",
-            ));
+        let ctx = CallContext {
+            tenant: tenant.clone(),
+            request_id: String::new(),
+            subject: None,
+            service: None,
         };
-        // `5.0` where an integer is asked for is an integer (the schema says so), kept as `5`.
-        let config = &registered.config.with_integers(config.clone());
-        let schema = &registered.descriptor().config_schema;
+        self.configure_as(&ctx, domain, name, body).await
+    }
+
+    /// Checks `config` for `tenant`'s provider at `index`, starts an instance with it (unless
+    /// an admin holds the provider stopped), saves it as the next version with `note`, and
+    /// swaps the instance in: what a configure and a rollback both do.
+    async fn apply_config(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        index: usize,
+        registered: &Registered,
+        config: &Value,
+        note: &ConfigNote,
+    ) -> Result<StoredConfig, Problem> {
+        let d = registered.descriptor();
+        let schema = &d.config_schema;
         let literals = literal_credentials(schema, config);
         if !literals.is_empty() {
             return Err(Problem::new(
@@ -612,7 +634,7 @@ impl Runtime {
             let start = StartContext {
                 tenant: tenant.clone(),
                 config: resolved,
-                client: self.client_for(tenant, &registered),
+                client: self.client_for(tenant, registered),
             };
             slot.remember_secrets(fingerprint);
             Some(registered.factory.start(start).await.map_err(|e| {
@@ -638,7 +660,7 @@ impl Runtime {
         };
         let stored = self
             .store
-            .save_config(tenant, domain, name, config)
+            .save_config_noted(tenant, &d.domain, &d.name, config, note)
             .await
             .map_err(store_problem)?;
         if let Some(provider) = fresh {
@@ -650,10 +672,7 @@ impl Runtime {
             LifecycleEvent::Configured,
             json!({"version": stored.version}),
         );
-        Ok(json!({
-            "provider": registered.id(), "version": stored.version,
-            "values": masked(schema, &stored.values), "updated_at": stored.updated_at,
-        }))
+        Ok(stored)
     }
 
     /// A tenant's reference refused or unresolved, as the tenant may see it: the field and

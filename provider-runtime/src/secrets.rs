@@ -1,9 +1,13 @@
 //! Secret references in provider configs.
 //!
-//! A config value may be `secret://env/NAME`, `secret://file/<absolute path>` or
-//! `secret://vault/<mount>/<path>#<key>`. The stored config, every answer and every log line
-//! keep the reference; only the provider instance receives the resolved value, when it starts.
-//! Re-resolving on an interval lets a rotated secret reach the provider without a restart.
+//! A config value may be `secret://env/NAME`, `secret://file/<absolute path>`,
+//! `secret://vault/<mount>/<path>#<key>`, or in a tenant's config `secret://vault/<name>`: the
+//! tenant's own secret `name`, which its admins write through `PUT /secrets/{name}`
+//! ([`SecretResolver::write_tenant_secret`]) and which lives at `<name>` under the tenant's
+//! Vault prefix, key `value`. The stored config, every answer and every log line keep the
+//! reference; only the provider instance receives the resolved value, when it starts.
+//! Re-resolving on an interval, and at once after a write through the API, lets a rotated
+//! secret reach the provider without a restart.
 //!
 //! Whose config it is decides what a reference may name ([`Owner`]): the operator's own
 //! references (the store URL, remote provider manifests) resolve with the process's rights, a
@@ -30,6 +34,12 @@ pub const SECRET_KEYWORD: &str = "x-secret";
 
 /// What a literal credential is shown as.
 const MASK: &str = "***";
+
+/// The key of a tenant secret's value in its Vault entry.
+pub const TENANT_SECRET_KEY: &str = "value";
+
+/// The longest tenant secret name.
+const MAX_SECRET_NAME: usize = 128;
 
 /// The most a tenant's secret file may hold: a key or a DSN, not a data file to exfiltrate
 /// piece by piece or a device to block on.
@@ -68,6 +78,8 @@ pub enum SecretRef {
         path: String,
         key: String,
     },
+    /// `secret://vault/<name>`: the config's tenant's own secret, under its Vault prefix.
+    TenantVault(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +126,14 @@ impl SecretRef {
             "file" => {
                 let path = PathBuf::from(format!("/{}", target.trim_start_matches('/')));
                 Ok(SecretRef::File(path))
+            }
+            "vault" if !target.contains(['/', '#']) => {
+                if !valid_secret_name(target) {
+                    return Err(malformed(
+                        "a tenant secret's name is 1 to 128 of A-Z a-z 0-9 . _ - and starts with none of .",
+                    ));
+                }
+                Ok(SecretRef::TenantVault(target.to_owned()))
             }
             "vault" => {
                 let (location, key) = target
@@ -206,6 +226,9 @@ impl SecretResolver {
                 .await
                 .map(|s| Secret(s.trim_end_matches(['\n', '\r']).to_owned()))
                 .map_err(|e| unresolved(format!("cannot read the file: {}", e.kind()))),
+            SecretRef::TenantVault(_) => Err(unresolved(
+                "names a tenant's own secret, which only a tenant's config may use".into(),
+            )),
             SecretRef::Vault { mount, path, key } => {
                 let (client, version) = self.vault.as_ref().ok_or_else(|| {
                     unresolved("no Vault is configured (VAULT_ADDR, VAULT_TOKEN)".into())
@@ -244,6 +267,7 @@ impl SecretResolver {
             let secret = match owner {
                 Owner::Operator => self.resolve(&reference, &text).await?,
                 Owner::Tenant(tenant, scope) => {
+                    let reference = located(reference, tenant, scope, &pointer)?;
                     match permit(tenant, scope, &reference, &text, &pointer).await? {
                         Some(file) => read_tenant_file(&file)
                             .await
@@ -276,11 +300,104 @@ impl SecretResolver {
         config: &Value,
     ) -> Result<(), SecretError> {
         for (pointer, text) in references(config) {
-            let reference = SecretRef::parse(&text)?;
+            let reference = located(SecretRef::parse(&text)?, tenant, scope, &pointer)?;
             permit(tenant, scope, &reference, &text, &pointer).await?;
         }
         Ok(())
     }
+
+    /// Writes `value` as `tenant`'s secret `name`: to Vault, at the place
+    /// `secret://vault/<name>` in the tenant's configs resolves to, and nowhere else. The
+    /// value is hidden from every log line first, whatever writes one later.
+    pub async fn write_tenant_secret(
+        &self,
+        tenant: &TenantId,
+        scope: &SecretScope,
+        name: &str,
+        value: &str,
+    ) -> Result<(), SecretError> {
+        let reference = format!("{PREFIX}vault/{name}");
+        let failed = |why: String| SecretError::Unresolved {
+            reference: reference.clone(),
+            why,
+        };
+        let (mount, path) = valid_secret_name(name)
+            .then(|| scope.vault_location(tenant.as_str(), name))
+            .flatten()
+            .ok_or_else(|| SecretError::Forbidden {
+                pointer: String::new(),
+                why: "not a name inside this tenant's Vault prefix",
+            })?;
+        let (client, version) = self
+            .vault
+            .as_ref()
+            .ok_or_else(|| failed("no Vault is configured (VAULT_ADDR, VAULT_TOKEN)".into()))?;
+        switchyard_telemetry::logs::register_secret(value);
+        let data = std::collections::HashMap::from([(TENANT_SECRET_KEY, value)]);
+        match version {
+            1 => vaultrs::kv1::set(client, &mount, &path, &data).await,
+            _ => vaultrs::kv2::set(client, &mount, &path, &data)
+                .await
+                .map(drop),
+        }
+        .map_err(|e| failed(format!("Vault write failed: {}", vault_error_kind(&e))))
+    }
+}
+
+/// Whether `name` may name a tenant secret: one segment of 1 to [`MAX_SECRET_NAME`] plain
+/// characters (`A-Z a-z 0-9 . _ -`) that does not start with `.` (so never `.` or `..`), the
+/// rule `switchyard_contracts::openapi::history::SECRET_NAME_PATTERN` publishes.
+pub fn valid_secret_name(name: &str) -> bool {
+    (1..=MAX_SECRET_NAME).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A tenant's reference with its own secret's name replaced by where that secret lives.
+fn located(
+    reference: SecretRef,
+    tenant: &TenantId,
+    scope: &SecretScope,
+    pointer: &str,
+) -> Result<SecretRef, SecretError> {
+    let SecretRef::TenantVault(name) = reference else {
+        return Ok(reference);
+    };
+    let (mount, path) = scope
+        .vault_location(tenant.as_str(), &name)
+        .ok_or_else(|| SecretError::Forbidden {
+            pointer: pointer.to_owned(),
+            why: "not a name inside this tenant's Vault prefix",
+        })?;
+    Ok(SecretRef::Vault {
+        mount,
+        path,
+        key: TENANT_SECRET_KEY.to_owned(),
+    })
+}
+
+/// Whether `tenant`'s `config` refers to its own secret `name`, by name
+/// (`secret://vault/<name>`) or by the whole Vault path it lives at.
+pub fn references_tenant_secret(
+    config: &Value,
+    tenant: &TenantId,
+    scope: &SecretScope,
+    name: &str,
+) -> bool {
+    let Some((mount, path)) = scope.vault_location(tenant.as_str(), name) else {
+        return false;
+    };
+    references(config)
+        .iter()
+        .filter_map(|(pointer, text)| {
+            let reference = SecretRef::parse(text).ok()?;
+            located(reference, tenant, scope, pointer).ok()
+        })
+        .any(|reference| {
+            matches!(reference, SecretRef::Vault { mount: m, path: p, .. } if m == mount && p == path)
+        })
 }
 
 /// Every `secret://` string in `value`, with its JSON pointer, in document order.
@@ -352,6 +469,8 @@ async fn permit(
             SecretTarget::Vault { mount, path, key },
             "a Vault reference outside this tenant's subtree",
         ),
+        // Located before it gets here ([`located`]); a name alone permits nothing.
+        SecretRef::TenantVault(_) => return Err(forbidden("a tenant secret's name, unresolved")),
     };
     if !scope.permits(tenant.as_str(), target) {
         return Err(forbidden(why));
@@ -495,7 +614,7 @@ fn walk_with_schema(
 }
 
 /// A property that is only a `$ref` into the schema's own `$defs`.
-fn resolve_ref<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+pub(crate) fn resolve_ref<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
     schema
         .get("$ref")
         .and_then(Value::as_str)
@@ -649,6 +768,71 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(resolved, json!({"k": "host"}));
+    }
+
+    #[tokio::test]
+    async fn a_tenants_own_secret_name_resolves_under_its_prefix_only() {
+        assert_eq!(
+            SecretRef::parse("secret://vault/pg-dsn").unwrap(),
+            SecretRef::TenantVault("pg-dsn".into())
+        );
+        for bad in [
+            "secret://vault/.hidden",
+            "secret://vault/..",
+            "secret://vault/a b",
+        ] {
+            assert!(SecretRef::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        let scope = SecretScope::default();
+        let acme = TenantId::parse("acme").unwrap();
+        let globex = TenantId::parse("globex").unwrap();
+        let resolver = SecretResolver::default();
+        let config = json!({"mode": "siloed", "dsn": "secret://vault/pg-dsn"});
+        resolver
+            .check_tenant_config(&acme, &scope, &config)
+            .await
+            .unwrap();
+        // Without Vault the name is located (under acme's prefix) and then not found.
+        let err = resolver
+            .resolve_config_as(Owner::Tenant(&acme, &scope), &config)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no Vault is configured"), "{err}");
+        // The operator has no tenant prefix to read a name under.
+        let err = resolver.resolve_config(&config).await.unwrap_err();
+        assert!(err.to_string().contains("tenant's own secret"), "{err}");
+
+        let long = json!({"dsn": "secret://vault/secret/tenants/acme/pg-dsn#value"});
+        for (config, tenant, name, expected) in [
+            (&config, &acme, "pg-dsn", true),
+            (&long, &acme, "pg-dsn", true),
+            (&config, &acme, "other", false),
+            (&long, &globex, "pg-dsn", false),
+            (
+                &json!({"dsn": "secret://vault/secret/tenants/acme/pg-dsn#dsn"}),
+                &acme,
+                "pg-dsn",
+                true,
+            ),
+            (&json!({"n": 1}), &acme, "pg-dsn", false),
+        ] {
+            assert_eq!(
+                references_tenant_secret(config, tenant, &scope, name),
+                expected,
+                "{config} {tenant} {name}"
+            );
+        }
+        // A name that is not one plain segment is written nowhere.
+        for bad in ["../globex/pg", "a/b", ".", ""] {
+            let err = resolver
+                .write_tenant_secret(&acme, &scope, bad, "v")
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, SecretError::Forbidden { .. }),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod attacks;
 mod audit_log;
 mod bench_smoke;
 mod cluster;
+mod config_history;
 mod conformance_cli;
 mod console;
 mod contract;

@@ -30,6 +30,23 @@ impl<'a> Target<'a> {
                 provider: "service",
                 action,
             },
+            // A rollback saves a config like a configure does, and a tenant's rule against
+            // `…/configure` holds it too.
+            ["providers", domain, provider, "configs", "rollback"] => Target {
+                domain,
+                provider,
+                action: "configure",
+            },
+            ["secrets"] => Target {
+                domain: "",
+                provider: "",
+                action: "list_secrets",
+            },
+            ["secrets", _] => Target {
+                domain: "",
+                provider: "",
+                action: "write_secret",
+            },
             ["providers", domain, provider, action] => Target {
                 domain,
                 provider,
@@ -123,5 +140,13 @@ mod tests {
         assert!(check(&with("read"), RouteOperation::Read, catalog).is_ok());
         let stop = Target::of("/providers/cache/memory/stop");
         assert!(check(&with("read"), RouteOperation::Admin, stop).is_err());
+        let rollback = Target::of("/providers/db/postgres/configs/rollback");
+        assert_eq!(
+            (rollback.domain, rollback.provider, rollback.action),
+            ("db", "postgres", "configure")
+        );
+        assert_eq!(Target::of("/secrets/pg-dsn").action, "write_secret");
+        assert!(check(&with("admin"), RouteOperation::Admin, rollback).is_ok());
+        assert!(check(&with("invoke"), RouteOperation::Admin, rollback).is_err());
     }
 }

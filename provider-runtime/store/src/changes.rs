@@ -19,6 +19,9 @@ use super::{Backend, PlatformStore, StoreError};
 const CHANNEL: &str = "switchyard_config_changes";
 /// The channel service calls notify on, with the tenant's id as the payload.
 const WORK_CHANNEL: &str = "switchyard_work";
+/// The channel a tenant's secret writes notify on; heard by the config feed, since both swap
+/// running instances.
+const SECRET_CHANNEL: &str = "switchyard_secret_changes";
 
 /// A new config version of one tenant's provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,10 +32,20 @@ pub struct ConfigChange {
     pub version: i64,
 }
 
+/// A tenant's secret was written through the API: every replica restarts the instances of
+/// that tenant whose config references it. The name only; the value never leaves Vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretChange {
+    pub tenant: String,
+    pub name: String,
+}
+
 /// What a feed says next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Config(ConfigChange),
+    /// A tenant's secret was rotated (heard by the config feed).
+    Secret(SecretChange),
     /// A service call of this tenant may have written events.
     Work(TenantId),
     /// The feed was interrupted: changes may have been missed since the last one.
@@ -42,7 +55,7 @@ pub enum Change {
 /// Which notifications a [`Feed`] hears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedKind {
-    /// Config saves ([`Change::Config`]).
+    /// Config saves ([`Change::Config`]) and secret writes ([`Change::Secret`]).
     Configs,
     /// Service calls that may have written events ([`Change::Work`]).
     Work,
@@ -65,6 +78,11 @@ impl Feed {
                 .map(Change::Work)
                 .map_err(|e| StoreError::Invalid(format!("work notification: {e}")));
         }
+        if notification.channel() == SECRET_CHANNEL {
+            return serde_json::from_str(payload)
+                .map(Change::Secret)
+                .map_err(|e| StoreError::Invalid(format!("secret change notification: {e}")));
+        }
         serde_json::from_str(payload)
             .map(Change::Config)
             .map_err(|e| StoreError::Invalid(format!("config change notification: {e}")))
@@ -79,12 +97,10 @@ impl PlatformStore {
             return Ok(None);
         };
         let mut listener = PgListener::connect(url).await?;
-        listener
-            .listen(match kind {
-                FeedKind::Configs => CHANNEL,
-                FeedKind::Work => WORK_CHANNEL,
-            })
-            .await?;
+        match kind {
+            FeedKind::Configs => listener.listen_all([CHANNEL, SECRET_CHANNEL]).await?,
+            FeedKind::Work => listener.listen(WORK_CHANNEL).await?,
+        }
         Ok(Some(Feed { listener }))
     }
 
@@ -115,6 +131,21 @@ impl PlatformStore {
             serde_json::to_string(change).map_err(|e| StoreError::Invalid(e.to_string()))?;
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
+            .bind(payload)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Tells the other replicas that `change`'s secret was written to Vault.
+    pub async fn notify_secret_change(&self, change: &SecretChange) -> Result<(), StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let payload =
+            serde_json::to_string(change).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(SECRET_CHANNEL)
             .bind(payload)
             .execute(&self.pool)
             .await?;

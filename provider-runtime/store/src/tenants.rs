@@ -62,6 +62,7 @@ const TENANT_TABLES: &[&str] = &[
     "tenant_limits",
     "tenant_policy",
     "tenant_usage",
+    "tenant_secrets",
 ];
 
 impl PlatformStore {

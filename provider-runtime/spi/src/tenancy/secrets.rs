@@ -141,6 +141,16 @@ impl SecretScope {
         }
     }
 
+    /// Where `tenant`'s secret `name` lives in Vault, as `(mount, path)`: the one place a
+    /// tenant's own secrets are written through the API and the place `secret://vault/<name>`
+    /// in its configs resolves to. `None` unless `name` is one plain segment (no `/`, not `.`
+    /// or `..`), so the path can never leave the tenant's prefix.
+    pub fn vault_location(&self, tenant: &str, name: &str) -> Option<(String, String)> {
+        let path = format!("{}{name}", self.vault_prefix.replace(TENANT, tenant));
+        (!name.contains('/') && clean_relative(name) && clean_relative(&path))
+            .then(|| (self.vault_mount.clone(), path))
+    }
+
     /// `tenant`'s secret directory, when the operator gave tenants one.
     pub fn file_dir(&self, tenant: &str) -> Option<PathBuf> {
         self.file_dir
@@ -219,6 +229,28 @@ mod tests {
         assert!(!scope.permits("acme", SecretTarget::Env("HOME")));
         assert!(!scope.permits("acme", SecretTarget::File("/run/secrets/acme/key")));
         assert_eq!(scope.file_dir("acme"), None);
+    }
+
+    #[test]
+    fn a_tenant_secret_name_lies_in_the_tenants_own_prefix_or_nowhere() {
+        let scope = SecretScope::default();
+        let (mount, path) = scope.vault_location("acme", "pg-dsn").unwrap();
+        assert_eq!(
+            (mount.as_str(), path.as_str()),
+            ("secret", "tenants/acme/pg-dsn")
+        );
+        let key = "value";
+        assert!(scope.permits(
+            "acme",
+            SecretTarget::Vault {
+                mount: &mount,
+                path: &path,
+                key
+            }
+        ));
+        for bad in ["", ".", "..", "../globex/x", "a/b", "a b", "%2e%2e", "ü"] {
+            assert_eq!(scope.vault_location("acme", bad), None, "{bad:?}");
+        }
     }
 
     #[test]

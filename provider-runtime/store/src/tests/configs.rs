@@ -145,3 +145,163 @@ pub async fn a_certification_is_kept_per_provider_version_and_replaced_by_a_reru
         .collect();
     assert_eq!(levels, [("0.1.0", "core+isolation"), ("0.2.0", "none")]);
 }
+
+/// Each version keeps who saved it, its diff and its note; the history lists the kept ones
+/// newest first; a missing version is told apart as pruned or never saved.
+pub async fn the_history_keeps_each_versions_note_and_tells_pruned_from_never(backend: Backend) {
+    use crate::{ConfigNote, VersionLookup};
+    let fresh = Fresh::with_tenants(backend, &["acme", "globex"]).await;
+    let quotas = Quotas {
+        config_versions_kept: NonZeroU32::new(2).unwrap(),
+        ..Quotas::default()
+    };
+    let store = fresh.store.clone().with_quotas(&quotas);
+    let acme = TenantId::parse("acme").unwrap();
+    let globex = TenantId::parse("globex").unwrap();
+    for n in 1..=3 {
+        let note = ConfigNote {
+            actor: Some(format!("key:{n}")),
+            diff: Some(json!([{"op": "replace", "path": "/n", "old": n - 1, "new": n}])),
+            note: (n == 3).then(|| "rollback to 1".to_owned()),
+        };
+        store
+            .save_config_noted(&acme, "cache", "memory", &json!({ "n": n }), &note)
+            .await
+            .unwrap();
+    }
+    // An unnoted save (the platform's own, or one from before the history) has no note.
+    store
+        .save_config(&globex, "cache", "memory", &json!({}))
+        .await
+        .unwrap();
+
+    let history = store
+        .config_history(&acme, "cache", "memory")
+        .await
+        .unwrap();
+    let listed: Vec<(i64, Option<String>, Option<String>)> = history
+        .iter()
+        .map(|v| (v.version, v.note.actor.clone(), v.note.note.clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (3, Some("key:3".into()), Some("rollback to 1".into())),
+            (2, Some("key:2".into()), None),
+        ]
+    );
+    assert_eq!(history[0].values, json!({"n": 3}));
+    assert_eq!(history[1].note.diff.as_ref().unwrap()[0]["new"], json!(2));
+    let other = store
+        .config_history(&globex, "cache", "memory")
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].note, ConfigNote::default());
+    assert_eq!(store.config_versions_kept(), 2);
+
+    match store
+        .config_version(&acme, "cache", "memory", 2)
+        .await
+        .unwrap()
+    {
+        VersionLookup::Found(found) => assert_eq!(found.values, json!({"n": 2})),
+        other => panic!("version 2: {other:?}"),
+    }
+    assert_eq!(
+        store
+            .config_version(&acme, "cache", "memory", 1)
+            .await
+            .unwrap(),
+        VersionLookup::Pruned { oldest_kept: 2 }
+    );
+    for never in [0, 4, 99] {
+        assert_eq!(
+            store
+                .config_version(&acme, "cache", "memory", never)
+                .await
+                .unwrap(),
+            VersionLookup::Never,
+            "{never}"
+        );
+    }
+    // Another tenant's versions are not this tenant's: globex has version 1, acme sees none
+    // of it, and acme's pruned version 1 is not globex's.
+    assert_eq!(
+        store
+            .config_version(&acme, "db", "sqlite", 1)
+            .await
+            .unwrap(),
+        VersionLookup::Never
+    );
+    assert!(matches!(
+        store.config_version(&globex, "cache", "memory", 1).await.unwrap(),
+        VersionLookup::Found(found) if found.values == json!({})
+    ));
+}
+
+/// The platform counts a tenant's secret writes per name and lists them for that tenant only;
+/// it has nowhere to keep a value.
+pub async fn secret_writes_are_counted_per_tenant_and_name(backend: Backend) {
+    let fresh = Fresh::with_tenants(backend, &["acme", "globex"]).await;
+    let store = &fresh.store;
+    let acme = TenantId::parse("acme").unwrap();
+    let globex = TenantId::parse("globex").unwrap();
+    assert_eq!(
+        store
+            .record_secret_write(&acme, "pg", "key:a")
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(
+        store
+            .record_secret_write(&acme, "pg", "key:a")
+            .await
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(
+        store
+            .record_secret_write(&acme, "api", "key:b")
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(
+        store
+            .record_secret_write(&globex, "pg", "key:c")
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    let names = |list: Vec<crate::SecretMeta>| -> Vec<(String, i64)> {
+        list.into_iter().map(|s| (s.name, s.version)).collect()
+    };
+    assert_eq!(
+        names(store.tenant_secrets(&acme).await.unwrap()),
+        [("api".to_owned(), 1), ("pg".to_owned(), 2)]
+    );
+    assert_eq!(
+        names(store.tenant_secrets(&globex).await.unwrap()),
+        [("pg".to_owned(), 1)]
+    );
+    let columns: Vec<String> = match backend {
+        Backend::Sqlite => sqlx::query_scalar("SELECT name FROM pragma_table_info('tenant_secrets')")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap(),
+        Backend::Postgres => sqlx::query_scalar(
+            "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'tenant_secrets' ORDER BY ordinal_position",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap(),
+    };
+    assert_eq!(columns.len(), 5, "{columns:?}");
+    assert!(!columns.iter().any(|c| c.contains("value")), "{columns:?}");
+}

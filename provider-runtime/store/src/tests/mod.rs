@@ -118,6 +118,8 @@ every_backend!(
     configs::concurrent_saves_of_one_config_get_distinct_versions,
     configs::a_certification_is_kept_per_provider_version_and_replaced_by_a_rerun,
     configs::only_the_newest_config_versions_are_kept,
+    configs::the_history_keeps_each_versions_note_and_tells_pruned_from_never,
+    configs::secret_writes_are_counted_per_tenant_and_name,
     idempotency::a_first_request_proceeds_and_its_completed_response_replays,
     idempotency::a_different_request_under_a_used_key_is_refused,
     idempotency::the_same_key_in_two_tenants_is_two_records,

@@ -179,3 +179,30 @@ async fn a_config_saved_by_one_replica_reaches_the_others_feed() {
     );
     assert!(!local.is_shared() && saver.is_shared());
 }
+
+/// A tenant secret written through one replica is heard, by name only, on the others' config
+/// feed (they restart the instances using it), and not on the workers' feed.
+#[tokio::test]
+async fn a_secret_write_reaches_the_other_replicas_config_feed() {
+    let database = throwaway::TestDatabase::create("secret_feed").await;
+    let writer = PlatformStore::connect(&database.url).await.unwrap();
+    let listener = PlatformStore::connect(&database.url).await.unwrap();
+    let mut configs = listener
+        .feed(crate::FeedKind::Configs)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut work = listener.feed(crate::FeedKind::Work).await.unwrap().unwrap();
+    let change = crate::SecretChange {
+        tenant: "acme".into(),
+        name: "pg-dsn".into(),
+    };
+    writer.notify_secret_change(&change).await.unwrap();
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(5), configs.next())
+        .await
+        .expect("the change within 5 s")
+        .unwrap();
+    assert_eq!(heard, crate::Change::Secret(change));
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), work.next()).await;
+    assert!(quiet.is_err(), "the work feed heard {quiet:?}");
+}
