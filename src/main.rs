@@ -558,6 +558,14 @@ fn main() -> Result<()> {
             let tenant = TenantId::parse_new(&name).map_err(anyhow::Error::msg)?;
             block_on_store(&location, |store| async move {
                 store.create_tenant(&tenant).await?;
+                store
+                    .append_audit(cli_audit(
+                        &tenant,
+                        "tenant",
+                        "create",
+                        serde_json::json!({"id": tenant.as_str()}),
+                    ))
+                    .await?;
                 println!("created tenant {tenant}");
                 Ok(())
             })
@@ -614,6 +622,15 @@ fn main() -> Result<()> {
             let scopes = Scopes::parse(&scopes).map_err(anyhow::Error::msg)?;
             block_on_store(&location, |store| async move {
                 let key = store.create_key(&tenant, &scopes).await?;
+                let new = serde_json::json!({"id": key.id, "scopes": scopes.to_header_value()});
+                store
+                    .append_audit(cli_audit(
+                        &tenant,
+                        &format!("api_key/{}", key.id),
+                        "create",
+                        new,
+                    ))
+                    .await?;
                 eprintln!(
                     "key {} for tenant {tenant}, scopes {}; it is shown only this once:",
                     key.id,
@@ -908,6 +925,23 @@ fn background_runtime(
         .build()?;
     let store = background.block_on(location.open())?;
     Ok((background, store))
+}
+
+/// An audit record of a change made from the CLI on the store directly (actor `cli`).
+fn cli_audit(
+    tenant: &TenantId,
+    entity: &str,
+    operation: &str,
+    new: serde_json::Value,
+) -> switchyard_runtime::store::AuditEntry {
+    switchyard_runtime::store::AuditEntry {
+        tenant: tenant.to_string(),
+        actor: "cli".into(),
+        entity: entity.to_owned(),
+        operation: operation.to_owned(),
+        new: Some(new),
+        ..Default::default()
+    }
 }
 
 fn block_on_store<F, Fut>(location: &StoreLocation, f: F) -> Result<()>

@@ -167,6 +167,10 @@ async fn each_tenants_auditor_sees_verifies_and_exports_only_its_own_key_changes
     let (status, page) = acme.get("/audit/log?entity=api_key/").await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let records: Vec<AuditRecord> = serde_json::from_value(page["records"].clone()).unwrap();
+    // The keys the CLI made for the test's callers are recorded too, as the CLI's.
+    let (by_cli, records): (Vec<AuditRecord>, Vec<AuditRecord>) =
+        records.into_iter().partition(|r| r.actor == "cli");
+    assert_eq!(by_cli.len(), 3, "the keys the CLI made for acme: {by_cli:?}");
     let seen: Vec<(String, String)> = records
         .iter()
         .map(|r| (r.entity.clone(), r.operation.clone()))
