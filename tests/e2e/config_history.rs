@@ -15,7 +15,8 @@ use common::{
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use switchyard_contracts::TenantId;
+use switchyard_contracts::schema::Compiled;
+use switchyard_contracts::{TenantId, openapi};
 use switchyard_runtime::PlatformStore;
 use switchyard_runtime::store::{AuditFilter, AuditOrder};
 
@@ -29,6 +30,12 @@ async fn put(api: &Api, path: &str, body: Value) -> (StatusCode, Value) {
         .await
         .unwrap();
     common::decode(response).await
+}
+
+/// Fails unless `answer` is what the served document publishes as component `name`.
+fn assert_published(name: &str, answer: &Value) {
+    let schema = Compiled::new(&openapi::component_schema(name), name).unwrap();
+    assert_eq!(schema.check(answer), vec![], "{name}: {answer}");
 }
 
 /// A 10-byte value set in cache/memory: refused once `max_value_bytes` is 5.
@@ -185,6 +192,8 @@ async fn a_rollback_brings_version_one_back_and_the_history_shows_who_changed_wh
         json!([{"op": "add", "path": "/max_value_bytes", "new": 100_000}])
     );
     assert_eq!(history["kept"], 3);
+    assert_published("ConfigHistory", &history);
+    assert_published("ConfigureResponse", &v3);
     bodies.push(history.to_string());
 
     // Unknown and pruned versions are 404 with one stable code; the detail says which.
@@ -196,6 +205,7 @@ async fn a_rollback_brings_version_one_back_and_the_history_shows_who_changed_wh
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");
     assert_eq!(unknown["code"], "config_version_not_found");
+    assert_published("Problem", &unknown);
     let (status, _) = acme
         .post("/providers/cache/memory/configure", configure(64))
         .await;
@@ -354,7 +364,7 @@ async fn an_admin_rotates_a_database_password_through_the_api_without_a_restart_
     let (status, written) = put(
         &acme,
         "/secrets/pg-dsn",
-        json!({"value": dsn(&first, &database)}),
+        json!({"value": dsn(&first, database)}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{written}");
@@ -366,6 +376,7 @@ async fn an_admin_rotates_a_database_password_through_the_api_without_a_restart_
         ),
         (json!("pg-dsn"), json!(1), json!("secret://vault/pg-dsn"))
     );
+    assert_published("SecretInfo", &written);
     bodies.push(written.to_string());
     let (status, configured) = acme
         .post(
@@ -396,7 +407,7 @@ async fn an_admin_rotates_a_database_password_through_the_api_without_a_restart_
     let (status, rotated) = put(
         &acme,
         "/secrets/pg-dsn",
-        json!({"value": dsn(&second, &rotated_database)}),
+        json!({"value": dsn(&second, rotated_database)}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
@@ -413,7 +424,7 @@ async fn an_admin_rotates_a_database_password_through_the_api_without_a_restart_
         .json()
         .await
         .unwrap();
-    assert_eq!(held["data"]["value"], dsn(&second, &rotated_database));
+    assert_eq!(held["data"]["value"], dsn(&second, rotated_database));
 
     let mut reconnected = None;
     while rotated_at.elapsed() < Duration::from_secs(10) {
@@ -453,12 +464,14 @@ async fn an_admin_rotates_a_database_password_through_the_api_without_a_restart_
         history["versions"][0]["diff"],
         json!([{"op": "add", "path": "/dsn", "secret": true}, {"op": "add", "path": "/mode", "new": "siloed"}])
     );
+    assert_published("ConfigHistory", &history);
     bodies.push(history.to_string());
     let (status, listed) = acme.get("/secrets").await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     assert_eq!(listed["secrets"].as_array().unwrap().len(), 1);
     assert_eq!(listed["secrets"][0]["name"], "pg-dsn");
     assert_eq!(listed["secrets"][0]["version"], 2);
+    assert_published("SecretList", &listed);
     bodies.push(listed.to_string());
 
     // Tenant B: its write lands under its own prefix, its list holds only its own, and a name
@@ -491,7 +504,7 @@ async fn an_admin_rotates_a_database_password_through_the_api_without_a_restart_
         .unwrap();
     assert_eq!(
         acme_entry["data"]["value"],
-        dsn(&second, &rotated_database),
+        dsn(&second, rotated_database),
         "globex overwrote acme's"
     );
     let long = "n".repeat(129);
