@@ -8,7 +8,7 @@ use maud::{Markup, PreEscaped, html};
 use serde_json::{Map, Value, json};
 
 use crate::api::Refusal;
-use crate::pages::{self, Ctx, Notice, notice_box, page, pretty, refusal_box, text};
+use crate::pages::{self, Ctx, Notice, notice_box, page, pretty, refusal_box, text, when};
 use crate::{Page, Response, chart};
 
 const LIST: &str = "/console/admin/tenants";
@@ -214,6 +214,13 @@ fn limits(form: &[(String, String)]) -> Result<Value, String> {
     Ok(Value::Object(limits))
 }
 
+fn optional_time(at: &Value) -> Markup {
+    match at.as_str() {
+        Some(at) => when(at),
+        None => html! { "—" },
+    }
+}
+
 fn badge(status: &str) -> Markup {
     html! { span class=(format!("badge {status}")) { (status) } }
 }
@@ -271,9 +278,9 @@ fn tenants_page(ctx: &Ctx<'_>, tenants: &Value, notice: Option<Notice>) -> Marku
                     tr data-tenant=(id) {
                         th scope="row" { a href=(format!("{LIST}/{id}")) { (id) } }
                         td { (badge(text(t, "status"))) }
-                        td { (text(t, "created_at")) }
-                        td { (t["status_changed_at"].as_str().unwrap_or("—")) }
-                        td { (t["delete_after"].as_str().unwrap_or("—")) }
+                        td { (when(text(t, "created_at"))) }
+                        td { (optional_time(&t["status_changed_at"])) }
+                        td { (optional_time(&t["delete_after"])) }
                         td { (tenant_buttons(ctx, id, text(t, "status"), "list")) }
                     }
                 } }
@@ -313,9 +320,9 @@ fn tenant_page(
             @if let Some(notice) = &notice { (notice_box(notice)) }
             dl class="facts" {
                 dt { "Status" } dd id="tenant-status" { (badge(status)) }
-                dt { "Created" } dd { (text(tenant, "created_at")) }
-                @if let Some(at) = tenant["status_changed_at"].as_str() { dt { "Status since" } dd { (at) } }
-                @if let Some(at) = tenant["delete_after"].as_str() { dt { "Purged after" } dd { (at) } }
+                dt { "Created" } dd { (when(text(tenant, "created_at"))) }
+                @if let Some(at) = tenant["status_changed_at"].as_str() { dt { "Status since" } dd { (when(at)) } }
+                @if let Some(at) = tenant["delete_after"].as_str() { dt { "Purged after" } dd { (when(at)) } }
             }
             div class="actions" {
                 (tenant_buttons(ctx, id, status, "tenant"))
@@ -401,8 +408,8 @@ fn number_field(name: &str, label: &str, value: &str) -> Markup {
 
 fn stored(stored: &Value) -> Markup {
     html! {
+        h3 { "Held in the platform store now" }
         table id="stored" class="compact" {
-            caption { "What the tenant holds in the platform store now" }
             tbody {
                 @for (key, label) in [("api_keys", "API keys"), ("config_versions", "Config versions"),
                                       ("idempotency_bytes", "Idempotency bytes"), ("decisions", "Policy decisions"),

@@ -7,7 +7,7 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use crate::api::Refusal;
-use crate::pages::{Ctx, at_ms, decisions_table, page, refusal_box, text};
+use crate::pages::{Ctx, at_ms, page, refusal_box, text, when};
 use crate::{Page, Response};
 
 /// Records per page of the audit log.
@@ -164,26 +164,33 @@ fn audit_page(
             @match records {
                 Ok(records) => {
                     @let rows: Vec<&Value> = records["records"].as_array().into_iter().flatten().collect();
-                    table id="audit" {
-                        caption { (rows.len()) " records, newest first" }
-                        thead { tr {
-                            th scope="col" { "Seq" } th scope="col" { "When" } th scope="col" { "Actor" }
-                            th scope="col" { "Entity" } th scope="col" { "Operation" } th scope="col" { "Old → new" }
-                            th scope="col" { "Request" } th scope="col" { "Source" } th scope="col" { "Hash" }
-                        } }
-                        tbody { @for r in &rows {
-                            tr {
-                                th scope="row" { (r["seq"]) }
-                                td class="nowrap" { (text(r, "at")) }
-                                td { (text(r, "actor")) }
-                                td { code { (text(r, "entity")) } }
-                                td { (text(r, "operation")) }
-                                td class="change" { code { (compact(&r["old"])) } " → " code { (compact(&r["new"])) } }
-                                td { (r["request_id"].as_str().unwrap_or("—")) }
-                                td { (r["source"].as_str().unwrap_or("—")) }
-                                td { code title=(text(r, "hash")) { (text(r, "hash").chars().take(12).collect::<String>()) "…" } }
-                            }
-                        } }
+                    div class="scroll" {
+                        table id="audit" {
+                            caption { (rows.len()) " records, newest first" }
+                            thead { tr {
+                                th scope="col" { "Seq" } th scope="col" { "When" } th scope="col" { "Actor" }
+                                th scope="col" { "Entity" } th scope="col" { "Operation" } th scope="col" { "Old → new" }
+                                th scope="col" { "Request · source" } th scope="col" { "Hash" }
+                            } }
+                            tbody { @for r in &rows {
+                                tr {
+                                    th scope="row" { (r["seq"]) }
+                                    td class="nowrap" { (when(text(r, "at"))) }
+                                    td { (text(r, "actor")) }
+                                    td { code class="nowrap" { (text(r, "entity")) } }
+                                    td { (text(r, "operation")) }
+                                    td class="change" {
+                                        code class="old" { (compact(&r["old"])) }
+                                        code class="new" { "→ " (compact(&r["new"])) }
+                                    }
+                                    td class="small" {
+                                        (r["request_id"].as_str().unwrap_or("—")) br;
+                                        (r["source"].as_str().unwrap_or("—"))
+                                    }
+                                    td { code class="nowrap" title=(text(r, "hash")) { (text(r, "hash").chars().take(10).collect::<String>()) "…" } }
+                                }
+                            } }
+                        }
                     }
                     @if let Some(cursor) = records["next_cursor"].as_str() {
                         p { a href=(next_page("/console/audit", query, &AUDIT_FILTERS, cursor)) { "Older records" } }
@@ -236,13 +243,52 @@ fn decisions_page(
                         p { a href=(next_page("/console/decisions", query, &DECISION_FILTERS, cursor)) { "Older decisions" } }
                     }
                     @if let Some(oldest) = decisions["decisions"].as_array().and_then(|d| d.last()) {
-                        p class="muted" { "Oldest shown: " (oldest["at_ms"].as_i64().map(at_ms).unwrap_or_default()) }
+                        p class="muted" { "Oldest shown: " (when(&oldest["at_ms"].as_i64().map(at_ms).unwrap_or_default())) }
                     }
                 }
                 Err(refusal) => (refusal_box(refusal)),
             }
         },
     )
+}
+
+/// The decisions of one page of `GET /policies/decisions`, newest first.
+pub(crate) fn decisions_table(decisions: &Value, caption: &str) -> Markup {
+    html! {
+        table id="decisions" {
+            caption { (caption) }
+            thead { tr {
+                th scope="col" { "When" } th scope="col" { "Subject" } th scope="col" { "Call" }
+                th scope="col" { "Result" } th scope="col" { "Reasons" }
+            } }
+            tbody { @for d in decisions["decisions"].as_array().into_iter().flatten() {
+                tr {
+                    td class="nowrap" { (when(&d["at_ms"].as_i64().map(at_ms).unwrap_or_default())) }
+                    td { (text(d, "subject")) }
+                    td { (call(&d["input"])) }
+                    td { (if d["allowed"].as_bool() == Some(true) { "allow" } else { "deny" }) }
+                    td { (d["reasons"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")).unwrap_or_default()) }
+                }
+            } }
+        }
+    }
+}
+
+/// What a decision was about, from its input: the request's path when the log kept it, else
+/// the operation and target the policy read (the log keeps only the part of an input the
+/// policy can read, see policies/engine/src/reads.rs).
+fn call(input: &Value) -> String {
+    if let Some(path) = input["request"]["path"].as_str() {
+        return path.to_owned();
+    }
+    let target: Vec<&str> = ["domain", "provider", "action"]
+        .iter()
+        .filter_map(|k| input[*k].as_str())
+        .filter(|s| !s.is_empty())
+        .collect();
+    format!("{} {}", text(input, "operation"), target.join("/"))
+        .trim()
+        .to_owned()
 }
 
 #[cfg(test)]

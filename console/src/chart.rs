@@ -146,11 +146,14 @@ pub struct Day {
     pub tokens: f64,
 }
 
+/// One count of a day.
+type Count = fn(&Day) -> f64;
+
 /// Bars per day in one SVG: calls with their errors over them, and AI tokens; the first and
 /// last day under each band, the totals in text and in `data-` attributes.
 pub fn daily(days: &[Day]) -> String {
     let (width, band) = (640.0, 110.0);
-    let total = |f: fn(&Day) -> f64| days.iter().map(f).sum::<f64>();
+    let total = |f: Count| days.iter().map(f).sum::<f64>();
     let (calls, errors, tokens) = (total(|d| d.calls), total(|d| d.errors), total(|d| d.tokens));
     let height = band * 2.0 + 30.0;
     let mut out = format!(
@@ -161,7 +164,7 @@ pub fn daily(days: &[Day]) -> String {
         n = days.len()
     );
     let step = width / days.len().max(1) as f64;
-    let bars: [(&str, fn(&Day) -> f64, Option<fn(&Day) -> f64>, &str); 2] = [
+    let bars: [(&str, Count, Option<Count>, &str); 2] = [
         (
             "calls per day (errors in red)",
             |d| d.calls,

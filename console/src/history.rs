@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use serde_json::{Value, json};
 
 use crate::api::Refusal;
-use crate::pages::{Ctx, Notice, notice_box, page, pretty, refusal_box, text};
+use crate::pages::{Ctx, Notice, notice_box, page, pretty, refusal_box, text, when};
 use crate::{Page, Response};
 
 const SECRETS: &str = "/console/secrets";
@@ -155,7 +155,7 @@ fn history_page(
                     @let version = v["version"].as_u64().unwrap_or_default();
                     tr data-version=(version) {
                         th scope="row" { (version) }
-                        td { (text(v, "at")) }
+                        td class="nowrap" { (when(text(v, "at"))) }
                         td { (v["actor"].as_str().unwrap_or("unknown")) }
                         td class="note" { (v["note"].as_str().unwrap_or("")) }
                         td { (diff(v)) }
@@ -205,7 +205,7 @@ fn secrets_page(
                                 th scope="row" { (text(s, "name")) }
                                 td { (s["version"]) }
                                 td { code { (text(s, "reference")) } }
-                                td { (text(s, "updated_at")) }
+                                td { (when(text(s, "updated_at"))) }
                                 td { a href=(format!("{SECRETS}?name={}#write-h", segment(text(s, "name"))))
                                     aria-label=(format!("Rotate {}", text(s, "name"))) { "Rotate" } }
                             }

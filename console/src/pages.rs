@@ -403,6 +403,16 @@ pub(crate) fn at_ms(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// An RFC 3339 time to the second, `2026-03-01 12:00:00`, the whole of it on hover and for
+/// programs (`datetime`). Times from the API are UTC.
+pub(crate) fn when(at: &str) -> Markup {
+    let short = match at.get(..19) {
+        Some(head) if at.as_bytes().get(10) == Some(&b'T') => head.replacen('T', " ", 1),
+        _ => at.to_owned(),
+    };
+    html! { time datetime=(at) title=(at) { (short) } }
+}
+
 pub(crate) fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
 }
@@ -493,33 +503,11 @@ pub fn tenant(
                 @match decisions {
                     Ok(decisions) => {
                         p { a href="/console/decisions" { "Every decision, filters and export" } }
-                        (decisions_table(decisions, "Recent decisions for this tenant"))
+                        (crate::audit::decisions_table(decisions, "Recent decisions for this tenant"))
                     }
                     Err(refusal) => (refusal_box(refusal)),
                 }
             }
         },
     )
-}
-
-/// The decisions of one page of `GET /policies/decisions`, newest first.
-pub(crate) fn decisions_table(decisions: &Value, caption: &str) -> Markup {
-    html! {
-        table id="decisions" {
-            caption { (caption) }
-            thead { tr {
-                th scope="col" { "When" } th scope="col" { "Subject" } th scope="col" { "Request" }
-                th scope="col" { "Result" } th scope="col" { "Reasons" }
-            } }
-            tbody { @for d in decisions["decisions"].as_array().into_iter().flatten() {
-                tr {
-                    td { (d["at_ms"].as_i64().map(at_ms).unwrap_or_default()) }
-                    td { (text(d, "subject")) }
-                    td { (d["input"]["request"]["path"].as_str().unwrap_or_default()) }
-                    td { (if d["allowed"].as_bool() == Some(true) { "allow" } else { "deny" }) }
-                    td { (d["reasons"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")).unwrap_or_default()) }
-                }
-            } }
-        }
-    }
 }

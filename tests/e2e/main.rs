@@ -15,6 +15,7 @@ mod cluster;
 mod config_history;
 mod conformance_cli;
 mod console;
+mod console_admin;
 mod contract;
 mod decision_log;
 mod deploy;
