@@ -315,23 +315,12 @@ impl SecretResolver {
         scope: &SecretScope,
         name: &str,
         value: &str,
-    ) -> Result<(), SecretError> {
-        let reference = format!("{PREFIX}vault/{name}");
-        let failed = |why: String| SecretError::Unresolved {
-            reference: reference.clone(),
-            why,
-        };
+    ) -> Result<(), WriteError> {
         let (mount, path) = valid_secret_name(name)
             .then(|| scope.vault_location(tenant.as_str(), name))
             .flatten()
-            .ok_or_else(|| SecretError::Forbidden {
-                pointer: String::new(),
-                why: "not a name inside this tenant's Vault prefix",
-            })?;
-        let (client, version) = self
-            .vault
-            .as_ref()
-            .ok_or_else(|| failed("no Vault is configured (VAULT_ADDR, VAULT_TOKEN)".into()))?;
+            .ok_or(WriteError::Name)?;
+        let (client, version) = self.vault.as_ref().ok_or(WriteError::NoVault)?;
         switchyard_telemetry::logs::register_secret(value);
         let data = std::collections::HashMap::from([(TENANT_SECRET_KEY, value)]);
         match version {
@@ -340,8 +329,20 @@ impl SecretResolver {
                 .await
                 .map(drop),
         }
-        .map_err(|e| failed(format!("Vault write failed: {}", vault_error_kind(&e))))
+        .map_err(|e| WriteError::Vault(vault_error_kind(&e)))
     }
+}
+
+/// Why a tenant secret was not written. Nothing of the value, nor of Vault's answer body.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("not a name inside this tenant's Vault prefix")]
+    Name,
+    /// The operator gave this platform no Vault: a setting, not an outage.
+    #[error("this platform has no Vault for tenant secrets (VAULT_ADDR, VAULT_TOKEN)")]
+    NoVault,
+    #[error("Vault did not take the write: {0}")]
+    Vault(String),
 }
 
 /// Whether `name` may name a tenant secret: one segment of 1 to [`MAX_SECRET_NAME`] plain
@@ -822,16 +823,18 @@ mod tests {
                 "{config} {tenant} {name}"
             );
         }
-        // A name that is not one plain segment is written nowhere.
+        // A name that is not one plain segment is written nowhere; a good one needs a Vault.
+        let err = resolver
+            .write_tenant_secret(&acme, &scope, "pg-dsn", "v")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WriteError::NoVault), "{err}");
         for bad in ["../globex/pg", "a/b", ".", ""] {
             let err = resolver
                 .write_tenant_secret(&acme, &scope, bad, "v")
                 .await
                 .unwrap_err();
-            assert!(
-                matches!(err, SecretError::Forbidden { .. }),
-                "{bad:?}: {err}"
-            );
+            assert!(matches!(err, WriteError::Name), "{bad:?}: {err}");
         }
     }
 

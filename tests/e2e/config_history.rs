@@ -139,6 +139,14 @@ async fn a_rollback_brings_version_one_back_and_the_history_shows_who_changed_wh
         bodies.push(refused.to_string());
     }
 
+    // Without a Vault a secret cannot be written: a setting of the platform, not an outage.
+    let (status, refused) = put(&acme, "/secrets/api-key", json!({"value": literal})).await;
+    assert_eq!(
+        (status, refused["code"].clone()),
+        (StatusCode::CONFLICT, json!("conflict"))
+    );
+    bodies.push(refused.to_string());
+
     let started = Instant::now();
     let (status, v3) = acme
         .post(

@@ -17,8 +17,9 @@ use super::{ok_or_problem, ok_or_problem_inline, path_params, problem_response};
 /// can never lead out of it. What the runtime's check admits, as a pattern.
 pub const SECRET_NAME_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$";
 
-/// The largest secret value accepted, in bytes: a password, a key or a DSN.
-pub const MAX_SECRET_BYTES: usize = 64 * 1024;
+/// The longest secret value accepted, in characters (what JSON Schema's `maxLength` counts):
+/// a password, a key or a DSN.
+pub const MAX_SECRET_LENGTH: usize = 64 * 1024;
 
 pub fn components() -> Map<String, Value> {
     let mut map = Map::new();
@@ -75,7 +76,7 @@ pub fn components() -> Map<String, Value> {
         "SecretWriteRequest".into(),
         json!({
             "type": "object", "required": ["value"], "additionalProperties": false,
-            "properties": {"value": {"type": "string", "minLength": 1, "maxLength": MAX_SECRET_BYTES,
+            "properties": {"value": {"type": "string", "minLength": 1, "maxLength": MAX_SECRET_LENGTH,
                                      "description": "Written to Vault only; never stored by the platform nor shown again."}}
         }),
     );
@@ -148,6 +149,10 @@ pub fn paths() -> Map<String, Value> {
     write.insert(
         "400".into(),
         problem_response("The name is not allowed (secret_name_invalid) or the body is malformed."),
+    );
+    write.insert(
+        "409".into(),
+        problem_response("This platform has no Vault for tenant secrets (conflict)."),
     );
     paths.insert(
         "/secrets/{name}".into(),

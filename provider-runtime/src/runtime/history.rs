@@ -26,11 +26,29 @@ use crate::secrets::{SECRET_KEYWORD, masked, resolve_ref};
 /// callers (a business service's set-up, the CLI, tests).
 const SYSTEM_ACTOR: &str = "system";
 
-/// The body of `POST …/configs/rollback`.
+/// The body of `POST …/configs/rollback`. `version` is read as JSON Schema reads an integer,
+/// so `3.0` is version 3, as the published schema admits it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RollbackRequest {
-    version: i64,
+    version: serde_json::Number,
+}
+
+/// The largest integer a JSON number holds exactly (2^53 - 1), the schema's `maximum`.
+const MAX_VERSION: f64 = 9_007_199_254_740_991.0;
+
+impl RollbackRequest {
+    fn version(&self) -> Option<i64> {
+        let version = self.version.as_i64().or_else(|| {
+            self.version
+                .as_f64()
+                .filter(|v| v.fract() == 0.0 && v.abs() <= MAX_VERSION)
+                .map(|v| v as i64)
+        })?;
+        (1..=MAX_VERSION as i64)
+            .contains(&version)
+            .then_some(version)
+    }
 }
 
 impl Runtime {
@@ -101,9 +119,9 @@ impl Runtime {
         name: &str,
         body: &[u8],
     ) -> Result<Value, Problem> {
-        let RollbackRequest { version } = serde_json::from_slice(body)
+        let version = serde_json::from_slice::<RollbackRequest>(body)
             .ok()
-            .filter(|r: &RollbackRequest| r.version >= 1)
+            .and_then(|r| r.version())
             .ok_or_else(|| {
                 Problem::new(
                     ErrorCode::RequestInvalid,
@@ -382,6 +400,33 @@ mod tests {
             diff(&schema(), &json!({}), &json!({"max_connections": 2})),
             json!([{"op": "add", "path": "/max_connections", "new": 2}])
         );
+    }
+
+    #[test]
+    fn a_rollback_names_its_version_as_json_schema_reads_an_integer() {
+        let version = |body: &str| {
+            serde_json::from_str::<RollbackRequest>(body)
+                .ok()
+                .and_then(|r| r.version())
+        };
+        assert_eq!(version(r#"{"version": 3}"#), Some(3));
+        assert_eq!(version(r#"{"version": 719.0}"#), Some(719));
+        assert_eq!(
+            version(r#"{"version": 9007199254740991}"#),
+            Some(9_007_199_254_740_991)
+        );
+        for bad in [
+            r#"{"version": 0}"#,
+            r#"{"version": -1}"#,
+            r#"{"version": 1.5}"#,
+            r#"{"version": 9007199254740992}"#,
+            r#"{"version": 1e300}"#,
+            r#"{"version": "2"}"#,
+            r#"{"version": 2, "x": 1}"#,
+            r#"{}"#,
+        ] {
+            assert_eq!(version(bad), None, "{bad}");
+        }
     }
 
     #[test]

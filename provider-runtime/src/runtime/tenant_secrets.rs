@@ -13,14 +13,14 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchyard_contracts::openapi::history::MAX_SECRET_BYTES;
+use switchyard_contracts::openapi::history::MAX_SECRET_LENGTH;
 use switchyard_contracts::{ErrorCode, Problem, TenantId};
 use switchyard_platform_store::SecretChange;
 use switchyard_spi::CallContext;
 
 use super::history::actor;
 use super::{Runtime, store_problem};
-use crate::secrets::{SecretError, TENANT_SECRET_KEY, references_tenant_secret, valid_secret_name};
+use crate::secrets::{TENANT_SECRET_KEY, WriteError, references_tenant_secret, valid_secret_name};
 
 /// The body of `PUT /secrets/{name}`. Its value is never echoed, not even in an error: a
 /// malformed body is refused without quoting it.
@@ -51,25 +51,25 @@ impl Runtime {
             })?;
         let write = serde_json::from_slice::<SecretWrite>(body)
             .ok()
-            .filter(|w| !w.value.is_empty() && w.value.len() <= MAX_SECRET_BYTES)
+            .filter(|w| (1..=MAX_SECRET_LENGTH).contains(&w.value.chars().count()))
             .ok_or_else(|| {
                 Problem::new(
                     ErrorCode::RequestInvalid,
                     format!(
-                        "the body must be {{\"value\": \"...\"}}, a string of 1 to {MAX_SECRET_BYTES} bytes"
+                        "the body must be {{\"value\": \"...\"}}, a string of 1 to {MAX_SECRET_LENGTH} characters"
                     ),
                 )
             })?;
         self.secrets
             .write_tenant_secret(tenant, &self.secret_scope, name, &write.value)
             .await
-            .map_err(|e| match e {
-                SecretError::Unresolved { why, .. } => Problem::new(
-                    ErrorCode::UpstreamUnavailable,
-                    format!("the secret was not written: {why}"),
-                )
-                .with_retryable(false),
-                other => Problem::new(ErrorCode::SecretForbidden, other.to_string()),
+            .map_err(|e| {
+                let code = match e {
+                    WriteError::Name => ErrorCode::SecretNameInvalid,
+                    WriteError::NoVault => ErrorCode::Conflict,
+                    WriteError::Vault(_) => ErrorCode::UpstreamUnavailable,
+                };
+                Problem::new(code, format!("the secret was not written: {e}"))
             })?;
         drop(write);
         let meta = self
