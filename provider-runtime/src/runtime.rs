@@ -2,6 +2,7 @@
 //! The HTTP service is a thin layer over these methods, and in-process callers (business
 //! services) use them directly.
 
+mod configure;
 mod history;
 mod tenant_secrets;
 
@@ -17,8 +18,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use switchyard_client::{ProviderClient, Service, ValueStream};
 use switchyard_contracts::{
-    ActionValidators, ErrorCode, FieldError, Problem, SchemaError, ServiceDescriptor, TenantId,
-    openapi,
+    ActionValidators, ErrorCode, Problem, SchemaError, ServiceDescriptor, TenantId, openapi,
 };
 use switchyard_spi::tenancy::SecretScope;
 use switchyard_spi::{CallContext, Invocation, ProviderError, StartContext};
@@ -29,8 +29,8 @@ use crate::lifecycle::{Lease, Lifecycle, NotRunning, Slot};
 use crate::registration::Registrations;
 use crate::registry::{Registered, Registry};
 use crate::resilience::{CircuitObserver, CircuitState, ResilienceConfig};
-use crate::secrets::{Owner, SecretError, SecretResolver, literal_credentials, masked};
-use crate::store::{ConfigNote, PlatformStore, StoreError, StoredConfig};
+use crate::secrets::{Owner, SecretResolver, masked};
+use crate::store::{PlatformStore, StoreError};
 use switchyard_telemetry::{metrics, trace};
 
 pub struct Runtime {
@@ -371,61 +371,6 @@ impl Runtime {
         Ok((provider, version))
     }
 
-    /// Re-resolves the secret references of every running instance and restarts (hot swap)
-    /// the ones whose secrets changed, so a rotation needs no restart of the process.
-    pub async fn refresh_secrets(self: &Arc<Self>) {
-        self.refresh_secrets_where(|_, _| true).await;
-    }
-
-    /// [`Runtime::refresh_secrets`] for the running instances whose tenant and stored config
-    /// `which` picks; each restarted one keeps its config version.
-    async fn refresh_secrets_where(self: &Arc<Self>, which: impl Fn(&TenantId, &Value) -> bool) {
-        let slots: Vec<((TenantId, usize), Arc<Slot>)> = match self.slots.read() {
-            Ok(slots) => slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            Err(_) => return,
-        };
-        for ((tenant, index), slot) in slots {
-            if slot.lease().is_none() {
-                continue;
-            }
-            let Some(registered) = self.registered(index) else {
-                continue;
-            };
-            let d = registered.descriptor();
-            let Ok(Some(stored)) = self.store.current_config(&tenant, &d.domain, &d.name).await
-            else {
-                continue;
-            };
-            if !stored.values.to_string().contains("secret://") || !which(&tenant, &stored.values) {
-                continue;
-            }
-            let owner = Owner::Tenant(&tenant, &self.secret_scope);
-            match self.secrets.resolve_config_as(owner, &stored.values).await {
-                Ok((resolved, fingerprint)) if slot.secrets_changed(&fingerprint) => {
-                    let start = StartContext {
-                        tenant: tenant.clone(),
-                        config: resolved,
-                        client: self.client_for(&tenant, &registered),
-                    };
-                    match registered.factory.start(start).await {
-                        Ok(provider) => {
-                            slot.swap(provider, stored.version).await;
-                            slot.remember_secrets(fingerprint);
-                            tracing::info!(tenant = %tenant, provider = %registered.id(), "secrets rotated; instance swapped");
-                        }
-                        Err(e) => {
-                            tracing::warn!(tenant = %tenant, provider = %registered.id(), error = %e.detail, "restart with rotated secrets failed; the running instance stays")
-                        }
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(tenant = %tenant, provider = %registered.id(), error = %e, "secret refresh failed")
-                }
-            }
-        }
-    }
-
     async fn lease(self: &Arc<Self>, tenant: &TenantId, index: usize) -> Result<Lease, Problem> {
         let slot = self.slot(tenant, index);
         let id = || {
@@ -562,142 +507,6 @@ impl Runtime {
             );
         }
         Ok(body)
-    }
-
-    /// Validates, starts a new instance with it, persists it as the next version, then swaps it
-    /// in. A config the provider refuses to start with is not persisted, and the old instance
-    /// keeps serving. The platform's own configure (a service's set-up, tools, tests): the
-    /// version is recorded as the `system`'s; a tenant's admin configures through
-    /// [`Runtime::configure_as`].
-    pub async fn configure(
-        self: &Arc<Self>,
-        tenant: &TenantId,
-        domain: &str,
-        name: &str,
-        body: Value,
-    ) -> Result<Value, Problem> {
-        let ctx = CallContext {
-            tenant: tenant.clone(),
-            request_id: String::new(),
-            subject: None,
-            service: None,
-        };
-        self.configure_as(&ctx, domain, name, body).await
-    }
-
-    /// Checks `config` for `tenant`'s provider at `index`, starts an instance with it (unless
-    /// an admin holds the provider stopped), saves it as the next version with `note`, and
-    /// swaps the instance in: what a configure and a rollback both do.
-    async fn apply_config(
-        self: &Arc<Self>,
-        tenant: &TenantId,
-        index: usize,
-        registered: &Registered,
-        config: &Value,
-        note: &ConfigNote,
-    ) -> Result<StoredConfig, Problem> {
-        let d = registered.descriptor();
-        let schema = &d.config_schema;
-        let literals = literal_credentials(schema, config);
-        if !literals.is_empty() {
-            return Err(Problem::new(
-                ErrorCode::SecretRequired,
-                format!(
-                    "config for {} holds a credential where a secret:// reference belongs",
-                    registered.id()
-                ),
-            )
-            .with_errors(literals));
-        }
-        // Before anything is stored, even a config for an instance held stopped.
-        self.secrets
-            .check_tenant_config(tenant, &self.secret_scope, config)
-            .await
-            .map_err(|e| self.secret_problem(tenant, &registered.id(), e))?;
-        let errors = registered.config.check(config);
-        if !errors.is_empty() {
-            return Err(Problem::new(
-                ErrorCode::ConfigInvalid,
-                format!("config for {} is invalid", registered.id()),
-            )
-            .with_errors(errors));
-        }
-        let slot = self.slot(tenant, index);
-        let fresh = if slot.is_held_stopped() {
-            None
-        } else {
-            let (resolved, fingerprint) = self
-                .secrets
-                .resolve_config_as(Owner::Tenant(tenant, &self.secret_scope), config)
-                .await
-                .map_err(|e| self.secret_problem(tenant, &registered.id(), e))?;
-            let start = StartContext {
-                tenant: tenant.clone(),
-                config: resolved,
-                client: self.client_for(tenant, registered),
-            };
-            slot.remember_secrets(fingerprint);
-            Some(registered.factory.start(start).await.map_err(|e| {
-                // An outage, the egress guard's refusal (403, the operator's ceiling) and a
-                // rule the config schema cannot state (422) keep their own codes; anything
-                // else is the config's fault.
-                let code = if matches!(
-                    e.code,
-                    ErrorCode::ProviderUnavailable
-                        | ErrorCode::EgressForbidden
-                        | ErrorCode::ConfigUnprocessable
-                ) {
-                    e.code
-                } else {
-                    ErrorCode::ConfigInvalid
-                };
-                Problem::new(
-                    code,
-                    format!("{} refused the config: {}", registered.id(), e.detail),
-                )
-                .with_errors(e.errors)
-            })?)
-        };
-        let stored = self
-            .store
-            .save_config_noted(tenant, &d.domain, &d.name, config, note)
-            .await
-            .map_err(store_problem)?;
-        if let Some(provider) = fresh {
-            slot.swap(provider, stored.version).await;
-        }
-        self.emit(
-            tenant,
-            index,
-            LifecycleEvent::Configured,
-            json!({"version": stored.version}),
-        );
-        Ok(stored)
-    }
-
-    /// A tenant's reference refused or unresolved, as the tenant may see it: the field and
-    /// what it may name instead, nothing of the host.
-    fn secret_problem(&self, tenant: &TenantId, provider: &str, e: SecretError) -> Problem {
-        match e {
-            SecretError::Forbidden { pointer, why } => Problem::new(
-                ErrorCode::SecretForbidden,
-                format!(
-                    "{provider} config names a secret outside this tenant's space; its references may point at {}",
-                    self.secret_scope.allowed(tenant.as_str())
-                ),
-            )
-            .with_errors(vec![FieldError {
-                pointer,
-                detail: why.into(),
-            }]),
-            // A well-formed reference (the schema's pattern) that names no secret is a rule
-            // no schema can state: 422, like a provider's own (ADR 23).
-            unresolved @ SecretError::Unresolved { .. } => Problem::new(
-                ErrorCode::ConfigUnprocessable,
-                format!("{provider} config: {unresolved}"),
-            ),
-            malformed => Problem::new(ErrorCode::ConfigInvalid, format!("{provider} config: {malformed}")),
-        }
     }
 
     pub async fn start(

@@ -20,26 +20,25 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use switchyard_contracts::{FieldError, TenantId};
+use switchyard_contracts::TenantId;
 use switchyard_spi::tenancy::{SecretScope, SecretTarget};
 use tokio::io::AsyncReadExt;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder, VaultClientSettingsBuilderError};
 use vaultrs::error::ClientError;
+
+mod credentials;
+mod tenant;
+
+pub(crate) use credentials::resolve_ref;
+pub use credentials::{literal_credentials, masked};
+use tenant::located;
+pub use tenant::{TENANT_SECRET_KEY, WriteError, references_tenant_secret, valid_secret_name};
 
 const PREFIX: &str = "secret://";
 
 /// The config schema keyword marking a field whose value is a credential: only a `secret://`
 /// reference is accepted there, and a literal stored before that rule is shown masked.
 pub const SECRET_KEYWORD: &str = "x-secret";
-
-/// What a literal credential is shown as.
-const MASK: &str = "***";
-
-/// The key of a tenant secret's value in its Vault entry.
-pub const TENANT_SECRET_KEY: &str = "value";
-
-/// The longest tenant secret name.
-const MAX_SECRET_NAME: usize = 128;
 
 /// The most a tenant's secret file may hold: a key or a DSN, not a data file to exfiltrate
 /// piece by piece or a device to block on.
@@ -305,100 +304,6 @@ impl SecretResolver {
         }
         Ok(())
     }
-
-    /// Writes `value` as `tenant`'s secret `name`: to Vault, at the place
-    /// `secret://vault/<name>` in the tenant's configs resolves to, and nowhere else. The
-    /// value is hidden from every log line first, whatever writes one later.
-    pub async fn write_tenant_secret(
-        &self,
-        tenant: &TenantId,
-        scope: &SecretScope,
-        name: &str,
-        value: &str,
-    ) -> Result<(), WriteError> {
-        let (mount, path) = valid_secret_name(name)
-            .then(|| scope.vault_location(tenant.as_str(), name))
-            .flatten()
-            .ok_or(WriteError::Name)?;
-        let (client, version) = self.vault.as_ref().ok_or(WriteError::NoVault)?;
-        switchyard_telemetry::logs::register_secret(value);
-        let data = std::collections::HashMap::from([(TENANT_SECRET_KEY, value)]);
-        match version {
-            1 => vaultrs::kv1::set(client, &mount, &path, &data).await,
-            _ => vaultrs::kv2::set(client, &mount, &path, &data)
-                .await
-                .map(drop),
-        }
-        .map_err(|e| WriteError::Vault(vault_error_kind(&e)))
-    }
-}
-
-/// Why a tenant secret was not written. Nothing of the value, nor of Vault's answer body.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error("not a name inside this tenant's Vault prefix")]
-    Name,
-    /// The operator gave this platform no Vault: a setting, not an outage.
-    #[error("this platform has no Vault for tenant secrets (VAULT_ADDR, VAULT_TOKEN)")]
-    NoVault,
-    #[error("Vault did not take the write: {0}")]
-    Vault(String),
-}
-
-/// Whether `name` may name a tenant secret: one segment of 1 to [`MAX_SECRET_NAME`] plain
-/// characters (`A-Z a-z 0-9 . _ -`) that does not start with `.` (so never `.` or `..`), the
-/// rule `switchyard_contracts::openapi::history::SECRET_NAME_PATTERN` publishes.
-pub fn valid_secret_name(name: &str) -> bool {
-    (1..=MAX_SECRET_NAME).contains(&name.len())
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-/// A tenant's reference with its own secret's name replaced by where that secret lives.
-fn located(
-    reference: SecretRef,
-    tenant: &TenantId,
-    scope: &SecretScope,
-    pointer: &str,
-) -> Result<SecretRef, SecretError> {
-    let SecretRef::TenantVault(name) = reference else {
-        return Ok(reference);
-    };
-    let (mount, path) = scope
-        .vault_location(tenant.as_str(), &name)
-        .ok_or_else(|| SecretError::Forbidden {
-            pointer: pointer.to_owned(),
-            why: "not a name inside this tenant's Vault prefix",
-        })?;
-    Ok(SecretRef::Vault {
-        mount,
-        path,
-        key: TENANT_SECRET_KEY.to_owned(),
-    })
-}
-
-/// Whether `tenant`'s `config` refers to its own secret `name`, by name
-/// (`secret://vault/<name>`) or by the whole Vault path it lives at.
-pub fn references_tenant_secret(
-    config: &Value,
-    tenant: &TenantId,
-    scope: &SecretScope,
-    name: &str,
-) -> bool {
-    let Some((mount, path)) = scope.vault_location(tenant.as_str(), name) else {
-        return false;
-    };
-    references(config)
-        .iter()
-        .filter_map(|(pointer, text)| {
-            let reference = SecretRef::parse(text).ok()?;
-            located(reference, tenant, scope, pointer).ok()
-        })
-        .any(|reference| {
-            matches!(reference, SecretRef::Vault { mount: m, path: p, .. } if m == mount && p == path)
-        })
 }
 
 /// Every `secret://` string in `value`, with its JSON pointer, in document order.
@@ -512,120 +417,6 @@ async fn read_tenant_file(path: &Path) -> std::io::Result<String> {
         .read_to_string(&mut text)
         .await?;
     Ok(text)
-}
-
-/// The literal credentials in `config`: a field its `schema` marks [`SECRET_KEYWORD`] holding
-/// a string that is not a `secret://` reference, and any URL that carries a password (a DSN,
-/// a base URL with `user:password@`), wherever it is.
-pub fn literal_credentials(schema: &Value, config: &Value) -> Vec<FieldError> {
-    credentials(schema, config)
-        .into_iter()
-        .filter(|(_, found)| *found != Found::OtherSecretValue)
-        .map(|(pointer, found)| FieldError {
-            pointer,
-            detail: match found {
-                Found::UrlPassword => {
-                    "a URL with a password in it; put the URL in your secret store and write its secret:// reference here"
-                }
-                _ => "a credential must be a secret:// reference, never the value itself",
-            }
-            .into(),
-        })
-        .collect()
-}
-
-/// `config` as it may be shown back: references as written, a literal in a secret-bearing
-/// field as `***`, a URL's password as `***`. Configs stored before literals were refused
-/// may still hold them.
-pub fn masked(schema: &Value, config: &Value) -> Value {
-    let mut shown = config.clone();
-    for (pointer, found) in credentials(schema, config) {
-        let Some(slot) = shown.pointer_mut(&pointer) else {
-            continue;
-        };
-        *slot = match found {
-            Found::UrlPassword => slot
-                .as_str()
-                .and_then(|text| reqwest::Url::parse(text).ok())
-                .and_then(|mut url| url.set_password(Some(MASK)).ok().map(|()| url))
-                .map_or_else(|| Value::from(MASK), |url| Value::from(url.as_str())),
-            Found::SecretLiteral | Found::OtherSecretValue => Value::from(MASK),
-        };
-    }
-    shown
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Found {
-    /// A string in a secret-bearing field that is not a reference.
-    SecretLiteral,
-    /// Anything else but a reference in a secret-bearing field (left to the schema check).
-    OtherSecretValue,
-    UrlPassword,
-}
-
-fn credentials(schema: &Value, config: &Value) -> Vec<(String, Found)> {
-    let mut found = Vec::new();
-    walk_with_schema(schema, Some(schema), config, &mut String::new(), &mut found);
-    found
-}
-
-fn walk_with_schema(
-    root: &Value,
-    schema: Option<&Value>,
-    value: &Value,
-    pointer: &mut String,
-    found: &mut Vec<(String, Found)>,
-) {
-    let schema = schema.map(|s| resolve_ref(root, s));
-    let secret = schema.is_some_and(|s| s.get(SECRET_KEYWORD) == Some(&Value::Bool(true)));
-    let at = pointer.len();
-    match value {
-        Value::String(text) if text.starts_with(PREFIX) => {}
-        Value::String(_) if secret => found.push((pointer.clone(), Found::SecretLiteral)),
-        Value::String(text) if url_with_password(text) => {
-            found.push((pointer.clone(), Found::UrlPassword))
-        }
-        _ if secret && !value.is_null() => found.push((pointer.clone(), Found::OtherSecretValue)),
-        Value::Object(map) => {
-            for (key, item) in map {
-                let sub = schema.and_then(|s| {
-                    s.get("properties")
-                        .and_then(|p| p.get(key))
-                        .or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))
-                });
-                push_token(pointer, key);
-                walk_with_schema(root, sub, item, pointer, found);
-                pointer.truncate(at);
-            }
-        }
-        Value::Array(items) => {
-            let sub = schema
-                .and_then(|s| s.get("items"))
-                .filter(|i| i.is_object());
-            for (index, item) in items.iter().enumerate() {
-                pointer.push('/');
-                pointer.push_str(&index.to_string());
-                walk_with_schema(root, sub, item, pointer, found);
-                pointer.truncate(at);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// A property that is only a `$ref` into the schema's own `$defs`.
-pub(crate) fn resolve_ref<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
-    schema
-        .get("$ref")
-        .and_then(Value::as_str)
-        .and_then(|r| r.strip_prefix("#/$defs/"))
-        .and_then(|name| root.get("$defs").and_then(|d| d.get(name)))
-        .unwrap_or(schema)
-}
-
-fn url_with_password(text: &str) -> bool {
-    reqwest::Url::parse(text).is_ok_and(|url| url.password().is_some_and(|p| !p.is_empty()))
 }
 
 /// A Vault error without anything from the response body, which could echo request data.
@@ -769,109 +560,5 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(resolved, json!({"k": "host"}));
-    }
-
-    #[tokio::test]
-    async fn a_tenants_own_secret_name_resolves_under_its_prefix_only() {
-        assert_eq!(
-            SecretRef::parse("secret://vault/pg-dsn").unwrap(),
-            SecretRef::TenantVault("pg-dsn".into())
-        );
-        for bad in [
-            "secret://vault/.hidden",
-            "secret://vault/..",
-            "secret://vault/a b",
-        ] {
-            assert!(SecretRef::parse(bad).is_err(), "{bad:?} accepted");
-        }
-        let scope = SecretScope::default();
-        let acme = TenantId::parse("acme").unwrap();
-        let globex = TenantId::parse("globex").unwrap();
-        let resolver = SecretResolver::default();
-        let config = json!({"mode": "siloed", "dsn": "secret://vault/pg-dsn"});
-        resolver
-            .check_tenant_config(&acme, &scope, &config)
-            .await
-            .unwrap();
-        // Without Vault the name is located (under acme's prefix) and then not found.
-        let err = resolver
-            .resolve_config_as(Owner::Tenant(&acme, &scope), &config)
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("no Vault is configured"), "{err}");
-        // The operator has no tenant prefix to read a name under.
-        let err = resolver.resolve_config(&config).await.unwrap_err();
-        assert!(err.to_string().contains("tenant's own secret"), "{err}");
-
-        let long = json!({"dsn": "secret://vault/secret/tenants/acme/pg-dsn#value"});
-        for (config, tenant, name, expected) in [
-            (&config, &acme, "pg-dsn", true),
-            (&long, &acme, "pg-dsn", true),
-            (&config, &acme, "other", false),
-            (&long, &globex, "pg-dsn", false),
-            (
-                &json!({"dsn": "secret://vault/secret/tenants/acme/pg-dsn#dsn"}),
-                &acme,
-                "pg-dsn",
-                true,
-            ),
-            (&json!({"n": 1}), &acme, "pg-dsn", false),
-        ] {
-            assert_eq!(
-                references_tenant_secret(config, tenant, &scope, name),
-                expected,
-                "{config} {tenant} {name}"
-            );
-        }
-        // A name that is not one plain segment is written nowhere; a good one needs a Vault.
-        let err = resolver
-            .write_tenant_secret(&acme, &scope, "pg-dsn", "v")
-            .await
-            .unwrap_err();
-        assert!(matches!(err, WriteError::NoVault), "{err}");
-        for bad in ["../globex/pg", "a/b", ".", ""] {
-            let err = resolver
-                .write_tenant_secret(&acme, &scope, bad, "v")
-                .await
-                .unwrap_err();
-            assert!(matches!(err, WriteError::Name), "{bad:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn literals_in_secret_fields_and_passwords_in_urls_are_found_and_masked() {
-        let schema = json!({
-            "type": "object",
-            "$defs": {"key": {"type": "string", "x-secret": true}},
-            "properties": {
-                "api_key": {"$ref": "#/$defs/key"},
-                "dsn": {"type": "string", "x-secret": true},
-                "endpoints": {"type": "object", "additionalProperties": {
-                    "type": "object", "properties": {"secret": {"type": "string", "x-secret": true}}}}
-            }
-        });
-        let config = json!({
-            "api_key": "sk-literal",
-            "dsn": "secret://vault/secret/tenants/acme/pg#dsn",
-            "base_url": "http://ann:pw@h.example/v1",
-            "plain_url": "https://h.example/v1",
-            "endpoints": {"erp": {"secret": "whsec_literal", "url": "https://h.example/in"}}
-        });
-        let pointers: Vec<String> = literal_credentials(&schema, &config)
-            .into_iter()
-            .map(|e| e.pointer)
-            .collect();
-        assert_eq!(pointers, ["/api_key", "/base_url", "/endpoints/erp/secret"]);
-        assert_eq!(
-            masked(&schema, &config),
-            json!({
-                "api_key": "***",
-                "dsn": "secret://vault/secret/tenants/acme/pg#dsn",
-                "base_url": "http://ann:***@h.example/v1",
-                "plain_url": "https://h.example/v1",
-                "endpoints": {"erp": {"secret": "***", "url": "https://h.example/in"}}
-            })
-        );
-        assert!(literal_credentials(&schema, &json!({"dsn": "secret://env/X"})).is_empty());
     }
 }

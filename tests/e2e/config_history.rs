@@ -599,6 +599,7 @@ async fn an_admin_rotates_a_database_password_through_the_api_without_a_restart_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotation_through_one_replica_swaps_the_instance_on_the_other() {
     let vault = RealVault::from_env();
+    // Its own name: the other test writes acme's `pg-dsn` in the same Vault.
     let shim = start_shim(vault.addr.clone()).await;
     let silo = Silo::create("rep");
     let store = common::Database::create("rots");
@@ -649,7 +650,7 @@ async fn a_rotation_through_one_replica_swaps_the_instance_on_the_other() {
 
     let (status, written) = put(
         &writer,
-        "/secrets/pg-dsn",
+        "/secrets/replica-dsn",
         json!({"value": silo.dsn(&silo.first, &silo.database)}),
     )
     .await;
@@ -657,7 +658,7 @@ async fn a_rotation_through_one_replica_swaps_the_instance_on_the_other() {
     let (status, configured) = writer
         .post(
             "/providers/db/postgres/configure",
-            json!({"config": {"mode": "siloed", "dsn": "secret://vault/pg-dsn"}}),
+            json!({"config": {"mode": "siloed", "dsn": "secret://vault/replica-dsn"}}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{configured}");
@@ -678,7 +679,7 @@ async fn a_rotation_through_one_replica_swaps_the_instance_on_the_other() {
     let rotated_at = Instant::now();
     let (status, rotated) = put(
         &writer,
-        "/secrets/pg-dsn",
+        "/secrets/replica-dsn",
         json!({"value": silo.dsn(&silo.second, &silo.rotated_database)}),
     )
     .await;

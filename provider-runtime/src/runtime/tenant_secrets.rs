@@ -7,7 +7,8 @@
 //! anew with the same config version, re-resolving it, and swapped in while the old one
 //! drains: here before the answer, on the other replicas when they hear the store's secret
 //! feed ([`Runtime::refresh_tenant_secret`]). A replica that missed the notification still
-//! catches up at its next periodic refresh ([`Runtime::refresh_secrets`]).
+//! catches up at its next periodic refresh ([`Runtime::refresh_secrets`]), which re-resolves
+//! every running instance's references, whoever wrote the secrets.
 
 use std::sync::Arc;
 
@@ -16,11 +17,14 @@ use serde_json::{Value, json};
 use switchyard_contracts::openapi::history::MAX_SECRET_LENGTH;
 use switchyard_contracts::{ErrorCode, Problem, TenantId};
 use switchyard_platform_store::SecretChange;
-use switchyard_spi::CallContext;
+use switchyard_spi::{CallContext, StartContext};
 
 use super::history::actor;
 use super::{Runtime, store_problem};
-use crate::secrets::{TENANT_SECRET_KEY, WriteError, references_tenant_secret, valid_secret_name};
+use crate::lifecycle::Slot;
+use crate::secrets::{
+    Owner, TENANT_SECRET_KEY, WriteError, references_tenant_secret, valid_secret_name,
+};
 
 /// The body of `PUT /secrets/{name}`. Its value is never echoed, not even in an error: a
 /// malformed body is refused without quoting it.
@@ -134,5 +138,60 @@ impl Runtime {
             of == tenant && references_tenant_secret(config, of, &scope, name)
         })
         .await;
+    }
+
+    /// Re-resolves the secret references of every running instance and restarts (hot swap)
+    /// the ones whose secrets changed, so a rotation needs no restart of the process.
+    pub async fn refresh_secrets(self: &Arc<Self>) {
+        self.refresh_secrets_where(|_, _| true).await;
+    }
+
+    /// [`Runtime::refresh_secrets`] for the running instances whose tenant and stored config
+    /// `which` picks; each restarted one keeps its config version.
+    async fn refresh_secrets_where(self: &Arc<Self>, which: impl Fn(&TenantId, &Value) -> bool) {
+        let slots: Vec<((TenantId, usize), Arc<Slot>)> = match self.slots.read() {
+            Ok(slots) => slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Err(_) => return,
+        };
+        for ((tenant, index), slot) in slots {
+            if slot.lease().is_none() {
+                continue;
+            }
+            let Some(registered) = self.registered(index) else {
+                continue;
+            };
+            let d = registered.descriptor();
+            let Ok(Some(stored)) = self.store.current_config(&tenant, &d.domain, &d.name).await
+            else {
+                continue;
+            };
+            if !stored.values.to_string().contains("secret://") || !which(&tenant, &stored.values) {
+                continue;
+            }
+            let owner = Owner::Tenant(&tenant, &self.secret_scope);
+            match self.secrets.resolve_config_as(owner, &stored.values).await {
+                Ok((resolved, fingerprint)) if slot.secrets_changed(&fingerprint) => {
+                    let start = StartContext {
+                        tenant: tenant.clone(),
+                        config: resolved,
+                        client: self.client_for(&tenant, &registered),
+                    };
+                    match registered.factory.start(start).await {
+                        Ok(provider) => {
+                            slot.swap(provider, stored.version).await;
+                            slot.remember_secrets(fingerprint);
+                            tracing::info!(tenant = %tenant, provider = %registered.id(), "secrets rotated; instance swapped");
+                        }
+                        Err(e) => {
+                            tracing::warn!(tenant = %tenant, provider = %registered.id(), error = %e.detail, "restart with rotated secrets failed; the running instance stays")
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, provider = %registered.id(), error = %e, "secret refresh failed")
+                }
+            }
+        }
     }
 }
