@@ -775,7 +775,7 @@ impl Gateway {
                             let plane = admin::Plane {
                                 store: &self.store,
                                 gate: &self.tenant_gate,
-                            limiter: &self.rate_limiter,
+                                limiter: &self.rate_limiter,
                                 policy: self.policy.as_deref(),
                                 config: &self.config.admin,
                             };

@@ -170,7 +170,11 @@ async fn each_tenants_auditor_sees_verifies_and_exports_only_its_own_key_changes
     // The keys the CLI made for the test's callers are recorded too, as the CLI's.
     let (by_cli, records): (Vec<AuditRecord>, Vec<AuditRecord>) =
         records.into_iter().partition(|r| r.actor == "cli");
-    assert_eq!(by_cli.len(), 3, "the keys the CLI made for acme: {by_cli:?}");
+    assert_eq!(
+        by_cli.len(),
+        3,
+        "the keys the CLI made for acme: {by_cli:?}"
+    );
     let seen: Vec<(String, String)> = records
         .iter()
         .map(|r| (r.entity.clone(), r.operation.clone()))
