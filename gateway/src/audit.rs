@@ -11,12 +11,11 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use serde_json::json;
 use switchyard_contracts::{ErrorCode, FieldError, Problem, TenantId};
 use switchyard_platform_store::PlatformStore;
-use switchyard_platform_store::{DecisionFilter, DecisionRecord};
+use switchyard_platform_store::{DecisionFilter, DecisionRecord, ExportFormat};
 
 use crate::filters::policy::Policy;
 use crate::problem;
@@ -86,12 +85,6 @@ pub async fn answer(
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ExportFormat {
-    JsonLines,
-    Csv,
-}
-
 /// `GET /policies/decisions/export`: the caller's tenant's decisions in the window, written a
 /// page at a time so that an export of any length leaves without being held whole. A failure
 /// after the first page ends the connection without the last chunk, so the client sees a
@@ -124,22 +117,7 @@ pub async fn export(
         Ok(page) => page,
         Err(e) => return problem::respond(session, unreadable(e), request_id, &[]).await,
     };
-    let (content_type, extension) = match format {
-        ExportFormat::JsonLines => ("application/x-ndjson", "jsonl"),
-        ExportFormat::Csv => ("text/csv", "csv"),
-    };
-    let mut response = ResponseHeader::build(200, Some(5))?;
-    response.insert_header("content-type", content_type)?;
-    response.insert_header("transfer-encoding", "chunked")?;
-    response.insert_header(
-        "content-disposition",
-        format!("attachment; filename=\"decisions-{tenant}.{extension}\""),
-    )?;
-    response.insert_header("x-request-id", request_id)?;
-    response.insert_header("cache-control", "no-store")?;
-    session
-        .write_response_header(Box::new(response), false)
-        .await?;
+    crate::export::begin(session, format, &format!("decisions-{tenant}"), request_id).await?;
     if format == ExportFormat::Csv {
         session
             .write_response_body(Some(Bytes::from_static(CSV_HEADER.as_bytes())), false)

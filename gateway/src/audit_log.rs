@@ -101,22 +101,7 @@ async fn export(
         Ok(first) => first,
         Err(e) => return problem::respond(session, unreadable(e), request_id, &[]).await,
     };
-    let (content_type, extension) = match format {
-        ExportFormat::JsonLines => ("application/x-ndjson", "jsonl"),
-        ExportFormat::Csv => ("text/csv", "csv"),
-    };
-    let mut response = ResponseHeader::build(200, Some(5))?;
-    response.insert_header("content-type", content_type)?;
-    response.insert_header("transfer-encoding", "chunked")?;
-    response.insert_header(
-        "content-disposition",
-        format!("attachment; filename=\"audit-log-{tenant}.{extension}\""),
-    )?;
-    response.insert_header("x-request-id", request_id)?;
-    response.insert_header("cache-control", "no-store")?;
-    session
-        .write_response_header(Box::new(response), false)
-        .await?;
+    crate::export::begin(session, format, &format!("audit-log-{tenant}"), request_id).await?;
     let mut chunk = first;
     while let Some(text) = chunk {
         session

@@ -41,6 +41,7 @@ mod audit_log;
 pub mod config;
 pub mod decision_retention;
 pub mod decision_upload;
+mod export;
 pub mod filters;
 mod keys;
 mod observe;
@@ -437,14 +438,17 @@ impl Gateway {
             request = request.header(http::header::CONTENT_TYPE, content_type);
         }
         // The operator's routes carry no verified context: the runtime checks the token itself.
-        if ctx.route == Some(Route::Operator) {
-            if let Some(authorization) = header.headers.get(http::header::AUTHORIZATION) {
-                request = request.header(http::header::AUTHORIZATION, authorization);
-            }
-            // Its client's address, by which the runtime limits wrong tokens.
-            if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
-                request = request.extension(client.ip());
-            }
+        if ctx.route == Some(Route::Operator)
+            && let Some(authorization) = header.headers.get(http::header::AUTHORIZATION)
+        {
+            request = request.header(http::header::AUTHORIZATION, authorization);
+        }
+        // The client's address: the runtime limits wrong operator tokens by it, and writes it
+        // into the audit records of an admin's changes (configure, rollback, secrets).
+        if matches!(ctx.route, Some(Route::Operator | Route::Admin))
+            && let Some(client) = session.client_addr().and_then(|a| a.as_inet())
+        {
+            request = request.extension(client.ip());
         }
         if let Some(trace) = &ctx.trace {
             request = request.header("traceparent", &trace.traceparent);

@@ -198,7 +198,17 @@ impl Service {
                     }
                 };
                 let request_id = ctx.request_id.clone();
-                match self.route(request, segments, ctx).await {
+                let source = request.parts.extensions.get::<std::net::IpAddr>().copied();
+                let answered = self.route(request, segments, ctx);
+                let answered = match source {
+                    Some(address) => {
+                        crate::runtime::CLIENT_ADDRESS
+                            .scope(address, answered)
+                            .await
+                    }
+                    None => answered.await,
+                };
+                match answered {
                     Ok(response) => response,
                     Err(problem) => problem_response(problem, &request_id),
                 }

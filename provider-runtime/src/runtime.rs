@@ -4,6 +4,7 @@
 
 mod configure;
 mod history;
+pub(crate) use history::CLIENT_ADDRESS;
 mod tenant_secrets;
 
 pub use history::{diff, shown};

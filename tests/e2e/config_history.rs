@@ -310,7 +310,10 @@ async fn a_rollback_brings_version_one_back_and_the_history_shows_who_changed_wh
         records
             .iter()
             .filter(|r| r["entity"] == "provider/cache/memory")
-            .all(|r| r["actor"] == actor.as_str() && r["request_id"].is_string())
+            .all(|r| r["actor"] == actor.as_str()
+                && r["request_id"].is_string()
+                && r["source"] == "127.0.0.1"),
+        "each change names its caller, request and address: {records:?}"
     );
     assert!(
         !audit_records(dir.path(), "globex")

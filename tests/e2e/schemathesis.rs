@@ -181,8 +181,12 @@ fn run(
             CHECKS,
             "--seed",
             SEED,
+            // One worker: with two, Hypothesis (describing a filter's lambda) ran `ast.parse`
+            // on two threads at once and CPython 3.11.7 raised a spurious "AST constructor
+            // recursion depth mismatch" (CPython gh-106905, fixed in later releases): an error
+            // of the fuzzer, not of the API, seen once in three suite runs.
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "30",
             "--generation-database",

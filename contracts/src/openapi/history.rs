@@ -33,7 +33,7 @@ pub fn components() -> Map<String, Value> {
                 "path": {"type": "string"},
                 "old": {"description": "The value before (replace, remove); literal credentials inside shown as ***."},
                 "new": {"description": "The value after (add, replace); literal credentials inside shown as ***."},
-                "secret": {"const": true}
+                "secret": {"type": "boolean", "description": "Present, and true, only for a secret field. (Not `const: true`: openapi-python-client 0.29 generates invalid Python for a boolean const.)"}
             }
         }),
     );

@@ -229,14 +229,20 @@ impl Runtime {
             old,
             new,
             request_id: Some(ctx.request_id.clone()).filter(|id| !id.is_empty()),
-            // The gateway's signed context does not carry the client's address.
-            source: None,
+            source: CLIENT_ADDRESS.try_with(|a| a.to_string()).ok(),
         };
         let (tenant, entity) = (entry.tenant.clone(), entry.entity.clone());
         if let Err(e) = self.store.append_audit(entry).await {
             tracing::error!(%tenant, %entity, operation, error = %e, "the change took effect but its audit record was not written");
         }
     }
+}
+
+tokio::task_local! {
+    /// The client's address while an admin's request is answered, for its audit records. The
+    /// gateway in this process hands it over as the request's `IpAddr` extension; a gateway
+    /// across HTTP signs no address, so the records of requests it forwards have none.
+    pub(crate) static CLIENT_ADDRESS: std::net::IpAddr;
 }
 
 /// Who `ctx` is, for the history and the audit log.
