@@ -216,22 +216,31 @@ pub(super) async fn set_policy(
         .set_tenant_policy(tenant, &data)
         .await
         .map_err(unavailable)?;
+    let revision = match plane.policy {
+        None => None,
+        Some(policy) => match policy.reload().await {
+            Ok(_) => Some(policy.current().bundle().revision().to_owned()),
+            Err(e) => {
+                // The bundle (its tests, or a data file it cannot merge) refuses the data: put
+                // the previous data back, so that no replica keeps retrying a revision that
+                // cannot load while the running one stays in force.
+                tracing::warn!(error = %e, tenant = %tenant, "the policy refused a tenant's data; the previous data is restored");
+                let previous = old.clone().unwrap_or_else(|| json!({}));
+                plane
+                    .store
+                    .set_tenant_policy(tenant, &previous)
+                    .await
+                    .map_err(unavailable)?;
+                return Err(Problem::new(
+                    ErrorCode::RequestInvalid,
+                    format!("the policy bundle refuses this data, nothing changed: {e}"),
+                ));
+            }
+        },
+    };
     let mut entry = caller.audit(tenant, "tenant/policy", "update");
     entry.old = old;
     entry.new = Some(data.clone());
     record(plane, entry).await?;
-    let revision = match plane.policy {
-        None => None,
-        Some(policy) => {
-            if let Err(e) = policy.reload().await {
-                tracing::error!(error = %e, "the policy could not be rebuilt with the tenant's data");
-                return Err(Problem::new(
-                    ErrorCode::Internal,
-                    "the tenant's policy data was saved but the policy could not be rebuilt",
-                ));
-            }
-            Some(policy.current().bundle().revision().to_owned())
-        }
-    };
     Ok(Answer::ok(json!({ "policy": data, "revision": revision })))
 }
