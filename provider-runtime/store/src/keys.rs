@@ -19,6 +19,39 @@ pub struct CreatedKey {
     pub plaintext: String,
 }
 
+/// A freshly minted `<prefix><id>_<secret>` and the hash of its secret, the only part stored.
+/// Tenants' keys (`sy_`) and operators' keys (`syop_`) are made and checked alike.
+pub(crate) struct MintedKey {
+    pub(crate) key: CreatedKey,
+    pub(crate) secret_hash: Vec<u8>,
+}
+
+pub(crate) fn mint_key(prefix: &str) -> MintedKey {
+    let mut id_bytes = [0u8; 8];
+    let mut secret = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut id_bytes);
+    rand::thread_rng().fill_bytes(&mut secret);
+    let id = hex::encode(id_bytes);
+    let secret_text = URL_SAFE_NO_PAD.encode(secret);
+    MintedKey {
+        secret_hash: Sha256::digest(secret_text.as_bytes()).to_vec(),
+        key: CreatedKey {
+            plaintext: format!("{prefix}{id}_{secret_text}"),
+            id,
+        },
+    }
+}
+
+/// `(id, secret)` of a presented `<prefix><id>_<secret>`; `None` for anything else.
+pub(crate) fn split_key<'a>(presented: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
+    presented.strip_prefix(prefix)?.split_once('_')
+}
+
+/// Whether `secret` hashes to `stored`, compared in constant time.
+pub(crate) fn secret_matches(secret: &str, stored: &[u8]) -> bool {
+    bool::from(Sha256::digest(secret.as_bytes()).as_slice().ct_eq(stored))
+}
+
 /// A key as its tenant's admins see it: never its secret or hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {
@@ -59,32 +92,21 @@ impl PlatformStore {
                 )));
             }
         }
-        let mut id_bytes = [0u8; 8];
-        let mut secret = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut id_bytes);
-        rand::thread_rng().fill_bytes(&mut secret);
-        let id = hex::encode(id_bytes);
-        let secret_text = URL_SAFE_NO_PAD.encode(secret);
+        let MintedKey { key, secret_hash } = mint_key("sy_");
         sqlx::query("INSERT INTO api_keys (id, tenant_id, secret_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&id)
+            .bind(&key.id)
             .bind(tenant.as_str())
-            .bind(Sha256::digest(secret_text.as_bytes()).to_vec())
+            .bind(secret_hash)
             .bind(scopes.to_header_value())
             .bind(now_rfc3339())
             .execute(&self.pool)
             .await?;
-        Ok(CreatedKey {
-            plaintext: format!("sy_{id}_{secret_text}"),
-            id,
-        })
+        Ok(key)
     }
 
     /// `Ok(None)` for anything that is not a live key: malformed, unknown, wrong secret, revoked.
     pub async fn verify_key(&self, presented: &str) -> Result<Option<VerifiedKey>, StoreError> {
-        let Some((id, secret)) = presented
-            .strip_prefix("sy_")
-            .and_then(|rest| rest.split_once('_'))
-        else {
+        let Some((id, secret)) = split_key(presented, "sy_") else {
             return Ok(None);
         };
         let row = sqlx::query("SELECT tenant_id, secret_hash, scopes, last_used_at FROM api_keys WHERE id = $1 AND revoked_at IS NULL")
@@ -93,8 +115,7 @@ impl PlatformStore {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let stored: Vec<u8> = row.try_get("secret_hash")?;
-        let presented_hash = Sha256::digest(secret.as_bytes());
-        if !bool::from(presented_hash.as_slice().ct_eq(&stored)) {
+        if !secret_matches(secret, &stored) {
             return Ok(None);
         }
         let tenant: String = row.try_get("tenant_id")?;

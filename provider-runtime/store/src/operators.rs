@@ -4,14 +4,10 @@
 //! an operator's, whatever its scopes. The secret is 256 random bits: a plain SHA-256 of it is
 //! as strong as a slow hash would be, like the tenants' keys.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sqlx::Row;
-use subtle::ConstantTimeEq;
 
+use super::keys::{MintedKey, mint_key, secret_matches, split_key};
 use super::{CreatedKey, PlatformStore, StoreError, now_rfc3339};
 
 /// The prefix of every operator key.
@@ -35,25 +31,17 @@ impl PlatformStore {
                 "an operator key's name is 1 to 100 printable characters".into(),
             ));
         }
-        let mut id_bytes = [0u8; 8];
-        let mut secret = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut id_bytes);
-        rand::thread_rng().fill_bytes(&mut secret);
-        let id = hex::encode(id_bytes);
-        let secret_text = URL_SAFE_NO_PAD.encode(secret);
+        let MintedKey { key, secret_hash } = mint_key(OPERATOR_KEY_PREFIX);
         sqlx::query(
             "INSERT INTO operator_keys (id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
         )
-        .bind(&id)
+        .bind(&key.id)
         .bind(name)
-        .bind(Sha256::digest(secret_text.as_bytes()).to_vec())
+        .bind(secret_hash)
         .bind(now_rfc3339())
         .execute(&self.pool)
         .await?;
-        Ok(CreatedKey {
-            plaintext: format!("{OPERATOR_KEY_PREFIX}{id}_{secret_text}"),
-            id,
-        })
+        Ok(key)
     }
 
     /// The live operator key `presented` is, or `None` (malformed, unknown, wrong, revoked).
@@ -61,10 +49,7 @@ impl PlatformStore {
         &self,
         presented: &str,
     ) -> Result<Option<OperatorKey>, StoreError> {
-        let Some((id, secret)) = presented
-            .strip_prefix(OPERATOR_KEY_PREFIX)
-            .and_then(|rest| rest.split_once('_'))
-        else {
+        let Some((id, secret)) = split_key(presented, OPERATOR_KEY_PREFIX) else {
             return Ok(None);
         };
         let row = sqlx::query(
@@ -76,7 +61,7 @@ impl PlatformStore {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let stored: Vec<u8> = row.try_get("secret_hash")?;
-        if !bool::from(Sha256::digest(secret.as_bytes()).as_slice().ct_eq(&stored)) {
+        if !secret_matches(secret, &stored) {
             return Ok(None);
         }
         Ok(Some(OperatorKey {
