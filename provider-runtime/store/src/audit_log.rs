@@ -116,8 +116,10 @@ impl PlatformStore {
     /// The one writer of the log. Each attempt first takes the chain's lock — an UPDATE of the
     /// head row that changes nothing: PostgreSQL locks that row until commit, SQLite takes its
     /// write lock before anything is read — so concurrent appends queue instead of racing
-    /// for the same place; only a chain's first two records can still race, and the loser of
-    /// that race tries again. With `once`, an event already recorded ends the attempt.
+    /// for the same place. A new chain gets its head (record 0, [`GENESIS`]) first, so there is
+    /// always a row to lock: without it the first appends of a chain raced on the log's key
+    /// and PostgreSQL could find them deadlocked. A loser of any other race tries again. With
+    /// `once`, an event already recorded ends the attempt.
     async fn append(
         &self,
         entry: AuditEntry,
@@ -126,6 +128,14 @@ impl PlatformStore {
         const ATTEMPTS: usize = 32;
         let old = entry.old.map(mask_secrets);
         let new = entry.new.map(mask_secrets);
+        sqlx::query(
+            "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2)
+             ON CONFLICT (tenant_id) DO NOTHING",
+        )
+        .bind(&entry.tenant)
+        .bind(GENESIS)
+        .execute(&self.pool)
+        .await?;
         let mut attempt = 1;
         loop {
             let mut tx = self.pool.begin().await?;
