@@ -1212,7 +1212,10 @@ fn run_gateway(
         shutdown_signal: Box::new(DrainOnSigterm { drain, max_wait }),
     });
     if let Some(workers) = workers {
-        let _ = background.block_on(tokio::time::timeout(Duration::from_secs(5), workers));
+        // The timeout is made inside `block_on`: its timer needs the runtime's context, and
+        // made outside it panicked, so the process could exit before the leases were given back.
+        let _ = background
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), workers).await });
     }
     // The runtime (in `serve`) and the store's pool live on `background` until here.
     drop(background);

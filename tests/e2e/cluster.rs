@@ -572,13 +572,15 @@ async fn a_config_saved_through_one_replica_is_served_by_the_other_within_a_seco
     }
     let still_held = psql(
         &cluster.store.url,
-        "SELECT count(*) FROM worker_leases
+        "SELECT name, holder FROM worker_leases
           WHERE expires_ms >= (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
     );
     assert_eq!(
         still_held.trim(),
-        "0",
-        "leases left to run out after SIGTERM"
+        "",
+        "leases left to run out after SIGTERM; lease log {:?}; the replicas' logs:\n{}",
+        cluster.lease_log(),
+        cluster.logs()
     );
 }
 

@@ -141,7 +141,7 @@ impl PlatformStore {
         let held = serde_json::to_string(&held)
             .map_err(|e| StoreError::Invalid(format!("AI reservation charges: {e}")))?;
 
-        let mut tx = self.begin_ai_write().await?;
+        let mut tx = self.begin_write().await?;
         let recorded = sqlx::query(
             "INSERT INTO ai_reservations (tenant_id, id, charges, lease_until_ms)
              VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, id) DO NOTHING",
@@ -223,7 +223,7 @@ impl PlatformStore {
                 )));
             }
         }
-        let mut tx = self.begin_ai_write().await?;
+        let mut tx = self.begin_write().await?;
         // Deleting first claims the reservation: of two concurrent settles (or a settle and
         // the sweep) the second waits for the row, finds it gone and changes nothing.
         let row = sqlx::query(
@@ -268,7 +268,7 @@ impl PlatformStore {
     /// this round (returning 0) rather than wait, and two sweeps can never lock reservations
     /// in different orders and deadlock. On SQLite the write lock already serializes them.
     pub async fn ai_expire_reservations(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.begin_ai_write().await?;
+        let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             let sweeping: bool = sqlx::query_scalar(
                 "SELECT pg_try_advisory_xact_lock(hashtextextended('switchyard.ai_sweep', 0))",
@@ -332,7 +332,7 @@ impl PlatformStore {
     /// statement (the gateway buffers them off the request path). A record whose id is already
     /// stored is skipped, so a batch retried after a lost commit is not doubled.
     pub async fn ai_audit_append(&self, records: &[AuditRow]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in records.chunks(AUDIT_ROWS_PER_INSERT) {
             let sql = format!(
                 "INSERT INTO ai_audit_records (tenant_id, id, at_ms, record) VALUES {}
@@ -417,17 +417,6 @@ impl PlatformStore {
                 .execute(&self.pool)
                 .await?;
         Ok(deleted.rows_affected())
-    }
-
-    /// A transaction for budget writes. SQLite: `BEGIN IMMEDIATE`, so it holds the write lock
-    /// from its first statement (a deferred one would read, then fail to upgrade with
-    /// SQLITE_BUSY_SNAPSHOT when another writer went first). PostgreSQL: an ordinary READ
-    /// COMMITTED transaction; its row locks order the writers (see [`Self::ai_reserve`]).
-    async fn begin_ai_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
     }
 
     /// `(?, ?, ?, ?), (...)` for `rows` audit rows: anonymous placeholders on SQLite, which

@@ -138,7 +138,7 @@ impl PlatformStore {
         .await?;
         let mut attempt = 1;
         loop {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             sqlx::query("UPDATE audit_heads SET seq = seq WHERE tenant_id = $1")
                 .bind(&entry.tenant)
                 .execute(&mut *tx)

@@ -69,7 +69,7 @@ impl PlatformStore {
             // BEGIN IMMEDIATE takes SQLite's write lock before the read, so no other writer can
             // act in between. A deferred transaction would instead fail the later writers with
             // SQLITE_BUSY_SNAPSHOT.
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Sqlite => self.begin_write().await?,
             // PostgreSQL has no such lock, and `SELECT ... FOR UPDATE` locks nothing while the
             // record does not exist yet, so concurrent first requests would all see it absent.
             // A transaction-scoped advisory lock on the pair serializes the claims of that pair

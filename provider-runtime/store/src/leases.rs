@@ -49,7 +49,7 @@ impl PlatformStore {
         ttl_ms: i64,
     ) -> Result<Option<Holding>, StoreError> {
         let now = self.now_ms_sql();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO worker_leases (name, holder, epoch, expires_ms) VALUES ($1, $2, 1, {now} + $3)
              ON CONFLICT (name) DO UPDATE
@@ -91,7 +91,7 @@ impl PlatformStore {
     /// taken it): it is missing from the answer, and its work must stop.
     pub async fn lease_renew(&self, holder: &str, ttl_ms: i64) -> Result<Vec<Holding>, StoreError> {
         let now = self.now_ms_sql();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query(&format!(
             "UPDATE worker_leases SET expires_ms = {now} + $2
               WHERE holder = $1 AND expires_ms >= {now}
@@ -134,7 +134,7 @@ impl PlatformStore {
         names: Option<&[String]>,
     ) -> Result<(), StoreError> {
         let now = self.now_ms_sql();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut ended = Vec::new();
         let returning = "RETURNING name, epoch, expires_ms";
         match names {

@@ -38,7 +38,7 @@ use std::str::FromStr;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
 use switchyard_spi::tenancy::Quotas;
 
 pub use ai::{AuditRow, Bucket, Charge, Reserve};
@@ -120,6 +120,18 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FU
                               PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
 
 impl PlatformStore {
+    /// A transaction that writes. SQLite: `BEGIN IMMEDIATE`, so it holds the database's write
+    /// lock from its first statement; a deferred one that reads first cannot upgrade while
+    /// another connection (this process's pool, or a CLI beside `serve`) writes, and SQLite
+    /// answers "database is locked" at once instead of waiting out `busy_timeout`.
+    /// PostgreSQL: an ordinary READ COMMITTED transaction; row locks order its writers.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Opens (creating if needed) `platform.db` in the data directory and migrates it.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let cannot = |what: &str, e: std::io::Error| {

@@ -70,7 +70,7 @@ impl PlatformStore {
         tenant: &TenantId,
         limits: &TenantLimits,
     ) -> Result<TenantLimits, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let old = sqlx::query("SELECT limits FROM tenant_limits WHERE tenant_id = $1")
             .bind(tenant.as_str())
             .fetch_optional(&mut *tx)

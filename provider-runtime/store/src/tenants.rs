@@ -170,7 +170,7 @@ impl PlatformStore {
     /// Removes every platform row of a tenant still being deleted, in one transaction; the
     /// audit log keeps its chain. `Ok(false)` when the tenant was resumed (or is gone) first.
     pub async fn purge_tenant(&self, tenant: &TenantId) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let deleting = sqlx::query("SELECT 1 FROM tenants WHERE id = $1 AND status = 'deleting'")
             .bind(tenant.as_str())
             .fetch_optional(&mut *tx)

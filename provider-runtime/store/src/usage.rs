@@ -38,7 +38,7 @@ impl PlatformStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for ((tenant, day), (calls, errors)) in batch {
             add(&mut tx, tenant, day, *calls, *errors, 0).await?;
         }
