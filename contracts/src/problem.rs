@@ -99,11 +99,15 @@ pub enum ErrorCode {
     /// The operator plane (issue 24), appended. The caller's tenant is suspended, or being
     /// deleted, by the platform operator: every call is refused until it is resumed.
     TenantSuspended,
+    /// Human tasks (issue 25), appended. The task is closed: it was already decided otherwise
+    /// (a second, different decision) or cancelled, so it can be neither claimed nor decided
+    /// again. The detail names the decision and who made it.
+    TaskClosed,
 }
 
 impl ErrorCode {
     /// Every code, in the order the published schema lists them.
-    pub const ALL: [ErrorCode; 48] = [
+    pub const ALL: [ErrorCode; 49] = [
         ErrorCode::Unauthenticated,
         ErrorCode::TokenInvalid,
         ErrorCode::TokenExpired,
@@ -152,6 +156,7 @@ impl ErrorCode {
         ErrorCode::ConfigVersionNotFound,
         ErrorCode::SecretNameInvalid,
         ErrorCode::TenantSuspended,
+        ErrorCode::TaskClosed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -204,6 +209,7 @@ impl ErrorCode {
             ErrorCode::ConfigVersionNotFound => "config_version_not_found",
             ErrorCode::SecretNameInvalid => "secret_name_invalid",
             ErrorCode::TenantSuspended => "tenant_suspended",
+            ErrorCode::TaskClosed => "task_closed",
         }
     }
 
@@ -228,7 +234,7 @@ impl ErrorCode {
             | ErrorCode::ManifestInvalid => 400,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::Conflict | ErrorCode::IdempotencyInFlight => 409,
+            ErrorCode::Conflict | ErrorCode::IdempotencyInFlight | ErrorCode::TaskClosed => 409,
             ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::RateLimited | ErrorCode::QuotaExceeded | ErrorCode::BudgetExceeded => 429,
             ErrorCode::GuardrailRefused => 400,
@@ -322,6 +328,7 @@ impl ErrorCode {
             ErrorCode::ConfigVersionNotFound => "No such config version",
             ErrorCode::SecretNameInvalid => "The secret name is not allowed",
             ErrorCode::TenantSuspended => "The tenant is suspended",
+            ErrorCode::TaskClosed => "The task is already decided or cancelled",
         }
     }
 }
