@@ -24,7 +24,7 @@ const DOMAIN_FILES: [(&str, &str); 7] = [
 ];
 
 /// The business services' contracts, served under `/services/{name}/{action}`.
-const SERVICE_FILES: [(&str, &str); 4] = [
+const SERVICE_FILES: [(&str, &str); 5] = [
     ("ledger", include_str!("../schemas/services/ledger.json")),
     (
         "inventory",
@@ -32,6 +32,7 @@ const SERVICE_FILES: [(&str, &str); 4] = [
     ),
     ("orders", include_str!("../schemas/services/orders.json")),
     ("outbox", include_str!("../schemas/services/outbox.json")),
+    ("tasks", include_str!("../schemas/services/tasks.json")),
 ];
 
 #[derive(Deserialize)]

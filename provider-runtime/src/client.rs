@@ -26,6 +26,8 @@ pub struct RuntimeClient {
     runtime: Reach,
     tenant: TenantId,
     subject: String,
+    /// Whose call a service's client serves ([`ProviderClient::caller`]).
+    caller: Option<String>,
 }
 
 /// How a client holds the runtime. A service's client lives for one call and holds it; a
@@ -44,7 +46,15 @@ impl RuntimeClient {
             runtime: Reach::Held(runtime),
             tenant,
             subject: subject.into(),
+            caller: None,
         }
+    }
+
+    /// This client serving the call of `caller` (the subject of the call that reached the
+    /// service), which the service reads as [`ProviderClient::caller`].
+    pub fn serving(mut self, caller: Option<String>) -> Self {
+        self.caller = caller;
+        self
     }
 
     /// The client the runtime hands to `provider`'s (`<domain>/<name>`) instance for `tenant`
@@ -55,6 +65,7 @@ impl RuntimeClient {
             runtime: Reach::Weak(Arc::downgrade(runtime)),
             tenant,
             subject: format!("{PROVIDER_SUBJECT}{provider}"),
+            caller: None,
         }
     }
 
@@ -89,6 +100,10 @@ impl ProviderClient for RuntimeClient {
     async fn describe(&self, provider: &str) -> Result<Value, Problem> {
         let (domain, name) = provider_route(provider)?;
         self.runtime()?.describe(&self.tenant, domain, name).await
+    }
+
+    fn caller(&self) -> Option<&str> {
+        self.caller.as_deref()
     }
 
     async fn stream(

@@ -164,8 +164,11 @@ impl Runtime {
             )
             .with_errors(errors));
         }
+        // The caller is the subject the gateway verified (or the in-process client that
+        // called), never a value of the request's params.
         let client =
-            RuntimeClient::new(self.clone(), ctx.tenant.clone(), format!("service:{name}"));
+            RuntimeClient::new(self.clone(), ctx.tenant.clone(), format!("service:{name}"))
+                .serving(ctx.subject.clone());
         hosted.service.invoke(&client, action, params).await
     }
 

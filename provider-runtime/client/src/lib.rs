@@ -31,6 +31,15 @@ pub trait ProviderClient: Send + Sync {
     /// which the key's `read` scope grants.
     async fn describe(&self, provider: &str) -> Result<Value, Problem>;
 
+    /// The principal a service's call is made for: the gateway's authenticated subject of the
+    /// request that reached the service (`key:<id>`, `oidc:<sub>`), or the client subject of
+    /// the in-process caller (`service:orders`, `provider:workflow/restate`). Set by the
+    /// runtime, never from params, so a service may record it as who claimed or decided
+    /// something. `None` where the client serves no one's call (an HTTP client, a worker).
+    fn caller(&self) -> Option<&str> {
+        None
+    }
+
     /// Runs `action` of `provider` as a stream of partial results
     /// (the items of the provider's `stream`). A problem before the first item is the
     /// `Err` answered here. Clients that cannot stream answer `action_not_found`.
