@@ -15,6 +15,7 @@ use switchyard_runtime::Registry;
 use switchyard_runtime::store::PlatformStore;
 use switchyard_spi::Host;
 use switchyard_spi::tenancy::Tenancy;
+use switchyard_tasks::TasksService;
 
 pub use settings::ServiceSettings;
 
@@ -102,10 +103,13 @@ fn services(outbox: OutboxService) -> Result<Vec<Arc<dyn Service>>, SchemaError>
     })?;
     let orders = OrdersService::new(settings.orders)
         .map_err(|p| setting(&p.detail, "SWITCHYARD_ORDERS_*"))?;
+    let tasks = TasksService::new(settings.tasks)
+        .map_err(|p| setting(&p.detail, "SWITCHYARD_TASKS_DB / SWITCHYARD_TASKS_WORKFLOW"))?;
     Ok(vec![
         Arc::new(ledger),
         Arc::new(inventory),
         Arc::new(orders),
+        Arc::new(tasks),
         Arc::new(outbox),
     ])
 }

@@ -5,6 +5,7 @@
 use switchyard_inventory::InventorySettings;
 use switchyard_ledger::LedgerSettings;
 use switchyard_orders::OrdersSettings;
+use switchyard_tasks::TasksSettings;
 
 use crate::workers::HostedWork;
 
@@ -14,6 +15,7 @@ pub struct ServiceSettings {
     pub ledger: LedgerSettings,
     pub inventory: InventorySettings,
     pub orders: OrdersSettings,
+    pub tasks: TasksSettings,
 }
 
 impl ServiceSettings {
@@ -22,7 +24,9 @@ impl ServiceSettings {
     /// reach); `SWITCHYARD_LEDGER_BUS` a bus for its events, written to the outbox in the
     /// books and carried to the bus by the hosted relay (or `switchyard relay`). The same for
     /// `INVENTORY` and `ORDERS`, which also take `_WEBHOOK` (an endpoint of the tenant's
-    /// `integration/webhook`) and `_AI` (default `ai/local`).
+    /// `integration/webhook`) and `_AI` (default `ai/local`). `SWITCHYARD_TASKS_DB` holds the
+    /// task inbox, and `SWITCHYARD_TASKS_WORKFLOW` (default `workflow/restate`) is signalled
+    /// its decisions.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok();
         let db = |name: &str| var(name).unwrap_or_else(|| "db/sqlite".into());
@@ -41,6 +45,11 @@ impl ServiceSettings {
                 webhook: var("SWITCHYARD_ORDERS_WEBHOOK"),
                 ai: Some(var("SWITCHYARD_ORDERS_AI").unwrap_or_else(|| "ai/local".into())),
             },
+            tasks: TasksSettings {
+                db: db("SWITCHYARD_TASKS_DB"),
+                workflow: var("SWITCHYARD_TASKS_WORKFLOW")
+                    .unwrap_or_else(|| switchyard_tasks::WORKFLOW.into()),
+            },
         }
     }
 
@@ -55,6 +64,7 @@ impl ServiceSettings {
         name("SWITCHYARD_LEDGER_DB", Some(&self.ledger.db));
         name("SWITCHYARD_INVENTORY_DB", Some(&self.inventory.db));
         name("SWITCHYARD_ORDERS_DB", Some(&self.orders.db));
+        name("SWITCHYARD_TASKS_DB", Some(&self.tasks.db));
         name("SWITCHYARD_LEDGER_BUS", self.ledger.bus.as_ref());
         name("SWITCHYARD_INVENTORY_BUS", self.inventory.bus.as_ref());
         name("SWITCHYARD_ORDERS_BUS", self.orders.bus.as_ref());
