@@ -159,6 +159,20 @@ may_approve if "approver" in effective_roles
 
 may_approve if "admin" in effective_roles
 
+# Human tasks: claiming and deciding a task of the inbox (`/services/tasks/...`) needs an
+# approver (admins may always), whatever else the caller's roles grant; creating, escalating
+# and cancelling are the workflow's, granted like any other invocation.
+task_decision if {
+	input.domain == "tasks"
+	input.provider == "service"
+	input.action in {"claim", "approve", "reject"}
+}
+
+reasons contains "claiming or deciding a task needs approver" if {
+	task_decision
+	not may_approve
+}
+
 reasons contains msg if {
 	ledger_posting
 	not may_approve

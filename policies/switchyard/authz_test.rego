@@ -144,6 +144,60 @@ test_admin_posts_above_threshold if {
 	allowed(posting(["admin"], {"amount": 250000}))
 }
 
+# A call of the task inbox's `action` by a caller with `roles` and `scopes`.
+task_call(action, roles, scopes) := call({
+	"roles": roles,
+	"scopes": scopes,
+	"domain": "tasks",
+	"provider": "service",
+	"action": action,
+	"resource": {"task_id": "t-1"},
+})
+
+task_reason := "claiming or deciding a task needs approver"
+
+test_approver_claims_and_decides_tasks if {
+	every action in ["list", "get", "claim", "approve", "reject"] {
+		allowed(task_call(action, ["approver"], []))
+	}
+}
+
+test_admin_decides_tasks if {
+	allowed(task_call("approve", ["admin"], []))
+	allowed(task_call("reject", [], ["*"]))
+}
+
+test_developer_may_not_decide_tasks if {
+	every action in ["claim", "approve", "reject"] {
+		d := decide(task_call(action, ["developer"], []))
+		not d.allow
+		task_reason in d.reasons
+	}
+	# A key whose scopes make it a developer is refused the same way.
+	d := decide(task_call("approve", [], ["invoke"]))
+	task_reason in d.reasons
+}
+
+test_developer_creates_escalates_and_cancels_tasks if {
+	every action in ["create", "list", "escalate", "cancel"] {
+		allowed(task_call(action, ["developer"], []))
+	}
+}
+
+test_approver_may_not_create_or_cancel_tasks if {
+	not allowed(task_call("create", ["approver"], []))
+	not allowed(task_call("cancel", ["approver"], []))
+}
+
+test_clerk_may_not_decide_tasks if {
+	not allowed(task_call("approve", ["clerk"], []))
+}
+
+test_approver_of_another_tenant_may_not_decide if {
+	d := decide(object.union(task_call("approve", ["approver"], []), {"target_tenant": "globex"}))
+	"cross-tenant" in d.reasons
+}
+
 test_clerk_may_not_post if {
 	not allowed(posting(["clerk"], {"amount": 5}))
 }
