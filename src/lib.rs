@@ -21,6 +21,7 @@ pub use settings::ServiceSettings;
 
 pub mod audit_events;
 pub mod cluster;
+pub mod durable;
 pub mod external;
 pub mod settings;
 pub mod workers;
@@ -58,6 +59,7 @@ pub fn builtin_registry(
         switchyard_provider_auth::builtins(&host, policy)?,
         switchyard_provider_integration::builtins(&host)?,
         switchyard_provider_ai::builtins(&host)?,
+        switchyard_provider_workflow::builtins(&host)?,
     ];
     // Their schemas compile on first use (ADR 39); `every_builtin_schema_compiles` below
     // compiles them all.

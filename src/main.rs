@@ -516,6 +516,9 @@ fn main() -> Result<()> {
                     .with_services(hosting.services(&store, &nudges)?)?,
                 );
                 hosting.publish(&runtime)?;
+                if let Some(settings) = switchyard::durable::EndpointSettings::from_env()? {
+                    switchyard::durable::host(runtime.clone(), settings).await?;
+                }
                 let workers = hosting.host(&runtime, &store, nudges);
                 runtime.restore_registrations().await?;
                 let listener = tokio::net::TcpListener::bind(listen)
@@ -990,6 +993,9 @@ fn serve(
         .with_secret_scope(config.tenancy.secrets.clone())
         .with_services(hosting.services(&store, &nudges)?)?,
     );
+    if let Some(settings) = switchyard::durable::EndpointSettings::from_env()? {
+        background.block_on(switchyard::durable::host(runtime.clone(), settings))?;
+    }
     let workers = background.block_on(async {
         hosting.publish(&runtime)?;
         anyhow::Ok(hosting.host(&runtime, &store, nudges))

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::descriptor::ActionDescriptor;
 
-const DOMAIN_FILES: [(&str, &str); 7] = [
+const DOMAIN_FILES: [(&str, &str); 8] = [
     ("db", include_str!("../schemas/domains/db.json")),
     ("cache", include_str!("../schemas/domains/cache.json")),
     ("storage", include_str!("../schemas/domains/storage.json")),
@@ -21,6 +21,7 @@ const DOMAIN_FILES: [(&str, &str); 7] = [
         include_str!("../schemas/domains/integration.json"),
     ),
     ("ai", include_str!("../schemas/domains/ai.json")),
+    ("workflow", include_str!("../schemas/domains/workflow.json")),
 ];
 
 /// The business services' contracts, served under `/services/{name}/{action}`.
@@ -141,6 +142,21 @@ mod tests {
                     action.name
                 );
                 ActionValidators::compile(domain, action).unwrap();
+            }
+        }
+    }
+
+    /// `/providers/{d}/{n}/configure|start|stop` are the lifecycle routes: an action of that
+    /// name could never be invoked (a `workflow` `start` once answered the lifecycle's start).
+    #[test]
+    fn no_domain_action_takes_a_lifecycle_routes_name() {
+        for domain in names() {
+            for action in actions(domain) {
+                assert!(
+                    !["configure", "start", "stop", "configs"].contains(&action.name.as_str()),
+                    "{domain}/{} is a lifecycle route",
+                    action.name
+                );
             }
         }
     }

@@ -47,3 +47,4 @@ mod secrets;
 mod store_postgres;
 mod vault_rotation;
 mod walkthrough;
+mod workflows;

@@ -1,6 +1,7 @@
 //! Runs the real `switchyard` binary for end-to-end tests: `serve` on a free loopback port
 //! with its own data directory, and the CLI for tenants and keys.
 
+pub mod restate;
 pub mod vault;
 
 use std::path::{Path, PathBuf};
@@ -227,7 +228,7 @@ impl Drop for Server {
 
 /// The status of a plain blocking GET, or `None` while nothing answers. Readiness polling
 /// runs outside any async runtime, hence a bare socket.
-fn status_of(url: &str) -> Option<u16> {
+pub fn status_of(url: &str) -> Option<u16> {
     use std::io::{Read, Write};
     let (host, path) = url.strip_prefix("http://")?.split_once('/')?;
     let mut stream = std::net::TcpStream::connect(host).ok()?;

@@ -1,0 +1,68 @@
+//! The ERP's long-running flows as durable workflows on Restate (docs/adr/0044): Quote-to-Cash
+//! and Procure-to-Pay. Each is a Restate workflow service whose every side effect is one
+//! journaled step calling a provider or a business service through the tenant's
+//! [`ProviderClient`]; the crate holds no driver, like every other business service.
+//!
+//! Every definition has the shape `workflow/restate` relies on: `run` (the flow), a shared
+//! `signal` that resolves one of its durable promises by name, and a shared `state` that
+//! answers what the flow published (its step, its outcome, what it compensated).
+//!
+//! An instance's key is `<tenant>~<id>` (`switchyard_provider_workflow::instance_key`): the
+//! tenant a flow acts for is read from its key, which only the provider (namespacing by the
+//! caller's tenant) ever writes, never from its input.
+
+mod approval;
+mod flow;
+mod quote_to_cash;
+
+use std::sync::Arc;
+
+use restate_sdk::endpoint::Endpoint;
+use restate_sdk::prelude::*;
+use serde::Deserialize;
+use serde_json::Value;
+use switchyard_client::ProviderClient;
+use switchyard_contracts::TenantId;
+
+pub use quote_to_cash::QuoteToCash;
+
+/// Makes the client a flow of `tenant` acts through: in `serve`, the runtime's in-process
+/// client bound to that tenant, with subject `workflow:<name>`.
+pub type Clients = Arc<dyn Fn(TenantId, &'static str) -> Arc<dyn ProviderClient> + Send + Sync>;
+
+/// The Restate endpoint serving every workflow definition, for `serve` to listen with and
+/// register at the Restate server.
+pub fn endpoint(clients: Clients) -> Endpoint {
+    Endpoint::builder().bind(QuoteToCash::new(clients)).build()
+}
+
+/// The tenant and the tenant's own id of an instance key.
+fn tenant_of(key: &str) -> Result<(TenantId, &str), TerminalError> {
+    let (tenant, id) = key
+        .split_once('~')
+        .ok_or_else(|| TerminalError::new(format!("instance key {key:?} names no tenant")))?;
+    let tenant = TenantId::parse(tenant).map_err(|e| TerminalError::new(e.to_string()))?;
+    Ok((tenant, id))
+}
+
+/// What the shared `signal` handler takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signal {
+    pub name: String,
+    #[serde(default)]
+    pub payload: Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_names_its_tenant_and_a_key_without_one_is_refused() {
+        let (tenant, id) = tenant_of("acme~SO-1").unwrap();
+        assert_eq!((tenant.as_str(), id), ("acme", "SO-1"));
+        assert!(tenant_of("SO-1").is_err());
+        assert!(tenant_of("Not A Tenant~x").is_err());
+    }
+}

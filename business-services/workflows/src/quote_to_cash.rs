@@ -1,0 +1,405 @@
+//! Quote-to-Cash: the order (stock reserved), an approval when the order is above the
+//! tenant's threshold, the payment authorized, the order confirmed, the payment captured, the
+//! stock issued with revenue and cost booked (the orders service's fulfilment), and the cash
+//! booked against the receivable. Every failure undoes what was done, newest first: the
+//! capture refunded, the authorization voided, the order cancelled (its reservation released).
+//!
+//! The instance id is the order id, so the orders API shows the same order the flow drives.
+
+use std::time::Duration;
+
+use restate_sdk::prelude::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchyard_service_kit::{Money, Sign};
+
+use crate::approval::{self, Request};
+use crate::flow::{Flow, is_cancellation, problem_of};
+use crate::{Clients, Signal, tenant_of};
+
+const ORDERS: &str = "services/orders";
+const LEDGER: &str = "services/ledger";
+const PAYMENTS: &str = "integration/payments";
+/// The cash account the capture is booked to (per currency, like the orders service's
+/// receivable `1100-<currency>`).
+const CASH: &str = "1000";
+const RECEIVABLE: &str = "1100";
+
+/// What a Quote-to-Cash run is given: the order as `services/orders create` takes it (its id
+/// is the instance id), how it is paid, and above which total a human approves it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    customer: String,
+    warehouse: String,
+    #[serde(default)]
+    bin: Option<String>,
+    lines: Vec<Value>,
+    payment_method: String,
+    /// Orders whose total is above this (a decimal text) wait for an approval task.
+    #[serde(default)]
+    approval_above: Option<String>,
+    /// How long the approval may wait before it is escalated.
+    #[serde(default = "default_sla_ms")]
+    approval_sla_ms: u64,
+}
+
+fn default_sla_ms() -> u64 {
+    24 * 3_600_000
+}
+
+/// What has to be undone if a later step fails, newest last.
+#[derive(Default)]
+struct Undo {
+    order: bool,
+    authorization: Option<String>,
+    captured: Option<(String, i64)>,
+}
+
+pub struct QuoteToCash {
+    clients: Clients,
+}
+
+impl QuoteToCash {
+    pub fn new(clients: Clients) -> Self {
+        QuoteToCash { clients }
+    }
+}
+
+#[restate_sdk::workflow]
+impl QuoteToCash {
+    /// The flow. Answers its outcome: `completed`, or `rejected`/`declined`/`cancelled`/
+    /// `failed` with what was compensated; a flow that cannot even record its order ends
+    /// failed with the orders service's problem.
+    #[handler]
+    async fn run(
+        &self,
+        mut ctx: WorkflowContext<'_>,
+        input: Json<Value>,
+    ) -> Result<Json<Value>, HandlerError> {
+        let key = ctx.key().to_owned();
+        let (tenant, id) = tenant_of(&key)?;
+        let id = id.to_owned();
+        let mut flow = Flow::new((self.clients)(tenant, "workflow:QuoteToCash"), key.clone());
+        let input: Input = serde_json::from_value(input.into_inner())
+            .map_err(|e| TerminalError::new_with_code(400, format!("QuoteToCash input: {e}")))?;
+        let mut undo = Undo::default();
+        let outcome = match self
+            .forward(&mut flow, &mut ctx, &id, &input, &mut undo)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                let why = if is_cancellation(&error) {
+                    "cancelled"
+                } else {
+                    "failed"
+                };
+                flow.publish(&ctx, "problem", json!(problem_of(&error).detail));
+                compensate(&mut flow, &ctx, &id, &undo).await?;
+                why.to_owned()
+            }
+        };
+        flow.publish(&ctx, "outcome", json!(outcome));
+        Ok(Json(json!({"order_id": id, "outcome": outcome})))
+    }
+
+    /// Resolves the durable promise `name` (a task's decision, or another signal the flow
+    /// waits for). A promise resolved before keeps its first value.
+    #[handler]
+    async fn signal(
+        &self,
+        ctx: SharedWorkflowContext<'_>,
+        signal: Json<Value>,
+    ) -> Result<(), HandlerError> {
+        let signal: Signal = serde_json::from_value(signal.into_inner())
+            .map_err(|e| TerminalError::new_with_code(400, format!("signal: {e}")))?;
+        if ctx
+            .peek_promise::<Json<Value>>(&signal.name)
+            .await?
+            .is_none()
+        {
+            ctx.resolve_promise(&signal.name, Json(signal.payload));
+        }
+        Ok(())
+    }
+
+    /// What the flow published: its current step and, once over, its outcome.
+    #[handler]
+    async fn state(&self, ctx: SharedWorkflowContext<'_>) -> Result<Json<Value>, HandlerError> {
+        Ok(ctx
+            .get::<Json<Value>>("state")
+            .await?
+            .unwrap_or_else(|| Json(json!({}))))
+    }
+}
+
+impl QuoteToCash {
+    /// The steps up to the cash; `Ok` with a non-completed outcome when a human or the bank
+    /// said no (after compensating), `Err` when a step failed or the flow was cancelled.
+    async fn forward(
+        &self,
+        flow: &mut Flow,
+        ctx: &mut WorkflowContext<'_>,
+        id: &str,
+        input: &Input,
+        undo: &mut Undo,
+    ) -> Result<String, TerminalError> {
+        // One journaled clock reading: every posting time derives from it, so a step run
+        // again after a crash sends the very same journal.
+        let started: String = ctx
+            .run(|| async { Ok(switchyard_service_kit::clock::now()) })
+            .name("clock")
+            .await?;
+        flow.publish(ctx, "step", json!("order"));
+        let mut create = json!({"order_id": id, "customer": input.customer,
+                                "warehouse": input.warehouse, "lines": input.lines});
+        if let Some(bin) = &input.bin {
+            create["bin"] = json!(bin);
+        }
+        let order = flow.step(ctx, "order", ORDERS, "create", create).await?;
+        undo.order = true;
+        let total = order["total"].as_str().unwrap_or("0").to_owned();
+        let currency = order["currency"].as_str().unwrap_or("EUR").to_owned();
+        flow.publish(ctx, "total", json!(total));
+
+        if above(&total, input.approval_above.as_deref())? {
+            flow.publish(ctx, "step", json!("approval"));
+            let decision = approval::ask(
+                flow,
+                ctx,
+                "QuoteToCash",
+                id,
+                Request {
+                    task_id: format!("{id}.approval"),
+                    title: format!("Approve sales order {id} of {total} {currency}"),
+                    data: json!({"order_id": id, "customer": input.customer,
+                                 "total": total, "currency": currency}),
+                    sla: Duration::from_millis(input.approval_sla_ms),
+                },
+            )
+            .await?;
+            flow.publish(ctx, "approval", decision.payload);
+            if !decision.approved {
+                compensate(flow, ctx, id, undo).await?;
+                return Ok("rejected".into());
+            }
+        }
+
+        flow.publish(ctx, "step", json!("authorize"));
+        let amount = minor_units(&total)?;
+        let authorized = flow
+            .step(
+                ctx,
+                "authorize",
+                PAYMENTS,
+                "execute",
+                json!({"operation": "authorize", "idempotency_key": flow.idempotency_key("authorize"),
+                       "params": {"amount": amount, "currency": currency.to_lowercase(),
+                                  "payment_method": input.payment_method, "reference": id}}),
+            )
+            .await;
+        let payment = match authorized {
+            Ok(payment) => payment["id"].as_str().unwrap_or_default().to_owned(),
+            Err(error) if !is_cancellation(&error) && error.code() == 402 => {
+                flow.publish(ctx, "problem", json!(problem_of(&error).detail));
+                compensate(flow, ctx, id, undo).await?;
+                return Ok("declined".into());
+            }
+            Err(error) => return Err(error),
+        };
+        undo.authorization = Some(payment.clone());
+        flow.publish(ctx, "payment", json!(payment));
+
+        flow.publish(ctx, "step", json!("confirm"));
+        transition(
+            flow,
+            ctx,
+            id,
+            "confirm",
+            &["confirmed", "fulfilling", "fulfilled"],
+        )
+        .await?;
+
+        flow.publish(ctx, "step", json!("capture"));
+        flow.step(
+            ctx,
+            "capture",
+            PAYMENTS,
+            "execute",
+            json!({"operation": "capture", "idempotency_key": flow.idempotency_key("capture"),
+                   "params": {"payment": payment}}),
+        )
+        .await?;
+        undo.authorization = None;
+        undo.captured = Some((payment.clone(), amount));
+
+        flow.publish(ctx, "step", json!("fulfil"));
+        transition(flow, ctx, id, "fulfil", &["fulfilled"]).await?;
+        // Past fulfilment the stock is gone and the sale booked: the order is no longer
+        // cancelled on a failure, only the cash is retried (its step never gives up).
+        undo.order = false;
+        undo.captured = None;
+
+        flow.publish(ctx, "step", json!("cash"));
+        book_cash(flow, ctx, id, &total, &currency, &started).await?;
+        flow.publish(ctx, "step", json!("done"));
+        Ok("completed".into())
+    }
+}
+
+/// Moves the order with `action`; a conflict because an earlier run of this very step already
+/// moved it (a crash between the move and its journal entry) is success.
+async fn transition(
+    flow: &mut Flow,
+    ctx: &WorkflowContext<'_>,
+    id: &str,
+    action: &'static str,
+    already: &[&str],
+) -> Result<(), TerminalError> {
+    let moved = flow
+        .step(ctx, action, ORDERS, action, json!({"order_id": id}))
+        .await;
+    match moved {
+        Ok(_) => Ok(()),
+        Err(error) if error.code() == 409 && !is_cancellation(&error) => {
+            let order = flow
+                .step(
+                    ctx,
+                    &format!("{action}:check"),
+                    ORDERS,
+                    "get",
+                    json!({"order_id": id}),
+                )
+                .await?;
+            let status = order["status"].as_str().unwrap_or_default();
+            if already.contains(&status) {
+                Ok(())
+            } else {
+                Err(error)
+            }
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Cash received against the receivable: journal `q2c/<order>/cash`, whose id makes a second
+/// posting of the same content a replay.
+async fn book_cash(
+    flow: &mut Flow,
+    ctx: &WorkflowContext<'_>,
+    id: &str,
+    total: &str,
+    currency: &str,
+    at: &str,
+) -> Result<(), TerminalError> {
+    let created = flow
+        .step(
+            ctx,
+            "cash:account",
+            LEDGER,
+            "create_account",
+            json!({"code": format!("{CASH}-{currency}"), "name": format!("Cash ({currency})"),
+                   "type": "asset", "currency": currency}),
+        )
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(error) if error.code() == 409 && !is_cancellation(&error) => {}
+        Err(error) => return Err(error),
+    }
+    flow.step(
+        ctx,
+        "cash",
+        LEDGER,
+        "post_journal",
+        json!({"journal_id": format!("q2c/{id}/cash"), "posting_time": at,
+        "memo": format!("payment of sales order {id}"),
+        "lines": [
+            {"account": format!("{CASH}-{currency}"), "debit": total, "currency": currency},
+            {"account": format!("{RECEIVABLE}-{currency}"), "credit": total, "currency": currency},
+        ]}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Undoes what `undo` holds, newest first. Each undo is a step like any other, retried until
+/// it goes through: a compensation that gave up would leave money or stock behind.
+async fn compensate(
+    flow: &mut Flow,
+    ctx: &WorkflowContext<'_>,
+    id: &str,
+    undo: &Undo,
+) -> Result<(), TerminalError> {
+    let mut done = Vec::new();
+    if let Some((payment, amount)) = &undo.captured {
+        flow.step(
+            ctx,
+            "undo:refund",
+            PAYMENTS,
+            "execute",
+            json!({"operation": "refund", "idempotency_key": flow.idempotency_key("undo:refund"),
+                   "params": {"payment": payment, "amount": amount}}),
+        )
+        .await?;
+        done.push("refunded");
+    }
+    if let Some(payment) = &undo.authorization {
+        flow.step(
+            ctx,
+            "undo:void",
+            PAYMENTS,
+            "execute",
+            json!({"operation": "void", "idempotency_key": flow.idempotency_key("undo:void"),
+                   "params": {"payment": payment}}),
+        )
+        .await?;
+        done.push("voided");
+    }
+    if undo.order {
+        transition(flow, ctx, id, "cancel", &["cancelled"]).await?;
+        done.push("order cancelled");
+    }
+    flow.publish(ctx, "compensated", json!(done));
+    Ok(())
+}
+
+/// Whether `total` is above the approval threshold (none: never).
+fn above(total: &str, threshold: Option<&str>) -> Result<bool, TerminalError> {
+    let Some(threshold) = threshold else {
+        return Ok(false);
+    };
+    let money = |raw: &str, field: &str| {
+        Money::parse(raw, Sign::Any, field).map_err(|p| TerminalError::new_with_code(400, p.detail))
+    };
+    Ok(money(total, "/total")? > money(threshold, "/approval_above")?)
+}
+
+/// An amount in the currency's minor unit (cents), as card networks take it.
+fn minor_units(total: &str) -> Result<i64, TerminalError> {
+    let money = Money::parse(total, Sign::Any, "/total")
+        .map_err(|p| TerminalError::new_with_code(400, p.detail))?;
+    let per_minor = 10_i64.pow(Money::SCALE - 2);
+    if money.units() % per_minor != 0 {
+        return Err(TerminalError::new_with_code(
+            400,
+            format!("total {total} has fractions of a cent"),
+        ));
+    }
+    Ok(money.units() / per_minor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_and_minor_units() {
+        assert!(above("1000.01", Some("1000")).unwrap());
+        assert!(!above("1000.00", Some("1000")).unwrap());
+        assert!(!above("5", None).unwrap());
+        assert_eq!(minor_units("12.34").unwrap(), 1234);
+        assert!(minor_units("0.001").is_err());
+    }
+}

@@ -1,0 +1,183 @@
+//! Workflows on a real Restate server (`workflow/restate`, business-services/workflows):
+//! `serve` hosts the flows' endpoint and registers it; instances are the tenant's own.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common;
+use common::restate::Restate;
+use common::{Api, Server, tenant_with_key};
+
+const WORKFLOW: &str = "/providers/workflow/restate";
+
+pub async fn call(api: &Api, path: &str, params: Value) -> Value {
+    let (status, body) = api.post(path, json!({"params": params})).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    body["data"].clone()
+}
+
+/// Ten sheets at 4.00 in `main/main`, and customer `globex`.
+pub async fn stock_up(api: &Api) {
+    for (action, params) in [
+        (
+            "define_item",
+            json!({"item": "sheet", "name": "Sheet", "uom": "EA"}),
+        ),
+        (
+            "define_warehouse",
+            json!({"warehouse": "main", "name": "Main"}),
+        ),
+        ("define_bin", json!({"warehouse": "main", "bin": "main"})),
+        (
+            "receive",
+            json!({"item": "sheet", "warehouse": "main", "bin": "main", "quantity": "10", "unit_cost": "4.00"}),
+        ),
+    ] {
+        call(api, &format!("/services/inventory/{action}"), params).await;
+    }
+    call(
+        api,
+        "/services/orders/define_customer",
+        json!({"customer": "globex", "name": "Globex Retail"}),
+    )
+    .await;
+}
+
+pub async fn available(api: &Api) -> String {
+    let stock = call(
+        api,
+        "/services/inventory/stock",
+        json!({"item": "sheet", "warehouse": "main"}),
+    )
+    .await;
+    stock["rows"][0]["available"]
+        .as_str()
+        .unwrap_or("0")
+        .to_owned()
+}
+
+/// Polls `query` until the instance ended; answers the last answer.
+pub async fn ended(api: &Api, workflow: &str, id: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let queried = call(
+            api,
+            &format!("{WORKFLOW}/query"),
+            json!({"workflow": workflow, "id": id}),
+        )
+        .await;
+        if ["completed", "failed", "cancelled"].contains(&queried["status"].as_str().unwrap_or(""))
+        {
+            return queried;
+        }
+        assert!(Instant::now() < deadline, "{id} still running: {queried}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `serve` with a Restate server of its own, waited for until the flows are registered.
+pub async fn serve_with_restate(dir: &std::path::Path, restate: &Restate) -> Server {
+    let mut env = restate.env();
+    let server = Server::start_with_env(dir, &[], &mut env);
+    restate.wait_for_workflow("QuoteToCash").await;
+    server
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quote_to_cash_instance_is_the_tenants_own_and_a_failed_payment_cancels_its_order() {
+    let restate = Restate::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_with_restate(dir.path(), &restate).await;
+    let acme = Api::new(&server, &tenant_with_key(dir.path(), "acme", "*"));
+    let globex = Api::new(&server, &tenant_with_key(dir.path(), "globex", "*"));
+    stock_up(&acme).await;
+
+    // No payments connector configured: the authorization fails for good, and the flow
+    // undoes the order it created (its reservation released).
+    let input = json!({"customer": "globex", "warehouse": "main",
+                       "lines": [{"item": "sheet", "quantity": "3", "unit_price": "12.50", "currency": "EUR"}],
+                       "payment_method": "pm_card_visa"});
+    let start = json!({"workflow": "QuoteToCash", "id": "SO-1", "input": input});
+    let started = call(&acme, &format!("{WORKFLOW}/launch"), start.clone()).await;
+    assert_eq!(started["started"], true, "{started}");
+    let again = call(&acme, &format!("{WORKFLOW}/launch"), start).await;
+    assert_eq!(again["started"], false, "{again}");
+
+    let done = ended(&acme, "QuoteToCash", "SO-1", Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["output"]["outcome"], "failed", "{done}");
+    assert_eq!(
+        done["state"]["compensated"],
+        json!(["order cancelled"]),
+        "{done}"
+    );
+    let order = call(&acme, "/services/orders/get", json!({"order_id": "SO-1"})).await;
+    assert_eq!(order["status"], "cancelled", "{order}");
+    assert_eq!(available(&acme).await, "10");
+
+    let steps = call(
+        &acme,
+        &format!("{WORKFLOW}/steps"),
+        json!({"workflow": "QuoteToCash", "id": "SO-1"}),
+    )
+    .await;
+    let names: Vec<&str> = steps["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    for step in ["clock", "order", "authorize", "cancel"] {
+        assert!(names.contains(&step), "{step} not in {names:?}");
+    }
+    let listed = call(&acme, &format!("{WORKFLOW}/list"), json!({})).await;
+    assert_eq!(listed["instances"][0]["id"], "SO-1", "{listed}");
+
+    // Another tenant sees none of it, and the same id there is another instance.
+    let theirs = call(&globex, &format!("{WORKFLOW}/list"), json!({})).await;
+    assert_eq!(theirs["instances"], json!([]), "{theirs}");
+    for action in ["query", "steps", "cancel"] {
+        let (status, body) = globex
+            .post(
+                &format!("{WORKFLOW}/{action}"),
+                json!({"params": {"workflow": "QuoteToCash", "id": "SO-1"}}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("resource_not_found")),
+            "{action}: {body}"
+        );
+    }
+
+    // A task's signal comes from deciding the task, never from a key directly; ids cannot
+    // reach into another tenant's namespace; only workflows can be started.
+    let (status, body) = acme
+        .post(
+            &format!("{WORKFLOW}/signal"),
+            json!({"params": {"workflow": "QuoteToCash", "id": "SO-1", "name": "task:SO-1.approval",
+                              "payload": {"decision": "approved"}}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = acme
+        .post(
+            &format!("{WORKFLOW}/query"),
+            json!({"params": {"workflow": "QuoteToCash", "id": "globex~SO-1"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = acme
+        .post(
+            &format!("{WORKFLOW}/launch"),
+            json!({"params": {"workflow": "NoSuchFlow", "id": "x"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("resource_not_found")),
+        "{body}"
+    );
+}
