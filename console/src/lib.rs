@@ -18,6 +18,7 @@ mod form;
 mod history;
 mod pages;
 mod providers;
+mod tasks;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -287,6 +288,11 @@ impl Console {
             (&Method::GET, ["decisions"]) => page.decisions(&query).await,
             (&Method::GET, [log @ ("audit" | "decisions"), "export"]) => {
                 page.export(log, &query).await
+            }
+            (&Method::GET, ["tasks"]) => page.tasks(&query).await,
+            (&Method::GET, ["tasks", id]) => page.task(id).await,
+            (&Method::POST, ["tasks", id, action @ ("claim" | "approve" | "reject")]) => {
+                page.decide_task(id, action, &form).await
             }
             (method, ["admin", "tenants", rest @ ..]) => {
                 page.admin(method, rest, &form, &query).await

@@ -44,6 +44,7 @@ fn nav(role: Role) -> Vec<(&'static str, &'static str)> {
                 ("/console/catalog", "Catalog"),
                 ("/console/schemas", "Schemas"),
                 ("/console/tenant", "Tenant"),
+                ("/console/tasks", "Tasks"),
             ];
             if admin {
                 links.push(("/console/secrets", "Secrets"));

@@ -118,6 +118,7 @@ async fn operators_run_tenants_and_auditors_read_history_secrets_and_logs_in_a_b
             "Catalog",
             "Schemas",
             "Tenant",
+            "Tasks",
             "Secrets",
             "Audit log",
             "Decisions"
