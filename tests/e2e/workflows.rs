@@ -181,3 +181,141 @@ async fn a_quote_to_cash_instance_is_the_tenants_own_and_a_failed_payment_cancel
         "{body}"
     );
 }
+
+/// Polls `query` until the published state satisfies `ready`; answers it.
+pub async fn state_until(
+    api: &Api,
+    workflow: &str,
+    id: &str,
+    within: Duration,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let queried = call(
+            api,
+            &format!("{WORKFLOW}/query"),
+            json!({"workflow": workflow, "id": id}),
+        )
+        .await;
+        if ready(&queried["state"]) {
+            return queried["state"].clone();
+        }
+        assert!(Instant::now() < deadline, "{id}: {queried}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn above_ten(sla_ms: u64) -> Value {
+    json!({"customer": "globex", "warehouse": "main",
+           "lines": [{"item": "sheet", "quantity": "2", "unit_price": "12.50", "currency": "EUR"}],
+           "payment_method": "pm_card_visa", "approval_above": "10", "approval_sla_ms": sla_ms})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_task_escalates_past_its_sla_and_cancelling_the_flow_undoes_task_and_order() {
+    let restate = Restate::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_with_restate(dir.path(), &restate).await;
+    let acme = Api::new(&server, &tenant_with_key(dir.path(), "acme", "*"));
+    let globex = Api::new(&server, &tenant_with_key(dir.path(), "globex", "*"));
+    stock_up(&acme).await;
+
+    // Above the threshold: the flow opens a task and waits; nobody acts within the SLA, so
+    // the durable timer escalates it; an approval then lets the flow go on.
+    call(
+        &acme,
+        &format!("{WORKFLOW}/launch"),
+        json!({"workflow": "QuoteToCash", "id": "SO-2", "input": above_ten(1_500)}),
+    )
+    .await;
+    let waiting = state_until(&acme, "QuoteToCash", "SO-2", Duration::from_secs(20), |s| {
+        s["waiting_for"] == "SO-2.approval"
+    })
+    .await;
+    assert_eq!(waiting["total"], "25.0000", "{waiting}");
+    let task = call(
+        &acme,
+        "/services/tasks/get",
+        json!({"task_id": "SO-2.approval"}),
+    )
+    .await;
+    assert_eq!(
+        (
+            task["status"].as_str(),
+            task["workflow"].as_str(),
+            task["instance"].as_str()
+        ),
+        (Some("open"), Some("QuoteToCash"), Some("SO-2")),
+        "{task}"
+    );
+    let theirs = call(&globex, "/services/tasks/list", json!({})).await;
+    assert_eq!(theirs["tasks"], json!([]), "{theirs}");
+    let (status, body) = globex
+        .post(
+            "/services/tasks/approve",
+            json!({"params": {"task_id": "SO-2.approval"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    state_until(&acme, "QuoteToCash", "SO-2", Duration::from_secs(20), |s| {
+        s["escalated"] == true
+    })
+    .await;
+    let task = call(
+        &acme,
+        "/services/tasks/get",
+        json!({"task_id": "SO-2.approval"}),
+    )
+    .await;
+    assert_eq!(task["status"], "escalated", "{task}");
+    call(
+        &acme,
+        "/services/tasks/approve",
+        json!({"task_id": "SO-2.approval", "comment": "ok"}),
+    )
+    .await;
+    let done = ended(&acme, "QuoteToCash", "SO-2", Duration::from_secs(30)).await;
+    assert_eq!(done["state"]["approval"]["decision"], "approved", "{done}");
+    // No payments connector here: the approved order fails at authorization and is undone.
+    assert_eq!(done["output"]["outcome"], "failed", "{done}");
+    assert_eq!(
+        done["state"]["compensated"],
+        json!(["order cancelled"]),
+        "{done}"
+    );
+
+    // Cancelled while it waits for its approver: the task is withdrawn, the order cancelled
+    // and its stock released; the instance ends cancelled.
+    call(
+        &acme,
+        &format!("{WORKFLOW}/launch"),
+        json!({"workflow": "QuoteToCash", "id": "SO-3", "input": above_ten(600_000)}),
+    )
+    .await;
+    state_until(&acme, "QuoteToCash", "SO-3", Duration::from_secs(20), |s| {
+        s["waiting_for"] == "SO-3.approval"
+    })
+    .await;
+    assert_eq!(available(&acme).await, "8");
+    let cancel = json!({"workflow": "QuoteToCash", "id": "SO-3"});
+    let cancelled = call(&acme, &format!("{WORKFLOW}/cancel"), cancel.clone()).await;
+    assert_eq!(cancelled["cancelled"], true);
+    let done = ended(&acme, "QuoteToCash", "SO-3", Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert_eq!(
+        done["state"]["compensated"],
+        json!(["task cancelled", "order cancelled"]),
+        "{done}"
+    );
+    let task = call(
+        &acme,
+        "/services/tasks/get",
+        json!({"task_id": "SO-3.approval"}),
+    )
+    .await;
+    assert_eq!(task["status"], "cancelled", "{task}");
+    assert_eq!(available(&acme).await, "10");
+    let again = call(&acme, &format!("{WORKFLOW}/cancel"), cancel).await;
+    assert_eq!(again["cancelled"], false);
+}

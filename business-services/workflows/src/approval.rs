@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::flow::Flow;
 
 /// The tasks service, which checks who may decide and then resolves the promise.
-const TASKS: &str = "services/tasks";
+pub(crate) const TASKS: &str = "services/tasks";
 
 /// What the approver is asked.
 pub(crate) struct Request {

@@ -52,6 +52,8 @@ fn default_sla_ms() -> u64 {
 #[derive(Default)]
 struct Undo {
     order: bool,
+    /// An approval task still open in the inbox.
+    task: Option<String>,
     authorization: Option<String>,
     captured: Option<(String, i64)>,
 }
@@ -89,15 +91,17 @@ impl QuoteToCash {
             .await
         {
             Ok(outcome) => outcome,
+            Err(error) if is_cancellation(&error) => {
+                // Cancelled: undo, then end as the engine's cancellation, so the instance's
+                // status says cancelled rather than completed.
+                compensate(&mut flow, &ctx, &id, &undo).await?;
+                flow.publish(&ctx, "outcome", json!("cancelled"));
+                return Err(error.into());
+            }
             Err(error) => {
-                let why = if is_cancellation(&error) {
-                    "cancelled"
-                } else {
-                    "failed"
-                };
                 flow.publish(&ctx, "problem", json!(problem_of(&error).detail));
                 compensate(&mut flow, &ctx, &id, &undo).await?;
-                why.to_owned()
+                "failed".to_owned()
             }
         };
         flow.publish(&ctx, "outcome", json!(outcome));
@@ -165,13 +169,15 @@ impl QuoteToCash {
 
         if above(&total, input.approval_above.as_deref())? {
             flow.publish(ctx, "step", json!("approval"));
+            let task_id = format!("{id}.approval");
+            undo.task = Some(task_id.clone());
             let decision = approval::ask(
                 flow,
                 ctx,
                 "QuoteToCash",
                 id,
                 Request {
-                    task_id: format!("{id}.approval"),
+                    task_id,
                     title: format!("Approve sales order {id} of {total} {currency}"),
                     data: json!({"order_id": id, "customer": input.customer,
                                  "total": total, "currency": currency}),
@@ -179,6 +185,7 @@ impl QuoteToCash {
                 },
             )
             .await?;
+            undo.task = None;
             flow.publish(ctx, "approval", decision.payload);
             if !decision.approved {
                 compensate(flow, ctx, id, undo).await?;
@@ -356,6 +363,23 @@ async fn compensate(
         )
         .await?;
         done.push("voided");
+    }
+    if let Some(task) = &undo.task {
+        // A task that was never created, or was decided meanwhile, has nothing to cancel.
+        let cancelled = flow
+            .step(
+                ctx,
+                "undo:task",
+                approval::TASKS,
+                "cancel",
+                json!({"task_id": task}),
+            )
+            .await;
+        match cancelled {
+            Ok(_) => done.push("task cancelled"),
+            Err(error) if matches!(error.code(), 404 | 409) => {}
+            Err(error) => return Err(error),
+        }
     }
     if undo.order {
         transition(flow, ctx, id, "cancel", &["cancelled"]).await?;
