@@ -45,6 +45,7 @@ mod scaffold;
 mod schemathesis;
 mod secrets;
 mod store_postgres;
+mod tasks;
 mod vault_rotation;
 mod walkthrough;
 mod workflows;
