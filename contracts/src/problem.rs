@@ -103,11 +103,15 @@ pub enum ErrorCode {
     /// (a second, different decision) or cancelled, so it can be neither claimed nor decided
     /// again. The detail names the decision and who made it.
     TaskClosed,
+    /// Payments (issue 25), appended. The payment system declined the payment (a declined
+    /// card, insufficient funds, an expired card): sending it again will not help; the payer
+    /// must use another payment method. The detail carries the system's decline reason.
+    PaymentDeclined,
 }
 
 impl ErrorCode {
     /// Every code, in the order the published schema lists them.
-    pub const ALL: [ErrorCode; 49] = [
+    pub const ALL: [ErrorCode; 50] = [
         ErrorCode::Unauthenticated,
         ErrorCode::TokenInvalid,
         ErrorCode::TokenExpired,
@@ -157,6 +161,7 @@ impl ErrorCode {
         ErrorCode::SecretNameInvalid,
         ErrorCode::TenantSuspended,
         ErrorCode::TaskClosed,
+        ErrorCode::PaymentDeclined,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -210,6 +215,7 @@ impl ErrorCode {
             ErrorCode::SecretNameInvalid => "secret_name_invalid",
             ErrorCode::TenantSuspended => "tenant_suspended",
             ErrorCode::TaskClosed => "task_closed",
+            ErrorCode::PaymentDeclined => "payment_declined",
         }
     }
 
@@ -238,6 +244,7 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::RateLimited | ErrorCode::QuotaExceeded | ErrorCode::BudgetExceeded => 429,
             ErrorCode::GuardrailRefused => 400,
+            ErrorCode::PaymentDeclined => 402,
             ErrorCode::ResponseRefused => 422,
             ErrorCode::ConfigVersionNotFound => 404,
             ErrorCode::SecretNameInvalid => 400,
@@ -329,6 +336,7 @@ impl ErrorCode {
             ErrorCode::SecretNameInvalid => "The secret name is not allowed",
             ErrorCode::TenantSuspended => "The tenant is suspended",
             ErrorCode::TaskClosed => "The task is already decided or cancelled",
+            ErrorCode::PaymentDeclined => "The payment was declined",
         }
     }
 }

@@ -44,6 +44,7 @@ async fn the_readme_walkthrough_works_end_to_end() {
             "integration/shopify=running",
             "integration/salesforce=running",
             "integration/rest=running",
+            "integration/payments=running",
             "ai/local=running",
             "ai/openai=running",
             "ai/anthropic=running",

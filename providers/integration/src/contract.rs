@@ -219,6 +219,34 @@ pub(crate) struct ReceiveResult {
     pub(crate) records: usize,
     pub(crate) deleted: usize,
     pub(crate) duplicate: bool,
+    /// A command-style engine's verified event (the connectors write records instead).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) event: Option<ReceivedEvent>,
+}
+
+/// What a command-style engine received (`receive`'s `event`).
+#[derive(Serialize)]
+pub(crate) struct ReceivedEvent {
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+    pub(crate) object_id: String,
+    pub(crate) data: Value,
+}
+
+/// `execute`'s params: one command of a command-style engine.
+#[derive(Deserialize)]
+pub(crate) struct ExecuteParams {
+    pub(crate) operation: String,
+    pub(crate) params: Value,
+    pub(crate) idempotency_key: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Executed {
+    pub(crate) operation: String,
+    pub(crate) result: Value,
+    /// The system answered a saved result of an earlier call with the same key.
+    pub(crate) replayed: bool,
 }
 
 #[derive(Deserialize)]

@@ -1,9 +1,11 @@
 //! What every integration engine's tenant instance shares: answering the domain's actions
 //! ([`Engine`], served to the runtime by [`Instance`]).
 //!
-//! The domain has two kinds of engine: `integration/webhook` sends (trigger, dead_letters,
-//! redeliver), and the connector engines (`crate::sync` over one `Connector` each) bring a
-//! system's records in (discover, check, sync, remap, upsert, receive, state, reset). Each
+//! The domain has three kinds of engine: `integration/webhook` sends (trigger, dead_letters,
+//! redeliver), the connector engines (`crate::sync` over one `Connector` each) bring a
+//! system's records in (discover, check, sync, remap, upsert, receive, state, reset), and the
+//! command-style `integration/payments` runs one command per call (execute, check, receive;
+//! ADR 0045). Each
 //! kind implements the actions it serves; every other action keeps the default answer,
 //! `action_not_found`, and the engine's descriptor lists only what it serves.
 
@@ -15,9 +17,9 @@ use switchyard_spi::{
 };
 
 use crate::contract::{
-    Checked, DeadLetterPage, DeadLettersParams, Delivery, Discovered, ReceiveParams, ReceiveResult,
-    RedeliverParams, RemapParams, Reset, ResetParams, Run, StateParams, States, SyncParams,
-    TriggerParams, UpsertParams, UpsertResults,
+    Checked, DeadLetterPage, DeadLettersParams, Delivery, Discovered, ExecuteParams, Executed,
+    ReceiveParams, ReceiveResult, RedeliverParams, RemapParams, Reset, ResetParams, Run,
+    StateParams, States, SyncParams, TriggerParams, UpsertParams, UpsertResults,
 };
 
 /// One tenant's instance of an integration engine: the actions it serves, a health probe
@@ -71,6 +73,9 @@ pub(crate) trait Engine: Send + Sync + 'static {
     ) -> Result<ReceiveResult, ProviderError> {
         Err(not_served(Self::NAME, "receive"))
     }
+    async fn execute(&self, _: &CallContext, _: ExecuteParams) -> Result<Executed, ProviderError> {
+        Err(not_served(Self::NAME, "execute"))
+    }
     async fn state(&self, _: StateParams) -> Result<States, ProviderError> {
         Err(not_served(Self::NAME, "state"))
     }
@@ -119,6 +124,7 @@ impl<E: Engine> Provider for Instance<E> {
                 let body = call.payload.unwrap_or_default();
                 to_result(engine.receive(ctx, parse_params(params)?, &body).await?)
             }
+            "execute" => to_result(engine.execute(ctx, parse_params(params)?).await?),
             "state" => to_result(engine.state(parse_params(params)?).await?),
             "reset" => to_result(engine.reset(parse_params(params)?).await?),
             other => Err(not_served(E::NAME, other)),

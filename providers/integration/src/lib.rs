@@ -7,12 +7,14 @@
 //! `salesforce`, `rest`) speak only their system's API through [`connector`]'s SPI, on the
 //! shared `http` client; `sync` makes an engine of any of them once (runs, cursors, raw
 //! records, destinations, remap, inbound webhooks), with `mapping`'s jq field mappings.
+//! `payments` is command-style: one command of a payments API per call (`execute`).
 
 mod connector;
 mod contract;
 mod engine;
 mod http;
 mod mapping;
+mod payments;
 mod rest;
 mod salesforce;
 mod shopify;
@@ -36,6 +38,7 @@ pub fn builtins(host: &Host) -> Result<Vec<Arc<dyn ProviderFactory>>, SchemaErro
             shopify::builtin,
             salesforce::builtin,
             rest::builtin,
+            payments::builtin,
         ],
     )
 }

@@ -347,6 +347,7 @@ impl<C: Connect> Engine for Sync<C> {
             records: if duplicate { 0 } else { received.records.len() },
             deleted: if duplicate { 0 } else { received.deleted.len() },
             duplicate,
+            event: None,
         };
         let store = &self.tenant.store;
         if store.delivered(&received.delivery_id).await? {
