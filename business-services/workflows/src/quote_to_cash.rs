@@ -207,7 +207,7 @@ impl QuoteToCash {
             )
             .await;
         let payment = match authorized {
-            Ok(payment) => payment["id"].as_str().unwrap_or_default().to_owned(),
+            Ok(payment) => payment["result"]["payment_id"].as_str().unwrap_or_default().to_owned(),
             Err(error) if !is_cancellation(&error) && error.code() == 402 => {
                 flow.publish(ctx, "problem", json!(problem_of(&error).detail));
                 compensate(flow, ctx, id, undo).await?;
@@ -235,7 +235,7 @@ impl QuoteToCash {
             PAYMENTS,
             "execute",
             json!({"operation": "capture", "idempotency_key": flow.idempotency_key("capture"),
-                   "params": {"payment": payment}}),
+                   "params": {"payment_id": payment}}),
         )
         .await?;
         undo.authorization = None;
@@ -347,7 +347,7 @@ async fn compensate(
             PAYMENTS,
             "execute",
             json!({"operation": "refund", "idempotency_key": flow.idempotency_key("undo:refund"),
-                   "params": {"payment": payment, "amount": amount}}),
+                   "params": {"payment_id": payment, "amount": amount}}),
         )
         .await?;
         done.push("refunded");
@@ -359,7 +359,7 @@ async fn compensate(
             PAYMENTS,
             "execute",
             json!({"operation": "void", "idempotency_key": flow.idempotency_key("undo:void"),
-                   "params": {"payment": payment}}),
+                   "params": {"payment_id": payment}}),
         )
         .await?;
         done.push("voided");
