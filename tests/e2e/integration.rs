@@ -19,7 +19,7 @@ const SHOPIFY: &str = "integration/shopify";
 
 /// An operator config that lets tenants reach loopback (where the fake shop listens) and
 /// keep secret files under `<dir>/tenant-secrets/<tenant>/`; answers the config's path.
-fn operator_config(dir: &Path) -> String {
+pub fn operator_config(dir: &Path) -> String {
     let secrets = dir.join("tenant-secrets");
     std::fs::create_dir_all(&secrets).unwrap();
     write_config(
@@ -32,7 +32,7 @@ fn operator_config(dir: &Path) -> String {
 }
 
 /// Writes `value` as tenant `tenant`'s secret file `name`; answers its reference.
-fn tenant_secret(dir: &Path, tenant: &str, name: &str, value: &str) -> String {
+pub fn tenant_secret(dir: &Path, tenant: &str, name: &str, value: &str) -> String {
     let folder = dir.join("tenant-secrets").join(tenant);
     std::fs::create_dir_all(&folder).unwrap();
     let path = folder.join(name);

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use switchyard_integration_fakes::payments::{FakePayments, Options as PaymentOptions};
 
 use crate::common;
 use common::restate::Restate;
@@ -318,4 +319,99 @@ async fn an_approval_task_escalates_past_its_sla_and_cancelling_the_flow_undoes_
     assert_eq!(available(&acme).await, "10");
     let again = call(&acme, &format!("{WORKFLOW}/cancel"), cancel).await;
     assert_eq!(again["cancelled"], false);
+}
+
+/// `serve` with a Restate server, an operator config that lets tenants reach loopback (the
+/// fake payments API) and keep secret files, and `acme` paying through `fake`'s first account.
+pub async fn serve_paying(
+    dir: &std::path::Path,
+    restate: &Restate,
+    fake: &FakePayments,
+) -> (Server, Api) {
+    let config = crate::integration::operator_config(dir);
+    let mut env = restate.env();
+    let server = Server::start_with_env(dir, &["--config", &config], &mut env);
+    restate.wait_for_workflow("QuoteToCash").await;
+    let acme = Api::new(&server, &tenant_with_key(dir, "acme", "*"));
+    configure_payments(&acme, dir, fake).await;
+    (server, acme)
+}
+
+pub async fn configure_payments(acme: &Api, dir: &std::path::Path, fake: &FakePayments) {
+    let key = &fake.options().accounts[0].secret_key;
+    let secret = crate::integration::tenant_secret(dir, "acme", "payments-sk", key);
+    let config = json!({"api_url": fake.base_url(), "secret_key": secret,
+                        "allowed_networks": ["127.0.0.0/8"]});
+    let (status, body) = acme
+        .post(
+            "/providers/integration/payments/configure",
+            json!({"config": config}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+fn order_of(quantity: &str, payment_method: &str) -> Value {
+    json!({"customer": "globex", "warehouse": "main",
+           "lines": [{"item": "sheet", "quantity": quantity, "unit_price": "12.50", "currency": "EUR"}],
+           "payment_method": payment_method})
+}
+
+pub async fn balance(api: &Api, account: &str) -> String {
+    let balance = call(
+        api,
+        "/services/ledger/balance",
+        json!({"account": account, "currency": "EUR"}),
+    )
+    .await;
+    balance["balance"].as_str().unwrap_or("0").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quote_to_cash_with_the_fake_payments_api_captures_once_fulfils_and_books_the_cash() {
+    let restate = Restate::start();
+    let fake = FakePayments::start(PaymentOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, acme) = serve_paying(dir.path(), &restate, &fake).await;
+    stock_up(&acme).await;
+    let key = fake.options().accounts[0].secret_key.clone();
+
+    call(
+        &acme,
+        &format!("{WORKFLOW}/launch"),
+        json!({"workflow": "QuoteToCash", "id": "SO-10", "input": order_of("3", "pm_card_visa")}),
+    )
+    .await;
+    let done = ended(&acme, "QuoteToCash", "SO-10", Duration::from_secs(30)).await;
+    assert_eq!(done["output"]["outcome"], "completed", "{done}");
+    let payment = done["state"]["payment"].as_str().unwrap().to_owned();
+    let counts = fake.counts(&key, &payment).unwrap();
+    assert_eq!(
+        (counts.captures, counts.amount_received, counts.refunds),
+        (1, 3750, 0)
+    );
+    let order = call(&acme, "/services/orders/get", json!({"order_id": "SO-10"})).await;
+    assert_eq!(order["status"], "fulfilled", "{order}");
+    assert_eq!(available(&acme).await, "7");
+    assert_eq!(balance(&acme, "1000-EUR").await, "37.5000");
+    assert_eq!(balance(&acme, "1100-EUR").await, "0.0000");
+    let trial = call(&acme, "/services/ledger/trial_balance", json!({})).await;
+    assert_eq!(trial["balanced"], true, "{trial}");
+
+    // A declined card: the order is cancelled and its stock released; nothing was captured.
+    call(
+        &acme,
+        &format!("{WORKFLOW}/launch"),
+        json!({"workflow": "QuoteToCash", "id": "SO-11",
+               "input": order_of("2", "pm_card_chargeDeclined")}),
+    )
+    .await;
+    let done = ended(&acme, "QuoteToCash", "SO-11", Duration::from_secs(30)).await;
+    assert_eq!(done["output"]["outcome"], "declined", "{done}");
+    assert_eq!(
+        done["state"]["compensated"],
+        json!(["order cancelled"]),
+        "{done}"
+    );
+    assert_eq!(available(&acme).await, "7");
 }
