@@ -48,4 +48,5 @@ mod store_postgres;
 mod tasks;
 mod vault_rotation;
 mod walkthrough;
+mod workflow_chaos;
 mod workflows;

@@ -11,7 +11,7 @@ use crate::common;
 use common::restate::Restate;
 use common::{Api, Server, tenant_with_key};
 
-const WORKFLOW: &str = "/providers/workflow/restate";
+pub const WORKFLOW: &str = "/providers/workflow/restate";
 
 pub async fn call(api: &Api, path: &str, params: Value) -> Value {
     let (status, body) = api.post(path, json!({"params": params})).await;
@@ -21,6 +21,11 @@ pub async fn call(api: &Api, path: &str, params: Value) -> Value {
 
 /// Ten sheets at 4.00 in `main/main`, and customer `globex`.
 pub async fn stock_up(api: &Api) {
+    stock_up_with(api, "10").await;
+}
+
+/// `quantity` sheets at 4.00 in `main/main`, and customer `globex`.
+pub async fn stock_up_with(api: &Api, quantity: &str) {
     for (action, params) in [
         (
             "define_item",
@@ -33,7 +38,7 @@ pub async fn stock_up(api: &Api) {
         ("define_bin", json!({"warehouse": "main", "bin": "main"})),
         (
             "receive",
-            json!({"item": "sheet", "warehouse": "main", "bin": "main", "quantity": "10", "unit_cost": "4.00"}),
+            json!({"item": "sheet", "warehouse": "main", "bin": "main", "quantity": quantity, "unit_cost": "4.00"}),
         ),
     ] {
         call(api, &format!("/services/inventory/{action}"), params).await;
@@ -351,7 +356,7 @@ pub async fn configure_payments(acme: &Api, dir: &std::path::Path, fake: &FakePa
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-fn order_of(quantity: &str, payment_method: &str) -> Value {
+pub fn order_of(quantity: &str, payment_method: &str) -> Value {
     json!({"customer": "globex", "warehouse": "main",
            "lines": [{"item": "sheet", "quantity": quantity, "unit_price": "12.50", "currency": "EUR"}],
            "payment_method": payment_method})

@@ -151,6 +151,9 @@ enum Guard {
     Append,
     /// A snapshot update whose CHECK refuses stock the bin or stream does not have.
     Stock { what: String, release_only: bool },
+    /// The record of an idempotent request: a unique violation means the same request
+    /// committed first; the next attempt answers its result.
+    Request,
 }
 
 enum Outcome {
@@ -180,7 +183,7 @@ fn refusal(problem: Problem, guards: &[Guard]) -> Outcome {
             .ok()
     });
     match failed.and_then(|index| guards.get(index)) {
-        Some(Guard::Append) => Outcome::Retry,
+        Some(Guard::Append | Guard::Request) => Outcome::Retry,
         Some(Guard::Stock {
             what,
             release_only: true,
@@ -205,11 +208,39 @@ impl Inventory<'_> {
         occurred_at: &str,
         plan: impl Fn(&mut Heads, &str) -> Result<Plan, Problem>,
     ) -> Result<Value, Problem> {
+        self.record_once(None, streams, occurred_at, plan).await
+    }
+
+    /// [`Inventory::record`], once per `request`: a request id already recorded answers the
+    /// first answer and moves nothing. The id is the caller's to keep unique per request
+    /// within the tenant (a saga derives it from its order and step).
+    pub async fn record_once(
+        &self,
+        request: Option<&str>,
+        streams: &[StreamKey],
+        occurred_at: &str,
+        plan: impl Fn(&mut Heads, &str) -> Result<Plan, Problem>,
+    ) -> Result<Value, Problem> {
         let event_id = uuid::Uuid::now_v7().to_string();
         for _ in 0..ATTEMPTS {
+            // Before planning: the first request's movement may be what the plan would now
+            // refuse (a lot it created, stock it took).
+            if let Some(request) = request
+                && let Some(result) = self.answered(request).await?
+            {
+                return Ok(result);
+            }
             let mut heads = self.heads(streams).await?;
             let plan = plan(&mut heads, &event_id)?;
-            let (statements, guards, result) = self.batch(&heads, plan, &event_id, occurred_at)?;
+            let (mut statements, mut guards, result) =
+                self.batch(&heads, plan, &event_id, occurred_at)?;
+            if let Some(request) = request {
+                statements.push(self.db.statement(
+                    "INSERT INTO inv_request (request_id, result) VALUES (?1, ?2)",
+                    vec![json!(request), json!(result.to_string())],
+                ));
+                guards.push(Guard::Request);
+            }
             match self.db.transaction(self.client, statements).await {
                 Ok(()) => return Ok(result),
                 Err(problem) => match refusal(problem, &guards) {
@@ -223,6 +254,28 @@ impl Inventory<'_> {
             format!("{ATTEMPTS} other operations on the same stock committed first; send it again"),
         )
         .with_retryable(true))
+    }
+
+    /// The answer of request `request` if it was recorded.
+    pub(crate) async fn answered(&self, request: &str) -> Result<Option<Value>, Problem> {
+        let rows = self
+            .db
+            .query(
+                self.client,
+                "SELECT result FROM inv_request WHERE request_id = ?1",
+                vec![json!(request)],
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let result = db::text(row, "result")?;
+        serde_json::from_str(&result).map(Some).map_err(|e| {
+            Problem::new(
+                ErrorCode::Internal,
+                format!("stored answer of {request}: {e}"),
+            )
+        })
     }
 
     async fn heads(&self, streams: &[StreamKey]) -> Result<Heads, Problem> {

@@ -147,6 +147,15 @@ pub fn tables(dialect: Dialect) -> Vec<String> {
             UNIQUE (occurred_at, event_id, lot)
         )"
         .into(),
+        // Requests made idempotent by the caller's `request_id` (a saga's step): the first
+        // one's answer, written in the same transaction as its movement, so the same request
+        // again (after a crash between the movement and the caller's record of it) moves
+        // nothing and answers the same.
+        "CREATE TABLE IF NOT EXISTS inv_request (
+            request_id TEXT PRIMARY KEY,
+            result TEXT NOT NULL
+        )"
+        .to_owned(),
         // The lot events in EPCIS terms (receiving, transformation, shipping, waste), each
         // exactly as exported; imported documents land here too.
         format!(

@@ -33,6 +33,8 @@ pub struct Receive {
     unit_cost: String,
     lot: Option<NewLot>,
     reference: Option<String>,
+    /// Makes the request idempotent: see [`crate::engine::Inventory::record_once`].
+    request_id: Option<String>,
     occurred_at: Option<String>,
 }
 
@@ -48,6 +50,8 @@ pub struct Issue {
     #[serde(default)]
     from_reserved: bool,
     reference: Option<String>,
+    /// Makes the request idempotent: see [`crate::engine::Inventory::record_once`].
+    request_id: Option<String>,
     occurred_at: Option<String>,
 }
 
@@ -94,6 +98,8 @@ pub struct Reserve {
     lot: Option<String>,
     quantity: String,
     reference: Option<String>,
+    /// Makes the request idempotent: see [`crate::engine::Inventory::record_once`].
+    request_id: Option<String>,
     occurred_at: Option<String>,
 }
 
@@ -151,6 +157,12 @@ impl Inventory<'_> {
             Some(date) => Some(clock::date(date, "/lot/expires_on")?),
             None => None,
         };
+        // A replayed request's lot exists: its first answer, not a conflict.
+        if let Some(request) = &p.request_id
+            && let Some(result) = self.answered(request).await?
+        {
+            return Ok(result);
+        }
         if let Some(lot) = &p.lot
             && !self.existing_lots(&[lot.lot.as_str()]).await?.is_empty()
         {
@@ -161,81 +173,86 @@ impl Inventory<'_> {
         }
         let value = value_of(qty, unit_cost)?;
         let streams = [(p.item.clone(), p.warehouse.clone())];
-        self.record(&streams, &occurred_at, |heads, event_id| {
-            heads.put(&p.item, &p.warehouse, qty, value);
-            let lot_code = p.lot.as_ref().map(|l| l.lot.clone());
-            let mut fields = object(json!({
-                "item": p.item, "warehouse": p.warehouse, "bin": p.bin,
-                "quantity": Quantity(qty).to_string(), "unit_cost": unit_cost.to_string(),
-                "value": Money(value).to_string(),
-            }));
-            put_some(
-                &mut fields,
-                &[("lot", &lot_code), ("reference", &p.reference)],
-            );
-            let mut rows = Vec::new();
-            if let Some(lot) = &p.lot {
-                let event = LotEvent {
-                    event_id: event_id.to_owned(),
-                    event_time: occurred_at.clone(),
-                    record_time: clock::now(),
-                    warehouse: p.warehouse.clone(),
-                    bin: p.bin.clone(),
-                    what: What::Receiving {
-                        lot: LotQty {
-                            item: p.item.clone(),
-                            gtin: item.gtin.clone(),
-                            lot: lot.lot.clone(),
-                            quantity: qty,
-                            uom: item.uom.clone(),
-                        },
-                        details: Details {
-                            supplier: lot.supplier.clone(),
-                            supplier_lot: lot.supplier_lot.clone(),
-                            expires_on: expires_on.clone(),
-                            quality: lot.quality.clone(),
-                        },
-                        reference: p.reference.clone(),
-                    },
-                };
+        self.record_once(
+            p.request_id.as_deref(),
+            &streams,
+            &occurred_at,
+            |heads, event_id| {
+                heads.put(&p.item, &p.warehouse, qty, value);
+                let lot_code = p.lot.as_ref().map(|l| l.lot.clone());
+                let mut fields = object(json!({
+                    "item": p.item, "warehouse": p.warehouse, "bin": p.bin,
+                    "quantity": Quantity(qty).to_string(), "unit_cost": unit_cost.to_string(),
+                    "value": Money(value).to_string(),
+                }));
                 put_some(
                     &mut fields,
-                    &[
-                        ("supplier", &lot.supplier),
-                        ("supplier_lot", &lot.supplier_lot),
-                        ("expires_on", &expires_on),
-                    ],
+                    &[("lot", &lot_code), ("reference", &p.reference)],
                 );
-                if let Some(quality) = &lot.quality {
-                    fields.insert("quality".into(), Value::Object(quality.clone()));
+                let mut rows = Vec::new();
+                if let Some(lot) = &p.lot {
+                    let event = LotEvent {
+                        event_id: event_id.to_owned(),
+                        event_time: occurred_at.clone(),
+                        record_time: clock::now(),
+                        warehouse: p.warehouse.clone(),
+                        bin: p.bin.clone(),
+                        what: What::Receiving {
+                            lot: LotQty {
+                                item: p.item.clone(),
+                                gtin: item.gtin.clone(),
+                                lot: lot.lot.clone(),
+                                quantity: qty,
+                                uom: item.uom.clone(),
+                            },
+                            details: Details {
+                                supplier: lot.supplier.clone(),
+                                supplier_lot: lot.supplier_lot.clone(),
+                                expires_on: expires_on.clone(),
+                                quality: lot.quality.clone(),
+                            },
+                            reference: p.reference.clone(),
+                        },
+                    };
+                    put_some(
+                        &mut fields,
+                        &[
+                            ("supplier", &lot.supplier),
+                            ("supplier_lot", &lot.supplier_lot),
+                            ("expires_on", &expires_on),
+                        ],
+                    );
+                    if let Some(quality) = &lot.quality {
+                        fields.insert("quality".into(), Value::Object(quality.clone()));
+                    }
+                    rows = event.rows(self.db, false);
                 }
-                rows = event.rows(self.db, false);
-            }
-            let mut result = object(json!({
-                "quantity": Quantity(qty).to_string(), "value": Money(value).to_string(),
-            }));
-            put_some(&mut result, &[("lot", &lot_code)]);
-            Ok(Plan {
-                kind: if p.lot.is_some() {
-                    "lot.received"
-                } else {
-                    "stock.received"
-                },
-                subject: lot_code.unwrap_or_else(|| p.item.clone()),
-                legs: vec![Leg {
-                    item: p.item.clone(),
-                    warehouse: p.warehouse.clone(),
-                    bin: p.bin.clone(),
-                    lot: p.lot.as_ref().map(|l| l.lot.clone()).unwrap_or_default(),
-                    on_hand: qty,
-                    reserved: 0,
-                    value,
-                }],
-                fields,
-                rows,
-                result,
-            })
-        })
+                let mut result = object(json!({
+                    "quantity": Quantity(qty).to_string(), "value": Money(value).to_string(),
+                }));
+                put_some(&mut result, &[("lot", &lot_code)]);
+                Ok(Plan {
+                    kind: if p.lot.is_some() {
+                        "lot.received"
+                    } else {
+                        "stock.received"
+                    },
+                    subject: lot_code.unwrap_or_else(|| p.item.clone()),
+                    legs: vec![Leg {
+                        item: p.item.clone(),
+                        warehouse: p.warehouse.clone(),
+                        bin: p.bin.clone(),
+                        lot: p.lot.as_ref().map(|l| l.lot.clone()).unwrap_or_default(),
+                        on_hand: qty,
+                        reserved: 0,
+                        value,
+                    }],
+                    fields,
+                    rows,
+                    result,
+                })
+            },
+        )
         .await
     }
 
@@ -245,33 +262,38 @@ impl Inventory<'_> {
         self.item(&p.item).await?;
         self.check_lot_item(&p.lot, &p.item).await?;
         let streams = [(p.item.clone(), p.warehouse.clone())];
-        self.record(&streams, &occurred_at, |heads, _| {
-            let cost = heads.take(&p.item, &p.warehouse, qty);
-            let mut fields = object(json!({
-                "item": p.item, "warehouse": p.warehouse, "bin": p.bin,
-                "quantity": Quantity(qty).to_string(), "cost": Money(cost).to_string(),
-                "from_reserved": p.from_reserved,
-            }));
-            put_some(&mut fields, &[("lot", &p.lot), ("reference", &p.reference)]);
-            Ok(Plan {
-                kind: "stock.issued",
-                subject: p.item.clone(),
-                legs: vec![Leg {
-                    item: p.item.clone(),
-                    warehouse: p.warehouse.clone(),
-                    bin: p.bin.clone(),
-                    lot: p.lot.clone().unwrap_or_default(),
-                    on_hand: -qty,
-                    reserved: if p.from_reserved { -qty } else { 0 },
-                    value: -cost,
-                }],
-                fields,
-                rows: vec![],
-                result: object(json!({
+        self.record_once(
+            p.request_id.as_deref(),
+            &streams,
+            &occurred_at,
+            |heads, _| {
+                let cost = heads.take(&p.item, &p.warehouse, qty);
+                let mut fields = object(json!({
+                    "item": p.item, "warehouse": p.warehouse, "bin": p.bin,
                     "quantity": Quantity(qty).to_string(), "cost": Money(cost).to_string(),
-                })),
-            })
-        })
+                    "from_reserved": p.from_reserved,
+                }));
+                put_some(&mut fields, &[("lot", &p.lot), ("reference", &p.reference)]);
+                Ok(Plan {
+                    kind: "stock.issued",
+                    subject: p.item.clone(),
+                    legs: vec![Leg {
+                        item: p.item.clone(),
+                        warehouse: p.warehouse.clone(),
+                        bin: p.bin.clone(),
+                        lot: p.lot.clone().unwrap_or_default(),
+                        on_hand: -qty,
+                        reserved: if p.from_reserved { -qty } else { 0 },
+                        value: -cost,
+                    }],
+                    fields,
+                    rows: vec![],
+                    result: object(json!({
+                        "quantity": Quantity(qty).to_string(), "cost": Money(cost).to_string(),
+                    })),
+                })
+            },
+        )
         .await
     }
 
@@ -387,7 +409,7 @@ impl Inventory<'_> {
         self.item(&p.item).await?;
         self.check_lot_item(&p.lot, &p.item).await?;
         let streams = [(p.item.clone(), p.warehouse.clone())];
-        self.record(&streams, &occurred_at, |_, _| {
+        self.record_once(p.request_id.as_deref(), &streams, &occurred_at, |_, _| {
             let mut fields = object(json!({
                 "item": p.item, "warehouse": p.warehouse, "bin": p.bin,
                 "quantity": Quantity(qty).to_string(),

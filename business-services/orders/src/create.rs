@@ -60,9 +60,11 @@ impl Orders<'_> {
             .with_errors(vec![field("/params/customer", "unknown customer")]));
         }
 
-        // Reserve every line; on a refusal give back what was reserved so far.
+        // Reserve every line; on a refusal give back what was reserved so far. Each request
+        // has an id, so a creation retried after a crash reserves nothing twice.
         let reference = reference(&p.order_id);
-        let mut reserved: Vec<&LineIn> = Vec::new();
+        let attempt = format!("{reference}/a{}", self.failed_attempts(&p.order_id).await?);
+        let mut reserved: Vec<(usize, &LineIn)> = Vec::new();
         for (n, line) in p.lines.iter().enumerate() {
             let asked = self
                 .client
@@ -70,11 +72,18 @@ impl Orders<'_> {
                     INVENTORY,
                     "reserve",
                     json!({"item": line.item, "warehouse": p.warehouse, "bin": bin,
-                           "quantity": line.quantity, "reference": reference}),
+                           "quantity": line.quantity, "reference": reference,
+                           "request_id": format!("{attempt}/reserve:{n}")}),
                 )
                 .await;
             if let Err(problem) = asked {
-                release_all(self.client, &p.warehouse, &bin, &reference, &reserved).await;
+                // Counted before the releases: a crash between the two leaves stock reserved
+                // (found by its reference), never a later attempt answered a released one.
+                if !reserved.is_empty() {
+                    self.count_failed_attempt(&p.order_id).await?;
+                }
+                let place = (p.warehouse.as_str(), bin.as_str());
+                release_all(self.client, place, &reference, &attempt, &reserved).await;
                 let detail = format!(
                     "order {} not created: reserving {} failed: {}",
                     p.order_id, line.item, problem.detail
@@ -90,7 +99,7 @@ impl Orders<'_> {
                     Problem::new(problem.code, detail)
                 });
             }
-            reserved.push(line);
+            reserved.push((n, line));
         }
 
         // Record the order, its lines, its steps and its event together.
@@ -154,13 +163,16 @@ impl Orders<'_> {
             statements.push(outbox.statement(self.client.tenant(), &event));
         }
         if let Err(problem) = self.db.transaction(self.client, statements).await {
-            // Nothing was recorded: give the stock back. A concurrent create of the same id
-            // may have won the race; answer as a replay of it then.
-            release_all(self.client, &p.warehouse, &bin, &reference, &reserved).await;
-            return match self.head(&p.order_id).await? {
-                Some(head) => self.replay(head, &content).await,
-                None => Err(problem),
-            };
+            // A concurrent create of the same id may have won the race: its reservations
+            // are the ones the request ids answered here, so they stay; answer its order.
+            if let Some(head) = self.head(&p.order_id).await? {
+                return self.replay(head, &content).await;
+            }
+            // Nothing was recorded: give the stock back.
+            self.count_failed_attempt(&p.order_id).await?;
+            let place = (p.warehouse.as_str(), bin.as_str());
+            release_all(self.client, place, &reference, &attempt, &reserved).await;
+            return Err(problem);
         }
         self.notify(&p.order_id, payload).await?;
         self.view(&p.order_id, Some(false)).await
@@ -282,20 +294,52 @@ fn validate(p: &CreateParams) -> Result<(String, Money), Problem> {
 /// leaves stock reserved under the order's reference for an operator to release.
 async fn release_all(
     client: &dyn ProviderClient,
-    warehouse: &str,
-    bin: &str,
+    (warehouse, bin): (&str, &str),
     reference: &str,
-    lines: &[&LineIn],
+    attempt: &str,
+    lines: &[(usize, &LineIn)],
 ) {
-    for line in lines {
+    for (n, line) in lines {
         let _ = client
             .invoke(
                 INVENTORY,
                 "release",
                 json!({"item": line.item, "warehouse": warehouse, "bin": bin,
-                       "quantity": line.quantity, "reference": reference}),
+                       "quantity": line.quantity, "reference": reference,
+                       "request_id": format!("{attempt}/release:{n}")}),
             )
             .await;
+    }
+}
+
+impl Orders<'_> {
+    /// How many creations of `order_id` failed after reserving (see `ord_attempt`).
+    async fn failed_attempts(&self, order_id: &str) -> Result<i64, Problem> {
+        let rows = self
+            .db
+            .query(
+                self.client,
+                "SELECT failed FROM ord_attempt WHERE order_id = ?1",
+                vec![json!(order_id)],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .map(|row| crate::db::integer(row, "failed"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    async fn count_failed_attempt(&self, order_id: &str) -> Result<(), Problem> {
+        self.db
+            .execute(
+                self.client,
+                "INSERT INTO ord_attempt (order_id, failed) VALUES (?1, 1) \
+                 ON CONFLICT (order_id) DO UPDATE SET failed = ord_attempt.failed + 1",
+                vec![json!(order_id)],
+            )
+            .await?;
+        Ok(())
     }
 }
 

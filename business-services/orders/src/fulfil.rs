@@ -68,7 +68,8 @@ impl Orders<'_> {
                     "issue",
                     json!({"item": line.item, "warehouse": head.warehouse, "bin": head.bin,
                            "quantity": line.quantity, "from_reserved": true,
-                           "reference": reference}),
+                           "reference": reference,
+                           "request_id": format!("{reference}/issue:{}", line.line)}),
                 )
                 .await
                 .and_then(|moved| {

@@ -8,7 +8,7 @@ pub fn tables(_: Dialect) -> Vec<String> {
     TABLES.map(str::to_owned).to_vec()
 }
 
-const TABLES: [&str; 4] = [
+const TABLES: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS ord_customer (
         customer VARCHAR(200) PRIMARY KEY,
         name TEXT NOT NULL,
@@ -46,5 +46,13 @@ const TABLES: [&str; 4] = [
         detail TEXT,
         updated_at VARCHAR(40) NOT NULL,
         PRIMARY KEY (order_id, name)
+    )",
+    // How many creations of an order id failed after reserving stock. The inventory answers
+    // a reservation's request id (`order:<id>/a<attempt>/reserve:<line>`) once and for all,
+    // so a creation after a failed one (whose reservations were given back) must use new ids;
+    // a creation retried after a crash uses the same ones and reserves nothing twice.
+    "CREATE TABLE IF NOT EXISTS ord_attempt (
+        order_id VARCHAR(64) NOT NULL PRIMARY KEY,
+        failed INTEGER NOT NULL
     )",
 ];

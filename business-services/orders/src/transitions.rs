@@ -88,15 +88,20 @@ impl Orders<'_> {
         self.view(order_id, None).await
     }
 
-    /// Cancels and releases the reservation line by line; a cancelled order whose release
-    /// failed releases the rest when cancelled again.
+    /// Cancels and releases the reservation line by line; a cancelled order with a line not
+    /// released (its release failed, or the process died before it ran) releases the rest
+    /// when cancelled again. Each release has a request id, so one that ran but was not
+    /// recorded is not released twice.
     pub async fn cancel(&self, order_id: &str) -> Result<Value, Problem> {
         if let Err(conflict) = self.transition(order_id, Move::Cancel, json!({})).await {
             let head = self.require(order_id).await?;
             let steps = self.steps(order_id).await?;
-            let unfinished = steps
-                .iter()
-                .any(|(name, s)| name.starts_with("release:") && !s.is_ok());
+            let lines = self.lines(order_id).await?;
+            let unfinished = lines.iter().any(|line| {
+                !steps
+                    .get(&format!("release:{}", line.line))
+                    .is_some_and(|s| s.is_ok())
+            });
             if !(head.status == Status::Cancelled && unfinished) {
                 return Err(conflict);
             }
@@ -115,7 +120,8 @@ impl Orders<'_> {
                     crate::INVENTORY,
                     "release",
                     json!({"item": line.item, "warehouse": head.warehouse, "bin": head.bin,
-                           "quantity": line.quantity, "reference": reference}),
+                           "quantity": line.quantity, "reference": reference,
+                           "request_id": format!("{reference}/cancel:{}", line.line)}),
                 )
                 .await;
             let (state, error) = match released {

@@ -207,7 +207,10 @@ impl QuoteToCash {
             )
             .await;
         let payment = match authorized {
-            Ok(payment) => payment["result"]["payment_id"].as_str().unwrap_or_default().to_owned(),
+            Ok(payment) => payment["result"]["payment_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             Err(error) if !is_cancellation(&error) && error.code() == 402 => {
                 flow.publish(ctx, "problem", json!(problem_of(&error).detail));
                 compensate(flow, ctx, id, undo).await?;
@@ -382,8 +385,15 @@ async fn compensate(
         }
     }
     if undo.order {
-        transition(flow, ctx, id, "cancel", &["cancelled"]).await?;
-        done.push("order cancelled");
+        // An order past confirmation (fulfilment begun) cannot be cancelled: it is left as
+        // it is, said in the state, for a human to finish or return.
+        match transition(flow, ctx, id, "cancel", &["cancelled"]).await {
+            Ok(()) => done.push("order cancelled"),
+            Err(error) if error.code() == 409 && !is_cancellation(&error) => {
+                done.push("order left for a human");
+            }
+            Err(error) => return Err(error),
+        }
     }
     flow.publish(ctx, "compensated", json!(done));
     Ok(())

@@ -343,6 +343,20 @@ impl Api {
         decode(response).await
     }
 
+    /// Like [`Api::post`], `None` when nothing answers (a server being restarted).
+    pub async fn try_post(&self, path: &str, body: Value) -> Option<(StatusCode, Value)> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .timeout(std::time::Duration::from_secs(10))
+            .json(&body)
+            .send()
+            .await
+            .ok()?;
+        Some(decode(response).await)
+    }
+
     /// Invokes an action and returns `data`, panicking with the problem if it failed.
     pub async fn ok(&self, provider: &str, action: &str, params: Value) -> Value {
         let (status, body) = self
