@@ -420,3 +420,193 @@ async fn quote_to_cash_with_the_fake_payments_api_captures_once_fulfils_and_book
     );
     assert_eq!(available(&acme).await, "7");
 }
+
+async fn signal(
+    api: &Api,
+    workflow: &str,
+    id: &str,
+    name: &str,
+    payload: Value,
+) -> (StatusCode, Value) {
+    api.post(
+        &format!("{WORKFLOW}/signal"),
+        json!({"params": {"workflow": workflow, "id": id, "name": name, "payload": payload}}),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn procure_to_pay_receives_lots_and_a_mismatched_invoice_waits_for_a_human_before_the_payable()
+ {
+    let restate = Restate::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_with_restate(dir.path(), &restate).await;
+    restate.wait_for_workflow("ProcureToPay").await;
+    let acme = Api::new(&server, &tenant_with_key(dir.path(), "acme", "*"));
+    let globex = Api::new(&server, &tenant_with_key(dir.path(), "globex", "*"));
+    for (action, params) in [
+        (
+            "define_item",
+            json!({"item": "bolt", "name": "Bolt", "uom": "EA"}),
+        ),
+        (
+            "define_item",
+            json!({"item": "nut", "name": "Nut", "uom": "EA"}),
+        ),
+        (
+            "define_warehouse",
+            json!({"warehouse": "main", "name": "Main"}),
+        ),
+        ("define_bin", json!({"warehouse": "main", "bin": "main"})),
+    ] {
+        call(&acme, &format!("/services/inventory/{action}"), params).await;
+    }
+    let po = |id: &str| {
+        json!({"workflow": "ProcureToPay", "id": id, "input": {
+            "supplier": "acme-supply", "warehouse": "main", "currency": "EUR",
+            "lines": [{"item": "bolt", "quantity": "10", "unit_price": "2.00"},
+                      {"item": "nut", "quantity": "5", "unit_price": "1.00"}]}})
+    };
+    call(&acme, &format!("{WORKFLOW}/launch"), po("PO-1")).await;
+    state_until(
+        &acme,
+        "ProcureToPay",
+        "PO-1",
+        Duration::from_secs(20),
+        |s| s["step"] == "receipt",
+    )
+    .await;
+
+    // A malformed receipt is refused by the workflow and changes nothing; another tenant
+    // cannot reach the order at all.
+    let (status, body) = signal(
+        &acme,
+        "ProcureToPay",
+        "PO-1",
+        "receipt",
+        json!({"lines": "ten"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("params_unprocessable")
+        ),
+        "{body}"
+    );
+    let (status, _) = signal(
+        &globex,
+        "ProcureToPay",
+        "PO-1",
+        "receipt",
+        json!({"lines": []}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, body) = signal(
+        &acme,
+        "ProcureToPay",
+        "PO-1",
+        "receipt",
+        json!({"lines": [{"item": "bolt", "quantity": "10", "lot": "L-B1"},
+                         {"item": "nut", "quantity": "4", "lot": "L-N1"}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    state_until(
+        &acme,
+        "ProcureToPay",
+        "PO-1",
+        Duration::from_secs(20),
+        |s| s["step"] == "invoice",
+    )
+    .await;
+    let lot = call(&acme, "/services/inventory/lot", json!({"lot": "L-B1"})).await;
+    assert_eq!(
+        (lot["item"].as_str(), lot["quantity"].as_str()),
+        (Some("bolt"), Some("10")),
+        "{lot}"
+    );
+    assert_eq!(balance(&acme, "1300-EUR").await, "24.0000");
+    assert_eq!(balance(&acme, "2100-EUR").await, "24.0000");
+
+    // The invoice bills the bolts dearer and five nuts where four arrived: it stops for a
+    // human, with both differences in the task.
+    signal(
+        &acme,
+        "ProcureToPay",
+        "PO-1",
+        "invoice",
+        json!({"invoice_id": "INV-7", "lines": [{"item": "bolt", "quantity": "10", "unit_price": "2.10"},
+                                                  {"item": "nut", "quantity": "5", "unit_price": "1.00"}]}),
+    )
+    .await;
+    let waiting = state_until(
+        &acme,
+        "ProcureToPay",
+        "PO-1",
+        Duration::from_secs(20),
+        |s| s["waiting_for"] == "PO-1.invoice",
+    )
+    .await;
+    assert_eq!(
+        waiting["mismatches"].as_array().map(Vec::len),
+        Some(2),
+        "{waiting}"
+    );
+    let task = call(
+        &acme,
+        "/services/tasks/get",
+        json!({"task_id": "PO-1.invoice"}),
+    )
+    .await;
+    assert_eq!(task["data"]["mismatches"], waiting["mismatches"], "{task}");
+    call(
+        &acme,
+        "/services/tasks/approve",
+        json!({"task_id": "PO-1.invoice", "comment": "price rise agreed"}),
+    )
+    .await;
+    let done = ended(&acme, "ProcureToPay", "PO-1", Duration::from_secs(30)).await;
+    assert_eq!(done["output"]["outcome"], "paid_with_variance", "{done}");
+    assert_eq!(balance(&acme, "2100-EUR").await, "0.0000");
+    assert_eq!(balance(&acme, "2000-EUR").await, "26.0000");
+    assert_eq!(balance(&acme, "5100-EUR").await, "2.0000");
+
+    // The same order invoiced as received and ordered: paid with no human.
+    call(&acme, &format!("{WORKFLOW}/launch"), po("PO-2")).await;
+    state_until(
+        &acme,
+        "ProcureToPay",
+        "PO-2",
+        Duration::from_secs(20),
+        |s| s["step"] == "receipt",
+    )
+    .await;
+    signal(
+        &acme,
+        "ProcureToPay",
+        "PO-2",
+        "receipt",
+        json!({"lines": [{"item": "bolt", "quantity": "10"}, {"item": "nut", "quantity": "5"}]}),
+    )
+    .await;
+    state_until(
+        &acme,
+        "ProcureToPay",
+        "PO-2",
+        Duration::from_secs(20),
+        |s| s["step"] == "invoice",
+    )
+    .await;
+    signal(&acme, "ProcureToPay", "PO-2", "invoice",
+           json!({"invoice_id": "INV-8", "lines": [{"item": "bolt", "quantity": "10", "unit_price": "2.00"},
+                                                     {"item": "nut", "quantity": "5", "unit_price": "1.00"}]})).await;
+    let done = ended(&acme, "ProcureToPay", "PO-2", Duration::from_secs(30)).await;
+    assert_eq!(done["output"]["outcome"], "paid", "{done}");
+    assert_eq!(balance(&acme, "2000-EUR").await, "51.0000");
+    let trial = call(&acme, "/services/ledger/trial_balance", json!({})).await;
+    assert_eq!(trial["balanced"], true, "{trial}");
+}

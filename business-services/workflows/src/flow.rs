@@ -76,6 +76,29 @@ impl Flow {
         Ok(done.into_inner())
     }
 
+    /// Creates ledger account `code` unless it exists (a conflict is the account there
+    /// already), as step `account:<code>`.
+    pub(crate) async fn ensure_account(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        (code, name, kind): (&str, &str, &str),
+        currency: &str,
+    ) -> Result<(), TerminalError> {
+        let created = self
+            .step(
+                ctx,
+                &format!("account:{code}"),
+                "services/ledger",
+                "create_account",
+                json!({"code": code, "name": name, "type": kind, "currency": currency}),
+            )
+            .await;
+        match created {
+            Err(error) if error.code() == 409 && !is_cancellation(&error) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
     /// Records `field` in the published state and journals the state, so `query` shows where
     /// the instance is even while it waits.
     pub(crate) fn publish(&mut self, ctx: &WorkflowContext<'_>, field: &str, value: Value) {

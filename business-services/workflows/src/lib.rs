@@ -13,6 +13,7 @@
 
 mod approval;
 mod flow;
+mod procure_to_pay;
 mod quote_to_cash;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use serde_json::Value;
 use switchyard_client::ProviderClient;
 use switchyard_contracts::TenantId;
 
+pub use procure_to_pay::ProcureToPay;
 pub use quote_to_cash::QuoteToCash;
 
 /// Makes the client a flow of `tenant` acts through: in `serve`, the runtime's in-process
@@ -33,7 +35,10 @@ pub type Clients = Arc<dyn Fn(TenantId, &'static str) -> Arc<dyn ProviderClient>
 /// The Restate endpoint serving every workflow definition, for `serve` to listen with and
 /// register at the Restate server.
 pub fn endpoint(clients: Clients) -> Endpoint {
-    Endpoint::builder().bind(QuoteToCash::new(clients)).build()
+    Endpoint::builder()
+        .bind(QuoteToCash::new(clients.clone()))
+        .bind(ProcureToPay::new(clients))
+        .build()
 }
 
 /// The tenant and the tenant's own id of an instance key.
@@ -52,6 +57,30 @@ pub struct Signal {
     pub name: String,
     #[serde(default)]
     pub payload: Value,
+}
+
+impl Signal {
+    fn parse(signal: Json<Value>) -> Result<Signal, TerminalError> {
+        serde_json::from_value(signal.into_inner())
+            .map_err(|e| TerminalError::new_with_code(400, format!("signal: {e}")))
+    }
+
+    /// Resolves the durable promise the signal names, unless it was resolved before: the
+    /// first value wins, a second signal changes nothing.
+    async fn resolve(self, ctx: &SharedWorkflowContext<'_>) -> Result<(), HandlerError> {
+        if ctx.peek_promise::<Json<Value>>(&self.name).await?.is_none() {
+            ctx.resolve_promise(&self.name, Json(self.payload));
+        }
+        Ok(())
+    }
+}
+
+/// What a flow published (`state`), for its shared `state` handler.
+async fn published(ctx: &SharedWorkflowContext<'_>) -> Result<Json<Value>, HandlerError> {
+    Ok(ctx
+        .get::<Json<Value>>("state")
+        .await?
+        .unwrap_or_else(|| Json(Value::Object(Default::default()))))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use switchyard_service_kit::{Money, Sign};
 
 use crate::approval::{self, Request};
 use crate::flow::{Flow, is_cancellation, problem_of};
-use crate::{Clients, Signal, tenant_of};
+use crate::{Clients, Signal, published, tenant_of};
 
 const ORDERS: &str = "services/orders";
 const LEDGER: &str = "services/ledger";
@@ -116,25 +116,13 @@ impl QuoteToCash {
         ctx: SharedWorkflowContext<'_>,
         signal: Json<Value>,
     ) -> Result<(), HandlerError> {
-        let signal: Signal = serde_json::from_value(signal.into_inner())
-            .map_err(|e| TerminalError::new_with_code(400, format!("signal: {e}")))?;
-        if ctx
-            .peek_promise::<Json<Value>>(&signal.name)
-            .await?
-            .is_none()
-        {
-            ctx.resolve_promise(&signal.name, Json(signal.payload));
-        }
-        Ok(())
+        Signal::parse(signal)?.resolve(&ctx).await
     }
 
     /// What the flow published: its current step and, once over, its outcome.
     #[handler]
     async fn state(&self, ctx: SharedWorkflowContext<'_>) -> Result<Json<Value>, HandlerError> {
-        Ok(ctx
-            .get::<Json<Value>>("state")
-            .await?
-            .unwrap_or_else(|| Json(json!({}))))
+        published(&ctx).await
     }
 }
 
@@ -303,21 +291,13 @@ async fn book_cash(
     currency: &str,
     at: &str,
 ) -> Result<(), TerminalError> {
-    let created = flow
-        .step(
-            ctx,
-            "cash:account",
-            LEDGER,
-            "create_account",
-            json!({"code": format!("{CASH}-{currency}"), "name": format!("Cash ({currency})"),
-                   "type": "asset", "currency": currency}),
-        )
-        .await;
-    match created {
-        Ok(_) => {}
-        Err(error) if error.code() == 409 && !is_cancellation(&error) => {}
-        Err(error) => return Err(error),
-    }
+    let cash = format!("{CASH}-{currency}");
+    flow.ensure_account(
+        ctx,
+        (&cash, &format!("Cash ({currency})"), "asset"),
+        currency,
+    )
+    .await?;
     flow.step(
         ctx,
         "cash",

@@ -325,6 +325,17 @@ impl Engine for RestateWorkflow {
         let url = self.ingress(&p.workflow, &p.id, "signal");
         let body = json!({"name": p.name, "payload": p.payload});
         let (status, answer) = self.restate.send(Method::POST, &url, Some(&body)).await?;
+        if status.is_client_error() {
+            // The workflow refused the payload (its `signal` handler checks what it waits for).
+            let detail = answer["message"].as_str().unwrap_or("refused");
+            return Err(ProviderError::new(
+                ErrorCode::ParamsUnprocessable,
+                format!(
+                    "workflow {} refused signal {}: {detail}",
+                    p.workflow, p.name
+                ),
+            ));
+        }
         if !status.is_success() {
             return Err(upstream(status, &answer));
         }
