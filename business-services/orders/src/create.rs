@@ -96,7 +96,7 @@ impl Orders<'_> {
                         &problem.detail,
                     )])
                 } else {
-                    Problem::new(problem.code, detail)
+                    Problem::new(problem.code, detail).with_retryable(problem.retryable)
                 });
             }
             reserved.push((n, line));
