@@ -35,6 +35,7 @@ mod load;
 mod plot;
 mod procs;
 mod suites;
+mod workflow;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -46,7 +47,7 @@ use serde_json::{Value, json};
 pub use load::LoadResult;
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "gateway",
     "inprocess",
     "memory",
@@ -56,12 +57,13 @@ const SCENARIOS: [&str; 9] = [
     "trace",
     "integration",
     "ai",
+    "workflow",
 ];
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Comma-separated subset of: gateway, inprocess, memory, startup, policy, ledger, trace,
-    /// integration, ai.
+    /// integration, ai, workflow.
     #[arg(long, value_delimiter = ',', default_values_t = SCENARIOS.map(String::from))]
     scenarios: Vec<String>,
     /// A tiny run (1 s per load target, few tenants, 1 s ledger; no lot trace unless named):
@@ -96,6 +98,13 @@ pub struct BenchArgs {
     /// when it is absent LiteLLM is reported as skipped.
     #[arg(long, default_value = "target/tools/litellm-venv/bin/litellm")]
     litellm: PathBuf,
+    /// The Restate server of the workflow scenario (`scripts/bench` installs it there); when
+    /// it is absent the scenario is reported as skipped.
+    #[arg(
+        long,
+        default_value = "target/tools/restate/node_modules/@restatedev/restate-server-linux-x64/bin/restate-server"
+    )]
+    restate_server: PathBuf,
 }
 
 /// What one scenario measured, or why it did not run.
@@ -192,6 +201,14 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
         };
         results.insert("ai".into(), tokio.block_on(ai::ai(&settings, &sources))?);
     }
+    if wants("workflow") {
+        let outcome = tokio.block_on(workflow::workflow(
+            &settings,
+            &args.restate_server,
+            args.quick,
+        ))?;
+        results.insert("workflow".into(), outcome.into_json());
+    }
     // One table block per number of connections, the targets in order within it.
     loads.sort_by_key(|load| args.concurrency.iter().position(|&c| c == load.connections));
     let mut goals = goals::goals(&loads, &args.concurrency);
@@ -206,6 +223,9 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
     }
     if let Some(figures) = results.get("ai") {
         goals.extend(ai::ai_goals(figures));
+    }
+    if let Some(figures) = results.get("workflow") {
+        goals.extend(workflow::workflow_goals(figures));
     }
     let report = json!({
         "settings": {

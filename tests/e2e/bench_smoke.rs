@@ -296,3 +296,46 @@ fn a_quick_ai_bench_run_measures_the_gateway_beside_the_bare_upstream_and_report
     let svg = std::fs::read_to_string(out.path().join("ai.svg")).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
 }
+
+/// `switchyard bench --quick --scenarios workflow`: a Restate server and `serve` start, the
+/// step probe runs through the gateway, and the table reports the durable step beside the
+/// direct call against the 20 ms goal.
+#[test]
+fn a_quick_workflow_bench_times_durable_steps_beside_direct_calls() {
+    let out = tempfile::tempdir().unwrap();
+    let restate = std::env::var("SWITCHYARD_TEST_RESTATE_SERVER")
+        .expect("SWITCHYARD_TEST_RESTATE_SERVER (scripts/test installs restate-server)");
+    let run = Command::new(BIN)
+        .args([
+            "bench",
+            "--quick",
+            "--scenarios",
+            "workflow",
+            "--restate-server",
+            &restate,
+            "--out",
+        ])
+        .arg(out.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("switchyard bench runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("one durable step"), "{stdout}");
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("results.json")).unwrap()).unwrap();
+    let figures = &results["other"]["workflow"];
+    assert_eq!(figures["steps"], 20, "{figures}");
+    assert!(
+        figures["durable_ms"]["p99"].as_f64().unwrap() > 0.0,
+        "{figures}"
+    );
+    assert!(
+        figures["direct_ms"]["p50"].as_f64().unwrap() > 0.0,
+        "{figures}"
+    );
+}

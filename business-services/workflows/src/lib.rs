@@ -13,6 +13,7 @@
 
 mod approval;
 mod flow;
+mod probe;
 mod procure_to_pay;
 mod quote_to_cash;
 
@@ -25,6 +26,7 @@ use serde_json::Value;
 use switchyard_client::ProviderClient;
 use switchyard_contracts::TenantId;
 
+pub use probe::StepProbe;
 pub use procure_to_pay::ProcureToPay;
 pub use quote_to_cash::QuoteToCash;
 
@@ -37,7 +39,8 @@ pub type Clients = Arc<dyn Fn(TenantId, &'static str) -> Arc<dyn ProviderClient>
 pub fn endpoint(clients: Clients) -> Endpoint {
     Endpoint::builder()
         .bind(QuoteToCash::new(clients.clone()))
-        .bind(ProcureToPay::new(clients))
+        .bind(ProcureToPay::new(clients.clone()))
+        .bind(StepProbe::new(clients))
         .build()
 }
 
