@@ -19,7 +19,7 @@ use crate::descriptor::{ActionDescriptor, ProviderDescriptor, ServiceDescriptor}
 use crate::schema::Compiled;
 
 /// Major.minor of the HTTP contract. Additive changes bump minor; anything else bumps major.
-pub const CONTRACT_VERSION: &str = "1.8.0";
+pub const CONTRACT_VERSION: &str = "1.9.0";
 
 /// Schemas shared by every route, keyed by component name. Some refer to others (an
 /// `InvokeResponse`'s `meta` is a `ResponseMeta`), always by their whole name: client generators
