@@ -610,3 +610,103 @@ async fn procure_to_pay_receives_lots_and_a_mismatched_invoice_waits_for_a_human
     let trial = call(&acme, "/services/ledger/trial_balance", json!({})).await;
     assert_eq!(trial["balanced"], true, "{trial}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_posting_above_the_four_eyes_threshold_is_posted_once_an_approver_decides_its_task() {
+    let restate = Restate::start();
+    let dir = tempfile::tempdir().unwrap();
+    let idp = common::Idp::start();
+    let bundle = common::policy_bundle(dir.path(), "four-eyes");
+    let config = common::write_config(
+        dir.path(),
+        &format!(
+            "[policy]\nbundle = \"{}\"\n{}",
+            bundle.display(),
+            idp.oidc_config()
+        ),
+    );
+    let mut env = restate.env();
+    let server = Server::start_with_env(dir.path(), &["--config", &config], &mut env);
+    restate.wait_for_workflow("JournalApproval").await;
+    let admin = Api::new(&server, &tenant_with_key(dir.path(), "acme", "*"));
+    let developer = Api::new(
+        &server,
+        &idp.token("dev", "acme", "read invoke", &["developer"]),
+    );
+    let approver = Api::new(
+        &server,
+        &idp.token("ann", "acme", "read invoke", &["approver"]),
+    );
+    for (code, name, kind) in [("1000", "Cash", "asset"), ("4000", "Sales", "income")] {
+        call(
+            &admin,
+            "/services/ledger/create_account",
+            json!({"code": code, "name": name, "type": kind, "currency": "EUR"}),
+        )
+        .await;
+    }
+    let journal = json!({"posting_time": "2026-03-01T09:00:00Z", "memo": "large sale",
+                         "lines": [{"account": "1000", "debit": "20000.00", "currency": "EUR"},
+                                   {"account": "4000", "credit": "20000.00", "currency": "EUR"}]});
+
+    // Straight to the ledger, the developer is refused by the four-eyes rule.
+    let mut direct = journal.clone();
+    direct["journal_id"] = json!("J-BIG");
+    let (status, body) = developer
+        .post("/services/ledger/post_journal", json!({"params": direct}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("policy_denied")),
+        "{body}"
+    );
+
+    // Through the workflow: a task an approver decides, then the posting.
+    call(
+        &developer,
+        &format!("{WORKFLOW}/launch"),
+        json!({"workflow": "JournalApproval", "id": "J-BIG", "input": {"journal": journal}}),
+    )
+    .await;
+    state_until(
+        &developer,
+        "JournalApproval",
+        "J-BIG",
+        Duration::from_secs(20),
+        |s| s["waiting_for"] == "J-BIG.approval",
+    )
+    .await;
+    let (status, body) = developer
+        .post(
+            "/services/tasks/approve",
+            json!({"params": {"task_id": "J-BIG.approval"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    call(
+        &approver,
+        "/services/tasks/approve",
+        json!({"task_id": "J-BIG.approval"}),
+    )
+    .await;
+    let done = ended(
+        &developer,
+        "JournalApproval",
+        "J-BIG",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(done["output"]["outcome"], "posted", "{done}");
+    assert_eq!(
+        done["state"]["approval"]["decided_by"], "oidc:ann",
+        "{done}"
+    );
+    let posted = call(
+        &admin,
+        "/services/ledger/get_journal",
+        json!({"journal_id": "J-BIG"}),
+    )
+    .await;
+    assert_eq!(posted["journal_id"], "J-BIG", "{posted}");
+    assert_eq!(balance(&admin, "1000").await, "20000.0000");
+}

@@ -13,6 +13,7 @@
 
 mod approval;
 mod flow;
+mod journal_approval;
 mod probe;
 mod procure_to_pay;
 mod quote_to_cash;
@@ -26,6 +27,7 @@ use serde_json::Value;
 use switchyard_client::ProviderClient;
 use switchyard_contracts::TenantId;
 
+pub use journal_approval::JournalApproval;
 pub use probe::StepProbe;
 pub use procure_to_pay::ProcureToPay;
 pub use quote_to_cash::QuoteToCash;
@@ -40,6 +42,7 @@ pub fn endpoint(clients: Clients) -> Endpoint {
     Endpoint::builder()
         .bind(QuoteToCash::new(clients.clone()))
         .bind(ProcureToPay::new(clients.clone()))
+        .bind(JournalApproval::new(clients.clone()))
         .bind(StepProbe::new(clients))
         .build()
 }
