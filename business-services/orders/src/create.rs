@@ -290,8 +290,9 @@ fn validate(p: &CreateParams) -> Result<(String, Money), Problem> {
     Ok((first.currency.clone(), total))
 }
 
-/// Gives back what a failed create had reserved. Best effort: a release that fails here
-/// leaves stock reserved under the order's reference for an operator to release.
+/// Gives back what a failed create had reserved. A release refused as retryable (the
+/// stock's stream busy) is sent again a few times, with the same request id; one that still
+/// fails leaves stock reserved under the order's reference for an operator to release.
 async fn release_all(
     client: &dyn ProviderClient,
     (warehouse, bin): (&str, &str),
@@ -300,15 +301,16 @@ async fn release_all(
     lines: &[(usize, &LineIn)],
 ) {
     for (n, line) in lines {
-        let _ = client
-            .invoke(
-                INVENTORY,
-                "release",
-                json!({"item": line.item, "warehouse": warehouse, "bin": bin,
-                       "quantity": line.quantity, "reference": reference,
-                       "request_id": format!("{attempt}/release:{n}")}),
-            )
-            .await;
+        let params = json!({"item": line.item, "warehouse": warehouse, "bin": bin,
+                            "quantity": line.quantity, "reference": reference,
+                            "request_id": format!("{attempt}/release:{n}")});
+        for pause in [0, 20, 50, 100, 200, 400] {
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            match client.invoke(INVENTORY, "release", params.clone()).await {
+                Err(problem) if problem.retryable => continue,
+                _ => break,
+            }
+        }
     }
 }
 

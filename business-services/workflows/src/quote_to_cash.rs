@@ -281,6 +281,64 @@ async fn transition(
     }
 }
 
+/// Cancels the order until its stock is back. The orders service answers a cancel whose
+/// release failed (the stock's stream busy) with that release step failed, and releases the
+/// rest when cancelled again; so the cancel is repeated, after a durable pause, until no
+/// release is left failed.
+async fn cancel_order(
+    flow: &mut Flow,
+    ctx: &WorkflowContext<'_>,
+    id: &str,
+) -> Result<(), TerminalError> {
+    for round in 0..20_u64 {
+        let name = if round == 0 {
+            "cancel".to_owned()
+        } else {
+            format!("cancel:{round}")
+        };
+        let order = match flow
+            .step(ctx, &name, ORDERS, "cancel", json!({"order_id": id}))
+            .await
+        {
+            Ok(order) => order,
+            // Cancelled by an earlier run of this step, its releases done (else the cancel
+            // would have gone on releasing): read it to be sure.
+            Err(error) if error.code() == 409 && !is_cancellation(&error) => {
+                let order = flow
+                    .step(
+                        ctx,
+                        &format!("{name}:check"),
+                        ORDERS,
+                        "get",
+                        json!({"order_id": id}),
+                    )
+                    .await?;
+                if order["status"] != "cancelled" {
+                    return Err(error);
+                }
+                order
+            }
+            Err(error) => return Err(error),
+        };
+        let unreleased = order["steps"].as_array().is_some_and(|steps| {
+            steps.iter().any(|step| {
+                step["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("release:"))
+                    && step["status"] == "failed"
+            })
+        });
+        if !unreleased {
+            return Ok(());
+        }
+        ctx.sleep(Duration::from_millis(100 * (round + 1))).await?;
+    }
+    Err(TerminalError::new_with_code(
+        409,
+        format!("order {id}: its stock could not be released; cancel it again"),
+    ))
+}
+
 /// Cash received against the receivable: journal `q2c/<order>/cash`, whose id makes a second
 /// posting of the same content a replay.
 async fn book_cash(
@@ -367,7 +425,7 @@ async fn compensate(
     if undo.order {
         // An order past confirmation (fulfilment begun) cannot be cancelled: it is left as
         // it is, said in the state, for a human to finish or return.
-        match transition(flow, ctx, id, "cancel", &["cancelled"]).await {
+        match cancel_order(flow, ctx, id).await {
             Ok(()) => done.push("order cancelled"),
             Err(error) if error.code() == 409 && !is_cancellation(&error) => {
                 done.push("order left for a human");
