@@ -29,6 +29,9 @@ pub struct EndpointSettings {
     /// `SWITCHYARD_RESTATE_ENDPOINT_URL`: the address the server calls, e.g. a Service's
     /// name in a cluster; by default `http://` and the address bound.
     pub advertised: Option<String>,
+    /// `SWITCHYARD_WORKFLOWS_BUS`: where the flows publish their events; by default the
+    /// orders' bus (`SWITCHYARD_ORDERS_BUS`), else `bus/embedded`.
+    pub bus: String,
 }
 
 impl EndpointSettings {
@@ -46,6 +49,9 @@ impl EndpointSettings {
             urls,
             listen,
             advertised: std::env::var("SWITCHYARD_RESTATE_ENDPOINT_URL").ok(),
+            bus: std::env::var("SWITCHYARD_WORKFLOWS_BUS")
+                .or_else(|_| std::env::var("SWITCHYARD_ORDERS_BUS"))
+                .unwrap_or_else(|_| "bus/embedded".into()),
         }))
     }
 }
@@ -61,7 +67,10 @@ pub async fn host(runtime: Arc<Runtime>, settings: EndpointSettings) -> Result<S
     let clients: Clients = Arc::new(move |tenant, subject| {
         Arc::new(RuntimeClient::new(runtime.clone(), tenant, subject)) as Arc<dyn ProviderClient>
     });
-    tokio::spawn(HttpServer::new(switchyard_workflows::endpoint(clients)).serve(listener));
+    let flows = switchyard_workflows::Settings {
+        bus: settings.bus.clone(),
+    };
+    tokio::spawn(HttpServer::new(switchyard_workflows::endpoint(clients, flows)).serve(listener));
     let uri = settings
         .advertised
         .clone()

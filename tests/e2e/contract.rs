@@ -151,6 +151,7 @@ fn the_asyncapi_business_events_are_exactly_the_ones_the_services_emit() {
         .into_iter()
         .chain(switchyard_inventory::EVENT_TYPES)
         .chain(switchyard_orders::EVENT_TYPES)
+        .chain(switchyard_workflows::EVENT_TYPES)
         .collect();
     described.sort_unstable();
     emitted.sort_unstable();

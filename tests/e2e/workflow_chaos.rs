@@ -5,7 +5,7 @@
 //! twice. The suite runs a short version (`SWITCHYARD_CHAOS_RUNS`, default 24 per victim);
 //! `scripts/chaos-workflows` runs 200 of each.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -162,10 +162,15 @@ async fn chaos(victim: Victim) {
     // each unfinished run was at.
     let mut kills = 0;
     let mut cut_at: BTreeMap<String, usize> = BTreeMap::new();
-    let mut cut: std::collections::BTreeSet<String> = Default::default();
+    let mut cut: BTreeSet<String> = BTreeSet::new();
     let chaos_until = Instant::now() + Duration::from_secs(120);
     loop {
-        tokio::time::sleep(Duration::from_millis(100 + dice.next(400))).await;
+        // Restate takes longer to come back than `serve`: killed as often, no run would move.
+        let pause = match victim {
+            Victim::Serve => 100 + dice.next(400),
+            Victim::Restate => 400 + dice.next(800),
+        };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
         let (mut launched, mut running) = (0, 0);
         for (id, _, _) in &plan {
             let Some(q) = query(&acme, id).await else {
@@ -271,12 +276,35 @@ async fn chaos(victim: Victim) {
     );
     let trial = call(&acme, "/services/ledger/trial_balance", json!({})).await;
     assert_eq!(trial["balanced"], true, "{trial}");
+    // One invoice per completed run on the bus, once its duplicates (a publish run again
+    // after a cut) are dropped by event id as a consumer does.
+    let (mut invoices, mut published, mut offset) = (BTreeSet::new(), 0, 0);
+    loop {
+        let polled = call(
+            &acme,
+            "/providers/bus/embedded/poll",
+            json!({"topic": "billing", "group": "chaos", "offset": offset, "max_records": 1000}),
+        )
+        .await;
+        let records = polled["records"].as_array().cloned().unwrap_or_default();
+        if records.is_empty() {
+            break;
+        }
+        for record in &records {
+            published += 1;
+            invoices.insert(record["headers"]["ce_id"].as_str().unwrap_or("").to_owned());
+        }
+        offset = polled["next_offset"].as_i64().unwrap();
+    }
+    let completed = outcomes.get("completed").copied().unwrap_or(0);
+    assert_eq!(invoices.len(), completed, "seed {seed}");
     eprintln!(
         "workflow chaos ({victim:?} SIGKILLed): {runs} runs, {kills} kills, {} runs cut at least once, cuts by step {cut_at:?}; \
          outcomes {outcomes:?}; {completed_qty} sheets issued, stock {on_hand} = 1000 received - \
          {completed_qty} issued; cash and revenue {total} EUR each, trial balance zero; \
-         every completed run captured once (seed {seed})",
-        cut.len()
+         every completed run captured once; {} invoices on the bus, {published} published (seed {seed})",
+        cut.len(),
+        invoices.len()
     );
 }
 

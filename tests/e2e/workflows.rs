@@ -402,6 +402,25 @@ async fn quote_to_cash_with_the_fake_payments_api_captures_once_fulfils_and_book
     assert_eq!(balance(&acme, "1100-EUR").await, "0.0000");
     let trial = call(&acme, "/services/ledger/trial_balance", json!({})).await;
     assert_eq!(trial["balanced"], true, "{trial}");
+    // The invoice reached the tenant's bus as a CloudEvent.
+    let polled = call(
+        &acme,
+        "/providers/bus/embedded/poll",
+        json!({"topic": "billing", "group": "test"}),
+    )
+    .await;
+    let records = polled["records"].as_array().expect("records");
+    assert_eq!(records.len(), 1, "{polled}");
+    assert_eq!(
+        records[0]["headers"]["ce_type"], "billing.invoice.issued",
+        "{polled}"
+    );
+    assert_eq!(records[0]["payload"]["invoice_id"], "INV-SO-10", "{polled}");
+    assert_eq!(
+        records[0]["payload"]["payment_id"],
+        json!(payment),
+        "{polled}"
+    );
 
     // A declined card: the order is cancelled and its stock released; nothing was captured.
     call(

@@ -54,14 +54,15 @@ impl Flow {
         &self,
         ctx: &WorkflowContext<'_>,
         name: &str,
-        provider: &'static str,
-        action: &'static str,
+        provider: &str,
+        action: &str,
         params: Value,
     ) -> Result<Value, TerminalError> {
         let client = self.client.clone();
+        let (provider, action) = (provider.to_owned(), action.to_owned());
         let done = ctx
             .run(|| async move {
-                match client.invoke(provider, action, params).await {
+                match client.invoke(&provider, &action, params).await {
                     Ok(value) => Ok(Json(value)),
                     Err(problem) if problem.retryable => Err(HandlerError::from(format!(
                         "{provider}/{action}: {} ({})",

@@ -32,15 +32,26 @@ pub use probe::StepProbe;
 pub use procure_to_pay::ProcureToPay;
 pub use quote_to_cash::QuoteToCash;
 
+/// The events the workflows publish (`asyncapi/business-events.json`).
+pub const INVOICE_ISSUED: &str = "billing.invoice.issued";
+pub const EVENT_TYPES: [&str; 1] = [INVOICE_ISSUED];
+
+/// What the flows are configured with beside their clients.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The bus provider the flows publish their events to (`bus/embedded`, `bus/kafka`).
+    pub bus: String,
+}
+
 /// Makes the client a flow of `tenant` acts through: in `serve`, the runtime's in-process
 /// client bound to that tenant, with subject `workflow:<name>`.
 pub type Clients = Arc<dyn Fn(TenantId, &'static str) -> Arc<dyn ProviderClient> + Send + Sync>;
 
 /// The Restate endpoint serving every workflow definition, for `serve` to listen with and
 /// register at the Restate server.
-pub fn endpoint(clients: Clients) -> Endpoint {
+pub fn endpoint(clients: Clients, settings: Settings) -> Endpoint {
     Endpoint::builder()
-        .bind(QuoteToCash::new(clients.clone()))
+        .bind(QuoteToCash::new(clients.clone(), settings))
         .bind(ProcureToPay::new(clients.clone()))
         .bind(JournalApproval::new(clients.clone()))
         .bind(StepProbe::new(clients))

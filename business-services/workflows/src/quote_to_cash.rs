@@ -11,13 +11,17 @@ use std::time::Duration;
 use restate_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use switchyard_contracts::{Event, TenantId};
 use switchyard_service_kit::{Money, Sign};
 
 use crate::approval::{self, Request};
 use crate::flow::{Flow, is_cancellation, problem_of};
-use crate::{Clients, Signal, published, tenant_of};
+use crate::{Clients, INVOICE_ISSUED, Settings, Signal, published, tenant_of};
 
 const ORDERS: &str = "services/orders";
+/// Where the invoice event goes, and what it names as its source.
+const TOPIC: &str = "billing";
+const SOURCE: &str = "/workflows/QuoteToCash";
 const LEDGER: &str = "services/ledger";
 const PAYMENTS: &str = "integration/payments";
 /// The cash account the capture is booked to (per currency, like the orders service's
@@ -60,11 +64,12 @@ struct Undo {
 
 pub struct QuoteToCash {
     clients: Clients,
+    settings: Settings,
 }
 
 impl QuoteToCash {
-    pub fn new(clients: Clients) -> Self {
-        QuoteToCash { clients }
+    pub fn new(clients: Clients, settings: Settings) -> Self {
+        QuoteToCash { clients, settings }
     }
 }
 
@@ -82,12 +87,15 @@ impl QuoteToCash {
         let key = ctx.key().to_owned();
         let (tenant, id) = tenant_of(&key)?;
         let id = id.to_owned();
-        let mut flow = Flow::new((self.clients)(tenant, "workflow:QuoteToCash"), key.clone());
+        let mut flow = Flow::new(
+            (self.clients)(tenant.clone(), "workflow:QuoteToCash"),
+            key.clone(),
+        );
         let input: Input = serde_json::from_value(input.into_inner())
             .map_err(|e| TerminalError::new_with_code(400, format!("QuoteToCash input: {e}")))?;
         let mut undo = Undo::default();
         let outcome = match self
-            .forward(&mut flow, &mut ctx, &id, &input, &mut undo)
+            .forward(&mut flow, &mut ctx, (&tenant, &id), &input, &mut undo)
             .await
         {
             Ok(outcome) => outcome,
@@ -127,13 +135,36 @@ impl QuoteToCash {
 }
 
 impl QuoteToCash {
+    /// Publishes `billing.invoice.issued` to the tenant's bus. The event's id is the order's
+    /// (`invoice:<order>`), so a step run again after a crash publishes the same event, which
+    /// consumers dedupe.
+    async fn issue_invoice(
+        &self,
+        flow: &mut Flow,
+        ctx: &WorkflowContext<'_>,
+        tenant: &TenantId,
+        id: &str,
+        invoice: &Value,
+    ) -> Result<(), TerminalError> {
+        let mut event = Event::new(INVOICE_ISSUED, SOURCE, TOPIC, invoice.clone())
+            .with_id(format!("invoice:{id}"))
+            .with_key(id)
+            .with_subject(id);
+        event.time = invoice["issued_at"].as_str().unwrap_or_default().to_owned();
+        let bus = self.settings.bus.clone();
+        let message = json!({"topic": TOPIC, "messages": [{
+            "key": id, "headers": event.headers(tenant), "payload": event.data}]});
+        flow.step(ctx, "invoice", &bus, "publish", message).await?;
+        Ok(())
+    }
+
     /// The steps up to the cash; `Ok` with a non-completed outcome when a human or the bank
     /// said no (after compensating), `Err` when a step failed or the flow was cancelled.
     async fn forward(
         &self,
         flow: &mut Flow,
         ctx: &mut WorkflowContext<'_>,
-        id: &str,
+        (tenant, id): (&TenantId, &str),
         input: &Input,
         undo: &mut Undo,
     ) -> Result<String, TerminalError> {
@@ -241,6 +272,14 @@ impl QuoteToCash {
 
         flow.publish(ctx, "step", json!("cash"));
         book_cash(flow, ctx, id, &total, &currency, &started).await?;
+
+        flow.publish(ctx, "step", json!("invoice"));
+        let invoice = json!({"invoice_id": format!("INV-{id}"), "order_id": id,
+                             "customer": input.customer, "currency": currency, "total": total,
+                             "payment_id": payment, "journal_id": format!("q2c/{id}/cash"),
+                             "issued_at": started});
+        self.issue_invoice(flow, ctx, tenant, id, &invoice).await?;
+        flow.publish(ctx, "invoice", invoice);
         flow.publish(ctx, "step", json!("done"));
         Ok("completed".into())
     }
