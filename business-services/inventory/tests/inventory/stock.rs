@@ -11,7 +11,59 @@ on_both_engines!(
     refused_movements_change_nothing,
     master_data_is_checked_and_units_never_change,
     tenants_see_nothing_of_each_other,
+    a_request_id_moves_stock_once_however_often_sent,
 );
+
+/// A saga step retried after a crash sends its request again with the same `request_id`:
+/// the stock moves once and the answer is the first one, a new lot included.
+async fn a_request_id_moves_stock_once_however_often_sent(engine: Engine) {
+    let platform = Platform::new(engine).await;
+    let acme = platform.tenant("acme");
+    acme.basics().await;
+    let receive = json!({"item": "paper", "warehouse": "main", "bin": "A1", "quantity": "10",
+                         "unit_cost": "2", "lot": {"lot": "L-1"}, "request_id": "po:1/receive:0"});
+    let first = acme.ok("receive", receive.clone()).await;
+    let again = acme.ok("receive", receive).await;
+    assert_eq!(first, again);
+    for (action, extra) in [
+        ("reserve", json!({"request_id": "so:1/reserve:0"})),
+        ("release", json!({"request_id": "so:1/release:0"})),
+        ("reserve", json!({"request_id": "so:2/reserve:0"})),
+        (
+            "issue",
+            json!({"request_id": "so:2/issue:0", "from_reserved": true}),
+        ),
+    ] {
+        let mut params = json!({"item": "paper", "warehouse": "main", "bin": "A1", "lot": "L-1",
+                                "quantity": "3"});
+        params
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let first = acme.ok(action, params.clone()).await;
+        assert_eq!(acme.ok(action, params).await, first, "{action}");
+    }
+    // Received 10 once, reserved 3 and released them, reserved 3 and issued them: 7 left.
+    assert_eq!(
+        acme.bin("paper", "main", "A1", Some("L-1")).await,
+        ["7", "0", "7"]
+    );
+    acme.assert_replays().await;
+    // Another tenant's same request id is its own request.
+    let globex = platform.tenant("globex");
+    globex.basics().await;
+    globex
+        .ok(
+            "receive",
+            json!({"item": "paper", "warehouse": "main", "bin": "A1", "quantity": "4",
+                   "unit_cost": "2", "request_id": "po:1/receive:0"}),
+        )
+        .await;
+    assert_eq!(
+        globex.bin("paper", "main", "A1", None).await,
+        ["4", "0", "4"]
+    );
+}
 
 async fn movements_keep_the_snapshot_and_the_moving_average(engine: Engine) {
     let platform = Platform::new(engine).await;
