@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use restate_sdk::http_server::HttpServer;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use switchyard_client::ProviderClient;
 use switchyard_provider_workflow::RestateUrls;
@@ -70,7 +70,10 @@ pub async fn host(runtime: Arc<Runtime>, settings: EndpointSettings) -> Result<S
     let flows = switchyard_workflows::Settings {
         bus: settings.bus.clone(),
     };
-    tokio::spawn(HttpServer::new(switchyard_workflows::endpoint(clients, flows)).serve(listener));
+    tokio::spawn(serve_endpoint(
+        listener,
+        switchyard_workflows::endpoint(clients, flows),
+    ));
     let uri = settings
         .advertised
         .clone()
@@ -78,6 +81,35 @@ pub async fn host(runtime: Arc<Runtime>, settings: EndpointSettings) -> Result<S
     tracing::info!(%bound, %uri, "workflow endpoint listening");
     tokio::spawn(register(settings.urls.admin.clone(), uri));
     Ok(bound)
+}
+
+/// Serves the endpoint to the Restate server over HTTP/2, like the SDK's own `HttpServer`
+/// but with TCP_NODELAY: a journal entry is one small frame each way, and without it Nagle's
+/// algorithm held the first step's frame of every instance until a delayed ACK (48 ms, where
+/// the other steps took 1 ms; docs/performance.md).
+async fn serve_endpoint(listener: TcpListener, endpoint: restate_sdk::endpoint::Endpoint) {
+    let service = restate_sdk::hyper::HyperEndpoint::new(endpoint);
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "workflow endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::warn!(error = %e, "workflow endpoint: TCP_NODELAY not set");
+        }
+        let service = service.clone();
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!(%remote, error = %e, "workflow endpoint: connection ended");
+            }
+        });
+    }
 }
 
 /// Registers `uri` as a deployment, forcing over an earlier registration of the same
