@@ -25,7 +25,8 @@ impl ServiceSettings {
     /// books and carried to the bus by the hosted relay (or `switchyard relay`). The same for
     /// `INVENTORY` and `ORDERS`, which also take `_WEBHOOK` (an endpoint of the tenant's
     /// `integration/webhook`) and `_AI` (default `ai/local`). `SWITCHYARD_TASKS_DB` holds the
-    /// task inbox, and `SWITCHYARD_TASKS_WORKFLOW` (default `workflow/restate`) is signalled
+    /// task inbox (by default where the orders are, so a cluster that put its orders on
+    /// db/postgres has its tasks there too), and `SWITCHYARD_TASKS_WORKFLOW` (default `workflow/restate`) is signalled
     /// its decisions.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok();
@@ -46,7 +47,7 @@ impl ServiceSettings {
                 ai: Some(var("SWITCHYARD_ORDERS_AI").unwrap_or_else(|| "ai/local".into())),
             },
             tasks: TasksSettings {
-                db: db("SWITCHYARD_TASKS_DB"),
+                db: var("SWITCHYARD_TASKS_DB").unwrap_or_else(|| db("SWITCHYARD_ORDERS_DB")),
                 workflow: var("SWITCHYARD_TASKS_WORKFLOW")
                     .unwrap_or_else(|| switchyard_tasks::WORKFLOW.into()),
             },

@@ -16,6 +16,7 @@ pub const SECRET_FIELDS: &[&str] = &[
     "client_secret",
     "webhook_secret",
     "secret_access_key",
+    "secret_key",
     "token",
     "access_token",
     "refresh_token",
