@@ -212,10 +212,11 @@ pub async fn state_until(
     }
 }
 
+/// An order of 25.00, with no threshold of its own: the tenant's config sets one (10).
 fn above_ten(sla_ms: u64) -> Value {
     json!({"customer": "globex", "warehouse": "main",
            "lines": [{"item": "sheet", "quantity": "2", "unit_price": "12.50", "currency": "EUR"}],
-           "payment_method": "pm_card_visa", "approval_above": "10", "approval_sla_ms": sla_ms})
+           "payment_method": "pm_card_visa", "approval_sla_ms": sla_ms})
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -226,6 +227,14 @@ async fn an_approval_task_escalates_past_its_sla_and_cancelling_the_flow_undoes_
     let acme = Api::new(&server, &tenant_with_key(dir.path(), "acme", "*"));
     let globex = Api::new(&server, &tenant_with_key(dir.path(), "globex", "*"));
     stock_up(&acme).await;
+    // The threshold is the tenant admin's, in the config: a launch cannot leave it out.
+    let (status, body) = acme
+        .post(
+            "/providers/workflow/restate/configure",
+            json!({"config": {"quote_to_cash_approval_above": "10"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 
     // Above the threshold: the flow opens a task and waits; nobody acts within the SLA, so
     // the durable timer escalates it; an approval then lets the flow go on.

@@ -77,6 +77,29 @@ impl Flow {
         Ok(done.into_inner())
     }
 
+    /// What `provider` declares and the tenant's config of it (`describe`), as step `name`.
+    pub(crate) async fn describe(
+        &self,
+        ctx: &WorkflowContext<'_>,
+        name: &str,
+        provider: &str,
+    ) -> Result<Value, TerminalError> {
+        let client = self.client.clone();
+        let provider = provider.to_owned();
+        let described = ctx
+            .run(|| async move {
+                match client.describe(&provider).await {
+                    Ok(value) => Ok(Json(value)),
+                    Err(problem) if problem.retryable => Err(HandlerError::from(problem.detail)),
+                    Err(problem) => Err(terminal(&problem).into()),
+                }
+            })
+            .name(name)
+            .retry_policy(retry_policy())
+            .await?;
+        Ok(described.into_inner())
+    }
+
     /// Creates ledger account `code` unless it exists (a conflict is the account there
     /// already), as step `account:<code>`.
     pub(crate) async fn ensure_account(

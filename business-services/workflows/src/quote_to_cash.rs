@@ -186,7 +186,12 @@ impl QuoteToCash {
         let currency = order["currency"].as_str().unwrap_or("EUR").to_owned();
         flow.publish(ctx, "total", json!(total));
 
-        if above(&total, input.approval_above.as_deref())? {
+        // The tenant's threshold (its admin's config of workflow/restate) holds whatever the
+        // launch says; the launch may only ask for approval more often.
+        let described = flow.describe(ctx, "threshold", "workflow/restate").await?;
+        let configured = described["config"]["values"]["quote_to_cash_approval_above"].as_str();
+        let threshold = lowest(configured, input.approval_above.as_deref())?;
+        if above(&total, threshold.as_deref())? {
             flow.publish(ctx, "step", json!("approval"));
             let task_id = format!("{id}.approval");
             undo.task = Some(task_id.clone());
@@ -487,6 +492,18 @@ fn above(total: &str, threshold: Option<&str>) -> Result<bool, TerminalError> {
     Ok(money(total, "/total")? > money(threshold, "/approval_above")?)
 }
 
+/// The lower of two thresholds (either may be absent).
+fn lowest(a: Option<&str>, b: Option<&str>) -> Result<Option<String>, TerminalError> {
+    let money = |raw: &str| {
+        Money::parse(raw, Sign::NonNegative, "/approval_above")
+            .map_err(|p| TerminalError::new_with_code(400, p.detail))
+    };
+    Ok(match (a, b) {
+        (Some(a), Some(b)) => Some(if money(a)? <= money(b)? { a } else { b }.to_owned()),
+        (one, other) => one.or(other).map(str::to_owned),
+    })
+}
+
 /// An amount in the currency's minor unit (cents), as card networks take it.
 fn minor_units(total: &str) -> Result<i64, TerminalError> {
     let money = Money::parse(total, Sign::Any, "/total")
@@ -510,6 +527,12 @@ mod tests {
         assert!(above("1000.01", Some("1000")).unwrap());
         assert!(!above("1000.00", Some("1000")).unwrap());
         assert!(!above("5", None).unwrap());
+        assert_eq!(
+            lowest(Some("100"), Some("99.5")).unwrap().as_deref(),
+            Some("99.5")
+        );
+        assert_eq!(lowest(Some("100"), None).unwrap().as_deref(), Some("100"));
+        assert_eq!(lowest(None, None).unwrap(), None);
         assert_eq!(minor_units("12.34").unwrap(), 1234);
         assert!(minor_units("0.001").is_err());
     }
