@@ -1214,15 +1214,15 @@ fn run_gateway(
         Runtimes::Remote(runtimes) => tracing::info!(%listen, ?runtimes, "gateway listening"),
         Runtimes::InProcess(_) => tracing::info!(%listen, "gateway listening (runtime in process)"),
     }
+    // On SIGTERM the workers give their leases back before Pingora stops its runtimes (see
+    // `before_exit`); on SIGINT the process stops at once and the leases run out by themselves.
     server.run(RunArgs {
-        shutdown_signal: Box::new(DrainOnSigterm { drain, max_wait }),
+        shutdown_signal: Box::new(DrainOnSigterm {
+            drain,
+            max_wait,
+            before_exit: std::sync::Mutex::new(workers),
+        }),
     });
-    if let Some(workers) = workers {
-        // The timeout is made inside `block_on`: its timer needs the runtime's context, and
-        // made outside it panicked, so the process could exit before the leases were given back.
-        let _ = background
-            .block_on(async { tokio::time::timeout(Duration::from_secs(5), workers).await });
-    }
     // The runtime (in `serve`) and the store's pool live on `background` until here.
     drop(background);
     Ok(())

@@ -62,6 +62,10 @@ impl Drain {
 pub struct DrainOnSigterm {
     pub drain: Drain,
     pub max_wait: Duration,
+    /// Work that must end before Pingora stops its runtimes (at most `max_wait`, or 5 s): the
+    /// hosted workers giving their leases back through store connections some of which live
+    /// on those runtimes, and would fail once they are being shut down.
+    pub before_exit: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 #[async_trait]
@@ -78,6 +82,10 @@ impl ShutdownSignalWatch for DrainOnSigterm {
             _ = term.recv() => {
                 tracing::info!("SIGTERM: draining in-flight requests");
                 self.drain.drain(self.max_wait).await;
+                let pending = self.before_exit.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(pending) = pending {
+                    let _ = tokio::time::timeout(self.max_wait.max(Duration::from_secs(5)), pending).await;
+                }
                 ShutdownSignal::GracefulTerminate
             }
             _ = interrupt.recv() => ShutdownSignal::FastShutdown,
