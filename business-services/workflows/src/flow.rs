@@ -14,6 +14,7 @@ use restate_sdk::prelude::*;
 use serde_json::{Map, Value, json};
 use switchyard_client::ProviderClient;
 use switchyard_contracts::{ErrorCode, Problem};
+use switchyard_service_kit::{Money, Sign};
 
 /// How a step whose callee answered a retryable problem (a provider down, a timeout) is
 /// retried: soon at first, then every few seconds, for as long as it takes, since giving up
@@ -129,6 +130,11 @@ impl Flow {
         self.state.insert(field.to_owned(), value);
         ctx.set("state", Json(Value::Object(self.state.clone())));
     }
+}
+
+/// `raw` as money, or a terminal 400 naming `field`: an amount the flow cannot read ends it.
+pub(crate) fn money(raw: &str, sign: Sign, field: &str) -> Result<Money, TerminalError> {
+    Money::parse(raw, sign, field).map_err(|p| TerminalError::new_with_code(400, p.detail))
 }
 
 /// A problem as a terminal error: its HTTP status as the code, the problem as the message.

@@ -439,9 +439,9 @@ fn code((base, _, _): (&str, &str, &str), currency: &str) -> String {
     format!("{base}-{currency}")
 }
 
+/// A price or threshold: never negative.
 fn money(raw: &str, field: &str) -> Result<Money, TerminalError> {
-    Money::parse(raw, Sign::NonNegative, field)
-        .map_err(|p| TerminalError::new_with_code(400, p.detail))
+    crate::flow::money(raw, Sign::NonNegative, field)
 }
 
 fn value(quantity: Quantity, unit_price: Money) -> Result<i64, TerminalError> {

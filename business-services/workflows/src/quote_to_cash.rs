@@ -15,7 +15,7 @@ use switchyard_contracts::{Event, TenantId};
 use switchyard_service_kit::{Money, Sign};
 
 use crate::approval::{self, Request};
-use crate::flow::{Flow, is_cancellation, problem_of};
+use crate::flow::{Flow, is_cancellation, money, problem_of};
 use crate::{Clients, INVOICE_ISSUED, Settings, Signal, published, tenant_of};
 
 const ORDERS: &str = "services/orders";
@@ -486,36 +486,29 @@ fn above(total: &str, threshold: Option<&str>) -> Result<bool, TerminalError> {
     let Some(threshold) = threshold else {
         return Ok(false);
     };
-    let money = |raw: &str, field: &str| {
-        Money::parse(raw, Sign::Any, field).map_err(|p| TerminalError::new_with_code(400, p.detail))
-    };
-    Ok(money(total, "/total")? > money(threshold, "/approval_above")?)
+    Ok(money(total, Sign::Any, "/total")? > money(threshold, Sign::Any, "/approval_above")?)
 }
 
 /// The lower of two thresholds (either may be absent).
 fn lowest(a: Option<&str>, b: Option<&str>) -> Result<Option<String>, TerminalError> {
-    let money = |raw: &str| {
-        Money::parse(raw, Sign::NonNegative, "/approval_above")
-            .map_err(|p| TerminalError::new_with_code(400, p.detail))
-    };
+    let threshold = |raw: &str| money(raw, Sign::NonNegative, "/approval_above");
     Ok(match (a, b) {
-        (Some(a), Some(b)) => Some(if money(a)? <= money(b)? { a } else { b }.to_owned()),
+        (Some(a), Some(b)) => Some(if threshold(a)? <= threshold(b)? { a } else { b }.to_owned()),
         (one, other) => one.or(other).map(str::to_owned),
     })
 }
 
 /// An amount in the currency's minor unit (cents), as card networks take it.
 fn minor_units(total: &str) -> Result<i64, TerminalError> {
-    let money = Money::parse(total, Sign::Any, "/total")
-        .map_err(|p| TerminalError::new_with_code(400, p.detail))?;
+    let amount = money(total, Sign::Any, "/total")?;
     let per_minor = 10_i64.pow(Money::SCALE - 2);
-    if money.units() % per_minor != 0 {
+    if amount.units() % per_minor != 0 {
         return Err(TerminalError::new_with_code(
             400,
             format!("total {total} has fractions of a cent"),
         ));
     }
-    Ok(money.units() / per_minor)
+    Ok(amount.units() / per_minor)
 }
 
 #[cfg(test)]
